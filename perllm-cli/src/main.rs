@@ -1,0 +1,2 @@
+//! The `perllm` command-line interface.
+fn main() {}

@@ -1,0 +1,172 @@
+//! Cost models: how long an engine step takes, and estimates of a request's latency and energy.
+
+use crate::request::{Energy, Request};
+use crate::spec::{Hardware, ModelSpec, Nanos};
+use crate::world::{Server, World};
+
+/// The shape of one engine step for one model: what the cost model prices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepShape {
+    /// Prompt tokens prefilled in this step (sum over newly admitted sequences).
+    pub prefill_tokens: u64,
+    /// Sequences newly admitted (prefilled) in this step.
+    pub prefill_seqs: u32,
+    /// Sequences producing one decode token in this step.
+    pub decode_seqs: u32,
+    /// Tokens held in the KV cache by the decoding sequences (read once each by the step).
+    pub kv_tokens: u64,
+}
+
+/// What a server is doing, as far as a cost estimate needs to know.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LoadHint {
+    /// Requests waiting at the server (uploaded, not admitted).
+    pub queued: u32,
+    /// Requests running in the engine.
+    pub running: u32,
+    /// Transfers in flight on the server's link (uplink).
+    pub active_uploads: u32,
+    /// Bandwidth the link's mean offers, bits/s.
+    pub bandwidth_bps: f64,
+}
+
+/// A cost estimate for one request on one server.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Estimate {
+    /// Upload: latency + transfer at the estimated bandwidth share.
+    pub upload_ns: Nanos,
+    /// Estimated wait before admission.
+    pub queue_ns: Nanos,
+    /// Prefill step.
+    pub prefill_ns: Nanos,
+    /// All decode steps.
+    pub decode_ns: Nanos,
+    /// Download: latency + transfer.
+    pub download_ns: Nanos,
+    /// Energy attributable to this request (idle is the server's idle power over the request's
+    /// share of a step-free interval: 0 in the default estimate).
+    pub energy: Energy,
+}
+
+impl Estimate {
+    /// Estimated processing time D.
+    pub fn total_ns(&self) -> Nanos {
+        self.upload_ns + self.queue_ns + self.prefill_ns + self.decode_ns + self.download_ns
+    }
+    /// True if every field is finite (floats) — used to validate plugin output.
+    pub fn is_valid(&self) -> bool {
+        let e = &self.energy;
+        [e.transmission, e.inference, e.idle].iter().all(|v| v.is_finite() && *v >= 0.0)
+    }
+}
+
+/// Prices engine steps and estimates requests. Only [`CostModel::step_ns`] is required.
+pub trait CostModel: Send + Sync {
+    /// Name shown in reports.
+    fn name(&self) -> &str;
+
+    /// Time of one engine step of `model` on a server of `count` x `hw`, with the given shape.
+    /// Must be positive for a non-empty shape.
+    fn step_ns(&self, hw: &Hardware, count: u32, model: &ModelSpec, shape: &StepShape) -> Nanos;
+
+    /// Estimate latency and energy of `req` on `server` under `load`, from mean values.
+    ///
+    /// The default prices prefill as one step with the request alone, decode as `output - 1`
+    /// steps at a batch of `min(running + 1, max_batch)` sequences, adds a queueing estimate of
+    /// `(queued + running - max_batch + 1)` decode-rounds when the batch is full, and attributes to
+    /// the request its token share of each step's busy energy.
+    fn estimate(&self, world: &World, server: &Server, req: &Request, load: &LoadHint) -> Estimate {
+        default_estimate(self, world, server, req, load)
+    }
+}
+
+/// The body of [`CostModel::estimate`]'s default, usable by implementations that override it.
+pub fn default_estimate<C: CostModel + ?Sized>(
+    cm: &C,
+    world: &World,
+    server: &Server,
+    req: &Request,
+    load: &LoadHint,
+) -> Estimate {
+    let hw = &world.hardware[server.hardware];
+    let model = &world.models[req.model as usize];
+    let link = &world.links[server.link];
+    let share_bps = (load.bandwidth_bps / (load.active_uploads as f64 + 1.0)).max(1.0);
+    let upload_ns = link.latency_ns + (req.input_bytes as f64 * 8.0 / share_bps * 1e9) as Nanos;
+    let download_ns = link.latency_ns + (req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos;
+    let prefill_ns = cm.step_ns(
+        hw,
+        server.count,
+        model,
+        &StepShape { prefill_tokens: req.prompt_tokens as u64, prefill_seqs: 1, decode_seqs: 0, kv_tokens: 0 },
+    );
+    let batch = (load.running + 1).min(server.max_batch).max(1);
+    let decode_steps = req.output_tokens.saturating_sub(1) as u64;
+    // Average KV read per step: each of `batch` sequences holds about prompt + output/2 tokens.
+    let kv_avg = (req.prompt_tokens as u64 + req.output_tokens as u64 / 2) * batch as u64;
+    let step = if decode_steps > 0 {
+        cm.step_ns(hw, server.count, model, &StepShape { prefill_tokens: 0, prefill_seqs: 0, decode_seqs: batch, kv_tokens: kv_avg })
+    } else {
+        0
+    };
+    let decode_ns = step * decode_steps;
+    let occupied = load.queued + load.running;
+    let queue_ns = if occupied >= server.max_batch {
+        let rounds = (occupied - server.max_batch) / server.max_batch + 1;
+        // A round frees a batch after roughly one average request's decode.
+        rounds as u64 * (prefill_ns + decode_ns)
+    } else {
+        0
+    };
+    let busy_w = hw.power_busy_w * server.count as f64;
+    let inference = busy_w * (prefill_ns as f64 / 1e9) + busy_w * (decode_ns as f64 / 1e9) / batch as f64;
+    let transmission = (req.input_bytes + req.output_bytes) as f64 * 8.0 * link.energy_j_per_bit;
+    Estimate {
+        upload_ns,
+        queue_ns,
+        prefill_ns,
+        decode_ns,
+        download_ns,
+        energy: Energy { transmission, inference, idle: 0.0 },
+    }
+}
+
+/// The roofline cost model: prefill bound by compute, decode by memory bandwidth.
+///
+/// - prefill: `2 x params x prompt_tokens` FLOPs at `compute x compute_efficiency x count`;
+/// - decode: weights read once per step (shared by the batch) plus every sequence's KV cache,
+///   at `memory_bandwidth x bandwidth_efficiency x count`; plus the (small) decode FLOPs if they
+///   dominate;
+/// - a step that mixes prefill and decode costs the larger of its compute and memory times;
+/// - plus a fixed per-step overhead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Roofline {
+    /// Fixed overhead per step (kernel launches, scheduling), ns.
+    pub step_overhead_ns: Nanos,
+}
+
+impl Default for Roofline {
+    fn default() -> Self {
+        Roofline { step_overhead_ns: 200_000 }
+    }
+}
+
+impl CostModel for Roofline {
+    fn name(&self) -> &str {
+        "roofline"
+    }
+
+    fn step_ns(&self, hw: &Hardware, count: u32, model: &ModelSpec, s: &StepShape) -> Nanos {
+        if s.prefill_tokens == 0 && s.decode_seqs == 0 {
+            return 0;
+        }
+        let n = count.max(1) as f64;
+        let flops = hw.compute_flops * hw.compute_efficiency() * n;
+        let bw = hw.memory_bandwidth_bytes_per_s * hw.bandwidth_efficiency() * n;
+        let tokens = s.prefill_tokens as f64 + s.decode_seqs as f64;
+        let compute_s = 2.0 * model.params * tokens / flops;
+        let memory_s = (model.weight_bytes() + s.kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
+        let t = compute_s.max(memory_s);
+        self.step_overhead_ns + (t * 1e9).round() as Nanos
+    }
+}

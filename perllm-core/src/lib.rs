@@ -1,0 +1,22 @@
+//! perllm-core: the edge-cloud LLM serving model, the core traits, a deterministic discrete-event
+//! simulator, energy accounting and metrics, and the PerLLM (CS-UCB) policy.
+//!
+//! This crate does no file or network I/O: scenarios come from [`spec::Scenario`] values, requests
+//! from any [`workload::RequestSource`].
+
+pub mod cost;
+pub mod observer;
+pub mod policy;
+pub mod request;
+pub mod rng;
+pub mod spec;
+pub mod testbed;
+pub mod workload;
+pub mod world;
+
+pub use cost::{CostModel, Estimate, LoadHint, Roofline, StepShape};
+pub use observer::Observer;
+pub use policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats, ServerState};
+pub use request::{Energy, Outcome, RejectReason, Request};
+pub use spec::{Nanos, Scenario};
+pub use world::{ModelId, ScenarioError, Server, ServerId, SloId, World};

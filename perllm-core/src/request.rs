@@ -1,0 +1,113 @@
+//! Requests and their outcomes.
+
+use crate::spec::Nanos;
+use crate::world::{ModelId, ServerId, SloId};
+use serde::{Deserialize, Serialize};
+
+/// One LLM request as it arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Unique, increasing id.
+    pub id: u64,
+    /// Arrival time.
+    pub arrival_ns: Nanos,
+    /// Requested model.
+    pub model: ModelId,
+    /// Prompt length in tokens (at least 1).
+    pub prompt_tokens: u32,
+    /// Output length in tokens (at least 1).
+    pub output_tokens: u32,
+    /// Bytes to upload (prompt text plus attached context).
+    pub input_bytes: u64,
+    /// Bytes to download (the generated text).
+    pub output_bytes: u64,
+    /// SLO class.
+    pub slo: SloId,
+}
+
+/// Energy split into the objective's three terms, joules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Energy {
+    /// Moving bits over links.
+    pub transmission: f64,
+    /// Running engine steps.
+    pub inference: f64,
+    /// Servers idling.
+    pub idle: f64,
+}
+
+impl Energy {
+    /// Sum of the three terms.
+    pub fn total(&self) -> f64 {
+        self.transmission + self.inference + self.idle
+    }
+    /// Weighted sum with the objective's weights.
+    pub fn weighted(&self, w: &crate::spec::ObjectiveWeights) -> f64 {
+        w.transmission * self.transmission + w.inference * self.inference + w.idle * self.idle
+    }
+}
+
+impl std::ops::AddAssign for Energy {
+    fn add_assign(&mut self, o: Energy) {
+        self.transmission += o.transmission;
+        self.inference += o.inference;
+        self.idle += o.idle;
+    }
+}
+
+/// Why a request was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The policy rejected it.
+    Policy,
+    /// It was deferred more than `sim.max_defers` times.
+    DeferredTooLong,
+    /// Its KV cache does not fit any server hosting its model.
+    TooLarge,
+    /// It was placed on a server whose KV memory can never hold it.
+    DoesNotFit,
+}
+
+impl RejectReason {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Policy => "policy",
+            RejectReason::DeferredTooLong => "deferred_too_long",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::DoesNotFit => "does_not_fit",
+        }
+    }
+}
+
+/// What really happened to a completed request: the policy's feedback and a per-request log row.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The request.
+    pub request: Request,
+    /// Where it ran.
+    pub server: ServerId,
+    /// Time of the placement decision.
+    pub decided_ns: Nanos,
+    /// Upload time (latency + transfer).
+    pub upload_ns: Nanos,
+    /// Wait at the server before admission to the engine.
+    pub queue_ns: Nanos,
+    /// From admission to the first token.
+    pub prefill_ns: Nanos,
+    /// From the first token to the last.
+    pub decode_ns: Nanos,
+    /// Download time (latency + transfer).
+    pub download_ns: Nanos,
+    /// Time to first token, from arrival.
+    pub ttft_ns: Nanos,
+    /// Processing time D, from arrival to the last output token delivered.
+    pub total_ns: Nanos,
+    /// The SLO deadline.
+    pub deadline_ns: Nanos,
+    /// D <= deadline.
+    pub met: bool,
+    /// Energy attributed to this request (idle energy is not attributed per request: 0 here).
+    pub energy: Energy,
+}

@@ -1,0 +1,599 @@
+//! The scenario specification: plain, serialisable data that names things by string.
+//!
+//! A [`Scenario`] is what the DSL and the TOML loader produce and what users may build in code.
+//! [`Scenario::build`] validates it, resolves names to indices and returns a [`crate::World`], the
+//! runtime object the simulator and the policies work with. All quantities use SI base units in
+//! their field names' unit: `_ns` nanoseconds, `_bytes` bytes, `_bps` bits per second,
+//! `_flops` FLOP/s, `_w` watts, `_j_per_bit` joules per bit.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Simulated time in integer nanoseconds.
+pub type Nanos = u64;
+
+/// One nanosecond-based second.
+pub const SECOND: Nanos = 1_000_000_000;
+/// One millisecond in nanoseconds.
+pub const MILLISECOND: Nanos = 1_000_000;
+
+/// A complete description of one experiment: hardware, servers, links, models, SLO classes, workload,
+/// objective, policy and simulator parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Human-readable name.
+    pub name: String,
+    /// Seed from which every random stream of a run is derived.
+    pub seed: u64,
+    /// Arrivals stop at this time; the run then drains in-flight requests.
+    pub duration_ns: Nanos,
+    /// Length of a scheduling slot; 0 means "decide at each arrival".
+    pub slot_ns: Nanos,
+    /// Hardware kinds, referenced by servers.
+    pub hardware: Vec<Hardware>,
+    /// LLMs, referenced by servers and the workload.
+    pub models: Vec<ModelSpec>,
+    /// Network links (user to server), referenced by servers.
+    pub links: Vec<LinkSpec>,
+    /// Servers (edge and cloud).
+    pub servers: Vec<ServerSpec>,
+    /// Service-level-objective classes (deadlines).
+    pub slos: Vec<SloClass>,
+    /// Where requests come from.
+    pub workload: WorkloadSpec,
+    /// Weighted energy objective and user constraints.
+    #[serde(default)]
+    pub objective: Objective,
+    /// The policy to run and its parameters.
+    #[serde(default)]
+    pub policy: PolicySpec,
+    /// Ground-truth knobs of the simulator that policies do not see.
+    #[serde(default)]
+    pub sim: SimParams,
+}
+
+/// Kind of compute device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HardwareKind {
+    /// A general-purpose CPU.
+    Cpu,
+    /// A GPU.
+    Gpu,
+    /// An NPU / AI accelerator.
+    Npu,
+}
+
+impl HardwareKind {
+    /// Default fraction of peak FLOP/s reached by prefill on this kind of device.
+    pub fn default_compute_efficiency(self) -> f64 {
+        match self {
+            HardwareKind::Cpu => 0.4,
+            HardwareKind::Gpu => 0.6,
+            HardwareKind::Npu => 0.5,
+        }
+    }
+    /// Default fraction of peak memory bandwidth reached by decode on this kind of device.
+    pub fn default_bandwidth_efficiency(self) -> f64 {
+        match self {
+            HardwareKind::Cpu => 0.6,
+            HardwareKind::Gpu => 0.8,
+            HardwareKind::Npu => 0.7,
+        }
+    }
+}
+
+/// One kind of device (a CPU socket, a GPU).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hardware {
+    /// Name referenced by servers.
+    pub name: String,
+    /// CPU, GPU or NPU.
+    pub kind: HardwareKind,
+    /// Peak compute, FLOP/s.
+    pub compute_flops: f64,
+    /// Device memory, bytes.
+    pub memory_bytes: u64,
+    /// Memory bandwidth, bytes/s.
+    pub memory_bandwidth_bytes_per_s: f64,
+    /// Power when idle, watts.
+    pub power_idle_w: f64,
+    /// Power while running a step, watts.
+    pub power_busy_w: f64,
+    /// Fraction of peak compute reached by prefill (default by kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_efficiency: Option<f64>,
+    /// Fraction of peak memory bandwidth reached by decode (default by kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_efficiency: Option<f64>,
+}
+
+impl Hardware {
+    /// Effective prefill efficiency (explicit or the kind's default).
+    pub fn compute_efficiency(&self) -> f64 {
+        self.compute_efficiency.unwrap_or_else(|| self.kind.default_compute_efficiency())
+    }
+    /// Effective decode efficiency (explicit or the kind's default).
+    pub fn bandwidth_efficiency(&self) -> f64 {
+        self.bandwidth_efficiency.unwrap_or_else(|| self.kind.default_bandwidth_efficiency())
+    }
+}
+
+/// Numeric precision of model weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit float.
+    Fp32,
+    /// 16-bit float.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+    /// 8-bit integer.
+    Int8,
+    /// 4-bit integer.
+    Int4,
+}
+
+impl Precision {
+    /// Bytes per parameter.
+    pub fn bytes_per_param(self) -> f64 {
+        match self {
+            Precision::Fp32 => 4.0,
+            Precision::Fp16 | Precision::Bf16 => 2.0,
+            Precision::Int8 => 1.0,
+            Precision::Int4 => 0.5,
+        }
+    }
+}
+
+/// An LLM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Name referenced by servers and the workload.
+    pub name: String,
+    /// Parameter count.
+    pub params: f64,
+    /// Weight precision.
+    pub precision: Precision,
+    /// KV-cache bytes per token (all layers).
+    pub kv_bytes_per_token: u64,
+}
+
+impl ModelSpec {
+    /// Bytes of weights.
+    pub fn weight_bytes(&self) -> f64 {
+        self.params * self.precision.bytes_per_param()
+    }
+}
+
+/// Where a server sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Close to users, weak, cheap.
+    Edge,
+    /// Far, strong, bandwidth-limited.
+    Cloud,
+}
+
+impl Tier {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Edge => "edge",
+            Tier::Cloud => "cloud",
+        }
+    }
+}
+
+/// How a link's real bandwidth departs from its mean (ground truth; policies see the mean).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fluctuation {
+    /// Constant bandwidth.
+    None,
+    /// Re-drawn uniformly in mean x [1 - frac, 1 + frac] every period (the paper's +/-20%).
+    Uniform {
+        /// Half-width as a fraction of the mean (0.2 for +/-20%).
+        frac: f64,
+    },
+    /// A bounded random walk: each period the factor moves by up to +/-`step`, clamped to [1-bound, 1+bound].
+    RandomWalk {
+        /// Largest change of the factor per period.
+        step: f64,
+        /// Largest departure from 1.
+        bound: f64,
+    },
+    /// A time series of multiplicative factors `(time_ns, factor)`, held until the next point and
+    /// repeated with the series' period (the last time) when it runs out.
+    Series {
+        /// Points sorted by time; the first at time 0.
+        points: Vec<(Nanos, f64)>,
+    },
+}
+
+/// A network link from users to a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Name referenced by servers.
+    pub name: String,
+    /// Mean bandwidth, bits per second (each direction).
+    pub bandwidth_bps: f64,
+    /// Real-bandwidth variation.
+    pub fluctuation: Fluctuation,
+    /// How often the fluctuation is re-drawn; `None` means the scenario's slot (or 100 ms if the slot is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redraw_ns: Option<Nanos>,
+    /// One-way latency.
+    pub latency_ns: Nanos,
+    /// Transmission energy, joules per bit.
+    pub energy_j_per_bit: f64,
+}
+
+/// A server: some identical devices, the models they host, a link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Unique name.
+    pub name: String,
+    /// Family this server was expanded from (`edge` for `edge[1..5]`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Edge or cloud.
+    pub tier: Tier,
+    /// Hardware name.
+    pub hardware: String,
+    /// Number of identical devices.
+    pub count: u32,
+    /// Names of the models it hosts.
+    pub models: Vec<String>,
+    /// Link name.
+    pub link: String,
+    /// Largest number of sequences in one engine step.
+    pub max_batch: u32,
+}
+
+/// A service-level-objective class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloClass {
+    /// Name.
+    pub name: String,
+    /// Processing-time requirement: from arrival to the last output token delivered.
+    pub deadline_ns: Nanos,
+    /// Share of the workload, as a fraction in [0, 1].
+    pub share: f64,
+}
+
+/// An arrival process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Arrivals {
+    /// Poisson arrivals at `rate` per second.
+    Poisson {
+        /// Mean arrivals per second.
+        rate: f64,
+    },
+    /// Gamma-distributed inter-arrival times with mean 1/rate and coefficient of variation `cv`.
+    Gamma {
+        /// Mean arrivals per second.
+        rate: f64,
+        /// Coefficient of variation of the gaps (1 = Poisson, >1 burstier).
+        cv: f64,
+    },
+    /// Alternating on/off periods; Poisson at `rate` while on, nothing while off.
+    OnOff {
+        /// Arrivals per second while on.
+        rate: f64,
+        /// Length of an on period.
+        on_ns: Nanos,
+        /// Length of an off period.
+        off_ns: Nanos,
+    },
+    /// A sinusoidal daily curve: rate(t) = mean * (1 + amplitude * sin(2 pi t / period)).
+    Diurnal {
+        /// Mean arrivals per second.
+        mean_rate: f64,
+        /// Relative amplitude in [0, 1].
+        amplitude: f64,
+        /// Period of the curve.
+        period_ns: Nanos,
+    },
+    /// Piecewise-constant Poisson rate: `(start_ns, rate)` steps, the first at 0.
+    Steps {
+        /// Steps sorted by start time.
+        steps: Vec<(Nanos, f64)>,
+    },
+}
+
+/// A distribution of a non-negative integer size (tokens or bytes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SizeDist {
+    /// Always this value.
+    Fixed {
+        /// The value.
+        value: f64,
+    },
+    /// Uniform in [lo, hi].
+    Uniform {
+        /// Lower bound.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+    },
+    /// Log-normal with the given median and sigma of the underlying normal.
+    LogNormal {
+        /// Median.
+        median: f64,
+        /// Sigma of ln(X).
+        sigma: f64,
+    },
+    /// Resampled uniformly from these values.
+    Empirical {
+        /// Observed values.
+        values: Vec<f64>,
+    },
+}
+
+/// Trace formats understood by the replayer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceFormat {
+    /// Azure LLM inference trace (CSV: TIMESTAMP, ContextTokens, GeneratedTokens).
+    Azure,
+    /// Mooncake (JSONL: timestamp ms, input_length, output_length, hash_ids).
+    Mooncake,
+    /// BurstGPT (CSV: Timestamp, Model, Request tokens, Response tokens, Total tokens, Log Type).
+    Burstgpt,
+    /// perllm's plain CSV (arrival_s, prompt_tokens, output_tokens[, slo, model, payload_bytes]).
+    Csv,
+    /// perllm's plain JSONL with the same fields as `Csv`.
+    Jsonl,
+}
+
+/// A trace to replay instead of synthetic arrivals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSpec {
+    /// Path, relative to the scenario file.
+    pub path: String,
+    /// File format.
+    pub format: TraceFormat,
+    /// Divide trace time by this factor (2.0 plays twice as fast). Ignored if `target_rate` is set.
+    #[serde(default = "one")]
+    pub speedup: f64,
+    /// Rescale time so that the mean arrival rate is this many per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Only rows in `[start, end)` of trace time (relative to the first row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ns: Option<(Nanos, Nanos)>,
+    /// Play the trace this many times back to back.
+    #[serde(default = "one_u32")]
+    pub repeat: u32,
+    /// Skip and count malformed rows instead of failing.
+    #[serde(default)]
+    pub skip_bad_rows: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_u32() -> u32 {
+    1
+}
+
+/// Where requests come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Arrival process (ignored when `trace` is set).
+    pub arrivals: Arrivals,
+    /// Prompt length in tokens.
+    pub prompt_tokens: SizeDist,
+    /// Output length in tokens.
+    pub output_tokens: SizeDist,
+    /// Input payload in bytes (prompt text plus attached context).
+    pub payload_bytes: SizeDist,
+    /// Output bytes per output token (default 4).
+    #[serde(default = "default_output_bytes_per_token")]
+    pub output_bytes_per_token: f64,
+    /// Share of each model, by name (fractions summing to 1).
+    pub models: Vec<(String, f64)>,
+    /// Largest prompt a generator produces (samples are clamped).
+    #[serde(default = "default_max_prompt")]
+    pub max_prompt_tokens: u32,
+    /// Largest output a generator produces (samples are clamped).
+    #[serde(default = "default_max_output")]
+    pub max_output_tokens: u32,
+    /// Replay a trace instead of generating arrivals and sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceSpec>,
+    /// Stop after this many requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
+}
+
+fn default_output_bytes_per_token() -> f64 {
+    4.0
+}
+fn default_max_prompt() -> u32 {
+    8192
+}
+fn default_max_output() -> u32 {
+    4096
+}
+
+/// Weights of the three energy terms in the objective (the paper's w_tran, w_infer, w_idle).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveWeights {
+    /// Weight of transmission energy.
+    pub transmission: f64,
+    /// Weight of inference energy.
+    pub inference: f64,
+    /// Weight of idle energy.
+    pub idle: f64,
+}
+
+impl Default for ObjectiveWeights {
+    fn default() -> Self {
+        ObjectiveWeights { transmission: 1.0, inference: 1.0, idle: 1.0 }
+    }
+}
+
+/// What a `share(..)` or `utilization(..)` quantity refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Target {
+    /// One server by name.
+    Server(String),
+    /// A family of servers (`edge` for `edge[1..5]`).
+    Family(String),
+    /// Every server of a tier.
+    Tier(Tier),
+}
+
+/// A per-slot quantity a user constraint may mention.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "target", rename_all = "snake_case")]
+pub enum Quantity {
+    /// A request's processing time D (seconds).
+    Latency,
+    /// A request's deadline (seconds).
+    Deadline,
+    /// Fraction of the slot's placed requests sent to the target, in [0, 1].
+    Share(Target),
+    /// Fraction of the target's batch capacity in use, in [0, 1].
+    Utilization(Target),
+    /// Transmission energy of a request (joules).
+    EnergyTransmission,
+    /// Inference energy of a request (joules).
+    EnergyInference,
+    /// Idle energy attributed to a request (joules).
+    EnergyIdle,
+    /// Total energy of a request (joules).
+    Energy,
+}
+
+/// Comparison operator of a constraint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cmp {
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `==`
+    #[serde(rename = "==")]
+    Eq,
+}
+
+/// A linear constraint `sum(coef * quantity) + constant CMP 0`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearConstraint {
+    /// Terms of the left-hand side after moving everything left.
+    pub terms: Vec<(f64, Quantity)>,
+    /// Constant of the left-hand side after moving everything left.
+    pub constant: f64,
+    /// Comparison against zero.
+    pub cmp: Cmp,
+    /// The constraint as the user wrote it, for messages.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// The objective block.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// Energy weights.
+    pub weights: ObjectiveWeights,
+    /// User constraints, enforced by the PerLLM policy's LP step.
+    #[serde(default)]
+    pub constraints: Vec<LinearConstraint>,
+}
+
+/// A policy parameter value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    /// A boolean.
+    Bool(bool),
+    /// A number (any unit already converted to SI).
+    Number(f64),
+    /// A string or identifier.
+    Text(String),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Number(n) => write!(f, "{n}"),
+            ParamValue::Text(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// Which policy to run, with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Policy name (`perllm`, `oracle`, or a plugin's policy).
+    pub name: String,
+    /// Parameters, passed to the policy as given.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec { name: "perllm".into(), params: BTreeMap::new() }
+    }
+}
+
+/// Ground-truth knobs of the simulator: how reality departs from the cost model's estimates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimParams {
+    /// Relative per-step time noise: each step's time is multiplied by a factor uniform in
+    /// [1 - noise, 1 + noise].
+    #[serde(default = "default_noise")]
+    pub step_noise: f64,
+    /// Slowdown per additional sequence in a step (interference the roofline estimate ignores):
+    /// real step time = estimate x (1 + contention x (batch - 1)).
+    #[serde(default = "default_contention")]
+    pub contention: f64,
+    /// A request deferred more than this many times is rejected.
+    #[serde(default = "default_max_defers")]
+    pub max_defers: u32,
+}
+
+fn default_noise() -> f64 {
+    0.05
+}
+fn default_contention() -> f64 {
+    0.01
+}
+fn default_max_defers() -> u32 {
+    100
+}
+
+impl Default for SimParams {
+    fn default() -> Self {
+        SimParams {
+            step_noise: default_noise(),
+            contention: default_contention(),
+            max_defers: default_max_defers(),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Ready-made scenarios built in code: the paper's testbed and small variants for tests.
+
+use crate::spec::*;
+
+/// The PerLLM paper's testbed: five Xeon Silver 4214R edge servers (llama2-7b int8) and one
+/// A100 cloud server (llama2-7b and llama-33b), 100 Mbps edge and 300 Mbps cloud links with
+/// +/-20% fluctuation, three SLO classes, Poisson arrivals at `rate` per second for `duration_ns`.
+/// It is the same scenario as `examples/paper.perllm`.
+pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
+    let edge_servers = (1..=5).map(|i| ServerSpec {
+        name: format!("edge{i}"),
+        family: Some("edge".into()),
+        tier: Tier::Edge,
+        hardware: "xeon-4214r".into(),
+        count: 1,
+        models: vec!["llama2-7b".into()],
+        link: "edge-lan".into(),
+        max_batch: 4,
+    });
+    let mut servers: Vec<ServerSpec> = edge_servers.collect();
+    servers.push(ServerSpec {
+        name: "cloud".into(),
+        family: None,
+        tier: Tier::Cloud,
+        hardware: "a100".into(),
+        count: 1,
+        models: vec!["llama2-7b".into(), "llama-33b".into()],
+        link: "wan".into(),
+        max_batch: 64,
+    });
+    Scenario {
+        name: "perllm-paper".into(),
+        seed: 7,
+        duration_ns,
+        slot_ns: 100 * MILLISECOND,
+        hardware: vec![
+            Hardware {
+                name: "xeon-4214r".into(),
+                kind: HardwareKind::Cpu,
+                compute_flops: 1.6e12,
+                memory_bytes: 192 << 30,
+                memory_bandwidth_bytes_per_s: 115e9,
+                power_idle_w: 60.0,
+                power_busy_w: 125.0,
+                compute_efficiency: None,
+                bandwidth_efficiency: None,
+            },
+            Hardware {
+                name: "a100".into(),
+                kind: HardwareKind::Gpu,
+                compute_flops: 312e12,
+                memory_bytes: 80 << 30,
+                memory_bandwidth_bytes_per_s: 2039e9,
+                power_idle_w: 55.0,
+                power_busy_w: 400.0,
+                compute_efficiency: None,
+                bandwidth_efficiency: None,
+            },
+        ],
+        models: vec![
+            ModelSpec { name: "llama2-7b".into(), params: 7e9, precision: Precision::Int8, kv_bytes_per_token: 512 << 10 },
+            ModelSpec {
+                name: "llama-33b".into(),
+                params: 33e9,
+                precision: Precision::Fp16,
+                kv_bytes_per_token: 3 << 19,
+            },
+        ],
+        links: vec![
+            LinkSpec {
+                name: "edge-lan".into(),
+                bandwidth_bps: 100e6,
+                fluctuation: Fluctuation::Uniform { frac: 0.2 },
+                redraw_ns: None,
+                latency_ns: 5 * MILLISECOND,
+                energy_j_per_bit: 50e-9,
+            },
+            LinkSpec {
+                name: "wan".into(),
+                bandwidth_bps: 300e6,
+                fluctuation: Fluctuation::Uniform { frac: 0.2 },
+                redraw_ns: None,
+                latency_ns: 40 * MILLISECOND,
+                energy_j_per_bit: 150e-9,
+            },
+        ],
+        servers,
+        slos: vec![
+            SloClass { name: "interactive".into(), deadline_ns: 4 * SECOND, share: 0.5 },
+            SloClass { name: "standard".into(), deadline_ns: 15 * SECOND, share: 0.35 },
+            SloClass { name: "batch".into(), deadline_ns: 60 * SECOND, share: 0.15 },
+        ],
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Poisson { rate },
+            prompt_tokens: SizeDist::LogNormal { median: 400.0, sigma: 0.8 },
+            output_tokens: SizeDist::LogNormal { median: 120.0, sigma: 0.6 },
+            payload_bytes: SizeDist::LogNormal { median: 256e3, sigma: 1.0 },
+            output_bytes_per_token: 4.0,
+            models: vec![("llama2-7b".into(), 0.7), ("llama-33b".into(), 0.3)],
+            max_prompt_tokens: 8192,
+            max_output_tokens: 4096,
+            trace: None,
+            max_requests: None,
+        },
+        objective: Objective {
+            weights: ObjectiveWeights { transmission: 1.0, inference: 1.0, idle: 0.5 },
+            constraints: vec![
+                LinearConstraint {
+                    terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
+                    constant: 0.0,
+                    cmp: Cmp::Le,
+                    source: "latency <= deadline".into(),
+                },
+                LinearConstraint {
+                    terms: vec![(1.0, Quantity::Share(Target::Server("cloud".into())))],
+                    constant: -0.6,
+                    cmp: Cmp::Le,
+                    source: "share(cloud) <= 60%".into(),
+                },
+                LinearConstraint {
+                    terms: vec![(1.0, Quantity::Utilization(Target::Family("edge".into())))],
+                    constant: -0.9,
+                    cmp: Cmp::Le,
+                    source: "utilization(edge) <= 90%".into(),
+                },
+            ],
+        },
+        policy: PolicySpec {
+            name: "perllm".into(),
+            params: [
+                ("exploration".to_string(), ParamValue::Number(0.5)),
+                ("constraint_weight".to_string(), ParamValue::Number(1.0)),
+                ("violation_penalty".to_string(), ParamValue::Number(1.0)),
+            ]
+            .into_iter()
+            .collect(),
+        },
+        sim: SimParams::default(),
+    }
+}

@@ -1,0 +1,436 @@
+//! The validated, index-resolved form of a [`Scenario`]: what the simulator and policies read.
+
+use crate::spec::*;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Index of a server in [`World::servers`].
+pub type ServerId = u32;
+/// Index of a model in [`World::models`].
+pub type ModelId = u16;
+/// Index of an SLO class in [`World::slos`].
+pub type SloId = u16;
+
+/// A problem found while building a [`World`] from a [`Scenario`].
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ScenarioError {
+    /// Where in the scenario, e.g. `servers[edge3].hardware`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ScenarioError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ScenarioError { path: path.into(), message: message.into() }
+    }
+}
+
+/// A server with its references resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct Server {
+    /// Index in [`World::servers`].
+    pub id: ServerId,
+    /// Unique name.
+    pub name: String,
+    /// Family name, if it came from one.
+    pub family: Option<String>,
+    /// Edge or cloud.
+    pub tier: Tier,
+    /// Index into [`World::hardware`].
+    pub hardware: usize,
+    /// Number of identical devices.
+    pub count: u32,
+    /// Hosted models, sorted.
+    pub models: Vec<ModelId>,
+    /// Index into [`World::links`].
+    pub link: usize,
+    /// Largest number of sequences in one step.
+    pub max_batch: u32,
+    /// Bytes of device memory left for KV cache after all hosted models' weights.
+    pub kv_capacity_bytes: u64,
+}
+
+impl Server {
+    /// Does this server host `model`?
+    pub fn hosts(&self, model: ModelId) -> bool {
+        self.models.binary_search(&model).is_ok()
+    }
+}
+
+/// A validated scenario with names resolved to indices.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The scenario this was built from.
+    pub scenario: Scenario,
+    /// Hardware, in scenario order.
+    pub hardware: Vec<Hardware>,
+    /// Models, in scenario order.
+    pub models: Vec<ModelSpec>,
+    /// Links, in scenario order.
+    pub links: Vec<LinkSpec>,
+    /// Servers, in scenario order.
+    pub servers: Vec<Server>,
+    /// SLO classes, in scenario order.
+    pub slos: Vec<SloClass>,
+    /// Model shares of the workload, resolved.
+    pub model_shares: Vec<(ModelId, f64)>,
+}
+
+impl World {
+    /// Model index by name.
+    pub fn model_id(&self, name: &str) -> Option<ModelId> {
+        self.models.iter().position(|m| m.name == name).map(|i| i as ModelId)
+    }
+    /// SLO index by name.
+    pub fn slo_id(&self, name: &str) -> Option<SloId> {
+        self.slos.iter().position(|s| s.name == name).map(|i| i as SloId)
+    }
+    /// Server index by name.
+    pub fn server_id(&self, name: &str) -> Option<ServerId> {
+        self.servers.iter().position(|s| s.name == name).map(|i| i as ServerId)
+    }
+    /// Hardware of a server.
+    pub fn hardware_of(&self, s: ServerId) -> &Hardware {
+        &self.hardware[self.servers[s as usize].hardware]
+    }
+    /// Link of a server.
+    pub fn link_of(&self, s: ServerId) -> &LinkSpec {
+        &self.links[self.servers[s as usize].link]
+    }
+    /// Servers a [`Target`] names (empty if it names nothing).
+    pub fn target_servers(&self, t: &Target) -> Vec<ServerId> {
+        self.servers
+            .iter()
+            .filter(|s| match t {
+                Target::Server(n) => &s.name == n,
+                Target::Family(f) => s.family.as_deref() == Some(f.as_str()),
+                Target::Tier(tier) => s.tier == *tier,
+            })
+            .map(|s| s.id)
+            .collect()
+    }
+    /// Sum of all servers' idle power (W): the floor of the energy rate.
+    pub fn idle_power_w(&self) -> f64 {
+        self.servers
+            .iter()
+            .map(|s| self.hardware[s.hardware].power_idle_w * s.count as f64)
+            .sum()
+    }
+    /// Redraw period of a link's fluctuation.
+    pub fn redraw_ns(&self, link: usize) -> Nanos {
+        self.links[link].redraw_ns.unwrap_or(if self.scenario.slot_ns > 0 {
+            self.scenario.slot_ns
+        } else {
+            100 * MILLISECOND
+        })
+    }
+}
+
+fn finite_pos(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+fn check_dist(errs: &mut Vec<ScenarioError>, path: &str, d: &SizeDist) {
+    let ok = match d {
+        SizeDist::Fixed { value } => value.is_finite() && *value >= 0.0,
+        SizeDist::Uniform { lo, hi } => lo.is_finite() && hi.is_finite() && *lo >= 0.0 && lo <= hi,
+        SizeDist::LogNormal { median, sigma } => finite_pos(*median) && sigma.is_finite() && *sigma >= 0.0,
+        SizeDist::Empirical { values } => !values.is_empty() && values.iter().all(|v| v.is_finite() && *v >= 0.0),
+    };
+    if !ok {
+        errs.push(ScenarioError::new(path, format!("invalid size distribution {d:?}")));
+    }
+}
+
+impl Scenario {
+    /// Validate and resolve names; every problem found is returned, not just the first.
+    pub fn build(&self) -> Result<World, Vec<ScenarioError>> {
+        let mut errs = Vec::new();
+        let mut e = |p: String, m: String| errs.push(ScenarioError::new(p, m));
+
+        if self.duration_ns == 0 {
+            e("scenario.duration".into(), "must be positive".into());
+        }
+        fn dup_check<'a>(
+            e: &mut impl FnMut(String, String),
+            what: &str,
+            names: impl Iterator<Item = &'a str>,
+        ) -> HashMap<&'a str, usize> {
+            let mut map = HashMap::new();
+            for (i, n) in names.enumerate() {
+                if map.insert(n, i).is_some() {
+                    e(format!("{what}[{n}]"), format!("duplicate {what} name `{n}`"));
+                }
+            }
+            map
+        }
+        let hw = dup_check(&mut e, "hardware", self.hardware.iter().map(|h| h.name.as_str()));
+        let models = dup_check(&mut e, "model", self.models.iter().map(|h| h.name.as_str()));
+        let links = dup_check(&mut e, "link", self.links.iter().map(|h| h.name.as_str()));
+        dup_check(&mut e, "server", self.servers.iter().map(|h| h.name.as_str()));
+        dup_check(&mut e, "slo", self.slos.iter().map(|h| h.name.as_str()));
+
+        for h in &self.hardware {
+            let p = format!("hardware[{}]", h.name);
+            if !finite_pos(h.compute_flops) {
+                e(format!("{p}.compute"), "must be a positive finite number".into());
+            }
+            if h.memory_bytes == 0 {
+                e(format!("{p}.memory"), "must be positive".into());
+            }
+            if !finite_pos(h.memory_bandwidth_bytes_per_s) {
+                e(format!("{p}.memory_bandwidth"), "must be a positive finite number".into());
+            }
+            if !(h.power_idle_w.is_finite() && h.power_idle_w >= 0.0) {
+                e(format!("{p}.power.idle"), "must be a non-negative finite number".into());
+            }
+            if !(h.power_busy_w.is_finite() && h.power_busy_w >= h.power_idle_w) {
+                e(format!("{p}.power.busy"), "must be finite and at least the idle power".into());
+            }
+            for (n, v) in [("compute_efficiency", h.compute_efficiency), ("bandwidth_efficiency", h.bandwidth_efficiency)] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0 && v <= 1.0)
+                {
+                    e(format!("{p}.{n}"), "must be in (0, 1]".into());
+                }
+            }
+        }
+        for m in &self.models {
+            let p = format!("model[{}]", m.name);
+            if !finite_pos(m.params) {
+                e(format!("{p}.params"), "must be a positive finite number".into());
+            }
+            if m.kv_bytes_per_token == 0 {
+                e(format!("{p}.kv_per_token"), "must be positive".into());
+            }
+        }
+        for l in &self.links {
+            let p = format!("link[{}]", l.name);
+            if !finite_pos(l.bandwidth_bps) {
+                e(format!("{p}.bandwidth"), "must be a positive finite number".into());
+            }
+            if !(l.energy_j_per_bit.is_finite() && l.energy_j_per_bit >= 0.0) {
+                e(format!("{p}.energy"), "must be a non-negative finite number".into());
+            }
+            if l.redraw_ns == Some(0) {
+                e(format!("{p}.redraw"), "must be positive".into());
+            }
+            match &l.fluctuation {
+                Fluctuation::None => {}
+                Fluctuation::Uniform { frac } => {
+                    if !(frac.is_finite() && *frac >= 0.0 && *frac < 1.0) {
+                        e(format!("{p}.bandwidth"), "fluctuation must be in [0%, 100%)".into());
+                    }
+                }
+                Fluctuation::RandomWalk { step, bound } => {
+                    if !(step.is_finite() && bound.is_finite() && *step >= 0.0 && *bound >= 0.0 && *bound < 1.0) {
+                        e(format!("{p}.fluctuation"), "random walk needs step >= 0 and bound in [0, 1)".into());
+                    }
+                }
+                Fluctuation::Series { points } => {
+                    if points.is_empty()
+                        || points[0].0 != 0
+                        || points.windows(2).any(|w| w[1].0 <= w[0].0)
+                        || points.iter().any(|p| !finite_pos(p.1))
+                    {
+                        e(
+                            format!("{p}.fluctuation"),
+                            "series must start at time 0, increase strictly in time and have positive factors".into(),
+                        );
+                    }
+                }
+            }
+        }
+
+        let mut servers = Vec::with_capacity(self.servers.len());
+        for (i, s) in self.servers.iter().enumerate() {
+            let p = format!("server[{}]", s.name);
+            let h = hw.get(s.hardware.as_str()).copied();
+            if h.is_none() {
+                e(format!("{p}.hardware"), format!("unknown hardware `{}`", s.hardware));
+            }
+            let l = links.get(s.link.as_str()).copied();
+            if l.is_none() {
+                e(format!("{p}.link"), format!("unknown link `{}`", s.link));
+            }
+            if s.count == 0 {
+                e(format!("{p}.hardware"), "device count must be positive".into());
+            }
+            if s.max_batch == 0 {
+                e(format!("{p}.max_batch"), "must be positive".into());
+            }
+            if s.models.is_empty() {
+                e(format!("{p}.models"), "a server must host at least one model".into());
+            }
+            let mut ms = Vec::new();
+            for m in &s.models {
+                match models.get(m.as_str()) {
+                    Some(&id) => ms.push(id as ModelId),
+                    None => e(format!("{p}.models"), format!("unknown model `{m}`")),
+                }
+            }
+            ms.sort_unstable();
+            ms.dedup();
+            let mut kv = 0u64;
+            if let Some(h) = h {
+                let mem = self.hardware[h].memory_bytes as f64 * s.count as f64;
+                let weights: f64 = ms.iter().map(|&m| self.models[m as usize].weight_bytes()).sum();
+                if weights >= mem {
+                    e(
+                        format!("{p}.models"),
+                        format!(
+                            "the hosted models' weights ({:.1} GB) do not fit in the server's memory ({:.1} GB)",
+                            weights / 1e9,
+                            mem / 1e9
+                        ),
+                    );
+                } else {
+                    kv = (mem - weights) as u64;
+                }
+            }
+            servers.push(Server {
+                id: i as ServerId,
+                name: s.name.clone(),
+                family: s.family.clone(),
+                tier: s.tier,
+                hardware: h.unwrap_or(0),
+                count: s.count,
+                models: ms,
+                link: l.unwrap_or(0),
+                max_batch: s.max_batch,
+                kv_capacity_bytes: kv,
+            });
+        }
+        if self.servers.is_empty() {
+            e("server".into(), "a scenario needs at least one server".into());
+        }
+
+        if self.slos.is_empty() {
+            e("slo".into(), "a scenario needs at least one SLO class".into());
+        }
+        let mut share = 0.0;
+        for s in &self.slos {
+            if s.deadline_ns == 0 {
+                e(format!("slo[{}].deadline", s.name), "must be positive".into());
+            }
+            if !(s.share.is_finite() && (0.0..=1.0).contains(&s.share)) {
+                e(format!("slo[{}].share", s.name), "must be between 0% and 100%".into());
+            }
+            share += s.share;
+        }
+        if !self.slos.is_empty() && (share - 1.0).abs() > 1e-6 {
+            e("slo".into(), format!("SLO shares sum to {:.1}%, not 100%", share * 100.0));
+        }
+
+        let w = &self.workload;
+        let mut model_shares = Vec::new();
+        let mut msum = 0.0;
+        for (name, sh) in &w.models {
+            match models.get(name.as_str()) {
+                Some(&id) => {
+                    if !servers.iter().any(|s| s.hosts(id as ModelId)) {
+                        e(format!("workload.models.{name}"), format!("no server hosts model `{name}`"));
+                    }
+                    model_shares.push((id as ModelId, *sh));
+                }
+                None => e(format!("workload.models.{name}"), format!("unknown model `{name}`")),
+            }
+            if !(sh.is_finite() && *sh >= 0.0) {
+                e(format!("workload.models.{name}"), "share must be non-negative".into());
+            }
+            msum += sh;
+        }
+        if w.models.is_empty() {
+            e("workload.models".into(), "the workload must name at least one model".into());
+        } else if (msum - 1.0).abs() > 1e-6 {
+            e("workload.models".into(), format!("model shares sum to {:.1}%, not 100%", msum * 100.0));
+        }
+        check_dist(&mut errs, "workload.prompt_tokens", &w.prompt_tokens);
+        check_dist(&mut errs, "workload.output_tokens", &w.output_tokens);
+        check_dist(&mut errs, "workload.payload", &w.payload_bytes);
+        let mut e = |p: &str, m: String| errs.push(ScenarioError::new(p, m));
+        if !(w.output_bytes_per_token.is_finite() && w.output_bytes_per_token >= 0.0) {
+            e("workload.output_bytes_per_token", "must be non-negative".into());
+        }
+        if w.max_prompt_tokens == 0 || w.max_output_tokens == 0 {
+            e("workload", "max_prompt_tokens and max_output_tokens must be positive".into());
+        }
+        if w.trace.is_none() {
+            let bad_rate = |r: f64| !finite_pos(r);
+            let bad = match &w.arrivals {
+                Arrivals::Poisson { rate } => bad_rate(*rate),
+                Arrivals::Gamma { rate, cv } => bad_rate(*rate) || !finite_pos(*cv),
+                Arrivals::OnOff { rate, on_ns, off_ns } => bad_rate(*rate) || *on_ns == 0 || (*on_ns + *off_ns) == 0,
+                Arrivals::Diurnal { mean_rate, amplitude, period_ns } => {
+                    bad_rate(*mean_rate) || !(0.0..=1.0).contains(amplitude) || *period_ns == 0
+                }
+                Arrivals::Steps { steps } => {
+                    steps.is_empty()
+                        || steps[0].0 != 0
+                        || steps.windows(2).any(|w| w[1].0 <= w[0].0)
+                        || steps.iter().any(|s| !(s.1.is_finite() && s.1 >= 0.0))
+                        || steps.iter().all(|s| s.1 == 0.0)
+                }
+            };
+            if bad {
+                e("workload.arrivals", "arrival rates must be positive and finite, times increasing".into());
+            }
+        }
+        // Smallest request (1 token each) must fit the KV memory of some server hosting the model.
+        for &(m, _) in &model_shares {
+            let need = self.models[m as usize].kv_bytes_per_token.saturating_mul(2);
+            if !servers.iter().any(|s| s.hosts(m) && s.kv_capacity_bytes >= need) {
+                e(
+                    "workload.models",
+                    format!("no server hosting `{}` has KV memory left for a request", self.models[m as usize].name),
+                );
+            }
+        }
+        let ow = &self.objective.weights;
+        for (n, v) in [("transmission", ow.transmission), ("inference", ow.inference), ("idle", ow.idle)] {
+            if !(v.is_finite() && v >= 0.0) {
+                e(&format!("objective.minimize.{n}"), "energy weights must be non-negative and finite".into());
+            }
+        }
+        let sim = &self.sim;
+        if !(sim.step_noise.is_finite() && (0.0..1.0).contains(&sim.step_noise)) {
+            e("sim.step_noise", "must be in [0, 1)".into());
+        }
+        if !(sim.contention.is_finite() && sim.contention >= 0.0) {
+            e("sim.contention", "must be non-negative".into());
+        }
+        let tmp_world_servers = &servers;
+        for c in &self.objective.constraints {
+            for (coef, q) in &c.terms {
+                if !coef.is_finite() {
+                    e("objective.constraint", format!("`{}`: coefficients must be finite", c.source));
+                }
+                if let Quantity::Share(t) | Quantity::Utilization(t) = q {
+                    let any = tmp_world_servers.iter().any(|s| match t {
+                        Target::Server(n) => &s.name == n,
+                        Target::Family(f) => s.family.as_deref() == Some(f.as_str()),
+                        Target::Tier(tier) => s.tier == *tier,
+                    });
+                    if !any {
+                        e("objective.constraint", format!("`{}`: {t:?} names no server", c.source));
+                    }
+                }
+            }
+        }
+
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(World {
+            scenario: self.clone(),
+            hardware: self.hardware.clone(),
+            models: self.models.clone(),
+            links: self.links.clone(),
+            servers,
+            slos: self.slos.clone(),
+            model_shares,
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! The perllm scenario language (pest) and its TOML twin, with diagnostics

@@ -1,0 +1,1 @@
+//! The stable C ABI for perllm plugins and a safe guest SDK (no dependencies)

@@ -1,0 +1,1 @@
+//! The bundled perllm baseline policies and hardware cost models, as one cdylib

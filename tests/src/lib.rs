@@ -1,0 +1,1 @@
+//! Shared helpers for perllm's end-to-end tests.
