@@ -16,7 +16,7 @@ pub mod world;
 
 pub use cost::{CostModel, Estimate, LoadHint, Roofline, StepShape};
 pub use observer::Observer;
-pub use policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats, ServerState};
+pub use policy::{ClusterView, Decision, GroundTruth, Pending, Policy, PolicyError, PolicyStats, ServerState};
 pub use request::{Energy, Outcome, RejectReason, Request};
 pub use spec::{Nanos, Scenario};
 pub use world::{ModelId, ScenarioError, Server, ServerId, SloId, World};

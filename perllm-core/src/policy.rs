@@ -65,6 +65,20 @@ pub struct ClusterView<'a> {
     pub servers: &'a [ServerState],
     /// The cost model, for estimates from mean values.
     pub cost: &'a dyn CostModel,
+    /// Hidden ground truth, present only for policies whose [`Policy::wants_ground_truth`] is true
+    /// (the offline oracle). Learning policies must never ask for it.
+    pub truth: Option<&'a GroundTruth>,
+}
+
+/// What the simulator knows and learning policies do not: for the offline oracle only.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroundTruth {
+    /// Each link's real bandwidth in the current redraw period, bits/s (indexed like `World::links`).
+    pub link_bandwidth_bps: Vec<f64>,
+    /// Real slowdown per additional batched sequence (`sim.contention`).
+    pub contention: f64,
+    /// Half-width of the per-step noise (`sim.step_noise`); its mean is 1.
+    pub step_noise: f64,
 }
 
 impl ClusterView<'_> {
@@ -123,6 +137,12 @@ pub trait Policy: Send {
     /// Feedback after a request completed: realised phase times, energy, deadline met or missed.
     fn observe(&mut self, _outcome: &Outcome) {}
 
+    /// Does this policy need the hidden [`GroundTruth`]? Only the offline oracle says yes; the
+    /// report marks such runs.
+    fn wants_ground_truth(&self) -> bool {
+        false
+    }
+
     /// Counters and series for the report.
     fn stats(&self) -> PolicyStats {
         PolicyStats::default()
@@ -145,6 +165,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
     fn stats(&self) -> PolicyStats {
         (**self).stats()
+    }
+    fn wants_ground_truth(&self) -> bool {
+        (**self).wants_ground_truth()
     }
     fn explain(&mut self, out: &mut Vec<serde_json::Value>) {
         (**self).explain(out)
