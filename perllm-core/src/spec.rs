@@ -380,6 +380,33 @@ pub struct TraceSpec {
     /// Skip and count malformed rows instead of failing.
     #[serde(default)]
     pub skip_bad_rows: bool,
+    /// How each row gets its SLO class.
+    #[serde(default)]
+    pub slo_assign: Assign,
+    /// How each row gets its model.
+    #[serde(default)]
+    pub model_assign: Assign,
+    /// Payload bytes of rows that carry none; `None` uses the workload's `payload_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<SizeDist>,
+}
+
+/// How trace rows are given an SLO class or a model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Assign {
+    /// Drawn at random by the scenario's shares (SLO classes' `share`, the workload's `models`).
+    #[default]
+    ByShare,
+    /// Taken from the trace's own column (plain CSV/JSONL `slo`/`model`, BurstGPT `Model`);
+    /// unknown names are row errors.
+    FromColumn,
+    /// By request size: the first rule whose `max_tokens` (prompt + output) is >= the row's size
+    /// gives the name; rows larger than every rule take the last rule's name.
+    BySize {
+        /// `(max_tokens, name)` rules in increasing `max_tokens`.
+        rules: Vec<(u64, String)>,
+    },
 }
 
 fn one() -> f64 {
