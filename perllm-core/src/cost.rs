@@ -56,7 +56,9 @@ impl Estimate {
     /// True if every field is finite (floats) — used to validate plugin output.
     pub fn is_valid(&self) -> bool {
         let e = &self.energy;
-        [e.transmission, e.inference, e.idle].iter().all(|v| v.is_finite() && *v >= 0.0)
+        [e.transmission, e.inference, e.idle]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0)
     }
 }
 
@@ -93,19 +95,35 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let link = &world.links[server.link];
     let share_bps = (load.bandwidth_bps / (load.active_uploads as f64 + 1.0)).max(1.0);
     let upload_ns = link.latency_ns + (req.input_bytes as f64 * 8.0 / share_bps * 1e9) as Nanos;
-    let download_ns = link.latency_ns + (req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos;
+    let download_ns = link.latency_ns
+        + (req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos;
     let prefill_ns = cm.step_ns(
         hw,
         server.count,
         model,
-        &StepShape { prefill_tokens: req.prompt_tokens as u64, prefill_seqs: 1, decode_seqs: 0, kv_tokens: 0 },
+        &StepShape {
+            prefill_tokens: req.prompt_tokens as u64,
+            prefill_seqs: 1,
+            decode_seqs: 0,
+            kv_tokens: 0,
+        },
     );
     let batch = (load.running + 1).min(server.max_batch).max(1);
     let decode_steps = req.output_tokens.saturating_sub(1) as u64;
     // Average KV read per step: each of `batch` sequences holds about prompt + output/2 tokens.
     let kv_avg = (req.prompt_tokens as u64 + req.output_tokens as u64 / 2) * batch as u64;
     let step = if decode_steps > 0 {
-        cm.step_ns(hw, server.count, model, &StepShape { prefill_tokens: 0, prefill_seqs: 0, decode_seqs: batch, kv_tokens: kv_avg })
+        cm.step_ns(
+            hw,
+            server.count,
+            model,
+            &StepShape {
+                prefill_tokens: 0,
+                prefill_seqs: 0,
+                decode_seqs: batch,
+                kv_tokens: kv_avg,
+            },
+        )
     } else {
         0
     };
@@ -119,7 +137,8 @@ pub fn default_estimate<C: CostModel + ?Sized>(
         0
     };
     let busy_w = hw.power_busy_w * server.count as f64;
-    let inference = busy_w * (prefill_ns as f64 / 1e9) + busy_w * (decode_ns as f64 / 1e9) / batch as f64;
+    let inference =
+        busy_w * (prefill_ns as f64 / 1e9) + busy_w * (decode_ns as f64 / 1e9) / batch as f64;
     let transmission = (req.input_bytes + req.output_bytes) as f64 * 8.0 * link.energy_j_per_bit;
     Estimate {
         upload_ns,
@@ -127,7 +146,11 @@ pub fn default_estimate<C: CostModel + ?Sized>(
         prefill_ns,
         decode_ns,
         download_ns,
-        energy: Energy { transmission, inference, idle: 0.0 },
+        energy: Energy {
+            transmission,
+            inference,
+            idle: 0.0,
+        },
     }
 }
 
@@ -147,7 +170,9 @@ pub struct Roofline {
 
 impl Default for Roofline {
     fn default() -> Self {
-        Roofline { step_overhead_ns: 200_000 }
+        Roofline {
+            step_overhead_ns: 200_000,
+        }
     }
 }
 
@@ -165,7 +190,8 @@ impl CostModel for Roofline {
         let bw = hw.memory_bandwidth_bytes_per_s * hw.bandwidth_efficiency() * n;
         let tokens = s.prefill_tokens as f64 + s.decode_seqs as f64;
         let compute_s = 2.0 * model.params * tokens / flops;
-        let memory_s = (model.weight_bytes() + s.kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
+        let memory_s =
+            (model.weight_bytes() + s.kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
         let t = compute_s.max(memory_s);
         self.step_overhead_ns + (t * 1e9).round() as Nanos
     }

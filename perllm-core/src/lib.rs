@@ -7,8 +7,11 @@
 pub mod cost;
 pub mod observer;
 pub mod policy;
+pub mod report;
 pub mod request;
 pub mod rng;
+pub mod sim;
+pub mod simple;
 pub mod spec;
 pub mod testbed;
 pub mod workload;
@@ -16,7 +19,11 @@ pub mod world;
 
 pub use cost::{CostModel, Estimate, LoadHint, Roofline, StepShape};
 pub use observer::Observer;
-pub use policy::{ClusterView, Decision, GroundTruth, Pending, Policy, PolicyError, PolicyStats, ServerState};
+pub use policy::{
+    ClusterView, Decision, GroundTruth, Pending, Policy, PolicyError, PolicyStats, ServerState,
+};
+pub use report::Report;
 pub use request::{Energy, Outcome, RejectReason, Request};
+pub use sim::{SimError, run, run_synthetic};
 pub use spec::{Nanos, Scenario};
 pub use world::{ModelId, ScenarioError, Server, ServerId, SloId, World};

@@ -73,7 +73,8 @@ pub struct ClusterView<'a> {
 /// What the simulator knows and learning policies do not: for the offline oracle only.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GroundTruth {
-    /// Each link's real bandwidth in the current redraw period, bits/s (indexed like `World::links`).
+    /// Real bandwidth of each server's link in the current redraw period, bits/s (indexed by `ServerId`;
+    /// each server has its own instance of its link).
     pub link_bandwidth_bps: Vec<f64>,
     /// Real slowdown per additional batched sequence (`sim.contention`).
     pub contention: f64,
@@ -85,11 +86,20 @@ impl ClusterView<'_> {
     /// Cost-model estimate of `req` on `server` in its current state.
     pub fn estimate(&self, req: &Request, server: ServerId) -> Estimate {
         let s = &self.world.servers[server as usize];
-        self.cost.estimate(self.world, s, req, &self.servers[server as usize].load_hint())
+        self.cost.estimate(
+            self.world,
+            s,
+            req,
+            &self.servers[server as usize].load_hint(),
+        )
     }
     /// Servers that host the request's model.
     pub fn candidates<'b>(&'b self, req: &'b Request) -> impl Iterator<Item = ServerId> + 'b {
-        self.world.servers.iter().filter(move |s| s.hosts(req.model)).map(|s| s.id)
+        self.world
+            .servers
+            .iter()
+            .filter(move |s| s.hosts(req.model))
+            .map(|s| s.id)
     }
     /// The request's deadline.
     pub fn deadline_ns(&self, req: &Request) -> Nanos {
@@ -132,7 +142,12 @@ pub trait Policy: Send {
 
     /// Decide, for each request in `pending`, where it goes. `out` has the same length as
     /// `pending` and is pre-filled with [`Decision::Defer`]; write one decision per request.
-    fn schedule(&mut self, view: &ClusterView<'_>, pending: &[Pending], out: &mut [Decision]) -> Result<(), PolicyError>;
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError>;
 
     /// Feedback after a request completed: realised phase times, energy, deadline met or missed.
     fn observe(&mut self, _outcome: &Outcome) {}
@@ -157,7 +172,12 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn schedule(&mut self, view: &ClusterView<'_>, pending: &[Pending], out: &mut [Decision]) -> Result<(), PolicyError> {
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
         (**self).schedule(view, pending, out)
     }
     fn observe(&mut self, outcome: &Outcome) {

@@ -5,7 +5,7 @@ use crate::world::{ModelId, ServerId, SloId};
 use serde::{Deserialize, Serialize};
 
 /// One LLM request as it arrives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Unique, increasing id.
     pub id: u64,

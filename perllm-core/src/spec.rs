@@ -113,11 +113,13 @@ pub struct Hardware {
 impl Hardware {
     /// Effective prefill efficiency (explicit or the kind's default).
     pub fn compute_efficiency(&self) -> f64 {
-        self.compute_efficiency.unwrap_or_else(|| self.kind.default_compute_efficiency())
+        self.compute_efficiency
+            .unwrap_or_else(|| self.kind.default_compute_efficiency())
     }
     /// Effective decode efficiency (explicit or the kind's default).
     pub fn bandwidth_efficiency(&self) -> f64 {
-        self.bandwidth_efficiency.unwrap_or_else(|| self.kind.default_bandwidth_efficiency())
+        self.bandwidth_efficiency
+            .unwrap_or_else(|| self.kind.default_bandwidth_efficiency())
     }
 }
 
@@ -208,8 +210,8 @@ pub enum Fluctuation {
         /// Largest departure from 1.
         bound: f64,
     },
-    /// A time series of multiplicative factors `(time_ns, factor)`, held until the next point and
-    /// repeated with the series' period (the last time) when it runs out.
+    /// A time series of multiplicative factors `(time_ns, factor)`, sampled at the start of each
+    /// redraw period; a value holds until the next point, the last one for ever.
     Series {
         /// Points sorted by time; the first at time 0.
         points: Vec<(Nanos, f64)>,
@@ -471,7 +473,11 @@ pub struct ObjectiveWeights {
 
 impl Default for ObjectiveWeights {
     fn default() -> Self {
-        ObjectiveWeights { transmission: 1.0, inference: 1.0, idle: 1.0 }
+        ObjectiveWeights {
+            transmission: 1.0,
+            inference: 1.0,
+            idle: 1.0,
+        }
     }
 }
 
@@ -584,7 +590,10 @@ pub struct PolicySpec {
 
 impl Default for PolicySpec {
     fn default() -> Self {
-        PolicySpec { name: "perllm".into(), params: BTreeMap::new() }
+        PolicySpec {
+            name: "perllm".into(),
+            params: BTreeMap::new(),
+        }
     }
 }
 

@@ -58,7 +58,12 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
             },
         ],
         models: vec![
-            ModelSpec { name: "llama2-7b".into(), params: 7e9, precision: Precision::Int8, kv_bytes_per_token: 512 << 10 },
+            ModelSpec {
+                name: "llama2-7b".into(),
+                params: 7e9,
+                precision: Precision::Int8,
+                kv_bytes_per_token: 512 << 10,
+            },
             ModelSpec {
                 name: "llama-33b".into(),
                 params: 33e9,
@@ -86,15 +91,36 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         ],
         servers,
         slos: vec![
-            SloClass { name: "interactive".into(), deadline_ns: 4 * SECOND, share: 0.5 },
-            SloClass { name: "standard".into(), deadline_ns: 15 * SECOND, share: 0.35 },
-            SloClass { name: "batch".into(), deadline_ns: 60 * SECOND, share: 0.15 },
+            SloClass {
+                name: "interactive".into(),
+                deadline_ns: 4 * SECOND,
+                share: 0.5,
+            },
+            SloClass {
+                name: "standard".into(),
+                deadline_ns: 15 * SECOND,
+                share: 0.35,
+            },
+            SloClass {
+                name: "batch".into(),
+                deadline_ns: 60 * SECOND,
+                share: 0.15,
+            },
         ],
         workload: WorkloadSpec {
             arrivals: Arrivals::Poisson { rate },
-            prompt_tokens: SizeDist::LogNormal { median: 400.0, sigma: 0.8 },
-            output_tokens: SizeDist::LogNormal { median: 120.0, sigma: 0.6 },
-            payload_bytes: SizeDist::LogNormal { median: 256e3, sigma: 1.0 },
+            prompt_tokens: SizeDist::LogNormal {
+                median: 400.0,
+                sigma: 0.8,
+            },
+            output_tokens: SizeDist::LogNormal {
+                median: 120.0,
+                sigma: 0.6,
+            },
+            payload_bytes: SizeDist::LogNormal {
+                median: 256e3,
+                sigma: 1.0,
+            },
             output_bytes_per_token: 4.0,
             models: vec![("llama2-7b".into(), 0.7), ("llama-33b".into(), 0.3)],
             max_prompt_tokens: 8192,
@@ -103,7 +129,11 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
             max_requests: None,
         },
         objective: Objective {
-            weights: ObjectiveWeights { transmission: 1.0, inference: 1.0, idle: 0.5 },
+            weights: ObjectiveWeights {
+                transmission: 1.0,
+                inference: 1.0,
+                idle: 0.5,
+            },
             constraints: vec![
                 LinearConstraint {
                     terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],

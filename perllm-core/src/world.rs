@@ -23,7 +23,10 @@ pub struct ScenarioError {
 
 impl ScenarioError {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ScenarioError { path: path.into(), message: message.into() }
+        ScenarioError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -81,15 +84,24 @@ pub struct World {
 impl World {
     /// Model index by name.
     pub fn model_id(&self, name: &str) -> Option<ModelId> {
-        self.models.iter().position(|m| m.name == name).map(|i| i as ModelId)
+        self.models
+            .iter()
+            .position(|m| m.name == name)
+            .map(|i| i as ModelId)
     }
     /// SLO index by name.
     pub fn slo_id(&self, name: &str) -> Option<SloId> {
-        self.slos.iter().position(|s| s.name == name).map(|i| i as SloId)
+        self.slos
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as SloId)
     }
     /// Server index by name.
     pub fn server_id(&self, name: &str) -> Option<ServerId> {
-        self.servers.iter().position(|s| s.name == name).map(|i| i as ServerId)
+        self.servers
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as ServerId)
     }
     /// Hardware of a server.
     pub fn hardware_of(&self, s: ServerId) -> &Hardware {
@@ -120,11 +132,13 @@ impl World {
     }
     /// Redraw period of a link's fluctuation.
     pub fn redraw_ns(&self, link: usize) -> Nanos {
-        self.links[link].redraw_ns.unwrap_or(if self.scenario.slot_ns > 0 {
-            self.scenario.slot_ns
-        } else {
-            100 * MILLISECOND
-        })
+        self.links[link]
+            .redraw_ns
+            .unwrap_or(if self.scenario.slot_ns > 0 {
+                self.scenario.slot_ns
+            } else {
+                100 * MILLISECOND
+            })
     }
 }
 
@@ -136,11 +150,18 @@ fn check_dist(errs: &mut Vec<ScenarioError>, path: &str, d: &SizeDist) {
     let ok = match d {
         SizeDist::Fixed { value } => value.is_finite() && *value >= 0.0,
         SizeDist::Uniform { lo, hi } => lo.is_finite() && hi.is_finite() && *lo >= 0.0 && lo <= hi,
-        SizeDist::LogNormal { median, sigma } => finite_pos(*median) && sigma.is_finite() && *sigma >= 0.0,
-        SizeDist::Empirical { values } => !values.is_empty() && values.iter().all(|v| v.is_finite() && *v >= 0.0),
+        SizeDist::LogNormal { median, sigma } => {
+            finite_pos(*median) && sigma.is_finite() && *sigma >= 0.0
+        }
+        SizeDist::Empirical { values } => {
+            !values.is_empty() && values.iter().all(|v| v.is_finite() && *v >= 0.0)
+        }
     };
     if !ok {
-        errs.push(ScenarioError::new(path, format!("invalid size distribution {d:?}")));
+        errs.push(ScenarioError::new(
+            path,
+            format!("invalid size distribution {d:?}"),
+        ));
     }
 }
 
@@ -161,35 +182,61 @@ impl Scenario {
             let mut map = HashMap::new();
             for (i, n) in names.enumerate() {
                 if map.insert(n, i).is_some() {
-                    e(format!("{what}[{n}]"), format!("duplicate {what} name `{n}`"));
+                    e(
+                        format!("{what}[{n}]"),
+                        format!("duplicate {what} name `{n}`"),
+                    );
                 }
             }
             map
         }
-        let hw = dup_check(&mut e, "hardware", self.hardware.iter().map(|h| h.name.as_str()));
+        let hw = dup_check(
+            &mut e,
+            "hardware",
+            self.hardware.iter().map(|h| h.name.as_str()),
+        );
         let models = dup_check(&mut e, "model", self.models.iter().map(|h| h.name.as_str()));
         let links = dup_check(&mut e, "link", self.links.iter().map(|h| h.name.as_str()));
-        dup_check(&mut e, "server", self.servers.iter().map(|h| h.name.as_str()));
+        dup_check(
+            &mut e,
+            "server",
+            self.servers.iter().map(|h| h.name.as_str()),
+        );
         dup_check(&mut e, "slo", self.slos.iter().map(|h| h.name.as_str()));
 
         for h in &self.hardware {
             let p = format!("hardware[{}]", h.name);
             if !finite_pos(h.compute_flops) {
-                e(format!("{p}.compute"), "must be a positive finite number".into());
+                e(
+                    format!("{p}.compute"),
+                    "must be a positive finite number".into(),
+                );
             }
             if h.memory_bytes == 0 {
                 e(format!("{p}.memory"), "must be positive".into());
             }
             if !finite_pos(h.memory_bandwidth_bytes_per_s) {
-                e(format!("{p}.memory_bandwidth"), "must be a positive finite number".into());
+                e(
+                    format!("{p}.memory_bandwidth"),
+                    "must be a positive finite number".into(),
+                );
             }
             if !(h.power_idle_w.is_finite() && h.power_idle_w >= 0.0) {
-                e(format!("{p}.power.idle"), "must be a non-negative finite number".into());
+                e(
+                    format!("{p}.power.idle"),
+                    "must be a non-negative finite number".into(),
+                );
             }
             if !(h.power_busy_w.is_finite() && h.power_busy_w >= h.power_idle_w) {
-                e(format!("{p}.power.busy"), "must be finite and at least the idle power".into());
+                e(
+                    format!("{p}.power.busy"),
+                    "must be finite and at least the idle power".into(),
+                );
             }
-            for (n, v) in [("compute_efficiency", h.compute_efficiency), ("bandwidth_efficiency", h.bandwidth_efficiency)] {
+            for (n, v) in [
+                ("compute_efficiency", h.compute_efficiency),
+                ("bandwidth_efficiency", h.bandwidth_efficiency),
+            ] {
                 if let Some(v) = v
                     && !(v.is_finite() && v > 0.0 && v <= 1.0)
                 {
@@ -200,7 +247,10 @@ impl Scenario {
         for m in &self.models {
             let p = format!("model[{}]", m.name);
             if !finite_pos(m.params) {
-                e(format!("{p}.params"), "must be a positive finite number".into());
+                e(
+                    format!("{p}.params"),
+                    "must be a positive finite number".into(),
+                );
             }
             if m.kv_bytes_per_token == 0 {
                 e(format!("{p}.kv_per_token"), "must be positive".into());
@@ -209,10 +259,16 @@ impl Scenario {
         for l in &self.links {
             let p = format!("link[{}]", l.name);
             if !finite_pos(l.bandwidth_bps) {
-                e(format!("{p}.bandwidth"), "must be a positive finite number".into());
+                e(
+                    format!("{p}.bandwidth"),
+                    "must be a positive finite number".into(),
+                );
             }
             if !(l.energy_j_per_bit.is_finite() && l.energy_j_per_bit >= 0.0) {
-                e(format!("{p}.energy"), "must be a non-negative finite number".into());
+                e(
+                    format!("{p}.energy"),
+                    "must be a non-negative finite number".into(),
+                );
             }
             if l.redraw_ns == Some(0) {
                 e(format!("{p}.redraw"), "must be positive".into());
@@ -221,12 +277,23 @@ impl Scenario {
                 Fluctuation::None => {}
                 Fluctuation::Uniform { frac } => {
                     if !(frac.is_finite() && *frac >= 0.0 && *frac < 1.0) {
-                        e(format!("{p}.bandwidth"), "fluctuation must be in [0%, 100%)".into());
+                        e(
+                            format!("{p}.bandwidth"),
+                            "fluctuation must be in [0%, 100%)".into(),
+                        );
                     }
                 }
                 Fluctuation::RandomWalk { step, bound } => {
-                    if !(step.is_finite() && bound.is_finite() && *step >= 0.0 && *bound >= 0.0 && *bound < 1.0) {
-                        e(format!("{p}.fluctuation"), "random walk needs step >= 0 and bound in [0, 1)".into());
+                    if !(step.is_finite()
+                        && bound.is_finite()
+                        && *step >= 0.0
+                        && *bound >= 0.0
+                        && *bound < 1.0)
+                    {
+                        e(
+                            format!("{p}.fluctuation"),
+                            "random walk needs step >= 0 and bound in [0, 1)".into(),
+                        );
                     }
                 }
                 Fluctuation::Series { points } => {
@@ -249,20 +316,29 @@ impl Scenario {
             let p = format!("server[{}]", s.name);
             let h = hw.get(s.hardware.as_str()).copied();
             if h.is_none() {
-                e(format!("{p}.hardware"), format!("unknown hardware `{}`", s.hardware));
+                e(
+                    format!("{p}.hardware"),
+                    format!("unknown hardware `{}`", s.hardware),
+                );
             }
             let l = links.get(s.link.as_str()).copied();
             if l.is_none() {
                 e(format!("{p}.link"), format!("unknown link `{}`", s.link));
             }
             if s.count == 0 {
-                e(format!("{p}.hardware"), "device count must be positive".into());
+                e(
+                    format!("{p}.hardware"),
+                    "device count must be positive".into(),
+                );
             }
             if s.max_batch == 0 {
                 e(format!("{p}.max_batch"), "must be positive".into());
             }
             if s.models.is_empty() {
-                e(format!("{p}.models"), "a server must host at least one model".into());
+                e(
+                    format!("{p}.models"),
+                    "a server must host at least one model".into(),
+                );
             }
             let mut ms = Vec::new();
             for m in &s.models {
@@ -276,7 +352,10 @@ impl Scenario {
             let mut kv = 0u64;
             if let Some(h) = h {
                 let mem = self.hardware[h].memory_bytes as f64 * s.count as f64;
-                let weights: f64 = ms.iter().map(|&m| self.models[m as usize].weight_bytes()).sum();
+                let weights: f64 = ms
+                    .iter()
+                    .map(|&m| self.models[m as usize].weight_bytes())
+                    .sum();
                 if weights >= mem {
                     e(
                         format!("{p}.models"),
@@ -304,24 +383,39 @@ impl Scenario {
             });
         }
         if self.servers.is_empty() {
-            e("server".into(), "a scenario needs at least one server".into());
+            e(
+                "server".into(),
+                "a scenario needs at least one server".into(),
+            );
         }
 
         if self.slos.is_empty() {
-            e("slo".into(), "a scenario needs at least one SLO class".into());
+            e(
+                "slo".into(),
+                "a scenario needs at least one SLO class".into(),
+            );
         }
         let mut share = 0.0;
         for s in &self.slos {
             if s.deadline_ns == 0 {
-                e(format!("slo[{}].deadline", s.name), "must be positive".into());
+                e(
+                    format!("slo[{}].deadline", s.name),
+                    "must be positive".into(),
+                );
             }
             if !(s.share.is_finite() && (0.0..=1.0).contains(&s.share)) {
-                e(format!("slo[{}].share", s.name), "must be between 0% and 100%".into());
+                e(
+                    format!("slo[{}].share", s.name),
+                    "must be between 0% and 100%".into(),
+                );
             }
             share += s.share;
         }
         if !self.slos.is_empty() && (share - 1.0).abs() > 1e-6 {
-            e("slo".into(), format!("SLO shares sum to {:.1}%, not 100%", share * 100.0));
+            e(
+                "slo".into(),
+                format!("SLO shares sum to {:.1}%, not 100%", share * 100.0),
+            );
         }
 
         let w = &self.workload;
@@ -331,41 +425,68 @@ impl Scenario {
             match models.get(name.as_str()) {
                 Some(&id) => {
                     if !servers.iter().any(|s| s.hosts(id as ModelId)) {
-                        e(format!("workload.models.{name}"), format!("no server hosts model `{name}`"));
+                        e(
+                            format!("workload.models.{name}"),
+                            format!("no server hosts model `{name}`"),
+                        );
                     }
                     model_shares.push((id as ModelId, *sh));
                 }
-                None => e(format!("workload.models.{name}"), format!("unknown model `{name}`")),
+                None => e(
+                    format!("workload.models.{name}"),
+                    format!("unknown model `{name}`"),
+                ),
             }
             if !(sh.is_finite() && *sh >= 0.0) {
-                e(format!("workload.models.{name}"), "share must be non-negative".into());
+                e(
+                    format!("workload.models.{name}"),
+                    "share must be non-negative".into(),
+                );
             }
             msum += sh;
         }
         if w.models.is_empty() {
-            e("workload.models".into(), "the workload must name at least one model".into());
+            e(
+                "workload.models".into(),
+                "the workload must name at least one model".into(),
+            );
         } else if (msum - 1.0).abs() > 1e-6 {
-            e("workload.models".into(), format!("model shares sum to {:.1}%, not 100%", msum * 100.0));
+            e(
+                "workload.models".into(),
+                format!("model shares sum to {:.1}%, not 100%", msum * 100.0),
+            );
         }
         check_dist(&mut errs, "workload.prompt_tokens", &w.prompt_tokens);
         check_dist(&mut errs, "workload.output_tokens", &w.output_tokens);
         check_dist(&mut errs, "workload.payload", &w.payload_bytes);
         let mut e = |p: &str, m: String| errs.push(ScenarioError::new(p, m));
         if !(w.output_bytes_per_token.is_finite() && w.output_bytes_per_token >= 0.0) {
-            e("workload.output_bytes_per_token", "must be non-negative".into());
+            e(
+                "workload.output_bytes_per_token",
+                "must be non-negative".into(),
+            );
         }
         if w.max_prompt_tokens == 0 || w.max_output_tokens == 0 {
-            e("workload", "max_prompt_tokens and max_output_tokens must be positive".into());
+            e(
+                "workload",
+                "max_prompt_tokens and max_output_tokens must be positive".into(),
+            );
         }
         if w.trace.is_none() {
             let bad_rate = |r: f64| !finite_pos(r);
             let bad = match &w.arrivals {
                 Arrivals::Poisson { rate } => bad_rate(*rate),
                 Arrivals::Gamma { rate, cv } => bad_rate(*rate) || !finite_pos(*cv),
-                Arrivals::OnOff { rate, on_ns, off_ns } => bad_rate(*rate) || *on_ns == 0 || (*on_ns + *off_ns) == 0,
-                Arrivals::Diurnal { mean_rate, amplitude, period_ns } => {
-                    bad_rate(*mean_rate) || !(0.0..=1.0).contains(amplitude) || *period_ns == 0
-                }
+                Arrivals::OnOff {
+                    rate,
+                    on_ns,
+                    off_ns,
+                } => bad_rate(*rate) || *on_ns == 0 || (*on_ns + *off_ns) == 0,
+                Arrivals::Diurnal {
+                    mean_rate,
+                    amplitude,
+                    period_ns,
+                } => bad_rate(*mean_rate) || !(0.0..=1.0).contains(amplitude) || *period_ns == 0,
                 Arrivals::Steps { steps } => {
                     steps.is_empty()
                         || steps[0].0 != 0
@@ -375,23 +496,39 @@ impl Scenario {
                 }
             };
             if bad {
-                e("workload.arrivals", "arrival rates must be positive and finite, times increasing".into());
+                e(
+                    "workload.arrivals",
+                    "arrival rates must be positive and finite, times increasing".into(),
+                );
             }
         }
         // Smallest request (1 token each) must fit the KV memory of some server hosting the model.
         for &(m, _) in &model_shares {
             let need = self.models[m as usize].kv_bytes_per_token.saturating_mul(2);
-            if !servers.iter().any(|s| s.hosts(m) && s.kv_capacity_bytes >= need) {
+            if !servers
+                .iter()
+                .any(|s| s.hosts(m) && s.kv_capacity_bytes >= need)
+            {
                 e(
                     "workload.models",
-                    format!("no server hosting `{}` has KV memory left for a request", self.models[m as usize].name),
+                    format!(
+                        "no server hosting `{}` has KV memory left for a request",
+                        self.models[m as usize].name
+                    ),
                 );
             }
         }
         let ow = &self.objective.weights;
-        for (n, v) in [("transmission", ow.transmission), ("inference", ow.inference), ("idle", ow.idle)] {
+        for (n, v) in [
+            ("transmission", ow.transmission),
+            ("inference", ow.inference),
+            ("idle", ow.idle),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
-                e(&format!("objective.minimize.{n}"), "energy weights must be non-negative and finite".into());
+                e(
+                    &format!("objective.minimize.{n}"),
+                    "energy weights must be non-negative and finite".into(),
+                );
             }
         }
         let sim = &self.sim;
@@ -405,7 +542,10 @@ impl Scenario {
         for c in &self.objective.constraints {
             for (coef, q) in &c.terms {
                 if !coef.is_finite() {
-                    e("objective.constraint", format!("`{}`: coefficients must be finite", c.source));
+                    e(
+                        "objective.constraint",
+                        format!("`{}`: coefficients must be finite", c.source),
+                    );
                 }
                 if let Quantity::Share(t) | Quantity::Utilization(t) = q {
                     let any = tmp_world_servers.iter().any(|s| match t {
@@ -414,7 +554,10 @@ impl Scenario {
                         Target::Tier(tier) => s.tier == *tier,
                     });
                     if !any {
-                        e("objective.constraint", format!("`{}`: {t:?} names no server", c.source));
+                        e(
+                            "objective.constraint",
+                            format!("`{}`: {t:?} names no server", c.source),
+                        );
                     }
                 }
             }

@@ -39,7 +39,9 @@ pub fn sample_size(d: &SizeDist, r: &mut Rng) -> f64 {
         SizeDist::Fixed { value } => *value,
         SizeDist::Uniform { lo, hi } => lo + (hi - lo) * unit_f64(r),
         SizeDist::LogNormal { median, sigma } => median * (sigma * std_normal(r)).exp(),
-        SizeDist::Empirical { values } => values[(unit_f64(r) * values.len() as f64) as usize % values.len()],
+        SizeDist::Empirical { values } => {
+            values[(unit_f64(r) * values.len() as f64) as usize % values.len()]
+        }
     }
 }
 
@@ -101,7 +103,12 @@ impl Synthetic {
             max_prompt: w.max_prompt_tokens,
             max_output: w.max_output_tokens,
             models: world.model_shares.clone(),
-            slos: world.slos.iter().enumerate().map(|(i, s)| (i as SloId, s.share)).collect(),
+            slos: world
+                .slos
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as SloId, s.share))
+                .collect(),
             t: 0.0,
             end_ns: world.scenario.duration_ns,
             next_id: 0,
@@ -114,7 +121,11 @@ impl Synthetic {
         match &self.arrivals {
             Arrivals::Poisson { rate } => Some(exponential(r, 1.0 / rate)),
             Arrivals::Gamma { rate, cv } => Some(gamma(r, 1.0 / (cv * cv), (cv * cv) / rate)),
-            Arrivals::OnOff { rate, on_ns, off_ns } => {
+            Arrivals::OnOff {
+                rate,
+                on_ns,
+                off_ns,
+            } => {
                 let (on, off) = (*on_ns as f64 / 1e9, *off_ns as f64 / 1e9);
                 let period = on + off;
                 let mut t = self.t;
@@ -131,14 +142,19 @@ impl Synthetic {
                     }
                 }
             }
-            Arrivals::Diurnal { mean_rate, amplitude, period_ns } => {
+            Arrivals::Diurnal {
+                mean_rate,
+                amplitude,
+                period_ns,
+            } => {
                 // Thinning (Lewis-Shedler) against the peak rate.
                 let peak = mean_rate * (1.0 + amplitude);
                 let period = *period_ns as f64 / 1e9;
                 let mut t = self.t;
                 loop {
                     t += exponential(r, 1.0 / peak);
-                    let rate = mean_rate * (1.0 + amplitude * (std::f64::consts::TAU * t / period).sin());
+                    let rate =
+                        mean_rate * (1.0 + amplitude * (std::f64::consts::TAU * t / period).sin());
                     if unit_f64(r) * peak <= rate {
                         return Some(t - self.t);
                     }
@@ -150,7 +166,10 @@ impl Synthetic {
             Arrivals::Steps { steps } => {
                 let mut t = self.t;
                 loop {
-                    let idx = steps.iter().rposition(|s| (s.0 as f64 / 1e9) <= t).unwrap_or(0);
+                    let idx = steps
+                        .iter()
+                        .rposition(|s| (s.0 as f64 / 1e9) <= t)
+                        .unwrap_or(0);
                     let rate = steps[idx].1;
                     let next_change = steps.get(idx + 1).map(|s| s.0 as f64 / 1e9);
                     if rate <= 0.0 {
@@ -203,8 +222,12 @@ impl RequestSource for Synthetic {
         let r = &mut self.rng;
         let model = pick_weighted(&self.models, r);
         let slo = pick_weighted(&self.slos, r);
-        let prompt = sample_size(&self.prompt, r).round().clamp(1.0, self.max_prompt as f64) as u32;
-        let output = sample_size(&self.output, r).round().clamp(1.0, self.max_output as f64) as u32;
+        let prompt = sample_size(&self.prompt, r)
+            .round()
+            .clamp(1.0, self.max_prompt as f64) as u32;
+        let output = sample_size(&self.output, r)
+            .round()
+            .clamp(1.0, self.max_output as f64) as u32;
         let payload = sample_size(&self.payload, r).round().clamp(1.0, 1e15) as u64;
         let id = self.next_id;
         self.next_id += 1;

@@ -1,0 +1,78 @@
+//! A trivial in-core policy for tests, examples and simulator benchmarks.
+//!
+//! The comparison baselines (cloud-only, greedy, ucb1, ...) ship as plugins in `perllm-plugins`;
+//! this one exists so that core's own tests and benchmarks need no plugin.
+
+use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError};
+
+/// Sends each request to the server hosting its model with the fewest requests in flight per batch
+/// slot (uploading + queued + running, divided by `max_batch`); ties go to the lower server id.
+#[derive(Clone, Debug, Default)]
+pub struct LeastLoaded {
+    /// Requests placed in the current slot, per server (so one slot spreads its requests).
+    placed: Vec<u32>,
+}
+
+impl Policy for LeastLoaded {
+    fn name(&self) -> &str {
+        "least-loaded (core)"
+    }
+
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        self.placed.clear();
+        self.placed.resize(view.servers.len(), 0);
+        for (p, d) in pending.iter().zip(out.iter_mut()) {
+            let best = view
+                .world
+                .servers
+                .iter()
+                .filter(|s| s.hosts(p.request.model))
+                .map(|s| {
+                    let st = &view.servers[s.id as usize];
+                    let load = st.uploading + st.queued + st.running + self.placed[s.id as usize];
+                    (load as f64 / s.max_batch as f64, s.id)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            *d = match best {
+                Some((_, s)) => {
+                    self.placed[s as usize] += 1;
+                    Decision::Assign(s)
+                }
+                None => Decision::Reject,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Sends every request to one fixed server (rejecting requests for models it does not host).
+#[derive(Clone, Debug)]
+pub struct Fixed(pub crate::world::ServerId);
+
+impl Policy for Fixed {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        let s = &view.world.servers[self.0 as usize];
+        for (p, d) in pending.iter().zip(out.iter_mut()) {
+            *d = if s.hosts(p.request.model) {
+                Decision::Assign(self.0)
+            } else {
+                Decision::Reject
+            };
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! perllm-core integration tests.
+
+mod sim;

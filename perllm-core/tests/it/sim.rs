@@ -1,0 +1,465 @@
+//! Simulator invariants and behaviour.
+
+use perllm_core::observer::Observer;
+use perllm_core::policy::Decision;
+use perllm_core::request::{Outcome, RejectReason, Request};
+use perllm_core::simple::{Fixed, LeastLoaded};
+use perllm_core::spec::*;
+use perllm_core::workload::Synthetic;
+use perllm_core::{Roofline, SimError, run, run_synthetic, testbed};
+use std::collections::HashMap;
+
+/// Checks the per-request invariants while a run goes.
+#[derive(Default)]
+struct Checker {
+    ends: HashMap<u64, u32>,
+    arrived: u64,
+    last_completion: Nanos,
+    last_decision: Nanos,
+    violations: Vec<String>,
+    outcomes: Vec<Outcome>,
+    steps: HashMap<u32, Nanos>,
+}
+
+impl Observer for Checker {
+    fn on_arrival(&mut self, r: &Request) {
+        self.arrived += 1;
+        self.ends.insert(r.id, 0);
+    }
+    fn on_decision(
+        &mut self,
+        now: Nanos,
+        _slot: u64,
+        _r: &Request,
+        _d: Decision,
+        _n: Option<&serde_json::Value>,
+    ) {
+        if now < self.last_decision {
+            self.violations.push(format!(
+                "decision time went back: {now} < {}",
+                self.last_decision
+            ));
+        }
+        self.last_decision = now;
+    }
+    fn on_completion(&mut self, o: &Outcome) {
+        *self
+            .ends
+            .get_mut(&o.request.id)
+            .expect("completed request arrived") += 1;
+        let t = o.request.arrival_ns + o.total_ns;
+        if t < self.last_completion {
+            self.violations.push(format!(
+                "completion time went back: {t} < {}",
+                self.last_completion
+            ));
+        }
+        self.last_completion = t;
+        if o.met && o.total_ns > o.deadline_ns {
+            self.violations.push(format!(
+                "request {} counted as met with D {} > deadline {}",
+                o.request.id, o.total_ns, o.deadline_ns
+            ));
+        }
+        let phases = o.upload_ns + o.queue_ns + o.prefill_ns + o.decode_ns + o.download_ns;
+        if phases != o.total_ns - (o.decided_ns - o.request.arrival_ns) {
+            self.violations
+                .push(format!("request {}: phases do not add up", o.request.id));
+        }
+        self.outcomes.push(*o);
+    }
+    fn on_rejection(&mut self, _now: Nanos, r: &Request, _reason: RejectReason) {
+        *self.ends.get_mut(&r.id).expect("rejected request arrived") += 1;
+    }
+    fn on_step(&mut self, server: u32, start: Nanos, end: Nanos) {
+        let last = self.steps.entry(server).or_insert(0);
+        if start < *last || end <= start {
+            self.violations.push(format!(
+                "server {server}: step [{start}, {end}) overlaps or is empty"
+            ));
+        }
+        *last = end;
+    }
+}
+
+fn paper(rate: f64, secs: u64) -> Scenario {
+    testbed::paper(rate, secs * SECOND)
+}
+
+fn run_checked(sc: &Scenario) -> (perllm_core::Report, Checker) {
+    let world = sc.build().expect("valid scenario");
+    let mut ch = Checker::default();
+    let mut src = Synthetic::new(&world);
+    let report = run(
+        &world,
+        &mut LeastLoaded::default(),
+        &Roofline::default(),
+        &mut src,
+        &mut [&mut ch],
+    )
+    .expect("run");
+    (report, ch)
+}
+
+#[test]
+fn every_request_ends_exactly_once_and_time_moves_forward() {
+    let (report, ch) = run_checked(&paper(3.0, 120));
+    assert!(
+        ch.arrived > 300,
+        "enough requests to mean something: {}",
+        ch.arrived
+    );
+    assert_eq!(report.arrived, ch.arrived);
+    assert_eq!(report.completed + report.rejected, report.arrived);
+    let bad: Vec<_> = ch.ends.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(bad.is_empty(), "requests not ended exactly once: {bad:?}");
+    assert!(
+        ch.violations.is_empty(),
+        "{:?}",
+        &ch.violations[..ch.violations.len().min(5)]
+    );
+}
+
+#[test]
+fn energy_is_at_least_the_idle_floor_and_the_sum_of_its_parts() {
+    let sc = paper(1.0, 60);
+    let world = sc.build().unwrap();
+    let (report, _) = run_checked(&sc);
+    let floor = world.idle_power_w() * report.horizon_s;
+    let e = &report.energy;
+    assert!(
+        e.total_j >= floor,
+        "total {} < idle floor {}",
+        e.total_j,
+        floor
+    );
+    assert!((e.total_j - (e.transmission_j + e.inference_j + e.idle_j)).abs() < 1e-6 * e.total_j);
+    let w = &sc.objective.weights;
+    let weighted =
+        w.transmission * e.transmission_j + w.inference * e.inference_j + w.idle * e.idle_j;
+    assert!((e.weighted_j - weighted).abs() < 1e-6 * weighted);
+    // Per-server energies add up to the totals.
+    let inf: f64 = report.servers.iter().map(|s| s.inference_j).sum();
+    let idle: f64 = report.servers.iter().map(|s| s.idle_j).sum();
+    assert!((inf - e.inference_j).abs() < 1e-6 * inf && (idle - e.idle_j).abs() < 1e-6 * idle);
+}
+
+#[test]
+fn met_deadlines_really_are_met_and_attainment_counts_them() {
+    let (report, ch) = run_checked(&paper(2.0, 120));
+    let met = ch
+        .outcomes
+        .iter()
+        .filter(|o| o.total_ns <= o.deadline_ns)
+        .count() as u64;
+    assert_eq!(report.deadline_met, met);
+    assert!(
+        met > 0 && met < report.arrived,
+        "a mixed result: {met} of {}",
+        report.arrived
+    );
+}
+
+#[test]
+fn same_seed_same_report_different_seed_different_report() {
+    let sc = paper(2.0, 60);
+    let a = serde_json::to_string(&run_checked(&sc).0).unwrap();
+    let b = serde_json::to_string(&run_checked(&sc).0).unwrap();
+    assert_eq!(a, b);
+    let mut sc2 = sc.clone();
+    sc2.seed = 8;
+    let c = serde_json::to_string(&run_checked(&sc2).0).unwrap();
+    assert_ne!(a, c);
+}
+
+/// A one-server scenario with a constant link, for exact timing checks.
+fn single(bandwidth_bps: f64, payload: f64, rate: f64, secs: u64) -> Scenario {
+    let mut sc = paper(rate, secs);
+    sc.servers.retain(|s| s.name == "cloud");
+    sc.links[1].fluctuation = Fluctuation::None;
+    sc.links[1].bandwidth_bps = bandwidth_bps;
+    sc.workload.models = vec![("llama2-7b".into(), 1.0)];
+    sc.workload.payload_bytes = SizeDist::Fixed { value: payload };
+    sc.workload.prompt_tokens = SizeDist::Fixed { value: 100.0 };
+    sc.workload.output_tokens = SizeDist::Fixed { value: 10.0 };
+    sc.sim.step_noise = 0.0;
+    sc.objective.constraints.clear();
+    sc
+}
+
+/// Outcomes of `n` 1 MB requests 10 s apart, sent to server 0 (no two uploads overlap).
+fn spaced_outcomes(sc: &Scenario, n: u64) -> Vec<Outcome> {
+    let world = sc.build().unwrap();
+    let req = |id: u64| {
+        Ok(Request {
+            id,
+            arrival_ns: (id + 1) * 10 * SECOND,
+            prompt_tokens: 10,
+            output_tokens: 2,
+            input_bytes: 1_000_000,
+            output_bytes: 8,
+            ..Request::default()
+        })
+    };
+    let mut src = (0..n).map(req);
+    let mut ch = Checker::default();
+    run(
+        &world,
+        &mut Fixed(0),
+        &Roofline::default(),
+        &mut src,
+        &mut [&mut ch],
+    )
+    .unwrap();
+    assert!(ch.violations.is_empty(), "{:?}", ch.violations);
+    ch.outcomes
+}
+
+fn outcomes(sc: &Scenario) -> Vec<Outcome> {
+    let world = sc.build().unwrap();
+    let mut ch = Checker::default();
+    let mut src = Synthetic::new(&world);
+    run(
+        &world,
+        &mut Fixed(0),
+        &Roofline::default(),
+        &mut src,
+        &mut [&mut ch],
+    )
+    .unwrap();
+    assert!(ch.violations.is_empty(), "{:?}", ch.violations);
+    ch.outcomes
+}
+
+#[test]
+fn upload_takes_latency_plus_size_over_bandwidth() {
+    // 1 MB over 8 Mbps = 1 s, plus 40 ms latency; requests far apart so links are not shared.
+    let o = spaced_outcomes(&single(8e6, 1e6, 0.01, 2000), 20);
+    assert_eq!(o.len(), 20);
+    for o in &o {
+        let expect = 1_040_000_000i64;
+        assert!(
+            (o.upload_ns as i64 - expect).abs() < 1_000,
+            "upload {} ns {:?}",
+            o.upload_ns,
+            o
+        );
+        assert_eq!(o.queue_ns, 0, "an idle server admits at once");
+    }
+}
+
+#[test]
+fn concurrent_transfers_share_the_bandwidth_fairly() {
+    // Two requests decided in the same slot start uploading together: each gets half the
+    // bandwidth, so both take 2 s instead of 1 s.
+    let sc = single(8e6, 1e6, 0.01, 2000);
+    let world = sc.build().unwrap();
+    let req = |id, t| {
+        Ok(Request {
+            id,
+            arrival_ns: t,
+            prompt_tokens: 10,
+            output_tokens: 2,
+            input_bytes: 1_000_000,
+            output_bytes: 8,
+            ..Request::default()
+        })
+    };
+    // Three requests: two in the same slot, one alone much later.
+    let mut src = vec![req(0, SECOND), req(1, SECOND + 1), req(2, 100 * SECOND)].into_iter();
+    let mut ch = Checker::default();
+    run(
+        &world,
+        &mut Fixed(0),
+        &Roofline::default(),
+        &mut src,
+        &mut [&mut ch],
+    )
+    .unwrap();
+    let up: Vec<i64> = ch.outcomes.iter().map(|o| o.upload_ns as i64).collect();
+    assert_eq!(up.len(), 3);
+    let mut by_id: Vec<_> = ch
+        .outcomes
+        .iter()
+        .map(|o| (o.request.id, o.upload_ns as i64))
+        .collect();
+    by_id.sort();
+    for (id, up) in by_id {
+        let expect = if id < 2 { 2_040_000_000 } else { 1_040_000_000 };
+        assert!(
+            (up - expect).abs() < 1_000,
+            "request {id}: upload {up} ns, expected {expect}"
+        );
+    }
+}
+
+#[test]
+fn continuous_batching_admits_newcomers_at_the_next_step() {
+    // Long outputs keep the engine busy; a request arriving mid-run must not wait for the run to end.
+    let mut sc = single(1e9, 1e3, 5.0, 60);
+    sc.workload.output_tokens = SizeDist::Fixed { value: 500.0 };
+    sc.slot_ns = 0;
+    let o = outcomes(&sc);
+    assert!(o.len() > 100);
+    // One decode step of a 7B int8 model on an A100 is a few ms; waits must stay below a few steps.
+    let worst = o.iter().map(|o| o.queue_ns).max().unwrap();
+    assert!(worst < 50 * MILLISECOND, "worst queueing {worst} ns");
+    // And batching really happened: the decode of 500 tokens took about as long as alone.
+    let steps: u64 = 500;
+    assert!(
+        o.iter()
+            .all(|o| o.decode_ns > (steps - 1) * 4 * MILLISECOND)
+    );
+}
+
+#[test]
+fn kv_memory_and_batch_limits_hold_requests_back() {
+    let mut sc = single(1e9, 1e3, 50.0, 20);
+    sc.servers[0].max_batch = 2;
+    let o = outcomes(&sc);
+    let queued = o.iter().filter(|o| o.queue_ns > 0).count();
+    assert!(
+        queued > o.len() / 2,
+        "with max_batch 2 at 50/s most requests queue: {queued} of {}",
+        o.len()
+    );
+}
+
+#[test]
+fn requests_too_large_for_every_server_are_rejected_not_panicking() {
+    let mut sc = single(1e9, 1e3, 1.0, 30);
+    sc.workload.prompt_tokens = SizeDist::Fixed { value: 8000.0 };
+    sc.workload.max_prompt_tokens = 8192;
+    sc.models[0].kv_bytes_per_token = 64 << 20; // 64 MiB per token: 8000 tokens never fit
+    let (report, ch) = run_checked(&sc);
+    assert!(report.arrived > 0);
+    assert_eq!(
+        report.rejected_by_reason.get("too_large"),
+        Some(&report.arrived)
+    );
+    assert!(ch.ends.values().all(|n| *n == 1));
+}
+
+#[test]
+fn inconsistent_input_is_an_error_not_a_panic() {
+    let mut sc = paper(1.0, 10);
+    sc.servers.retain(|s| s.name != "cloud"); // llama-33b is now hosted nowhere
+    let errs = sc.build().unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("no server hosts model `llama-33b`")),
+        "{errs:?}"
+    );
+
+    let mut sc = paper(1.0, 10);
+    sc.links[0].bandwidth_bps = 0.0;
+    let errs = sc.build().unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.path == "link[edge-lan].bandwidth"),
+        "{errs:?}"
+    );
+
+    let mut sc = paper(1.0, 10);
+    sc.models[1].params = 80e9; // 160 GB of fp16 weights on an 80 GiB A100
+    let errs = sc.build().unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.message.contains("do not fit")),
+        "{errs:?}"
+    );
+
+    // Out-of-order requests from a source are an error.
+    let world = paper(1.0, 10).build().unwrap();
+    let r = |id, t| {
+        Ok(Request {
+            id,
+            arrival_ns: t,
+            prompt_tokens: 10,
+            output_tokens: 10,
+            input_bytes: 10,
+            output_bytes: 10,
+            ..Request::default()
+        })
+    };
+    let mut src = vec![r(0, 5 * SECOND), r(1, SECOND)].into_iter();
+    let err = run(
+        &world,
+        &mut LeastLoaded::default(),
+        &Roofline::default(),
+        &mut src,
+        &mut [],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SimError::InvalidRequest { id: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_decisions_are_errors() {
+    struct Bad;
+    impl perllm_core::Policy for Bad {
+        fn name(&self) -> &str {
+            "bad"
+        }
+        fn schedule(
+            &mut self,
+            _v: &perllm_core::ClusterView<'_>,
+            _p: &[perllm_core::Pending],
+            out: &mut [Decision],
+        ) -> Result<(), perllm_core::PolicyError> {
+            out.iter_mut().for_each(|d| *d = Decision::Assign(99));
+            Ok(())
+        }
+    }
+    let world = paper(1.0, 10).build().unwrap();
+    let err = run_synthetic(&world, &mut Bad).unwrap_err();
+    assert!(
+        err.to_string().contains("server index 99 does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deferring_for_ever_ends_in_rejection() {
+    struct Never;
+    impl perllm_core::Policy for Never {
+        fn name(&self) -> &str {
+            "never"
+        }
+        fn schedule(
+            &mut self,
+            _v: &perllm_core::ClusterView<'_>,
+            _p: &[perllm_core::Pending],
+            _o: &mut [Decision],
+        ) -> Result<(), perllm_core::PolicyError> {
+            Ok(())
+        }
+    }
+    let world = paper(1.0, 10).build().unwrap();
+    let r = run_synthetic(&world, &mut Never).unwrap();
+    assert!(r.arrived > 0);
+    assert_eq!(
+        r.rejected_by_reason.get("deferred_too_long"),
+        Some(&r.arrived)
+    );
+}
+
+#[test]
+fn bandwidth_fluctuation_changes_upload_times() {
+    let mut sc = single(8e6, 1e6, 0.01, 3000);
+    sc.links[1].fluctuation = Fluctuation::Uniform { frac: 0.2 };
+    let o = spaced_outcomes(&sc, 50);
+    let ups: Vec<f64> = o
+        .iter()
+        .map(|o| (o.upload_ns - 40_000_000) as f64 / 1e9)
+        .collect();
+    let (lo, hi) = ups
+        .iter()
+        .fold((f64::MAX, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    // 1 s at the mean; +/-20% bandwidth gives about 0.83 .. 1.25 s.
+    assert!(
+        lo >= 0.8 && hi <= 1.3 && hi - lo > 0.05,
+        "upload times {lo} .. {hi}"
+    );
+}
