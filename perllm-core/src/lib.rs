@@ -6,6 +6,9 @@
 
 pub mod cost;
 pub mod observer;
+pub mod oracle;
+pub mod perllm;
+pub mod policies;
 pub mod policy;
 pub mod report;
 pub mod request;

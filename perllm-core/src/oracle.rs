@@ -1,0 +1,58 @@
+//! The offline oracle: the PerLLM LP step fed with true costs instead of learned estimates.
+//!
+//! The oracle reads the hidden [`crate::policy::GroundTruth`] (each link's real bandwidth in the
+//! current redraw period, the real contention slowdown, the step noise's mean of 1) and scores
+//! each feasible (request, server) pair with the request's true expected reward
+//! `-(weighted energy / (tokens x e_ref)) + lambda x min(true deadline slack, rho_s)`; the
+//! feasibility filter uses the true predicted processing time. It then solves the same slot LP
+//! (same grouping, budgets, user constraints, rounding and repair) as [`crate::perllm::PerLlm`],
+//! without exploration. It does not know the per-step noise draws, so it is the best this LP
+//! can do with perfect knowledge of the means: the reference for the energy gap.
+
+use crate::perllm::{Core, Mode};
+use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
+use crate::request::Outcome;
+use crate::spec::PolicySpec;
+use crate::world::World;
+
+/// The offline oracle policy (`policy oracle { ... }`, same parameters as `perllm`).
+pub struct Oracle {
+    core: Core,
+    world_for_notes: World,
+}
+
+impl Oracle {
+    /// Build the oracle for `world` with the parameters of `spec`.
+    pub fn new(spec: &PolicySpec, world: &World) -> Result<Oracle, PolicyError> {
+        Ok(Oracle {
+            core: Core::new(spec, world, Mode::Oracle)?,
+            world_for_notes: world.clone(),
+        })
+    }
+}
+
+impl Policy for Oracle {
+    fn name(&self) -> &str {
+        self.core.name()
+    }
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        self.core.schedule(view, pending, out)
+    }
+    fn observe(&mut self, outcome: &Outcome) {
+        self.core.observe(outcome)
+    }
+    fn wants_ground_truth(&self) -> bool {
+        true
+    }
+    fn stats(&self) -> PolicyStats {
+        self.core.stats()
+    }
+    fn explain(&mut self, out: &mut Vec<serde_json::Value>) {
+        self.core.explain(&self.world_for_notes, out)
+    }
+}
