@@ -1,7 +1,7 @@
 //! The offline oracle: the PerLLM LP step fed with true costs instead of learned estimates.
 //!
-//! The oracle reads the hidden [`crate::policy::GroundTruth`] (each link's real bandwidth in the
-//! current redraw period, the real contention slowdown, the step noise's mean of 1) and scores
+//! The oracle reads the hidden [`crate::policy::GroundTruth`] (each server link's real bandwidth in
+//! the current redraw period, the real contention slowdown, the step noise's mean of 1) and scores
 //! each feasible (request, server) pair with the request's true expected reward
 //! `-(weighted energy / (tokens x e_ref)) + lambda x min(true deadline slack, rho_s)`; the
 //! feasibility filter uses the true predicted processing time. It then solves the same slot LP

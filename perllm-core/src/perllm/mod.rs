@@ -228,10 +228,10 @@ impl Core {
                 let st = &view.servers[s as usize];
                 let mut hint = st.load_hint();
                 hint.bandwidth_bps =
-                    *truth.link_bandwidth_bps.get(server.link).ok_or_else(|| {
+                    *truth.link_bandwidth_bps.get(s as usize).ok_or_else(|| {
                         self.err(format!(
-                            "ground truth has no bandwidth for link {}",
-                            server.link
+                            "ground truth has no link bandwidth for server {}",
+                            server.name
                         ))
                     })?;
                 let mut e = view.cost.estimate(w, server, r, &hint);
@@ -311,7 +311,7 @@ impl Core {
             let bw = match (self.mode, view.truth) {
                 (Mode::Oracle, Some(t)) => t
                     .link_bandwidth_bps
-                    .get(s.link)
+                    .get(i)
                     .copied()
                     .unwrap_or(st.bandwidth_estimate_bps),
                 _ => st.bandwidth_estimate_bps,
@@ -963,7 +963,11 @@ mod tests {
         let e = o.schedule(&view, &pending, &mut out).unwrap_err();
         assert!(e.message.contains("ground truth"), "{e}");
         let truth = GroundTruth {
-            link_bandwidth_bps: world.links.iter().map(|l| l.bandwidth_bps).collect(),
+            link_bandwidth_bps: world
+                .servers
+                .iter()
+                .map(|s| world.links[s.link].bandwidth_bps)
+                .collect(),
             contention: 0.01,
             step_noise: 0.05,
         };
