@@ -193,6 +193,6 @@ impl CostModel for Roofline {
         let memory_s =
             (model.weight_bytes() + s.kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
         let t = compute_s.max(memory_s);
-        self.step_overhead_ns + (t * 1e9).round() as Nanos
+        self.step_overhead_ns + (t * 1e9 + 0.5) as Nanos
     }
 }

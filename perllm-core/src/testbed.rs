@@ -168,3 +168,27 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         sim: SimParams::default(),
     }
 }
+
+/// The paper's hardware scaled out to `servers` servers: one A100 cloud server (both models) per
+/// ten servers, the rest Xeon edge servers (llama2-7b), with Poisson arrivals at `rate` per second.
+/// Used by the simulator's scale benchmarks.
+pub fn scaled(servers: usize, rate: f64, duration_ns: Nanos) -> Scenario {
+    let mut sc = paper(rate, duration_ns);
+    sc.name = format!("perllm-scaled-{servers}");
+    let edge = sc.servers[0].clone();
+    let cloud = sc.servers[5].clone();
+    sc.servers = (0..servers)
+        .map(|i| {
+            let mut s = if i % 10 == 9 {
+                cloud.clone()
+            } else {
+                edge.clone()
+            };
+            s.name = format!("{}{}", if i % 10 == 9 { "cloud" } else { "edge" }, i + 1);
+            s.family = Some(if i % 10 == 9 { "cloud" } else { "edge" }.into());
+            s
+        })
+        .collect();
+    sc.objective.constraints.clear();
+    sc
+}

@@ -711,6 +711,8 @@ impl<'a> Sim<'a> {
         srv.share_prefix.clear();
         let mut t = self.now;
         let mut prefix = 0.0;
+        let joules_per_ns = srv.busy_w * 1e-9;
+        let (mut last_tokens, mut inv_tokens) = (0u64, 0.0);
         for j in 0..k {
             let mut est: Nanos = 0;
             let mut batch = 0u32;
@@ -728,8 +730,11 @@ impl<'a> Sim<'a> {
                     .max(1.0) as Nanos;
             t += real;
             srv.step_ends.push(t);
-            let e = srv.busy_w * real as f64 / 1e9;
-            let per_token = e / tokens.max(1) as f64;
+            if tokens != last_tokens {
+                last_tokens = tokens;
+                inv_tokens = 1.0 / tokens.max(1) as f64;
+            }
+            let per_token = real as f64 * joules_per_ns * inv_tokens;
             if j == 0 {
                 srv.step0_per_token = per_token;
             }
