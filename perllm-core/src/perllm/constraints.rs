@@ -103,9 +103,20 @@ impl SlotConstraint {
     /// A row already violated before anything is placed (possible for utilisation rows, whose
     /// left-hand side includes the servers' current load) cannot be repaired by this slot's
     /// placements alone; its right-hand side is raised to 0, so the placement never makes it
-    /// worse. Share rows have a right-hand side of exactly 0 (they are multiplied by the number
-    /// of placed requests), so an empty placement always satisfies every row.
-    pub fn rows(&self, idx: usize, world: &World, servers: &[ServerState], out: &mut Vec<UserRow>) {
+    /// worse. Share rows are multiplied by the number of placed requests (window plus slot), so
+    /// they are linear; the same rule applies to them. An empty placement therefore always
+    /// satisfies every row.
+    ///
+    /// `recent[s]` is the number of requests placed on server `s` within the share window before
+    /// this slot: share rows count them with the slot's placements.
+    pub fn rows(
+        &self,
+        idx: usize,
+        world: &World,
+        servers: &[ServerState],
+        recent: &[u32],
+        out: &mut Vec<UserRow>,
+    ) {
         let n = world.servers.len();
         let mut coef = vec![0.0; n];
         let mut base = self.constant;
@@ -115,12 +126,13 @@ impl SlotConstraint {
                 for c in coef.iter_mut() {
                     *c = self.constant;
                 }
-                base = 0.0;
                 for (c, ts, _) in &self.terms {
                     for &s in ts {
                         coef[s as usize] += c;
                     }
                 }
+                // The window's earlier placements enter the left-hand side as a constant.
+                base = coef.iter().zip(recent).map(|(c, &h)| c * h as f64).sum();
             }
             SlotKind::Utilization => {
                 for (c, ts, cap) in &self.terms {

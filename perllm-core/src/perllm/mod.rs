@@ -12,12 +12,12 @@
 //!    (the arm's learned realised/predicted ratio) and predicted energies; every per-request
 //!    user constraint (`latency <= deadline`, energy caps) must hold. A request with no feasible
 //!    server is rejected or sent best-effort (`infeasible`) and is never used to explore.
-//! 3. **Index.** `U(c, s) = -mean energy + lambda x min(mean deadline slack, rho_s)
-//!    + delta x sqrt(ln t_c / n) - theta x recent violation rate`; unobserved arms get an
+//! 3. **Index.** `U(c, s) = -mean energy + lambda x min(mean deadline slack, rho_s) +
+//!    delta x sqrt(ln t_c / n) - theta x recent violation rate`; unobserved arms get an
 //!    optimistic prior.
 //! 4. **Exploration.** Each feasible arm never tried gets one request of its class (the one with
 //!    the most slack) if the budgets allow.
-//! 5. **LP.** Requests are grouped by (class, feasible set); [`plan::plan`] maximises the total
+//! 5. **LP.** Requests are grouped by (class, feasible set); the slot LP maximises the total
 //!    index subject to the budgets and the per-slot user constraints, then rounds and repairs;
 //!    it skips the LP when every group's best server can take the whole group, and falls back
 //!    to a greedy placement if the LP fails.
@@ -129,6 +129,9 @@ pub(crate) struct Core {
     last_notes: Vec<Note>,
     last_method: Method,
     last_rho: Vec<f64>,
+    /// Placements within the share window: (time, server), oldest first, and counts per server.
+    window: std::collections::VecDeque<(u64, ServerId)>,
+    recent: Vec<u32>,
 }
 
 fn kv_bytes(world: &World, r: &Request) -> f64 {
@@ -161,6 +164,8 @@ impl Core {
             last_notes: Vec::new(),
             last_method: Method::Empty,
             last_rho: Vec::new(),
+            window: std::collections::VecDeque::new(),
+            recent: vec![0; n],
         })
     }
 
@@ -288,6 +293,14 @@ impl Core {
         self.last_groups.clear();
         let p = self.params.clone();
         let now = view.now_ns;
+        let horizon = (p.share_window * 1e9) as u64;
+        while let Some(&(t, s)) = self.window.front() {
+            if t + horizon > now && horizon > 0 {
+                break;
+            }
+            self.window.pop_front();
+            self.recent[s as usize] -= 1;
+        }
 
         // 1. Budgets and resource slack.
         let mut budgets = Budgets {
@@ -335,7 +348,7 @@ impl Core {
             budgets.link.push(l);
         }
         for (i, c) in self.constraints.per_slot.iter().enumerate() {
-            c.rows(i, world, view.servers, &mut budgets.user);
+            c.rows(i, world, view.servers, &self.recent, &mut budgets.user);
         }
 
         // 2-3. Feasibility, scores, groups.
@@ -344,6 +357,7 @@ impl Core {
         let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
         let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
         let mut req_class = vec![0u32; pending.len()];
+        let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
         let mut feas: Vec<ServerId> = Vec::new();
         let mut dlist: Vec<f64> = Vec::new();
         let mut tscore: Vec<f64> = Vec::new();
@@ -429,6 +443,7 @@ impl Core {
                     groups.len() - 1
                 }
             };
+            member_group[i] = Some(g as u32);
             let grp = &mut groups[g];
             grp.members.push(i as u32);
             grp.kv += kv;
@@ -554,7 +569,20 @@ impl Core {
                 None if infeasible_set.contains(&i) => {
                     (Decision::Defer, "infeasible_no_capacity", None)
                 }
-                None => (Decision::Defer, "capacity", None),
+                None => {
+                    // Deferred: by the budgets, or by the user's per-slot constraints?
+                    let full = member_group[i].is_none_or(|g| {
+                        let grp = &groups[g as usize];
+                        grp.servers
+                            .iter()
+                            .all(|&s| !ledger.fits_capacity(&budgets, grp.kv, grp.bits, s))
+                    });
+                    (
+                        Decision::Defer,
+                        if full { "capacity" } else { "constraint" },
+                        member_group[i],
+                    )
+                }
             };
             out[i] = d;
             let class = req_class[i];
@@ -568,6 +596,10 @@ impl Core {
             match d {
                 Decision::Assign(s) => {
                     self.counters.assigned += 1;
+                    if horizon > 0 {
+                        self.window.push_back((now, s));
+                        self.recent[s as usize] += 1;
+                    }
                     let e = self.estimate(view, r, s)?;
                     if via != "explore" {
                         self.arms.arms[class as usize][s as usize].assigned += 1;

@@ -51,6 +51,9 @@ pub struct Params {
     pub queue_factor: f64,
     /// `link_window` (seconds): a link's capacity row is its mean bandwidth times this. Default 1 s.
     pub link_window: f64,
+    /// `share_window` (seconds): `share(..)` constraints count the placements of the last
+    /// `share_window` seconds plus the current slot's (0 = the current slot only). Default 10 s.
+    pub share_window: f64,
     /// `use_lp`: solve the slot LP (false: greedy placement only, for ablations). Default true.
     pub use_lp: bool,
     /// `regret_min_obs`: arms with fewer observations are left out of the hindsight best arm. Default 3.
@@ -77,6 +80,7 @@ impl Default for Params {
             infeasible: Infeasible::Reject,
             queue_factor: 1.0,
             link_window: 1.0,
+            share_window: 10.0,
             use_lp: true,
             regret_min_obs: 3,
             explain_top: 5,
@@ -97,6 +101,7 @@ pub const PARAM_NAMES: &[&str] = &[
     "infeasible",
     "queue_factor",
     "link_window",
+    "share_window",
     "use_lp",
     "regret_min_obs",
     "explain_top",
@@ -149,6 +154,7 @@ impl Params {
                 "size_bucket_base" => p.size_bucket_base = num(1.0, 1e6, true)?,
                 "queue_factor" => p.queue_factor = num(0.0, 1e3, false)?,
                 "link_window" => p.link_window = num(0.0, 1e6, true)?,
+                "share_window" => p.share_window = num(0.0, 1e9, false)?,
                 "regret_min_obs" => p.regret_min_obs = int(1.0, 1e9)?,
                 "explain_top" => p.explain_top = int(0.0, 1e6)? as usize,
                 "use_lp" => match value {

@@ -104,6 +104,14 @@ impl Ledger {
         })
     }
 
+    /// Would one more such request fit `s`'s batch, KV and link budgets (ignoring user rows)?
+    pub fn fits_capacity(&self, b: &Budgets, kv: f64, bits: f64, s: ServerId) -> bool {
+        let i = s as usize;
+        self.batch[i] + 1.0 <= b.batch[i] + EPS
+            && self.kv[i] + kv <= b.kv[i] * (1.0 + 1e-12) + EPS
+            && (bits <= 0.0 || self.link[i] + bits <= b.link[i] * (1.0 + 1e-12) + EPS)
+    }
+
     /// Add (`sign` = 1) or remove (`sign` = -1) one request.
     pub fn add(&mut self, b: &Budgets, kv: f64, bits: f64, s: ServerId, sign: f64) {
         let i = s as usize;
@@ -245,12 +253,11 @@ pub(crate) fn within(b: &Budgets, l: &Ledger) -> bool {
     l.worst_user_row(b).is_none()
 }
 
+/// The LP's values `y[g][k]` and its size (variables, rows).
+type LpSolution = (Vec<Vec<f64>>, (usize, usize));
+
 /// Solve the relaxation; returns y[g][k] and (variables, rows).
-fn solve_lp(
-    groups: &[Group],
-    b: &Budgets,
-    ledger: &Ledger,
-) -> Result<(Vec<Vec<f64>>, (usize, usize)), String> {
+fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution, String> {
     let n_servers = b.batch.len();
     let max_abs = groups
         .iter()

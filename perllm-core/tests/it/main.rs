@@ -1,3 +1,4 @@
 //! perllm-core integration tests.
 
+mod perllm;
 mod sim;
