@@ -1,0 +1,4 @@
+//! Integration tests of perllm-dsl.
+
+mod common;
+mod paper;
