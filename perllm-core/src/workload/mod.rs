@@ -1,4 +1,14 @@
-//! Request sources: synthetic generators (and, in `trace`, trace parsers over any reader).
+//! Request sources: the synthetic generator ([`Synthetic`]), trace replay ([`trace::TraceSource`])
+//! over any reader, and bandwidth time series ([`bandwidth_series_from_csv`]).
+//!
+//! [`source_for`] picks the right source for a [`World`]. The formats and rules are documented in
+//! `docs/workloads.md`.
+
+pub mod bandwidth;
+pub mod trace;
+
+pub use bandwidth::{BandwidthSeries, bandwidth_series_from_csv, read_bandwidth_csv};
+pub use trace::{Opener, Reader, TraceSource};
 
 use crate::request::Request;
 use crate::rng::{Rng, stream, stream_rng, unit_f64};
@@ -15,6 +25,54 @@ pub struct WorkloadError {
     pub row: u64,
     /// What is wrong.
     pub message: String,
+}
+
+impl WorkloadError {
+    /// An error in `source_name` at 1-based `row` (0 if not about one row).
+    pub fn new(source_name: &str, row: u64, message: String) -> Self {
+        WorkloadError {
+            source_name: source_name.to_string(),
+            row,
+            message,
+        }
+    }
+}
+
+/// The request source of `world`: the trace replayer if the workload names a trace, the synthetic
+/// generator otherwise.
+///
+/// `open` opens a trace path as written in the scenario (the CLI resolves it relative to the
+/// scenario file). It is called once per pass over the trace (a pre-pass for `target_rate`, then
+/// once per `repeat`), which is why the returned source borrows it.
+pub fn source_for<'a>(
+    world: &World,
+    open: &'a dyn Fn(&str) -> std::io::Result<Reader>,
+) -> Result<Box<dyn RequestSource + 'a>, WorkloadError> {
+    match &world.scenario.workload.trace {
+        None => Ok(Box::new(Synthetic::new(world))),
+        Some(spec) => {
+            let path = spec.path.clone();
+            let src = TraceSource::with_opener(spec, &spec.path, move || open(&path), world)?;
+            Ok(Box::new(src))
+        }
+    }
+}
+
+/// Check a size distribution's parameters (what [`crate::Scenario::build`] checks for the
+/// workload's own distributions).
+pub fn check_size_dist(d: &SizeDist) -> Result<(), String> {
+    let ok = |v: f64| v.is_finite() && v >= 0.0;
+    let good = match d {
+        SizeDist::Fixed { value } => ok(*value),
+        SizeDist::Uniform { lo, hi } => ok(*lo) && ok(*hi) && lo <= hi,
+        SizeDist::LogNormal { median, sigma } => ok(*median) && *median > 0.0 && ok(*sigma),
+        SizeDist::Empirical { values } => !values.is_empty() && values.iter().all(|v| ok(*v)),
+    };
+    if good {
+        Ok(())
+    } else {
+        Err(format!("invalid size distribution {d:?}"))
+    }
 }
 
 /// A stream of requests in non-decreasing arrival order.
@@ -87,6 +145,7 @@ pub struct Synthetic {
     end_ns: Nanos,
     next_id: u64,
     limit: u64,
+    done: bool,
 }
 
 impl Synthetic {
@@ -113,6 +172,7 @@ impl Synthetic {
             end_ns: world.scenario.duration_ns,
             next_id: 0,
             limit: w.max_requests.unwrap_or(u64::MAX),
+            done: false,
         }
     }
 
@@ -210,13 +270,17 @@ pub fn gamma(r: &mut Rng, k: f64, theta: f64) -> f64 {
 
 impl RequestSource for Synthetic {
     fn next_request(&mut self) -> Option<Result<Request, WorkloadError>> {
-        if self.next_id >= self.limit {
+        if self.done || self.next_id >= self.limit {
             return None;
         }
-        let gap = self.next_gap()?;
+        let Some(gap) = self.next_gap() else {
+            self.done = true;
+            return None;
+        };
         self.t += gap;
         let arrival_ns = (self.t * 1e9) as Nanos;
         if arrival_ns >= self.end_ns {
+            self.done = true;
             return None;
         }
         let r = &mut self.rng;

@@ -2,3 +2,4 @@
 
 mod perllm;
 mod sim;
+mod workload;

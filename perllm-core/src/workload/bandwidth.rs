@@ -1,0 +1,146 @@
+//! Bandwidth time series read from CSV, for [`crate::spec::Fluctuation::Series`].
+//!
+//! The file has a header and two columns. The first is `time_s` (seconds; any origin, the series is
+//! shifted so that its first row is at time 0; strictly increasing). The second is either
+//!
+//! - `factor`: the multiplicative factor applied to the link's mean bandwidth (> 0), or
+//! - `bandwidth_bps`, `bandwidth_kbps`, `bandwidth_mbps` or `bandwidth_gbps`: a measured absolute
+//!   bandwidth in that unit (> 0), turned into factors by dividing by a mean (see
+//!   [`BandwidthSeries::factors`]).
+//!
+//! As in `Fluctuation::Series`, each value holds until the next row and the whole series repeats
+//! with the last row's time as its period, so the last row only marks the end of the period.
+//! Blank lines are ignored. Any malformed row is an error naming the row.
+
+use super::WorkloadError;
+use crate::spec::Nanos;
+
+/// A parsed bandwidth CSV.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BandwidthSeries {
+    /// `(time_ns, value)` points, the first at 0, strictly increasing in time.
+    pub points: Vec<(Nanos, f64)>,
+    /// `true` if the values are absolute bandwidths in bits/s, `false` if they are factors.
+    pub absolute: bool,
+}
+
+impl BandwidthSeries {
+    /// The time-weighted mean value over one period (each value weighted by how long it holds; a
+    /// single-row series is its value).
+    pub fn time_weighted_mean(&self) -> f64 {
+        let p = &self.points;
+        if p.len() == 1 {
+            return p[0].1;
+        }
+        let period = p[p.len() - 1].0 as f64;
+        p.windows(2)
+            .map(|w| w[0].1 * (w[1].0 - w[0].0) as f64)
+            .sum::<f64>()
+            / period
+    }
+
+    /// Multiplicative factors for `Fluctuation::Series`. Factor files are returned as they are;
+    /// absolute bandwidths are divided by `mean_bps` if given (so that the series replays the
+    /// measured values on a link whose declared mean is `mean_bps`), otherwise by the series' own
+    /// time-weighted mean (so that the link's declared bandwidth sets the mean and the file only
+    /// the shape).
+    pub fn factors(&self, mean_bps: Option<f64>) -> Vec<(Nanos, f64)> {
+        if !self.absolute {
+            return self.points.clone();
+        }
+        let m = mean_bps.unwrap_or_else(|| self.time_weighted_mean());
+        self.points.iter().map(|&(t, v)| (t, v / m)).collect()
+    }
+}
+
+/// Read a bandwidth CSV (see the module documentation for the columns).
+pub fn read_bandwidth_csv<R: std::io::Read>(
+    reader: R,
+    name: &str,
+) -> Result<BandwidthSeries, WorkloadError> {
+    let err = |row: u64, m: String| WorkloadError::new(name, row, m);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(reader);
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| err(1, format!("cannot read the header: {e}")))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
+        .collect();
+    let unit = match header.get(1).map(String::as_str) {
+        Some("factor") => None,
+        Some("bandwidth_bps") => Some(1.0),
+        Some("bandwidth_kbps") => Some(1e3),
+        Some("bandwidth_mbps") => Some(1e6),
+        Some("bandwidth_gbps") => Some(1e9),
+        _ => None,
+    };
+    let second_ok = matches!(
+        header.get(1).map(String::as_str),
+        Some("factor" | "bandwidth_bps" | "bandwidth_kbps" | "bandwidth_mbps" | "bandwidth_gbps")
+    );
+    if header.len() != 2 || header[0] != "time_s" || !second_ok {
+        return Err(err(
+            1,
+            format!(
+                "expected the header `time_s,factor` or `time_s,bandwidth_<bps|kbps|mbps|gbps>`, found `{}`",
+                header.join(",")
+            ),
+        ));
+    }
+    let mut points: Vec<(Nanos, f64)> = Vec::new();
+    let mut first_ns: Option<Nanos> = None;
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Err(err(line, format!("cannot read the CSV: {e}")));
+            }
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() != 2 {
+            return Err(err(line, format!("has {} fields, expected 2", rec.len())));
+        }
+        let t = super::trace::parse_seconds_ns(&rec[0])
+            .map_err(|m| err(line, format!("time_s: {m}")))?;
+        let v: f64 = rec[1]
+            .trim()
+            .parse()
+            .map_err(|_| err(line, format!("`{}` is not a number", rec[1].trim())))?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(err(
+                line,
+                format!("{} must be a positive finite number, not {v}", header[1]),
+            ));
+        }
+        let t0 = *first_ns.get_or_insert(t);
+        if t < t0 || points.last().is_some_and(|p| t - t0 <= p.0) {
+            return Err(err(
+                line,
+                "times must increase strictly from row to row".into(),
+            ));
+        }
+        points.push((t - t0, v * unit.unwrap_or(1.0)));
+    }
+    if points.is_empty() {
+        return Err(err(0, "the bandwidth series has no rows".into()));
+    }
+    Ok(BandwidthSeries {
+        points,
+        absolute: unit.is_some(),
+    })
+}
+
+/// Read a bandwidth CSV and return the factors for `Fluctuation::Series` (absolute bandwidths are
+/// normalised by their time-weighted mean; see [`BandwidthSeries::factors`]).
+pub fn bandwidth_series_from_csv<R: std::io::Read>(
+    reader: R,
+    name: &str,
+) -> Result<Vec<(Nanos, f64)>, WorkloadError> {
+    Ok(read_bandwidth_csv(reader, name)?.factors(None))
+}
