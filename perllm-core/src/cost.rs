@@ -71,6 +71,31 @@ pub trait CostModel: Send + Sync {
     /// Must be positive for a non-empty shape.
     fn step_ns(&self, hw: &Hardware, count: u32, model: &ModelSpec, shape: &StepShape) -> Nanos;
 
+    /// Add to `out[j]` the time of the `j`-th of `out.len()` consecutive decode-only steps that
+    /// start from `shape` (no prefill); each step grows the KV cache by one token per sequence
+    /// (`kv_tokens += decode_seqs`). The simulator prices a run of steps with one call per model.
+    ///
+    /// The default calls [`CostModel::step_ns`] once per step; override it when the steps can be
+    /// priced faster (the roofline model does it without a division per step).
+    fn add_decode_steps_ns(
+        &self,
+        hw: &Hardware,
+        count: u32,
+        model: &ModelSpec,
+        shape: &StepShape,
+        out: &mut [Nanos],
+    ) {
+        let mut sh = StepShape {
+            prefill_tokens: 0,
+            prefill_seqs: 0,
+            ..*shape
+        };
+        for o in out.iter_mut() {
+            *o += self.step_ns(hw, count, model, &sh);
+            sh.kv_tokens += sh.decode_seqs as u64;
+        }
+    }
+
     /// Estimate latency and energy of `req` on `server` under `load`, from mean values.
     ///
     /// The default prices prefill as one step with the request alone, decode as `output - 1`
@@ -194,5 +219,32 @@ impl CostModel for Roofline {
             (model.weight_bytes() + s.kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
         let t = compute_s.max(memory_s);
         self.step_overhead_ns + (t * 1e9 + 0.5) as Nanos
+    }
+
+    fn add_decode_steps_ns(
+        &self,
+        hw: &Hardware,
+        count: u32,
+        model: &ModelSpec,
+        s: &StepShape,
+        out: &mut [Nanos],
+    ) {
+        if s.decode_seqs == 0 {
+            return;
+        }
+        let n = count.max(1) as f64;
+        let flops = hw.compute_flops * hw.compute_efficiency() * n;
+        let bw = hw.memory_bandwidth_bytes_per_s * hw.bandwidth_efficiency() * n;
+        let compute_s = 2.0 * model.params * s.decode_seqs as f64 / flops;
+        let inv_bw = 1.0 / bw;
+        let per_kv = model.kv_bytes_per_token as f64 * inv_bw;
+        let base = model.weight_bytes() * inv_bw;
+        let mut kv = s.kv_tokens as f64;
+        let growth = s.decode_seqs as f64;
+        for o in out.iter_mut() {
+            let t = compute_s.max(base + kv * per_kv);
+            *o += self.step_overhead_ns + (t * 1e9 + 0.5) as Nanos;
+            kv += growth;
+        }
     }
 }

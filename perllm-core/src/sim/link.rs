@@ -88,6 +88,8 @@ pub(crate) struct Bandwidth {
     fluct: Fluctuation,
     period: Nanos,
     rng: Rng,
+    /// Key of the random-access uniform draws, from the link's ChaCha stream.
+    key: u64,
     /// Period index of `factor`.
     k: u64,
     factor: f64,
@@ -95,11 +97,14 @@ pub(crate) struct Bandwidth {
 
 impl Bandwidth {
     pub(crate) fn new(spec: &LinkSpec, period: Nanos, seed: u64, instance: u64) -> Self {
+        let mut rng = stream_rng(seed, stream::LINK_BASE + instance);
+        let key = rand::Rng::next_u64(&mut rng);
         let mut b = Bandwidth {
             mean: spec.bandwidth_bps,
             fluct: spec.fluctuation.clone(),
             period: period.max(1),
-            rng: stream_rng(seed, stream::LINK_BASE + instance),
+            rng,
+            key,
             k: 0,
             factor: 1.0,
         };
@@ -107,10 +112,14 @@ impl Bandwidth {
         b
     }
 
-    /// The `k`-th uniform draw of this link's stream, by random access (two 32-bit words each).
-    fn uniform_at(&mut self, k: u64) -> f64 {
-        self.rng.set_word_pos(k as u128 * 2);
-        unit_f64(&mut self.rng)
+    /// The uniform draw of period `k`, by random access: a SplitMix64 hash of (this link's
+    /// stream key, k). Random access keeps an idle link free of events and of sequential draws.
+    fn uniform_at(&self, k: u64) -> f64 {
+        let mut z = self.key ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     fn factor_for(&mut self, k: u64, now: Nanos) -> f64 {

@@ -166,6 +166,7 @@ struct Sim<'a> {
     counters: SimCounters,
     scratch_done: Vec<u32>,
     shapes: Vec<(ModelId, StepShape)>,
+    est: Vec<Nanos>,
 }
 
 macro_rules! emit {
@@ -242,6 +243,7 @@ impl<'a> Sim<'a> {
             counters: SimCounters::default(),
             scratch_done: Vec::new(),
             shapes: Vec::new(),
+            est: Vec::new(),
         }
     }
 
@@ -712,41 +714,53 @@ impl<'a> Sim<'a> {
         let mut t = self.now;
         let mut prefix = 0.0;
         let joules_per_ns = srv.busy_w * 1e-9;
-        let (mut last_tokens, mut inv_tokens) = (0u64, 0.0);
-        for j in 0..k {
-            let mut est: Nanos = 0;
-            let mut batch = 0u32;
-            let mut tokens = 0u64;
-            for (m, sh) in &self.shapes {
-                est += self
-                    .cost
-                    .step_ns(hw, server.count, &self.world.models[*m as usize], sh);
-                batch += sh.decode_seqs + sh.prefill_seqs;
-                tokens += sh.prefill_tokens + sh.decode_seqs as u64;
-            }
+        // Step 0 may mix prefill and decode; price it on its own.
+        let (mut est0, mut batch, mut tokens) = (0, 0u32, 0u64);
+        for (m, sh) in &self.shapes {
+            est0 += self
+                .cost
+                .step_ns(hw, server.count, &self.world.models[*m as usize], sh);
+            batch += sh.decode_seqs + sh.prefill_seqs;
+            tokens += sh.prefill_tokens + sh.decode_seqs as u64;
+        }
+        // Steps 1.. are decode-only with a fixed batch: price them per model in one call each.
+        self.est.clear();
+        self.est.resize(k, 0);
+        self.est[0] = est0;
+        for (m, sh) in self.shapes.iter_mut() {
+            sh.kv_tokens += sh.decode_seqs as u64 + sh.prefill_tokens + sh.prefill_seqs as u64;
+            sh.decode_seqs += sh.prefill_seqs;
+            sh.prefill_seqs = 0;
+            sh.prefill_tokens = 0;
+            self.cost.add_decode_steps_ns(
+                hw,
+                server.count,
+                &self.world.models[*m as usize],
+                sh,
+                &mut self.est[1..],
+            );
+        }
+        let contention0 = 1.0 + sim.contention * batch.saturating_sub(1) as f64;
+        let per_token0 = joules_per_ns / tokens.max(1) as f64;
+        let decode_batch: u32 = self.shapes.iter().map(|(_, sh)| sh.decode_seqs).sum();
+        let contention = 1.0 + sim.contention * decode_batch.saturating_sub(1) as f64;
+        let per_token = joules_per_ns / decode_batch.max(1) as f64;
+        for (j, &est) in self.est.iter().enumerate() {
+            let (c, pt) = if j == 0 {
+                (contention0, per_token0)
+            } else {
+                (contention, per_token)
+            };
             let noise = 1.0 + sim.step_noise * (2.0 * unit_f64(&mut srv.noise) - 1.0);
-            let real =
-                (est as f64 * (1.0 + sim.contention * (batch.saturating_sub(1)) as f64) * noise)
-                    .max(1.0) as Nanos;
+            let real = (est as f64 * c * noise).max(1.0) as Nanos;
             t += real;
             srv.step_ends.push(t);
-            if tokens != last_tokens {
-                last_tokens = tokens;
-                inv_tokens = 1.0 / tokens.max(1) as f64;
-            }
-            let per_token = real as f64 * joules_per_ns * inv_tokens;
+            let share = real as f64 * pt;
             if j == 0 {
-                srv.step0_per_token = per_token;
+                srv.step0_per_token = share;
             }
-            prefix += per_token;
+            prefix += share;
             srv.share_prefix.push(prefix);
-            // Advance the shapes by one step: decoders' contexts grow, prefilled sequences decode.
-            for (_, sh) in self.shapes.iter_mut() {
-                sh.kv_tokens += sh.decode_seqs as u64 + sh.prefill_tokens + sh.prefill_seqs as u64;
-                sh.decode_seqs += sh.prefill_seqs;
-                sh.prefill_seqs = 0;
-                sh.prefill_tokens = 0;
-            }
         }
         srv.run = Some(Run {
             start: self.now,
