@@ -221,6 +221,9 @@ pub(crate) struct Arms {
     pub clock: Vec<u64>,
     /// Per class: effective number of observations (discounted like the arms).
     pub class_n: Vec<f64>,
+    /// Per class: the lowest mean energy and the highest mean slack of its observed arms
+    /// (the optimistic prior of unobserved arms), refreshed at each observation of the class.
+    prior: Vec<Option<(f64, f64)>>,
 }
 
 impl Arms {
@@ -230,6 +233,7 @@ impl Arms {
             self.arms.push(vec![Arm::default(); n_servers]);
             self.clock.push(0);
             self.class_n.push(0.0);
+            self.prior.push(None);
         }
     }
 
@@ -239,20 +243,11 @@ impl Arms {
         let v = self.arms[c][s].view(p, self.clock[c]);
         let t = self.class_n[c].max(1.0);
         if v.n <= 0.0 {
-            // Unobserved: optimistic prior = the class's best observed mean, plus the bonus of a
-            // single observation.
-            let prior = self.arms[c]
-                .iter()
-                .filter(|a| a.w > 0.0)
-                .map(|a| {
-                    let v = a.view(p, self.clock[c]);
-                    -v.energy + p.constraint_weight * v.slack.min(rho)
-                })
-                .fold(f64::NEG_INFINITY, f64::max);
-            let prior = if prior.is_finite() {
-                prior
-            } else {
-                p.constraint_weight * rho
+            // Unobserved: optimistic prior = the class's lowest observed mean energy and highest
+            // observed mean slack, plus the bonus of a single observation.
+            let prior = match self.prior[c] {
+                Some((e, slack)) => -e + p.constraint_weight * slack.min(rho),
+                None => p.constraint_weight * rho,
             };
             return (prior + p.exploration * (t + 1.0).ln().sqrt(), v);
         }
@@ -283,6 +278,15 @@ impl Arms {
         self.class_n[c] = self.class_n[c] * d + 1.0;
         let clock = self.clock[c];
         self.arms[c][s].observe(p, clock, sample, reward, violated);
+        let mut prior: Option<(f64, f64)> = None;
+        for a in self.arms[c].iter().filter(|a| a.w > 0.0) {
+            let v = a.view(p, clock);
+            prior = Some(match prior {
+                None => (v.energy, v.slack),
+                Some((e, sl)) => (e.min(v.energy), sl.max(v.slack)),
+            });
+        }
+        self.prior[c] = prior;
     }
 }
 

@@ -253,6 +253,32 @@ pub(crate) fn within(b: &Budgets, l: &Ledger) -> bool {
     l.worst_user_row(b).is_none()
 }
 
+/// Fewest candidate servers per group in the LP.
+const MIN_CANDIDATES: usize = 4;
+
+/// The servers of `g` that get an LP variable (positions in `g.servers`): in decreasing score,
+/// until their remaining batch budgets could take the group twice over, and at least
+/// [`MIN_CANDIDATES`]. Keeps the LP's size independent of the number of servers; servers left
+/// out can still receive the group's requests in the greedy fill after rounding.
+fn candidates(g: &Group, b: &Budgets, ledger: &Ledger) -> Vec<usize> {
+    let mut ks: Vec<usize> = (0..g.servers.len()).collect();
+    ks.sort_by(|&a, &c| g.score[c].total_cmp(&g.score[a]).then(a.cmp(&c)));
+    let need = 2.0 * g.n() as f64;
+    let mut room = 0.0;
+    let mut keep = 0;
+    for &k in &ks {
+        if keep >= MIN_CANDIDATES && room >= need {
+            break;
+        }
+        let s = g.servers[k] as usize;
+        room += (b.batch[s] - ledger.batch[s]).max(0.0);
+        keep += 1;
+    }
+    ks.truncate(keep);
+    ks.sort_unstable();
+    ks
+}
+
 /// The LP's values `y[g][k]` and its size (variables, rows).
 type LpSolution = (Vec<Vec<f64>>, (usize, usize));
 
@@ -274,16 +300,15 @@ fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution
     let mut on: Vec<Vec<(good_lp::Variable, f64, f64, f64)>> = vec![Vec::new(); n_servers];
     for g in groups {
         let n = g.n() as f64;
-        let mut row = Vec::with_capacity(g.servers.len());
+        let mut row = vec![None; g.servers.len()];
         if n > 0.0 {
-            for (k, &s) in g.servers.iter().enumerate() {
+            for k in candidates(g, b, ledger) {
+                let s = g.servers[k];
                 let v = vars.add(variable().min(0.0).max(n));
                 objective.add_mul(g.score[k] + m, v);
                 on[s as usize].push((v, g.kv, g.bits, n));
-                row.push(Some(v));
+                row[k] = Some(v);
             }
-        } else {
-            row.resize(g.servers.len(), None);
         }
         x.push(row);
     }
@@ -291,7 +316,7 @@ fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution
     let mut model = vars.maximise(objective).using(microlp);
     let mut rows = 0;
     for (g, grp) in groups.iter().enumerate() {
-        if grp.n() > 0 && grp.servers.len() > 1 {
+        if grp.n() > 0 && x[g].iter().flatten().count() > 1 {
             let mut e = Expression::with_capacity(grp.servers.len());
             for v in x[g].iter().flatten() {
                 e.add_mul(1.0, *v);
