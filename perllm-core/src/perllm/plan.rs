@@ -383,7 +383,10 @@ fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution
         model.add_constraint(e.leq(rhs));
         rows += 1;
     }
-    let sol = model.solve().map_err(|e| e.to_string())?;
+    // A solver bug must cost one slot its LP (greedy fallback), not the whole run.
+    let sol = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.solve()))
+        .map_err(|_| "the LP solver panicked".to_string())?
+        .map_err(|e| e.to_string())?;
     let y = x
         .iter()
         .map(|row| {

@@ -418,3 +418,79 @@ proptest! {
         prop_assert_eq!(stats.values["assigned"] as u32, total);
     }
 }
+
+/// `green` is the better server until its link collapses at half time (the policy only ever sees
+/// the link's mean bandwidth); then its requests miss their deadlines and `hot` is the only good
+/// choice.
+fn collapsing_link(secs: u64) -> Scenario {
+    let mut sc = green_and_hot(1.0, secs);
+    sc.servers.retain(|s| s.name != "hot2");
+    let mut wan_a = sc.links.iter().find(|l| l.name == "wan").unwrap().clone();
+    wan_a.name = "wan-green".into();
+    wan_a.fluctuation = Fluctuation::Series {
+        points: vec![(0, 1.0), (secs / 2 * SECOND, 0.001), (secs * SECOND, 0.001)],
+    };
+    sc.links.push(wan_a);
+    for s in &mut sc.servers {
+        if s.name == "green" {
+            s.link = "wan-green".into();
+        }
+    }
+    for l in &mut sc.links {
+        if l.name == "wan" {
+            l.fluctuation = Fluctuation::None;
+        }
+    }
+    sc.slos[0].deadline_ns = 5 * SECOND;
+    sc
+}
+
+/// The learned latency ratio, the violation window and (optionally) the sliding window or discount
+/// move the policy off a server whose link collapsed, although its cost-model estimate (from the
+/// link's mean) never changes.
+#[test]
+fn the_policy_follows_a_collapsing_link() {
+    let secs = 400;
+    let world = collapsing_link(secs).build().unwrap();
+    let hot = world.server_id("hot1").unwrap();
+    let green = world.server_id("green").unwrap();
+    let classes = ("classes", ParamValue::Text("slo,model".into()));
+    for extra in [None, Some(("window", 20.0)), Some(("discount", 0.99))] {
+        let mut params = vec![classes.clone()];
+        if let Some((k, v)) = extra {
+            params.push((k, ParamValue::Number(v)));
+        }
+        let mut p = policy("perllm", &world, &params);
+        let (_, log) = run_logged(&world, &mut p, false);
+        let share = |from_s: u64, to_s: u64, s: u32| {
+            let picks: Vec<u32> = log
+                .rows
+                .iter()
+                .filter(|r| r.0 >= from_s * SECOND && r.0 < to_s * SECOND)
+                .filter_map(|r| {
+                    if let Decision::Assign(s) = r.2 {
+                        Some(s)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            assert!(
+                picks.len() > 50,
+                "{} assignments in [{from_s}, {to_s}) s",
+                picks.len()
+            );
+            picks.iter().filter(|&&x| x == s).count() as f64 / picks.len() as f64
+        };
+        let before = share(secs / 4, secs / 2, green);
+        let after = share(secs * 3 / 4, secs, hot);
+        assert!(
+            before >= 0.9,
+            "{extra:?}: before the collapse green should win: {before:.3}"
+        );
+        assert!(
+            after >= 0.9,
+            "{extra:?}: after the collapse hot should win: {after:.3}"
+        );
+    }
+}
