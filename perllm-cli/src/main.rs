@@ -1,2 +1,44 @@
-//! The `perllm` command-line interface.
-fn main() {}
+//! The `perllm` command-line interface: check, run, compare, sweep, merge, plot and list plugins.
+//!
+//! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.
+
+mod catalog;
+mod cli;
+mod commands;
+mod error;
+mod observers;
+mod plot;
+mod provenance;
+mod render;
+mod results;
+mod runner;
+mod scenario;
+mod table;
+mod term;
+mod util;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; usage errors to stderr with exit 2.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let term = term::Term::new(cli.color, cli.quiet);
+    match commands::dispatch(cli, term) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            term.error(&e);
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Command-line arguments (clap derive).
+
+use crate::term::ColorChoice;
+use crate::util::{Setting, Shard};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const ABOUT: &str =
+    "Simulate edge-cloud LLM serving and compare scheduling policies (PerLLM, CS-UCB)";
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  perllm check examples/paper.perllm
+  perllm run examples/paper.perllm
+  perllm run examples/paper.perllm --policy greedy --seed 3 --out runs/greedy
+  perllm compare examples/paper.perllm --policies perllm,cloud-only,edge-only,oracle --seeds 1..10
+  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2,4,8 --policies perllm,greedy --out sweep.json
+  perllm plot sweep.json --out plots/
+  perllm plugins list --plugin target/release/";
+
+/// The perllm command line.
+#[derive(Debug, Parser)]
+#[command(name = "perllm", version, about = ABOUT, after_help = MAIN_EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// When to colour messages on stderr (NO_COLOR is respected by `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// No progress bars or informational messages on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate scenario files without running them.
+    #[command(
+        after_help = "Examples:\n  perllm check examples/paper.perllm\n  perllm check examples/*.perllm"
+    )]
+    Check(CheckArgs),
+    /// Run one simulation and print its report.
+    #[command(
+        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm      # report.json, results.json, requests.csv, decisions.jsonl"
+    )]
+    Run(RunArgs),
+    /// Run several policies on the same workloads over several seeds, in parallel.
+    #[command(
+        after_help = "Examples:\n  perllm compare examples/paper.perllm --policies perllm,cloud-only,edge-only,random --seeds 1..10\n  perllm compare examples/paper.perllm --policies perllm,greedy,oracle --reference greedy --out cmp.json\n  perllm compare examples/paper.perllm --shard 2/4 --out part2.json    # one machine's share"
+    )]
+    Compare(CompareArgs),
+    /// Sweep scenario values (cartesian grid) for load curves and sensitivity studies.
+    #[command(
+        after_help = "Examples:\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2,4,8,16 --policies perllm,greedy\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=4,8 --set servers.cloud.max_batch=16,64 --format csv > sweep.csv"
+    )]
+    Sweep(SweepArgs),
+    /// Combine the shards of a `--shard` study into the single-machine result.
+    #[command(
+        after_help = "Example:\n  perllm merge part1.json part2.json part3.json --out results.json"
+    )]
+    Merge(MergeArgs),
+    /// Draw SVG plots and an HTML page from a results file.
+    #[command(
+        after_help = "Example:\n  perllm plot results.json --out plots/    # then open plots/index.html"
+    )]
+    Plot(PlotArgs),
+    /// Inspect policy and cost-model plugins.
+    Plugins {
+        /// The plugins command.
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  perllm completions bash > ~/.local/share/bash-completion/completions/perllm\n  perllm completions zsh > ~/.zfunc/_perllm"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `perllm plugins` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List every policy and cost model available, built-in or loaded.
+    #[command(
+        after_help = "Examples:\n  perllm plugins list\n  perllm plugins list --plugin target/release/libmy_policy.so"
+    )]
+    List {
+        /// Plugin options.
+        #[command(flatten)]
+        plugins: PluginArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+}
+
+/// Format of `plugins list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// An aligned table.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+/// `perllm check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scenario files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Plugin loading.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PluginArgs {
+    /// Load policy or cost-model plugins from this library or directory (repeatable).
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
+}
+
+/// Options shared by every command that simulates.
+#[derive(Debug, Args, Clone)]
+pub struct SimArgs {
+    /// Plugin options.
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Cost model pricing engine steps.
+    #[arg(long, value_name = "NAME", default_value = crate::catalog::DEFAULT_COST_MODEL)]
+    pub cost_model: String,
+    /// Skip malformed trace rows (and count them) instead of failing.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+}
+
+/// Output format of reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// The versioned JSON document (docs/report-schema.md).
+    Json,
+    /// Tidy CSV, one row per run.
+    Csv,
+}
+
+/// `perllm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Policy to run (default: the scenario's).
+    #[arg(short, long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// Seed (default: the scenario's).
+    #[arg(short, long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Shared simulation options.
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write report.json, results.json, requests.csv and decisions.jsonl into this directory.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write the decision log (JSON Lines, one object per decision) to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub decisions: Option<PathBuf>,
+    /// Write one CSV row per request to this file.
+    #[arg(long, value_name = "FILE.csv")]
+    pub requests: Option<PathBuf>,
+}
+
+/// Options shared by `compare` and `sweep`.
+#[derive(Debug, Args)]
+pub struct GridArgs {
+    /// Scenario file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Policies to run, comma-separated (default: every available policy).
+    #[arg(short, long, value_name = "A,B,...", value_delimiter = ',')]
+    pub policies: Vec<String>,
+    /// Seeds: `1..10` (inclusive), `1,2,5`, or a mix.
+    #[arg(short, long, value_name = "SEEDS", default_value = "1..5")]
+    pub seeds: String,
+    /// Policy the ratios are relative to (default: `perllm` if it runs, else the first policy).
+    #[arg(short, long, value_name = "NAME")]
+    pub reference: Option<String>,
+    /// Parallel runs (default: one per core). Results do not depend on it.
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run only shard K of N of the grid (for batch systems); combine parts with `perllm merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Shared simulation options.
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the results document (JSON) to this file.
+    #[arg(short, long, value_name = "FILE.json")]
+    pub out: Option<PathBuf>,
+    /// Write the tidy per-run CSV to this file.
+    #[arg(long, value_name = "FILE.csv")]
+    pub csv: Option<PathBuf>,
+}
+
+/// `perllm compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Grid options.
+    #[command(flatten)]
+    pub grid: GridArgs,
+}
+
+/// `perllm sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// A scenario value and the values to sweep: `key=v1,v2,...` (repeatable; cartesian product).
+    #[arg(long = "set", value_name = "KEY=V1,V2", required = true)]
+    pub set: Vec<Setting>,
+    /// Grid options.
+    #[command(flatten)]
+    pub grid: GridArgs,
+}
+
+/// `perllm merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Result files of all shards.
+    #[arg(required = true, value_name = "PARTS")]
+    pub parts: Vec<PathBuf>,
+    /// Where to write the merged results.
+    #[arg(short, long, value_name = "RESULTS")]
+    pub out: PathBuf,
+    /// Also write the tidy per-run CSV here.
+    #[arg(long, value_name = "FILE.csv")]
+    pub csv: Option<PathBuf>,
+}
+
+/// `perllm plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A results file (from `compare`, `sweep`, `merge` or `run --out`).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+    /// Output directory for the SVG files and index.html.
+    #[arg(short, long, value_name = "DIR", default_value = "plots")]
+    pub out: PathBuf,
+}

@@ -1,0 +1,34 @@
+//! One module per command.
+
+pub mod check;
+pub mod grid;
+pub mod merge;
+pub mod plot;
+pub mod plugins;
+pub mod run;
+
+use crate::cli::{Cli, Command, PluginsCommand};
+use crate::error::Result;
+use crate::term::Term;
+use clap::CommandFactory;
+
+/// Run the parsed command.
+pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
+    match cli.command {
+        Command::Check(a) => check::check(a, term),
+        Command::Run(a) => run::run(a, term),
+        Command::Compare(a) => grid::compare(a, term),
+        Command::Sweep(a) => grid::sweep(a, term),
+        Command::Merge(a) => merge::merge(a, term),
+        Command::Plot(a) => plot::plot(a, term),
+        Command::Plugins {
+            command: PluginsCommand::List { plugins, format },
+        } => plugins::list(plugins, format),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "perllm", &mut buf);
+            crate::term::print_stdout(&String::from_utf8_lossy(&buf))
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! `perllm run`: one simulation.
+
+use crate::catalog::{Catalog, ComponentInfo};
+use crate::cli::{Format, RunArgs};
+use crate::error::{CliError, Result};
+use crate::observers::{DecisionLog, ProgressObserver, RequestCsv};
+use crate::provenance::{PERLLM_VERSION, scenario_hash};
+use crate::results::{
+    Metrics, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row, ScenarioInfo, write_file,
+};
+use crate::term::{Term, print_stdout};
+use perllm_core::Observer;
+use perllm_core::report::Report;
+use perllm_core::spec::PolicySpec;
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Name of the report document schema.
+pub const REPORT_SCHEMA: &str = "perllm.report";
+/// Version of the report document schema.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The JSON document of one run (`run --format json`, `report.json`).
+#[derive(Serialize)]
+pub struct ReportDoc<'a> {
+    /// Always `perllm.report`.
+    pub schema: &'static str,
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// perllm version.
+    pub perllm_version: &'static str,
+    /// The scenario.
+    pub scenario: &'a ScenarioInfo,
+    /// Seed of the run.
+    pub seed: u64,
+    /// The policy.
+    pub policy: &'a ComponentInfo,
+    /// The cost model.
+    pub cost_model: &'a ComponentInfo,
+    /// The simulator's report.
+    pub report: &'a Report,
+}
+
+fn create(path: &Path) -> Result<Box<dyn Write>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::write(dir, &e))?;
+    }
+    let f = File::create(path).map_err(|e| CliError::write(path, &e))?;
+    Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
+}
+
+/// The effective policy spec: the scenario's, or `name` with no parameters (the scenario's
+/// parameters if it names the same policy).
+pub fn policy_spec(scenario: &PolicySpec, name: Option<&str>) -> PolicySpec {
+    match name {
+        Some(n) if n != scenario.name => PolicySpec {
+            name: n.to_string(),
+            params: Default::default(),
+        },
+        _ => scenario.clone(),
+    }
+}
+
+/// Run one simulation and print or write its report.
+pub fn run(args: RunArgs, term: Term) -> Result<()> {
+    let loaded = crate::scenario::load(&args.file, &[], term.color_stderr)?;
+    if !loaded.warnings.is_empty() {
+        eprint!("{}", loaded.warnings);
+    }
+    let catalog = Catalog::discover(&args.sim.plugins.plugins)?;
+    let hash = scenario_hash(&loaded.scenario);
+    let mut sc = loaded.scenario.clone();
+    if let Some(s) = args.seed {
+        sc.seed = s;
+    }
+    sc.policy = policy_spec(&sc.policy, args.policy.as_deref());
+    let policy_info = catalog.policy_info(&sc.policy.name)?.clone();
+    let cost_info = catalog.cost_model_info(&args.sim.cost_model)?.clone();
+    let world = crate::scenario::build(&loaded, &sc)?;
+    let cost = catalog.cost_model(&args.sim.cost_model)?;
+    let mut policy = catalog.policy(&sc.policy, &world)?;
+
+    let decisions_path = args
+        .decisions
+        .clone()
+        .or_else(|| args.out.as_ref().map(|d| d.join("decisions.jsonl")));
+    let requests_path = args
+        .requests
+        .clone()
+        .or_else(|| args.out.as_ref().map(|d| d.join("requests.csv")));
+    let mut decisions = match &decisions_path {
+        Some(p) => Some((DecisionLog::new(&world, create(p)?), p.clone())),
+        None => None,
+    };
+    let mut requests = match &requests_path {
+        Some(p) => Some((RequestCsv::new(&world, create(p)?), p.clone())),
+        None => None,
+    };
+    let bar = term.progress(1000, &format!("{} seed {}", sc.policy.name, sc.seed));
+    let mut progress = ProgressObserver::new(bar.clone(), &world);
+    let output = {
+        let mut extra: Vec<&mut dyn Observer> = vec![&mut progress];
+        if let Some((d, _)) = decisions.as_mut() {
+            extra.push(d);
+        }
+        if let Some((r, _)) = requests.as_mut() {
+            extra.push(r);
+        }
+        crate::runner::execute(
+            &world,
+            policy.as_mut(),
+            cost.as_ref(),
+            &loaded.base_dir(),
+            args.sim.skip_bad_rows,
+            &mut extra,
+        )
+    };
+    bar.finish_and_clear();
+    let output = output?;
+    if let Some((d, p)) = decisions {
+        d.finish().map_err(|e| CliError::write(&p, &e))?;
+    }
+    if let Some((r, p)) = requests {
+        r.finish()
+            .map_err(|e| CliError::run(format!("cannot write `{}`: {e}", p.display())))?;
+    }
+
+    let info = ScenarioInfo {
+        name: sc.name.clone(),
+        file: loaded.file_name(),
+        hash: hash.clone(),
+    };
+    let doc = ReportDoc {
+        schema: REPORT_SCHEMA,
+        schema_version: REPORT_SCHEMA_VERSION,
+        perllm_version: PERLLM_VERSION,
+        scenario: &info,
+        seed: sc.seed,
+        policy: &policy_info,
+        cost_model: &cost_info,
+        report: &output.report,
+    };
+    let mut doc_json = serde_json::to_string_pretty(&doc).expect("reports serialise");
+    doc_json.push('\n');
+    let mut results = Results {
+        schema: RESULTS_SCHEMA.into(),
+        schema_version: RESULTS_SCHEMA_VERSION,
+        kind: "run".into(),
+        perllm_version: PERLLM_VERSION.into(),
+        scenario: info.clone(),
+        cost_model: cost_info.clone(),
+        policies: vec![policy_info.clone()],
+        seeds: vec![sc.seed],
+        parameters: Vec::new(),
+        reference: Some(sc.policy.name.clone()),
+        runs: 1,
+        shard: None,
+        summary: Vec::new(),
+        rows: vec![Row {
+            run: 0,
+            point: 0,
+            policy: sc.policy.name.clone(),
+            seed: sc.seed,
+            scenario_hash: hash.clone(),
+            metrics: Metrics::from_report(&output.report),
+            params: Default::default(),
+        }],
+        details: vec![output.details],
+    };
+    results.resummarise();
+    if let Some(dir) = &args.out {
+        write_file(&dir.join("report.json"), &doc_json)?;
+        results.write(&dir.join("results.json"))?;
+        let mut written: Vec<PathBuf> = vec![dir.join("report.json"), dir.join("results.json")];
+        written.extend(requests_path.iter().cloned());
+        written.extend(decisions_path.iter().cloned());
+        term.info(&format!(
+            "wrote {}",
+            written
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    match args.format {
+        Format::Table => print_stdout(&crate::render::report(
+            &output.report,
+            &hash,
+            PERLLM_VERSION,
+        )),
+        Format::Json => print_stdout(&doc_json),
+        Format::Csv => print_stdout(&results.rows_csv()),
+    }
+}

@@ -1,0 +1,344 @@
+//! Observers the CLI attaches to a run: the share timeline and latency distribution recorded in
+//! result files, the streaming decision log and per-request CSV, and a progress bar.
+
+use hdrhistogram::Histogram;
+use perllm_core::policy::Decision;
+use perllm_core::request::{Outcome, RejectReason, Request};
+use perllm_core::spec::Nanos;
+use perllm_core::{Observer, World};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+/// Number of time buckets of the share timeline over the arrival window.
+pub const TIMELINE_BUCKETS: u64 = 24;
+
+/// Assignments per server in consecutive time buckets (by decision time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Width of a bucket, seconds.
+    pub bucket_s: f64,
+    /// Server names, the inner order of `assigned`.
+    pub servers: Vec<String>,
+    /// `assigned[b][s]`: requests assigned to server `s` by decisions in bucket `b`.
+    pub assigned: Vec<Vec<u64>>,
+}
+
+/// Records [`Timeline`].
+pub struct TimelineObserver {
+    width_ns: Nanos,
+    servers: usize,
+    counts: Vec<Vec<u64>>,
+}
+
+impl TimelineObserver {
+    /// A timeline of `world`'s servers with [`TIMELINE_BUCKETS`] buckets over its duration.
+    pub fn new(world: &World) -> Self {
+        TimelineObserver {
+            width_ns: (world.scenario.duration_ns / TIMELINE_BUCKETS).max(1_000_000),
+            servers: world.servers.len(),
+            counts: Vec::new(),
+        }
+    }
+
+    /// The recorded timeline.
+    pub fn finish(self, world: &World) -> Timeline {
+        Timeline {
+            bucket_s: self.width_ns as f64 / 1e9,
+            servers: world.servers.iter().map(|s| s.name.clone()).collect(),
+            assigned: self.counts,
+        }
+    }
+}
+
+impl Observer for TimelineObserver {
+    fn on_decision(
+        &mut self,
+        now: Nanos,
+        _slot: u64,
+        _r: &Request,
+        d: Decision,
+        _n: Option<&serde_json::Value>,
+    ) {
+        if let Decision::Assign(s) = d {
+            let b = (now / self.width_ns) as usize;
+            if self.counts.len() <= b {
+                self.counts.resize(b + 1, vec![0; self.servers]);
+            }
+            self.counts[b][s as usize] += 1;
+        }
+    }
+}
+
+/// Number of points of the recorded latency CDF (quantiles 0, 0.01, ..., 1).
+pub const CDF_POINTS: usize = 101;
+
+/// Records the distribution of processing times D of completed requests.
+pub struct LatencyObserver {
+    hist: Histogram<u64>,
+}
+
+impl Default for LatencyObserver {
+    fn default() -> Self {
+        LatencyObserver {
+            // Microseconds, 1 us to about 11.6 days, 3 significant figures.
+            hist: Histogram::new_with_bounds(1, 1_000_000_000_000, 3).expect("valid bounds"),
+        }
+    }
+}
+
+impl LatencyObserver {
+    /// Latency (s) at quantiles 0, 0.01, ..., 1; empty if nothing completed.
+    pub fn quantiles(&self) -> Vec<f64> {
+        if self.hist.is_empty() {
+            return Vec::new();
+        }
+        (0..CDF_POINTS)
+            .map(|i| {
+                let q = i as f64 / (CDF_POINTS - 1) as f64;
+                self.hist.value_at_quantile(q) as f64 / 1e6
+            })
+            .collect()
+    }
+}
+
+impl Observer for LatencyObserver {
+    fn on_completion(&mut self, o: &Outcome) {
+        self.hist.saturating_record((o.total_ns / 1_000).max(1));
+    }
+}
+
+fn secs(ns: Nanos) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Streams one JSON object per decision to a writer (JSON Lines).
+pub struct DecisionLog<'w> {
+    out: Box<dyn Write + 'w>,
+    world: &'w World,
+    /// The first write error, reported after the run.
+    pub error: Option<std::io::Error>,
+    line: Vec<u8>,
+}
+
+impl<'w> DecisionLog<'w> {
+    /// A log of `world`'s decisions into `out`.
+    pub fn new(world: &'w World, out: Box<dyn Write + 'w>) -> Self {
+        DecisionLog {
+            out,
+            world,
+            error: None,
+            line: Vec::with_capacity(512),
+        }
+    }
+
+    /// Flush; the first error of the whole log, if any.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush()
+    }
+}
+
+impl Observer for DecisionLog<'_> {
+    fn wants_notes(&self) -> bool {
+        true
+    }
+    fn on_decision(
+        &mut self,
+        now: Nanos,
+        slot: u64,
+        r: &Request,
+        d: Decision,
+        note: Option<&serde_json::Value>,
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        let w = self.world;
+        let (action, server) = match d {
+            Decision::Assign(s) => ("assign", Some(w.servers[s as usize].name.as_str())),
+            Decision::Reject => ("reject", None),
+            Decision::Defer => ("defer", None),
+        };
+        let v = serde_json::json!({
+            "slot": slot,
+            "time_s": secs(now),
+            "request": r.id,
+            "arrival_s": secs(r.arrival_ns),
+            "model": w.models[r.model as usize].name,
+            "slo": w.slos[r.slo as usize].name,
+            "prompt_tokens": r.prompt_tokens,
+            "output_tokens": r.output_tokens,
+            "input_bytes": r.input_bytes,
+            "decision": action,
+            "server": server,
+            "note": note,
+        });
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &v).expect("JSON values serialise");
+        self.line.push(b'\n');
+        if let Err(e) = self.out.write_all(&self.line) {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// Column names of the per-request CSV.
+pub const REQUEST_COLUMNS: &[&str] = &[
+    "request",
+    "status",
+    "reject_reason",
+    "arrival_s",
+    "model",
+    "slo",
+    "prompt_tokens",
+    "output_tokens",
+    "input_bytes",
+    "output_bytes",
+    "server",
+    "tier",
+    "decided_s",
+    "upload_s",
+    "queue_s",
+    "prefill_s",
+    "decode_s",
+    "download_s",
+    "ttft_s",
+    "latency_s",
+    "deadline_s",
+    "met",
+    "energy_transmission_j",
+    "energy_inference_j",
+    "ended_s",
+];
+
+/// Streams one CSV row per request when it ends (completion or rejection), in that order.
+pub struct RequestCsv<'w> {
+    out: csv::Writer<Box<dyn Write + 'w>>,
+    world: &'w World,
+    /// The first write error, reported after the run.
+    pub error: Option<csv::Error>,
+}
+
+impl<'w> RequestCsv<'w> {
+    /// A per-request CSV of `world`'s requests into `out` (the header is written at once).
+    pub fn new(world: &'w World, out: Box<dyn Write + 'w>) -> Self {
+        let mut out = csv::Writer::from_writer(out);
+        let error = out.write_record(REQUEST_COLUMNS).err();
+        RequestCsv { out, world, error }
+    }
+
+    /// Flush; the first error of the whole file, if any.
+    pub fn finish(mut self) -> std::result::Result<(), csv::Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush().map_err(csv::Error::from)
+    }
+
+    fn write(&mut self, rec: &[String]) {
+        if self.error.is_none()
+            && let Err(e) = self.out.write_record(rec)
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+impl Observer for RequestCsv<'_> {
+    fn on_completion(&mut self, o: &Outcome) {
+        let w = self.world;
+        let r = &o.request;
+        let s = &w.servers[o.server as usize];
+        let rec = vec![
+            r.id.to_string(),
+            "completed".into(),
+            String::new(),
+            secs(r.arrival_ns).to_string(),
+            w.models[r.model as usize].name.clone(),
+            w.slos[r.slo as usize].name.clone(),
+            r.prompt_tokens.to_string(),
+            r.output_tokens.to_string(),
+            r.input_bytes.to_string(),
+            r.output_bytes.to_string(),
+            s.name.clone(),
+            s.tier.as_str().into(),
+            secs(o.decided_ns).to_string(),
+            secs(o.upload_ns).to_string(),
+            secs(o.queue_ns).to_string(),
+            secs(o.prefill_ns).to_string(),
+            secs(o.decode_ns).to_string(),
+            secs(o.download_ns).to_string(),
+            secs(o.ttft_ns).to_string(),
+            secs(o.total_ns).to_string(),
+            secs(o.deadline_ns).to_string(),
+            o.met.to_string(),
+            o.energy.transmission.to_string(),
+            o.energy.inference.to_string(),
+            secs(r.arrival_ns + o.total_ns).to_string(),
+        ];
+        self.write(&rec);
+    }
+
+    fn on_rejection(&mut self, now: Nanos, r: &Request, reason: RejectReason) {
+        let w = self.world;
+        let e = String::new;
+        let rec = vec![
+            r.id.to_string(),
+            "rejected".into(),
+            reason.as_str().into(),
+            secs(r.arrival_ns).to_string(),
+            w.models[r.model as usize].name.clone(),
+            w.slos[r.slo as usize].name.clone(),
+            r.prompt_tokens.to_string(),
+            r.output_tokens.to_string(),
+            r.input_bytes.to_string(),
+            r.output_bytes.to_string(),
+            e(),
+            e(),
+            e(),
+            e(),
+            e(),
+            e(),
+            e(),
+            e(),
+            e(),
+            e(),
+            secs(w.slos[r.slo as usize].deadline_ns).to_string(),
+            "false".into(),
+            e(),
+            e(),
+            secs(now).to_string(),
+        ];
+        self.write(&rec);
+    }
+}
+
+/// Moves a progress bar with simulated arrival time (position in per-mille of the duration).
+pub struct ProgressObserver {
+    bar: indicatif::ProgressBar,
+    duration_ns: Nanos,
+    count: u64,
+}
+
+impl ProgressObserver {
+    /// Progress over `world`'s arrival window.
+    pub fn new(bar: indicatif::ProgressBar, world: &World) -> Self {
+        ProgressObserver {
+            bar,
+            duration_ns: world.scenario.duration_ns.max(1),
+            count: 0,
+        }
+    }
+}
+
+impl Observer for ProgressObserver {
+    fn on_arrival(&mut self, r: &Request) {
+        self.count += 1;
+        if self.count.is_multiple_of(64) {
+            let pos = (r.arrival_ns as u128 * 1000 / self.duration_ns as u128).min(1000) as u64;
+            self.bar.set_position(pos);
+        }
+    }
+}

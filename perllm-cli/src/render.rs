@@ -1,0 +1,283 @@
+//! Human-readable rendering of reports and result summaries.
+
+use crate::results::{Results, SummaryRow};
+use crate::table::Table;
+use crate::util::{pct, si, sig3};
+use perllm_core::report::Report;
+use std::fmt::Write;
+
+/// A run's report as text tables.
+pub fn report(r: &Report, hash: &str, version: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} | policy {} | seed {} | {} of arrivals, horizon {}",
+        r.scenario,
+        r.policy,
+        r.seed,
+        si(r.duration_s, "s"),
+        si(r.horizon_s, "s")
+    );
+    if r.ground_truth_policy {
+        let _ = writeln!(
+            s,
+            "note: this policy read the simulator's hidden ground truth (offline oracle)"
+        );
+    }
+    s.push('\n');
+    let rejected = if r.rejected_by_reason.is_empty() {
+        r.rejected.to_string()
+    } else {
+        let parts: Vec<String> = r
+            .rejected_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!("{} ({})", r.rejected, parts.join(", "))
+    };
+    let mut t = Table::new(&["metric", "value"]);
+    let mut kv = |k: &str, v: String| t.row(vec![k.to_string(), v]);
+    kv(
+        "requests",
+        format!(
+            "{} arrived, {} completed, {} rejected",
+            r.arrived, r.completed, rejected
+        ),
+    );
+    kv(
+        "deadlines",
+        format!(
+            "{} met, attainment {}",
+            r.deadline_met,
+            pct(r.deadline_attainment)
+        ),
+    );
+    kv(
+        "throughput",
+        format!(
+            "{} req/s, goodput {} req/s",
+            sig3(r.throughput_rps),
+            sig3(r.goodput_rps)
+        ),
+    );
+    let p = &r.latency_s;
+    kv(
+        "latency D",
+        format!(
+            "mean {}, p50 {}, p90 {}, p99 {}, max {}",
+            si(p.mean, "s"),
+            si(p.p50, "s"),
+            si(p.p90, "s"),
+            si(p.p99, "s"),
+            si(p.max, "s")
+        ),
+    );
+    let q = &r.ttft_s;
+    kv(
+        "first token",
+        format!("p50 {}, p99 {}", si(q.p50, "s"), si(q.p99, "s")),
+    );
+    let e = &r.energy;
+    kv(
+        "energy",
+        format!(
+            "{} = transmission {} + inference {} + idle {}",
+            si(e.total_j, "J"),
+            si(e.transmission_j, "J"),
+            si(e.inference_j, "J"),
+            si(e.idle_j, "J")
+        ),
+    );
+    kv(
+        "energy/request",
+        format!(
+            "{} ({} per output token)",
+            si(e.per_request_j, "J"),
+            si(e.per_output_token_j, "J")
+        ),
+    );
+    kv(
+        "objective",
+        format!("{} (weighted energy)", si(e.weighted_j, "J")),
+    );
+    s.push_str(&t.render());
+    s.push('\n');
+
+    let mut t = Table::new(&[
+        "SLO class",
+        ">deadline",
+        ">arrived",
+        ">met",
+        ">attainment",
+        ">p50 D",
+        ">p99 D",
+    ]);
+    for c in &r.slos {
+        t.row(vec![
+            c.name.clone(),
+            si(c.deadline_s, "s"),
+            c.arrived.to_string(),
+            c.met.to_string(),
+            pct(c.attainment),
+            si(c.latency_s.p50, "s"),
+            si(c.latency_s.p99, "s"),
+        ]);
+    }
+    s.push_str(&t.render());
+    s.push('\n');
+
+    let mut t = Table::new(&[
+        "server",
+        "tier",
+        ">assigned",
+        ">completed",
+        ">share",
+        ">utilization",
+        ">energy",
+    ]);
+    for v in &r.servers {
+        t.row(vec![
+            v.name.clone(),
+            v.tier.clone(),
+            v.assigned.to_string(),
+            v.completed.to_string(),
+            pct(v.share),
+            pct(v.utilization),
+            si(v.inference_j + v.idle_j + v.transmission_j, "J"),
+        ]);
+    }
+    s.push_str(&t.render());
+    if !r.policy_stats.values.is_empty() {
+        s.push('\n');
+        let parts: Vec<String> = r
+            .policy_stats
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k} {}", fmt_num(*v)))
+            .collect();
+        let _ = writeln!(s, "policy stats: {}", parts.join(", "));
+    }
+    if r.sim.skipped_rows > 0 {
+        let _ = writeln!(s, "trace rows skipped as malformed: {}", r.sim.skipped_rows);
+    }
+    let _ = writeln!(s, "\nscenario {hash} | perllm {version}");
+    s
+}
+
+/// A number without needless decimals.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        sig3(v)
+    }
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.2}x"))
+}
+
+fn mean_sd(m: f64, sd: f64, f: impl Fn(f64) -> String) -> String {
+    format!("{} ± {}", f(m), f(sd))
+}
+
+/// The summary tables of a results document, one per sweep point.
+pub fn summary(res: &Results) -> String {
+    let mut s = String::new();
+    let reference = res.reference.as_deref().unwrap_or("-");
+    let _ = writeln!(
+        s,
+        "{} | {} policies x {} seeds{} | reference {reference}{}",
+        res.scenario.name,
+        res.policies.len(),
+        res.seeds.len(),
+        if res.parameters.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " x {} points",
+                res.runs / (res.policies.len() * res.seeds.len()).max(1) as u64
+            )
+        },
+        match &res.shard {
+            Some(sh) => format!(
+                " | shard {}/{} ({} of {} runs)",
+                sh.index,
+                sh.count,
+                res.rows.len(),
+                res.runs
+            ),
+            None => String::new(),
+        }
+    );
+    let has_oracle = res.summary.iter().any(|r| r.oracle_energy_gap.is_some());
+    let mut points: Vec<u64> = res.summary.iter().map(|r| r.point).collect();
+    points.dedup();
+    for p in points {
+        let rows: Vec<&SummaryRow> = res.summary.iter().filter(|r| r.point == p).collect();
+        s.push('\n');
+        if !rows[0].params.is_empty() {
+            let parts: Vec<String> = rows[0]
+                .params
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), String::from)
+                    )
+                })
+                .collect();
+            let _ = writeln!(s, "point {p}: {}", parts.join(", "));
+        }
+        let mut header = vec![
+            "policy",
+            ">goodput req/s",
+            ">x ref",
+            ">attainment",
+            ">x ref",
+            ">energy/request",
+            ">x ref",
+            ">p99 latency",
+            ">x ref",
+        ];
+        if has_oracle {
+            header.push(">vs oracle");
+        }
+        let mut t = Table::new(&header);
+        for r in rows {
+            let mut cells = vec![
+                r.policy.clone(),
+                mean_sd(r.goodput_rps_mean, r.goodput_rps_std, sig3),
+                ratio(r.goodput_ratio),
+                mean_sd(r.deadline_attainment_mean, r.deadline_attainment_std, pct),
+                ratio(r.attainment_ratio),
+                mean_sd(
+                    r.energy_per_request_j_mean,
+                    r.energy_per_request_j_std,
+                    |x| si(x, "J"),
+                ),
+                ratio(r.energy_per_request_ratio),
+                mean_sd(r.latency_p99_s_mean, r.latency_p99_s_std, |x| si(x, "s")),
+                ratio(r.latency_p99_ratio),
+            ];
+            if has_oracle {
+                cells.push(
+                    r.oracle_energy_gap
+                        .map_or_else(|| "-".into(), |g| format!("{:+.1}%", g * 100.0)),
+                );
+            }
+            t.row(cells);
+        }
+        s.push_str(&t.render());
+    }
+    s.push_str("\nmean ± sample standard deviation over seeds; x ref = mean / reference mean");
+    if has_oracle {
+        s.push_str("; vs oracle = weighted energy above the offline oracle's");
+    }
+    let _ = writeln!(
+        s,
+        "\nscenario {} | perllm {}",
+        res.scenario.hash, res.perllm_version
+    );
+    s
+}

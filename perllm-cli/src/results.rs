@@ -1,0 +1,484 @@
+//! Result files of `run`, `compare` and `sweep` (and `merge`): a versioned JSON document with
+//! one tidy row per (point, policy, seed), a summary per (point, policy), and per-run details
+//! for plots. The schema is documented in docs/report-schema.md.
+
+use crate::catalog::ComponentInfo;
+use crate::error::{CliError, Result};
+use crate::runner::Details;
+use crate::util::Shard;
+use perllm_core::report::Report;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Name of the results schema.
+pub const RESULTS_SCHEMA: &str = "perllm.results";
+/// Version of the results schema; bumped on any incompatible change.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+macro_rules! metrics {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = |$r:ident| $e:expr ;)*) => {
+        /// The metrics of one run, flat (one column each in CSV and JSON rows).
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        pub struct Metrics {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+        impl Metrics {
+            /// Column names, in order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+            /// Values as CSV cells, in [`Metrics::NAMES`] order.
+            pub fn cells(&self) -> Vec<String> {
+                vec![$( self.$name.to_string() ),*]
+            }
+            /// The metrics of a report.
+            pub fn from_report(report: &Report) -> Metrics {
+                Metrics { $( $name: { let $r = report; $e }, )* }
+            }
+        }
+    };
+}
+
+fn cloud_share(r: &Report) -> f64 {
+    r.servers
+        .iter()
+        .filter(|s| s.tier == "cloud")
+        .map(|s| s.share)
+        .sum()
+}
+
+metrics! {
+    /// Requests that arrived.
+    arrived: u64 = |r| r.arrived;
+    /// Requests completed.
+    completed: u64 = |r| r.completed;
+    /// Requests rejected.
+    rejected: u64 = |r| r.rejected;
+    /// Requests completed within their deadline.
+    deadline_met: u64 = |r| r.deadline_met;
+    /// Output tokens generated.
+    output_tokens: u64 = |r| r.output_tokens;
+    /// Arrivals per second of the arrival window (the load actually offered).
+    offered_load_rps: f64 = |r| if r.duration_s > 0.0 { r.arrived as f64 / r.duration_s } else { 0.0 };
+    /// Completions per second of horizon.
+    throughput_rps: f64 = |r| r.throughput_rps;
+    /// Deadline-met completions per second of horizon.
+    goodput_rps: f64 = |r| r.goodput_rps;
+    /// Deadline-met requests / arrived requests.
+    deadline_attainment: f64 = |r| r.deadline_attainment;
+    /// Mean processing time D of completed requests, seconds.
+    latency_mean_s: f64 = |r| r.latency_s.mean;
+    /// Median D, seconds.
+    latency_p50_s: f64 = |r| r.latency_s.p50;
+    /// 90th percentile of D, seconds.
+    latency_p90_s: f64 = |r| r.latency_s.p90;
+    /// 99th percentile of D, seconds.
+    latency_p99_s: f64 = |r| r.latency_s.p99;
+    /// Largest D, seconds.
+    latency_max_s: f64 = |r| r.latency_s.max;
+    /// Median time to first token, seconds.
+    ttft_p50_s: f64 = |r| r.ttft_s.p50;
+    /// 99th percentile of the time to first token, seconds.
+    ttft_p99_s: f64 = |r| r.ttft_s.p99;
+    /// Total energy, joules.
+    energy_total_j: f64 = |r| r.energy.total_j;
+    /// Transmission energy, joules.
+    energy_transmission_j: f64 = |r| r.energy.transmission_j;
+    /// Inference energy, joules.
+    energy_inference_j: f64 = |r| r.energy.inference_j;
+    /// Idle energy, joules.
+    energy_idle_j: f64 = |r| r.energy.idle_j;
+    /// The objective: energy weighted by the scenario's weights, joules.
+    energy_weighted_j: f64 = |r| r.energy.weighted_j;
+    /// Total energy per completed request, joules.
+    energy_per_request_j: f64 = |r| r.energy.per_request_j;
+    /// Transmission energy per completed request, joules.
+    energy_per_request_transmission_j: f64 = |r| r.energy.per_request_transmission_j;
+    /// Inference energy per completed request, joules.
+    energy_per_request_inference_j: f64 = |r| r.energy.per_request_inference_j;
+    /// Idle energy per completed request, joules.
+    energy_per_request_idle_j: f64 = |r| r.energy.per_request_idle_j;
+    /// Total energy per output token, joules.
+    energy_per_output_token_j: f64 = |r| r.energy.per_output_token_j;
+    /// Share of completed requests that ran on cloud servers.
+    cloud_share: f64 = |r| cloud_share(r);
+    /// Time of the last event, seconds.
+    horizon_s: f64 = |r| r.horizon_s;
+}
+
+/// One run: a (point, policy, seed) of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Index in the grid (point-major, then policy, then seed).
+    pub run: u64,
+    /// Index of the sweep point (0 for `run` and `compare`).
+    pub point: u64,
+    /// Policy name.
+    pub policy: String,
+    /// Seed.
+    pub seed: u64,
+    /// Hash of the scenario of this point (after `--set` overrides).
+    pub scenario_hash: String,
+    /// Metrics.
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// Swept parameters of this point, one column each (empty for `run` and `compare`).
+    #[serde(flatten)]
+    pub params: BTreeMap<String, Value>,
+}
+
+/// Mean and spread of the key metrics of one (point, policy) over seeds, and ratios against the
+/// reference policy at the same point.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Sweep point.
+    pub point: u64,
+    /// Policy.
+    pub policy: String,
+    /// Number of seeds aggregated.
+    pub seeds: u64,
+    /// Mean offered load, requests/s.
+    pub offered_load_rps: f64,
+    /// Mean goodput, requests/s.
+    pub goodput_rps_mean: f64,
+    /// Sample standard deviation of goodput.
+    pub goodput_rps_std: f64,
+    /// Mean throughput, requests/s.
+    pub throughput_rps_mean: f64,
+    /// Mean deadline attainment.
+    pub deadline_attainment_mean: f64,
+    /// Sample standard deviation of deadline attainment.
+    pub deadline_attainment_std: f64,
+    /// Mean energy per completed request, joules.
+    pub energy_per_request_j_mean: f64,
+    /// Sample standard deviation of energy per completed request.
+    pub energy_per_request_j_std: f64,
+    /// Mean transmission energy per completed request, joules.
+    pub energy_per_request_transmission_j_mean: f64,
+    /// Mean inference energy per completed request, joules.
+    pub energy_per_request_inference_j_mean: f64,
+    /// Mean idle energy per completed request, joules.
+    pub energy_per_request_idle_j_mean: f64,
+    /// Mean weighted energy (the objective), joules.
+    pub energy_weighted_j_mean: f64,
+    /// Sample standard deviation of weighted energy.
+    pub energy_weighted_j_std: f64,
+    /// Mean p99 latency, seconds.
+    pub latency_p99_s_mean: f64,
+    /// Sample standard deviation of p99 latency.
+    pub latency_p99_s_std: f64,
+    /// Goodput mean / the reference's goodput mean.
+    pub goodput_ratio: Option<f64>,
+    /// Attainment mean / the reference's.
+    pub attainment_ratio: Option<f64>,
+    /// Energy per request mean / the reference's.
+    pub energy_per_request_ratio: Option<f64>,
+    /// p99 latency mean / the reference's.
+    pub latency_p99_ratio: Option<f64>,
+    /// Weighted energy mean / the oracle's - 1 (when `oracle` ran at this point).
+    pub oracle_energy_gap: Option<f64>,
+    /// Swept parameters of this point.
+    #[serde(flatten)]
+    pub params: BTreeMap<String, Value>,
+}
+
+/// The scenario a results file is about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Scenario name.
+    pub name: String,
+    /// File name (without directories).
+    pub file: String,
+    /// Hash of the scenario as loaded, before `--set` overrides.
+    pub hash: String,
+}
+
+/// A swept parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    /// Dotted scenario path.
+    pub key: String,
+    /// Values, as given on the command line.
+    pub values: Vec<String>,
+}
+
+/// A results document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Always `perllm.results`.
+    pub schema: String,
+    /// [`RESULTS_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `run`, `compare` or `sweep`.
+    pub kind: String,
+    /// Version of perllm that produced it.
+    pub perllm_version: String,
+    /// The scenario.
+    pub scenario: ScenarioInfo,
+    /// The cost model.
+    pub cost_model: ComponentInfo,
+    /// Policies of the grid, in grid order.
+    pub policies: Vec<ComponentInfo>,
+    /// Seeds of the grid, in grid order.
+    pub seeds: Vec<u64>,
+    /// Swept parameters (cartesian product, first one outermost).
+    pub parameters: Vec<Parameter>,
+    /// Reference policy of the ratios.
+    pub reference: Option<String>,
+    /// Size of the whole grid.
+    pub runs: u64,
+    /// The shard this file holds, `null` for a complete grid.
+    pub shard: Option<Shard>,
+    /// One row per (point, policy).
+    pub summary: Vec<SummaryRow>,
+    /// One row per run, in grid order.
+    pub rows: Vec<Row>,
+    /// Per-run data for plots, aligned with `rows`.
+    pub details: Vec<Details>,
+}
+
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (m, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, var.sqrt())
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b != 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
+}
+
+/// The summary of `rows`: one row per (point, policy) in order of first appearance.
+pub fn summarise(rows: &[Row], reference: Option<&str>) -> Vec<SummaryRow> {
+    let mut groups: Vec<((u64, String), Vec<&Row>)> = Vec::new();
+    for r in rows {
+        let key = (r.point, r.policy.clone());
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    let mut out: Vec<SummaryRow> = groups
+        .iter()
+        .map(|((point, policy), rs)| {
+            let col =
+                |f: fn(&Metrics) -> f64| rs.iter().map(|r| f(&r.metrics)).collect::<Vec<f64>>();
+            let (gp, gps) = mean_std(&col(|m| m.goodput_rps));
+            let (att, atts) = mean_std(&col(|m| m.deadline_attainment));
+            let (epr, eprs) = mean_std(&col(|m| m.energy_per_request_j));
+            let (ew, ews) = mean_std(&col(|m| m.energy_weighted_j));
+            let (p99, p99s) = mean_std(&col(|m| m.latency_p99_s));
+            SummaryRow {
+                point: *point,
+                policy: policy.clone(),
+                seeds: rs.len() as u64,
+                offered_load_rps: mean_std(&col(|m| m.offered_load_rps)).0,
+                goodput_rps_mean: gp,
+                goodput_rps_std: gps,
+                throughput_rps_mean: mean_std(&col(|m| m.throughput_rps)).0,
+                deadline_attainment_mean: att,
+                deadline_attainment_std: atts,
+                energy_per_request_j_mean: epr,
+                energy_per_request_j_std: eprs,
+                energy_per_request_transmission_j_mean: mean_std(&col(|m| {
+                    m.energy_per_request_transmission_j
+                }))
+                .0,
+                energy_per_request_inference_j_mean: mean_std(&col(|m| {
+                    m.energy_per_request_inference_j
+                }))
+                .0,
+                energy_per_request_idle_j_mean: mean_std(&col(|m| m.energy_per_request_idle_j)).0,
+                energy_weighted_j_mean: ew,
+                energy_weighted_j_std: ews,
+                latency_p99_s_mean: p99,
+                latency_p99_s_std: p99s,
+                params: rs[0].params.clone(),
+                ..SummaryRow::default()
+            }
+        })
+        .collect();
+    let snapshot = out.clone();
+    let find = |point: u64, name: &str| {
+        snapshot
+            .iter()
+            .find(|s| s.point == point && s.policy == name)
+    };
+    for s in &mut out {
+        if let Some(r) = reference.and_then(|name| find(s.point, name)) {
+            s.goodput_ratio = ratio(s.goodput_rps_mean, r.goodput_rps_mean);
+            s.attainment_ratio = ratio(s.deadline_attainment_mean, r.deadline_attainment_mean);
+            s.energy_per_request_ratio =
+                ratio(s.energy_per_request_j_mean, r.energy_per_request_j_mean);
+            s.latency_p99_ratio = ratio(s.latency_p99_s_mean, r.latency_p99_s_mean);
+        }
+        if let Some(o) = find(s.point, "oracle") {
+            s.oracle_energy_gap =
+                ratio(s.energy_weighted_j_mean, o.energy_weighted_j_mean).map(|x| x - 1.0);
+        }
+    }
+    out
+}
+
+impl Results {
+    /// Recompute the summary from the rows.
+    pub fn resummarise(&mut self) {
+        self.summary = summarise(&self.rows, self.reference.as_deref());
+    }
+
+    /// The document as pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("results serialise");
+        s.push('\n');
+        s
+    }
+
+    /// The rows as tidy CSV: run, point, parameters, policy, seed, scenario_hash, metrics.
+    pub fn rows_csv(&self) -> String {
+        let keys: Vec<&str> = self.parameters.iter().map(|p| p.key.as_str()).collect();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<&str> = vec!["run", "point"];
+        header.extend(&keys);
+        header.extend(["policy", "seed", "scenario_hash"]);
+        header.extend(Metrics::NAMES);
+        w.write_record(&header).expect("in-memory CSV");
+        for r in &self.rows {
+            let mut rec = vec![r.run.to_string(), r.point.to_string()];
+            for k in &keys {
+                rec.push(match r.params.get(*k) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                });
+            }
+            rec.extend([
+                r.policy.clone(),
+                r.seed.to_string(),
+                r.scenario_hash.clone(),
+            ]);
+            rec.extend(r.metrics.cells());
+            w.write_record(&rec).expect("in-memory CSV");
+        }
+        String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8 CSV")
+    }
+
+    /// Read a results file, checking its schema.
+    pub fn read(path: &Path) -> Result<Results> {
+        let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::input(format!("`{}` is not valid JSON: {e}", path.display())))?;
+        match v.get("schema").and_then(Value::as_str) {
+            Some(RESULTS_SCHEMA) => {}
+            _ => {
+                return Err(CliError::input(format!(
+                    "`{}` is not a perllm results file (its \"schema\" is not \"{RESULTS_SCHEMA}\"; \
+                     results come from `perllm compare --out`, `perllm sweep --out` or `perllm run --out`)",
+                    path.display()
+                )));
+            }
+        }
+        let ver = v.get("schema_version").and_then(Value::as_u64);
+        if ver != Some(RESULTS_SCHEMA_VERSION as u64) {
+            return Err(CliError::input(format!(
+                "`{}` has results schema version {}, this perllm reads version {RESULTS_SCHEMA_VERSION}",
+                path.display(),
+                ver.map_or("(none)".to_string(), |v| v.to_string())
+            )));
+        }
+        let r: Results = serde_json::from_value(v).map_err(|e| {
+            CliError::input(format!(
+                "`{}` is not a valid results file: {e}",
+                path.display()
+            ))
+        })?;
+        if r.rows.len() != r.details.len() {
+            return Err(CliError::input(format!(
+                "`{}` is not a valid results file: {} rows but {} details",
+                path.display(),
+                r.rows.len(),
+                r.details.len()
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Write the document to `path`.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_file(path, &self.to_json())
+    }
+}
+
+/// Write `text` to `path`, creating parent directories.
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::write(dir, &e))?;
+    }
+    std::fs::write(path, text).map_err(|e| CliError::write(path, &e))
+}
+
+/// A parameter value as a JSON value: a number if it reads as one, else a string.
+pub fn param_value(raw: &str) -> Value {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v @ Value::Number(_)) => v,
+        Ok(v @ Value::Bool(_)) => v,
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(point: u64, policy: &str, seed: u64, goodput: f64, energy: f64) -> Row {
+        Row {
+            run: 0,
+            point,
+            policy: policy.into(),
+            seed,
+            scenario_hash: "sha256:x".into(),
+            metrics: Metrics {
+                goodput_rps: goodput,
+                energy_weighted_j: energy,
+                energy_per_request_j: energy / 10.0,
+                ..Metrics::default()
+            },
+            params: [("workload.arrivals.rate".to_string(), param_value("4"))].into(),
+        }
+    }
+
+    #[test]
+    fn summary_means_spreads_ratios_and_oracle_gap() {
+        let rows = vec![
+            row(0, "a", 1, 1.0, 100.0),
+            row(0, "a", 2, 3.0, 100.0),
+            row(0, "oracle", 1, 4.0, 80.0),
+            row(0, "oracle", 2, 4.0, 80.0),
+        ];
+        let s = summarise(&rows, Some("oracle"));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].policy, "a");
+        assert_eq!(s[0].seeds, 2);
+        assert_eq!(s[0].goodput_rps_mean, 2.0);
+        assert!((s[0].goodput_rps_std - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(s[0].goodput_ratio, Some(0.5));
+        assert!((s[0].oracle_energy_gap.unwrap() - 0.25).abs() < 1e-12);
+        assert_eq!(s[1].oracle_energy_gap, Some(0.0));
+    }
+
+    #[test]
+    fn rows_roundtrip_through_json_with_params() {
+        let mut r = row(3, "p", 9, 1.0 / 3.0, 0.1 + 0.2);
+        r.params.insert("slot".into(), param_value("50ms"));
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"workload.arrivals.rate\":4"), "{text}");
+        assert!(text.contains("\"slot\":\"50ms\""), "{text}");
+        let back: Row = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

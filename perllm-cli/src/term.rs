@@ -1,0 +1,104 @@
+//! Terminal handling: colour choice (NO_COLOR, `--color`), stdout writes that tolerate a closed
+//! pipe, and progress bars that stay hidden when stderr is not a terminal or with `--quiet`.
+
+use crate::error::{CliError, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+
+/// When to colour output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Output settings shared by every command.
+#[derive(Clone, Copy, Debug)]
+pub struct Term {
+    /// Colour diagnostics and messages on stderr.
+    pub color_stderr: bool,
+    /// No progress bars or informational messages.
+    pub quiet: bool,
+}
+
+fn no_color_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+impl Term {
+    /// Settings from the global flags and the environment.
+    pub fn new(color: ColorChoice, quiet: bool) -> Term {
+        let color_stderr = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                !no_color_env()
+                    && std::io::stderr().is_terminal()
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
+        };
+        Term {
+            color_stderr,
+            quiet,
+        }
+    }
+
+    /// A progress bar over `len` units, hidden unless stderr is a terminal and not `--quiet`.
+    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let template = if self.color_stderr {
+            "{spinner:.green} {msg} [{bar:30.cyan/blue}] {pos}/{len} ({elapsed}, eta {eta})"
+        } else {
+            "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})"
+        };
+        pb.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid progress template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(what.to_string());
+        pb
+    }
+
+    /// Print an informational line on stderr (suppressed by `--quiet`).
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Print an error on stderr.
+    pub fn error(&self, e: &CliError) {
+        if let Some(d) = &e.detail {
+            eprint!("{d}");
+            if !d.ends_with('\n') {
+                eprintln!();
+            }
+        }
+        if self.color_stderr {
+            eprintln!("\x1b[1;31merror\x1b[0m: {}", e.message);
+        } else {
+            eprintln!("error: {}", e.message);
+        }
+    }
+}
+
+/// Write `text` to stdout; a closed pipe (`perllm ... | head`) is not an error.
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::run(format!(
+            "cannot write to standard output: {}",
+            crate::error::io_msg(&e)
+        ))),
+    }
+}

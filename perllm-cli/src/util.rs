@@ -1,0 +1,251 @@
+//! Small helpers: name suggestions, number formatting, seed lists and shards.
+
+use crate::error::{CliError, Result};
+
+/// Edit distance between two strings.
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `name`, if it is close enough to be a likely typo.
+pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(name, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Parse a seed list: `7`, `1,2,5`, `1..10` (inclusive), `1..=10`, or a mix (`1..3,9`).
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = |why: &str| {
+        CliError::input(format!(
+            "invalid seed list `{s}`: {why} (write e.g. `7`, `1,2,5` or `1..10`)"
+        ))
+    };
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(bad("empty element"));
+        }
+        if let Some((a, b)) = part.split_once("..") {
+            let b = b.strip_prefix('=').unwrap_or(b);
+            let lo: u64 = a
+                .trim()
+                .parse()
+                .map_err(|_| bad(&format!("`{a}` is not a number")))?;
+            let hi: u64 = b
+                .trim()
+                .parse()
+                .map_err(|_| bad(&format!("`{b}` is not a number")))?;
+            if hi < lo {
+                return Err(bad(&format!("the range {lo}..{hi} is empty")));
+            }
+            if hi - lo >= 1_000_000 {
+                return Err(bad("more than a million seeds"));
+            }
+            out.extend(lo..=hi);
+        } else {
+            out.push(
+                part.parse()
+                    .map_err(|_| bad(&format!("`{part}` is not a number")))?,
+            );
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(d) = out.iter().find(|x| !seen.insert(**x)) {
+        return Err(bad(&format!("seed {d} appears twice")));
+    }
+    Ok(out)
+}
+
+/// A shard `K/N`: this process runs grid entries `i` with `i % N == K - 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// 1-based shard index.
+    pub index: u64,
+    /// Number of shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// Does this shard run grid entry `i`?
+    pub fn owns(&self, i: u64) -> bool {
+        i % self.count == self.index - 1
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not of the form K/N (e.g. 3/8)"))?;
+        let k: u64 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{k}` is not a number"))?;
+        let n: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a number"))?;
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("shard {k}/{n} is out of range: K must be in 1..=N"));
+        }
+        Ok(Shard { index: k, count: n })
+    }
+}
+
+/// A `key=v1,v2,...` sweep setting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    /// Dotted scenario path.
+    pub key: String,
+    /// Values, as written.
+    pub values: Vec<String>,
+}
+
+impl std::str::FromStr for Setting {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not of the form key=v1,v2,..."))?;
+        let key = k.trim().to_string();
+        if key.is_empty() {
+            return Err(format!("`{s}` has an empty key"));
+        }
+        let values: Vec<String> = split_values(v);
+        if values.iter().any(|x| x.is_empty()) {
+            return Err(format!("`{s}` has an empty value"));
+        }
+        Ok(Setting { key, values })
+    }
+}
+
+/// Split a value list at top-level commas (commas inside brackets or quotes stay).
+fn split_values(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quoted = false;
+    let mut cur = String::new();
+    for c in v.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' | '{' | '(' if !quoted => depth += 1,
+            ']' | '}' | ')' if !quoted => depth -= 1,
+            ',' if depth == 0 && !quoted => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+/// Format a quantity with an SI prefix: `1.23 kJ`, `456 ms`.
+pub fn si(v: f64, unit: &str) -> String {
+    if !v.is_finite() {
+        return format!("{v} {unit}");
+    }
+    let a = v.abs();
+    let (scale, prefix) = if a == 0.0 {
+        (1.0, "")
+    } else if a >= 1e9 {
+        (1e9, "G")
+    } else if a >= 1e6 {
+        (1e6, "M")
+    } else if a >= 1e3 {
+        (1e3, "k")
+    } else if a >= 1.0 {
+        (1.0, "")
+    } else if a >= 1e-3 {
+        (1e-3, "m")
+    } else {
+        (1e-6, "µ")
+    };
+    format!("{} {prefix}{unit}", sig3(v / scale))
+}
+
+/// Three significant digits, without trailing zeros beyond what is needed.
+pub fn sig3(v: f64) -> String {
+    let a = v.abs();
+    let decimals = if a >= 100.0 || a == 0.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
+}
+
+/// A fraction as a percentage with one decimal.
+pub fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds() {
+        assert_eq!(parse_seeds("7").unwrap(), vec![7]);
+        assert_eq!(parse_seeds("1..3").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_seeds("1..=3,9").unwrap(), vec![1, 2, 3, 9]);
+        assert!(parse_seeds("3..1").is_err());
+        assert!(parse_seeds("1,1").is_err());
+        assert!(
+            parse_seeds("a")
+                .unwrap_err()
+                .message
+                .contains("`a` is not a number")
+        );
+    }
+
+    #[test]
+    fn shards() {
+        let s: Shard = "2/3".parse().unwrap();
+        assert!(s.owns(1) && s.owns(4) && !s.owns(0) && !s.owns(2));
+        assert!("0/3".parse::<Shard>().is_err());
+        assert!("4/3".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn settings() {
+        let s: Setting = "workload.arrivals.rate=2,4, 8".parse().unwrap();
+        assert_eq!(s.key, "workload.arrivals.rate");
+        assert_eq!(s.values, vec!["2", "4", "8"]);
+        let s: Setting = "x=[1,2],[3,4]".parse().unwrap();
+        assert_eq!(s.values, vec!["[1,2]", "[3,4]"]);
+        assert!("x".parse::<Setting>().is_err());
+        assert!("x=1,,2".parse::<Setting>().is_err());
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(si(1234.0, "J"), "1.23 kJ");
+        assert_eq!(si(0.0456, "s"), "45.6 ms");
+        assert_eq!(si(0.0, "J"), "0 J");
+        assert_eq!(pct(0.9134), "91.3%");
+        assert_eq!(closest("perlm", &["perllm", "oracle"]), Some("perllm"));
+        assert_eq!(closest("zzz", &["perllm", "oracle"]), None);
+    }
+}
