@@ -53,6 +53,8 @@ impl Catalog {
         }
         Ok(Catalog {
             items: vec![
+                builtin("perllm", "policy"),
+                builtin("oracle", "policy"),
                 builtin("least-loaded", "policy"),
                 builtin(DEFAULT_COST_MODEL, "cost-model"),
             ],
@@ -109,8 +111,11 @@ impl Catalog {
     }
 
     /// A fresh instance of the policy `spec` names for `world` (whose scenario carries the seed).
-    pub fn policy(&self, spec: &PolicySpec, _world: &World) -> Result<Box<dyn Policy>> {
+    pub fn policy(&self, spec: &PolicySpec, world: &World) -> Result<Box<dyn Policy>> {
         self.policy_info(&spec.name)?;
+        if let Some(p) = perllm_core::policies::builtin(spec, world) {
+            return p.map_err(|e| CliError::input(format!("cannot set up {e}")));
+        }
         match spec.name.as_str() {
             "least-loaded" => Ok(Box::new(perllm_core::simple::LeastLoaded::default())),
             other => Err(CliError::input(format!("unknown policy `{other}`"))),

@@ -43,7 +43,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one simulation and print its report.
     #[command(
-        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm      # report.json, results.json, requests.csv, decisions.jsonl"
+        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --set scenario.duration=60s --set workload.arrivals.rate=2/s\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm      # report.json, results.json, requests.csv, decisions.jsonl"
     )]
     Run(RunArgs),
     /// Run several policies on the same workloads over several seeds, in parallel.
@@ -53,7 +53,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Sweep scenario values (cartesian grid) for load curves and sensitivity studies.
     #[command(
-        after_help = "Examples:\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2,4,8,16 --policies perllm,greedy\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=4,8 --set servers.cloud.max_batch=16,64 --format csv > sweep.csv"
+        after_help = "Examples:\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2,4,8,16 --policies perllm,greedy\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=4,8 --set server.cloud.max_batch=16,64 --format csv > sweep.csv"
     )]
     Sweep(SweepArgs),
     /// Combine the shards of a `--shard` study into the single-machine result.
@@ -161,6 +161,9 @@ pub struct RunArgs {
     /// Seed (default: the scenario's).
     #[arg(short, long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Override a scenario value, e.g. `scenario.duration=60s` (repeatable; keys as in `sweep`).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    pub set: Vec<(String, String)>,
     /// Shared simulation options.
     #[command(flatten)]
     pub sim: SimArgs,
@@ -255,4 +258,13 @@ pub struct PlotArgs {
     /// Output directory for the SVG files and index.html.
     #[arg(short, long, value_name = "DIR", default_value = "plots")]
     pub out: PathBuf,
+}
+
+fn parse_override(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        }
+        _ => Err(format!("`{s}` is not of the form key=value")),
+    }
 }

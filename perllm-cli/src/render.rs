@@ -26,22 +26,22 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
     }
     s.push('\n');
     let rejected = if r.rejected_by_reason.is_empty() {
-        r.rejected.to_string()
+        format!("{} rejected", r.rejected)
     } else {
         let parts: Vec<String> = r
             .rejected_by_reason
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        format!("{} ({})", r.rejected, parts.join(", "))
+        format!("{} rejected ({})", r.rejected, parts.join(", "))
     };
     let mut t = Table::new(&["metric", "value"]);
     let mut kv = |k: &str, v: String| t.row(vec![k.to_string(), v]);
     kv(
         "requests",
         format!(
-            "{} arrived, {} completed, {} rejected",
-            r.arrived, r.completed, rejected
+            "{} arrived, {} completed, {rejected}",
+            r.arrived, r.completed
         ),
     );
     kv(

@@ -3,10 +3,9 @@
 use crate::error::{CliError, Result};
 use crate::observers::{LatencyObserver, Timeline, TimelineObserver};
 use perllm_core::report::Report;
-use perllm_core::workload::RequestSource;
+use perllm_core::workload::{Reader, source_for};
 use perllm_core::{CostModel, Observer, Policy, World};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// Largest number of points kept of a policy's regret series in result files.
 pub const MAX_SERIES_POINTS: usize = 200;
@@ -42,33 +41,29 @@ pub fn downsample(series: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     (0..max).map(|i| series[i * (n - 1) / (max - 1)]).collect()
 }
 
-/// The request source of `world`: its synthetic generator, or its trace (paths relative to
-/// `base_dir`).
-fn source_for<'a>(
-    world: &'a World,
-    _base_dir: &Path,
-    _skip_bad_rows: bool,
-) -> Result<Box<dyn RequestSource + 'a>> {
-    match &world.scenario.workload.trace {
-        None => Ok(Box::new(perllm_core::workload::Synthetic::new(world))),
-        Some(t) => Err(CliError::input(format!(
-            "cannot replay trace `{}`: this build has no trace replayer",
-            t.path
-        ))),
-    }
+/// Open a trace file named in a scenario (the scenario loader already resolved it against the
+/// scenario file's directory).
+fn open_trace(path: &str) -> std::io::Result<Reader> {
+    let f = std::fs::File::open(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot open trace `{path}`: {}", crate::error::io_msg(&e)),
+        )
+    })?;
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, f)))
 }
 
-/// Run `policy` on `world` (whose scenario carries the seed) with `cost`; `extra` observers see
-/// every event too.
+/// Run `policy` on `world` (whose scenario carries the seed, and whose trace paths are resolved)
+/// with `cost`; `extra` observers see every event too.
 pub fn execute(
     world: &World,
     policy: &mut dyn Policy,
     cost: &dyn CostModel,
-    base_dir: &Path,
-    skip_bad_rows: bool,
     extra: &mut [&mut dyn Observer],
 ) -> Result<RunOutput> {
-    let mut source = source_for(world, base_dir, skip_bad_rows)?;
+    let open: &dyn Fn(&str) -> std::io::Result<Reader> = &open_trace;
+    let mut source = source_for(world, open)
+        .map_err(|e| CliError::input(format!("cannot read the workload: {e}")))?;
     let mut timeline = TimelineObserver::new(world);
     let mut latency = LatencyObserver::default();
     let report = {

@@ -63,13 +63,40 @@ pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<
         let scenario: Scenario = serde_json::from_value(value).map_err(|e| {
             CliError::input(format!("`{}` is not a valid scenario: {e}", path.display()))
         })?;
-        return Ok(Loaded {
+        let mut loaded = Loaded {
             scenario,
             path: path.to_path_buf(),
             warnings: String::new(),
-        });
+        };
+        // Trace paths are relative to the scenario file, as in the scenario language.
+        let base = loaded.base_dir();
+        if let Some(t) = loaded.scenario.workload.trace.as_mut()
+            && Path::new(&t.path).is_relative()
+        {
+            t.path = base.join(&t.path).to_string_lossy().into_owned();
+        }
+        return Ok(loaded);
     }
     dsl::load(path, overrides, color)
+}
+
+/// Apply the command line's `--seed`, policy and `--skip-bad-rows` to a scenario.
+pub fn apply_cli(sc: &mut Scenario, seed: Option<u64>, policy: Option<&str>, skip_bad_rows: bool) {
+    if let Some(s) = seed {
+        sc.seed = s;
+    }
+    match policy {
+        Some(n) if n != sc.policy.name => {
+            sc.policy = perllm_core::spec::PolicySpec {
+                name: n.to_string(),
+                params: Default::default(),
+            };
+        }
+        _ => {}
+    }
+    if skip_bad_rows && let Some(t) = sc.workload.trace.as_mut() {
+        t.skip_bad_rows = true;
+    }
 }
 
 /// Validate a loaded scenario into a [`World`]; errors name the file and every problem.
@@ -190,31 +217,44 @@ pub fn set_path(root: &mut Value, path: &str, raw: &str) -> std::result::Result<
     Ok(())
 }
 
-/// The scenario-language loader (`perllm-dsl`).
+/// The scenario-language loader (`perllm-dsl`): `.perllm` files and their `.toml` twin.
 mod dsl {
     use super::{CheckOutcome, Loaded};
     use crate::error::{CliError, Result};
     use std::path::{Path, PathBuf};
 
-    pub fn load(path: &Path, _overrides: &[(String, String)], _color: bool) -> Result<Loaded> {
-        Err(CliError::input(format!(
-            "`{}`: this build reads JSON scenarios only (the scenario language is not linked in)",
-            path.display()
-        )))
+    pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<Loaded> {
+        match perllm_dsl::load_file_with_overrides(path, overrides) {
+            Ok(l) => Ok(Loaded {
+                scenario: l.scenario,
+                path: path.to_path_buf(),
+                warnings: perllm_dsl::render(&l.warnings, color),
+            }),
+            Err(f) => {
+                let n = f.errors().count();
+                let with = if overrides.is_empty() {
+                    String::new()
+                } else {
+                    let o: Vec<String> =
+                        overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!(" with {}", o.join(", "))
+                };
+                Err(CliError::input(format!(
+                    "`{}`{with} is not a valid scenario ({n} error{})",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                ))
+                .with_detail(f.render(color)))
+            }
+        }
     }
 
-    pub fn check(paths: &[PathBuf], _color: bool) -> CheckOutcome {
-        let mut rendered = String::new();
-        for p in paths {
-            rendered.push_str(&format!(
-                "error: `{}`: this build reads JSON scenarios only\n",
-                p.display()
-            ));
-        }
+    pub fn check(paths: &[PathBuf], color: bool) -> CheckOutcome {
+        let o = perllm_dsl::check_files(paths, color);
         CheckOutcome {
-            rendered,
-            errors: paths.len(),
-            warnings: 0,
+            rendered: o.rendered,
+            errors: o.errors,
+            warnings: o.warnings,
         }
     }
 }

@@ -155,8 +155,7 @@ fn run_grid(args: GridArgs, settings: Vec<Setting>, kind: &str, term: Term) -> R
         let policy = &policies[((run / seeds.len() as u64) % policies.len() as u64) as usize];
         let seed = seeds[(run % seeds.len() as u64) as usize];
         let mut sc = points[point].scenario.clone();
-        sc.seed = seed;
-        sc.policy = crate::commands::run::policy_spec(&sc.policy, Some(policy));
+        crate::scenario::apply_cli(&mut sc, Some(seed), Some(policy), args.sim.skip_bad_rows);
         let world = crate::scenario::build(&points[point].loaded, &sc)?;
         let instance = catalog.policy(&sc.policy, &world)?;
         tasks.push(Task {
@@ -182,14 +181,7 @@ fn run_grid(args: GridArgs, settings: Vec<Setting>, kind: &str, term: Term) -> R
             .into_par_iter()
             .map(|mut t| {
                 let p = &points[t.point];
-                let out = execute(
-                    &t.world,
-                    t.instance.as_mut(),
-                    cost.as_ref(),
-                    &p.loaded.base_dir(),
-                    args.sim.skip_bad_rows,
-                    &mut [],
-                );
+                let out = execute(&t.world, t.instance.as_mut(), cost.as_ref(), &mut []);
                 bar.inc(1);
                 let mut out = out?;
                 out.details.run = t.run;

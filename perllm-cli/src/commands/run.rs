@@ -11,7 +11,6 @@ use crate::results::{
 use crate::term::{Term, print_stdout};
 use perllm_core::Observer;
 use perllm_core::report::Report;
-use perllm_core::spec::PolicySpec;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -51,31 +50,21 @@ fn create(path: &Path) -> Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
 }
 
-/// The effective policy spec: the scenario's, or `name` with no parameters (the scenario's
-/// parameters if it names the same policy).
-pub fn policy_spec(scenario: &PolicySpec, name: Option<&str>) -> PolicySpec {
-    match name {
-        Some(n) if n != scenario.name => PolicySpec {
-            name: n.to_string(),
-            params: Default::default(),
-        },
-        _ => scenario.clone(),
-    }
-}
-
 /// Run one simulation and print or write its report.
 pub fn run(args: RunArgs, term: Term) -> Result<()> {
-    let loaded = crate::scenario::load(&args.file, &[], term.color_stderr)?;
+    let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
     if !loaded.warnings.is_empty() {
         eprint!("{}", loaded.warnings);
     }
     let catalog = Catalog::discover(&args.sim.plugins.plugins)?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
-    if let Some(s) = args.seed {
-        sc.seed = s;
-    }
-    sc.policy = policy_spec(&sc.policy, args.policy.as_deref());
+    crate::scenario::apply_cli(
+        &mut sc,
+        args.seed,
+        args.policy.as_deref(),
+        args.sim.skip_bad_rows,
+    );
     let policy_info = catalog.policy_info(&sc.policy.name)?.clone();
     let cost_info = catalog.cost_model_info(&args.sim.cost_model)?.clone();
     let world = crate::scenario::build(&loaded, &sc)?;
@@ -108,14 +97,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         if let Some((r, _)) = requests.as_mut() {
             extra.push(r);
         }
-        crate::runner::execute(
-            &world,
-            policy.as_mut(),
-            cost.as_ref(),
-            &loaded.base_dir(),
-            args.sim.skip_bad_rows,
-            &mut extra,
-        )
+        crate::runner::execute(&world, policy.as_mut(), cost.as_ref(), &mut extra)
     };
     bar.finish_and_clear();
     let output = output?;
