@@ -355,7 +355,7 @@ impl Core {
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<(u32, Vec<ServerId>), usize> = HashMap::new();
         let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
+        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new(); // (request, fastest server)
         let mut req_class = vec![0u32; pending.len()];
         let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
         let mut feas: Vec<ServerId> = Vec::new();
@@ -539,14 +539,49 @@ impl Core {
                 }
             }
         }
-        // Infeasible requests: rejected, or best effort on the fastest server with room.
-        for &(i, fastest) in &infeasible {
-            if p.infeasible == Infeasible::BestEffort
-                && let Some(s) = fastest
-            {
+        // Best effort: requests with no feasible server, and requests the per-slot user rows kept
+        // off every feasible server, go to the hosting server with the smallest predicted D whose
+        // budgets and per-slot rows still allow it (the per-request filters are relaxed, never the
+        // per-slot rows).
+        if p.infeasible == Infeasible::BestEffort {
+            let mut tries: Vec<usize> = infeasible.iter().map(|x| x.0).collect();
+            for (i, mg) in member_group.iter().enumerate() {
+                if decided[i].is_none()
+                    && let Some(g) = mg
+                {
+                    let grp = &groups[*g as usize];
+                    if grp
+                        .servers
+                        .iter()
+                        .any(|&s| ledger.fits_capacity(&budgets, grp.kv, grp.bits, s))
+                    {
+                        tries.push(i);
+                    }
+                }
+            }
+            tries.sort_unstable();
+            for i in tries {
                 let r = &pending[i].request;
                 let (kv, bits) = (kv_bytes(world, r), r.input_bytes as f64 * 8.0);
-                if ledger.fits(&budgets, kv, bits, s) {
+                let mut order: Vec<(f64, ServerId)> = Vec::new();
+                for s in &world.servers {
+                    if s.hosts(r.model) && kv <= s.kv_capacity_bytes as f64 {
+                        let lr = match self.mode {
+                            Mode::Learn => {
+                                self.arms.arms[req_class[i] as usize][s.id as usize]
+                                    .view(&p, self.arms.clock[req_class[i] as usize])
+                                    .latency_ratio
+                            }
+                            Mode::Oracle => 1.0,
+                        };
+                        order.push((self.estimate(view, r, s.id)?.total_ns() as f64 * lr, s.id));
+                    }
+                }
+                order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                if let Some(&(_, s)) = order
+                    .iter()
+                    .find(|(_, s)| ledger.fits(&budgets, kv, bits, *s))
+                {
                     ledger.add(&budgets, kv, bits, s, 1.0);
                     decided[i] = Some((s, "best_effort", None));
                     self.counters.best_effort += 1;

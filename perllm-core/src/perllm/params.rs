@@ -9,7 +9,9 @@ use crate::spec::{ParamValue, PolicySpec};
 pub enum Infeasible {
     /// Reject it at once.
     Reject,
-    /// Send it to the server with the smallest predicted processing time that has capacity left.
+    /// Send it to the hosting server with the smallest predicted processing time whose budgets
+    /// and per-slot user rows allow it (also tried for requests the per-slot rows kept off every
+    /// feasible server).
     BestEffort,
 }
 

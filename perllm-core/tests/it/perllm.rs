@@ -290,6 +290,7 @@ struct Slot {
     edge_util: f64,
     ge_edge_share: f64,
     use_lp: bool,
+    best_effort: bool,
 }
 
 fn slot_strategy() -> impl Strategy<Value = Slot> {
@@ -310,15 +311,17 @@ fn slot_strategy() -> impl Strategy<Value = Slot> {
         0.3f64..2.0,
         prop_oneof![Just(0.0), 0.0f64..0.3],
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(states, requests, cloud_share, edge_util, ge_edge_share, use_lp)| Slot {
+            |(states, requests, cloud_share, edge_util, ge_edge_share, use_lp, best_effort)| Slot {
                 states,
                 requests,
                 cloud_share,
                 edge_util,
                 ge_edge_share,
                 use_lp,
+                best_effort,
             },
         )
 }
@@ -371,25 +374,41 @@ proptest! {
             },
             defers: 0,
         }).collect();
-        let spec = PolicySpec { name: "perllm".into(), params: [("use_lp".to_string(), ParamValue::Bool(slot.use_lp))].into() };
+        let infeasible = if slot.best_effort { "best_effort" } else { "reject" };
+        let spec = PolicySpec {
+            name: "perllm".into(),
+            params: [
+                ("use_lp".to_string(), ParamValue::Bool(slot.use_lp)),
+                ("infeasible".to_string(), ParamValue::Text(infeasible.into())),
+            ]
+            .into(),
+        };
         let mut p = PerLlm::new(&spec, &world).unwrap();
         let cost = Roofline::default();
         let view = ClusterView { now_ns: now, slot: 100, world: &world, servers: &states, cost: &cost, truth: None };
         let mut out = vec![Decision::Defer; pending.len()];
         p.schedule(&view, &pending, &mut out).unwrap();
+        let mut notes = Vec::new();
+        p.explain(&mut notes);
+        prop_assert_eq!(notes.len(), pending.len());
 
         let mut placed = vec![0u32; world.servers.len()];
-        for (pd, d) in pending.iter().zip(&out) {
+        for ((pd, d), note) in pending.iter().zip(&out).zip(&notes) {
             if let Decision::Assign(s) = *d {
                 let r = &pd.request;
                 let srv = &world.servers[s as usize];
                 prop_assert!(srv.hosts(r.model));
+                placed[s as usize] += 1;
+                if note["via"] == "best_effort" {
+                    // Best effort relaxes the per-request filters, never the per-slot rows.
+                    prop_assert!(slot.best_effort);
+                    continue;
+                }
                 // Per-request constraints hold on the estimate (a fresh policy's learned ratios are 1).
                 let e = view.estimate(r, s);
                 let d_s = (now - r.arrival_ns + e.total_ns()) as f64 / 1e9;
                 prop_assert!(d_s <= world.slos[r.slo as usize].deadline_ns as f64 / 1e9 + 1e-9);
                 prop_assert!(e.energy.total() <= 5000.0 + 1e-9);
-                placed[s as usize] += 1;
             }
         }
         let total: u32 = placed.iter().sum();
