@@ -18,7 +18,7 @@ use crate::rng::{Rng, stream, stream_rng, unit_f64};
 use crate::spec::{Assign, Nanos, SECOND, SizeDist, TraceFormat, TraceSpec};
 use crate::world::{ModelId, SloId, World};
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 /// A readable trace: any buffered reader the caller opened.
 pub type Reader = Box<dyn BufRead + Send>;
@@ -30,6 +30,9 @@ pub type Opener<'a> = Box<dyn FnMut() -> std::io::Result<Reader> + 'a>;
 /// accepted. Rows out of order by at most this much are re-sorted (stable: equal times keep file
 /// order); a row further back is a malformed row.
 pub const REORDER_TOLERANCE_NS: Nanos = SECOND;
+
+/// Longest JSONL line accepted (a longer one is a fatal error: the file is probably not JSONL).
+pub const MAX_JSON_LINE_BYTES: u64 = 16 << 20;
 
 /// Pass period used when a pass holds a single row or all its rows share one timestamp.
 const FALLBACK_GAP_NS: Nanos = SECOND;
@@ -493,13 +496,23 @@ impl Parser {
             }
             Rows::Jsonl(j) => loop {
                 j.buf.clear();
-                let n = j.rdr.read_until(b'\n', &mut j.buf).map_err(|e| {
-                    WorkloadError::new(&self.name, j.line + 1, format!("cannot read: {e}"))
-                })?;
+                let n = (&mut j.rdr)
+                    .take(MAX_JSON_LINE_BYTES)
+                    .read_until(b'\n', &mut j.buf)
+                    .map_err(|e| {
+                        WorkloadError::new(&self.name, j.line + 1, format!("cannot read: {e}"))
+                    })?;
                 if n == 0 {
                     return Ok(None);
                 }
                 j.line += 1;
+                if n as u64 == MAX_JSON_LINE_BYTES && j.buf.last() != Some(&b'\n') {
+                    return Err(WorkloadError::new(
+                        &self.name,
+                        j.line,
+                        format!("line is longer than {MAX_JSON_LINE_BYTES} bytes"),
+                    ));
+                }
                 if j.buf.iter().all(|c| c.is_ascii_whitespace()) {
                     continue;
                 }

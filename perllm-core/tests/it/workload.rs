@@ -1356,3 +1356,12 @@ fn generator_clamps_limits_and_is_deterministic() {
     while s.next_request().is_some() {}
     assert!(s.next_request().is_none(), "fused after the end");
 }
+
+#[test]
+fn overlong_json_line_is_an_error() {
+    let mut text = String::from("{\"timestamp\": 0, \"input_length\": 1, \"output_length\": 1}\n");
+    text.push_str(&"x".repeat((trace::MAX_JSON_LINE_BYTES + 10) as usize));
+    let e = err_of(replay(&spec(TraceFormat::Mooncake), &text));
+    assert_eq!(e.row, 2);
+    assert!(e.message.contains("longer than"), "{e}");
+}
