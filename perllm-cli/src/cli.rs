@@ -14,7 +14,7 @@ Examples:
   perllm run examples/paper.perllm
   perllm run examples/paper.perllm --policy greedy --seed 3 --out runs/greedy
   perllm compare examples/paper.perllm --policies perllm,cloud-only,edge-only,oracle --seeds 1..10
-  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2,4,8 --policies perllm,greedy --out sweep.json
+  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2/s,4/s,8/s --out sweep.json
   perllm plot sweep.json --out plots/
   perllm plugins list --plugin target/release/";
 
@@ -43,17 +43,17 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one simulation and print its report.
     #[command(
-        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --set scenario.duration=60s --set workload.arrivals.rate=2/s\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm      # report.json, results.json, requests.csv, decisions.jsonl"
+        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --set scenario.duration=60s --set workload.arrivals.rate=2/s\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm    # report, results, requests, decisions"
     )]
     Run(RunArgs),
     /// Run several policies on the same workloads over several seeds, in parallel.
     #[command(
-        after_help = "Examples:\n  perllm compare examples/paper.perllm --policies perllm,cloud-only,edge-only,random --seeds 1..10\n  perllm compare examples/paper.perllm --policies perllm,greedy,oracle --reference greedy --out cmp.json\n  perllm compare examples/paper.perllm --shard 2/4 --out part2.json    # one machine's share"
+        after_help = "Examples:\n  perllm compare examples/paper.perllm --policies perllm,cloud-only,edge-only,random --seeds 1..10\n  perllm compare examples/paper.perllm --policies perllm,greedy,oracle --reference greedy --out cmp.json\n  perllm compare examples/paper.perllm --set scenario.duration=60s --seeds 1,2,3\n  perllm compare examples/paper.perllm --shard 2/4 --out part2.json   # one machine's share"
     )]
     Compare(CompareArgs),
     /// Sweep scenario values (cartesian grid) for load curves and sensitivity studies.
     #[command(
-        after_help = "Examples:\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2,4,8,16 --policies perllm,greedy\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=4,8 --set server.cloud.max_batch=16,64 --format csv > sweep.csv"
+        after_help = "Examples:\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=2/s,4/s,8/s,16/s --policies perllm,greedy\n  perllm sweep examples/paper.perllm --set workload.arrivals.rate=4/s,8/s --set server.cloud.max_batch=16,64 -f csv > sweep.csv"
     )]
     Sweep(SweepArgs),
     /// Combine the shards of a `--shard` study into the single-machine result.
@@ -219,6 +219,9 @@ pub struct GridArgs {
 /// `perllm compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
+    /// Override a scenario value for every run, e.g. `scenario.duration=60s` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    pub set: Vec<(String, String)>,
     /// Grid options.
     #[command(flatten)]
     pub grid: GridArgs,

@@ -189,8 +189,12 @@ pub struct ScenarioInfo {
     pub name: String,
     /// File name (without directories).
     pub file: String,
-    /// Hash of the scenario as loaded, before `--set` overrides.
+    /// Hash of the scenario as loaded, with the fixed `--set` overrides of `compare` and `run`
+    /// but before the swept ones.
     pub hash: String,
+    /// Fixed `--set` overrides `(key, value)` applied to every run.
+    #[serde(default)]
+    pub overrides: Vec<(String, String)>,
 }
 
 /// A swept parameter.
@@ -371,8 +375,12 @@ impl Results {
     /// Read a results file, checking its schema.
     pub fn read(path: &Path) -> Result<Results> {
         let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| CliError::input(format!("`{}` is not valid JSON: {e}", path.display())))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            CliError::input(format!(
+                "`{}` is not a perllm results file (it is not JSON: {e})",
+                path.display()
+            ))
+        })?;
         match v.get("schema").and_then(Value::as_str) {
             Some(RESULTS_SCHEMA) => {}
             _ => {

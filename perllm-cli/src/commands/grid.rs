@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 /// `perllm compare`.
 pub fn compare(args: CompareArgs, term: Term) -> Result<()> {
-    run_grid(args.grid, Vec::new(), "compare", term)
+    run_grid(args.grid, args.set, Vec::new(), "compare", term)
 }
 
 /// `perllm sweep`.
@@ -38,7 +38,7 @@ pub fn sweep(args: SweepArgs, term: Term) -> Result<()> {
             )));
         }
     }
-    run_grid(args.grid, args.set, "sweep", term)
+    run_grid(args.grid, Vec::new(), args.set, "sweep", term)
 }
 
 /// One sweep point: its overrides and scenario.
@@ -76,12 +76,18 @@ struct Task {
     instance: Box<dyn Policy>,
 }
 
-fn run_grid(args: GridArgs, settings: Vec<Setting>, kind: &str, term: Term) -> Result<()> {
+fn run_grid(
+    args: GridArgs,
+    fixed: Vec<(String, String)>,
+    settings: Vec<Setting>,
+    kind: &str,
+    term: Term,
+) -> Result<()> {
     if args.jobs == Some(0) {
         return Err(CliError::input("`--jobs` must be at least 1"));
     }
     let seeds = parse_seeds(&args.seeds)?;
-    let base = crate::scenario::load(&args.file, &[], term.color_stderr)?;
+    let base = crate::scenario::load(&args.file, &fixed, term.color_stderr)?;
     if !base.warnings.is_empty() {
         eprint!("{}", base.warnings);
     }
@@ -123,7 +129,8 @@ fn run_grid(args: GridArgs, settings: Vec<Setting>, kind: &str, term: Term) -> R
         let loaded = if overrides.is_empty() {
             base.clone()
         } else {
-            crate::scenario::load(&args.file, &overrides, term.color_stderr)?
+            let all: Vec<(String, String)> = fixed.iter().chain(&overrides).cloned().collect();
+            crate::scenario::load(&args.file, &all, term.color_stderr)?
         };
         let scenario = loaded.scenario.clone();
         crate::scenario::build(&loaded, &scenario).map_err(|mut e| {
@@ -217,6 +224,7 @@ fn run_grid(args: GridArgs, settings: Vec<Setting>, kind: &str, term: Term) -> R
             name: base.scenario.name.clone(),
             file: base.file_name(),
             hash: scenario_hash(&base.scenario),
+            overrides: fixed.clone(),
         },
         cost_model: cost_info,
         policies: infos,

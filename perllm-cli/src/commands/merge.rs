@@ -67,9 +67,13 @@ pub fn merge_parts(parts: Vec<(String, Results)>) -> Result<Results> {
         .map(|(i, _)| format!("{}/{count}", i + 1))
         .collect();
     if !missing.is_empty() {
+        let (noun, verb) = if missing.len() == 1 {
+            ("shard", "is")
+        } else {
+            ("shards", "are")
+        };
         return Err(CliError::input(format!(
-            "shard{} {} missing",
-            if missing.len() == 1 { " is" } else { "s are" },
+            "{noun} {} {verb} missing",
             missing.join(", ")
         )));
     }

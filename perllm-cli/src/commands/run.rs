@@ -113,6 +113,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         name: sc.name.clone(),
         file: loaded.file_name(),
         hash: hash.clone(),
+        overrides: args.set.clone(),
     };
     let doc = ReportDoc {
         schema: REPORT_SCHEMA,

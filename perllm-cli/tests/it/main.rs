@@ -1,1 +1,106 @@
-//! End-to-end tests of the perllm binary.
+//! End-to-end tests of the `perllm` binary: they run the real executable (cargo builds it for
+//! this package's integration tests and names it in `CARGO_BIN_EXE_perllm`) from the workspace
+//! root, and pin its output with insta (filters hide the scenario hash, the version and
+//! temporary paths).
+
+mod check;
+mod compare;
+mod exit_codes;
+mod help;
+mod plot;
+mod plugins;
+mod run;
+mod shard;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What one invocation produced.
+pub struct Out {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Out {
+    /// Assert success and return stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "exit {}; stderr:\n{}", self.code, self.stderr);
+        &self.stdout
+    }
+}
+
+/// The workspace root (commands run there, so paths in outputs are relative).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Run `perllm` with `args` from the workspace root, without colour, at a fixed width.
+pub fn perllm(args: &[&str]) -> Out {
+    perllm_env(args, &[])
+}
+
+/// [`perllm`] with extra environment variables.
+pub fn perllm_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perllm"));
+    cmd.args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("TERM");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("the perllm binary runs");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(o.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(o.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// A short run of the paper scenario: 30 simulated seconds.
+pub const SHORT: &str = "scenario.duration=30s";
+
+/// insta settings with filters for hashes, versions and temporary paths.
+pub fn settings(tmp: Option<&Path>) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[HASH]");
+    s.add_filter(&regex_escape(env!("CARGO_PKG_VERSION")), "[VERSION]");
+    if let Some(t) = tmp {
+        s.add_filter(&regex_escape(&t.display().to_string()), "[TMP]");
+    }
+    s
+}
+
+/// Escape regex metacharacters.
+pub fn regex_escape(s: &str) -> String {
+    let mut o = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// A fresh temporary directory.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+/// `path` as a &str.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}

@@ -1,0 +1,120 @@
+//! `perllm compare`.
+
+use crate::{SHORT, perllm, s, settings, tmp};
+use serde_json::Value;
+
+const POLICIES: &str = "perllm,oracle,least-loaded";
+
+#[test]
+fn table_is_pinned() {
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        POLICIES,
+        "--seeds",
+        "1..2",
+    ]);
+    settings(None).bind(|| insta::assert_snapshot!("compare_table", out.ok()));
+}
+
+#[test]
+fn results_do_not_depend_on_jobs() {
+    let run = |jobs: &str| {
+        let out = perllm(&[
+            "compare",
+            "examples/paper.perllm",
+            "--set",
+            SHORT,
+            "--policies",
+            POLICIES,
+            "--seeds",
+            "1..3",
+            "--jobs",
+            jobs,
+            "-f",
+            "json",
+        ]);
+        out.ok().to_string()
+    };
+    let one = run("1");
+    let two = run("2");
+    let four = run("4");
+    assert_eq!(one, two);
+    assert_eq!(one, four);
+    let v: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 9);
+}
+
+#[test]
+fn summary_has_ratios_and_oracle_gap() {
+    let dir = tmp();
+    let res = dir.path().join("cmp.json");
+    let csv = dir.path().join("cmp.csv");
+    perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        POLICIES,
+        "--seeds",
+        "1,2",
+        "--reference",
+        "least-loaded",
+        "--out",
+        s(&res),
+        "--csv",
+        s(&csv),
+        "-q",
+    ])
+    .ok();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
+    assert_eq!(v["schema"], "perllm.results");
+    assert_eq!(v["reference"], "least-loaded");
+    assert_eq!(v["seeds"], serde_json::json!([1, 2]));
+    assert_eq!(v["runs"], 6);
+    assert_eq!(v["shard"], Value::Null);
+    let summary = v["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 3);
+    for row in summary {
+        assert!(row["oracle_energy_gap"].is_number(), "{row}");
+        assert_eq!(row["seeds"], 2);
+    }
+    let ll = summary
+        .iter()
+        .find(|r| r["policy"] == "least-loaded")
+        .unwrap();
+    assert_eq!(ll["goodput_ratio"], 1.0);
+    let oracle = summary.iter().find(|r| r["policy"] == "oracle").unwrap();
+    assert_eq!(oracle["oracle_energy_gap"], 0.0);
+    // Rows are the same in JSON and CSV.
+    let rows = v["rows"].as_array().unwrap();
+    let mut rdr = csv::Reader::from_path(&csv).unwrap();
+    let recs: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(recs.len(), rows.len());
+    for (r, rec) in rows.iter().zip(&recs) {
+        assert_eq!(rec[0], r["run"].to_string());
+    }
+}
+
+#[test]
+fn compare_runs_the_whole_file() {
+    // `compare` with no --set runs the file as written (a JSON scenario of 30 s).
+    let out = perllm(&[
+        "compare",
+        "perllm-cli/tests/fixtures/paper-30s.json",
+        "--policies",
+        "least-loaded",
+        "--seeds",
+        "5",
+        "-f",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(v["kind"], "compare");
+    assert_eq!(v["parameters"], serde_json::json!([]));
+    assert_eq!(v["rows"][0]["seed"], 5);
+}
