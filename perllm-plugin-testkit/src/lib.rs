@@ -1,0 +1,273 @@
+//! A perllm plugin library that misbehaves on demand, for the host's negative tests.
+//!
+//! - Policy `testkit`: config `{"mode": M, "after": N, "sleep_ms": T}`. It behaves (each request
+//!   to the first server hosting its model) for `N` slots, then does `M`: `ok`, `panic`, `error`,
+//!   `bad-server` (a server id that does not exist), `unhosted` (a server without the model),
+//!   `duplicate` (the first request placed twice, the second not at all), `unknown-request`,
+//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`.
+//!   `fail-create` and `panic-create` fail at creation.
+//! - Cost model `testkit-cost`: config `{"mode": M, "after": N}`; correct for `N` calls, then
+//!   `nan` (NaN energy), `negative` (negative energy), `zero-step` (a zero step time),
+//!   `error`, `panic`. `fail-create` fails at creation.
+//! - Extra symbols with malformed versions and declarations, loaded by the host's tests through
+//!   its symbol-name override: see the `testkit_*` functions.
+
+#![allow(unsafe_code)]
+
+use perllm_plugin_abi::*;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    mode: String,
+    after: u64,
+    sleep_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { mode: "ok".into(), after: 0, sleep_ms: 0 }
+    }
+}
+
+fn parse(config: &str) -> Result<Config, String> {
+    if config.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    serde_json::from_str(config).map_err(|e| format!("invalid testkit config: {e}"))
+}
+
+/// The misbehaving policy.
+#[derive(Debug)]
+pub struct Testkit {
+    cfg: Config,
+    calls: u64,
+}
+
+impl GuestPolicy for Testkit {
+    const NAME: &'static str = "testkit";
+    const VERSION: &'static str = "0.0.1";
+    const DESCRIPTION: &'static str = "misbehaves on demand (tests only)";
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        let cfg = parse(config)?;
+        match cfg.mode.as_str() {
+            "fail-create" => Err("refusing to start (mode fail-create)".into()),
+            "panic-create" => panic!("testkit panics in create"),
+            _ => Ok(Testkit { cfg, calls: 0 }),
+        }
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        self.calls += 1;
+        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            if let Some(s) = slot.candidates(r).next() {
+                p.action = ACTION_ASSIGN;
+                p.server = s.id;
+            } else {
+                p.action = ACTION_REJECT;
+            }
+        }
+        if self.cfg.mode == "sleep" {
+            std::thread::sleep(std::time::Duration::from_millis(self.cfg.sleep_ms));
+            return Ok(());
+        }
+        if self.calls <= self.cfg.after || out.is_empty() {
+            return Ok(());
+        }
+        let n = slot.servers().len() as u32;
+        match self.cfg.mode.as_str() {
+            "panic" => panic!("testkit panics in schedule (slot {})", slot.slot()),
+            "error" => return Err(format!("testkit fails in schedule (slot {})", slot.slot())),
+            "bad-server" => out[0].server = n + 3,
+            "unhosted" => {
+                let m = slot.requests()[0].model;
+                match (0..n as usize).find(|&s| !slot.hosts(s, m)) {
+                    Some(s) => out[0].server = s as u32,
+                    None => return Err("testkit: every server hosts the model".into()),
+                }
+            }
+            "duplicate" => {
+                if out.len() < 2 {
+                    return Ok(());
+                }
+                out[1].request_id = out[0].request_id;
+            }
+            "unknown-request" => out[0].request_id = u64::MAX,
+            "bad-action" => out[0].action = 77,
+            _ => {}
+        }
+        Ok(())
+    }
+    fn observe(&mut self, _o: &OutcomeView) -> Result<(), String> {
+        match self.cfg.mode.as_str() {
+            "panic-observe" => panic!("testkit panics in observe"),
+            "error-observe" => Err("testkit fails in observe".into()),
+            _ => Ok(()),
+        }
+    }
+    fn stats(&self, out: &mut Vec<(String, f64)>) {
+        out.push(("testkit.calls".into(), self.calls as f64));
+    }
+}
+
+/// The misbehaving cost model.
+#[derive(Debug)]
+pub struct TestkitCost {
+    cfg: Config,
+    calls: AtomicU64,
+}
+
+impl TestkitCost {
+    fn misbehave(&self) -> bool {
+        self.calls.fetch_add(1, Ordering::Relaxed) >= self.cfg.after
+    }
+}
+
+impl GuestCostModel for TestkitCost {
+    const NAME: &'static str = "testkit-cost";
+    const VERSION: &'static str = "0.0.1";
+    const DESCRIPTION: &'static str = "misbehaves on demand (tests only)";
+    const PROVIDES_ESTIMATE: bool = true;
+    fn create(config: &str) -> Result<Self, String> {
+        let cfg = parse(config)?;
+        if cfg.mode == "fail-create" {
+            return Err("refusing to start (mode fail-create)".into());
+        }
+        Ok(TestkitCost { cfg, calls: AtomicU64::new(0) })
+    }
+    fn step_ns(&self, q: &StepQuery<'_>) -> Result<u64, String> {
+        let s = q.shape;
+        if s.prefill_tokens == 0 && s.decode_seqs == 0 {
+            return Ok(0);
+        }
+        if self.misbehave() {
+            match self.cfg.mode.as_str() {
+                "zero-step" => return Ok(0),
+                "error" => return Err("testkit-cost fails in step_ns".into()),
+                "panic" => panic!("testkit-cost panics in step_ns"),
+                _ => {}
+            }
+        }
+        Ok(1_000_000 + 10_000 * s.prefill_tokens + 20_000_000 * s.decode_seqs as u64)
+    }
+    fn estimate(&self, q: &EstimateQuery<'_>) -> Result<EstimateView, String> {
+        let r = &q.input.request;
+        let mut e = EstimateView {
+            valid: 1,
+            reserved: 0,
+            upload_ns: 1_000_000,
+            queue_ns: 0,
+            prefill_ns: 10_000 * r.prompt_tokens as u64,
+            decode_ns: 20_000_000 * r.output_tokens as u64,
+            download_ns: 1_000_000,
+            energy_transmission_j: 0.5,
+            energy_inference_j: 10.0,
+            energy_idle_j: 0.0,
+        };
+        if self.misbehave() {
+            match self.cfg.mode.as_str() {
+                "nan" => e.energy_inference_j = f64::NAN,
+                "negative" => e.energy_transmission_j = -1.0,
+                "error" => return Err("testkit-cost fails in estimate".into()),
+                "panic" => panic!("testkit-cost panics in estimate"),
+                _ => {}
+            }
+        }
+        Ok(e)
+    }
+}
+
+export_plugins! {
+    policies: [Testkit],
+    cost_models: [TestkitCost],
+}
+
+/// An ABI version with an unsupported major (99).
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_bad_version() -> u32 {
+    99 << 16
+}
+
+/// A declaration function that returns null.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_null() -> *const PluginList {
+    std::ptr::null()
+}
+
+const GOOD: PluginDecl = policy_decl::<Testkit>();
+
+/// A declaration with an unknown kind.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_bad_kind() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl { kind: 7, ..GOOD }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration of a policy without a vtable.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_no_vtable() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl { policy: std::ptr::null(), ..GOOD }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration of a policy whose vtable lacks `schedule`.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_no_schedule() -> *const PluginList {
+    static VT: PolicyVTable = PolicyVTable {
+        struct_size: size_of::<PolicyVTable>() as u32,
+        reserved: 0,
+        create: Some(policy_create::<Testkit>),
+        destroy: Some(destroy::<Testkit>),
+        schedule: None,
+        observe: None,
+        stats: None,
+    };
+    static D: &[PluginDecl] = &[PluginDecl { policy: &VT, ..GOOD }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration whose name is empty.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_empty_name() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl { name: StrRef::EMPTY, ..GOOD }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+static BAD_UTF8: [u8; 3] = [b'a', 0xff, b'b'];
+
+/// A declaration whose name is not UTF-8.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_bad_utf8() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl { name: StrRef { ptr: BAD_UTF8.as_ptr(), len: 3 }, ..GOOD }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration of two policies with one name.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_dup() -> *const PluginList {
+    static D: &[PluginDecl] = &[GOOD, GOOD];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration of a policy named like a bundled one (`round-robin`).
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_clash() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl { name: StrRef::new("round-robin"), ..GOOD }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A list whose `struct_size` is smaller than the ABI's.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_short_list() -> *const PluginList {
+    static D: &[PluginDecl] = &[GOOD];
+    static L: PluginList = PluginList { struct_size: 4, ..PluginList::new(D) };
+    &L
+}

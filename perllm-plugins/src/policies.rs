@@ -1,0 +1,397 @@
+//! The bundled baseline policies.
+//!
+//! Every policy counts the requests it places during a slot, so that a slot of many requests is
+//! spread as the load changes rather than sent to the server that was least loaded before it.
+//! A request whose model no eligible server hosts is rejected.
+
+use crate::util::{SplitMix64, least_loaded, parse_config};
+use perllm_plugin_abi::{
+    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, OutcomeView, Placement, Slot, TIER_CLOUD, TIER_EDGE,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// An empty config: the policy takes no parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+fn assign(p: &mut Placement, server: Option<u32>, extra: &mut [u32]) {
+    match server {
+        Some(s) => {
+            p.action = ACTION_ASSIGN;
+            p.server = s;
+            extra[s as usize] += 1;
+        }
+        None => {
+            p.action = ACTION_REJECT;
+            p.server = NO_SERVER;
+        }
+    }
+}
+
+fn by_load(slot: &Slot<'_>, out: &mut [Placement], tier: Option<u32>) {
+    let mut extra = vec![0u32; slot.servers().len()];
+    for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+        let s = least_loaded(slot, r.model, &extra, |s| tier.is_none_or(|t| s.tier == t));
+        assign(p, s, &mut extra);
+    }
+}
+
+/// Every request to the least-loaded cloud server hosting its model; rejected if none does.
+#[derive(Debug)]
+pub struct CloudOnly;
+
+impl GuestPolicy for CloudOnly {
+    const NAME: &'static str = "cloud-only";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "every request to the least-loaded cloud server hosting its model";
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        parse_config::<NoParams>(Self::NAME, config)?;
+        Ok(CloudOnly)
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        by_load(slot, out, Some(TIER_CLOUD));
+        Ok(())
+    }
+}
+
+/// Every request to the least-loaded edge server hosting its model; rejected if none does.
+#[derive(Debug)]
+pub struct EdgeOnly;
+
+impl GuestPolicy for EdgeOnly {
+    const NAME: &'static str = "edge-only";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "every request to the least-loaded edge server hosting its model";
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        parse_config::<NoParams>(Self::NAME, config)?;
+        Ok(EdgeOnly)
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        by_load(slot, out, Some(TIER_EDGE));
+        Ok(())
+    }
+}
+
+/// Every request to the server hosting its model with the fewest requests per batch slot.
+#[derive(Debug)]
+pub struct LeastLoaded;
+
+impl GuestPolicy for LeastLoaded {
+    const NAME: &'static str = "least-loaded";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "the server hosting the model with the fewest requests per batch slot";
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        parse_config::<NoParams>(Self::NAME, config)?;
+        Ok(LeastLoaded)
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        by_load(slot, out, None);
+        Ok(())
+    }
+}
+
+/// A uniformly random server hosting the model, from the run's seed.
+#[derive(Debug)]
+pub struct Random {
+    rng: SplitMix64,
+}
+
+impl GuestPolicy for Random {
+    const NAME: &'static str = "random";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "a uniformly random server hosting the model (seeded)";
+    fn create(config: &str, seed: u64) -> Result<Self, String> {
+        parse_config::<NoParams>(Self::NAME, config)?;
+        Ok(Random { rng: SplitMix64::new(seed) })
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        let mut cands = Vec::new();
+        let mut extra = vec![0u32; slot.servers().len()];
+        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            cands.clear();
+            cands.extend(slot.candidates(r).map(|s| s.id));
+            let s = (!cands.is_empty()).then(|| cands[self.rng.below(cands.len())]);
+            assign(p, s, &mut extra);
+        }
+        Ok(())
+    }
+}
+
+/// The servers hosting each model, in turn.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    next: BTreeMap<u16, usize>,
+}
+
+impl GuestPolicy for RoundRobin {
+    const NAME: &'static str = "round-robin";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "the servers hosting the model, in turn";
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        parse_config::<NoParams>(Self::NAME, config)?;
+        Ok(RoundRobin::default())
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        let mut cands = Vec::new();
+        let mut extra = vec![0u32; slot.servers().len()];
+        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            cands.clear();
+            cands.extend(slot.candidates(r).map(|s| s.id));
+            let s = if cands.is_empty() {
+                None
+            } else {
+                let k = self.next.entry(r.model).or_insert(0);
+                let s = cands[*k % cands.len()];
+                *k = k.wrapping_add(1);
+                Some(s)
+            };
+            assign(p, s, &mut extra);
+        }
+        Ok(())
+    }
+}
+
+/// The lowest estimated weighted energy among servers whose estimated latency meets the
+/// deadline, else the fastest server.
+///
+/// Estimates come from the host's cost model with the state before the slot; the policy adds a
+/// queueing term for the requests it places during the slot (the core estimate's rule: a full
+/// batch waits one prefill-and-decode round per `max_batch` requests ahead).
+#[derive(Debug)]
+pub struct Greedy {
+    /// Count the deadline as met when the estimate is within this fraction of it (default 1).
+    slack: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct GreedyParams {
+    /// A server is feasible if its estimated latency is at most `slack x deadline`.
+    slack: f64,
+}
+
+impl Default for GreedyParams {
+    fn default() -> Self {
+        GreedyParams { slack: 1.0 }
+    }
+}
+
+impl GuestPolicy for Greedy {
+    const NAME: &'static str = "greedy";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "lowest estimated energy among servers meeting the deadline by estimate, else the fastest";
+    const WANTS_ESTIMATES: bool = true;
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        let p: GreedyParams = parse_config(Self::NAME, config)?;
+        if !(p.slack.is_finite() && p.slack > 0.0) {
+            return Err(format!("invalid config for `greedy`: slack must be positive, got {}", p.slack));
+        }
+        Ok(Greedy { slack: p.slack })
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        let servers = slot.servers();
+        let w = slot.energy_weights();
+        let mut extra = vec![0u32; servers.len()];
+        for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
+            // (energy, server) of the best feasible; (latency, server) of the fastest.
+            let mut best_ok: Option<(f64, u32)> = None;
+            let mut fastest: Option<(u64, u32)> = None;
+            for (si, s) in servers.iter().enumerate() {
+                let Some(e) = slot.estimate(ri, si) else { continue };
+                let mb = s.max_batch.max(1);
+                let occupied = s.uploading + s.queued + s.running + extra[si];
+                let queue = if occupied >= mb {
+                    let rounds = ((occupied - mb) / mb + 1) as u64;
+                    rounds.saturating_mul(e.prefill_ns.saturating_add(e.decode_ns))
+                } else {
+                    0
+                };
+                let latency = e.total_ns().saturating_sub(e.queue_ns).saturating_add(e.queue_ns.max(queue));
+                if fastest.is_none_or(|(l, _)| latency < l) {
+                    fastest = Some((latency, si as u32));
+                }
+                if latency as f64 <= self.slack * r.deadline_ns as f64 {
+                    let energy = e.weighted_energy(&w);
+                    if best_ok.is_none_or(|(b, _)| energy < b) {
+                        best_ok = Some((energy, si as u32));
+                    }
+                }
+            }
+            let s = best_ok.map(|b| b.1).or(fastest.map(|f| f.1));
+            assign(p, s, &mut extra);
+        }
+        Ok(())
+    }
+}
+
+/// Per-(model, server) arm statistics.
+#[derive(Clone, Copy, Debug, Default)]
+struct Arm {
+    pulls: u64,
+    observed: u64,
+    reward_sum: f64,
+}
+
+impl Arm {
+    /// Mean observed reward; 1 (the largest) before any observation.
+    fn mean(&self) -> f64 {
+        if self.observed == 0 { 1.0 } else { self.reward_sum / self.observed as f64 }
+    }
+}
+
+/// The reward of an outcome: `1 / (1 + latency / deadline)`, in (0, 1].
+fn reward(o: &OutcomeView) -> f64 {
+    let d = o.request.deadline_ns.max(1) as f64;
+    1.0 / (1.0 + o.total_ns as f64 / d)
+}
+
+fn record(arms: &mut BTreeMap<(u16, u32), Arm>, o: &OutcomeView) {
+    let a = arms.entry((o.request.model, o.server)).or_default();
+    a.observed += 1;
+    a.reward_sum += reward(o);
+}
+
+/// Plain UCB1 over (model, server) arms on observed latency, with no constraints.
+///
+/// Reward `1 / (1 + D / deadline)`; index `mean + sqrt(exploration x ln(total pulls) / pulls)`;
+/// untried arms first. Pulls count at decision time (outcomes arrive later), so one slot's
+/// requests spread over the arms.
+#[derive(Debug)]
+pub struct Ucb1 {
+    exploration: f64,
+    arms: BTreeMap<(u16, u32), Arm>,
+    total: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Ucb1Params {
+    exploration: f64,
+}
+
+impl Default for Ucb1Params {
+    fn default() -> Self {
+        Ucb1Params { exploration: 2.0 }
+    }
+}
+
+impl GuestPolicy for Ucb1 {
+    const NAME: &'static str = "ucb1";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "plain UCB1 over (model, server) arms on observed latency, no constraints";
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        let p: Ucb1Params = parse_config(Self::NAME, config)?;
+        if !(p.exploration.is_finite() && p.exploration >= 0.0) {
+            return Err(format!("invalid config for `ucb1`: exploration must be non-negative, got {}", p.exploration));
+        }
+        Ok(Ucb1 { exploration: p.exploration, arms: BTreeMap::new(), total: 0 })
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        let mut extra = vec![0u32; slot.servers().len()];
+        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            let ln_t = ((self.total + 1) as f64).ln();
+            let mut best: Option<(f64, u32)> = None;
+            for s in slot.candidates(r) {
+                let a = self.arms.get(&(r.model, s.id)).copied().unwrap_or_default();
+                let index = if a.pulls == 0 {
+                    f64::INFINITY
+                } else {
+                    a.mean() + (self.exploration * ln_t / a.pulls as f64).sqrt()
+                };
+                if best.is_none_or(|(b, _)| index > b) {
+                    best = Some((index, s.id));
+                }
+            }
+            let s = best.map(|b| b.1);
+            if let Some(s) = s {
+                self.arms.entry((r.model, s)).or_default().pulls += 1;
+                self.total += 1;
+            }
+            assign(p, s, &mut extra);
+        }
+        Ok(())
+    }
+    fn observe(&mut self, o: &OutcomeView) -> Result<(), String> {
+        record(&mut self.arms, o);
+        Ok(())
+    }
+    fn stats(&self, out: &mut Vec<(String, f64)>) {
+        out.push(("ucb1.arms".into(), self.arms.len() as f64));
+        out.push(("ucb1.pulls".into(), self.total as f64));
+    }
+}
+
+/// The best observed (model, server) arm, a uniformly random one with probability epsilon.
+///
+/// Same reward as [`Ucb1`]; untried arms first.
+#[derive(Debug)]
+pub struct EpsilonGreedy {
+    epsilon: f64,
+    rng: SplitMix64,
+    arms: BTreeMap<(u16, u32), Arm>,
+    explorations: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct EpsilonParams {
+    epsilon: f64,
+}
+
+impl Default for EpsilonParams {
+    fn default() -> Self {
+        EpsilonParams { epsilon: 0.1 }
+    }
+}
+
+impl GuestPolicy for EpsilonGreedy {
+    const NAME: &'static str = "epsilon-greedy";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "best observed (model, server) arm, a random one with probability epsilon";
+    fn create(config: &str, seed: u64) -> Result<Self, String> {
+        let p: EpsilonParams = parse_config(Self::NAME, config)?;
+        if !(0.0..=1.0).contains(&p.epsilon) {
+            return Err(format!("invalid config for `epsilon-greedy`: epsilon must be in [0, 1], got {}", p.epsilon));
+        }
+        Ok(EpsilonGreedy { epsilon: p.epsilon, rng: SplitMix64::new(seed), arms: BTreeMap::new(), explorations: 0 })
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        let mut extra = vec![0u32; slot.servers().len()];
+        let mut cands = Vec::new();
+        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            cands.clear();
+            cands.extend(slot.candidates(r).map(|s| s.id));
+            let s = if cands.is_empty() {
+                None
+            } else if self.rng.unit() < self.epsilon {
+                self.explorations += 1;
+                Some(cands[self.rng.below(cands.len())])
+            } else {
+                let mut best: Option<(f64, u32)> = None;
+                for &s in &cands {
+                    let a = self.arms.get(&(r.model, s)).copied().unwrap_or_default();
+                    let v = if a.pulls == 0 { f64::INFINITY } else { a.mean() };
+                    if best.is_none_or(|(b, _)| v > b) {
+                        best = Some((v, s));
+                    }
+                }
+                best.map(|b| b.1)
+            };
+            if let Some(s) = s {
+                self.arms.entry((r.model, s)).or_default().pulls += 1;
+            }
+            assign(p, s, &mut extra);
+        }
+        Ok(())
+    }
+    fn observe(&mut self, o: &OutcomeView) -> Result<(), String> {
+        record(&mut self.arms, o);
+        Ok(())
+    }
+    fn stats(&self, out: &mut Vec<(String, f64)>) {
+        out.push(("epsilon_greedy.explorations".into(), self.explorations as f64));
+    }
+}

@@ -1,0 +1,99 @@
+//! Helpers shared by the bundled plugins.
+
+use perllm_plugin_abi::{ServerView, Slot};
+use serde::de::DeserializeOwned;
+
+/// Parse a plugin's JSON config; an empty string or `null` gives the defaults.
+pub fn parse_config<T: DeserializeOwned + Default>(plugin: &str, config: &str) -> Result<T, String> {
+    let t = config.trim();
+    if t.is_empty() || t == "null" {
+        return Ok(T::default());
+    }
+    serde_json::from_str(t).map_err(|e| format!("invalid config for `{plugin}`: {e}"))
+}
+
+/// A small deterministic generator (SplitMix64): plenty for tie-breaking and exploration.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// A uniform f64 in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    /// A uniform index in [0, n) (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// Requests a server holds (uploading + queued + running) plus `extra` placed this slot, per
+/// batch slot.
+pub fn load(s: &ServerView, extra: u32) -> f64 {
+    (s.uploading as f64 + s.queued as f64 + s.running as f64 + extra as f64) / s.max_batch.max(1) as f64
+}
+
+/// The least-loaded server among those hosting `model` that pass `filter`, counting requests
+/// already placed this slot (`extra`, indexed by server); ties go to the lower id.
+pub fn least_loaded(slot: &Slot<'_>, model: u16, extra: &[u32], filter: impl Fn(&ServerView) -> bool) -> Option<u32> {
+    let mut best: Option<(f64, u32)> = None;
+    for (i, s) in slot.servers().iter().enumerate() {
+        if !slot.hosts(i, model) || !filter(s) {
+            continue;
+        }
+        let l = load(s, extra.get(i).copied().unwrap_or(0));
+        if best.is_none_or(|(bl, _)| l < bl) {
+            best = Some((l, i as u32));
+        }
+    }
+    best.map(|b| b.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_is_deterministic_and_uniform_enough() {
+        let mut a = SplitMix64::new(42);
+        let mut b = SplitMix64::new(42);
+        let xs: Vec<u64> = (0..10).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..10).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+        let mut c = SplitMix64::new(1);
+        let mut counts = [0u32; 4];
+        for _ in 0..40_000 {
+            counts[c.below(4)] += 1;
+        }
+        for n in counts {
+            assert!((9_000..11_000).contains(&n), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn config_defaults_and_errors() {
+        #[derive(serde::Deserialize, Default, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct C {
+            #[serde(default)]
+            x: f64,
+        }
+        assert_eq!(parse_config::<C>("p", "").unwrap(), C::default());
+        assert_eq!(parse_config::<C>("p", "null").unwrap(), C::default());
+        assert_eq!(parse_config::<C>("p", r#"{"x": 2}"#).unwrap(), C { x: 2.0 });
+        let e = parse_config::<C>("p", r#"{"y": 2}"#).unwrap_err();
+        assert!(e.starts_with("invalid config for `p`: unknown field `y`"), "{e}");
+    }
+}
