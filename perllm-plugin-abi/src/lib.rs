@@ -104,11 +104,17 @@ pub struct StrRef {
 
 impl StrRef {
     /// The empty string.
-    pub const EMPTY: StrRef = StrRef { ptr: std::ptr::null(), len: 0 };
+    pub const EMPTY: StrRef = StrRef {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 
     /// Borrow a Rust string (usable in constants).
     pub const fn new(s: &str) -> StrRef {
-        StrRef { ptr: s.as_ptr(), len: s.len() }
+        StrRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// The bytes this refers to.
@@ -154,11 +160,19 @@ impl<T> Copy for Slice<T> {}
 impl<T> Slice<T> {
     /// The empty slice.
     pub const fn empty() -> Slice<T> {
-        Slice { ptr: std::ptr::null(), len: 0, _marker: PhantomData }
+        Slice {
+            ptr: std::ptr::null(),
+            len: 0,
+            _marker: PhantomData,
+        }
     }
     /// Borrow a Rust slice.
     pub const fn new(s: &[T]) -> Slice<T> {
-        Slice { ptr: s.as_ptr(), len: s.len(), _marker: PhantomData }
+        Slice {
+            ptr: s.as_ptr(),
+            len: s.len(),
+            _marker: PhantomData,
+        }
     }
     /// The elements this refers to.
     ///
@@ -299,7 +313,9 @@ impl EstimateView {
     }
     /// Weighted energy with the given weights (transmission, inference, idle).
     pub fn weighted_energy(&self, w: &[f64; 3]) -> f64 {
-        w[0] * self.energy_transmission_j + w[1] * self.energy_inference_j + w[2] * self.energy_idle_j
+        w[0] * self.energy_transmission_j
+            + w[1] * self.energy_inference_j
+            + w[2] * self.energy_idle_j
     }
 }
 
@@ -448,15 +464,22 @@ pub struct EstimateInput {
 
 /// Create a policy instance from its config (a JSON object, UTF-8) and a seed. Returns the
 /// instance, or null after reporting an error.
-pub type PolicyCreateFn = extern "C" fn(config: StrRef, seed: u64, err: *const ErrorSink) -> *mut c_void;
+pub type PolicyCreateFn =
+    extern "C" fn(config: StrRef, seed: u64, err: *const ErrorSink) -> *mut c_void;
 /// Destroy an instance (of either kind). Called once; never after a panic.
 pub type DestroyFn = extern "C" fn(instance: *mut c_void);
 /// Decide one slot: write exactly `out_len` (= number of requests) placements into `out`, which
 /// the host pre-fills with one [`ACTION_DEFER`] per request in order.
-pub type ScheduleFn =
-    extern "C" fn(instance: *mut c_void, slot: *const SlotView, out: *mut Placement, out_len: usize, err: *const ErrorSink) -> u32;
+pub type ScheduleFn = extern "C" fn(
+    instance: *mut c_void,
+    slot: *const SlotView,
+    out: *mut Placement,
+    out_len: usize,
+    err: *const ErrorSink,
+) -> u32;
 /// Feedback after a request completed.
-pub type ObserveFn = extern "C" fn(instance: *mut c_void, outcome: *const OutcomeView, err: *const ErrorSink) -> u32;
+pub type ObserveFn =
+    extern "C" fn(instance: *mut c_void, outcome: *const OutcomeView, err: *const ErrorSink) -> u32;
 /// Report named statistics at the end of a run.
 pub type StatsFn = extern "C" fn(instance: *mut c_void, sink: *const StatSink) -> u32;
 
@@ -473,8 +496,12 @@ pub type StepNsFn = extern "C" fn(
     err: *const ErrorSink,
 ) -> u32;
 /// Estimate one request on one server, written to `out` (set `valid` to 1).
-pub type EstimateFn =
-    extern "C" fn(instance: *mut c_void, input: *const EstimateInput, out: *mut EstimateView, err: *const ErrorSink) -> u32;
+pub type EstimateFn = extern "C" fn(
+    instance: *mut c_void,
+    input: *const EstimateInput,
+    out: *mut EstimateView,
+    err: *const ErrorSink,
+) -> u32;
 
 /// The entry points of a policy. `create`, `destroy` and `schedule` are required.
 #[repr(C)]

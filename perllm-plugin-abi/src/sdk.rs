@@ -1,6 +1,11 @@
 //! The safe guest SDK: traits a plugin author implements, and the shims the export macros
 //! generate around them.
 
+// The `extern "C"` shims below are the entry points the host calls through the vtables: their
+// raw-pointer arguments are governed by the ABI contract (docs/plugin-abi.md), not by Rust
+// signatures, so they are safe functions by design.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use crate::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -85,7 +90,10 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
 
     /// Estimate a request on a server (only called if [`GuestCostModel::PROVIDES_ESTIMATE`]).
     fn estimate(&self, _q: &EstimateQuery<'_>) -> Result<EstimateView, String> {
-        Err(format!("cost model `{}` does not provide estimates", Self::NAME))
+        Err(format!(
+            "cost model `{}` does not provide estimates",
+            Self::NAME
+        ))
     }
 }
 
@@ -106,9 +114,19 @@ impl<'a> Slot<'a> {
     /// as the ABI's rules require of the host.
     pub unsafe fn from_raw(raw: &'a SlotView) -> Slot<'a> {
         // SAFETY: the caller guarantees the slices are valid for 'a.
-        let (servers, requests, estimates) =
-            unsafe { (raw.servers.as_slice(), raw.requests.as_slice(), raw.estimates.as_slice()) };
-        Slot { raw, servers, requests, estimates }
+        let (servers, requests, estimates) = unsafe {
+            (
+                raw.servers.as_slice(),
+                raw.requests.as_slice(),
+                raw.estimates.as_slice(),
+            )
+        };
+        Slot {
+            raw,
+            servers,
+            requests,
+            estimates,
+        }
     }
     /// Index of this slot.
     pub fn slot(&self) -> u64 {
@@ -155,7 +173,11 @@ impl<'a> Slot<'a> {
     pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &'a ServerView> + use<'a> {
         let me = *self;
         let model = req.model;
-        self.servers.iter().enumerate().filter(move |(i, _)| me.hosts(*i, model)).map(|(_, s)| s)
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| me.hosts(*i, model))
+            .map(|(_, s)| s)
     }
     /// The host's estimate of request `r` (index into [`Slot::requests`]) on server `s`, if the
     /// policy asked for estimates and the server hosts the model.
@@ -164,7 +186,9 @@ impl<'a> Slot<'a> {
         if s >= n {
             return None;
         }
-        self.estimates.get(r.checked_mul(n)?.checked_add(s)?).filter(|e| e.valid == 1)
+        self.estimates
+            .get(r.checked_mul(n)?.checked_add(s)?)
+            .filter(|e| e.valid == 1)
     }
 }
 
@@ -204,11 +228,19 @@ fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> 
 }
 
 fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
-    if p.is_null() { Err(format!("the host passed a null `{what}`")) } else { Ok(()) }
+    if p.is_null() {
+        Err(format!("the host passed a null `{what}`"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Shim: [`PolicyCreateFn`] for `T`.
-pub extern "C" fn policy_create<T: GuestPolicy>(config: StrRef, seed: u64, err: *const ErrorSink) -> *mut c_void {
+pub extern "C" fn policy_create<T: GuestPolicy>(
+    config: StrRef,
+    seed: u64,
+    err: *const ErrorSink,
+) -> *mut c_void {
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the host passes a config string valid for the call.
         let cfg = unsafe { config.to_str() }.map_err(|e| format!("config is not UTF-8: {e}"))?;
@@ -267,7 +299,11 @@ pub extern "C" fn policy_schedule<T: GuestPolicy>(
 }
 
 /// Shim: [`ObserveFn`] for `T`.
-pub extern "C" fn policy_observe<T: GuestPolicy>(instance: *mut c_void, outcome: *const OutcomeView, err: *const ErrorSink) -> u32 {
+pub extern "C" fn policy_observe<T: GuestPolicy>(
+    instance: *mut c_void,
+    outcome: *const OutcomeView,
+    err: *const ErrorSink,
+) -> u32 {
     run_status(err, || {
         check_null(instance, "instance")?;
         check_null(outcome, "outcome")?;
@@ -279,7 +315,10 @@ pub extern "C" fn policy_observe<T: GuestPolicy>(instance: *mut c_void, outcome:
 }
 
 /// Shim: [`StatsFn`] for `T`.
-pub extern "C" fn policy_stats<T: GuestPolicy>(instance: *mut c_void, sink: *const StatSink) -> u32 {
+pub extern "C" fn policy_stats<T: GuestPolicy>(
+    instance: *mut c_void,
+    sink: *const StatSink,
+) -> u32 {
     run_status(std::ptr::null(), || {
         check_null(instance, "instance")?;
         check_null(sink, "sink")?;
@@ -297,7 +336,10 @@ pub extern "C" fn policy_stats<T: GuestPolicy>(instance: *mut c_void, sink: *con
 }
 
 /// Shim: [`CostModelCreateFn`] for `T`.
-pub extern "C" fn cost_model_create<T: GuestCostModel>(config: StrRef, err: *const ErrorSink) -> *mut c_void {
+pub extern "C" fn cost_model_create<T: GuestCostModel>(
+    config: StrRef,
+    err: *const ErrorSink,
+) -> *mut c_void {
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the host passes a config string valid for the call.
         let cfg = unsafe { config.to_str() }.map_err(|e| format!("config is not UTF-8: {e}"))?;
@@ -406,7 +448,11 @@ impl<T: GuestCostModel> CostVt<T> {
         create: Some(cost_model_create::<T>),
         destroy: Some(destroy::<T>),
         step_ns: Some(cost_model_step_ns::<T>),
-        estimate: if T::PROVIDES_ESTIMATE { Some(cost_model_estimate::<T>) } else { None },
+        estimate: if T::PROVIDES_ESTIMATE {
+            Some(cost_model_estimate::<T>)
+        } else {
+            None
+        },
     };
 }
 
@@ -418,7 +464,11 @@ pub const fn policy_decl<T: GuestPolicy>() -> PluginDecl {
         name: StrRef::new(T::NAME),
         version: StrRef::new(T::VERSION),
         description: StrRef::new(T::DESCRIPTION),
-        flags: if T::WANTS_ESTIMATES { FLAG_WANTS_ESTIMATES } else { 0 },
+        flags: if T::WANTS_ESTIMATES {
+            FLAG_WANTS_ESTIMATES
+        } else {
+            0
+        },
         reserved: 0,
         policy: &PolicyVt::<T>::VT,
         cost_model: std::ptr::null(),
@@ -443,7 +493,11 @@ pub const fn cost_model_decl<T: GuestCostModel>() -> PluginDecl {
 impl PluginList {
     /// A list over static declarations (used by the export macros).
     pub const fn new(plugins: &'static [PluginDecl]) -> PluginList {
-        PluginList { struct_size: size_of::<PluginList>() as u32, reserved: 0, plugins: Slice::new(plugins) }
+        PluginList {
+            struct_size: size_of::<PluginList>() as u32,
+            reserved: 0,
+            plugins: Slice::new(plugins),
+        }
     }
 }
 

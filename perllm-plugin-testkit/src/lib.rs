@@ -28,7 +28,11 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mode: "ok".into(), after: 0, sleep_ms: 0 }
+        Config {
+            mode: "ok".into(),
+            after: 0,
+            sleep_ms: 0,
+        }
     }
 }
 
@@ -81,10 +85,21 @@ impl GuestPolicy for Testkit {
             "error" => return Err(format!("testkit fails in schedule (slot {})", slot.slot())),
             "bad-server" => out[0].server = n + 3,
             "unhosted" => {
-                let m = slot.requests()[0].model;
-                match (0..n as usize).find(|&s| !slot.hosts(s, m)) {
-                    Some(s) => out[0].server = s as u32,
-                    None => return Err("testkit: every server hosts the model".into()),
+                let bad = slot.requests().iter().enumerate().find_map(|(i, r)| {
+                    (0..n as usize)
+                        .find(|&s| !slot.hosts(s, r.model))
+                        .map(|s| (i, s))
+                });
+                match bad {
+                    Some((i, s)) => {
+                        out[i].action = ACTION_ASSIGN;
+                        out[i].server = s as u32;
+                    }
+                    None => {
+                        return Err(
+                            "testkit: every server hosts every pending request's model".into()
+                        );
+                    }
                 }
             }
             "duplicate" => {
@@ -134,7 +149,10 @@ impl GuestCostModel for TestkitCost {
         if cfg.mode == "fail-create" {
             return Err("refusing to start (mode fail-create)".into());
         }
-        Ok(TestkitCost { cfg, calls: AtomicU64::new(0) })
+        Ok(TestkitCost {
+            cfg,
+            calls: AtomicU64::new(0),
+        })
     }
     fn step_ns(&self, q: &StepQuery<'_>) -> Result<u64, String> {
         let s = q.shape;
@@ -208,7 +226,10 @@ pub extern "C" fn testkit_declare_bad_kind() -> *const PluginList {
 /// A declaration of a policy without a vtable.
 #[unsafe(no_mangle)]
 pub extern "C" fn testkit_declare_no_vtable() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl { policy: std::ptr::null(), ..GOOD }];
+    static D: &[PluginDecl] = &[PluginDecl {
+        policy: std::ptr::null(),
+        ..GOOD
+    }];
     static L: PluginList = PluginList::new(D);
     &L
 }
@@ -225,7 +246,10 @@ pub extern "C" fn testkit_declare_no_schedule() -> *const PluginList {
         observe: None,
         stats: None,
     };
-    static D: &[PluginDecl] = &[PluginDecl { policy: &VT, ..GOOD }];
+    static D: &[PluginDecl] = &[PluginDecl {
+        policy: &VT,
+        ..GOOD
+    }];
     static L: PluginList = PluginList::new(D);
     &L
 }
@@ -233,7 +257,10 @@ pub extern "C" fn testkit_declare_no_schedule() -> *const PluginList {
 /// A declaration whose name is empty.
 #[unsafe(no_mangle)]
 pub extern "C" fn testkit_declare_empty_name() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl { name: StrRef::EMPTY, ..GOOD }];
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef::EMPTY,
+        ..GOOD
+    }];
     static L: PluginList = PluginList::new(D);
     &L
 }
@@ -243,7 +270,13 @@ static BAD_UTF8: [u8; 3] = [b'a', 0xff, b'b'];
 /// A declaration whose name is not UTF-8.
 #[unsafe(no_mangle)]
 pub extern "C" fn testkit_declare_bad_utf8() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl { name: StrRef { ptr: BAD_UTF8.as_ptr(), len: 3 }, ..GOOD }];
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef {
+            ptr: BAD_UTF8.as_ptr(),
+            len: 3,
+        },
+        ..GOOD
+    }];
     static L: PluginList = PluginList::new(D);
     &L
 }
@@ -259,7 +292,10 @@ pub extern "C" fn testkit_declare_dup() -> *const PluginList {
 /// A declaration of a policy named like a bundled one (`round-robin`).
 #[unsafe(no_mangle)]
 pub extern "C" fn testkit_declare_clash() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl { name: StrRef::new("round-robin"), ..GOOD }];
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef::new("round-robin"),
+        ..GOOD
+    }];
     static L: PluginList = PluginList::new(D);
     &L
 }
@@ -268,6 +304,9 @@ pub extern "C" fn testkit_declare_clash() -> *const PluginList {
 #[unsafe(no_mangle)]
 pub extern "C" fn testkit_declare_short_list() -> *const PluginList {
     static D: &[PluginDecl] = &[GOOD];
-    static L: PluginList = PluginList { struct_size: 4, ..PluginList::new(D) };
+    static L: PluginList = PluginList {
+        struct_size: 4,
+        ..PluginList::new(D)
+    };
     &L
 }

@@ -31,28 +31,44 @@ struct RooflineParams {
 
 impl Default for RooflineParams {
     fn default() -> Self {
-        RooflineParams { step_overhead_ns: 200_000, compute_efficiency: None, bandwidth_efficiency: None }
+        RooflineParams {
+            step_overhead_ns: 200_000,
+            compute_efficiency: None,
+            bandwidth_efficiency: None,
+        }
     }
 }
 
 impl Default for Roofline {
     fn default() -> Self {
-        Roofline { step_overhead_ns: 200_000, compute_efficiency: None, bandwidth_efficiency: None }
+        Roofline {
+            step_overhead_ns: 200_000,
+            compute_efficiency: None,
+            bandwidth_efficiency: None,
+        }
     }
 }
 
 fn check_eff(what: &str, v: Option<f64>) -> Result<(), String> {
     match v {
-        Some(v) if !(v.is_finite() && v > 0.0 && v <= 1.0) => {
-            Err(format!("invalid config for `roofline`: {what} must be in (0, 1], got {v}"))
-        }
+        Some(v) if !(v.is_finite() && v > 0.0 && v <= 1.0) => Err(format!(
+            "invalid config for `roofline`: {what} must be in (0, 1], got {v}"
+        )),
         _ => Ok(()),
     }
 }
 
 impl Roofline {
     /// Step time of a shape on `count` devices of `hw`.
-    pub fn price(&self, hw: &HardwareView, count: u32, model: &ModelView, prefill_tokens: u64, decode_seqs: u32, kv_tokens: u64) -> u64 {
+    pub fn price(
+        &self,
+        hw: &HardwareView,
+        count: u32,
+        model: &ModelView,
+        prefill_tokens: u64,
+        decode_seqs: u32,
+        kv_tokens: u64,
+    ) -> u64 {
         if prefill_tokens == 0 && decode_seqs == 0 {
             return 0;
         }
@@ -63,9 +79,11 @@ impl Roofline {
         let bw = hw.memory_bandwidth_bytes_per_s * be * n;
         let tokens = prefill_tokens as f64 + decode_seqs as f64;
         let compute_s = 2.0 * model.params * tokens / flops;
-        let memory_s = (model.weight_bytes + kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
+        let memory_s =
+            (model.weight_bytes + kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
         let t = compute_s.max(memory_s);
-        self.step_overhead_ns.saturating_add((t * 1e9).round() as u64)
+        self.step_overhead_ns
+            .saturating_add((t * 1e9).round() as u64)
     }
 }
 
@@ -85,7 +103,14 @@ impl GuestCostModel for Roofline {
     }
     fn step_ns(&self, q: &StepQuery<'_>) -> Result<u64, String> {
         let s = q.shape;
-        Ok(self.price(q.hardware, q.device_count, q.model, s.prefill_tokens, s.decode_seqs, s.kv_tokens))
+        Ok(self.price(
+            q.hardware,
+            q.device_count,
+            q.model,
+            s.prefill_tokens,
+            s.decode_seqs,
+            s.kv_tokens,
+        ))
     }
 }
 
@@ -138,8 +163,15 @@ struct Row {
 
 impl ProfileTable {
     /// Parse a profile from CSV text; `origin` names it in errors.
-    pub fn from_csv(origin: &str, text: &str, step_overhead_ns: u64) -> Result<ProfileTable, String> {
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).from_reader(text.as_bytes());
+    pub fn from_csv(
+        origin: &str,
+        text: &str,
+        step_overhead_ns: u64,
+    ) -> Result<ProfileTable, String> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .comment(Some(b'#'))
+            .from_reader(text.as_bytes());
         let mut table: HashMap<String, HashMap<String, Vec<Point>>> = HashMap::new();
         let mut rows = 0;
         for (i, rec) in rdr.deserialize::<Row>().enumerate() {
@@ -152,19 +184,32 @@ impl ProfileTable {
             if r.batch == 0 {
                 return Err(format!("{origin}: line {l}: batch must be at least 1"));
             }
-            for (n, v) in [("prefill_tokens_per_s", r.prefill_tokens_per_s), ("decode_tokens_per_s", r.decode_tokens_per_s)] {
+            for (n, v) in [
+                ("prefill_tokens_per_s", r.prefill_tokens_per_s),
+                ("decode_tokens_per_s", r.decode_tokens_per_s),
+            ] {
                 if !(v.is_finite() && v > 0.0) {
-                    return Err(format!("{origin}: line {l}: {n} must be a positive number, got {v}"));
+                    return Err(format!(
+                        "{origin}: line {l}: {n} must be a positive number, got {v}"
+                    ));
                 }
             }
-            let pts = table.entry(r.model.clone()).or_default().entry(r.hardware.clone()).or_default();
+            let pts = table
+                .entry(r.model.clone())
+                .or_default()
+                .entry(r.hardware.clone())
+                .or_default();
             if pts.iter().any(|p| p.batch == r.batch) {
                 return Err(format!(
                     "{origin}: line {l}: a second row for model `{}`, hardware `{}`, batch {}",
                     r.model, r.hardware, r.batch
                 ));
             }
-            pts.push(Point { batch: r.batch, prefill_tps: r.prefill_tokens_per_s, decode_tps: r.decode_tokens_per_s });
+            pts.push(Point {
+                batch: r.batch,
+                prefill_tps: r.prefill_tokens_per_s,
+                decode_tps: r.decode_tokens_per_s,
+            });
             rows += 1;
         }
         if rows == 0 {
@@ -175,7 +220,11 @@ impl ProfileTable {
                 pts.sort_by_key(|p| p.batch);
             }
         }
-        Ok(ProfileTable { table, step_overhead_ns, fallback: None })
+        Ok(ProfileTable {
+            table,
+            step_overhead_ns,
+            fallback: None,
+        })
     }
 
     fn points(&self, model: &str, hardware: &str) -> Option<&[Point]> {
@@ -196,7 +245,10 @@ impl ProfileTable {
         let k = pts.partition_point(|p| p.batch <= b);
         let (lo, hi) = (pts[k - 1], pts[k]);
         let t = (b - lo.batch) as f64 / (hi.batch - lo.batch) as f64;
-        (lo.prefill_tps + t * (hi.prefill_tps - lo.prefill_tps), lo.decode_tps + t * (hi.decode_tps - lo.decode_tps))
+        (
+            lo.prefill_tps + t * (hi.prefill_tps - lo.prefill_tps),
+            lo.decode_tps + t * (hi.decode_tps - lo.decode_tps),
+        )
     }
 }
 
@@ -210,7 +262,8 @@ fn csv_error_text(e: &csv::Error) -> String {
 impl GuestCostModel for ProfileTable {
     const NAME: &'static str = "profile-table";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "measured prefill/decode throughput per model, hardware and batch size (CSV), interpolated";
+    const DESCRIPTION: &'static str =
+        "measured prefill/decode throughput per model, hardware and batch size (CSV), interpolated";
     fn create(config: &str) -> Result<Self, String> {
         let p: ProfileParams = parse_config(Self::NAME, config)?;
         let mut t = match (&p.path, &p.csv) {
@@ -226,7 +279,9 @@ impl GuestCostModel for ProfileTable {
             None | Some("error") => None,
             Some("roofline") => Some(Roofline::default()),
             Some(o) => {
-                return Err(format!("invalid config for `profile-table`: fallback must be `error` or `roofline`, got `{o}`"));
+                return Err(format!(
+                    "invalid config for `profile-table`: fallback must be `error` or `roofline`, got `{o}`"
+                ));
             }
         };
         Ok(t)
@@ -238,7 +293,14 @@ impl GuestCostModel for ProfileTable {
         }
         let Some(pts) = self.points(q.model_name, q.hardware_name) else {
             return match &self.fallback {
-                Some(r) => Ok(r.price(q.hardware, q.device_count, q.model, s.prefill_tokens, s.decode_seqs, s.kv_tokens)),
+                Some(r) => Ok(r.price(
+                    q.hardware,
+                    q.device_count,
+                    q.model,
+                    s.prefill_tokens,
+                    s.decode_seqs,
+                    s.kv_tokens,
+                )),
                 None => Err(format!(
                     "profile-table: no measurements for model `{}` on hardware `{}`",
                     q.model_name, q.hardware_name
@@ -255,7 +317,10 @@ impl GuestCostModel for ProfileTable {
             let (_, d) = Self::throughput(pts, s.decode_seqs);
             secs += s.decode_seqs as f64 / (d * n);
         }
-        Ok(self.step_overhead_ns.saturating_add((secs * 1e9).round() as u64).max(1))
+        Ok(self
+            .step_overhead_ns
+            .saturating_add((secs * 1e9).round() as u64)
+            .max(1))
     }
 }
 
@@ -279,22 +344,55 @@ mod tests {
         }
     }
     fn model() -> ModelView {
-        ModelView { params: 7e9, bytes_per_param: 1.0, weight_bytes: 7e9, kv_bytes_per_token: 512 << 10, name: StrRef::new("llama") }
+        ModelView {
+            params: 7e9,
+            bytes_per_param: 1.0,
+            weight_bytes: 7e9,
+            kv_bytes_per_token: 512 << 10,
+            name: StrRef::new("llama"),
+        }
     }
-    fn q<'a>(h: &'a HardwareView, m: &'a ModelView, shape: StepShapeView, hn: &'a str, mn: &'a str) -> StepQuery<'a> {
-        StepQuery { hardware: h, hardware_name: hn, device_count: 1, model: m, model_name: mn, shape }
+    fn q<'a>(
+        h: &'a HardwareView,
+        m: &'a ModelView,
+        shape: StepShapeView,
+        hn: &'a str,
+        mn: &'a str,
+    ) -> StepQuery<'a> {
+        StepQuery {
+            hardware: h,
+            hardware_name: hn,
+            device_count: 1,
+            model: m,
+            model_name: mn,
+            shape,
+        }
     }
 
     #[test]
     fn roofline_prefill_is_compute_bound() {
         let r = Roofline::create("").unwrap();
         let (h, m) = (hw(), model());
-        let shape = StepShapeView { prefill_tokens: 400, prefill_seqs: 1, ..Default::default() };
+        let shape = StepShapeView {
+            prefill_tokens: 400,
+            prefill_seqs: 1,
+            ..Default::default()
+        };
         // 2 * 7e9 * 400 / (1.6e12 * 0.4) = 8.75 s of compute; memory 7e9 / 69e9 = 0.101 s.
-        assert_eq!(r.step_ns(&q(&h, &m, shape, "x", "m")).unwrap(), 200_000 + 8_750_000_000);
+        assert_eq!(
+            r.step_ns(&q(&h, &m, shape, "x", "m")).unwrap(),
+            200_000 + 8_750_000_000
+        );
         let r2 = Roofline::create(r#"{"step_overhead_ns": 0, "compute_efficiency": 0.8}"#).unwrap();
-        assert_eq!(r2.step_ns(&q(&h, &m, shape, "x", "m")).unwrap(), 4_375_000_000);
-        assert!(Roofline::create(r#"{"compute_efficiency": 1.5}"#).unwrap_err().contains("(0, 1]"));
+        assert_eq!(
+            r2.step_ns(&q(&h, &m, shape, "x", "m")).unwrap(),
+            4_375_000_000
+        );
+        assert!(
+            Roofline::create(r#"{"compute_efficiency": 1.5}"#)
+                .unwrap_err()
+                .contains("(0, 1]")
+        );
     }
 
     const CSV: &str = "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\n\
@@ -307,19 +405,71 @@ mod tests {
     fn profile_interpolates_and_clamps() {
         let p = ProfileTable::create(&serde_json::json!({ "csv": CSV }).to_string()).unwrap();
         let (h, m) = (hw(), model());
-        let dec = |b: u32| p.step_ns(&q(&h, &m, StepShapeView { decode_seqs: b, ..Default::default() }, "xeon", "llama")).unwrap();
+        let dec = |b: u32| {
+            p.step_ns(&q(
+                &h,
+                &m,
+                StepShapeView {
+                    decode_seqs: b,
+                    ..Default::default()
+                },
+                "xeon",
+                "llama",
+            ))
+            .unwrap()
+        };
         assert_eq!(dec(1), 100_000_000); // 1 token at 10 tok/s
         assert_eq!(dec(2), (2.0 / (10.0 + 20.0 / 3.0) * 1e9_f64).round() as u64);
         assert_eq!(dec(4), (4.0 / 30.0 * 1e9_f64).round() as u64);
         assert_eq!(dec(16), (16.0 / 40.0 * 1e9_f64).round() as u64);
         let pre = p
-            .step_ns(&q(&h, &m, StepShapeView { prefill_tokens: 240, prefill_seqs: 4, ..Default::default() }, "xeon", "llama"))
+            .step_ns(&q(
+                &h,
+                &m,
+                StepShapeView {
+                    prefill_tokens: 240,
+                    prefill_seqs: 4,
+                    ..Default::default()
+                },
+                "xeon",
+                "llama",
+            ))
             .unwrap();
         assert_eq!(pre, 2_000_000_000);
-        let e = p.step_ns(&q(&h, &m, StepShapeView { decode_seqs: 1, ..Default::default() }, "a100", "llama")).unwrap_err();
-        assert_eq!(e, "profile-table: no measurements for model `llama` on hardware `a100`");
-        let fb = ProfileTable::create(&serde_json::json!({ "csv": CSV, "fallback": "roofline" }).to_string()).unwrap();
-        assert!(fb.step_ns(&q(&h, &m, StepShapeView { decode_seqs: 1, ..Default::default() }, "a100", "llama")).unwrap() > 0);
+        let e = p
+            .step_ns(&q(
+                &h,
+                &m,
+                StepShapeView {
+                    decode_seqs: 1,
+                    ..Default::default()
+                },
+                "a100",
+                "llama",
+            ))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "profile-table: no measurements for model `llama` on hardware `a100`"
+        );
+        let fb = ProfileTable::create(
+            &serde_json::json!({ "csv": CSV, "fallback": "roofline" }).to_string(),
+        )
+        .unwrap();
+        assert!(
+            fb.step_ns(&q(
+                &h,
+                &m,
+                StepShapeView {
+                    decode_seqs: 1,
+                    ..Default::default()
+                },
+                "a100",
+                "llama"
+            ))
+            .unwrap()
+                > 0
+        );
     }
 
     #[test]
@@ -332,12 +482,21 @@ mod tests {
             ProfileTable::from_csv("p.csv", dup, 0).unwrap_err(),
             "p.csv: line 3: a second row for model `llama`, hardware `xeon`, batch 1"
         );
-        let neg = "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\nllama,xeon,1,-1,10\n";
+        let neg =
+            "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\nllama,xeon,1,-1,10\n";
         assert_eq!(
             ProfileTable::from_csv("p.csv", neg, 0).unwrap_err(),
             "p.csv: line 2: prefill_tokens_per_s must be a positive number, got -1"
         );
-        assert!(ProfileTable::create("{}").unwrap_err().contains("exactly one of `path`"));
-        assert!(ProfileTable::create(r#"{"path": "/nonexistent/p.csv"}"#).unwrap_err().contains("cannot read `/nonexistent/p.csv`"));
+        assert!(
+            ProfileTable::create("{}")
+                .unwrap_err()
+                .contains("exactly one of `path`")
+        );
+        assert!(
+            ProfileTable::create(r#"{"path": "/nonexistent/p.csv"}"#)
+                .unwrap_err()
+                .contains("cannot read `/nonexistent/p.csv`")
+        );
     }
 }

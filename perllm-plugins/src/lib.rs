@@ -25,7 +25,9 @@ pub mod policies;
 mod util;
 
 pub use cost::{ProfileTable, Roofline};
-pub use policies::{CloudOnly, EdgeOnly, EpsilonGreedy, Greedy, LeastLoaded, Random, RoundRobin, Ucb1};
+pub use policies::{
+    CloudOnly, EdgeOnly, EpsilonGreedy, Greedy, LeastLoaded, Random, RoundRobin, Ucb1,
+};
 
 perllm_plugin_abi::export_plugins! {
     policies: [CloudOnly, EdgeOnly, Random, RoundRobin, LeastLoaded, Greedy, Ucb1, EpsilonGreedy],

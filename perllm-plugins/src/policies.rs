@@ -6,7 +6,8 @@
 
 use crate::util::{SplitMix64, least_loaded, parse_config};
 use perllm_plugin_abi::{
-    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, OutcomeView, Placement, Slot, TIER_CLOUD, TIER_EDGE,
+    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, OutcomeView, Placement, Slot, TIER_CLOUD,
+    TIER_EDGE,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -45,7 +46,8 @@ pub struct CloudOnly;
 impl GuestPolicy for CloudOnly {
     const NAME: &'static str = "cloud-only";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "every request to the least-loaded cloud server hosting its model";
+    const DESCRIPTION: &'static str =
+        "every request to the least-loaded cloud server hosting its model";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
         Ok(CloudOnly)
@@ -63,7 +65,8 @@ pub struct EdgeOnly;
 impl GuestPolicy for EdgeOnly {
     const NAME: &'static str = "edge-only";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "every request to the least-loaded edge server hosting its model";
+    const DESCRIPTION: &'static str =
+        "every request to the least-loaded edge server hosting its model";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
         Ok(EdgeOnly)
@@ -81,7 +84,8 @@ pub struct LeastLoaded;
 impl GuestPolicy for LeastLoaded {
     const NAME: &'static str = "least-loaded";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "the server hosting the model with the fewest requests per batch slot";
+    const DESCRIPTION: &'static str =
+        "the server hosting the model with the fewest requests per batch slot";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
         Ok(LeastLoaded)
@@ -104,7 +108,9 @@ impl GuestPolicy for Random {
     const DESCRIPTION: &'static str = "a uniformly random server hosting the model (seeded)";
     fn create(config: &str, seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(Random { rng: SplitMix64::new(seed) })
+        Ok(Random {
+            rng: SplitMix64::new(seed),
+        })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
         let mut cands = Vec::new();
@@ -187,7 +193,10 @@ impl GuestPolicy for Greedy {
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         let p: GreedyParams = parse_config(Self::NAME, config)?;
         if !(p.slack.is_finite() && p.slack > 0.0) {
-            return Err(format!("invalid config for `greedy`: slack must be positive, got {}", p.slack));
+            return Err(format!(
+                "invalid config for `greedy`: slack must be positive, got {}",
+                p.slack
+            ));
         }
         Ok(Greedy { slack: p.slack })
     }
@@ -200,7 +209,9 @@ impl GuestPolicy for Greedy {
             let mut best_ok: Option<(f64, u32)> = None;
             let mut fastest: Option<(u64, u32)> = None;
             for (si, s) in servers.iter().enumerate() {
-                let Some(e) = slot.estimate(ri, si) else { continue };
+                let Some(e) = slot.estimate(ri, si) else {
+                    continue;
+                };
                 let mb = s.max_batch.max(1);
                 let occupied = s.uploading + s.queued + s.running + extra[si];
                 let queue = if occupied >= mb {
@@ -209,7 +220,10 @@ impl GuestPolicy for Greedy {
                 } else {
                     0
                 };
-                let latency = e.total_ns().saturating_sub(e.queue_ns).saturating_add(e.queue_ns.max(queue));
+                let latency = e
+                    .total_ns()
+                    .saturating_sub(e.queue_ns)
+                    .saturating_add(e.queue_ns.max(queue));
                 if fastest.is_none_or(|(l, _)| latency < l) {
                     fastest = Some((latency, si as u32));
                 }
@@ -238,7 +252,11 @@ struct Arm {
 impl Arm {
     /// Mean observed reward; 1 (the largest) before any observation.
     fn mean(&self) -> f64 {
-        if self.observed == 0 { 1.0 } else { self.reward_sum / self.observed as f64 }
+        if self.observed == 0 {
+            1.0
+        } else {
+            self.reward_sum / self.observed as f64
+        }
     }
 }
 
@@ -281,13 +299,21 @@ impl Default for Ucb1Params {
 impl GuestPolicy for Ucb1 {
     const NAME: &'static str = "ucb1";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "plain UCB1 over (model, server) arms on observed latency, no constraints";
+    const DESCRIPTION: &'static str =
+        "plain UCB1 over (model, server) arms on observed latency, no constraints";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         let p: Ucb1Params = parse_config(Self::NAME, config)?;
         if !(p.exploration.is_finite() && p.exploration >= 0.0) {
-            return Err(format!("invalid config for `ucb1`: exploration must be non-negative, got {}", p.exploration));
+            return Err(format!(
+                "invalid config for `ucb1`: exploration must be non-negative, got {}",
+                p.exploration
+            ));
         }
-        Ok(Ucb1 { exploration: p.exploration, arms: BTreeMap::new(), total: 0 })
+        Ok(Ucb1 {
+            exploration: p.exploration,
+            arms: BTreeMap::new(),
+            total: 0,
+        })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
         let mut extra = vec![0u32; slot.servers().len()];
@@ -350,13 +376,22 @@ impl Default for EpsilonParams {
 impl GuestPolicy for EpsilonGreedy {
     const NAME: &'static str = "epsilon-greedy";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "best observed (model, server) arm, a random one with probability epsilon";
+    const DESCRIPTION: &'static str =
+        "best observed (model, server) arm, a random one with probability epsilon";
     fn create(config: &str, seed: u64) -> Result<Self, String> {
         let p: EpsilonParams = parse_config(Self::NAME, config)?;
         if !(0.0..=1.0).contains(&p.epsilon) {
-            return Err(format!("invalid config for `epsilon-greedy`: epsilon must be in [0, 1], got {}", p.epsilon));
+            return Err(format!(
+                "invalid config for `epsilon-greedy`: epsilon must be in [0, 1], got {}",
+                p.epsilon
+            ));
         }
-        Ok(EpsilonGreedy { epsilon: p.epsilon, rng: SplitMix64::new(seed), arms: BTreeMap::new(), explorations: 0 })
+        Ok(EpsilonGreedy {
+            epsilon: p.epsilon,
+            rng: SplitMix64::new(seed),
+            arms: BTreeMap::new(),
+            explorations: 0,
+        })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
         let mut extra = vec![0u32; slot.servers().len()];
@@ -373,7 +408,11 @@ impl GuestPolicy for EpsilonGreedy {
                 let mut best: Option<(f64, u32)> = None;
                 for &s in &cands {
                     let a = self.arms.get(&(r.model, s)).copied().unwrap_or_default();
-                    let v = if a.pulls == 0 { f64::INFINITY } else { a.mean() };
+                    let v = if a.pulls == 0 {
+                        f64::INFINITY
+                    } else {
+                        a.mean()
+                    };
                     if best.is_none_or(|(b, _)| v > b) {
                         best = Some((v, s));
                     }
@@ -392,6 +431,9 @@ impl GuestPolicy for EpsilonGreedy {
         Ok(())
     }
     fn stats(&self, out: &mut Vec<(String, f64)>) {
-        out.push(("epsilon_greedy.explorations".into(), self.explorations as f64));
+        out.push((
+            "epsilon_greedy.explorations".into(),
+            self.explorations as f64,
+        ));
     }
 }

@@ -4,7 +4,10 @@ use perllm_plugin_abi::{ServerView, Slot};
 use serde::de::DeserializeOwned;
 
 /// Parse a plugin's JSON config; an empty string or `null` gives the defaults.
-pub fn parse_config<T: DeserializeOwned + Default>(plugin: &str, config: &str) -> Result<T, String> {
+pub fn parse_config<T: DeserializeOwned + Default>(
+    plugin: &str,
+    config: &str,
+) -> Result<T, String> {
     let t = config.trim();
     if t.is_empty() || t == "null" {
         return Ok(T::default());
@@ -42,12 +45,18 @@ impl SplitMix64 {
 /// Requests a server holds (uploading + queued + running) plus `extra` placed this slot, per
 /// batch slot.
 pub fn load(s: &ServerView, extra: u32) -> f64 {
-    (s.uploading as f64 + s.queued as f64 + s.running as f64 + extra as f64) / s.max_batch.max(1) as f64
+    (s.uploading as f64 + s.queued as f64 + s.running as f64 + extra as f64)
+        / s.max_batch.max(1) as f64
 }
 
 /// The least-loaded server among those hosting `model` that pass `filter`, counting requests
 /// already placed this slot (`extra`, indexed by server); ties go to the lower id.
-pub fn least_loaded(slot: &Slot<'_>, model: u16, extra: &[u32], filter: impl Fn(&ServerView) -> bool) -> Option<u32> {
+pub fn least_loaded(
+    slot: &Slot<'_>,
+    model: u16,
+    extra: &[u32],
+    filter: impl Fn(&ServerView) -> bool,
+) -> Option<u32> {
     let mut best: Option<(f64, u32)> = None;
     for (i, s) in slot.servers().iter().enumerate() {
         if !slot.hosts(i, model) || !filter(s) {
@@ -94,6 +103,9 @@ mod tests {
         assert_eq!(parse_config::<C>("p", "null").unwrap(), C::default());
         assert_eq!(parse_config::<C>("p", r#"{"x": 2}"#).unwrap(), C { x: 2.0 });
         let e = parse_config::<C>("p", r#"{"y": 2}"#).unwrap_err();
-        assert!(e.starts_with("invalid config for `p`: unknown field `y`"), "{e}");
+        assert!(
+            e.starts_with("invalid config for `p`: unknown field `y`"),
+            "{e}"
+        );
     }
 }

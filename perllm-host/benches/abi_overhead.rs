@@ -1,0 +1,170 @@
+#![allow(missing_docs)]
+//! The cost of calling a policy through the plugin ABI versus the same policy in-process, on a
+//! slot of 100 pending requests of the paper's testbed.
+//!
+//! - `greedy`: the bundled `greedy` plugin (host precomputes the 100 x 6 cost-model estimates,
+//!   converts the views, calls through the C ABI, validates the placements) against the same
+//!   algorithm written directly on the core `Policy` trait.
+//! - `least-loaded`: the bundled `least-loaded` plugin against core's `simple::LeastLoaded`.
+//!
+//! Run: `cargo bench -p perllm-host --bench abi_overhead`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, ServerState};
+use perllm_core::spec::{PolicySpec, SECOND};
+use perllm_core::{Request, Roofline, World};
+use perllm_host::Registry;
+use std::hint::black_box;
+
+/// The bundled greedy policy's algorithm, in-process.
+struct NativeGreedy {
+    placed: Vec<u32>,
+}
+
+impl Policy for NativeGreedy {
+    fn name(&self) -> &str {
+        "greedy (native)"
+    }
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        let w = &view.world.scenario.objective.weights;
+        self.placed.clear();
+        self.placed.resize(view.servers.len(), 0);
+        for (p, d) in pending.iter().zip(out.iter_mut()) {
+            let req = &p.request;
+            let deadline = view.deadline_ns(req);
+            let mut best_ok: Option<(f64, u32)> = None;
+            let mut fastest: Option<(u64, u32)> = None;
+            for s in view.world.servers.iter().filter(|s| s.hosts(req.model)) {
+                let e = view.estimate(req, s.id);
+                let st = &view.servers[s.id as usize];
+                let mb = s.max_batch.max(1);
+                let occupied = st.uploading + st.queued + st.running + self.placed[s.id as usize];
+                let queue = if occupied >= mb {
+                    ((occupied - mb) / mb + 1) as u64 * (e.prefill_ns + e.decode_ns)
+                } else {
+                    0
+                };
+                let latency = e.total_ns() - e.queue_ns + e.queue_ns.max(queue);
+                if fastest.is_none_or(|(l, _)| latency < l) {
+                    fastest = Some((latency, s.id));
+                }
+                if latency <= deadline {
+                    let energy = e.energy.weighted(w);
+                    if best_ok.is_none_or(|(b, _)| energy < b) {
+                        best_ok = Some((energy, s.id));
+                    }
+                }
+            }
+            *d = match best_ok.map(|b| b.1).or(fastest.map(|f| f.1)) {
+                Some(s) => {
+                    self.placed[s as usize] += 1;
+                    Decision::Assign(s)
+                }
+                None => Decision::Reject,
+            };
+        }
+        Ok(())
+    }
+}
+
+fn slot(world: &World) -> (Vec<ServerState>, Vec<Pending>) {
+    let states = world
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ServerState {
+            queued: i as u32 % 3,
+            running: (i as u32 * 2) % s.max_batch.max(1),
+            uploading: 1,
+            free_kv_bytes: s.kv_capacity_bytes / 2,
+            kv_capacity_bytes: s.kv_capacity_bytes,
+            bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
+            ..Default::default()
+        })
+        .collect();
+    let pending = (0..100u64)
+        .map(|i| Pending {
+            request: Request {
+                id: i,
+                arrival_ns: 0,
+                model: (i % 3 == 0) as u16,
+                prompt_tokens: 100 + (i as u32 * 37) % 900,
+                output_tokens: 20 + (i as u32 * 13) % 300,
+                input_bytes: 50_000 + i * 1000,
+                output_bytes: 400,
+                slo: (i % 3) as u16,
+            },
+            defers: 0,
+        })
+        .collect();
+    (states, pending)
+}
+
+fn bench(c: &mut Criterion) {
+    let world = perllm_core::testbed::paper(10.0, 10 * SECOND)
+        .build()
+        .expect("valid testbed");
+    let exe_dir = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    let registry = Registry::discover_with(&[], None, Some(&exe_dir)).expect("bundled plugins");
+    let (states, pending) = slot(&world);
+    let cost = Roofline::default();
+    let view = ClusterView {
+        now_ns: SECOND,
+        slot: 10,
+        world: &world,
+        servers: &states,
+        cost: &cost,
+        truth: None,
+    };
+    let mut out = vec![Decision::Defer; pending.len()];
+
+    let spec = |n: &str| PolicySpec {
+        name: n.into(),
+        params: Default::default(),
+    };
+    let mut cases: Vec<(&str, Box<dyn Policy>, Box<dyn Policy>)> = vec![
+        (
+            "greedy",
+            registry.policy(&spec("greedy"), &world, 1).expect("greedy"),
+            Box::new(NativeGreedy { placed: Vec::new() }),
+        ),
+        (
+            "least-loaded",
+            registry
+                .policy(&spec("least-loaded"), &world, 1)
+                .expect("least-loaded"),
+            Box::new(perllm_core::simple::LeastLoaded::default()),
+        ),
+    ];
+    for (name, foreign, native) in &mut cases {
+        // Same decisions both ways (else the comparison is meaningless).
+        let mut a = vec![Decision::Defer; pending.len()];
+        let mut b = vec![Decision::Defer; pending.len()];
+        foreign.schedule(&view, &pending, &mut a).expect("foreign");
+        native.schedule(&view, &pending, &mut b).expect("native");
+        assert_eq!(
+            a, b,
+            "{name}: the plugin and the in-process policy decide alike"
+        );
+        let mut g = c.benchmark_group(format!("slot100/{name}"));
+        g.bench_function("abi", |bch| {
+            bch.iter(|| foreign.schedule(black_box(&view), black_box(&pending), &mut out))
+        });
+        g.bench_function("in-process", |bch| {
+            bch.iter(|| native.schedule(black_box(&view), black_box(&pending), &mut out))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

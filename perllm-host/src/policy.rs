@@ -1,0 +1,480 @@
+//! [`ForeignPolicy`]: a plugin policy behind the core [`Policy`] trait.
+
+use crate::convert::{Capture, outcome_view, request_view, server_view};
+use crate::error::HostError;
+use crate::health::{Health, Kind};
+use crate::loader::Declared;
+use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
+use perllm_core::{Outcome, World};
+use perllm_plugin_abi as abi;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prefix of the [`PolicyStats`] keys that hold wall-clock measurements of plugin calls. They
+/// differ from run to run (unlike every simulated quantity): leave them out when comparing
+/// reports for equality.
+pub const WALLCLOCK_PREFIX: &str = "wallclock.";
+
+/// Default per-call time budget of a plugin entry point.
+pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_millis(50);
+
+/// Wall-clock statistics of one entry point.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CallTiming {
+    /// Calls made.
+    pub calls: u64,
+    /// Total time, ns.
+    pub total_ns: u64,
+    /// Longest call, ns.
+    pub max_ns: u64,
+    /// Calls that took longer than the budget.
+    pub over_budget: u64,
+}
+
+impl CallTiming {
+    fn record(&mut self, d: Duration, budget: Duration) {
+        let ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.calls += 1;
+        self.total_ns = self.total_ns.saturating_add(ns);
+        self.max_ns = self.max_ns.max(ns);
+        if d > budget {
+            self.over_budget += 1;
+        }
+    }
+    fn put(&self, stats: &mut PolicyStats, what: &str) {
+        let v = &mut stats.values;
+        v.insert(
+            format!("{WALLCLOCK_PREFIX}plugin.{what}.calls"),
+            self.calls as f64,
+        );
+        let mean = if self.calls == 0 {
+            0.0
+        } else {
+            self.total_ns as f64 / self.calls as f64 / 1e3
+        };
+        v.insert(format!("{WALLCLOCK_PREFIX}plugin.{what}.mean_us"), mean);
+        v.insert(
+            format!("{WALLCLOCK_PREFIX}plugin.{what}.max_us"),
+            self.max_ns as f64 / 1e3,
+        );
+        v.insert(
+            format!("{WALLCLOCK_PREFIX}plugin.{what}.over_budget"),
+            self.over_budget as f64,
+        );
+    }
+}
+
+/// A policy from a plugin library, usable wherever a core [`Policy`] is.
+///
+/// It converts the [`ClusterView`] into the ABI's [`abi::SlotView`] (with cost-model estimates
+/// per (request, server) pair if the plugin asked for them), calls the plugin, and validates
+/// every placement it returns. A panic poisons it: it is never called again and every later
+/// call fails. Its library is never unloaded.
+pub struct ForeignPolicy {
+    name: String,
+    path: PathBuf,
+    vt: abi::PolicyVTable,
+    instance: *mut c_void,
+    wants_estimates: bool,
+    poisoned: bool,
+    failure: Option<HostError>,
+    health: Arc<Health>,
+    budget: Duration,
+    schedule_timing: CallTiming,
+    observe_timing: CallTiming,
+    servers: Vec<abi::ServerView>,
+    requests: Vec<abi::RequestView>,
+    estimates: Vec<abi::EstimateView>,
+    out: Vec<abi::Placement>,
+    seen: Vec<bool>,
+}
+
+// SAFETY: the ABI requires a policy instance to be usable from any thread as long as calls are
+// not concurrent (`GuestPolicy: Send`); `&mut self` methods guarantee that. The view buffers
+// hold pointers into the world only during a call and are rebuilt before each.
+unsafe impl Send for ForeignPolicy {}
+
+impl std::fmt::Debug for ForeignPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignPolicy")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+impl ForeignPolicy {
+    /// Create an instance of the declared policy `d` with `config` (JSON) and `seed`.
+    pub(crate) fn create(
+        d: &Declared,
+        config: &str,
+        seed: u64,
+        health: Arc<Health>,
+        budget: Duration,
+    ) -> Result<Self, HostError> {
+        let vt = d
+            .policy
+            .expect("validated at load: a policy declaration has a policy vtable");
+        let create = vt.create.expect("validated at load");
+        let mut cap = Capture::default();
+        let sink = cap.sink();
+        let instance = create(abi::StrRef::new(config), seed, &sink);
+        if instance.is_null() {
+            return Err(HostError::Call {
+                plugin: d.name.clone(),
+                path: d.lib.path.clone(),
+                function: "create".into(),
+                message: cap.take(),
+            });
+        }
+        Ok(ForeignPolicy {
+            name: d.name.clone(),
+            path: d.lib.path.clone(),
+            vt,
+            instance,
+            wants_estimates: d.flags & abi::FLAG_WANTS_ESTIMATES != 0,
+            poisoned: false,
+            failure: None,
+            health,
+            budget,
+            schedule_timing: CallTiming::default(),
+            observe_timing: CallTiming::default(),
+            servers: Vec::new(),
+            requests: Vec::new(),
+            estimates: Vec::new(),
+            out: Vec::new(),
+            seen: Vec::new(),
+        })
+    }
+
+    /// The library this policy came from.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+    /// Has a panic poisoned it?
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+    /// Set the per-call time budget (calls over it are counted, not interrupted).
+    pub fn set_call_budget(&mut self, budget: Duration) {
+        self.budget = budget;
+    }
+    /// Wall-clock statistics of `schedule` calls.
+    pub fn schedule_timing(&self) -> CallTiming {
+        self.schedule_timing
+    }
+
+    fn fail(&mut self, e: HostError) -> PolicyError {
+        if self.failure.is_none() {
+            self.failure = Some(e.clone());
+            self.health.fail(Kind::Policy, &self.name, e.clone());
+        }
+        PolicyError {
+            policy: self.name.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn invalid(&self, problem: String) -> HostError {
+        HostError::Invalid {
+            plugin: self.name.clone(),
+            path: self.path.clone(),
+            function: "schedule".into(),
+            problem,
+        }
+    }
+
+    fn status_error(&mut self, function: &str, status: u32, cap: &mut Capture) -> HostError {
+        match status {
+            abi::STATUS_PANIC => {
+                self.poisoned = true;
+                HostError::Panic {
+                    plugin: self.name.clone(),
+                    path: self.path.clone(),
+                    function: function.into(),
+                    message: cap.take(),
+                }
+            }
+            abi::STATUS_ERROR => HostError::Call {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                function: function.into(),
+                message: cap.take(),
+            },
+            s => HostError::Invalid {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                function: function.into(),
+                problem: format!(
+                    "unknown status {s} (expected STATUS_OK, STATUS_ERROR or STATUS_PANIC)"
+                ),
+            },
+        }
+    }
+
+    fn build_views(&mut self, view: &ClusterView<'_>, pending: &[Pending]) {
+        let world = view.world;
+        self.servers.clear();
+        self.servers.extend(
+            world
+                .servers
+                .iter()
+                .zip(view.servers)
+                .map(|(s, st)| server_view(world, s, st)),
+        );
+        self.requests.clear();
+        self.requests.extend(
+            pending
+                .iter()
+                .map(|p| request_view(world, &p.request, p.defers)),
+        );
+        self.estimates.clear();
+        if self.wants_estimates {
+            self.estimates.reserve(pending.len() * world.servers.len());
+            for p in pending {
+                for s in &world.servers {
+                    self.estimates.push(if s.hosts(p.request.model) {
+                        crate::convert::estimate_view(&view.estimate(&p.request, s.id))
+                    } else {
+                        abi::EstimateView::default()
+                    });
+                }
+            }
+        }
+        self.out.clear();
+        self.out.extend(pending.iter().map(|p| abi::Placement {
+            request_id: p.request.id,
+            action: abi::ACTION_DEFER,
+            server: abi::NO_SERVER,
+        }));
+    }
+
+    /// Check the plugin's placements and translate them into decisions.
+    fn validate(
+        &mut self,
+        world: &World,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), HostError> {
+        let n = pending.len();
+        self.seen.clear();
+        self.seen.resize(n, false);
+        let mut index: Option<HashMap<u64, usize>> = None;
+        let mut twice: Option<u64> = None;
+        for (i, p) in self.out.iter().enumerate() {
+            let k = if pending[i].request.id == p.request_id {
+                i
+            } else {
+                let map = index.get_or_insert_with(|| {
+                    pending
+                        .iter()
+                        .enumerate()
+                        .map(|(j, q)| (q.request.id, j))
+                        .collect()
+                });
+                match map.get(&p.request_id) {
+                    Some(&k) => k,
+                    None => {
+                        return Err(self.invalid(format!(
+                            "placement #{i} names request {}, which is not pending in this slot",
+                            p.request_id
+                        )));
+                    }
+                }
+            };
+            if self.seen[k] {
+                twice.get_or_insert(p.request_id);
+                continue;
+            }
+            self.seen[k] = true;
+            let req = &pending[k].request;
+            out[k] = match p.action {
+                abi::ACTION_DEFER => Decision::Defer,
+                abi::ACTION_REJECT => Decision::Reject,
+                abi::ACTION_ASSIGN => {
+                    let Some(s) = world.servers.get(p.server as usize) else {
+                        return Err(self.invalid(format!(
+                            "request {} assigned to server {}, but the scenario has {} servers (ids 0 to {})",
+                            req.id,
+                            p.server,
+                            world.servers.len(),
+                            world.servers.len().saturating_sub(1)
+                        )));
+                    };
+                    if !s.hosts(req.model) {
+                        return Err(self.invalid(format!(
+                            "request {} (model `{}`) assigned to server `{}`, which does not host that model",
+                            req.id, world.models[req.model as usize].name, s.name
+                        )));
+                    }
+                    Decision::Assign(s.id)
+                }
+                a => {
+                    return Err(self.invalid(format!(
+                        "request {} has action {a}, not ACTION_DEFER (0), ACTION_ASSIGN (1) or ACTION_REJECT (2)",
+                        req.id
+                    )));
+                }
+            };
+        }
+        if let Some(id) = twice {
+            let missing: Vec<String> = self
+                .seen
+                .iter()
+                .zip(pending)
+                .filter(|(s, _)| !**s)
+                .map(|(_, p)| p.request.id.to_string())
+                .collect();
+            return Err(self.invalid(format!(
+                "request {id} placed twice, and request(s) {} not placed at all",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Policy for ForeignPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        if let Some(e) = &self.failure {
+            let e = e.clone();
+            return Err(PolicyError {
+                policy: self.name.clone(),
+                message: e.to_string(),
+            });
+        }
+        if let Some(e) = self.health.cost_model_failure() {
+            return Err(self.fail(e));
+        }
+        if pending.len() != out.len() {
+            return Err(PolicyError {
+                policy: self.name.clone(),
+                message: format!(
+                    "{} pending requests but {} decision slots",
+                    pending.len(),
+                    out.len()
+                ),
+            });
+        }
+        self.build_views(view, pending);
+        let slot = abi::SlotView {
+            struct_size: size_of::<abi::SlotView>() as u32,
+            reserved: 0,
+            slot: view.slot,
+            now_ns: view.now_ns,
+            servers: abi::Slice::new(&self.servers),
+            requests: abi::Slice::new(&self.requests),
+            estimates: abi::Slice::new(&self.estimates),
+            energy_weights: {
+                let w = &view.world.scenario.objective.weights;
+                [w.transmission, w.inference, w.idle]
+            },
+        };
+        let schedule = self.vt.schedule.expect("validated at load");
+        let mut cap = Capture::default();
+        let sink = cap.sink();
+        let t0 = Instant::now();
+        let status = schedule(
+            self.instance,
+            &slot,
+            self.out.as_mut_ptr(),
+            self.out.len(),
+            &sink,
+        );
+        self.schedule_timing.record(t0.elapsed(), self.budget);
+        if status != abi::STATUS_OK {
+            let e = self.status_error("schedule", status, &mut cap);
+            return Err(self.fail(e));
+        }
+        match self.validate(view.world, pending, out) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn observe(&mut self, outcome: &Outcome) {
+        if self.failure.is_some() {
+            return;
+        }
+        let Some(observe) = self.vt.observe else {
+            return;
+        };
+        let o = outcome_view(outcome);
+        let mut cap = Capture::default();
+        let sink = cap.sink();
+        let t0 = Instant::now();
+        let status = observe(self.instance, &o, &sink);
+        self.observe_timing.record(t0.elapsed(), self.budget);
+        if status != abi::STATUS_OK {
+            // `observe` cannot fail in the core trait: the failure is kept and the next
+            // `schedule` (and the registry's checks) report it.
+            let e = self.status_error("observe", status, &mut cap);
+            self.fail(e);
+        }
+    }
+
+    fn stats(&self) -> PolicyStats {
+        let mut stats = PolicyStats::default();
+        self.schedule_timing.put(&mut stats, "schedule");
+        self.observe_timing.put(&mut stats, "observe");
+        stats.values.insert(
+            format!("{WALLCLOCK_PREFIX}plugin.call_budget_us"),
+            self.budget.as_nanos() as f64 / 1e3,
+        );
+        if self.poisoned {
+            return stats;
+        }
+        if let Some(f) = self.vt.stats {
+            extern "C" fn emit(ctx: *mut c_void, name: abi::StrRef, value: f64) {
+                // SAFETY: `ctx` is the `&mut Vec` below, alive for the call; the guest calls back
+                // on the calling thread.
+                let v = unsafe { &mut *ctx.cast::<Vec<(String, f64)>>() };
+                // SAFETY: the guest passes a name valid for the callback.
+                let bytes = unsafe { name.as_bytes() };
+                if v.len() < 10_000 {
+                    v.push((
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
+                        value,
+                    ));
+                }
+            }
+            let mut values: Vec<(String, f64)> = Vec::new();
+            let sink = abi::StatSink {
+                ctx: (&mut values as *mut Vec<(String, f64)>).cast(),
+                emit,
+            };
+            if f(self.instance, &sink) == abi::STATUS_OK {
+                for (k, v) in values {
+                    if !k.starts_with(WALLCLOCK_PREFIX) {
+                        stats.values.insert(k, v);
+                    }
+                }
+            }
+        }
+        stats
+    }
+}
+
+impl Drop for ForeignPolicy {
+    fn drop(&mut self) {
+        // After a panic the instance may be inconsistent: it is leaked rather than destroyed.
+        if !self.poisoned
+            && let Some(destroy) = self.vt.destroy
+        {
+            destroy(self.instance);
+        }
+    }
+}

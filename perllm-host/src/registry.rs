@@ -1,0 +1,560 @@
+//! The registry of policies and cost models: built-ins, and plugins found by discovery.
+
+use crate::cost::ForeignCostModel;
+use crate::error::HostError;
+use crate::health::Health;
+use crate::loader::{Declared, LibInfo, Symbols, kind_name, load};
+use crate::policy::{DEFAULT_CALL_BUDGET, ForeignPolicy};
+use perllm_core::World;
+use perllm_core::cost::{CostModel, Roofline};
+use perllm_core::policy::Policy;
+use perllm_core::spec::PolicySpec;
+use perllm_plugin_abi as abi;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment variable listing plugin libraries and directories (`:`-separated on Unix).
+pub const PLUGIN_PATH_VAR: &str = "PERLLM_PLUGIN_PATH";
+
+/// Prefix that selects a plugin even when a built-in has the same name (`plugin:roofline`).
+pub const PLUGIN_PREFIX: &str = "plugin:";
+
+/// Names of the built-in cost models.
+const BUILTIN_COST_MODELS: &[(&str, &str)] = &[(
+    "roofline",
+    "core's roofline model (the default); config: step_overhead_ns",
+)];
+
+/// What a registry entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// A scheduling policy.
+    Policy,
+    /// A cost model.
+    CostModel,
+}
+
+impl PluginKind {
+    /// `policy` or `cost-model`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Policy => "policy",
+            PluginKind::CostModel => "cost-model",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One available policy or cost model, for `perllm plugins list`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PluginInfo {
+    /// Name to select it by.
+    pub name: String,
+    /// Policy or cost model.
+    pub kind: PluginKind,
+    /// Its version (perllm's version for built-ins).
+    pub version: String,
+    /// ABI version of its library (`major.minor`), or `-` for built-ins.
+    pub abi_version: String,
+    /// The library's path, or `built-in`.
+    pub source: String,
+    /// One-line description.
+    pub description: String,
+    /// True if a built-in of the same name hides it (select it with `plugin:NAME`).
+    pub shadowed: bool,
+}
+
+/// Policies and cost models by name: built-ins first, then plugins.
+///
+/// Libraries are loaded once and never unloaded.
+#[derive(Debug)]
+pub struct Registry {
+    libraries: Vec<Arc<LibInfo>>,
+    plugins: Vec<Declared>,
+    bundled: Option<PathBuf>,
+    searched: Vec<PathBuf>,
+    health: Arc<Health>,
+    budget: Duration,
+}
+
+impl std::fmt::Debug for Declared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Declared")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("path", &self.lib.path)
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+/// File name of the bundled plugin library on this platform (`libperllm_plugins.so` on Linux).
+pub fn bundled_library_name() -> String {
+    format!(
+        "{}perllm_plugins{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Where the bundled library is looked for, given the running executable's directory: the
+/// directory itself, its `deps/` (where cargo puts a dependency's shared library) and its parent
+/// (where test executables' `cargo build` outputs are).
+pub fn bundled_candidates(exe_dir: &Path) -> Vec<PathBuf> {
+    let name = bundled_library_name();
+    let mut v = vec![exe_dir.join(&name), exe_dir.join("deps").join(&name)];
+    if let Some(p) = exe_dir.parent() {
+        v.push(p.join(&name));
+    }
+    v
+}
+
+fn builtin_policy_names() -> Vec<(String, String)> {
+    // HOOK(builtin-policies): when `perllm_core::policies` lands, list its built-in policy names
+    // here (e.g. `perllm`, `oracle`) so that `plugins list` shows them.
+    Vec::new()
+}
+
+/// HOOK(builtin-policies): call `perllm_core::policies::builtin(spec, world)` here once it is on
+/// main; `None` means "not a built-in name".
+fn builtin_policy(
+    _spec: &PolicySpec,
+    _world: &World,
+) -> Option<Result<Box<dyn Policy>, HostError>> {
+    None
+}
+
+impl Registry {
+    /// A registry with the built-ins only.
+    pub fn new() -> Registry {
+        Registry {
+            libraries: Vec::new(),
+            plugins: Vec::new(),
+            bundled: None,
+            searched: Vec::new(),
+            health: Arc::new(Health::default()),
+            budget: DEFAULT_CALL_BUDGET,
+        }
+    }
+
+    /// Find and load plugins: the `explicit` libraries (`--plugin PATH`, in order), then every
+    /// entry of `PERLLM_PLUGIN_PATH` (a library, or a directory whose libraries are all loaded),
+    /// then the bundled library next to the running executable (see [`bundled_candidates`]).
+    ///
+    /// Two plugins of one kind and name in explicit or `PERLLM_PLUGIN_PATH` libraries are an
+    /// error; a bundled plugin whose name an explicit or `PERLLM_PLUGIN_PATH` plugin already
+    /// provides is skipped (the user's library wins). A library reached twice is loaded once.
+    pub fn discover(explicit: &[PathBuf]) -> Result<Registry, HostError> {
+        let var = std::env::var_os(PLUGIN_PATH_VAR);
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf));
+        Registry::discover_with(explicit, var.as_deref(), exe_dir.as_deref())
+    }
+
+    /// [`Registry::discover`] with the plugin path and the executable's directory given.
+    pub fn discover_with(
+        explicit: &[PathBuf],
+        plugin_path: Option<&OsStr>,
+        exe_dir: Option<&Path>,
+    ) -> Result<Registry, HostError> {
+        let mut r = Registry::new();
+        for p in explicit {
+            r.load_library(p)?;
+        }
+        if let Some(var) = plugin_path {
+            for entry in std::env::split_paths(var) {
+                if entry.as_os_str().is_empty() {
+                    continue;
+                }
+                if entry.is_dir() {
+                    let rd = std::fs::read_dir(&entry).map_err(|e| HostError::PluginPath {
+                        entry: entry.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    let mut libs: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| {
+                            p.is_file()
+                                && p.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX)
+                        })
+                        .collect();
+                    libs.sort();
+                    for l in libs {
+                        r.load_library(&l)?;
+                    }
+                } else if entry.is_file() {
+                    r.load_library(&entry)?;
+                } else {
+                    return Err(HostError::PluginPath {
+                        entry,
+                        reason: "no such file or directory".into(),
+                    });
+                }
+            }
+        }
+        if let Some(dir) = exe_dir {
+            r.searched = bundled_candidates(dir);
+            // The most recently built copy wins (a stale copy may sit next to a fresh one).
+            let found = r
+                .searched
+                .iter()
+                .filter_map(|p| Some((std::fs::metadata(p).ok()?.modified().ok()?, p.clone())))
+                .max_by(|a, b| a.0.cmp(&b.0))
+                .map(|x| x.1);
+            if let Some(path) = found {
+                r.load_bundled(&path)?;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Load every plugin of the library at `path`. A library already loaded is skipped.
+    pub fn load_library(&mut self, path: &Path) -> Result<(), HostError> {
+        self.load_library_with_symbols(path, Symbols::default())
+    }
+
+    /// [`Registry::load_library`] with other symbol names (tests load malformed declarations
+    /// this way).
+    #[doc(hidden)]
+    pub fn load_library_with_symbols(
+        &mut self,
+        path: &Path,
+        syms: Symbols<'_>,
+    ) -> Result<(), HostError> {
+        self.add(path, syms, false)
+    }
+
+    fn load_bundled(&mut self, path: &Path) -> Result<(), HostError> {
+        self.add(path, Symbols::default(), true)?;
+        self.bundled = path.canonicalize().ok();
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        path: &Path,
+        syms: Symbols<'_>,
+        yield_to_existing: bool,
+    ) -> Result<(), HostError> {
+        if let Ok(c) = path.canonicalize()
+            && self.libraries.iter().any(|l| l.path == c)
+            && syms.declare == abi::DECLARE_SYMBOL
+        {
+            return Ok(());
+        }
+        let (lib, decls) = load(path, syms)?;
+        let mut keep = Vec::new();
+        for d in decls {
+            if let Some(prev) = self
+                .plugins
+                .iter()
+                .find(|p| p.kind == d.kind && p.name == d.name)
+            {
+                if yield_to_existing {
+                    continue;
+                }
+                return Err(HostError::DuplicateName {
+                    kind: kind_name(d.kind).into(),
+                    name: d.name,
+                    first: prev.lib.path.display().to_string(),
+                    second: lib.path.display().to_string(),
+                });
+            }
+            keep.push(d);
+        }
+        self.plugins.extend(keep);
+        self.libraries.push(lib);
+        Ok(())
+    }
+
+    /// Set the per-call time budget of plugin policies created from now on (calls over it are
+    /// counted in the policy's stats, never interrupted). Default 50 ms.
+    pub fn set_call_budget(&mut self, budget: Duration) {
+        self.budget = budget;
+    }
+
+    /// The bundled library, if discovery found it.
+    pub fn bundled_path(&self) -> Option<&Path> {
+        self.bundled.as_deref()
+    }
+
+    /// Every policy and cost model available: built-ins first, then plugins in load order.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let version = env!("CARGO_PKG_VERSION").to_string();
+        let mut v = Vec::new();
+        let builtin_p = builtin_policy_names();
+        for (name, description) in &builtin_p {
+            v.push(PluginInfo {
+                name: name.clone(),
+                kind: PluginKind::Policy,
+                version: version.clone(),
+                abi_version: "-".into(),
+                source: "built-in".into(),
+                description: description.clone(),
+                shadowed: false,
+            });
+        }
+        for (name, description) in BUILTIN_COST_MODELS {
+            v.push(PluginInfo {
+                name: name.to_string(),
+                kind: PluginKind::CostModel,
+                version: version.clone(),
+                abi_version: "-".into(),
+                source: "built-in".into(),
+                description: description.to_string(),
+                shadowed: false,
+            });
+        }
+        for d in &self.plugins {
+            let kind = if d.kind == abi::KIND_POLICY {
+                PluginKind::Policy
+            } else {
+                PluginKind::CostModel
+            };
+            let shadowed = match kind {
+                PluginKind::Policy => builtin_p.iter().any(|b| b.0 == d.name),
+                PluginKind::CostModel => BUILTIN_COST_MODELS.iter().any(|b| b.0 == d.name),
+            };
+            v.push(PluginInfo {
+                name: d.name.clone(),
+                kind,
+                version: d.version.clone(),
+                abi_version: format!(
+                    "{}.{}",
+                    abi::abi_major(d.lib.abi_version),
+                    abi::abi_minor(d.lib.abi_version)
+                ),
+                source: d.lib.path.display().to_string(),
+                description: d.description.clone(),
+                shadowed,
+            });
+        }
+        v
+    }
+
+    fn find(&self, kind: u32, name: &str) -> Option<&Declared> {
+        self.plugins
+            .iter()
+            .find(|p| p.kind == kind && p.name == name)
+    }
+
+    fn unknown(&self, kind: PluginKind, name: &str) -> HostError {
+        let names: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|i| i.kind == kind)
+            .map(|i| i.name)
+            .collect();
+        let hint = if self.bundled.is_none() && !self.searched.is_empty() {
+            let s: Vec<String> = self
+                .searched
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect();
+            format!(
+                " (the bundled plugin library was not found; looked for {}: build it with `cargo build -p perllm-plugins` or pass --plugin PATH)",
+                s.join(", ")
+            )
+        } else {
+            String::new()
+        };
+        HostError::Unknown {
+            kind: kind_name(if kind == PluginKind::Policy {
+                abi::KIND_POLICY
+            } else {
+                abi::KIND_COST_MODEL
+            })
+            .into(),
+            name: name.into(),
+            available: if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
+            hint,
+        }
+    }
+
+    /// The policy `spec.name` with `spec.params` (passed to a plugin as a JSON object) for a run
+    /// of `world` with seed `seed`: a built-in if one has that name, else a plugin (a
+    /// `plugin:` prefix skips the built-ins). A plugin receives the seed of the run's policy
+    /// random stream (`perllm_core::rng::stream::POLICY`).
+    pub fn policy(
+        &self,
+        spec: &PolicySpec,
+        world: &World,
+        seed: u64,
+    ) -> Result<Box<dyn Policy>, HostError> {
+        let name = match spec.name.strip_prefix(PLUGIN_PREFIX) {
+            Some(n) => n,
+            None => {
+                if let Some(p) = builtin_policy(spec, world) {
+                    return p;
+                }
+                &spec.name
+            }
+        };
+        let Some(d) = self.find(abi::KIND_POLICY, name) else {
+            return Err(self.unknown(PluginKind::Policy, name));
+        };
+        let config = params_json(spec);
+        let plugin_seed = {
+            use rand::Rng as _;
+            perllm_core::rng::stream_rng(seed, perllm_core::rng::stream::POLICY).next_u64()
+        };
+        Ok(Box::new(ForeignPolicy::create(
+            d,
+            &config,
+            plugin_seed,
+            self.health.clone(),
+            self.budget,
+        )?))
+    }
+
+    /// The cost model `name` with `config_json` (a JSON object; empty means defaults). The
+    /// built-in `roofline` (core's, the default) accepts `step_overhead_ns`; a `plugin:` prefix
+    /// selects a plugin of a built-in's name (e.g. `plugin:roofline`, which accepts more).
+    pub fn cost_model(
+        &self,
+        name: &str,
+        config_json: &str,
+    ) -> Result<Arc<dyn CostModel>, HostError> {
+        let plugin_name = match name.strip_prefix(PLUGIN_PREFIX) {
+            Some(n) => n,
+            None => {
+                if name == "roofline" {
+                    return builtin_roofline(config_json)
+                        .map(|r| Arc::new(r) as Arc<dyn CostModel>);
+                }
+                name
+            }
+        };
+        let Some(d) = self.find(abi::KIND_COST_MODEL, plugin_name) else {
+            return Err(self.unknown(PluginKind::CostModel, plugin_name));
+        };
+        Ok(Arc::new(ForeignCostModel::create(
+            d,
+            config_json,
+            self.health.clone(),
+        )?))
+    }
+
+    /// The first failure of any plugin policy or cost model this registry created (an error,
+    /// a panic, an invalid result). A run during which a plugin failed must not be reported as
+    /// valid: call this after every run.
+    pub fn check(&self) -> Result<(), HostError> {
+        match self.health.first(None) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The first failure of the plugin named `name` (policy or cost model), if any.
+    pub fn failure(&self, name: &str) -> Option<HostError> {
+        self.health
+            .first(Some(name.strip_prefix(PLUGIN_PREFIX).unwrap_or(name)))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RooflineConfig {
+    #[serde(default = "default_overhead")]
+    step_overhead_ns: u64,
+}
+
+fn default_overhead() -> u64 {
+    Roofline::default().step_overhead_ns
+}
+
+fn builtin_roofline(config: &str) -> Result<Roofline, HostError> {
+    let t = config.trim();
+    if t.is_empty() || t == "null" {
+        return Ok(Roofline::default());
+    }
+    let c: RooflineConfig = serde_json::from_str(t).map_err(|e| HostError::Builtin {
+        kind: "cost model".into(),
+        name: "roofline".into(),
+        message: format!(
+            "invalid config: {e} (the built-in accepts only `step_overhead_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
+        ),
+    })?;
+    Ok(Roofline {
+        step_overhead_ns: c.step_overhead_ns,
+    })
+}
+
+/// The policy's parameters as a JSON object. Scenario numbers are `f64`; integral ones are
+/// written as JSON integers (`3`, not `3.0`) so that plugins may read them as integers.
+pub(crate) fn params_json(spec: &PolicySpec) -> String {
+    use perllm_core::spec::ParamValue;
+    let map: serde_json::Map<String, serde_json::Value> = spec
+        .params
+        .iter()
+        .map(|(k, v)| {
+            let j = match v {
+                ParamValue::Bool(b) => serde_json::Value::Bool(*b),
+                ParamValue::Text(s) => serde_json::Value::String(s.clone()),
+                ParamValue::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                    if *n >= 0.0 {
+                        serde_json::Value::from(*n as u64)
+                    } else {
+                        serde_json::Value::from(*n as i64)
+                    }
+                }
+                ParamValue::Number(n) => serde_json::Number::from_f64(*n)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            };
+            (k.clone(), j)
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perllm_core::spec::ParamValue;
+
+    #[test]
+    fn params_become_a_json_object_with_integers() {
+        let spec = PolicySpec {
+            name: "x".into(),
+            params: [
+                ("a".to_string(), ParamValue::Number(3.0)),
+                ("b".to_string(), ParamValue::Number(0.25)),
+                ("c".to_string(), ParamValue::Number(-2.0)),
+                ("d".to_string(), ParamValue::Bool(true)),
+                ("e".to_string(), ParamValue::Text("t".into())),
+                ("f".to_string(), ParamValue::Number(f64::NAN)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        assert_eq!(
+            params_json(&spec),
+            r#"{"a":3,"b":0.25,"c":-2,"d":true,"e":"t","f":null}"#
+        );
+        assert_eq!(
+            params_json(&PolicySpec {
+                name: "x".into(),
+                params: Default::default()
+            }),
+            "{}"
+        );
+    }
+}
