@@ -123,18 +123,30 @@ pub fn bundled_candidates(exe_dir: &Path) -> Vec<PathBuf> {
 }
 
 fn builtin_policy_names() -> Vec<(String, String)> {
-    // HOOK(builtin-policies): when `perllm_core::policies` lands, list its built-in policy names
-    // here (e.g. `perllm`, `oracle`) so that `plugins list` shows them.
-    Vec::new()
+    perllm_core::policies::builtin_names()
+        .iter()
+        .map(|n| {
+            let d = match *n {
+                "perllm" => "CS-UCB with a constraint-satisfaction LP step (the paper's policy)",
+                "oracle" => {
+                    "offline oracle: reads the hidden ground truth (an upper bound, not a policy)"
+                }
+                _ => "built into perllm-core",
+            };
+            (n.to_string(), d.to_string())
+        })
+        .collect()
 }
 
-/// HOOK(builtin-policies): call `perllm_core::policies::builtin(spec, world)` here once it is on
-/// main; `None` means "not a built-in name".
-fn builtin_policy(
-    _spec: &PolicySpec,
-    _world: &World,
-) -> Option<Result<Box<dyn Policy>, HostError>> {
-    None
+/// A built-in policy of `spec.name`, or `None` if no built-in has that name.
+fn builtin_policy(spec: &PolicySpec, world: &World) -> Option<Result<Box<dyn Policy>, HostError>> {
+    perllm_core::policies::builtin(spec, world).map(|r| {
+        r.map_err(|e| HostError::Builtin {
+            kind: "policy".into(),
+            name: spec.name.clone(),
+            message: e.message,
+        })
+    })
 }
 
 impl Registry {

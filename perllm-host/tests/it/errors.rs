@@ -155,3 +155,43 @@ fn unknown_names_and_failing_create() {
     let e = err(r.cost_model("testkit-cost", r#"{"mode": "fail-create"}"#));
     snap("cost_model_create_fails", &e);
 }
+
+#[test]
+fn builtins_come_first() {
+    let world = paper(1.0, 1);
+    let r = Registry::new();
+    let p = r
+        .policy(
+            &PolicySpec {
+                name: "perllm".into(),
+                params: Default::default(),
+            },
+            &world,
+            1,
+        )
+        .unwrap();
+    assert_eq!(p.name(), "perllm");
+    let names: Vec<String> = r
+        .list()
+        .into_iter()
+        .map(|i| format!("{} {} {}", i.kind, i.name, i.source))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "policy perllm built-in",
+            "policy oracle built-in",
+            "cost-model roofline built-in"
+        ]
+    );
+    // `plugin:` skips the built-ins.
+    let e = err(r.policy(
+        &PolicySpec {
+            name: "plugin:perllm".into(),
+            params: Default::default(),
+        },
+        &world,
+        1,
+    ));
+    snap("plugin_prefix_skips_builtins", &e);
+}
