@@ -162,7 +162,7 @@ impl Registry {
         }
     }
 
-    /// Find and load plugins: the `explicit` libraries (`--plugin PATH`, in order), then every
+    /// Find and load plugins: the `explicit` libraries or directories (`--plugin PATH`, in order), then every
     /// entry of `PERLLM_PLUGIN_PATH` (a library, or a directory whose libraries are all loaded),
     /// then the bundled library next to the running executable (see [`bundled_candidates`]).
     ///
@@ -185,7 +185,14 @@ impl Registry {
     ) -> Result<Registry, HostError> {
         let mut r = Registry::new();
         for p in explicit {
-            r.load_library(p)?;
+            if p.is_dir() {
+                r.load_dir(p).map_err(|reason| HostError::NotALibrary {
+                    path: p.clone(),
+                    reason,
+                })??;
+            } else {
+                r.load_library(p)?;
+            }
         }
         if let Some(var) = plugin_path {
             for entry in std::env::split_paths(var) {
@@ -193,21 +200,11 @@ impl Registry {
                     continue;
                 }
                 if entry.is_dir() {
-                    let rd = std::fs::read_dir(&entry).map_err(|e| HostError::PluginPath {
-                        entry: entry.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    let mut libs: Vec<PathBuf> = rd
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| {
-                            p.is_file()
-                                && p.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX)
-                        })
-                        .collect();
-                    libs.sort();
-                    for l in libs {
-                        r.load_library(&l)?;
-                    }
+                    r.load_dir(&entry)
+                        .map_err(|reason| HostError::PluginPath {
+                            entry: entry.clone(),
+                            reason,
+                        })??;
                 } else if entry.is_file() {
                     r.load_library(&entry)?;
                 } else {
@@ -232,6 +229,23 @@ impl Registry {
             }
         }
         Ok(r)
+    }
+
+    /// Load every library (`*.so`, `*.dylib` or `*.dll`, by platform) in `dir`, in name order.
+    /// The outer error is the directory's own (unreadable); a library's error is returned as is.
+    fn load_dir(&mut self, dir: &Path) -> Result<Result<(), HostError>, String> {
+        let rd = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+        let mut libs: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX))
+            .collect();
+        libs.sort();
+        for l in libs {
+            if let Err(e) = self.load_library(&l) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Load every plugin of the library at `path`. A library already loaded is skipped.

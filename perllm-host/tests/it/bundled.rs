@@ -385,6 +385,9 @@ fn discovery_orders_and_deduplicates() {
         "{names:?}"
     );
     assert!(r.bundled_path().is_some());
+    // A directory given explicitly loads its libraries too.
+    let r = Registry::discover_with(&[dir.path().to_path_buf()], None, None).unwrap();
+    assert!(r.list().iter().any(|i| i.name == "testkit"));
     // The bundled library given explicitly too is loaded once.
     let bundled_lib = lib("perllm_plugins");
     let r = Registry::discover_with(std::slice::from_ref(&bundled_lib), None, Some(&deps_dir()))
