@@ -64,6 +64,8 @@ pub struct PluginInfo {
     pub version: String,
     /// ABI version of its library (`major.minor`), or `-` for built-ins.
     pub abi_version: String,
+    /// The same, encoded (`major << 16 | minor`); `None` for built-ins.
+    pub abi: Option<u32>,
     /// The library's path, or `built-in`.
     pub source: String,
     /// One-line description.
@@ -329,6 +331,7 @@ impl Registry {
                 kind: PluginKind::Policy,
                 version: version.clone(),
                 abi_version: "-".into(),
+                abi: None,
                 source: "built-in".into(),
                 description: description.clone(),
                 shadowed: false,
@@ -340,6 +343,7 @@ impl Registry {
                 kind: PluginKind::CostModel,
                 version: version.clone(),
                 abi_version: "-".into(),
+                abi: None,
                 source: "built-in".into(),
                 description: description.to_string(),
                 shadowed: false,
@@ -364,6 +368,7 @@ impl Registry {
                     abi::abi_major(d.lib.abi_version),
                     abi::abi_minor(d.lib.abi_version)
                 ),
+                abi: Some(d.lib.abi_version),
                 source: d.lib.path.display().to_string(),
                 description: d.description.clone(),
                 shadowed,

@@ -5,6 +5,7 @@ mod bundled;
 mod errors;
 mod layout;
 mod misbehaving;
+mod properties;
 mod third_party;
 
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, ServerState};
