@@ -1,1 +1,4 @@
-//! End-to-end tests.
+//! Cross-crate tests: example scenarios through the scenario language, the JSON form the CLI
+//! accepts and hashes, and the simulator.
+
+mod examples;
