@@ -828,8 +828,8 @@ impl PassStats {
         }
         self.rows += 1;
         self.last_ns = off;
-        self.prompt_tokens += r.prompt as u64;
-        self.output_tokens += r.output as u64;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(r.prompt as u64);
+        self.output_tokens = self.output_tokens.saturating_add(r.output as u64);
     }
 
     /// The pass period: the next pass starts one mean inter-arrival gap after this pass's last row

@@ -1526,3 +1526,21 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn burstgpt_extra_columns_are_ignored() {
+    let text = "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n\
+                0.5,17,1.2,ChatGPT,100,20,120,Conversation log\n\
+                2.0,18,0.9,GPT-4,50,0,50,API log\n\
+                3.5,17,2.5,ChatGPT,70,30,100,Conversation log\n";
+    let sp = spec(TraceFormat::Burstgpt);
+    let w = world(Some(sp.clone()));
+    let mut src = TraceSource::new(&sp, "burst.csv", reader(text), &w).unwrap();
+    let v = drain(&mut src).unwrap();
+    assert_eq!(arrivals(&v), vec![0, 3 * SECOND]);
+    assert_eq!(
+        v.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>(),
+        vec![100, 70]
+    );
+    assert_eq!(src.failed_rows(), 1);
+}
