@@ -353,7 +353,8 @@ impl Core {
 
         // 2-3. Feasibility, scores, groups.
         let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<(u32, Vec<ServerId>), usize> = HashMap::new();
+        // Feasible set -> [(class, group)]: looked up by slice, so no allocation per request.
+        let mut group_of: HashMap<Vec<ServerId>, Vec<(u32, usize)>> = HashMap::new();
         let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
         let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new(); // (request, fastest server)
         let mut req_class = vec![0u32; pending.len()];
@@ -361,7 +362,12 @@ impl Core {
         let mut feas: Vec<ServerId> = Vec::new();
         let mut dlist: Vec<f64> = Vec::new();
         let mut tscore: Vec<f64> = Vec::new();
+        // Raw estimates (total ns, weighted J) of each request's feasible pairs, reused when the
+        // request is placed: request i's are `pairs[pair_start[i]..pair_start[i + 1]]`.
+        let mut pairs: Vec<(ServerId, f64, f64)> = Vec::new();
+        let mut pair_start: Vec<usize> = Vec::with_capacity(pending.len() + 1);
         for (i, pd) in pending.iter().enumerate() {
+            pair_start.push(pairs.len());
             let r = &pd.request;
             if r.model as usize >= world.models.len() || r.slo as usize >= world.slos.len() {
                 return Err(self.err(format!(
@@ -407,6 +413,7 @@ impl Core {
                 if self.constraints.per_request.iter().all(|k| k.holds(&q)) {
                     feas.push(s.id);
                     dlist.push(d);
+                    pairs.push((s.id, e.total_ns() as f64, e.energy.weighted(&self.weights)));
                     if self.mode == Mode::Oracle {
                         let tokens = (r.prompt_tokens + r.output_tokens) as f64;
                         let en = e.energy.weighted(&self.weights) / (tokens * e_ref);
@@ -419,9 +426,12 @@ impl Core {
                 infeasible.push((i, fastest.map(|f| f.1)));
                 continue;
             }
-            let key = (c, feas.clone());
-            let g = match group_of.get(&key) {
-                Some(&g) => g,
+            let found = group_of
+                .get(feas.as_slice())
+                .and_then(|v| v.iter().find(|x| x.0 == c))
+                .map(|x| x.1);
+            let g = match found {
+                Some(g) => g,
                 None => {
                     let score = match self.mode {
                         Mode::Learn => feas
@@ -439,8 +449,9 @@ impl Core {
                         kv: 0.0,
                         bits: 0.0,
                     });
-                    group_of.insert(key, groups.len() - 1);
-                    groups.len() - 1
+                    let g = groups.len() - 1;
+                    group_of.entry(feas.clone()).or_default().push((c, g));
+                    g
                 }
             };
             member_group[i] = Some(g as u32);
@@ -455,6 +466,7 @@ impl Core {
                 }
             }
         }
+        pair_start.push(pairs.len());
         for grp in groups.iter_mut() {
             let n = grp.members.len() as f64;
             grp.kv /= n;
@@ -635,7 +647,16 @@ impl Core {
                         self.window.push_back((now, s));
                         self.recent[s as usize] += 1;
                     }
-                    let e = self.estimate(view, r, s)?;
+                    let (est_ns, est_j) = match pairs[pair_start[i]..pair_start[i + 1]]
+                        .iter()
+                        .find(|x| x.0 == s)
+                    {
+                        Some(&(_, t, j)) => (t, j),
+                        None => {
+                            let e = self.estimate(view, r, s)?;
+                            (e.total_ns() as f64, e.energy.weighted(&self.weights))
+                        }
+                    };
                     if via != "explore" {
                         self.arms.arms[class as usize][s as usize].assigned += 1;
                     }
@@ -645,8 +666,8 @@ impl Core {
                         InFlight {
                             class,
                             server: s,
-                            predicted_ns: waited_ns + e.total_ns() as f64,
-                            predicted_energy: e.energy.weighted(&self.weights),
+                            predicted_ns: waited_ns + est_ns,
+                            predicted_energy: est_j,
                             rho: rho[s as usize],
                         },
                     );
