@@ -1,10 +1,11 @@
 //! Policies and cost models available to a command: the built-in ones and those of loaded
-//! plugins. The one place the CLI talks to the plugin host.
+//! plugins (`--plugin PATH`, `PERLLM_PLUGIN_PATH`, the bundled library next to the binary).
+//! The one place the CLI talks to the plugin host.
 
 use crate::error::{CliError, Result};
-use crate::provenance::PERLLM_VERSION;
 use perllm_core::spec::PolicySpec;
 use perllm_core::{CostModel, Policy, World};
+use perllm_host::{PLUGIN_PREFIX, PluginKind, Registry};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,113 +19,135 @@ pub struct ComponentInfo {
     pub kind: String,
     /// Version of the component (perllm's version for built-ins).
     pub version: String,
-    /// Plugin ABI version, `null` for built-ins.
-    pub abi: Option<u32>,
+    /// Plugin ABI version (`major.minor`), `null` for built-ins.
+    pub abi: Option<String>,
     /// `built-in` or the plugin library's path.
     pub source: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// The catalogue of policies and cost models.
 pub struct Catalog {
-    items: Vec<ComponentInfo>,
+    registry: Registry,
+    items: Vec<(ComponentInfo, bool)>,
 }
 
 /// Name of the default cost model.
 pub const DEFAULT_COST_MODEL: &str = "roofline";
 
-fn builtin(name: &str, kind: &str) -> ComponentInfo {
-    ComponentInfo {
-        name: name.into(),
-        kind: kind.into(),
-        version: PERLLM_VERSION.into(),
-        abi: None,
-        source: "built-in".into(),
-    }
-}
-
 impl Catalog {
-    /// Built-ins plus the plugins found at `plugins` (files or directories).
+    /// Built-ins plus the plugins found at `plugins` (library files or directories), in
+    /// `PERLLM_PLUGIN_PATH` and next to the binary.
     pub fn discover(plugins: &[PathBuf]) -> Result<Catalog> {
-        if let Some(p) = plugins.first() {
-            return Err(CliError::input(format!(
-                "cannot load plugin `{}`: this build has no plugin host",
-                p.display()
-            )));
-        }
-        Ok(Catalog {
-            items: vec![
-                builtin("perllm", "policy"),
-                builtin("oracle", "policy"),
-                builtin("least-loaded", "policy"),
-                builtin(DEFAULT_COST_MODEL, "cost-model"),
-            ],
-        })
-    }
-
-    /// Everything available, policies first, each group sorted by name.
-    pub fn list(&self) -> Vec<ComponentInfo> {
-        let mut v = self.items.clone();
-        v.sort_by(|a, b| (a.kind != "policy", &a.name).cmp(&(b.kind != "policy", &b.name)));
-        v
-    }
-
-    /// Names of the available policies, sorted.
-    pub fn policy_names(&self) -> Vec<String> {
-        self.list()
+        let registry = Registry::discover(plugins).map_err(|e| CliError::input(e.to_string()))?;
+        let items = registry
+            .list()
             .into_iter()
-            .filter(|i| i.kind == "policy")
-            .map(|i| i.name)
+            .map(|i| {
+                (
+                    ComponentInfo {
+                        name: i.name,
+                        kind: i.kind.as_str().to_string(),
+                        version: i.version,
+                        abi: (i.abi_version != "-").then_some(i.abi_version),
+                        source: i.source,
+                        description: i.description,
+                    },
+                    i.shadowed,
+                )
+            })
+            .collect();
+        Ok(Catalog { registry, items })
+    }
+
+    /// Everything available with its shadowed flag (a plugin hidden by a built-in of its name):
+    /// built-ins first, then plugins in load order.
+    pub fn list(&self) -> &[(ComponentInfo, bool)] {
+        &self.items
+    }
+
+    /// Names of the selectable policies, in list order.
+    pub fn policy_names(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|(i, shadowed)| i.kind == PluginKind::Policy.as_str() && !shadowed)
+            .map(|(i, _)| i.name.clone())
             .collect()
     }
 
-    fn find(&self, name: &str, kind: &str) -> Result<&ComponentInfo> {
-        self.items
+    fn find(&self, name: &str, kind: PluginKind) -> Result<&ComponentInfo> {
+        let kind = kind.as_str();
+        let (plain, plugin_only) = match name.strip_prefix(PLUGIN_PREFIX) {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        let hit = self.items.iter().find(|(i, shadowed)| {
+            i.kind == kind
+                && i.name == plain
+                && (if plugin_only {
+                    i.abi.is_some()
+                } else {
+                    !shadowed
+                })
+        });
+        if let Some((i, _)) = hit {
+            return Ok(i);
+        }
+        let names: Vec<&str> = self
+            .items
             .iter()
-            .find(|i| i.name == name && i.kind == kind)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self
-                    .items
-                    .iter()
-                    .filter(|i| i.kind == kind)
-                    .map(|i| i.name.as_str())
-                    .collect();
-                let hint = match crate::util::closest(name, &names) {
-                    Some(c) => format!("; did you mean `{c}`?"),
-                    None => String::new(),
-                };
-                CliError::input(format!(
-                    "unknown {} `{name}` (available: {}){hint}",
-                    kind.replace('-', " "),
-                    names.join(", ")
-                ))
-            })
+            .filter(|(i, shadowed)| i.kind == kind && !shadowed)
+            .map(|(i, _)| i.name.as_str())
+            .collect();
+        let hint = match crate::util::closest(plain, &names) {
+            Some(c) => format!("; did you mean `{c}`?"),
+            None if kind == "policy" && !self.items.iter().any(|(i, _)| i.abi.is_some()) => {
+                "; no plugin library was found: build the bundled baselines with \
+                 `cargo build -p perllm-plugins` or pass `--plugin PATH`"
+                    .to_string()
+            }
+            None => String::new(),
+        };
+        Err(CliError::input(format!(
+            "unknown {} `{name}` (available: {}){hint}",
+            kind.replace('-', " "),
+            names.join(", ")
+        )))
     }
 
     /// Information on a policy; errors (with a suggestion) for an unknown name.
     pub fn policy_info(&self, name: &str) -> Result<&ComponentInfo> {
-        self.find(name, "policy")
+        self.find(name, PluginKind::Policy)
     }
 
     /// Information on a cost model; errors for an unknown name.
     pub fn cost_model_info(&self, name: &str) -> Result<&ComponentInfo> {
-        self.find(name, "cost-model")
+        self.find(name, PluginKind::CostModel)
     }
 
     /// A fresh instance of the policy `spec` names for `world` (whose scenario carries the seed).
     pub fn policy(&self, spec: &PolicySpec, world: &World) -> Result<Box<dyn Policy>> {
         self.policy_info(&spec.name)?;
-        if let Some(p) = perllm_core::policies::builtin(spec, world) {
-            return p.map_err(|e| CliError::input(format!("cannot set up {e}")));
-        }
-        match spec.name.as_str() {
-            "least-loaded" => Ok(Box::new(perllm_core::simple::LeastLoaded::default())),
-            other => Err(CliError::input(format!("unknown policy `{other}`"))),
-        }
+        self.registry
+            .policy(spec, world, world.scenario.seed)
+            .map_err(|e| CliError::input(format!("cannot set up policy `{}`: {e}", spec.name)))
     }
 
-    /// The cost model `name` names.
-    pub fn cost_model(&self, name: &str) -> Result<Arc<dyn CostModel>> {
+    /// The cost model `name` with its JSON configuration (empty for defaults).
+    pub fn cost_model(&self, name: &str, config_json: &str) -> Result<Arc<dyn CostModel>> {
         self.cost_model_info(name)?;
-        Ok(Arc::new(perllm_core::Roofline::default()))
+        self.registry
+            .cost_model(name, config_json)
+            .map_err(|e| CliError::input(format!("cannot set up cost model `{name}`: {e}")))
+    }
+
+    /// Did a plugin fail (error, panic, invalid result) during the runs so far? A run during which
+    /// a plugin failed is not a valid result.
+    pub fn check(&self) -> Result<()> {
+        self.registry
+            .check()
+            .map_err(|e| CliError::run(format!("a plugin failed during the run: {e}")))
     }
 }

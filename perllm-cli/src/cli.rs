@@ -43,7 +43,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one simulation and print its report.
     #[command(
-        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --set scenario.duration=60s --set workload.arrivals.rate=2/s\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm    # report, results, requests, decisions"
+        after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --policy epsilon-greedy --param epsilon=0.2\n  perllm run examples/paper.perllm --set scenario.duration=60s --set workload.arrivals.rate=2/s\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm    # report, results, requests, decisions"
     )]
     Run(RunArgs),
     /// Run several policies on the same workloads over several seeds, in parallel.
@@ -133,6 +133,9 @@ pub struct SimArgs {
     /// Cost model pricing engine steps.
     #[arg(long, value_name = "NAME", default_value = crate::catalog::DEFAULT_COST_MODEL)]
     pub cost_model: String,
+    /// Configuration of the cost model, a JSON object (e.g. '{"step_overhead_ns": 2000000}').
+    #[arg(long, value_name = "JSON", default_value = "")]
+    pub cost_config: String,
     /// Skip malformed trace rows (and count them) instead of failing.
     #[arg(long)]
     pub skip_bad_rows: bool,
@@ -164,6 +167,9 @@ pub struct RunArgs {
     /// Override a scenario value, e.g. `scenario.duration=60s` (repeatable; keys as in `sweep`).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     pub set: Vec<(String, String)>,
+    /// Set a parameter of the policy run, e.g. `epsilon=0.1` (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_override)]
+    pub params: Vec<(String, String)>,
     /// Shared simulation options.
     #[command(flatten)]
     pub sim: SimArgs,

@@ -620,7 +620,7 @@ vs oracle = weighted energy above the offline oracle's.</p>\n<h2>Policies</h2>\n
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&p.name),
             esc(&p.version),
-            p.abi.map_or_else(|| "-".into(), |a| a.to_string()),
+            p.abi.as_deref().unwrap_or("-"),
             esc(&p.source)
         );
     }

@@ -121,7 +121,7 @@ fn run_grid(
         None => policies[0].clone(),
     };
     let cost_info = catalog.cost_model_info(&args.sim.cost_model)?.clone();
-    let cost = catalog.cost_model(&args.sim.cost_model)?;
+    let cost = catalog.cost_model(&args.sim.cost_model, &args.sim.cost_config)?;
 
     // Load and validate every point before running anything.
     let mut points = Vec::new();
@@ -208,6 +208,7 @@ fn run_grid(
             .collect()
     });
     bar.finish_and_clear();
+    catalog.check()?;
     let mut rows = Vec::with_capacity(outcomes.len());
     let mut details = Vec::with_capacity(outcomes.len());
     for o in outcomes {

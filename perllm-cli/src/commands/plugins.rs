@@ -12,22 +12,44 @@ pub fn list(args: PluginArgs, format: ListFormat) -> Result<()> {
     let items = catalog.list();
     match format {
         ListFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&items).expect("serialises");
+            let v: Vec<serde_json::Value> = items
+                .iter()
+                .map(|(i, shadowed)| {
+                    let mut v = serde_json::to_value(i).expect("serialises");
+                    v["shadowed"] = (*shadowed).into();
+                    v
+                })
+                .collect();
+            let mut s = serde_json::to_string_pretty(&v).expect("serialises");
             s.push('\n');
             print_stdout(&s)
         }
         ListFormat::Table => {
-            let mut t = Table::new(&["name", "kind", "version", ">abi", "source"]);
-            for i in items {
+            let mut t = Table::new(&["name", "kind", "version", "abi", "source", "description"]);
+            let mut any_shadowed = false;
+            for (i, shadowed) in items {
+                any_shadowed |= *shadowed;
+                let name = if *shadowed {
+                    format!("{}*", i.name)
+                } else {
+                    i.name.clone()
+                };
                 t.row(vec![
-                    i.name,
-                    i.kind,
-                    i.version,
-                    i.abi.map_or_else(|| "-".into(), |a| a.to_string()),
-                    i.source,
+                    name,
+                    i.kind.clone(),
+                    i.version.clone(),
+                    i.abi.clone().unwrap_or_else(|| "-".into()),
+                    i.source.clone(),
+                    i.description.clone(),
                 ]);
             }
-            print_stdout(&t.render())
+            let mut out = t.render();
+            if any_shadowed {
+                out.push_str(
+                    "\n* hidden by a built-in of the same name; select it as `plugin:NAME`\n",
+                );
+            }
+            print_stdout(&out)
         }
     }
 }

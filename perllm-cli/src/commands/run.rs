@@ -11,6 +11,7 @@ use crate::results::{
 use crate::term::{Term, print_stdout};
 use perllm_core::Observer;
 use perllm_core::report::Report;
+use perllm_core::spec::ParamValue;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -65,10 +66,13 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         args.policy.as_deref(),
         args.sim.skip_bad_rows,
     );
+    for (k, v) in &args.params {
+        sc.policy.params.insert(k.clone(), param_value(v));
+    }
     let policy_info = catalog.policy_info(&sc.policy.name)?.clone();
     let cost_info = catalog.cost_model_info(&args.sim.cost_model)?.clone();
     let world = crate::scenario::build(&loaded, &sc)?;
-    let cost = catalog.cost_model(&args.sim.cost_model)?;
+    let cost = catalog.cost_model(&args.sim.cost_model, &args.sim.cost_config)?;
     let mut policy = catalog.policy(&sc.policy, &world)?;
 
     let decisions_path = args
@@ -101,6 +105,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     };
     bar.finish_and_clear();
     let output = output?;
+    catalog.check()?;
     if let Some((d, p)) = decisions {
         d.finish().map_err(|e| CliError::write(&p, &e))?;
     }
@@ -176,5 +181,17 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         )),
         Format::Json => print_stdout(&doc_json),
         Format::Csv => print_stdout(&results.rows_csv()),
+    }
+}
+
+/// A `--param` value: a boolean or number if it reads as one, else text.
+fn param_value(raw: &str) -> ParamValue {
+    match raw {
+        "true" => ParamValue::Bool(true),
+        "false" => ParamValue::Bool(false),
+        _ => match raw.parse::<f64>() {
+            Ok(n) if n.is_finite() => ParamValue::Number(n),
+            _ => ParamValue::Text(raw.to_string()),
+        },
     }
 }

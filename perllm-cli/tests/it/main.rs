@@ -77,6 +77,9 @@ pub fn settings(tmp: Option<&Path>) -> insta::Settings {
     s.set_prepend_module_to_snapshot(false);
     s.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[HASH]");
     s.add_filter(&regex_escape(env!("CARGO_PKG_VERSION")), "[VERSION]");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_perllm")).parent().unwrap();
+    s.add_filter(&regex_escape(&bin_dir.display().to_string()), "[BIN_DIR]");
+    s.add_filter(&regex_escape(&root().display().to_string()), "[ROOT]");
     if let Some(t) = tmp {
         s.add_filter(&regex_escape(&t.display().to_string()), "[TMP]");
     }
@@ -103,4 +106,17 @@ pub fn tmp() -> tempfile::TempDir {
 /// `path` as a &str.
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
+}
+
+/// The test-kit plugin library (a dev-dependency, so cargo builds it next to the test binary).
+pub fn testkit() -> PathBuf {
+    let name = format!(
+        "{}perllm_plugin_testkit{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let exe = Path::new(env!("CARGO_BIN_EXE_perllm"));
+    let p = exe.parent().unwrap().join("deps").join(name);
+    assert!(p.exists(), "{} was not built", p.display());
+    p
 }

@@ -1,10 +1,10 @@
-//! `perllm plugins list`.
+//! `perllm plugins list` and running plugin policies and cost models.
 
-use crate::{perllm, settings};
+use crate::{SHORT, perllm, s, settings, testkit};
 use serde_json::Value;
 
 #[test]
-fn list_shows_builtins() {
+fn list_shows_builtins_and_bundled_plugins() {
     let out = perllm(&["plugins", "list"]);
     settings(None).bind(|| insta::assert_snapshot!("plugins_list", out.ok()));
     let out = perllm(&["plugins", "list", "--format", "json"]);
@@ -14,11 +14,154 @@ fn list_shows_builtins() {
         let p = items.iter().find(|i| i["name"] == name).expect(name);
         assert_eq!(p["kind"], "policy");
         assert_eq!(p["source"], "built-in");
+        assert_eq!(p["abi"], Value::Null);
         assert_eq!(p["version"], env!("CARGO_PKG_VERSION"));
+    }
+    for name in [
+        "cloud-only",
+        "edge-only",
+        "random",
+        "round-robin",
+        "least-loaded",
+        "greedy",
+        "ucb1",
+        "epsilon-greedy",
+    ] {
+        let p = items
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("no bundled `{name}`"));
+        assert_eq!(p["kind"], "policy");
+        assert!(
+            p["source"].as_str().unwrap().contains("perllm_plugins"),
+            "{p}"
+        );
+        assert!(p["abi"].is_string(), "{p}");
     }
     assert!(
         items
             .iter()
             .any(|i| i["kind"] == "cost-model" && i["name"] == "roofline")
     );
+}
+
+#[test]
+fn extra_plugin_libraries_are_listed_and_run() {
+    let kit = testkit();
+    let out = perllm(&["plugins", "list", "--plugin", s(&kit), "--format", "json"]);
+    let v: Value = serde_json::from_str(out.ok()).unwrap();
+    let t = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "testkit")
+        .expect("testkit listed");
+    assert_eq!(t["version"], "0.0.1");
+    assert_eq!(t["source"], s(&kit));
+
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--plugin",
+        s(&kit),
+        "--policy",
+        "testkit",
+        "-f",
+        "json",
+    ]);
+    let r: Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(r["policy"]["name"], "testkit");
+    assert_eq!(r["policy"]["version"], "0.0.1");
+    assert_eq!(r["policy"]["source"], s(&kit));
+}
+
+#[test]
+fn plugin_failures_exit_1_and_bad_setup_exits_2() {
+    let kit = testkit();
+    let base = [
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--plugin",
+        s(&kit),
+        "--policy",
+        "testkit",
+        "-q",
+    ];
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend(extra);
+        crate::perllm_env(&a, &[("RUST_BACKTRACE", "0")])
+    };
+    let out = run(&["--param", "mode=panic", "--param", "after=3"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("panicked in `schedule`"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["--param", "mode=bad-server", "--param", "after=2"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = run(&["--param", "mode=fail-create"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot set up policy `testkit`"),
+        "{}",
+        out.stderr
+    );
+    let out = perllm(&["plugins", "list", "--plugin", "no/such/lib.so"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no/such/lib.so"), "{}", out.stderr);
+}
+
+#[test]
+fn cost_models_by_name_with_config() {
+    let base = [
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policy",
+        "least-loaded",
+        "-f",
+        "json",
+        "-q",
+    ];
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend(extra);
+        let out = perllm(&a);
+        let v: Value = serde_json::from_str(out.ok()).unwrap();
+        v
+    };
+    let a = run(&[]);
+    let b = run(&[
+        "--cost-model",
+        "roofline",
+        "--cost-config",
+        "{\"step_overhead_ns\": 20000000}",
+    ]);
+    assert_eq!(a["cost_model"]["name"], "roofline");
+    assert_ne!(
+        a["report"]["latency_s"], b["report"]["latency_s"],
+        "the overhead changes latencies"
+    );
+    let c = run(&["--cost-model", "plugin:roofline"]);
+    assert!(
+        c["cost_model"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("perllm_plugins")
+    );
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--cost-config",
+        "{\"nope\": 1}",
+        "-q",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
 }
