@@ -89,6 +89,7 @@ struct Note {
 
 #[derive(Clone, Debug, Default)]
 struct Counters {
+    bad_observations: u64,
     slots: u64,
     decisions: u64,
     assigned: u64,
@@ -716,6 +717,15 @@ impl Core {
             return;
         };
         if f.server != o.server {
+            self.counters.bad_observations += 1;
+            return;
+        }
+        if !(o.energy.transmission.is_finite()
+            && o.energy.inference.is_finite()
+            && o.energy.idle.is_finite())
+        {
+            // A non-finite energy (e.g. from a plugin cost model) would poison the arm forever.
+            self.counters.bad_observations += 1;
             return;
         }
         let e_ref = self.e_ref.unwrap_or(1.0);
@@ -788,6 +798,7 @@ impl Core {
             ("lp_solves", c.lp_solves as f64),
             ("lp_skipped", c.lp_skipped as f64),
             ("lp_fallbacks", c.lp_fallbacks as f64),
+            ("bad_observations", c.bad_observations as f64),
             ("greedy_slots", c.greedy as f64),
             ("lp_vars_max", c.lp_vars_max as f64),
             ("lp_rows_max", c.lp_rows_max as f64),

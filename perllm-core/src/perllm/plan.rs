@@ -285,13 +285,17 @@ type LpSolution = (Vec<Vec<f64>>, (usize, usize));
 /// Solve the relaxation; returns y[g][k] and (variables, rows).
 fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution, String> {
     let n_servers = b.batch.len();
+    if groups
+        .iter()
+        .flat_map(|g| g.score.iter())
+        .any(|s| !s.is_finite())
+    {
+        return Err("non-finite score".into());
+    }
     let max_abs = groups
         .iter()
         .flat_map(|g| g.score.iter())
         .fold(0.0f64, |m, s| m.max(s.abs()));
-    if !max_abs.is_finite() {
-        return Err("non-finite score".into());
-    }
     let m = 1.0 + 2.0 * max_abs;
     let mut vars = ProblemVariables::new();
     let mut x = Vec::with_capacity(groups.len());
@@ -574,6 +578,23 @@ mod tests {
             assert!(on1 as f64 <= 0.5 * total as f64, "{p:?}");
             assert_eq!(on1, 1);
         }
+    }
+
+    #[test]
+    fn a_failing_lp_falls_back_to_the_greedy_placement() {
+        // A non-finite score makes the LP refuse; capacity binds so the LP would be needed.
+        let b = budgets(&[2.0, 2.0], vec![]);
+        let gs = vec![group(3, &[0, 1], &[f64::NAN, 1.0])];
+        let mut l = Ledger::new(&b);
+        let p = plan(&gs, &b, &mut l, true);
+        assert_eq!(p.method, Method::Fallback);
+        assert!(
+            p.error.as_deref().unwrap().contains("non-finite"),
+            "{:?}",
+            p.error
+        );
+        assert_eq!(p.counts[0].iter().sum::<u32>(), 3);
+        assert!(within(&b, &l));
     }
 
     #[test]
