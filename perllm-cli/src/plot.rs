@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 const W: u32 = 760;
 const H: u32 = 440;
 const FONT: &str = "sans-serif";
+/// Series with at most this many points get a marker at each point.
+const MAX_MARKERS: usize = 30;
 
 /// A drawn chart: file stem, title, caption and SVG text.
 pub struct Chart {
@@ -129,9 +131,12 @@ fn lines(
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                 });
-            chart
-                .draw_series(s.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                .map_err(draw_err(title))?;
+            // Markers only where they carry information (sweep points), not on dense curves.
+            if s.len() <= MAX_MARKERS {
+                chart
+                    .draw_series(s.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                    .map_err(draw_err(title))?;
+            }
         }
         chart
             .configure_series_labels()
@@ -157,7 +162,8 @@ fn stacked_bars(
         let top = (0..n)
             .map(|i| layers.iter().map(|(_, v)| v[i].max(0.0)).sum::<f64>())
             .fold(0.0f64, f64::max);
-        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+        // Headroom for the legend above the tallest bar.
+        let top = if top > 0.0 { top * 1.35 } else { 1.0 };
         let labels = names.to_vec();
         let fmt = move |x: &f64| {
             let r = x.round();

@@ -148,3 +148,100 @@ fn plot_of_a_single_run() {
         .is_empty();
     assert_eq!(plots.join("regret.svg").exists(), has_regret);
 }
+
+/// A headless Chromium on PATH, if any.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser", "google-chrome"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The HTML page loads in a headless browser: the browser's DOM holds every chart and the
+/// summary table, and the console reports no error. Needs Chromium: `.ci/run` installs Debian's
+/// package and sets `PERLLM_REQUIRE_CHROMIUM=1` when that worked; elsewhere the test says it is
+/// skipped unless that variable demands it.
+#[test]
+fn html_page_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("PERLLM_REQUIRE_CHROMIUM").is_none(),
+            "PERLLM_REQUIRE_CHROMIUM is set but no chromium is on PATH"
+        );
+        eprintln!("skipped: no chromium on PATH (install Debian's `chromium` to run this test)");
+        return;
+    };
+    let dir = tmp();
+    let run = dir.path().join("run");
+    perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--out",
+        s(&run),
+        "-q",
+    ])
+    .ok();
+    let plots = dir.path().join("plots");
+    perllm(&[
+        "plot",
+        s(&run.join("results.json")),
+        "--out",
+        s(&plots),
+        "-q",
+    ])
+    .ok();
+    let page = plots.join("index.html");
+    let profile = dir.path().join("profile");
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "chromium failed ({:?}):\n{log}",
+        out.status
+    );
+    let figures = std::fs::read_dir(&plots)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count();
+    assert!(figures >= 5, "{figures} charts");
+    assert_eq!(
+        dom.matches("<svg").count(),
+        figures,
+        "every chart is in the browser's DOM"
+    );
+    assert!(
+        dom.contains("<table>") && dom.contains("Goodput vs offered load"),
+        "{dom}"
+    );
+    for bad in ["Uncaught", ":CONSOLE", "Failed to load resource"] {
+        assert!(!log.contains(bad), "the browser reported `{bad}`:\n{log}");
+    }
+}
