@@ -513,3 +513,74 @@ fn the_policy_follows_a_collapsing_link() {
         );
     }
 }
+
+/// The oracle sees the real bandwidth: it leaves the collapsed link at once (no learning delay)
+/// and never explores.
+#[test]
+fn the_oracle_reads_the_real_bandwidth() {
+    let secs = 200;
+    let world = collapsing_link(secs).build().unwrap();
+    let hot = world.server_id("hot1").unwrap();
+    let green = world.server_id("green").unwrap();
+    let mut p = policy("oracle", &world, &[]);
+    let (rep, log) = run_logged(&world, &mut p, false);
+    let picks = |from: u64, to: u64| -> Vec<u32> {
+        log.rows
+            .iter()
+            .filter(|r| r.0 >= from * SECOND && r.0 < to * SECOND)
+            .filter_map(|r| {
+                if let Decision::Assign(s) = r.2 {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    let before = picks(0, secs / 2);
+    let after = picks(secs / 2 + 1, secs);
+    assert!(before.len() > 50 && after.len() > 50);
+    assert!(
+        before.iter().all(|&s| s == green),
+        "before the collapse: {:?}",
+        before.iter().filter(|&&s| s != green).count()
+    );
+    // Requests with a small enough payload can still meet their deadline over the collapsed link
+    // and are cheaper on green: the oracle rightly keeps a few there.
+    let on_hot = after.iter().filter(|&&s| s == hot).count() as f64 / after.len() as f64;
+    assert!(on_hot >= 0.9, "after the collapse only {on_hot:.3} on hot");
+    let early = picks(secs / 2 + 1, secs / 2 + 15);
+    let mut learner = policy(
+        "perllm",
+        &world,
+        &[("classes", ParamValue::Text("slo,model".into()))],
+    );
+    let (_, llog) = run_logged(&world, &mut learner, false);
+    let learner_early: Vec<u32> = llog
+        .rows
+        .iter()
+        .filter(|r| r.0 >= (secs / 2 + 1) * SECOND && r.0 < (secs / 2 + 15) * SECOND)
+        .filter_map(|r| {
+            if let Decision::Assign(s) = r.2 {
+                Some(s)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let frac = |v: &[u32]| v.iter().filter(|&&s| s == hot).count() as f64 / v.len().max(1) as f64;
+    // In the first 14 s after the collapse the oracle already avoids green; the learner, which
+    // only sees the link's mean, has not had feedback yet.
+    assert!(early.len() >= 8 && learner_early.len() >= 8);
+    assert!(
+        frac(&early) >= 0.8,
+        "oracle right after the collapse: {:.3}",
+        frac(&early)
+    );
+    assert!(
+        frac(&learner_early) <= 0.5,
+        "learner right after the collapse: {:.3}",
+        frac(&learner_early)
+    );
+    assert_eq!(rep.policy_stats.values["explored"], 0.0);
+}
