@@ -2,11 +2,14 @@
 
 use crate::error::HostError;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Failures of the plugins a registry created, in the order they happened.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     failures: Mutex<Vec<(Kind, String, HostError)>>,
+    /// Set once a cost model failed: the per-slot check needs no lock.
+    cost_model_failed: AtomicBool,
 }
 
 /// What failed.
@@ -20,9 +23,15 @@ impl Health {
     pub fn fail(&self, kind: Kind, plugin: &str, e: HostError) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         f.push((kind, plugin.to_string(), e));
+        if kind == Kind::CostModel {
+            self.cost_model_failed.store(true, Ordering::Release);
+        }
     }
     /// The first failure of any cost model.
     pub fn cost_model_failure(&self) -> Option<HostError> {
+        if !self.cost_model_failed.load(Ordering::Acquire) {
+            return None;
+        }
         let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         f.iter()
             .find(|x| x.0 == Kind::CostModel)

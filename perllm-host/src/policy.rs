@@ -90,6 +90,9 @@ pub struct ForeignPolicy {
     estimates: Vec<abi::EstimateView>,
     out: Vec<abi::Placement>,
     seen: Vec<bool>,
+    /// `hosts[model * servers + server]`, built at the first call (the world is fixed for a run).
+    hosts: Vec<bool>,
+    hosts_shape: (usize, usize),
 }
 
 // SAFETY: the ABI requires a policy instance to be usable from any thread as long as calls are
@@ -148,6 +151,8 @@ impl ForeignPolicy {
             estimates: Vec::new(),
             out: Vec::new(),
             seen: Vec::new(),
+            hosts: Vec::new(),
+            hosts_shape: (0, 0),
         })
     }
 
@@ -261,6 +266,13 @@ impl ForeignPolicy {
         out: &mut [Decision],
     ) -> Result<(), HostError> {
         let n = pending.len();
+        let ns = world.servers.len();
+        if self.hosts_shape != (world.models.len(), ns) {
+            self.hosts_shape = (world.models.len(), ns);
+            self.hosts = (0..world.models.len())
+                .flat_map(|m| world.servers.iter().map(move |s| s.hosts(m as u16)))
+                .collect();
+        }
         self.seen.clear();
         self.seen.resize(n, false);
         let mut index: Option<HashMap<u64, usize>> = None;
@@ -305,7 +317,12 @@ impl ForeignPolicy {
                             world.servers.len().saturating_sub(1)
                         )));
                     };
-                    if !s.hosts(req.model) {
+                    if !self
+                        .hosts
+                        .get(req.model as usize * ns + s.id as usize)
+                        .copied()
+                        .unwrap_or(false)
+                    {
                         return Err(self.invalid(format!(
                             "request {} (model `{}`) assigned to server `{}`, which does not host that model",
                             req.id, world.models[req.model as usize].name, s.name

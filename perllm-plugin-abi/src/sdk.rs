@@ -129,26 +129,32 @@ impl<'a> Slot<'a> {
         }
     }
     /// Index of this slot.
+    #[inline]
     pub fn slot(&self) -> u64 {
         self.raw.slot
     }
     /// Current simulated time, ns.
+    #[inline]
     pub fn now_ns(&self) -> u64 {
         self.raw.now_ns
     }
     /// Every server, indexed by id.
+    #[inline]
     pub fn servers(&self) -> &'a [ServerView] {
         self.servers
     }
     /// The pending requests.
+    #[inline]
     pub fn requests(&self) -> &'a [RequestView] {
         self.requests
     }
     /// The objective's energy weights: transmission, inference, idle.
+    #[inline]
     pub fn energy_weights(&self) -> [f64; 3] {
         self.raw.energy_weights
     }
     /// Models hosted by server `s` (empty if `s` is out of range).
+    #[inline]
     pub fn models(&self, s: usize) -> &'a [u16] {
         match self.servers.get(s) {
             // SAFETY: the host guarantees the server's `models` slice is valid for 'a
@@ -158,10 +164,12 @@ impl<'a> Slot<'a> {
         }
     }
     /// Does server `s` host `model`?
+    #[inline]
     pub fn hosts(&self, s: usize, model: u16) -> bool {
         self.models(s).binary_search(&model).is_ok()
     }
     /// Name of server `s` (empty if out of range or not UTF-8).
+    #[inline]
     pub fn server_name(&self, s: usize) -> &'a str {
         match self.servers.get(s) {
             // SAFETY: as for `models`.
@@ -170,6 +178,7 @@ impl<'a> Slot<'a> {
         }
     }
     /// Servers that host the request's model.
+    #[inline]
     pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &'a ServerView> + use<'a> {
         let me = *self;
         let model = req.model;
@@ -181,6 +190,7 @@ impl<'a> Slot<'a> {
     }
     /// The host's estimate of request `r` (index into [`Slot::requests`]) on server `s`, if the
     /// policy asked for estimates and the server hosts the model.
+    #[inline]
     pub fn estimate(&self, r: usize, s: usize) -> Option<&'a EstimateView> {
         let n = self.servers.len();
         if s >= n {

@@ -31,17 +31,21 @@ fn assign(p: &mut Placement, server: Option<u32>, extra: &mut [u32]) {
     }
 }
 
-fn by_load(slot: &Slot<'_>, out: &mut [Placement], tier: Option<u32>) {
-    let mut extra = vec![0u32; slot.servers().len()];
+fn by_load(slot: &Slot<'_>, out: &mut [Placement], tier: Option<u32>, extra: &mut Vec<u32>) {
+    extra.clear();
+    extra.resize(slot.servers().len(), 0);
     for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
-        let s = least_loaded(slot, r.model, &extra, |s| tier.is_none_or(|t| s.tier == t));
-        assign(p, s, &mut extra);
+        let s = least_loaded(slot, r.model, extra, |s| tier.is_none_or(|t| s.tier == t));
+        assign(p, s, extra);
     }
 }
 
 /// Every request to the least-loaded cloud server hosting its model; rejected if none does.
 #[derive(Debug)]
-pub struct CloudOnly;
+pub struct CloudOnly {
+    /// Requests placed in the current slot, per server (reused between slots).
+    extra: Vec<u32>,
+}
 
 impl GuestPolicy for CloudOnly {
     const NAME: &'static str = "cloud-only";
@@ -50,17 +54,20 @@ impl GuestPolicy for CloudOnly {
         "every request to the least-loaded cloud server hosting its model";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(CloudOnly)
+        Ok(CloudOnly { extra: Vec::new() })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        by_load(slot, out, Some(TIER_CLOUD));
+        by_load(slot, out, Some(TIER_CLOUD), &mut self.extra);
         Ok(())
     }
 }
 
 /// Every request to the least-loaded edge server hosting its model; rejected if none does.
 #[derive(Debug)]
-pub struct EdgeOnly;
+pub struct EdgeOnly {
+    /// Requests placed in the current slot, per server (reused between slots).
+    extra: Vec<u32>,
+}
 
 impl GuestPolicy for EdgeOnly {
     const NAME: &'static str = "edge-only";
@@ -69,17 +76,20 @@ impl GuestPolicy for EdgeOnly {
         "every request to the least-loaded edge server hosting its model";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(EdgeOnly)
+        Ok(EdgeOnly { extra: Vec::new() })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        by_load(slot, out, Some(TIER_EDGE));
+        by_load(slot, out, Some(TIER_EDGE), &mut self.extra);
         Ok(())
     }
 }
 
 /// Every request to the server hosting its model with the fewest requests per batch slot.
 #[derive(Debug)]
-pub struct LeastLoaded;
+pub struct LeastLoaded {
+    /// Requests placed in the current slot, per server (reused between slots).
+    extra: Vec<u32>,
+}
 
 impl GuestPolicy for LeastLoaded {
     const NAME: &'static str = "least-loaded";
@@ -88,10 +98,10 @@ impl GuestPolicy for LeastLoaded {
         "the server hosting the model with the fewest requests per batch slot";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(LeastLoaded)
+        Ok(LeastLoaded { extra: Vec::new() })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        by_load(slot, out, None);
+        by_load(slot, out, None, &mut self.extra);
         Ok(())
     }
 }

@@ -44,6 +44,7 @@ impl SplitMix64 {
 
 /// Requests a server holds (uploading + queued + running) plus `extra` placed this slot, per
 /// batch slot.
+#[inline]
 pub fn load(s: &ServerView, extra: u32) -> f64 {
     (s.uploading as f64 + s.queued as f64 + s.running as f64 + extra as f64)
         / s.max_batch.max(1) as f64
