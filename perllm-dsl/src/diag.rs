@@ -58,6 +58,8 @@ pub mod codes {
     pub const SCENARIO: &str = "perllm::scenario";
     /// Warning: a deadline no server can meet.
     pub const TIGHT_DEADLINE: &str = "perllm::tight-deadline";
+    /// More problems were found than are shown.
+    pub const TRUNCATED: &str = "perllm::truncated";
     /// Warning: a value that has no effect.
     pub const UNUSED: &str = "perllm::unused";
 }
@@ -277,6 +279,15 @@ impl DiagBuilder {
     /// Attach a related diagnostic.
     pub fn related(mut self, d: Diagnostic) -> Self {
         self.diag.related.push(d);
+        self
+    }
+    /// True if a label was added.
+    pub fn has_labels(&self) -> bool {
+        !self.diag.labels.is_empty()
+    }
+    /// Prefix the message (e.g. with a file name, for diagnostics that point nowhere).
+    pub fn prefix(mut self, p: &str) -> Self {
+        self.diag.message = format!("{p}{}", self.diag.message);
         self
     }
     /// Finish against the source table.

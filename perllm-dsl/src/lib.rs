@@ -12,7 +12,7 @@
 //! assert_eq!(loaded.scenario.servers.len(), 6);
 //! ```
 //!
-//! The language is documented in `docs/scenario-language.md`.
+//! The language is documented in the crate's README.md.
 
 pub mod ast;
 pub mod diag;
@@ -111,7 +111,7 @@ pub fn load_file_with_overrides(
     overrides: &[(String, String)],
 ) -> Result<Loaded, LoadFailure> {
     let name = path.display().to_string();
-    let mut sources = Sources::default();
+    let sources = Sources::default();
     let fail = |sources: &Sources, d: DiagBuilder| LoadFailure {
         diagnostics: vec![d.build(sources)],
     };
@@ -135,17 +135,19 @@ pub fn load_file_with_overrides(
         Ok(t) => t,
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
-            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            // Map the byte offset into the lossy text (valid prefix is identical).
-            let src = sources.add(name.clone(), lossy);
+            let bytes = e.as_bytes();
+            let prefix = String::from_utf8_lossy(&bytes[..at]);
+            let (line, col) = diag::line_col(&prefix, prefix.len());
             return Err(fail(
                 &sources,
-                DiagBuilder::error(codes::IO, format!("{name} is not UTF-8 text"))
-                    .label(
-                        ast::Span::new(src, at, at + 3.min(sources.get(src).text.len() - at)),
-                        format!("invalid byte at offset {at}"),
-                    )
-                    .help("scenario files are UTF-8 text; is this a binary file?"),
+                DiagBuilder::error(
+                    codes::IO,
+                    format!(
+                        "{name}:{line}:{col}: not UTF-8 text (byte 0x{:02x} at offset {at})",
+                        bytes[at]
+                    ),
+                )
+                .help("scenario files are UTF-8 text; is this a binary file?"),
             ));
         }
     };
@@ -218,6 +220,15 @@ fn load_inner(
             let d = d.build(&lw.sources);
             lw.diags.push(d);
         }
+    }
+    if lw.dropped > 0 {
+        let d = DiagBuilder::error(
+            codes::TRUNCATED,
+            format!("{name}: {} more problems not shown", lw.dropped),
+        )
+        .help("fix the problems above and check again");
+        let d = d.build(&lw.sources);
+        lw.diags.push(d);
     }
     let mut diags = lw.diags;
     diags.sort_by_key(|d| {

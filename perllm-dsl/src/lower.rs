@@ -106,7 +106,14 @@ pub struct Lowerer {
     pub index: HashMap<String, Span>,
     /// Name of the main source, for the default scenario name.
     pub default_name: String,
+    /// False when some server failed to lower: hosting checks would then be misleading.
+    servers_complete: bool,
+    /// Diagnostics not kept because there were already [`MAX_DIAGNOSTICS`].
+    pub dropped: usize,
 }
+
+/// Most diagnostics kept for one load; the rest are counted.
+pub const MAX_DIAGNOSTICS: usize = 200;
 
 struct Decl {
     span: Span,
@@ -159,10 +166,31 @@ impl Lowerer {
             base_dir,
             index: HashMap::new(),
             default_name,
+            servers_complete: true,
+            dropped: 0,
         }
     }
 
     fn err(&mut self, d: DiagBuilder) {
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            self.dropped += 1;
+            return;
+        }
+        // A diagnostic that points nowhere still says which file it is about.
+        let d = if d.has_labels() {
+            d
+        } else {
+            d.prefix(&format!("{}: ", self.sources.get(0).name))
+        };
+        let d = d.build(&self.sources);
+        self.diags.push(d);
+    }
+
+    fn warn(&mut self, d: DiagBuilder) {
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            self.dropped += 1;
+            return;
+        }
         let d = d.build(&self.sources);
         self.diags.push(d);
     }
@@ -237,13 +265,15 @@ impl Lowerer {
                     }
                     Some(u) => match units::lookup(&u.name, Some(dim)) {
                         None => {
-                            let help = did_you_mean(&u.name, units::names()).unwrap_or_else(|| {
-                                format!(
-                                    "{} is written with a unit such as {}",
-                                    dim.describe(),
-                                    dim.examples()
-                                )
-                            });
+                            let help = units::suggest(&u.name, Some(dim))
+                                .map(|s| format!("did you mean `{s}`?"))
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "{} is written with a unit such as {}",
+                                        dim.describe(),
+                                        dim.examples()
+                                    )
+                                });
                             self.err(
                                 DiagBuilder::error(
                                     codes::UNIT,
@@ -717,6 +747,7 @@ impl Lowerer {
         for it in &file.items {
             match ITEM_KINDS.iter().find(|k| k.0 == it.kind.name) {
                 None => {
+                    self.servers_complete = false;
                     let help = did_you_mean(&it.kind.name, ITEM_KINDS.iter().map(|k| k.0))
                         .unwrap_or_else(|| {
                             format!(
@@ -813,7 +844,12 @@ impl Lowerer {
         let mut servers = Vec::new();
         let mut server_items = Vec::new();
         for it in get("server") {
-            if let Some(v) = self.server(it, &mut names) {
+            let before = self.diags.len();
+            let got = self.server(it, &mut names);
+            if got.is_none() || self.diags[before..].iter().any(|d| d.is_error()) {
+                self.servers_complete = false;
+            }
+            if let Some(v) = got {
                 server_items.push((it, v.len()));
                 servers.extend(v);
             }
@@ -1295,19 +1331,21 @@ impl Lowerer {
             }
         };
         let mut pts = Vec::new();
+        let mut first_row = true;
         for (i, line) in text.lines().enumerate() {
             let l = line.trim();
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
             let cols: Vec<&str> = l.split(',').map(str::trim).collect();
+            let was_first = std::mem::replace(&mut first_row, false);
             let parsed =
                 (cols.len() >= 2).then(|| (cols[0].parse::<f64>(), cols[1].parse::<f64>()));
             match parsed {
                 Some((Ok(t), Ok(v))) if t.is_finite() && t >= 0.0 && v.is_finite() && v > 0.0 => {
-                    pts.push(((t * 1e9).round() as Nanos, v))
+                    pts.push(((t * 1e9).round() as Nanos, v));
                 }
-                _ if pts.is_empty() && i == 0 => {} // header
+                _ if was_first => {} // header
                 _ => {
                     self.err(
                         DiagBuilder::error(
@@ -1649,6 +1687,7 @@ impl Lowerer {
             }
             for m in &s.models {
                 if !names.models.contains_key(m) {
+                    self.servers_complete = false;
                     report(self, "models", "model", m, &names.models);
                 }
             }
@@ -1686,7 +1725,10 @@ impl Lowerer {
                 }
             }
         }
-        // Models nobody hosts.
+        // Models nobody hosts (unless a server is missing or broken: that is the real problem).
+        if !self.servers_complete {
+            return;
+        }
         let hosted: HashSet<&str> = servers
             .iter()
             .flat_map(|s| s.models.iter().map(|m| m.as_str()))
@@ -1695,14 +1737,13 @@ impl Lowerer {
             if !hosted.contains(m.name.as_str()) {
                 let span = names.models.get(&m.name).map(|d| d.span);
                 if let Some(span) = span {
-                    self.diags.push(
+                    self.warn(
                         DiagBuilder::warning(
                             codes::UNUSED,
                             format!("no server hosts model `{}`", m.name),
                         )
                         .label(span, "declared here")
-                        .help("add it to a server's `models`, or remove it")
-                        .build(&self.sources),
+                        .help("add it to a server's `models`, or remove it"),
                     );
                 }
             }
@@ -1890,7 +1931,8 @@ impl Lowerer {
                         .help_opt(help),
                 );
                 ok = false;
-            } else if !servers.iter().any(|s| s.models.contains(name))
+            } else if self.servers_complete
+                && !servers.iter().any(|s| s.models.contains(name))
                 && models.iter().any(|m| &m.name == name)
             {
                 let decl = names.models[name].span;
@@ -2426,10 +2468,9 @@ impl Lowerer {
             );
             ok = false;
         } else if lin.constant != 0.0 {
-            self.diags.push(
+            self.warn(
                 DiagBuilder::warning(codes::UNUSED, "a constant in `minimize` has no effect")
-                    .label(e.span, format!("constant {}", lin.constant))
-                    .build(&self.sources),
+                    .label(e.span, format!("constant {}", lin.constant)),
             );
         }
         for (n, v) in [
@@ -2580,7 +2621,8 @@ impl Lowerer {
                         None
                     }
                     None => {
-                        let help = did_you_mean(&u.name, units::names());
+                        let help =
+                            units::suggest(&u.name, None).map(|s| format!("did you mean `{s}`?"));
                         self.err(
                             DiagBuilder::error(codes::UNIT, format!("unknown unit `{}`", u.name))
                                 .label(u.span, "unknown unit")
@@ -2890,7 +2932,8 @@ impl Lowerer {
                 unit: Some(u),
             } => {
                 let Some(unit) = units::lookup(&u.name, None) else {
-                    let help = did_you_mean(&u.name, units::names());
+                    let help =
+                        units::suggest(&u.name, None).map(|s| format!("did you mean `{s}`?"));
                     self.err(
                         DiagBuilder::error(codes::UNIT, format!("unknown unit `{}`", u.name))
                             .label(u.span, "unknown unit")
@@ -2984,8 +3027,7 @@ impl Lowerer {
         let Some((t, server)) = best else { return };
         for (slo, span, _) in slos {
             if slo.deadline_ns < t {
-                self.diags.push(
-                    DiagBuilder::warning(
+                self.warn(DiagBuilder::warning(
                         codes::TIGHT_DEADLINE,
                         format!("SLO class `{}` has a deadline no server can meet", slo.name),
                     )
@@ -2994,8 +3036,7 @@ impl Lowerer {
                         "the fastest server, `{server}`, needs at least {:.1} ms (link latency plus one decode step)",
                         t as f64 / 1e6
                     ))
-                    .build(&self.sources),
-                );
+                    );
             }
         }
     }

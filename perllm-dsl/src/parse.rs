@@ -63,6 +63,50 @@ pub fn too_deep(text: &str, toml_comments: bool) -> Option<usize> {
     None
 }
 
+/// The first opening bracket that is never closed (outside strings and comments), if any.
+pub fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
+    let b = text.as_bytes();
+    let mut stack: Vec<(usize, u8)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c @ (b'(' | b'[' | b'{') => stack.push((i, c)),
+            c @ (b')' | b']' | b'}') => {
+                let open = match c {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                if stack.last().is_some_and(|t| t.1 == open) {
+                    stack.pop();
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    stack.first().map(|&(i, c)| (i, c as char))
+}
+
 fn nesting_error(sources: &Sources, src: u32, at: usize) -> Diagnostic {
     DiagBuilder::error(
         codes::NESTING,
@@ -142,6 +186,10 @@ fn syntax_error(
                     words.push(w);
                 }
             }
+            if words.contains(&"a value") {
+                // Brackets, names and strings all start values: say "a value" once.
+                words.retain(|w| !matches!(*w, "`{`" | "`(`" | "a name" | "a string"));
+            }
             words
         }
         ErrorVariant::CustomError { .. } => Vec::new(),
@@ -151,8 +199,36 @@ fn syntax_error(
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
-    let mut d = DiagBuilder::error(codes::SYNTAX, msg.clone())
-        .label(Span::new(src, start, end), "unexpected here");
+    let at_end = start >= text.len() && start > 0;
+    let mut d = if at_end {
+        // Point at the last character: a zero-width label at the end is not drawn.
+        let mut s = text.len() - 1;
+        while !text.is_char_boundary(s) {
+            s -= 1;
+        }
+        DiagBuilder::error(codes::SYNTAX, msg.clone())
+            .label(Span::new(src, s, text.len()), "the input ends here")
+    } else {
+        DiagBuilder::error(codes::SYNTAX, msg.clone())
+            .label(Span::new(src, start, end), "unexpected here")
+    };
+    if let Some((at, c)) = unclosed_bracket(text)
+        && at + 1 < start
+        && at >= base
+    {
+        let close = match c {
+            '(' => ')',
+            '[' => ']',
+            _ => '}',
+        };
+        return d
+            .label(
+                Span::new(src, at, at + 1),
+                format!("this `{c}` is never closed"),
+            )
+            .help(format!("add the missing `{close}`"))
+            .build(sources);
+    }
     if found.starts_with("`\"") || text.get(start..).is_some_and(|t| t.starts_with('"')) {
         d = d.help("strings are written in double quotes on one line, like `\"traces/azure.csv\"`");
     } else if expected.contains(&"`=`") {
@@ -211,7 +287,11 @@ impl<'a> Builder<'a> {
     }
 
     fn err(&self, d: DiagBuilder) {
-        self.errors.borrow_mut().push(d.build(self.sources));
+        // A pathological input (a chain of 50,000 comparisons) reports its first few problems only.
+        let mut errs = self.errors.borrow_mut();
+        if errs.len() < 20 {
+            errs.push(d.build(self.sources));
+        }
     }
 
     fn file(&self, p: Pair<'_, Rule>) -> File {

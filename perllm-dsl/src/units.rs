@@ -205,3 +205,33 @@ pub fn scale(text: &str, value: f64, factor: Factor) -> f64 {
         Div(d) => value / d,
     }
 }
+
+/// A unit the user probably meant by `name`, preferring units of the expected dimension.
+pub fn suggest(name: &str, dim: Option<Dim>) -> Option<&'static str> {
+    let fits = |u: &&Unit| dim.is_none_or(|d| u.dim == d);
+    if let Some(u) = UNITS
+        .iter()
+        .filter(fits)
+        .find(|u| u.name.eq_ignore_ascii_case(name))
+    {
+        return Some(u.name);
+    }
+    let alias = match name.to_ascii_lowercase().as_str() {
+        "sec" | "secs" | "second" | "seconds" => "s",
+        "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
+        "usec" | "usecs" | "microsecond" | "microseconds" => "us",
+        "nsec" | "nsecs" | "nanosecond" | "nanoseconds" => "ns",
+        "mins" | "minute" | "minutes" => "min",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "watt" | "watts" => "W",
+        "byte" | "bytes" => "B",
+        "percent" | "pct" => "%",
+        "rps" | "qps" | "/sec" => "/s",
+        _ => "",
+    };
+    if let Some(u) = UNITS.iter().filter(fits).find(|u| u.name == alias) {
+        return Some(u.name);
+    }
+    crate::diag::suggest(name, UNITS.iter().filter(fits).map(|u| u.name))
+        .or_else(|| crate::diag::suggest(name, names()))
+}

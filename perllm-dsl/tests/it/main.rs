@@ -1,4 +1,8 @@
 //! Integration tests of perllm-dsl.
 
 mod common;
+mod fixtures;
+mod fuzz;
+mod overrides;
 mod paper;
+mod robust;

@@ -1,0 +1,291 @@
+//! A generated-corpus fuzzer on stable: mutated fixtures, token soup, mutated TOML and random
+//! overrides must never panic the loader, every failure must carry an error that renders, and
+//! every success must be a scenario perllm-core accepts.
+//!
+//! Case counts: `PERLLM_FUZZ_CASES` (default 300 per property) for longer runs, e.g.
+//! `PERLLM_FUZZ_CASES=20000 cargo test --release -p perllm-dsl --test it fuzz`.
+
+use perllm_dsl::{LoadOptions, SourceKind, load_str_with};
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn cases() -> u32 {
+    std::env::var("PERLLM_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+fn fixture_dir() -> PathBuf {
+    crate::common::crate_dir().join("tests/fixtures")
+}
+
+fn seeds(ext: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in ["valid", "invalid"] {
+        let mut files: Vec<_> = std::fs::read_dir(fixture_dir().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for p in files {
+            if p.extension().and_then(|e| e.to_str()) == Some(ext)
+                && let Ok(t) = std::fs::read_to_string(&p)
+            {
+                out.push(t);
+            }
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
+const TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "=",
+    ":",
+    ",",
+    ";",
+    "\n",
+    " ",
+    "\"",
+    "..",
+    "+/-",
+    " x ",
+    "-",
+    "+",
+    "*",
+    "<=",
+    ">=",
+    "==",
+    "%",
+    "/s",
+    " ms",
+    " s",
+    " min",
+    " GiB",
+    " Mbps",
+    " TFLOPS",
+    " W",
+    " nJ/bit",
+    " B",
+    " K",
+    "0",
+    "1",
+    "7",
+    "0.5",
+    "1e400",
+    "-3",
+    "99999999999999999999",
+    "edge[1..3]",
+    "edge3",
+    "cloud",
+    "a100",
+    "llama2-7b",
+    "server",
+    "hardware",
+    "model",
+    "link",
+    "slo",
+    "workload",
+    "objective",
+    "policy",
+    "sim",
+    "scenario",
+    "constraint",
+    "latency",
+    "deadline",
+    "share(cloud)",
+    "utilization(edge)",
+    "energy.idle",
+    "poisson(rate = 2 /s)",
+    "gamma(",
+    "lognormal(median = ",
+    "series(",
+    "by_size([(1, x)])",
+    "trace",
+    "\"x.csv\"",
+    "//",
+    "#",
+    "µs",
+    "\u{FEFF}",
+    "\u{0}",
+    "é",
+];
+
+fn check(name: &str, src: &str, kind: SourceKind, overrides: Vec<(String, String)>) {
+    let opts = LoadOptions {
+        base_dir: Some(fixture_dir().join("valid")),
+        overrides,
+    };
+    match load_str_with(name, src, kind, &opts) {
+        Ok(l) => {
+            if let Err(e) = l.scenario.build() {
+                panic!("accepted a scenario core rejects: {e:?}\n--- input ---\n{src}");
+            }
+        }
+        Err(f) => {
+            assert!(f.errors().count() > 0, "failure without an error\n{src}");
+            for d in &f.diagnostics {
+                for (span, _) in &d.labels {
+                    let len = d
+                        .source
+                        .as_ref()
+                        .map(|s| miette::SourceCode::read_span(s, span, 0, 0).is_ok());
+                    assert_eq!(len, Some(true), "label out of bounds: {d:?}");
+                }
+            }
+            let r = f.render(false);
+            assert!(!r.is_empty());
+        }
+    }
+}
+
+/// One mutation of a text.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Delete(usize, usize),
+    Insert(usize, usize),
+    DuplicateLine(usize),
+    SwapLines(usize, usize),
+    ByteFlip(usize, u8),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 1usize..40).prop_map(|(a, n)| Mutation::Delete(a, n)),
+        (any::<usize>(), 0..TOKENS.len()).prop_map(|(a, t)| Mutation::Insert(a, t)),
+        any::<usize>().prop_map(Mutation::DuplicateLine),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+        (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Mutation::ByteFlip(a, b)),
+    ]
+}
+
+fn apply(src: &str, muts: &[Mutation]) -> String {
+    let mut b = src.as_bytes().to_vec();
+    for m in muts {
+        let n = b.len().max(1);
+        match *m {
+            Mutation::Delete(a, len) => {
+                let a = a % n;
+                let e = (a + len).min(b.len());
+                if a < e {
+                    b.drain(a..e);
+                }
+            }
+            Mutation::Insert(a, t) => {
+                let a = a % (b.len() + 1);
+                b.splice(a..a, TOKENS[t].bytes());
+            }
+            Mutation::DuplicateLine(a) | Mutation::SwapLines(a, _) if b.is_empty() => {
+                let _ = a;
+            }
+            Mutation::DuplicateLine(a) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                let mut lines: Vec<&str> = text.lines().collect();
+                if !lines.is_empty() {
+                    let i = a % lines.len();
+                    lines.insert(i, lines[i]);
+                }
+                b = lines.join("\n").into_bytes();
+            }
+            Mutation::SwapLines(x, y) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                let mut lines: Vec<&str> = text.lines().collect();
+                if !lines.is_empty() {
+                    let (i, j) = (x % lines.len(), y % lines.len());
+                    lines.swap(i, j);
+                }
+                b = lines.join("\n").into_bytes();
+            }
+            Mutation::ByteFlip(a, v) => {
+                let a = a % n;
+                if a < b.len() {
+                    b[a] = v;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_scenarios_never_panic(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..6)) {
+        let seeds = seeds("perllm");
+        let src = apply(&seeds[seed.index(seeds.len())], &muts);
+        check("fuzz.perllm", &src, SourceKind::Perllm, Vec::new());
+    }
+
+    #[test]
+    fn token_soup_never_panics(toks in prop::collection::vec(0..TOKENS.len(), 0..200)) {
+        let src: String = toks.iter().map(|&t| TOKENS[t]).collect();
+        check("soup.perllm", &src, SourceKind::Perllm, Vec::new());
+        check("soup.toml", &src, SourceKind::Toml, Vec::new());
+    }
+
+    #[test]
+    fn mutated_toml_never_panics(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..6)) {
+        let seeds = seeds("toml");
+        let src = apply(&seeds[seed.index(seeds.len())], &muts);
+        check("fuzz.toml", &src, SourceKind::Toml, Vec::new());
+    }
+
+    #[test]
+    fn random_overrides_never_panic(
+        keys in prop::collection::vec(prop::collection::vec(0usize..24, 1..5), 1..4),
+        vals in prop::collection::vec(prop::collection::vec(0..TOKENS.len(), 0..6), 1..4),
+    ) {
+        const KEYS: &[&str] = &[
+            "scenario", "workload", "arrivals", "rate", "link", "wan", "bandwidth", "server", "cloud", "edge",
+            "edge3", "max_batch", "policy", "exploration", "sim", "step_noise", "hardware", "a100", "power",
+            "idle", "slo", "interactive", "deadline", "trace",
+        ];
+        let src = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm")).unwrap();
+        let o: Vec<(String, String)> = keys
+            .iter()
+            .zip(vals.iter().cycle())
+            .map(|(k, v)| {
+                let key = k.iter().map(|&i| KEYS[i]).collect::<Vec<_>>().join(".");
+                let val: String = v.iter().map(|&t| TOKENS[t]).collect();
+                (key, val)
+            })
+            .collect();
+        check("paper.perllm", &src, SourceKind::Perllm, o);
+    }
+}
+
+/// Inputs that once crashed or misbehaved stay fixed.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir = fixture_dir().join("fuzz-regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let kind = match p.extension().and_then(|e| e.to_str()) {
+            Some("perllm") => SourceKind::Perllm,
+            Some("toml") => SourceKind::Toml,
+            _ => continue,
+        };
+        let bytes = std::fs::read(&p).unwrap();
+        check(
+            &p.display().to_string(),
+            &String::from_utf8_lossy(&bytes),
+            kind,
+            Vec::new(),
+        );
+        n += 1;
+    }
+    assert!(
+        n > 0,
+        "no regression fixtures in {}",
+        Path::new(&dir).display()
+    );
+}

@@ -1,0 +1,193 @@
+//! No input may panic the loader: empty files, binary garbage, extreme nesting, huge files.
+
+use perllm_dsl::{SourceKind, load_file, load_str};
+
+fn codes(src: &str, kind: SourceKind) -> Vec<&'static str> {
+    match load_str("input", src, kind) {
+        Ok(_) => Vec::new(),
+        Err(f) => f.errors().map(|d| d.code).collect(),
+    }
+}
+
+/// Runs `f` on a thread with a small stack, so a deep recursion would crash the test.
+fn small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
+    for (open, close) in [("[", "]"), ("(", ")"), ("{", "}")] {
+        let n = 100_000;
+        let src = format!(
+            "workload {{ models = {}{} }}",
+            open.repeat(n),
+            close.repeat(n)
+        );
+        let c = small_stack(move || codes(&src, SourceKind::Perllm));
+        assert_eq!(c, vec!["perllm::nesting"], "{open}");
+    }
+    // Unbalanced: only opening brackets.
+    let src = format!("scenario {{ x = {}", "(".repeat(100_000));
+    assert_eq!(
+        small_stack(move || codes(&src, SourceKind::Perllm)),
+        vec!["perllm::nesting"]
+    );
+    // TOML: nested arrays and nesting inside a string that is parsed as an expression.
+    let src = format!(
+        "[workload]\nmodels = {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(
+        small_stack(move || codes(&src, SourceKind::Toml)),
+        vec!["perllm::nesting"]
+    );
+    let src = format!("[workload]\narrivals = \"{}\"\n", "(".repeat(100_000));
+    let c = small_stack(move || codes(&src, SourceKind::Toml));
+    assert!(c.contains(&"perllm::nesting"), "{c:?}");
+}
+
+#[test]
+fn long_flat_expressions_do_not_recurse() {
+    let terms = vec!["energy.idle"; 100_000].join(" + ");
+    let src = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm"))
+        .unwrap()
+        .replace(
+            "minimize = 1.0 * energy.transmission + 1.0 * energy.inference + 0.5 * energy.idle",
+            &format!("minimize = {terms}"),
+        );
+    let loaded =
+        small_stack(move || load_str("long.perllm", &src, SourceKind::Perllm).map(|l| l.scenario));
+    let s = loaded.unwrap_or_else(|f| panic!("{}", f.render(false)));
+    assert_eq!(s.objective.weights.idle, 100_000.0);
+    // Repeated prefix minus is not allowed (one sign per operand), so it cannot recurse either.
+    let src = format!("scenario {{ seed = {}1 }}", "- ".repeat(100_000));
+    assert_eq!(
+        small_stack(move || codes(&src, SourceKind::Perllm)),
+        vec!["perllm::syntax"]
+    );
+    // A long chain of comparisons is one error, not a deep tree.
+    let src = format!(
+        "objective {{ constraint {} }}",
+        vec!["latency"; 50_000].join(" <= ")
+    );
+    let c = small_stack(move || codes(&src, SourceKind::Perllm));
+    assert!(c.contains(&"perllm::syntax"), "{c:?}");
+}
+
+#[test]
+fn empty_and_blank_inputs_are_diagnostics() {
+    for src in ["", "   \n\n\t", "// only a comment", "# only a comment\n"] {
+        assert_eq!(
+            codes(src, SourceKind::Perllm),
+            vec!["perllm::missing"],
+            "{src:?}"
+        );
+    }
+    assert_eq!(codes("", SourceKind::Toml), vec!["perllm::missing"]);
+}
+
+#[test]
+fn binary_garbage_is_a_diagnostic() {
+    // Deterministic pseudo-random bytes (xorshift), decoded lossily and as raw control characters.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut bytes = Vec::new();
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.push(x as u8);
+    }
+    let lossy = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(!codes(&lossy, SourceKind::Perllm).is_empty());
+    assert!(!codes(&lossy, SourceKind::Toml).is_empty());
+    let ctrl: String = bytes.iter().map(|b| char::from(b & 0x7f)).collect();
+    assert!(!codes(&ctrl, SourceKind::Perllm).is_empty());
+    // As a file: not UTF-8 is reported as such.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("garbage.perllm");
+    std::fs::write(&p, &bytes).unwrap();
+    let f = load_file(&p).unwrap_err();
+    assert_eq!(f.errors().next().unwrap().code, "perllm::io");
+    assert!(f.to_string().contains("not UTF-8"), "{f}");
+}
+
+#[test]
+fn unreadable_paths_are_diagnostics() {
+    let f = load_file(std::path::Path::new("/definitely/not/here.perllm")).unwrap_err();
+    assert_eq!(f.errors().next().unwrap().code, "perllm::io");
+    let f = load_file(std::path::Path::new("scenario.yaml")).unwrap_err();
+    assert!(f.to_string().contains("not a scenario file"), "{f}");
+}
+
+/// Debug builds of the pest parser are 20-50x slower than release builds; `cargo test` runs the
+/// big-input tests at a tenth of the size, `cargo test --release` at full size (50 MB, 1M values).
+const SCALE_DOWN: usize = if cfg!(debug_assertions) { 8 } else { 1 };
+
+#[test]
+fn a_50_mb_file_loads() {
+    // The paper scenario followed by 50 MB of comments.
+    let base = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm")).unwrap();
+    let line =
+        "// padding padding padding padding padding padding padding padding padding padding\n";
+    let size = (50 << 20) / SCALE_DOWN;
+    let mut src = String::with_capacity(size);
+    src.push_str(&base);
+    while src.len() < size {
+        src.push_str(line);
+    }
+    let s = load_str("big.perllm", &src, SourceKind::Perllm)
+        .unwrap_or_else(|f| panic!("{}", f.render(false)));
+    assert_eq!(s.scenario.servers.len(), 6);
+    // A file that is wrong at its very end reports the right line.
+    src.truncate(5 << 20);
+    src.push_str("\nbogus");
+    let f = load_str("big.perllm", &src, SourceKind::Perllm).unwrap_err();
+    let d = f.errors().next().unwrap();
+    assert_eq!(d.code, "perllm::syntax");
+    let (_, line, _) = d.location.clone().unwrap();
+    assert_eq!(line, src.lines().count());
+}
+
+#[test]
+fn floods_of_errors_are_capped() {
+    // 100,000 wrong values: the first 200 problems are reported, the rest counted.
+    let values = vec!["7 ms"; 100_000].join(", ");
+    let base = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm")).unwrap();
+    let src = base.replace(
+        "output_tokens = lognormal(median = 120, sigma = 0.6)",
+        &format!("output_tokens = empirical([{values}])"),
+    );
+    let f = load_str("flood.perllm", &src, SourceKind::Perllm).unwrap_err();
+    assert_eq!(f.diagnostics.len(), 201);
+    let last = f.diagnostics.last().unwrap();
+    assert_eq!(last.code, "perllm::truncated");
+    assert!(
+        last.message.contains("99800 more problems"),
+        "{}",
+        last.message
+    );
+}
+
+#[test]
+fn a_large_list_loads() {
+    // 1,000,000 list elements in one value.
+    let n = 1_000_000 / SCALE_DOWN;
+    let values = vec!["7"; n].join(", ");
+    let base = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm")).unwrap();
+    let src = base.replace(
+        "output_tokens = lognormal(median = 120, sigma = 0.6)",
+        &format!("output_tokens = empirical([{values}])"),
+    );
+    let s = load_str("list.perllm", &src, SourceKind::Perllm)
+        .unwrap_or_else(|f| panic!("{}", f.render(false)));
+    match s.scenario.workload.output_tokens {
+        perllm_core::spec::SizeDist::Empirical { values } => assert_eq!(values.len(), n),
+        other => panic!("{other:?}"),
+    }
+}
