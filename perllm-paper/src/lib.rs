@@ -1,0 +1,854 @@
+//! The PerLLM paper experiment's analysis: reads the results files of `perllm sweep` (one per
+//! deployment and workload, every policy over several seeds at several offered loads) and builds
+//! the paper's table:
+//!
+//! - the highest offered load each policy sustains at the attainment threshold (90% of deadlines
+//!   met), `L90`;
+//! - the reference load `L*`, the largest `L90` among the baselines, and each policy's goodput and
+//!   energy per request (transmission / inference / idle) there, with the ratios PerLLM / policy
+//!   and policy / cloud-only;
+//! - each policy's peak goodput over the sweep;
+//! - PerLLM's gap to the offline oracle;
+//! - the paper's three claims, checked against these numbers.
+//!
+//! The definitions are in `docs/paper-setup.md` ("Metrics and the table"); `scripts/reproduce-paper.sh`
+//! produces the inputs. Nothing here runs a simulation: the table is a pure function of the files.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The paper's policy name in results files.
+pub const PERLLM: &str = "perllm";
+/// The offline oracle's name in results files.
+pub const ORACLE: &str = "oracle";
+/// The cloud-only baseline's name (the reference of the energy claim).
+pub const CLOUD_ONLY: &str = "cloud-only";
+
+/// What went wrong reading a results file.
+#[derive(Debug, thiserror::Error)]
+pub enum PaperError {
+    /// Not JSON, or not a perllm results document.
+    #[error("{name}: {message}")]
+    Input {
+        /// The experiment (or file) name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn input(name: &str, message: impl Into<String>) -> PaperError {
+    PaperError::Input {
+        name: name.to_string(),
+        message: message.into(),
+    }
+}
+
+/// One (load, policy) point of a sweep: means over seeds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    /// The swept load value (requests/s as given to `--set`), or the measured offered load.
+    pub load: f64,
+    /// Measured arrivals per second of the arrival window.
+    pub offered_rps: f64,
+    /// Seeds averaged.
+    pub seeds: u64,
+    /// Mean goodput (deadline-met completions per second).
+    pub goodput_rps: f64,
+    /// Sample standard deviation of goodput over seeds.
+    pub goodput_std: f64,
+    /// Mean deadline attainment (rejections count as misses).
+    pub attainment: f64,
+    /// Sample standard deviation of attainment over seeds.
+    pub attainment_std: f64,
+    /// Mean energy per completed request, joules.
+    pub energy_per_request_j: f64,
+    /// Its transmission part.
+    pub energy_transmission_j: f64,
+    /// Its inference part.
+    pub energy_inference_j: f64,
+    /// Its idle part.
+    pub energy_idle_j: f64,
+    /// Mean weighted energy of the run (the objective), joules.
+    pub energy_weighted_j: f64,
+}
+
+/// One policy's load curve.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Curve {
+    /// Policy name.
+    pub policy: String,
+    /// Points in increasing load.
+    pub points: Vec<Point>,
+}
+
+/// One results file: a deployment under one workload, every policy at every load.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Experiment {
+    /// Display name (`7B synthetic`, `33B Azure trace`, ...).
+    pub name: String,
+    /// Scenario name recorded in the file.
+    pub scenario: String,
+    /// The swept key (`workload.arrivals.rate`), or `offered load` for a `compare` file.
+    pub load_key: String,
+    /// Curves, in the file's policy order.
+    pub curves: Vec<Curve>,
+}
+
+#[derive(Deserialize)]
+struct SummaryIn {
+    policy: String,
+    seeds: u64,
+    offered_load_rps: f64,
+    goodput_rps_mean: f64,
+    goodput_rps_std: f64,
+    deadline_attainment_mean: f64,
+    deadline_attainment_std: f64,
+    energy_per_request_j_mean: f64,
+    energy_per_request_transmission_j_mean: f64,
+    energy_per_request_inference_j_mean: f64,
+    energy_per_request_idle_j_mean: f64,
+    energy_weighted_j_mean: f64,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().trim_end_matches("/s").trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl Experiment {
+    /// Read a `perllm sweep` (or `compare`) results document. `name` labels the experiment.
+    pub fn from_results(name: &str, text: &str) -> Result<Experiment, PaperError> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| input(name, format!("not valid JSON: {e}")))?;
+        if v.get("schema").and_then(Value::as_str) != Some("perllm.results") {
+            return Err(input(
+                name,
+                "not a perllm results file (its \"schema\" is not \"perllm.results\")",
+            ));
+        }
+        if v.get("schema_version").and_then(Value::as_u64) != Some(1) {
+            return Err(input(
+                name,
+                "unsupported results schema version (expected 1)",
+            ));
+        }
+        let scenario = v
+            .pointer("/scenario/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        // The load is the one swept parameter with several values; parameters given a single
+        // value (such as a shorter `scenario.duration`) are fixed settings.
+        let params: Vec<(String, usize)> = v
+            .get("parameters")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        let key = p.get("key").and_then(Value::as_str).unwrap_or("");
+                        let n = p
+                            .get("values")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len);
+                        (key.to_string(), n)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let swept: Vec<&(String, usize)> = params.iter().filter(|p| p.1 > 1).collect();
+        if swept.len() > 1 {
+            return Err(input(
+                name,
+                format!(
+                    "the sweep varies {} parameters ({}); the table needs a load sweep over one",
+                    swept.len(),
+                    swept
+                        .iter()
+                        .map(|p| p.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let load_key = match (swept.first(), params.len()) {
+            (Some(p), _) => Some(p.0.clone()),
+            (None, 1) => Some(params[0].0.clone()),
+            _ => None,
+        };
+        let summary = v
+            .get("summary")
+            .cloned()
+            .ok_or_else(|| input(name, "no \"summary\" in the results file"))?;
+        let rows: Vec<SummaryIn> = serde_json::from_value(summary)
+            .map_err(|e| input(name, format!("malformed \"summary\": {e}")))?;
+        if rows.is_empty() {
+            return Err(input(name, "the results file has no runs"));
+        }
+        let mut curves: Vec<Curve> = Vec::new();
+        for r in rows {
+            let load = match &load_key {
+                Some(k) => r.rest.get(k).and_then(number).ok_or_else(|| {
+                    input(
+                        name,
+                        format!("summary row of `{}` has no numeric `{k}`", r.policy),
+                    )
+                })?,
+                None => r.offered_load_rps,
+            };
+            let p = Point {
+                load,
+                offered_rps: r.offered_load_rps,
+                seeds: r.seeds,
+                goodput_rps: r.goodput_rps_mean,
+                goodput_std: r.goodput_rps_std,
+                attainment: r.deadline_attainment_mean,
+                attainment_std: r.deadline_attainment_std,
+                energy_per_request_j: r.energy_per_request_j_mean,
+                energy_transmission_j: r.energy_per_request_transmission_j_mean,
+                energy_inference_j: r.energy_per_request_inference_j_mean,
+                energy_idle_j: r.energy_per_request_idle_j_mean,
+                energy_weighted_j: r.energy_weighted_j_mean,
+            };
+            match curves.iter_mut().find(|c| c.policy == r.policy) {
+                Some(c) => c.points.push(p),
+                None => curves.push(Curve {
+                    policy: r.policy,
+                    points: vec![p],
+                }),
+            }
+        }
+        for c in &mut curves {
+            c.points.sort_by(|a, b| a.load.total_cmp(&b.load));
+            if c.points.windows(2).any(|w| w[0].load == w[1].load) {
+                return Err(input(
+                    name,
+                    format!("policy `{}` has two points at the same load", c.policy),
+                ));
+            }
+        }
+        let loads = |c: &Curve| c.points.iter().map(|p| p.load).collect::<Vec<_>>();
+        let first = loads(&curves[0]);
+        if let Some(c) = curves.iter().find(|c| loads(c) != first) {
+            return Err(input(
+                name,
+                format!(
+                    "policy `{}` was run at other loads than `{}`",
+                    c.policy, curves[0].policy
+                ),
+            ));
+        }
+        Ok(Experiment {
+            name: name.to_string(),
+            scenario,
+            load_key: load_key.unwrap_or_else(|| "offered load".into()),
+            curves,
+        })
+    }
+
+    /// The swept loads, increasing.
+    pub fn loads(&self) -> Vec<f64> {
+        self.curves
+            .first()
+            .map(|c| c.points.iter().map(|p| p.load).collect())
+            .unwrap_or_default()
+    }
+
+    /// The curve of `policy`.
+    pub fn curve(&self, policy: &str) -> Option<&Curve> {
+        self.curves.iter().find(|c| c.policy == policy)
+    }
+}
+
+/// The role of a policy in the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// PerLLM itself.
+    Perllm,
+    /// The offline oracle (reads ground truth; not a baseline).
+    Oracle,
+    /// A comparison baseline.
+    Baseline,
+}
+
+/// The role of the policy named `name`.
+pub fn role(name: &str) -> Role {
+    match name {
+        PERLLM => Role::Perllm,
+        ORACLE => Role::Oracle,
+        _ => Role::Baseline,
+    }
+}
+
+/// The highest swept load at which `curve`'s mean attainment is at least `threshold`, at that
+/// load and at every lower swept load; `None` if the lowest load already misses it.
+pub fn sustained_load(curve: &Curve, threshold: f64) -> Option<f64> {
+    curve
+        .points
+        .iter()
+        .take_while(|p| p.attainment >= threshold)
+        .last()
+        .map(|p| p.load)
+}
+
+/// One policy's row of the table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyRow {
+    /// Policy name.
+    pub policy: String,
+    /// PerLLM, oracle or baseline.
+    pub role: Role,
+    /// Highest load sustained at the threshold (`L90`).
+    pub sustained_load: Option<f64>,
+    /// The policy's point at the reference load.
+    pub at_reference: Point,
+    /// PerLLM's goodput / this policy's goodput at the reference load.
+    pub perllm_goodput_ratio: Option<f64>,
+    /// Highest mean goodput over the sweep.
+    pub peak_goodput_rps: f64,
+    /// The load where the peak is reached.
+    pub peak_load: f64,
+    /// PerLLM's peak goodput / this policy's peak goodput.
+    pub perllm_peak_ratio: Option<f64>,
+    /// This policy's energy per request / cloud-only's, at the reference load.
+    pub energy_vs_cloud_only: Option<f64>,
+}
+
+/// The analysis of one experiment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Experiment name.
+    pub name: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// The swept key.
+    pub load_key: String,
+    /// Swept loads.
+    pub loads: Vec<f64>,
+    /// Attainment threshold (0.9).
+    pub threshold: f64,
+    /// The reference load `L*`: the largest `L90` among the baselines, or the lowest swept load
+    /// when no baseline reaches the threshold (`fallback`).
+    pub reference_load: f64,
+    /// The baseline whose `L90` is `L*` (the best baseline), if any reached the threshold.
+    pub best_baseline: Option<String>,
+    /// True when no baseline reached the threshold at any load.
+    pub fallback: bool,
+    /// One row per policy, in the file's order.
+    pub rows: Vec<PolicyRow>,
+    /// PerLLM's goodput / the oracle's - 1 at `L*` (when both ran).
+    pub oracle_goodput_gap: Option<f64>,
+    /// PerLLM's weighted energy / the oracle's - 1 at `L*` (when both ran).
+    pub oracle_energy_gap: Option<f64>,
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
+}
+
+impl Analysis {
+    /// The row of `policy`.
+    pub fn row(&self, policy: &str) -> Option<&PolicyRow> {
+        self.rows.iter().find(|r| r.policy == policy)
+    }
+
+    /// Baseline rows.
+    pub fn baselines(&self) -> impl Iterator<Item = &PolicyRow> {
+        self.rows.iter().filter(|r| r.role == Role::Baseline)
+    }
+
+    /// The baseline with the highest attainment at `L*` (ties: the first), and that attainment.
+    pub fn best_baseline_attainment(&self) -> Option<(&str, f64)> {
+        self.baselines()
+            .map(|r| (r.policy.as_str(), r.at_reference.attainment))
+            .fold(None, |best: Option<(&str, f64)>, x| match best {
+                Some(b) if b.1 >= x.1 => Some(b),
+                _ => Some(x),
+            })
+    }
+}
+
+/// Analyse one experiment at attainment `threshold`.
+pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
+    let loads = exp.loads();
+    let mut best: Option<(f64, &str)> = None;
+    for c in exp
+        .curves
+        .iter()
+        .filter(|c| role(&c.policy) == Role::Baseline)
+    {
+        if let Some(l) = sustained_load(c, threshold)
+            && best.is_none_or(|b| l > b.0)
+        {
+            best = Some((l, &c.policy));
+        }
+    }
+    let fallback = best.is_none();
+    let reference_load = best.map_or(loads[0], |b| b.0);
+    let at = |c: &Curve| -> Point {
+        c.points
+            .iter()
+            .find(|p| p.load == reference_load)
+            .cloned()
+            .expect("every curve has every swept load (checked when reading)")
+    };
+    let peak = |c: &Curve| -> (f64, f64) {
+        c.points.iter().fold((0.0, loads[0]), |acc, p| {
+            if p.goodput_rps > acc.0 {
+                (p.goodput_rps, p.load)
+            } else {
+                acc
+            }
+        })
+    };
+    let perllm = exp.curve(PERLLM);
+    let cloud = exp.curve(CLOUD_ONLY);
+    let rows = exp
+        .curves
+        .iter()
+        .map(|c| {
+            let here = at(c);
+            let (pk, pk_load) = peak(c);
+            PolicyRow {
+                policy: c.policy.clone(),
+                role: role(&c.policy),
+                sustained_load: sustained_load(c, threshold),
+                perllm_goodput_ratio: perllm
+                    .and_then(|p| ratio(at(p).goodput_rps, here.goodput_rps)),
+                peak_goodput_rps: pk,
+                peak_load: pk_load,
+                perllm_peak_ratio: perllm.and_then(|p| ratio(peak(p).0, pk)),
+                energy_vs_cloud_only: cloud
+                    .and_then(|cl| ratio(here.energy_per_request_j, at(cl).energy_per_request_j)),
+                at_reference: here,
+            }
+        })
+        .collect();
+    let (og, oe) = match (perllm, exp.curve(ORACLE)) {
+        (Some(p), Some(o)) => {
+            let (p, o) = (at(p), at(o));
+            (
+                ratio(p.goodput_rps, o.goodput_rps).map(|x| x - 1.0),
+                ratio(p.energy_weighted_j, o.energy_weighted_j).map(|x| x - 1.0),
+            )
+        }
+        _ => (None, None),
+    };
+    Analysis {
+        name: exp.name.clone(),
+        scenario: exp.scenario.clone(),
+        load_key: exp.load_key.clone(),
+        loads,
+        threshold,
+        reference_load,
+        best_baseline: best.map(|b| b.1.to_string()),
+        fallback,
+        rows,
+        oracle_goodput_gap: og,
+        oracle_energy_gap: oe,
+    }
+}
+
+/// One of the paper's claims checked against the results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Claim {
+    /// What the paper claims.
+    pub claim: String,
+    /// The goal as a number (1.6, 2.2, 0.5).
+    pub goal: f64,
+    /// The best value found over the experiments, and where.
+    pub best: Option<(f64, String)>,
+    /// Whether some experiment meets the goal.
+    pub met: bool,
+}
+
+/// The paper's three claims against `analyses`: PerLLM's goodput at least 1.6x every baseline's
+/// in some experiment and at least 2.2x the weakest's, and energy per request at most half of
+/// cloud-only's. Goodput claims are checked at the reference load and at peak goodput.
+pub fn claims(analyses: &[Analysis]) -> Vec<Claim> {
+    let mut out = Vec::new();
+    type Pick = fn(&PolicyRow) -> Option<f64>;
+    let at_ref: Pick = |r| r.perllm_goodput_ratio;
+    let at_peak: Pick = |r| r.perllm_peak_ratio;
+    for (label, pick) in [
+        ("at the reference load L*", at_ref),
+        ("at peak goodput", at_peak),
+    ] {
+        // Against every baseline: the smallest ratio over baselines, best over experiments.
+        let every = analyses
+            .iter()
+            .filter_map(|a| {
+                let rs: Vec<f64> = a
+                    .baselines()
+                    .map(|r| pick(r).unwrap_or(f64::INFINITY))
+                    .collect();
+                (!rs.is_empty()).then(|| {
+                    (
+                        rs.iter().cloned().fold(f64::INFINITY, f64::min),
+                        a.name.clone(),
+                    )
+                })
+            })
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        out.push(Claim {
+            claim: format!("PerLLM goodput >= 1.6x every baseline's, {label}, in one experiment"),
+            goal: 1.6,
+            met: every.as_ref().is_some_and(|b| b.0 >= 1.6),
+            best: every,
+        });
+        let weakest = analyses
+            .iter()
+            .filter_map(|a| {
+                a.baselines()
+                    .filter_map(pick)
+                    .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+                    .map(|x| (x, a.name.clone()))
+            })
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        out.push(Claim {
+            claim: format!("PerLLM goodput >= 2.2x the weakest baseline's, {label}"),
+            goal: 2.2,
+            met: weakest.as_ref().is_some_and(|b| b.0 >= 2.2),
+            best: weakest,
+        });
+    }
+    let energy = analyses
+        .iter()
+        .filter_map(|a| {
+            a.row(PERLLM)
+                .and_then(|r| r.energy_vs_cloud_only)
+                .map(|x| (x, a.name.clone()))
+        })
+        .min_by(|x, y| x.0.total_cmp(&y.0));
+    out.push(Claim {
+        claim: "PerLLM energy per request <= 0.5x cloud-only's, at the reference load".into(),
+        goal: 0.5,
+        met: energy.as_ref().is_some_and(|b| b.0 <= 0.5),
+        best: energy,
+    });
+    out
+}
+
+/// The whole table: every experiment's analysis and the claims.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Table {
+    /// Attainment threshold.
+    pub threshold: f64,
+    /// One analysis per experiment.
+    pub experiments: Vec<Analysis>,
+    /// The paper's claims.
+    pub claims: Vec<Claim>,
+}
+
+/// Analyse every experiment and check the claims.
+pub fn table(experiments: &[Experiment], threshold: f64) -> Table {
+    let experiments: Vec<Analysis> = experiments.iter().map(|e| analyse(e, threshold)).collect();
+    Table {
+        threshold,
+        claims: claims(&experiments),
+        experiments,
+    }
+}
+
+fn f(x: f64, digits: usize) -> String {
+    format!("{x:.digits$}")
+}
+
+fn opt(x: Option<f64>, digits: usize, suffix: &str) -> String {
+    x.map_or("—".into(), |x| format!("{}{suffix}", f(x, digits)))
+}
+
+impl Table {
+    /// The table as Markdown (the body of `docs/results/table.md`).
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        s.push_str(
+            "## The paper's claims\n\n| claim | goal | best found | met |\n|---|---|---|---|\n",
+        );
+        for c in &self.claims {
+            let best = c
+                .best
+                .as_ref()
+                .map_or("—".into(), |(v, w)| format!("{} ({w})", f(*v, 2)));
+            s.push_str(&format!(
+                "| {} | {} | {best} | {} |\n",
+                c.claim,
+                c.goal,
+                if c.met { "yes" } else { "no" }
+            ));
+        }
+        for a in &self.experiments {
+            s.push_str(&format!("\n## {}\n\n", a.name));
+            s.push_str(&format!(
+                "Scenario `{}`; swept `{}` over {}.\n",
+                a.scenario,
+                a.load_key,
+                a.loads
+                    .iter()
+                    .map(|l| f(*l, 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            if a.fallback {
+                s.push_str(&format!(
+                    "No baseline meets {} of deadlines at any swept load; the columns \"at L*\" are at the lowest swept load, {} req/s.\n",
+                    pct(a.threshold),
+                    f(a.reference_load, 2)
+                ));
+            } else {
+                s.push_str(&format!(
+                    "Reference load L* = {} req/s, the highest load at which the best baseline (`{}`) still meets {} of deadlines.\n",
+                    f(a.reference_load, 2),
+                    a.best_baseline.as_deref().unwrap_or("?"),
+                    pct(a.threshold)
+                ));
+            }
+            s.push_str(&format!(
+                "PerLLM vs the oracle at L*: goodput {}, weighted energy {}.\n\n",
+                opt(a.oracle_goodput_gap.map(|x| x * 100.0), 1, "%"),
+                opt(a.oracle_energy_gap.map(|x| x * 100.0), 1, "%"),
+            ));
+            s.push_str("| policy | L90 (req/s) | attainment at L* | goodput at L* (req/s) | PerLLM / it | peak goodput (at load) | PerLLM / it (peak) | energy/req at L* (J) | tx / inference / idle (J) | vs cloud-only |\n");
+            s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+            for r in &a.rows {
+                let p = &r.at_reference;
+                let name = match r.role {
+                    Role::Perllm => format!("**{}**", r.policy),
+                    Role::Oracle => format!("{} (ground truth)", r.policy),
+                    Role::Baseline => r.policy.clone(),
+                };
+                s.push_str(&format!(
+                    "| {name} | {} | {} ± {} | {} ± {} | {} | {} ({}) | {} | {} | {} / {} / {} | {} |\n",
+                    r.sustained_load.map_or("< lowest".into(), |l| f(l, 2)),
+                    pct(p.attainment),
+                    pct(p.attainment_std),
+                    f(p.goodput_rps, 2),
+                    f(p.goodput_std, 2),
+                    opt(r.perllm_goodput_ratio, 2, "x"),
+                    f(r.peak_goodput_rps, 2),
+                    f(r.peak_load, 2),
+                    opt(r.perllm_peak_ratio, 2, "x"),
+                    f(p.energy_per_request_j, 0),
+                    f(p.energy_transmission_j, 1),
+                    f(p.energy_inference_j, 0),
+                    f(p.energy_idle_j, 0),
+                    opt(r.energy_vs_cloud_only, 2, "x"),
+                ));
+            }
+        }
+        s
+    }
+
+    /// The table as CSV: one row per (experiment, policy).
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "experiment,scenario,reference_load,fallback,policy,role,sustained_load,attainment_at_ref,attainment_std,goodput_at_ref,goodput_std,perllm_goodput_ratio,peak_goodput,peak_load,perllm_peak_ratio,energy_per_request_j,energy_transmission_j,energy_inference_j,energy_idle_j,energy_vs_cloud_only\n",
+        );
+        let o = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.6}"));
+        for a in &self.experiments {
+            for r in &a.rows {
+                let p = &r.at_reference;
+                s.push_str(&format!(
+                    "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.3},{:.3},{:.3},{:.3},{}\n",
+                    a.name,
+                    a.scenario,
+                    a.reference_load,
+                    a.fallback,
+                    r.policy,
+                    match r.role {
+                        Role::Perllm => "perllm",
+                        Role::Oracle => "oracle",
+                        Role::Baseline => "baseline",
+                    },
+                    o(r.sustained_load),
+                    p.attainment,
+                    p.attainment_std,
+                    p.goodput_rps,
+                    p.goodput_std,
+                    o(r.perllm_goodput_ratio),
+                    r.peak_goodput_rps,
+                    r.peak_load,
+                    o(r.perllm_peak_ratio),
+                    p.energy_per_request_j,
+                    p.energy_transmission_j,
+                    p.energy_inference_j,
+                    p.energy_idle_j,
+                    o(r.energy_vs_cloud_only),
+                ));
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(load: f64, att: f64, good: f64, e: f64) -> Point {
+        Point {
+            load,
+            offered_rps: load,
+            seeds: 2,
+            goodput_rps: good,
+            goodput_std: 0.0,
+            attainment: att,
+            attainment_std: 0.0,
+            energy_per_request_j: e,
+            energy_transmission_j: 0.0,
+            energy_inference_j: e,
+            energy_idle_j: 0.0,
+            energy_weighted_j: e * 10.0,
+        }
+    }
+
+    fn curve(policy: &str, pts: &[(f64, f64, f64, f64)]) -> Curve {
+        Curve {
+            policy: policy.into(),
+            points: pts.iter().map(|&(l, a, g, e)| pt(l, a, g, e)).collect(),
+        }
+    }
+
+    fn exp() -> Experiment {
+        Experiment {
+            name: "t".into(),
+            scenario: "s".into(),
+            load_key: "workload.arrivals.rate".into(),
+            curves: vec![
+                curve(
+                    "perllm",
+                    &[
+                        (1.0, 0.99, 1.0, 50.0),
+                        (2.0, 0.95, 1.9, 40.0),
+                        (4.0, 0.9, 3.6, 30.0),
+                    ],
+                ),
+                curve(
+                    "cloud-only",
+                    &[
+                        (1.0, 0.998, 1.0, 100.0),
+                        (2.0, 0.92, 1.8, 80.0),
+                        (4.0, 0.3, 1.2, 60.0),
+                    ],
+                ),
+                curve(
+                    "random",
+                    &[
+                        (1.0, 0.8, 0.8, 200.0),
+                        (2.0, 0.95, 0.8, 200.0),
+                        (4.0, 0.1, 0.4, 200.0),
+                    ],
+                ),
+                curve(
+                    "oracle",
+                    &[
+                        (1.0, 1.0, 1.0, 40.0),
+                        (2.0, 1.0, 2.0, 32.0),
+                        (4.0, 0.95, 3.8, 25.0),
+                    ],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn sustained_load_needs_every_lower_load() {
+        let e = exp();
+        assert_eq!(sustained_load(e.curve("perllm").unwrap(), 0.9), Some(4.0));
+        assert_eq!(
+            sustained_load(e.curve("cloud-only").unwrap(), 0.9),
+            Some(2.0)
+        );
+        // Meets 90% at 2 req/s but not at 1: never sustained.
+        assert_eq!(sustained_load(e.curve("random").unwrap(), 0.9), None);
+    }
+
+    #[test]
+    fn reference_load_ratios_and_gaps() {
+        let a = analyse(&exp(), 0.9);
+        assert_eq!(a.reference_load, 2.0);
+        assert_eq!(a.best_baseline.as_deref(), Some("cloud-only"));
+        assert!(!a.fallback);
+        let cloud = a.row("cloud-only").unwrap();
+        assert!((cloud.perllm_goodput_ratio.unwrap() - 1.9 / 1.8).abs() < 1e-12);
+        assert!((cloud.perllm_peak_ratio.unwrap() - 3.6 / 1.8).abs() < 1e-12);
+        assert_eq!(cloud.peak_load, 2.0);
+        let p = a.row("perllm").unwrap();
+        assert_eq!(p.energy_vs_cloud_only, Some(0.5));
+        assert!((a.oracle_goodput_gap.unwrap() - (1.9 / 2.0 - 1.0)).abs() < 1e-12);
+        assert!((a.oracle_energy_gap.unwrap() - (40.0 / 32.0 - 1.0)).abs() < 1e-12);
+        assert_eq!(a.best_baseline_attainment(), Some(("random", 0.95)));
+    }
+
+    #[test]
+    fn fallback_when_no_baseline_reaches_the_threshold() {
+        let a = analyse(&exp(), 0.999);
+        assert!(a.fallback);
+        assert_eq!(a.reference_load, 1.0);
+        assert_eq!(a.best_baseline, None);
+    }
+
+    #[test]
+    fn claims_pick_the_best_experiment() {
+        let t = table(&[exp()], 0.9);
+        // At L* = 2: PerLLM 1.9 vs cloud-only 1.8 and random 0.8.
+        assert!(!t.claims[0].met);
+        assert!((t.claims[0].best.as_ref().unwrap().0 - 1.9 / 1.8).abs() < 1e-12);
+        assert!(t.claims[1].met, "{:?}", t.claims[1]);
+        // At peak: 3.6 vs 1.8 and 0.8.
+        assert!(t.claims[2].met);
+        assert!(t.claims[3].met);
+        // Energy at L*: 40 / 80.
+        assert!(t.claims[4].met);
+        let md = t.markdown();
+        assert!(md.contains("Reference load L* = 2.00 req/s"), "{md}");
+        assert!(md.contains("| **perllm** | 4.00 |"), "{md}");
+        assert_eq!(t.csv().lines().count(), 5);
+    }
+
+    #[test]
+    fn reads_a_results_document() {
+        let row = |policy: &str, rate: f64, att: f64| {
+            serde_json::json!({
+                "point": 0, "policy": policy, "seeds": 2, "offered_load_rps": rate,
+                "goodput_rps_mean": rate * att, "goodput_rps_std": 0.1, "throughput_rps_mean": rate,
+                "deadline_attainment_mean": att, "deadline_attainment_std": 0.01,
+                "energy_per_request_j_mean": 10.0, "energy_per_request_j_std": 1.0,
+                "energy_per_request_transmission_j_mean": 1.0,
+                "energy_per_request_inference_j_mean": 6.0,
+                "energy_per_request_idle_j_mean": 3.0,
+                "energy_weighted_j_mean": 100.0, "energy_weighted_j_std": 1.0,
+                "latency_p99_s_mean": 1.0, "latency_p99_s_std": 0.1,
+                "workload.arrivals.rate": rate
+            })
+        };
+        let doc = serde_json::json!({
+            "schema": "perllm.results", "schema_version": 1, "kind": "sweep",
+            "scenario": {"name": "paper-7b", "file": "paper-7b.perllm", "hash": "x"},
+            "parameters": [{"key": "workload.arrivals.rate", "values": ["2", "1"]}],
+            "summary": [row("perllm", 2.0, 0.9), row("cloud-only", 2.0, 0.8),
+                        row("perllm", 1.0, 0.95), row("cloud-only", 1.0, 0.97)],
+        });
+        let e = Experiment::from_results("7B", &doc.to_string()).unwrap();
+        assert_eq!(e.scenario, "paper-7b");
+        assert_eq!(e.loads(), vec![1.0, 2.0]);
+        assert_eq!(e.curves.len(), 2);
+        let a = analyse(&e, 0.9);
+        assert_eq!(a.reference_load, 1.0);
+        let err = Experiment::from_results("x", "{\"schema\": \"other\"}").unwrap_err();
+        assert!(
+            err.to_string().contains("not a perllm results file"),
+            "{err}"
+        );
+        let err = Experiment::from_results("x", "not json").unwrap_err();
+        assert!(err.to_string().starts_with("x: not valid JSON"), "{err}");
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Reproduce the PerLLM paper experiment (issue 8; setup and sources in docs/paper-setup.md).
+#
+# For each deployment (7B, 13B, 33B at the cloud, Llama-2-7B at the edge) it runs PerLLM, the
+# offline oracle and every bundled baseline over 10 seeds, on a synthetic load sweep and on the
+# shipped Azure trace slice (time rescaled to several rates), with `perllm sweep`; draws the plots
+# with `perllm plot`; and builds the table with `perllm-paper table`. Everything lands in
+# docs/results/ (or --out). A run is a pure function of (scenario, seed): same inputs, same files.
+#
+# Usage: scripts/reproduce-paper.sh [--quick] [--out DIR] [--seeds SPEC] [--jobs N]
+#   --quick        the small version used by the test: 2 seeds, 3 loads, 1-minute runs
+#   --out DIR      output directory (default docs/results)
+#   --seeds SPEC   seeds, as `perllm sweep --seeds` (default 1..10; --quick: 1..2)
+#   --jobs N       parallel runs (default: one per core)
+# Environment: PERLLM, PERLLM_PAPER (binaries to use instead of building them), PERLLM_PLUGINS
+# (plugin library or directory; default: the one built next to the perllm binary), CARGO.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="$root/docs/results"
+seeds=""
+jobs=()
+quick=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --out) out="$2"; shift ;;
+    --seeds) seeds="$2"; shift ;;
+    --jobs) jobs=(--jobs "$2"); shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "reproduce-paper: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [[ $quick -eq 1 ]]; then
+  seeds="${seeds:-1..2}"
+  rates="0.5,2,8"
+  trace_rates="1,4"
+  duration=(--set scenario.duration=1min)
+else
+  seeds="${seeds:-1..10}"
+  rates="0.25,0.5,1,1.5,2,3,4,6,8,10,12,16"
+  trace_rates="0.5,1,2,3,4,6,8"
+  duration=()
+fi
+
+cargo="${CARGO:-cargo}"
+if [[ -z "${PERLLM:-}" || -z "${PERLLM_PAPER:-}" ]]; then
+  echo "reproduce-paper: building perllm, perllm-paper and the bundled plugins (release)" >&2
+  (cd "$root" && "$cargo" build --release -p perllm-cli -p perllm-paper -p perllm-plugins)
+  PERLLM="${PERLLM:-$root/target/release/perllm}"
+  PERLLM_PAPER="${PERLLM_PAPER:-$root/target/release/perllm-paper}"
+fi
+plugin_args=()
+plugins="${PERLLM_PLUGINS:-}"
+if [[ -z "$plugins" ]]; then
+  dir="$(dirname "$PERLLM")"
+  for f in "$dir"/libperllm_plugins.so "$dir"/libperllm_plugins.dylib "$dir"/perllm_plugins.dll \
+           "$dir"/deps/libperllm_plugins.so; do
+    if [[ -f "$f" ]]; then plugins="$f"; break; fi
+  done
+fi
+if [[ -n "$plugins" ]]; then plugin_args=(--plugin "$plugins"); fi
+
+mkdir -p "$out"
+echo "reproduce-paper: policies: $("$PERLLM" plugins list "${plugin_args[@]}" --format table | awk 'NR>2 && $2=="policy" {printf "%s ", $1}')" >&2
+
+tables=()
+for dep in 7b 13b 33b; do
+  label="${dep^^}"
+  for kind in synthetic azure; do
+    if [[ $kind == synthetic ]]; then
+      file="$root/examples/paper-$dep.perllm"; key="workload.arrivals.rate"; values="$rates"
+      dir="$out/$dep"; name="$label synthetic"
+    else
+      file="$root/examples/paper-$dep-azure.perllm"; key="workload.trace.target_rate"; values="$trace_rates"
+      dir="$out/$dep-azure"; name="$label Azure trace"
+    fi
+    mkdir -p "$dir"
+    echo "reproduce-paper: $name: sweeping $key over $values, seeds $seeds" >&2
+    "$PERLLM" --quiet sweep "$file" --set "$key=$values" "${duration[@]}" --seeds "$seeds" \
+      "${plugin_args[@]}" "${jobs[@]}" --out "$dir/sweep.json" --csv "$dir/runs.csv" \
+      --format table > "$dir/summary.txt"
+    "$PERLLM" --quiet plot "$dir/sweep.json" --out "$dir/plots"
+    tables+=("$name=$dir/sweep.json")
+  done
+done
+
+"$PERLLM_PAPER" table "${tables[@]}" --out "$out" > /dev/null
+{
+  echo "# How these files were made"
+  echo
+  echo "- command: scripts/reproduce-paper.sh $([[ $quick -eq 1 ]] && echo --quick) (seeds $seeds)"
+  echo "- commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "- perllm: $("$PERLLM" --version)"
+  echo "- machine: $(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') cores"
+  echo "- synthetic loads (workload.arrivals.rate): $rates"
+  echo "- trace loads (workload.trace.target_rate): $trace_rates"
+} > "$out/PROVENANCE.md"
+echo "reproduce-paper: table in $out/table.md" >&2
