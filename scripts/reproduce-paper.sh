@@ -13,7 +13,7 @@
 #   --seeds SPEC   seeds, as `perllm sweep --seeds` (default 1..10; --quick: 1..2)
 #   --jobs N       parallel runs (default: one per core)
 # Environment: PERLLM, PERLLM_PAPER (binaries to use instead of building them), PERLLM_PLUGINS
-# (plugin library or directory; default: the one built next to the perllm binary), CARGO.
+# (an extra plugin library or directory to load; perllm finds the bundled one itself), CARGO.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,13 +35,13 @@ done
 
 if [[ $quick -eq 1 ]]; then
   seeds="${seeds:-1..2}"
-  rates="0.5,2,8"
-  trace_rates="1,4"
+  rates="0.5/s,2/s,8/s"
+  trace_rates="1/s,4/s"
   duration=(--set scenario.duration=1min)
 else
   seeds="${seeds:-1..10}"
-  rates="0.25,0.5,1,1.5,2,3,4,6,8,10,12,16"
-  trace_rates="0.5,1,2,3,4,6,8"
+  rates="0.25/s,0.5/s,1/s,1.5/s,2/s,3/s,4/s,6/s,8/s,10/s,12/s,16/s"
+  trace_rates="0.5/s,1/s,2/s,3/s,4/s,6/s,8/s"
   duration=()
 fi
 
@@ -52,16 +52,9 @@ if [[ -z "${PERLLM:-}" || -z "${PERLLM_PAPER:-}" ]]; then
   PERLLM="${PERLLM:-$root/target/release/perllm}"
   PERLLM_PAPER="${PERLLM_PAPER:-$root/target/release/perllm-paper}"
 fi
+# perllm finds the bundled plugin library next to its binary; PERLLM_PLUGINS adds another.
 plugin_args=()
-plugins="${PERLLM_PLUGINS:-}"
-if [[ -z "$plugins" ]]; then
-  dir="$(dirname "$PERLLM")"
-  for f in "$dir"/libperllm_plugins.so "$dir"/libperllm_plugins.dylib "$dir"/perllm_plugins.dll \
-           "$dir"/deps/libperllm_plugins.so; do
-    if [[ -f "$f" ]]; then plugins="$f"; break; fi
-  done
-fi
-if [[ -n "$plugins" ]]; then plugin_args=(--plugin "$plugins"); fi
+if [[ -n "${PERLLM_PLUGINS:-}" ]]; then plugin_args=(--plugin "$PERLLM_PLUGINS"); fi
 
 mkdir -p "$out"
 echo "reproduce-paper: policies: $("$PERLLM" plugins list "${plugin_args[@]}" --format table | awk 'NR>2 && $2=="policy" {printf "%s ", $1}')" >&2

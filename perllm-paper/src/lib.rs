@@ -54,7 +54,8 @@ pub struct Point {
     pub offered_rps: f64,
     /// Seeds averaged.
     pub seeds: u64,
-    /// Mean goodput (deadline-met completions per second).
+    /// Mean goodput: deadline-met requests per second of the arrival window (offered load x
+    /// attainment; unlike the report's `goodput_rps` it does not divide by the drain time).
     pub goodput_rps: f64,
     /// Sample standard deviation of goodput over seeds.
     pub goodput_std: f64,
@@ -97,21 +98,31 @@ pub struct Experiment {
 }
 
 #[derive(Deserialize)]
-struct SummaryIn {
+struct RowIn {
     policy: String,
-    seeds: u64,
     offered_load_rps: f64,
-    goodput_rps_mean: f64,
-    goodput_rps_std: f64,
-    deadline_attainment_mean: f64,
-    deadline_attainment_std: f64,
-    energy_per_request_j_mean: f64,
-    energy_per_request_transmission_j_mean: f64,
-    energy_per_request_inference_j_mean: f64,
-    energy_per_request_idle_j_mean: f64,
-    energy_weighted_j_mean: f64,
+    deadline_attainment: f64,
+    energy_per_request_j: f64,
+    energy_per_request_transmission_j: f64,
+    energy_per_request_inference_j: f64,
+    energy_per_request_idle_j: f64,
+    energy_weighted_j: f64,
     #[serde(flatten)]
     rest: BTreeMap<String, Value>,
+}
+
+/// Mean and sample standard deviation.
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let m = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (m, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, var.sqrt())
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -182,44 +193,62 @@ impl Experiment {
             (None, 1) => Some(params[0].0.clone()),
             _ => None,
         };
-        let summary = v
-            .get("summary")
+        let rows = v
+            .get("rows")
             .cloned()
-            .ok_or_else(|| input(name, "no \"summary\" in the results file"))?;
-        let rows: Vec<SummaryIn> = serde_json::from_value(summary)
-            .map_err(|e| input(name, format!("malformed \"summary\": {e}")))?;
+            .ok_or_else(|| input(name, "no \"rows\" in the results file"))?;
+        let rows: Vec<RowIn> = serde_json::from_value(rows)
+            .map_err(|e| input(name, format!("malformed \"rows\": {e}")))?;
         if rows.is_empty() {
             return Err(input(name, "the results file has no runs"));
         }
-        let mut curves: Vec<Curve> = Vec::new();
+        // Group the runs by (policy, load), in order of first appearance.
+        let mut groups: Vec<(String, f64, Vec<RowIn>)> = Vec::new();
         for r in rows {
             let load = match &load_key {
                 Some(k) => r.rest.get(k).and_then(number).ok_or_else(|| {
                     input(
                         name,
-                        format!("summary row of `{}` has no numeric `{k}`", r.policy),
+                        format!("a run of `{}` has no numeric `{k}`", r.policy),
                     )
                 })?,
                 None => r.offered_load_rps,
             };
+            match groups
+                .iter_mut()
+                .find(|g| g.0 == r.policy && (load_key.is_none() || g.1 == load))
+            {
+                Some(g) => g.2.push(r),
+                None => groups.push((r.policy.clone(), load, vec![r])),
+            }
+        }
+        let mut curves: Vec<Curve> = Vec::new();
+        for (policy, load, runs) in groups {
+            let col = |f: fn(&RowIn) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+            let offered = mean_std(&col(|r| r.offered_load_rps)).0;
+            let load = if load_key.is_some() { load } else { offered };
+            // Deadline-met requests per second of the arrival window.
+            let (goodput, goodput_std) =
+                mean_std(&col(|r| r.offered_load_rps * r.deadline_attainment));
+            let (att, att_std) = mean_std(&col(|r| r.deadline_attainment));
             let p = Point {
                 load,
-                offered_rps: r.offered_load_rps,
-                seeds: r.seeds,
-                goodput_rps: r.goodput_rps_mean,
-                goodput_std: r.goodput_rps_std,
-                attainment: r.deadline_attainment_mean,
-                attainment_std: r.deadline_attainment_std,
-                energy_per_request_j: r.energy_per_request_j_mean,
-                energy_transmission_j: r.energy_per_request_transmission_j_mean,
-                energy_inference_j: r.energy_per_request_inference_j_mean,
-                energy_idle_j: r.energy_per_request_idle_j_mean,
-                energy_weighted_j: r.energy_weighted_j_mean,
+                offered_rps: offered,
+                seeds: runs.len() as u64,
+                goodput_rps: goodput,
+                goodput_std,
+                attainment: att,
+                attainment_std: att_std,
+                energy_per_request_j: mean_std(&col(|r| r.energy_per_request_j)).0,
+                energy_transmission_j: mean_std(&col(|r| r.energy_per_request_transmission_j)).0,
+                energy_inference_j: mean_std(&col(|r| r.energy_per_request_inference_j)).0,
+                energy_idle_j: mean_std(&col(|r| r.energy_per_request_idle_j)).0,
+                energy_weighted_j: mean_std(&col(|r| r.energy_weighted_j)).0,
             };
-            match curves.iter_mut().find(|c| c.policy == r.policy) {
+            match curves.iter_mut().find(|c| c.policy == policy) {
                 Some(c) => c.points.push(p),
                 None => curves.push(Curve {
-                    policy: r.policy,
+                    policy,
                     points: vec![p],
                 }),
             }
@@ -818,29 +847,31 @@ mod tests {
     fn reads_a_results_document() {
         let row = |policy: &str, rate: f64, att: f64| {
             serde_json::json!({
-                "point": 0, "policy": policy, "seeds": 2, "offered_load_rps": rate,
-                "goodput_rps_mean": rate * att, "goodput_rps_std": 0.1, "throughput_rps_mean": rate,
-                "deadline_attainment_mean": att, "deadline_attainment_std": 0.01,
-                "energy_per_request_j_mean": 10.0, "energy_per_request_j_std": 1.0,
-                "energy_per_request_transmission_j_mean": 1.0,
-                "energy_per_request_inference_j_mean": 6.0,
-                "energy_per_request_idle_j_mean": 3.0,
-                "energy_weighted_j_mean": 100.0, "energy_weighted_j_std": 1.0,
-                "latency_p99_s_mean": 1.0, "latency_p99_s_std": 0.1,
-                "workload.arrivals.rate": rate
+                "run": 0, "point": 0, "policy": policy, "seed": 1, "scenario_hash": "x",
+                "arrived": 10, "offered_load_rps": rate, "goodput_rps": rate * att * 0.9,
+                "deadline_attainment": att, "energy_per_request_j": 10.0,
+                "energy_per_request_transmission_j": 1.0,
+                "energy_per_request_inference_j": 6.0,
+                "energy_per_request_idle_j": 3.0, "energy_weighted_j": 100.0,
+                "workload.arrivals.rate": format!("{rate}/s")
             })
         };
         let doc = serde_json::json!({
             "schema": "perllm.results", "schema_version": 1, "kind": "sweep",
             "scenario": {"name": "paper-7b", "file": "paper-7b.perllm", "hash": "x"},
             "parameters": [{"key": "workload.arrivals.rate", "values": ["2", "1"]}],
-            "summary": [row("perllm", 2.0, 0.9), row("cloud-only", 2.0, 0.8),
-                        row("perllm", 1.0, 0.95), row("cloud-only", 1.0, 0.97)],
+            "rows": [row("perllm", 2.0, 0.9), row("cloud-only", 2.0, 0.8),
+                     row("perllm", 1.0, 0.95), row("cloud-only", 1.0, 0.97),
+                     row("perllm", 1.0, 0.85)],
         });
         let e = Experiment::from_results("7B", &doc.to_string()).unwrap();
         assert_eq!(e.scenario, "paper-7b");
         assert_eq!(e.loads(), vec![1.0, 2.0]);
         assert_eq!(e.curves.len(), 2);
+        let p1 = &e.curve("perllm").unwrap().points[0];
+        assert_eq!(p1.seeds, 2);
+        assert!((p1.attainment - 0.9).abs() < 1e-12);
+        assert!((p1.goodput_rps - 0.9).abs() < 1e-12, "offered x attainment");
         let a = analyse(&e, 0.9);
         assert_eq!(a.reference_load, 1.0);
         let err = Experiment::from_results("x", "{\"schema\": \"other\"}").unwrap_err();
