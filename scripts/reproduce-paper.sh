@@ -8,7 +8,7 @@
 # docs/results/ (or --out). A run is a pure function of (scenario, seed): same inputs, same files.
 #
 # Usage: scripts/reproduce-paper.sh [--quick] [--out DIR] [--seeds SPEC] [--jobs N]
-#   --quick        the small version used by the test: 2 seeds, 3 loads, 1-minute runs
+#   --quick        the small version used by the test: 2 seeds, 2-3 loads, 1-minute runs
 #   --out DIR      output directory (default docs/results)
 #   --seeds SPEC   seeds, as `perllm sweep --seeds` (default 1..10; --quick: 1..2)
 #   --jobs N       parallel runs (default: one per core)
@@ -35,8 +35,9 @@ done
 
 if [[ $quick -eq 1 ]]; then
   seeds="${seeds:-1..2}"
-  rates="0.5/s,2/s,8/s"
-  trace_rates="1/s,4/s"
+  # Low load, moderate load and overload (the test checks PerLLM under overload).
+  rates="0.5/s,2/s,16/s"
+  trace_rates="1/s,8/s"
   duration=(--set scenario.duration=1min)
 else
   seeds="${seeds:-1..10}"
