@@ -501,7 +501,9 @@ pub enum Quantity {
     Latency,
     /// A request's deadline (seconds).
     Deadline,
-    /// Fraction of the slot's placed requests sent to the target, in [0, 1].
+    /// Fraction of placed requests sent to the target, in [0, 1]. The PerLLM policy counts the
+    /// placements of the last `share_window` seconds (default 10 s) plus the current slot, because
+    /// a short slot often holds a single request; `share_window = 0` makes it literally per slot.
     Share(Target),
     /// Fraction of the target's batch capacity in use, in [0, 1].
     Utilization(Target),
