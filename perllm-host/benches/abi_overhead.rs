@@ -178,7 +178,8 @@ fn bench(c: &mut Criterion) {
         name: n.into(),
         params: Default::default(),
     };
-    let mut cases: Vec<(&str, Box<dyn Policy>, Box<dyn Policy>)> = vec![
+    type Case = (&'static str, Box<dyn Policy>, Box<dyn Policy>);
+    let mut cases: Vec<Case> = vec![
         (
             "greedy",
             registry.policy(&spec("greedy"), &world, 1).expect("greedy"),

@@ -6,8 +6,10 @@ use super::*;
 use perllm_core::spec::PolicySpec;
 use proptest::prelude::*;
 
-fn slot_strategy() -> impl Strategy<Value = (Vec<(u32, u32, u32)>, Vec<(u16, u32, u32, u16)>, u64)>
-{
+/// Per server (uploading, queued, running); per request (model, prompt, output, slo); a seed.
+type RandomSlot = (Vec<(u32, u32, u32)>, Vec<(u16, u32, u32, u16)>, u64);
+
+fn slot_strategy() -> impl Strategy<Value = RandomSlot> {
     (
         // Per server of the paper testbed: uploading, queued, running.
         proptest::collection::vec((0u32..20, 0u32..200, 0u32..70), 6),
