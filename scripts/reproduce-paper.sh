@@ -85,7 +85,7 @@ done
 {
   echo "# How these files were made"
   echo
-  echo "- command: scripts/reproduce-paper.sh $([[ $quick -eq 1 ]] && echo --quick) (seeds $seeds)"
+  echo "- command: scripts/reproduce-paper.sh$([[ $quick -eq 1 ]] && echo ' --quick') (seeds $seeds)"
   echo "- commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "- perllm: $("$PERLLM" --version)"
   echo "- machine: $(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') cores"

@@ -376,6 +376,21 @@ pub struct Analysis {
     pub oracle_goodput_gap: Option<f64>,
     /// PerLLM's weighted energy / the oracle's - 1 at `L*` (when both ran).
     pub oracle_energy_gap: Option<f64>,
+    /// At every swept load: PerLLM's attainment, the best baseline's, and the oracle's.
+    pub by_load: Vec<LoadRow>,
+}
+
+/// Attainment at one swept load: PerLLM against the best baseline at that load.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadRow {
+    /// The swept load.
+    pub load: f64,
+    /// PerLLM's mean attainment (if it ran).
+    pub perllm: Option<f64>,
+    /// The baseline with the highest mean attainment at this load, and that attainment.
+    pub best_baseline: Option<(String, f64)>,
+    /// The oracle's mean attainment (if it ran).
+    pub oracle: Option<f64>,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -470,7 +485,29 @@ pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
         }
         _ => (None, None),
     };
+    let by_load = loads
+        .iter()
+        .enumerate()
+        .map(|(i, &load)| {
+            let att = |c: &Curve| c.points[i].attainment;
+            LoadRow {
+                load,
+                perllm: perllm.map(att),
+                best_baseline: exp
+                    .curves
+                    .iter()
+                    .filter(|c| role(&c.policy) == Role::Baseline)
+                    .map(|c| (c.policy.clone(), att(c)))
+                    .fold(None, |b: Option<(String, f64)>, x| match b {
+                        Some(b) if b.1 >= x.1 => Some(b),
+                        _ => Some(x),
+                    }),
+                oracle: exp.curve(ORACLE).map(att),
+            }
+        })
+        .collect();
     Analysis {
+        by_load,
         name: exp.name.clone(),
         scenario: exp.scenario.clone(),
         load_key: exp.load_key.clone(),
@@ -672,6 +709,23 @@ impl Table {
                     opt(r.energy_vs_cloud_only, 2, "x"),
                 ));
             }
+            s.push_str("\nDeadline attainment by offered load (mean over seeds):\n\n| load (req/s) | PerLLM | best baseline | PerLLM - best | oracle |\n|---|---|---|---|---|\n");
+            for l in &a.by_load {
+                let best = l
+                    .best_baseline
+                    .as_ref()
+                    .map_or("—".into(), |(p, v)| format!("{} ({p})", pct(*v)));
+                let diff = match (l.perllm, &l.best_baseline) {
+                    (Some(p), Some((_, b))) => format!("{:+.1} pt", (p - b) * 100.0),
+                    _ => "—".into(),
+                };
+                s.push_str(&format!(
+                    "| {} | {} | {best} | {diff} | {} |\n",
+                    f(l.load, 2),
+                    l.perllm.map_or("—".into(), pct),
+                    l.oracle.map_or("—".into(), pct),
+                ));
+            }
         }
         s
     }
@@ -815,6 +869,13 @@ mod tests {
         assert!((a.oracle_goodput_gap.unwrap() - (1.9 / 2.0 - 1.0)).abs() < 1e-12);
         assert!((a.oracle_energy_gap.unwrap() - (40.0 / 32.0 - 1.0)).abs() < 1e-12);
         assert_eq!(a.best_baseline_attainment(), Some(("random", 0.95)));
+        assert_eq!(a.by_load.len(), 3);
+        assert_eq!(a.by_load[2].perllm, Some(0.9));
+        assert_eq!(
+            a.by_load[2].best_baseline,
+            Some(("cloud-only".to_string(), 0.3))
+        );
+        assert_eq!(a.by_load[0].oracle, Some(1.0));
     }
 
     #[test]
