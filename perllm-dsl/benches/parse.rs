@@ -73,6 +73,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_validate_lower_10k_servers", |b| {
         b.iter(|| load_str("big.perllm", black_box(&src), SourceKind::Perllm).expect("loads"))
     });
+    // Phases, to see where the time goes.
+    g.bench_function("parse_only_10k_servers", |b| {
+        b.iter(|| {
+            let mut sources = perllm_dsl::diag::Sources::default();
+            let src_id = sources.add("big.perllm", black_box(src.as_str()));
+            perllm_dsl::parse::parse_file(&sources, src_id).expect("parses")
+        })
+    });
+    g.bench_function("core_build_only_10k_servers", |b| {
+        b.iter(|| loaded.scenario.build().expect("builds"))
+    });
     g.finish();
 }
 

@@ -201,6 +201,7 @@ fn load_inner(
     if !opts.overrides.is_empty() {
         overrides::apply(&mut file, &mut sources, &opts.overrides, &mut diags);
     }
+    let sources_copy = sources.clone();
     let mut lw = lower::Lowerer::new(sources, opts.base_dir.clone(), default_name(name));
     lw.diags = diags;
     let scenario = if lw.diags.iter().any(|d| d.is_error()) {
@@ -211,8 +212,13 @@ fn load_inner(
     if let Some(s) = &scenario
         && let Err(errs) = s.build()
     {
+        // Rare: lower again, this time recording where each scenario path was written.
+        let mut again =
+            lower::Lowerer::new(sources_copy, opts.base_dir.clone(), default_name(name));
+        again.want_index = true;
+        let _ = again.lower(&file);
         for e in errs {
-            let span = lookup_span(&lw.index, &e.path);
+            let span = lookup_span(&again.index, &e.path);
             let mut d = DiagBuilder::error(codes::SCENARIO, format!("{}: {}", e.path, e.message));
             if let Some(sp) = span {
                 d = d.label(sp, e.message.clone());

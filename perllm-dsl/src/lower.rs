@@ -110,6 +110,8 @@ pub struct Lowerer {
     servers_complete: bool,
     /// Diagnostics not kept because there were already [`MAX_DIAGNOSTICS`].
     pub dropped: usize,
+    /// Fill [`Lowerer::index`] (only needed to locate perllm-core's messages).
+    pub want_index: bool,
 }
 
 /// Most diagnostics kept for one load; the rest are counted.
@@ -127,6 +129,25 @@ struct Names {
     servers: HashMap<String, Decl>,
     families: HashMap<String, Decl>,
     slos: HashMap<String, Decl>,
+}
+
+/// A block's entries by key (blocks are small: a linear scan beats hashing).
+struct Fields<'b>(Vec<(&'b str, &'b Entry)>);
+
+impl<'b> Fields<'b> {
+    fn get(&self, k: &str) -> Option<&'b Entry> {
+        self.0.iter().find(|x| x.0 == k).map(|x| x.1)
+    }
+    fn contains_key(&self, k: &str) -> bool {
+        self.get(k).is_some()
+    }
+}
+
+impl<'b> std::ops::Index<&str> for Fields<'b> {
+    type Output = Entry;
+    fn index(&self, k: &str) -> &Entry {
+        self.get(k).expect("key present")
+    }
 }
 
 /// A linear form over per-slot quantities.
@@ -168,6 +189,7 @@ impl Lowerer {
             default_name,
             servers_complete: true,
             dropped: 0,
+            want_index: false,
         }
     }
 
@@ -661,8 +683,8 @@ impl Lowerer {
         what: &str,
         allowed: Option<&[&str]>,
         constraints: bool,
-    ) -> HashMap<&'b str, &'b Entry> {
-        let mut map: HashMap<&str, &Entry> = HashMap::new();
+    ) -> Fields<'b> {
+        let mut map = Fields(Vec::with_capacity(block.entries.len()));
         for en in &block.entries {
             if en.is_constraint {
                 if !constraints {
@@ -700,18 +722,12 @@ impl Lowerer {
                 );
                 continue;
             }
-            map.insert(en.key.name.as_str(), en);
+            map.0.push((en.key.name.as_str(), en));
         }
         map
     }
 
-    fn require<'b>(
-        &mut self,
-        f: &HashMap<&str, &'b Entry>,
-        key: &str,
-        at: Span,
-        what: &str,
-    ) -> Option<&'b Expr> {
+    fn require<'b>(&mut self, f: &Fields<'b>, key: &str, at: Span, what: &str) -> Option<&'b Expr> {
         match f.get(key) {
             Some(e) => Some(&e.value),
             None => {
@@ -736,7 +752,9 @@ impl Lowerer {
     }
 
     fn idx(&mut self, path: String, span: Span) {
-        self.index.insert(path, span);
+        if self.want_index {
+            self.index.insert(path, span);
+        }
     }
 
     // ----- the file -----------------------------------------------------------------------------
@@ -988,9 +1006,11 @@ impl Lowerer {
     }
 
     fn index_entries(&mut self, prefix: &str, block: &Block) {
+        if !self.want_index {
+            return;
+        }
         for en in &block.entries {
-            self.index
-                .insert(format!("{prefix}.{}", en.key.name), en.value.span);
+            self.idx(format!("{prefix}.{}", en.key.name), en.value.span);
         }
     }
 
@@ -1083,8 +1103,8 @@ impl Lowerer {
             );
             return (idle, None);
         }
-        for (k, en) in &f {
-            self.index.insert(format!("{p}.power.{k}"), en.value.span);
+        for &(k, en) in &f.0 {
+            self.idx(format!("{p}.power.{k}"), en.value.span);
         }
         (idle, busy)
     }
@@ -1520,7 +1540,7 @@ impl Lowerer {
         for m in &member_names {
             names.servers.insert(m.clone(), Decl { span: n.span });
             let p = format!("server[{m}]");
-            self.index.insert(p.clone(), n.span);
+            self.idx(p.clone(), n.span);
             self.index_entries(&p, &it.body);
         }
         let family = n.range.map(|_| id.name.clone());
@@ -1650,12 +1670,13 @@ impl Lowerer {
         for (it, n) in server_items {
             let Some(s) = servers.get(i) else { break };
             i += n;
-            let f: HashMap<&str, &Entry> = it
-                .body
-                .entries
-                .iter()
-                .map(|e| (e.key.name.as_str(), e))
-                .collect();
+            let f = Fields(
+                it.body
+                    .entries
+                    .iter()
+                    .map(|e| (e.key.name.as_str(), e))
+                    .collect(),
+            );
             let hw_ok = names.hardware.contains_key(&s.hardware);
             let report = |this: &mut Self,
                           key: &str,
@@ -1858,11 +1879,12 @@ impl Lowerer {
     }
 
     fn data_or_number(&mut self, e: &Expr) -> Option<f64> {
+        let e = self.resolve(e)?.into_owned();
         let has_unit = matches!(&e.kind, ExprKind::Quantity { unit: Some(_), .. });
         if has_unit {
-            self.quantity(e, Dim::Data)
+            self.quantity(&e, Dim::Data)
         } else {
-            self.quantity(e, Dim::Count)
+            self.quantity(&e, Dim::Count)
         }
     }
 
@@ -1956,7 +1978,7 @@ impl Lowerer {
             None,
         );
         for (n, _, _, sp) in &out {
-            self.index.insert(format!("workload.models.{n}"), *sp);
+            self.idx(format!("workload.models.{n}"), *sp);
         }
         ok.then(|| out.into_iter().map(|(n, v, _, _)| (n, v)).collect())
     }
@@ -2881,11 +2903,10 @@ impl Lowerer {
         let f = self.fields(&it.body, "the `policy` block", None, false);
         let mut params = BTreeMap::new();
         let mut ok = true;
-        let mut entries: Vec<&&Entry> = f.values().collect();
+        let mut entries: Vec<&Entry> = f.0.iter().map(|x| x.1).collect();
         entries.sort_by_key(|e| e.span.start);
         for en in entries {
-            self.index
-                .insert(format!("policy.{}", en.key.name), en.value.span);
+            self.idx(format!("policy.{}", en.key.name), en.value.span);
             match self.param(&en.value) {
                 Some(v) => {
                     params.insert(en.key.name.clone(), v);

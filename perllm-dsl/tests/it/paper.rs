@@ -33,3 +33,13 @@ fn paper_from_a_string_needs_no_directory() {
     let loaded = load_str("paper.perllm", &src, SourceKind::Perllm).unwrap();
     assert_eq!(loaded.scenario, testbed::paper(6.0, 600 * SECOND));
 }
+
+#[test]
+fn every_field_has_a_toml_twin() {
+    let dir = crate::common::crate_dir().join("tests/fixtures/valid");
+    let dsl = load_file(&dir.join("all-features.perllm"))
+        .unwrap_or_else(|f| panic!("{}", f.render(false)));
+    let toml =
+        load_file(&dir.join("all-features.toml")).unwrap_or_else(|f| panic!("{}", f.render(false)));
+    assert_eq!(dsl.scenario, toml.scenario);
+}
