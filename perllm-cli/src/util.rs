@@ -164,6 +164,10 @@ pub fn si(v: f64, unit: &str) -> String {
         return format!("{v} {unit}");
     }
     let a = v.abs();
+    if unit == "s" && a >= 1000.0 {
+        // Long durations read better in plain seconds than in kiloseconds.
+        return format!("{v:.0} s");
+    }
     let (scale, prefix) = if a == 0.0 {
         (1.0, "")
     } else if a >= 1e9 {
@@ -244,6 +248,7 @@ mod tests {
         assert_eq!(si(1234.0, "J"), "1.23 kJ");
         assert_eq!(si(0.0456, "s"), "45.6 ms");
         assert_eq!(si(0.0, "J"), "0 J");
+        assert_eq!(si(1234.5, "s"), "1234 s");
         assert_eq!(pct(0.9134), "91.3%");
         assert_eq!(closest("perlm", &["perllm", "oracle"]), Some("perllm"));
         assert_eq!(closest("zzz", &["perllm", "oracle"]), None);

@@ -35,6 +35,8 @@ pub struct ReportDoc<'a> {
     pub scenario: &'a ScenarioInfo,
     /// Seed of the run.
     pub seed: u64,
+    /// Parameters the policy ran with.
+    pub policy_params: &'a std::collections::BTreeMap<String, ParamValue>,
     /// The policy.
     pub policy: &'a ComponentInfo,
     /// The cost model.
@@ -126,6 +128,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         perllm_version: PERLLM_VERSION,
         scenario: &info,
         seed: sc.seed,
+        policy_params: &sc.policy.params,
         policy: &policy_info,
         cost_model: &cost_info,
         report: &output.report,

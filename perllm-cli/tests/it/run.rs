@@ -49,6 +49,10 @@ fn json_report_records_provenance() {
     assert_eq!(v["perllm_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["seed"], 3);
     assert_eq!(v["policy"]["name"], "perllm");
+    assert_eq!(
+        v["policy_params"]["exploration"], 0.5,
+        "the scenario's parameters"
+    );
     assert_eq!(v["policy"]["source"], "built-in");
     assert_eq!(v["cost_model"]["name"], "roofline");
     assert_eq!(v["scenario"]["file"], "paper.perllm");
