@@ -28,6 +28,8 @@ pub struct LoadHint {
     pub active_uploads: u32,
     /// Bandwidth the link's mean offers, bits/s.
     pub bandwidth_bps: f64,
+    /// Free KV-cache bytes on the server (capacity minus running requests' reservations).
+    pub free_kv_bytes: u64,
 }
 
 /// A cost estimate for one request on one server.
@@ -99,9 +101,11 @@ pub trait CostModel: Send + Sync {
     /// Estimate latency and energy of `req` on `server` under `load`, from mean values.
     ///
     /// The default prices prefill as one step with the request alone, decode as `output - 1`
-    /// steps at a batch of `min(running + 1, max_batch)` sequences, adds a queueing estimate of
-    /// `(queued + running - max_batch + 1)` decode-rounds when the batch is full, and attributes to
-    /// the request its token share of each step's busy energy.
+    /// steps at a batch of `min(running + 1, slots)` sequences, where `slots` is the smaller of
+    /// `max_batch` and how many requests of this size fit in the server's KV memory; it adds a
+    /// queueing estimate of `(queued + running - slots) / slots + 1` request service times when the
+    /// server is full (or the request's KV does not fit in the free memory now), and attributes
+    /// to the request its token share of each step's busy energy.
     fn estimate(&self, world: &World, server: &Server, req: &Request, load: &LoadHint) -> Estimate {
         default_estimate(self, world, server, req, load)
     }
@@ -133,7 +137,14 @@ pub fn default_estimate<C: CostModel + ?Sized>(
             kv_tokens: 0,
         },
     );
-    let batch = (load.running + 1).min(server.max_batch).max(1);
+    // Concurrency is limited by the batch size and by KV memory: a server holds at most
+    // `kv_capacity / kv_need` requests like this one at once.
+    let kv_need = (req.prompt_tokens as u64 + req.output_tokens as u64)
+        .saturating_mul(model.kv_bytes_per_token)
+        .max(1);
+    let kv_slots = (server.kv_capacity_bytes / kv_need).clamp(1, u32::MAX as u64) as u32;
+    let slots = server.max_batch.min(kv_slots).max(1);
+    let batch = (load.running + 1).min(slots).max(1);
     let decode_steps = req.output_tokens.saturating_sub(1) as u64;
     // Average KV read per step: each of `batch` sequences holds about prompt + output/2 tokens.
     let kv_avg = (req.prompt_tokens as u64 + req.output_tokens as u64 / 2) * batch as u64;
@@ -154,8 +165,8 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     };
     let decode_ns = step * decode_steps;
     let occupied = load.queued + load.running;
-    let queue_ns = if occupied >= server.max_batch {
-        let rounds = (occupied - server.max_batch) / server.max_batch + 1;
+    let queue_ns = if occupied >= slots || (kv_need > load.free_kv_bytes && load.running > 0) {
+        let rounds = occupied.saturating_sub(slots) / slots + 1;
         // A round frees a batch after roughly one average request's decode.
         rounds as u64 * (prefill_ns + decode_ns)
     } else {

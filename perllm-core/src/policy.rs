@@ -49,6 +49,7 @@ impl ServerState {
             running: self.running,
             active_uploads: self.uploading,
             bandwidth_bps: self.bandwidth_estimate_bps,
+            free_kv_bytes: self.free_kv_bytes,
         }
     }
 }

@@ -149,7 +149,7 @@ pub(crate) fn server_view_for_load(world: &World, s: &Server, load: &LoadHint) -
         queued: load.queued.saturating_sub(load.active_uploads),
         running: load.running,
         downloading: 0,
-        free_kv_bytes: 0,
+        free_kv_bytes: load.free_kv_bytes,
         kv_capacity_bytes: s.kv_capacity_bytes,
         pending_output_tokens: 0,
         bandwidth_estimate_bps: load.bandwidth_bps,

@@ -6,7 +6,13 @@ use serde_json::Value;
 #[test]
 fn list_shows_builtins_and_bundled_plugins() {
     let out = perllm(&["plugins", "list"]);
-    settings(None).bind(|| insta::assert_snapshot!("plugins_list", out.ok()));
+    // Column widths follow the library's path, which differs between checkouts, and the bundled
+    // library may be found in the binary's directory or its `deps/`: normalise both.
+    let mut st = settings(None);
+    st.add_filter(r"\[BIN_DIR\](/deps)?/libperllm_plugins\.so", "[BUNDLED]");
+    st.add_filter(r" {2,}", "  ");
+    st.add_filter(r"-{2,}", "--");
+    st.bind(|| insta::assert_snapshot!("plugins_list", out.ok()));
     let out = perllm(&["plugins", "list", "--format", "json"]);
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     let items = v.as_array().unwrap();

@@ -204,6 +204,7 @@ impl Core {
                     running: 0,
                     active_uploads: 0,
                     bandwidth_bps: w.links[s.link].bandwidth_bps,
+                    free_kv_bytes: s.kv_capacity_bytes,
                 };
                 let e = view.cost.estimate(w, s, &r, &hint);
                 let v = e.energy.weighted(&self.weights) / 640.0;

@@ -139,6 +139,10 @@ pub fn redact() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     let deps = deps_dir().canonicalize().unwrap_or(deps_dir());
     s.add_filter(&regex_escape(&deps.display().to_string()), "[DEPS]");
+    // The host may also load the copy `cargo build` leaves in the profile directory itself.
+    if let Some(profile) = deps.parent() {
+        s.add_filter(&regex_escape(&profile.display().to_string()), "[DEPS]");
+    }
     s.add_filter(
         &regex_escape(
             &std::env::temp_dir()
