@@ -39,6 +39,10 @@ impl Span {
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
     }
+    /// True for a zero-length span.
+    pub fn is_empty(self) -> bool {
+        self.end == self.start
+    }
 }
 
 /// A name with where it was written.

@@ -414,6 +414,7 @@ impl Lowerer {
         }
         Some(v)
     }
+    #[allow(clippy::too_many_arguments)]
     fn in_range(
         &mut self,
         e: &Expr,
@@ -524,9 +525,9 @@ impl Lowerer {
     }
 
     /// A call (a bare name is a call without arguments). Returns the function and bound arguments.
-    fn call<'e>(
+    fn call(
         &mut self,
-        e: &'e Expr,
+        e: &Expr,
         what: &str,
         funcs: &[(&str, &[&str])],
     ) -> Option<(String, Span, Vec<Option<Expr>>)> {
@@ -807,8 +808,10 @@ impl Lowerer {
                         );
                         continue;
                     }
-                    if !named && k != "scenario" && it.name.is_some() {
-                        let n = it.name.as_ref().expect("name");
+                    if !named
+                        && k != "scenario"
+                        && let Some(n) = &it.name
+                    {
                         self.err(
                             DiagBuilder::error(codes::TYPE, format!("`{k}` takes no name"))
                                 .label(n.span, "remove this name"),
