@@ -53,7 +53,11 @@ pub struct Estimate {
 impl Estimate {
     /// Estimated processing time D.
     pub fn total_ns(&self) -> Nanos {
-        self.upload_ns + self.queue_ns + self.prefill_ns + self.decode_ns + self.download_ns
+        self.upload_ns
+            .saturating_add(self.queue_ns)
+            .saturating_add(self.prefill_ns)
+            .saturating_add(self.decode_ns)
+            .saturating_add(self.download_ns)
     }
     /// True if every field is finite (floats) — used to validate plugin output.
     pub fn is_valid(&self) -> bool {
@@ -123,9 +127,12 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let model = &world.models[req.model as usize];
     let link = &world.links[server.link];
     let share_bps = (load.bandwidth_bps / (load.active_uploads as f64 + 1.0)).max(1.0);
-    let upload_ns = link.latency_ns + (req.input_bytes as f64 * 8.0 / share_bps * 1e9) as Nanos;
-    let download_ns = link.latency_ns
-        + (req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos;
+    let upload_ns = link
+        .latency_ns
+        .saturating_add((req.input_bytes as f64 * 8.0 / share_bps * 1e9) as Nanos);
+    let download_ns = link
+        .latency_ns
+        .saturating_add((req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos);
     let prefill_ns = cm.step_ns(
         hw,
         server.count,
@@ -163,12 +170,12 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     } else {
         0
     };
-    let decode_ns = step * decode_steps;
+    let decode_ns = step.saturating_mul(decode_steps);
     let occupied = load.queued + load.running;
     let queue_ns = if occupied >= slots || (kv_need > load.free_kv_bytes && load.running > 0) {
         let rounds = occupied.saturating_sub(slots) / slots + 1;
         // A round frees a batch after roughly one average request's decode.
-        rounds as u64 * (prefill_ns + decode_ns)
+        (rounds as u64).saturating_mul(prefill_ns.saturating_add(decode_ns))
     } else {
         0
     };

@@ -165,6 +165,66 @@ fn check_dist(errs: &mut Vec<ScenarioError>, path: &str, d: &SizeDist) {
     }
 }
 
+/// The numbers and names of a trace replay (what the replayer would otherwise reject only when the
+/// trace is opened).
+fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server], sc: &Scenario) {
+    let mut e = |p: &str, m: String| errs.push(ScenarioError::new(p, m));
+    if !finite_pos(t.speedup) {
+        e(
+            "workload.trace.speedup",
+            format!("must be a positive finite number, not {}", t.speedup),
+        );
+    }
+    if let Some(r) = t.target_rate
+        && !finite_pos(r)
+    {
+        e(
+            "workload.trace.target_rate",
+            format!("must be a positive finite number, not {r}"),
+        );
+    }
+    if t.repeat == 0 {
+        e("workload.trace.repeat", "must be at least 1".into());
+    }
+    if let Some((a, b)) = t.window_ns
+        && a >= b
+    {
+        e(
+            "workload.trace.window",
+            format!("the start ({a} ns) is not before the end ({b} ns)"),
+        );
+    }
+    if let Some(p) = &t.payload
+        && let Err(m) = crate::workload::check_size_dist(p)
+    {
+        e("workload.trace.payload", m);
+    }
+    for (what, a) in [("slo_assign", &t.slo_assign), ("model_assign", &t.model_assign)] {
+        if let Assign::BySize { rules } = a {
+            let p = format!("workload.trace.{what}");
+            if rules.is_empty() {
+                e(&p, "by_size needs at least one rule".into());
+            }
+            if rules.windows(2).any(|w| w[1].0 <= w[0].0) {
+                e(&p, "by_size rules must have increasing max_tokens".into());
+            }
+            for (_, n) in rules {
+                let known = if what == "slo_assign" {
+                    sc.slos.iter().any(|s| &s.name == n)
+                } else {
+                    match sc.models.iter().position(|m| &m.name == n) {
+                        Some(i) => servers.iter().any(|s| s.hosts(i as ModelId)),
+                        None => false,
+                    }
+                };
+                if !known {
+                    e(&p, format!("by_size names `{n}`, which is not a known (hosted) one"));
+                }
+            }
+        }
+    }
+}
+
 impl Scenario {
     /// Validate and resolve names; every problem found is returned, not just the first.
     pub fn build(&self) -> Result<World, Vec<ScenarioError>> {
@@ -466,12 +526,19 @@ impl Scenario {
                 "must be non-negative".into(),
             );
         }
-        if w.max_prompt_tokens == 0 || w.max_output_tokens == 0 {
-            e(
-                "workload",
-                "max_prompt_tokens and max_output_tokens must be positive".into(),
-            );
+        if w.max_prompt_tokens == 0 {
+            e("workload.max_prompt_tokens", "must be positive".into());
         }
+        if w.max_output_tokens == 0 {
+            e("workload.max_output_tokens", "must be positive".into());
+        }
+        if w.max_requests == Some(0) {
+            e("workload.max_requests", "must be positive".into());
+        }
+        if let Some(t) = &w.trace {
+            check_trace(&mut errs, t, &servers, self);
+        }
+        let mut e = |p: &str, m: String| errs.push(ScenarioError::new(p, m));
         if w.trace.is_none() {
             let bad_rate = |r: f64| !finite_pos(r);
             let bad = match &w.arrivals {
@@ -481,7 +548,7 @@ impl Scenario {
                     rate,
                     on_ns,
                     off_ns,
-                } => bad_rate(*rate) || *on_ns == 0 || (*on_ns + *off_ns) == 0,
+                } => bad_rate(*rate) || *on_ns == 0 || *off_ns == Nanos::MAX,
                 Arrivals::Diurnal {
                     mean_rate,
                     amplitude,
@@ -540,6 +607,12 @@ impl Scenario {
         }
         let tmp_world_servers = &servers;
         for c in &self.objective.constraints {
+            if !c.constant.is_finite() {
+                e(
+                    "objective.constraint",
+                    format!("`{}`: constants must be finite", c.source),
+                );
+            }
             for (coef, q) in &c.terms {
                 if !coef.is_finite() {
                     e(

@@ -165,6 +165,6 @@ impl Bandwidth {
 
     /// Start of the next period after `now`.
     pub(crate) fn next_change(&self, now: Nanos) -> Nanos {
-        (now / self.period + 1) * self.period
+        (now / self.period + 1).saturating_mul(self.period)
     }
 }

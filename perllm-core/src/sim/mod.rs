@@ -391,7 +391,7 @@ impl<'a> Sim<'a> {
             let t = if slot == 0 {
                 self.now
             } else {
-                (self.now / slot + 1) * slot
+                (self.now / slot + 1).saturating_mul(slot)
             };
             self.decide_scheduled = true;
             self.schedule(t, Ev::Decide);
@@ -507,9 +507,9 @@ impl<'a> Sim<'a> {
         self.pending = keep;
         if !self.pending.is_empty() && !self.decide_scheduled {
             let t = if slot == 0 {
-                self.now + DEFER_RETRY_NS
+                self.now.saturating_add(DEFER_RETRY_NS)
             } else {
-                (self.now / slot + 1) * slot
+                (self.now / slot + 1).saturating_mul(slot)
             };
             self.decide_scheduled = true;
             self.schedule(t, Ev::Decide);
@@ -614,7 +614,7 @@ impl<'a> Sim<'a> {
         if up { &mut l.up } else { &mut l.down }.pop_done(&mut done);
         let latency = self.world.links[self.world.servers[s as usize].link].latency_ns;
         for &f in &done {
-            let t = self.now + latency;
+            let t = self.now.saturating_add(latency);
             self.schedule(
                 t,
                 if up {
@@ -853,7 +853,10 @@ impl<'a> Sim<'a> {
             prefill_ns: fl.first_token - fl.admitted,
             decode_ns: fl.decode_done - fl.first_token,
             download_ns: self.now - fl.decode_done,
-            ttft_ns: fl.first_token + link.latency_ns - r.arrival_ns,
+            ttft_ns: fl
+                .first_token
+                .saturating_add(link.latency_ns)
+                .saturating_sub(r.arrival_ns),
             total_ns: total,
             deadline_ns: deadline,
             met: total <= deadline,

@@ -197,7 +197,8 @@ impl Synthetic {
                     }
                     // Skip the rest of the off period; memorylessness makes restarting exact.
                     t += period - phase;
-                    if t > self.end_ns as f64 / 1e9 {
+                    // `!(t <= end)` also ends on NaN: a tiny rate makes the gap infinite.
+                    if !(t <= self.end_ns as f64 / 1e9) {
                         return None;
                     }
                 }

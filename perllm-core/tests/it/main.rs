@@ -2,6 +2,7 @@
 
 mod perllm;
 mod props;
+mod robust;
 mod sim;
 mod sim_checker;
 mod workload;

@@ -1,0 +1,571 @@
+//! Robustness of the number rules of scenarios built in code.
+//!
+//! Every numeric field of a [`Scenario`] is set, one at a time, to NaN, the infinities, zero,
+//! negative, tiny and huge values. For each value the table states the documented rule; the test
+//! checks that `Scenario::build()` rejects the value with an error whose path names the field when
+//! the rule says so, and otherwise that a short run (with the least-loaded policy and with PerLLM)
+//! completes without a panic, ends every request and reports finite numbers. A panic (an
+//! arithmetic overflow in a debug build, an `expect`) anywhere is a failure.
+
+use perllm_core::policies::builtin;
+use perllm_core::simple::LeastLoaded;
+use perllm_core::spec::*;
+use perllm_core::workload::trace::{Reader, TraceSource};
+use perllm_core::workload::{RequestSource, Synthetic};
+use perllm_core::{Policy, Report, Roofline, World, run, testbed};
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The values tried on every floating-point field.
+const FLOATS: [f64; 11] = [
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    -1.0,
+    -0.0,
+    0.0,
+    f64::MIN_POSITIVE,
+    0.5,
+    1.0,
+    1.5,
+    1e300,
+];
+
+/// The values tried on every integer field (truncated to the field's width).
+const INTS: [u64; 7] = [
+    0,
+    1,
+    1_000_000_000,
+    u32::MAX as u64,
+    u32::MAX as u64 + 1,
+    u64::MAX / 2,
+    u64::MAX,
+];
+
+/// Requests per acceptance run: keeps huge durations and rates short.
+const REQUESTS: u64 = 8;
+
+/// The paper testbed cut to a few requests. Links are steady: a fluctuating link is redrawn every
+/// slot by default, so a 1 ns slot or a 1 bit/s link would make the run simulate billions of redraw
+/// events (slow, not wrong); the fluctuation rows set their own 1 s redraw period.
+fn base() -> Scenario {
+    let mut s = testbed::paper(4.0, 5 * SECOND);
+    s.workload.max_requests = Some(REQUESTS);
+    for l in &mut s.links {
+        l.fluctuation = Fluctuation::None;
+    }
+    s
+}
+
+fn pos(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+fn nonneg(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+fn unit_closed(v: f64) -> bool {
+    v.is_finite() && (0.0..=1.0).contains(&v)
+}
+fn unit_half_open(v: f64) -> bool {
+    v.is_finite() && (0.0..1.0).contains(&v)
+}
+fn any_finite(v: f64) -> bool {
+    v.is_finite()
+}
+
+fn fluctuate(s: &mut Scenario, f: Fluctuation) {
+    s.links[0].fluctuation = f;
+    s.links[0].redraw_ns = Some(SECOND);
+}
+
+type FloatSet = fn(&mut Scenario, f64);
+type IntSet = fn(&mut Scenario, u64);
+type FloatRow = (&'static str, &'static str, fn(f64) -> bool, FloatSet);
+type IntRow = (&'static str, &'static str, fn(u64) -> bool, IntSet);
+
+/// `(field, path fragments of the expected error separated by |, rule, setter)`.
+fn float_fields() -> Vec<FloatRow> {
+    vec![
+        ("hardware.compute_flops", "hardware[xeon-4214r].compute", pos, |s, v| {
+            s.hardware[0].compute_flops = v
+        }),
+        ("hardware.memory_bandwidth", "hardware[xeon-4214r].memory_bandwidth", pos, |s, v| {
+            s.hardware[0].memory_bandwidth_bytes_per_s = v
+        }),
+        ("hardware.power_idle", "hardware[xeon-4214r].power", |v| nonneg(v) && v <= 125.0, |s, v| {
+            s.hardware[0].power_idle_w = v
+        }),
+        ("hardware.power_busy", "hardware[xeon-4214r].power.busy", |v| v.is_finite() && v >= 60.0, |s, v| {
+            s.hardware[0].power_busy_w = v
+        }),
+        ("hardware.compute_efficiency", "hardware[xeon-4214r].compute_efficiency", |v| pos(v) && v <= 1.0, |s, v| {
+            s.hardware[0].compute_efficiency = Some(v)
+        }),
+        ("hardware.bandwidth_efficiency", "hardware[xeon-4214r].bandwidth_efficiency", |v| pos(v) && v <= 1.0, |s, v| {
+            s.hardware[0].bandwidth_efficiency = Some(v)
+        }),
+        // 1e300 parameters do not fit any memory: rejected by the fit check instead.
+        ("model.params", "model[llama2-7b].params|server[edge1].models", |v| pos(v) && v < 1e12, |s, v| {
+            s.models[0].params = v
+        }),
+        ("link.bandwidth", "link[edge-lan].bandwidth", pos, |s, v| s.links[0].bandwidth_bps = v),
+        ("link.energy_j_per_bit", "link[edge-lan].energy", nonneg, |s, v| s.links[0].energy_j_per_bit = v),
+        ("link.fluctuation.uniform", "link[edge-lan].bandwidth", unit_half_open, |s, v| {
+            fluctuate(s, Fluctuation::Uniform { frac: v })
+        }),
+        ("link.fluctuation.walk.step", "link[edge-lan].fluctuation", nonneg, |s, v| {
+            fluctuate(s, Fluctuation::RandomWalk { step: v, bound: 0.3 })
+        }),
+        ("link.fluctuation.walk.bound", "link[edge-lan].fluctuation", unit_half_open, |s, v| {
+            fluctuate(s, Fluctuation::RandomWalk { step: 0.1, bound: v })
+        }),
+        ("link.fluctuation.series.factor", "link[edge-lan].fluctuation", pos, |s, v| {
+            fluctuate(s, Fluctuation::Series { points: vec![(0, 1.0), (SECOND, v)] })
+        }),
+        // Shares must also sum to 100%: set the others so that only the tried value can be wrong.
+        ("slo.share", "slo[interactive].share", unit_closed, |s, v| {
+            s.slos[0].share = v;
+            s.slos[1].share = 0.85 - v.clamp(0.0, 0.85);
+            s.slos[2].share = 0.15;
+            if v > 0.85 && v <= 1.0 {
+                s.slos[1].share = 0.0;
+                s.slos[2].share = 1.0 - v;
+            }
+        }),
+        ("workload.model_share", "workload.models", unit_closed, |s, v| {
+            s.workload.models[0].1 = v;
+            s.workload.models[1].1 = 1.0 - v.clamp(0.0, 1.0);
+        }),
+        ("workload.prompt.fixed", "workload.prompt_tokens", nonneg, |s, v| {
+            s.workload.prompt_tokens = SizeDist::Fixed { value: v }
+        }),
+        ("workload.prompt.uniform.hi", "workload.prompt_tokens", |v| v.is_finite() && v >= 1.0, |s, v| {
+            s.workload.prompt_tokens = SizeDist::Uniform { lo: 1.0, hi: v }
+        }),
+        ("workload.prompt.lognormal.median", "workload.prompt_tokens", pos, |s, v| {
+            s.workload.prompt_tokens = SizeDist::LogNormal { median: v, sigma: 0.5 }
+        }),
+        ("workload.output.lognormal.sigma", "workload.output_tokens", nonneg, |s, v| {
+            s.workload.output_tokens = SizeDist::LogNormal { median: 100.0, sigma: v }
+        }),
+        ("workload.output.empirical", "workload.output_tokens", nonneg, |s, v| {
+            s.workload.output_tokens = SizeDist::Empirical { values: vec![10.0, v] }
+        }),
+        ("workload.payload.fixed", "workload.payload", nonneg, |s, v| {
+            s.workload.payload_bytes = SizeDist::Fixed { value: v }
+        }),
+        ("workload.output_bytes_per_token", "workload.output_bytes_per_token", nonneg, |s, v| {
+            s.workload.output_bytes_per_token = v
+        }),
+        ("arrivals.poisson.rate", "workload.arrivals", pos, |s, v| {
+            s.workload.arrivals = Arrivals::Poisson { rate: v }
+        }),
+        ("arrivals.gamma.rate", "workload.arrivals", pos, |s, v| {
+            s.workload.arrivals = Arrivals::Gamma { rate: v, cv: 2.0 }
+        }),
+        ("arrivals.gamma.cv", "workload.arrivals", pos, |s, v| {
+            s.workload.arrivals = Arrivals::Gamma { rate: 4.0, cv: v }
+        }),
+        ("arrivals.on_off.rate", "workload.arrivals", pos, |s, v| {
+            s.workload.arrivals = Arrivals::OnOff { rate: v, on_ns: SECOND, off_ns: SECOND }
+        }),
+        ("arrivals.diurnal.mean_rate", "workload.arrivals", pos, |s, v| {
+            s.workload.arrivals = Arrivals::Diurnal { mean_rate: v, amplitude: 0.5, period_ns: 60 * SECOND }
+        }),
+        ("arrivals.diurnal.amplitude", "workload.arrivals", unit_closed, |s, v| {
+            s.workload.arrivals = Arrivals::Diurnal { mean_rate: 4.0, amplitude: v, period_ns: 60 * SECOND }
+        }),
+        // A zero step is allowed as long as some step is positive.
+        ("arrivals.steps.rate", "workload.arrivals", nonneg, |s, v| {
+            s.workload.arrivals = Arrivals::Steps { steps: vec![(0, 4.0), (SECOND, v)] }
+        }),
+        ("objective.weight.transmission", "objective.minimize.transmission", nonneg, |s, v| {
+            s.objective.weights.transmission = v
+        }),
+        ("objective.weight.inference", "objective.minimize.inference", nonneg, |s, v| {
+            s.objective.weights.inference = v
+        }),
+        ("objective.weight.idle", "objective.minimize.idle", nonneg, |s, v| s.objective.weights.idle = v),
+        ("objective.constraint.coefficient", "objective.constraint", any_finite, |s, v| {
+            s.objective.constraints[1].terms[0].0 = v
+        }),
+        ("objective.constraint.constant", "objective.constraint", any_finite, |s, v| {
+            s.objective.constraints[1].constant = v
+        }),
+        ("sim.step_noise", "sim.step_noise", unit_half_open, |s, v| s.sim.step_noise = v),
+        ("sim.contention", "sim.contention", nonneg, |s, v| s.sim.contention = v),
+    ]
+}
+
+fn int_fields() -> Vec<IntRow> {
+    let positive = |v: u64| v > 0;
+    let any = |_: u64| true;
+    vec![
+        ("scenario.duration", "scenario.duration", positive, |s, v| s.duration_ns = v),
+        ("scenario.slot", "", any, |s, v| s.slot_ns = v),
+        ("scenario.seed", "", any, |s, v| s.seed = v),
+        // The 7B int8 model needs 7 GB of weights plus KV memory.
+        ("hardware.memory", "hardware[xeon-4214r].memory|server[edge1].models", |v| v > 8_000_000_000, |s, v| {
+            s.hardware[0].memory_bytes = v
+        }),
+        // A KV cache the memory cannot hold one request of is rejected by the fit check.
+        ("model.kv_per_token", "model[llama2-7b].kv_per_token|workload.models", |v| v > 0 && v < 1 << 35, |s, v| {
+            s.models[0].kv_bytes_per_token = v
+        }),
+        ("link.latency", "link[edge-lan].latency", any, |s, v| s.links[0].latency_ns = v),
+        ("link.redraw", "link[edge-lan].redraw", positive, |s, v| s.links[0].redraw_ns = Some(v)),
+        ("link.series.time", "link[edge-lan].fluctuation", positive, |s, v| {
+            fluctuate(s, Fluctuation::Series { points: vec![(0, 1.0), (v, 0.5)] })
+        }),
+        ("server.count", "server[edge1].hardware", |v| v > 0 && v <= u32::MAX as u64, |s, v| {
+            s.servers[0].count = if v > u32::MAX as u64 { 0 } else { v as u32 };
+        }),
+        ("server.max_batch", "server[edge1].max_batch", |v| v > 0 && v <= u32::MAX as u64, |s, v| {
+            s.servers[0].max_batch = if v > u32::MAX as u64 { 0 } else { v as u32 };
+        }),
+        ("slo.deadline", "slo[interactive].deadline", positive, |s, v| s.slos[0].deadline_ns = v),
+        ("workload.max_prompt_tokens", "workload.max_prompt_tokens", |v| v > 0 && v <= u32::MAX as u64, |s, v| {
+            s.workload.max_prompt_tokens = if v > u32::MAX as u64 { 0 } else { v as u32 };
+            s.workload.prompt_tokens = SizeDist::Fixed { value: 1e18 };
+        }),
+        ("workload.max_output_tokens", "workload.max_output_tokens", |v| v > 0 && v <= u32::MAX as u64, |s, v| {
+            s.workload.max_output_tokens = if v > u32::MAX as u64 { 0 } else { v as u32 };
+            s.workload.output_tokens = SizeDist::Fixed { value: 1e18 };
+        }),
+        ("workload.max_requests", "workload.max_requests", positive, |s, v| {
+            s.workload.max_requests = Some(v.min(REQUESTS))
+        }),
+        ("arrivals.on_off.on", "workload.arrivals", positive, |s, v| {
+            s.workload.arrivals = Arrivals::OnOff { rate: 4.0, on_ns: v, off_ns: SECOND }
+        }),
+        // An off period of u64::MAX ns cannot be added to an on period.
+        ("arrivals.on_off.off", "workload.arrivals", |v| v < u64::MAX, |s, v| {
+            s.workload.arrivals = Arrivals::OnOff { rate: 4.0, on_ns: SECOND, off_ns: v }
+        }),
+        ("arrivals.diurnal.period", "workload.arrivals", positive, |s, v| {
+            s.workload.arrivals = Arrivals::Diurnal { mean_rate: 4.0, amplitude: 0.5, period_ns: v }
+        }),
+        ("arrivals.steps.time", "workload.arrivals", positive, |s, v| {
+            s.workload.arrivals = Arrivals::Steps { steps: vec![(0, 4.0), (v, 2.0)] }
+        }),
+        ("sim.max_defers", "", any, |s, v| s.sim.max_defers = v.min(u32::MAX as u64) as u32),
+    ]
+}
+
+/// What went wrong with one `(field, value)`.
+#[derive(Debug)]
+struct Failure {
+    field: &'static str,
+    value: String,
+    problem: String,
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Checks a run's report: every request ended, numbers finite.
+fn check_report(r: &Report) -> Result<(), String> {
+    if r.completed + r.rejected != r.arrived {
+        return Err(format!(
+            "{} arrived but {} completed + {} rejected",
+            r.arrived, r.completed, r.rejected
+        ));
+    }
+    let e = &r.energy;
+    for (n, v) in [
+        ("horizon_s", r.horizon_s),
+        ("throughput_rps", r.throughput_rps),
+        ("goodput_rps", r.goodput_rps),
+        ("deadline_attainment", r.deadline_attainment),
+        ("energy.total_j", e.total_j),
+        ("energy.transmission_j", e.transmission_j),
+        ("energy.inference_j", e.inference_j),
+        ("energy.idle_j", e.idle_j),
+        ("latency_s.max", r.latency_s.max),
+        ("ttft_s.max", r.ttft_s.max),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            return Err(format!("report field {n} is {v}"));
+        }
+    }
+    Ok(())
+}
+
+/// Turns a run that takes far too long into a panic (caught and reported as a failure).
+struct Watchdog(std::time::Instant);
+impl Watchdog {
+    fn check(&self) {
+        if self.0.elapsed() > std::time::Duration::from_secs(20) {
+            panic!("the run did not finish within 20 s of wall-clock time");
+        }
+    }
+}
+impl perllm_core::Observer for Watchdog {
+    fn on_step(&mut self, _: perllm_core::ServerId, _: Nanos, _: Nanos) {
+        self.check()
+    }
+    fn on_decision(
+        &mut self,
+        _: Nanos,
+        _: u64,
+        _: &perllm_core::Request,
+        _: perllm_core::Decision,
+        _: Option<&serde_json::Value>,
+    ) {
+        self.check()
+    }
+}
+
+/// Run `world` with least-loaded and with the scenario's PerLLM policy; return the first problem.
+fn run_all(world: &World) -> Result<(), String> {
+    let mut policies: Vec<Box<dyn Policy>> = vec![Box::new(LeastLoaded::default())];
+    match builtin(&world.scenario.policy, world) {
+        Some(Ok(p)) => policies.push(p),
+        Some(Err(e)) => return Err(format!("the PerLLM policy refused the world: {e}")),
+        None => return Err("no built-in PerLLM".into()),
+    }
+    for mut p in policies {
+        let name = p.name().to_string();
+        let mut src: Box<dyn RequestSource> = match &world.scenario.workload.trace {
+            None => Box::new(Synthetic::new(world)),
+            Some(t) => {
+                let text = TRACE.to_string();
+                match TraceSource::with_opener(
+                    t,
+                    "robust.csv",
+                    move || Ok(Box::new(Cursor::new(text.clone().into_bytes())) as Reader),
+                    world,
+                ) {
+                    Ok(s) => Box::new(s),
+                    Err(e) => return Err(format!("trace source refused: {e}")),
+                }
+            }
+        };
+        let cost = Roofline::default();
+        let mut dog = Watchdog(std::time::Instant::now());
+        let report = run(world, &mut *p, &cost, &mut *src, &mut [&mut dog])
+            .map_err(|e| format!("{name}: run failed: {e}"))?;
+        check_report(&report).map_err(|m| format!("{name}: {m}"))?;
+    }
+    Ok(())
+}
+
+/// Build and (if valid) run one modified scenario; `expect_valid` is the table's rule.
+fn try_case(
+    field: &'static str,
+    value: String,
+    path: &str,
+    expect_valid: bool,
+    sc: Scenario,
+) -> Option<Failure> {
+    let fail = |problem: String| {
+        Some(Failure {
+            field,
+            value: value.clone(),
+            problem,
+        })
+    };
+    if std::env::var_os("PERLLM_ROBUST_TRACE").is_some() {
+        eprintln!("case {field} = {value}");
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| match sc.build() {
+        Err(errs) => Err(errs),
+        Ok(w) => Ok(run_all(&w)),
+    }));
+    match outcome {
+        Err(p) => fail(format!("panicked: {}", panic_message(p))),
+        Ok(Err(errs)) if expect_valid => fail(format!("rejected a valid value: {errs:?}")),
+        Ok(Err(errs)) => {
+            if path.is_empty()
+                || path
+                    .split('|')
+                    .any(|p| errs.iter().any(|e| e.path.contains(p)))
+            {
+                None
+            } else {
+                fail(format!("rejected, but no error names `{path}`: {errs:?}"))
+            }
+        }
+        Ok(Ok(_)) if !expect_valid => fail("accepted an invalid value".into()),
+        Ok(Ok(Err(m))) => fail(m),
+        Ok(Ok(Ok(()))) => None,
+    }
+}
+
+fn report(kind: &str, cases: usize, failures: Vec<Failure>) {
+    eprintln!("{kind}: {cases} cases, {} failures", failures.len());
+    if !failures.is_empty() {
+        let list: Vec<String> = failures
+            .iter()
+            .map(|f| format!("  {} = {}: {}", f.field, f.value, f.problem))
+            .collect();
+        panic!(
+            "{} of {cases} {kind} cases failed:\n{}",
+            failures.len(),
+            list.join("\n")
+        );
+    }
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Silences the panic hook on this thread while panics are caught and reported (restored on
+/// drop); other threads keep the default hook.
+struct QuietPanics;
+impl QuietPanics {
+    fn new() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let prev = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(|q| q.get()) {
+                    prev(info)
+                }
+            }));
+        });
+        QUIET.with(|q| q.set(true));
+        QuietPanics
+    }
+}
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        QUIET.with(|q| q.set(false));
+    }
+}
+
+#[test]
+fn float_fields_reject_bad_numbers_and_run_extremes() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let q = QuietPanics::new();
+    for (field, path, rule, set) in float_fields() {
+        for v in FLOATS {
+            let mut sc = base();
+            set(&mut sc, v);
+            cases += 1;
+            if let Some(f) = try_case(field, format!("{v:e}"), path, rule(v), sc) {
+                failures.push(f);
+            }
+        }
+    }
+    drop(q);
+    report("float-field", cases, failures);
+}
+
+#[test]
+fn integer_fields_reject_bad_numbers_and_run_extremes() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let q = QuietPanics::new();
+    for (field, path, rule, set) in int_fields() {
+        for v in INTS {
+            let mut sc = base();
+            set(&mut sc, v);
+            cases += 1;
+            if let Some(f) = try_case(field, v.to_string(), path, rule(v), sc) {
+                failures.push(f);
+            }
+        }
+    }
+    drop(q);
+    report("integer-field", cases, failures);
+}
+
+/// A small plain CSV trace used by the trace-option cases.
+const TRACE: &str = "arrival_s,prompt_tokens,output_tokens,payload_bytes\n\
+0.0,100,20,1000\n0.5,200,30,\n1.0,50,10,5000\n1.5,300,40,\n2.0,80,12,2000\n";
+
+fn trace_spec() -> TraceSpec {
+    TraceSpec {
+        path: "robust.csv".into(),
+        format: TraceFormat::Csv,
+        speedup: 1.0,
+        target_rate: None,
+        window_ns: None,
+        repeat: 1,
+        skip_bad_rows: false,
+        slo_assign: Assign::ByShare,
+        model_assign: Assign::ByShare,
+        payload: None,
+    }
+}
+
+type TraceFloat = (&'static str, fn(f64) -> bool, fn(&mut TraceSpec, f64));
+type TraceInt = (&'static str, fn(u64) -> bool, fn(&mut TraceSpec, u64));
+
+#[test]
+fn trace_options_reject_bad_numbers_and_run_extremes() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let q = QuietPanics::new();
+    let floats: Vec<TraceFloat> = vec![
+        ("trace.speedup", pos, |t, v| t.speedup = v),
+        ("trace.target_rate", pos, |t, v| t.target_rate = Some(v)),
+        ("trace.payload.fixed", nonneg, |t, v| {
+            t.payload = Some(SizeDist::Fixed { value: v })
+        }),
+    ];
+    for (field, rule, set) in floats {
+        for v in FLOATS {
+            let mut sc = base();
+            let mut t = trace_spec();
+            set(&mut t, v);
+            sc.workload.trace = Some(t);
+            cases += 1;
+            if let Some(f) = try_case(field, format!("{v:e}"), "workload.trace", rule(v), sc) {
+                failures.push(f);
+            }
+        }
+    }
+    let ints: Vec<TraceInt> = vec![
+        ("trace.repeat", |v| v > 0 && v <= u32::MAX as u64, |t, v| {
+            t.repeat = if v > u32::MAX as u64 { 0 } else { v as u32 }
+        }),
+        // Starts past the last row (2 s) are valid but replay nothing (see the test below): clamp
+        // them into the rows unless they are invalid (not before the 10 s end).
+        ("trace.window.start", |v| v < 10 * SECOND, |t, v| {
+            let start = if v >= 10 * SECOND { v } else { v.min(2 * SECOND) };
+            t.window_ns = Some((start, 10 * SECOND))
+        }),
+        ("trace.window.end", |v| v > 0, |t, v| t.window_ns = Some((0, v))),
+        ("trace.by_size.max_tokens", |_| true, |t, v| {
+            t.slo_assign = Assign::BySize {
+                rules: vec![(v, "interactive".into())],
+            }
+        }),
+    ];
+    for (field, rule, set) in ints {
+        for v in INTS {
+            let mut sc = base();
+            let mut t = trace_spec();
+            set(&mut t, v);
+            sc.workload.trace = Some(t);
+            cases += 1;
+            if let Some(f) = try_case(field, v.to_string(), "workload.trace", rule(v), sc) {
+                failures.push(f);
+            }
+        }
+    }
+    drop(q);
+    report("trace-option", cases, failures);
+}
+
+#[test]
+fn trace_window_past_the_end_is_a_clear_error() {
+    let mut sc = base();
+    let mut t = trace_spec();
+    t.window_ns = Some((5 * SECOND, 10 * SECOND));
+    sc.workload.trace = Some(t);
+    let world = sc.build().expect("a window past the rows is valid");
+    let m = run_all(&world).unwrap_err();
+    assert!(
+        m.contains("robust.csv") && m.contains("no rows in its window"),
+        "{m}"
+    );
+}
