@@ -130,9 +130,9 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let upload_ns = link
         .latency_ns
         .saturating_add((req.input_bytes as f64 * 8.0 / share_bps * 1e9) as Nanos);
-    let download_ns = link
-        .latency_ns
-        .saturating_add((req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos);
+    let download_ns = link.latency_ns.saturating_add(
+        (req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos,
+    );
     let prefill_ns = cm.step_ns(
         hw,
         server.count,

@@ -199,7 +199,10 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
     {
         e("workload.trace.payload", m);
     }
-    for (what, a) in [("slo_assign", &t.slo_assign), ("model_assign", &t.model_assign)] {
+    for (what, a) in [
+        ("slo_assign", &t.slo_assign),
+        ("model_assign", &t.model_assign),
+    ] {
         if let Assign::BySize { rules } = a {
             let p = format!("workload.trace.{what}");
             if rules.is_empty() {
@@ -218,7 +221,10 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
                     }
                 };
                 if !known {
-                    e(&p, format!("by_size names `{n}`, which is not a known (hosted) one"));
+                    e(
+                        &p,
+                        format!("by_size names `{n}`, which is not a known (hosted) one"),
+                    );
                 }
             }
         }

@@ -753,7 +753,7 @@ impl<'a> Sim<'a> {
             };
             let noise = 1.0 + sim.step_noise * (2.0 * unit_f64(&mut srv.noise) - 1.0);
             let real = (est as f64 * c * noise).max(1.0) as Nanos;
-            t += real;
+            t = t.saturating_add(real);
             srv.step_ends.push(t);
             let share = real as f64 * pt;
             if j == 0 {
