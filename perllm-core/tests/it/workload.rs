@@ -709,15 +709,28 @@ fn window_and_speedup() {
     sp.speedup = 4.0;
     let v = replay(&sp, &text).unwrap();
     assert_eq!(arrivals(&v), vec![250_000_000, SECOND]);
+    // Scenario::build rejects these too; the replayer checks them again for specs it is handed
+    // directly (the world here is built from a valid spec).
+    let valid = world(Some(spec(TraceFormat::Csv)));
+    let direct = |sp: &TraceSpec| {
+        TraceSource::new(sp, "fixture.txt", reader(&text), &valid).and_then(|mut s| drain(&mut s))
+    };
     sp.speedup = 0.0;
-    let e = err_of(replay(&sp, &text));
+    let e = err_of(direct(&sp));
     assert!(
         e.message.contains("speedup must be a positive number"),
         "{e}"
     );
+    let mut bad = world(Some(spec(TraceFormat::Csv))).scenario;
+    bad.workload.trace = Some(sp.clone());
+    let errs = bad.build().unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.path == "workload.trace.speedup"),
+        "{errs:?}"
+    );
     sp.speedup = 1.0;
     sp.window_ns = Some((5 * SECOND, 5 * SECOND));
-    let e = err_of(replay(&sp, &text));
+    let e = err_of(direct(&sp));
     assert!(e.message.contains("window"), "{e}");
 }
 
