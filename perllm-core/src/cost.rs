@@ -154,7 +154,8 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let batch = (load.running + 1).min(slots).max(1);
     let decode_steps = req.output_tokens.saturating_sub(1) as u64;
     // Average KV read per step: each of `batch` sequences holds about prompt + output/2 tokens.
-    let kv_avg = (req.prompt_tokens as u64 + req.output_tokens as u64 / 2) * batch as u64;
+    let kv_avg =
+        (req.prompt_tokens as u64 + req.output_tokens as u64 / 2).saturating_mul(batch as u64);
     let step = if decode_steps > 0 {
         cm.step_ns(
             hw,
@@ -182,7 +183,8 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let busy_w = hw.power_busy_w * server.count as f64;
     let inference =
         busy_w * (prefill_ns as f64 / 1e9) + busy_w * (decode_ns as f64 / 1e9) / batch as f64;
-    let transmission = (req.input_bytes + req.output_bytes) as f64 * 8.0 * link.energy_j_per_bit;
+    let transmission =
+        (req.input_bytes as f64 + req.output_bytes as f64) * 8.0 * link.energy_j_per_bit;
     Estimate {
         upload_ns,
         queue_ns,
@@ -236,7 +238,8 @@ impl CostModel for Roofline {
         let memory_s =
             (model.weight_bytes() + s.kv_tokens as f64 * model.kv_bytes_per_token as f64) / bw;
         let t = compute_s.max(memory_s);
-        self.step_overhead_ns + (t * 1e9 + 0.5) as Nanos
+        self.step_overhead_ns
+            .saturating_add((t * 1e9 + 0.5) as Nanos)
     }
 
     fn add_decode_steps_ns(
@@ -261,7 +264,10 @@ impl CostModel for Roofline {
         let growth = s.decode_seqs as f64;
         for o in out.iter_mut() {
             let t = compute_s.max(base + kv * per_kv);
-            *o += self.step_overhead_ns + (t * 1e9 + 0.5) as Nanos;
+            *o = o.saturating_add(
+                self.step_overhead_ns
+                    .saturating_add((t * 1e9 + 0.5) as Nanos),
+            );
             kv += growth;
         }
     }

@@ -67,6 +67,8 @@ pub enum RejectReason {
     TooLarge,
     /// It was placed on a server whose KV memory can never hold it.
     DoesNotFit,
+    /// It had not been delivered when the run stopped, `sim.drain` after the last arrival.
+    Unfinished,
 }
 
 impl RejectReason {
@@ -77,6 +79,7 @@ impl RejectReason {
             RejectReason::DeferredTooLong => "deferred_too_long",
             RejectReason::TooLarge => "too_large",
             RejectReason::DoesNotFit => "does_not_fit",
+            RejectReason::Unfinished => "unfinished",
         }
     }
 }

@@ -16,6 +16,45 @@ pub type Nanos = u64;
 pub const SECOND: Nanos = 1_000_000_000;
 /// One millisecond in nanoseconds.
 pub const MILLISECOND: Nanos = 1_000_000;
+/// One hour in nanoseconds.
+pub const HOUR: Nanos = 3_600 * SECOND;
+/// One day in nanoseconds.
+pub const DAY: Nanos = 24 * HOUR;
+
+/// Plausibility limits that [`Scenario::build`](crate::Scenario::build) enforces on top of the
+/// sign and finiteness rules.
+///
+/// A value beyond one of these is almost certainly a unit mistake (1 FLOP/s instead of 1 TFLOP/s,
+/// a latency in ns written as s), and it would make simulated times overflow 2^64 ns (584 years)
+/// or a run take practically for ever. Each limit is far outside any real hardware or network.
+pub mod limits {
+    use super::{DAY, MILLISECOND, Nanos};
+
+    /// Smallest accepted compute throughput of a device: 1 MFLOP/s.
+    pub const MIN_COMPUTE_FLOPS: f64 = 1e6;
+    /// Smallest accepted memory bandwidth of a device: 1 MB/s.
+    pub const MIN_MEMORY_BANDWIDTH: f64 = 1e6;
+    /// Smallest accepted compute or bandwidth efficiency: 0.1%.
+    pub const MIN_EFFICIENCY: f64 = 1e-3;
+    /// Largest accepted power draw of one device: 10 MW.
+    pub const MAX_POWER_W: f64 = 1e7;
+    /// Smallest accepted mean link bandwidth: 1 kbit/s.
+    pub const MIN_LINK_BPS: f64 = 1e3;
+    /// Bandwidth factors (series points, and the floor of uniform and random-walk fluctuation)
+    /// are kept within `[MIN_BANDWIDTH_FACTOR, MAX_BANDWIDTH_FACTOR]` of the mean.
+    pub const MIN_BANDWIDTH_FACTOR: f64 = 1e-3;
+    /// See [`MIN_BANDWIDTH_FACTOR`].
+    pub const MAX_BANDWIDTH_FACTOR: f64 = 1e3;
+    /// Largest accepted output size per generated token: 1 MB.
+    pub const MAX_OUTPUT_BYTES_PER_TOKEN: f64 = 1e6;
+    /// Largest accepted batch contention factor.
+    pub const MAX_CONTENTION: f64 = 10.0;
+    /// Largest accepted slot length and link latency: one day.
+    pub const MAX_TIME_PARAM_NS: Nanos = DAY;
+    /// Smallest accepted bandwidth redraw period (and the floor of the default, the slot): 1 ms.
+    /// A shorter period makes a busy link cost one event per period.
+    pub const MIN_REDRAW_NS: Nanos = MILLISECOND;
+}
 
 /// A complete description of one experiment: hardware, servers, links, models, SLO classes, workload,
 /// objective, policy and simulator parameters.
@@ -614,6 +653,12 @@ pub struct SimParams {
     /// A request deferred more than this many times is rejected.
     #[serde(default = "default_max_defers")]
     pub max_defers: u32,
+    /// How long the simulator keeps going after the last arrival. Requests not delivered by then
+    /// end as `unfinished` (never met: they are older than every deadline). `None`: the larger of
+    /// one hour and the longest SLO deadline. Bounds the simulated time of any run, whatever the
+    /// hardware and links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ns: Option<Nanos>,
 }
 
 fn default_noise() -> f64 {
@@ -632,6 +677,7 @@ impl Default for SimParams {
             step_noise: default_noise(),
             contention: default_contention(),
             max_defers: default_max_defers(),
+            drain_ns: None,
         }
     }
 }

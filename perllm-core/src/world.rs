@@ -130,15 +130,41 @@ impl World {
             .map(|s| self.hardware[s.hardware].power_idle_w * s.count as f64)
             .sum()
     }
-    /// Redraw period of a link's fluctuation.
+    /// Redraw period of a link's fluctuation: its own `redraw`, else the slot length (at least
+    /// [`limits::MIN_REDRAW_NS`]), else 100 ms when slots are per arrival.
     pub fn redraw_ns(&self, link: usize) -> Nanos {
         self.links[link]
             .redraw_ns
             .unwrap_or(if self.scenario.slot_ns > 0 {
-                self.scenario.slot_ns
+                self.scenario.slot_ns.max(limits::MIN_REDRAW_NS)
             } else {
                 100 * MILLISECOND
             })
+    }
+    /// How long the simulator keeps going after the last arrival (`sim.drain`, by default the
+    /// larger of one hour and the longest deadline).
+    pub fn drain_ns(&self) -> Nanos {
+        self.scenario.sim.drain_ns.unwrap_or_else(|| {
+            self.slos
+                .iter()
+                .map(|s| s.deadline_ns)
+                .max()
+                .unwrap_or(0)
+                .max(HOUR)
+        })
+    }
+}
+
+/// A duration for messages: whole seconds, milliseconds or nanoseconds.
+fn fmt_ns(ns: Nanos) -> String {
+    if ns.is_multiple_of(SECOND) {
+        format!("{} s", ns / SECOND)
+    } else if ns.is_multiple_of(MILLISECOND) {
+        format!("{} ms", ns / MILLISECOND)
+    } else if ns.is_multiple_of(1_000) {
+        format!("{} us", ns / 1_000)
+    } else {
+        format!("{ns} ns")
     }
 }
 
@@ -240,6 +266,16 @@ impl Scenario {
         if self.duration_ns == 0 {
             e("scenario.duration".into(), "must be positive".into());
         }
+        if self.slot_ns > limits::MAX_TIME_PARAM_NS {
+            e(
+                "scenario.slot".into(),
+                format!(
+                    "{} is longer than the {} limit (a unit mistake?)",
+                    fmt_ns(self.slot_ns),
+                    fmt_ns(limits::MAX_TIME_PARAM_NS)
+                ),
+            );
+        }
         fn dup_check<'a>(
             e: &mut impl FnMut(String, String),
             what: &str,
@@ -277,6 +313,14 @@ impl Scenario {
                     format!("{p}.compute"),
                     "must be a positive finite number".into(),
                 );
+            } else if h.compute_flops < limits::MIN_COMPUTE_FLOPS {
+                e(
+                    format!("{p}.compute"),
+                    format!(
+                        "{} FLOP/s is below the 1 MFLOP/s minimum (a unit mistake? write e.g. `14 TFLOPS`)",
+                        h.compute_flops
+                    ),
+                );
             }
             if h.memory_bytes == 0 {
                 e(format!("{p}.memory"), "must be positive".into());
@@ -285,6 +329,14 @@ impl Scenario {
                 e(
                     format!("{p}.memory_bandwidth"),
                     "must be a positive finite number".into(),
+                );
+            } else if h.memory_bandwidth_bytes_per_s < limits::MIN_MEMORY_BANDWIDTH {
+                e(
+                    format!("{p}.memory_bandwidth"),
+                    format!(
+                        "{} B/s is below the 1 MB/s minimum (a unit mistake? write e.g. `140 GB/s`)",
+                        h.memory_bandwidth_bytes_per_s
+                    ),
                 );
             }
             if !(h.power_idle_w.is_finite() && h.power_idle_w >= 0.0) {
@@ -298,6 +350,14 @@ impl Scenario {
                     format!("{p}.power.busy"),
                     "must be finite and at least the idle power".into(),
                 );
+            } else if h.power_busy_w > limits::MAX_POWER_W {
+                e(
+                    format!("{p}.power.busy"),
+                    format!(
+                        "{} W is above the 10 MW limit per device (a unit mistake?)",
+                        h.power_busy_w
+                    ),
+                );
             }
             for (n, v) in [
                 ("compute_efficiency", h.compute_efficiency),
@@ -307,6 +367,13 @@ impl Scenario {
                     && !(v.is_finite() && v > 0.0 && v <= 1.0)
                 {
                     e(format!("{p}.{n}"), "must be in (0, 1]".into());
+                } else if let Some(v) = v
+                    && v < limits::MIN_EFFICIENCY
+                {
+                    e(
+                        format!("{p}.{n}"),
+                        format!("{v} is below the 0.1% minimum (a unit mistake? write e.g. `60%`)"),
+                    );
                 }
             }
         }
@@ -329,6 +396,24 @@ impl Scenario {
                     format!("{p}.bandwidth"),
                     "must be a positive finite number".into(),
                 );
+            } else if l.bandwidth_bps < limits::MIN_LINK_BPS {
+                e(
+                    format!("{p}.bandwidth"),
+                    format!(
+                        "{} bit/s is below the 1 kbit/s minimum (a unit mistake? write e.g. `100 Mbps`)",
+                        l.bandwidth_bps
+                    ),
+                );
+            }
+            if l.latency_ns > limits::MAX_TIME_PARAM_NS {
+                e(
+                    format!("{p}.latency"),
+                    format!(
+                        "{} is longer than the {} limit (a unit mistake?)",
+                        fmt_ns(l.latency_ns),
+                        fmt_ns(limits::MAX_TIME_PARAM_NS)
+                    ),
+                );
             }
             if !(l.energy_j_per_bit.is_finite() && l.energy_j_per_bit >= 0.0) {
                 e(
@@ -336,8 +421,16 @@ impl Scenario {
                     "must be a non-negative finite number".into(),
                 );
             }
-            if l.redraw_ns == Some(0) {
-                e(format!("{p}.redraw"), "must be positive".into());
+            if let Some(r) = l.redraw_ns
+                && r < limits::MIN_REDRAW_NS
+            {
+                e(
+                    format!("{p}.redraw"),
+                    format!(
+                        "{} is shorter than the 1 ms minimum (each period of a busy link is one simulated event)",
+                        fmt_ns(r)
+                    ),
+                );
             }
             match &l.fluctuation {
                 Fluctuation::None => {}
@@ -371,6 +464,16 @@ impl Scenario {
                         e(
                             format!("{p}.fluctuation"),
                             "series must start at time 0, increase strictly in time and have positive factors".into(),
+                        );
+                    } else if let Some(&(_, f)) = points.iter().find(|p| {
+                        !(limits::MIN_BANDWIDTH_FACTOR..=limits::MAX_BANDWIDTH_FACTOR)
+                            .contains(&p.1)
+                    }) {
+                        e(
+                            format!("{p}.fluctuation"),
+                            format!(
+                                "series factor {f} is outside [0.001, 1000] of the mean bandwidth"
+                            ),
                         );
                     }
                 }
@@ -531,6 +634,14 @@ impl Scenario {
                 "workload.output_bytes_per_token",
                 "must be non-negative".into(),
             );
+        } else if w.output_bytes_per_token > limits::MAX_OUTPUT_BYTES_PER_TOKEN {
+            e(
+                "workload.output_bytes_per_token",
+                format!(
+                    "{} bytes per token is above the 1 MB limit",
+                    w.output_bytes_per_token
+                ),
+            );
         }
         if w.max_prompt_tokens == 0 {
             e("workload.max_prompt_tokens", "must be positive".into());
@@ -610,6 +721,17 @@ impl Scenario {
         }
         if !(sim.contention.is_finite() && sim.contention >= 0.0) {
             e("sim.contention", "must be non-negative".into());
+        } else if sim.contention > limits::MAX_CONTENTION {
+            e(
+                "sim.contention",
+                format!(
+                    "{} is above the limit of 10 (each extra sequence in a batch would add {} times the step's estimate)",
+                    sim.contention, sim.contention
+                ),
+            );
+        }
+        if sim.drain_ns == Some(0) {
+            e("sim.drain", "must be positive".into());
         }
         let tmp_world_servers = &servers;
         for c in &self.objective.constraints {

@@ -74,7 +74,7 @@ pub const TRACE_KEYS: &[&str] = &[
 /// Keys of the `objective` block (plus `constraint` entries).
 pub const OBJECTIVE_KEYS: &[&str] = &["minimize", "constraints"];
 /// Keys of the `sim` block.
-pub const SIM_KEYS: &[&str] = &["step_noise", "contention", "max_defers"];
+pub const SIM_KEYS: &[&str] = &["step_noise", "contention", "max_defers", "drain"];
 
 /// The keys a block of this kind takes (`None`: any key).
 pub fn keys_of(kind: &str) -> Option<&'static [&'static str]> {
@@ -983,6 +983,9 @@ impl Lowerer {
             });
         if let Some(e) = f.get("duration") {
             self.idx("scenario.duration".into(), e.value.span);
+        }
+        if let Some(e) = f.get("slot") {
+            self.idx("scenario.slot".into(), e.value.span);
         }
         let slot = match f.get("slot") {
             Some(e) => self.time_ns(&e.value),
@@ -3002,10 +3005,18 @@ impl Lowerer {
             Some(en) => self.u32(&en.value),
             None => Some(d.max_defers),
         };
+        let drain_ns = match f.get("drain") {
+            Some(en) => {
+                let v = self.time_ns(&en.value);
+                self.pos_u(&en.value, v, "the drain limit").map(Some)
+            }
+            None => Some(d.drain_ns),
+        };
         Some(SimParams {
             step_noise: step_noise?,
             contention: contention?,
             max_defers: max_defers?,
+            drain_ns: drain_ns?,
         })
     }
 

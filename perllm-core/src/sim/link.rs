@@ -8,7 +8,7 @@
 //! `bandwidth / active` bits per second, so each event costs O(log n).
 
 use crate::rng::{Rng, stream, stream_rng, unit_f64};
-use crate::spec::{Fluctuation, LinkSpec, Nanos};
+use crate::spec::{Fluctuation, LinkSpec, Nanos, limits};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -77,9 +77,14 @@ impl Direction {
         let Reverse((Key(f), _, _)) = self.active.peek()?;
         let n = self.active.len() as f64;
         let secs = (f - self.v).max(0.0) * n / bw;
-        Some(self.last + (secs * 1e9).ceil() as Nanos)
+        // `as` saturates: a transfer longer than 2^64 ns ends at the end of time (the run's drain
+        // limit stops the simulation long before).
+        Some(self.last.saturating_add((secs * 1e9).ceil() as Nanos))
     }
 }
+
+/// Longest stretch of random-walk periods walked step by step when an idle link wakes up.
+const MAX_WALK_STEPS: u64 = 1 << 16;
 
 /// The real bandwidth of one link instance over time (hidden from policies).
 #[derive(Debug)]
@@ -133,8 +138,11 @@ impl Bandwidth {
                 let (step, bound) = (*step, *bound);
                 // Sequential: walk from the last computed period (k only grows). The walk's draws
                 // use word positions disjoint from nothing else: this stream serves only this link.
+                // After a long idle stretch only the last MAX_WALK_STEPS steps are walked: the
+                // walk has long forgotten where it was, and walking billions of periods would
+                // look like a hang.
                 let mut x = self.factor;
-                for _ in self.k..k {
+                for _ in self.k.max(k.saturating_sub(MAX_WALK_STEPS))..k {
                     x = (x + step * (2.0 * unit_f64(&mut self.rng) - 1.0))
                         .clamp(1.0 - bound, 1.0 + bound);
                 }
@@ -152,7 +160,8 @@ impl Bandwidth {
         !matches!(self.fluct, Fluctuation::None)
     }
 
-    /// Real bandwidth (bits/s) at time `now` (`now` never decreases between calls).
+    /// Real bandwidth (bits/s) at time `now` (`now` never decreases between calls). Never below
+    /// [`limits::MIN_BANDWIDTH_FACTOR`] of the mean, however the fluctuation draws.
     pub(crate) fn at(&mut self, now: Nanos) -> f64 {
         let k = now / self.period;
         if k != self.k {
@@ -160,7 +169,7 @@ impl Bandwidth {
             self.factor = self.factor_for(k, start);
             self.k = k;
         }
-        self.mean * self.factor
+        self.mean * self.factor.max(limits::MIN_BANDWIDTH_FACTOR)
     }
 
     /// Start of the next period after `now`.

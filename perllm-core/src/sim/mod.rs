@@ -310,9 +310,17 @@ impl<'a> Sim<'a> {
         obs: &mut [&mut dyn Observer],
     ) -> Result<Report, SimError> {
         let wants_truth = policy.wants_ground_truth();
+        let drain = self.world.drain_ns();
         self.pull(source)?;
         while let Some(Reverse((t, _, ev))) = self.heap.pop() {
             debug_assert!(t >= self.now, "simulated time never goes back");
+            // The drain limit: nothing more arrives and the rest would end too late to matter.
+            let stop = self.last_arrival.saturating_add(drain);
+            if t > stop && self.next_req.is_none() {
+                self.now = stop.max(self.now);
+                self.stop_unfinished(obs);
+                break;
+            }
             self.now = t;
             self.counters.events += 1;
             match ev {
@@ -369,6 +377,33 @@ impl<'a> Sim<'a> {
         ))
     }
 
+    /// Ends every request still pending or in flight as [`RejectReason::Unfinished`] (in request
+    /// order), and counts the busy time of the runs under way.
+    fn stop_unfinished(&mut self, obs: &mut [&mut dyn Observer]) {
+        let now = self.now;
+        let mut left: Vec<Request> = self.pending.drain(..).map(|p| p.request).collect();
+        let mut free = vec![false; self.flights.len()];
+        for &f in &self.free {
+            free[f as usize] = true;
+        }
+        left.extend(
+            self.flights
+                .iter()
+                .zip(&free)
+                .filter(|(_, free)| !**free)
+                .map(|(f, _)| f.req),
+        );
+        left.sort_by_key(|r| r.id);
+        for r in &left {
+            emit!(self, obs, o => o.on_rejection(now, r, RejectReason::Unfinished));
+        }
+        for srv in &mut self.srv {
+            if let Some(run) = srv.run.take() {
+                srv.busy_ns += now.saturating_sub(run.start);
+            }
+        }
+    }
+
     fn on_arrival(&mut self, r: Request, obs: &mut [&mut dyn Observer]) {
         emit!(self, obs, o => o.on_arrival(&r));
         let need = self.kv_need(&r);
@@ -388,10 +423,9 @@ impl<'a> Sim<'a> {
         });
         if !self.decide_scheduled {
             let slot = self.world.scenario.slot_ns;
-            let t = if slot == 0 {
-                self.now
-            } else {
-                (self.now / slot + 1).saturating_mul(slot)
+            let t = match self.now.checked_div(slot) {
+                None => self.now,
+                Some(k) => k.saturating_add(1).saturating_mul(slot),
             };
             self.decide_scheduled = true;
             self.schedule(t, Ev::Decide);
@@ -426,11 +460,7 @@ impl<'a> Sim<'a> {
         }
         self.refresh_states();
         let slot = self.world.scenario.slot_ns;
-        let slot_idx = if slot == 0 {
-            self.slot_counter
-        } else {
-            self.now / slot
-        };
+        let slot_idx = self.now.checked_div(slot).unwrap_or(self.slot_counter);
         self.slot_counter += 1;
         self.counters.decisions += 1;
         let truth = if wants_truth {
@@ -506,10 +536,9 @@ impl<'a> Sim<'a> {
         }
         self.pending = keep;
         if !self.pending.is_empty() && !self.decide_scheduled {
-            let t = if slot == 0 {
-                self.now.saturating_add(DEFER_RETRY_NS)
-            } else {
-                (self.now / slot + 1).saturating_mul(slot)
+            let t = match self.now.checked_div(slot) {
+                None => self.now.saturating_add(DEFER_RETRY_NS),
+                Some(k) => k.saturating_add(1).saturating_mul(slot),
             };
             self.decide_scheduled = true;
             self.schedule(t, Ev::Decide);
@@ -639,15 +668,14 @@ impl<'a> Sim<'a> {
         st.pending_output_tokens += out as u64;
         let srv = &mut self.srv[s as usize];
         srv.waiting.push_back(f);
-        if srv.run.is_none() {
-            self.start_run(s);
-        } else {
-            let max_batch = self.world.servers[s as usize].max_batch as usize;
+        let max_batch = self.world.servers[s as usize].max_batch as usize;
+        let can_join =
+            srv.running.len() < max_batch && srv.waiting.len() == 1 && need <= srv.kv_free;
+        if let Some(run) = srv.run.as_mut() {
             // Continuous batching: a request that can join the batch joins at the next step boundary.
-            if srv.running.len() < max_batch && srv.waiting.len() == 1 && need <= srv.kv_free {
+            if can_join {
                 let now = self.now;
                 let j = srv.step_ends.partition_point(|&e| e < now);
-                let run = srv.run.as_mut().expect("checked above");
                 if j < run.end_idx {
                     run.end_idx = j;
                     srv.run_version += 1;
@@ -655,6 +683,8 @@ impl<'a> Sim<'a> {
                     self.schedule(t, Ev::RunEnd(s, v));
                 }
             }
+        } else {
+            self.start_run(s);
         }
     }
 
@@ -717,9 +747,10 @@ impl<'a> Sim<'a> {
         // Step 0 may mix prefill and decode; price it on its own.
         let (mut est0, mut batch, mut tokens) = (0, 0u32, 0u64);
         for (m, sh) in &self.shapes {
-            est0 += self
+            est0 = self
                 .cost
-                .step_ns(hw, server.count, &self.world.models[*m as usize], sh);
+                .step_ns(hw, server.count, &self.world.models[*m as usize], sh)
+                .saturating_add(est0);
             batch += sh.decode_seqs + sh.prefill_seqs;
             tokens += sh.prefill_tokens + sh.decode_seqs as u64;
         }
@@ -861,7 +892,9 @@ impl<'a> Sim<'a> {
             deadline_ns: deadline,
             met: total <= deadline,
             energy: Energy {
-                transmission: (r.input_bytes + r.output_bytes) as f64 * 8.0 * link.energy_j_per_bit,
+                transmission: (r.input_bytes as f64 + r.output_bytes as f64)
+                    * 8.0
+                    * link.energy_j_per_bit,
                 inference: fl.inference_j,
                 idle: 0.0,
             },

@@ -197,8 +197,11 @@ impl Synthetic {
                     }
                     // Skip the rest of the off period; memorylessness makes restarting exact.
                     t += period - phase;
-                    // `!(t <= end)` also ends on NaN: a tiny rate makes the gap infinite.
-                    if !(t <= self.end_ns as f64 / 1e9) {
+                    // Also ends on NaN (not comparable): a tiny rate makes the gap infinite.
+                    if !matches!(
+                        t.partial_cmp(&(self.end_ns as f64 / 1e9)),
+                        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+                    ) {
                         return None;
                     }
                 }

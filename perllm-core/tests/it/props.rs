@@ -164,9 +164,16 @@ proptest! {
         let floor = world.idle_power_w() * report.horizon_s;
         prop_assert!(e.total_j >= floor * (1.0 - 1e-9), "total {} < floor {}", e.total_j, floor);
         prop_assert!((e.total_j - (e.transmission_j + e.inference_j + e.idle_j)).abs() <= 1e-6 * e.total_j.max(1.0));
+        // Delivered requests carry all the inference energy, unless the run stopped at the drain
+        // limit: then the work done for `unfinished` requests is measured but attributed to none.
         let attributed: f64 = ch.outcomes.iter().map(|o| o.energy.inference).sum();
-        prop_assert!((attributed - e.inference_j).abs() <= 1e-6 * e.inference_j.max(1.0) + 1e-6,
-            "attributed inference {} != measured {}", attributed, e.inference_j);
+        if report.rejected_by_reason.contains_key("unfinished") {
+            prop_assert!(attributed <= e.inference_j * (1.0 + 1e-9) + 1e-6,
+                "attributed inference {} > measured {}", attributed, e.inference_j);
+        } else {
+            prop_assert!((attributed - e.inference_j).abs() <= 1e-6 * e.inference_j.max(1.0) + 1e-6,
+                "attributed inference {} != measured {}", attributed, e.inference_j);
+        }
 
         // Throughput never exceeds what the hardware can do by the cost model: each step yields
         // at most max_batch tokens, and no step is shorter than reading the weights once.

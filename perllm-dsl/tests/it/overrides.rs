@@ -26,6 +26,7 @@ fn overrides_change_exactly_what_they_name() {
             ("policy.exploration", "0.9"),
             ("policy.new_flag", "true"),
             ("sim.step_noise", "1%"),
+            ("sim.drain", "10 min"),
             ("hardware.a100.power.idle", "50 W"),
             ("slo.interactive.deadline", "3 s"),
         ]);
@@ -45,6 +46,7 @@ fn overrides_change_exactly_what_they_name() {
             .params
             .insert("new_flag".into(), ParamValue::Bool(true));
         want.sim.step_noise = 0.01;
+        want.sim.drain_ns = Some(600 * SECOND);
         want.hardware[1].power_idle_w = 50.0;
         want.slos[0].deadline_ns = 3 * SECOND;
         assert_eq!(s, want, "{file}");
