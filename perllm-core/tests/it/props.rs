@@ -195,3 +195,191 @@ proptest! {
         prop_assert_eq!(serde_json::to_string(&report).unwrap(), serde_json::to_string(&again).unwrap());
     }
 }
+
+/// A value log-uniform in `[lo, hi]` (both positive).
+fn log_uniform(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
+    (0.0f64..=1.0).prop_map(move |u| (lo.ln() + u * (hi.ln() - lo.ln())).exp().clamp(lo, hi))
+}
+
+#[derive(Debug, Clone)]
+struct Extreme {
+    compute: [f64; 2],
+    mem_bw: [f64; 2],
+    eff: [f64; 2],
+    busy_w: f64,
+    link_bps: [f64; 2],
+    latency_ns: [u64; 2],
+    fluct: u8,
+    frac: f64,
+    slot_ns: u64,
+    contention: f64,
+    noise: f64,
+    out_bytes: f64,
+    payload: f64,
+    prompt: f64,
+    output: f64,
+    batch: [u32; 2],
+    deadline_ns: u64,
+    policy: u8,
+    seed: u64,
+}
+
+fn extreme() -> impl Strategy<Value = Extreme> {
+    (
+        (
+            [
+                log_uniform(limits::MIN_COMPUTE_FLOPS, 1e18),
+                log_uniform(limits::MIN_COMPUTE_FLOPS, 1e18),
+            ],
+            [
+                log_uniform(limits::MIN_MEMORY_BANDWIDTH, 1e13),
+                log_uniform(limits::MIN_MEMORY_BANDWIDTH, 1e13),
+            ],
+            [
+                log_uniform(limits::MIN_EFFICIENCY, 1.0),
+                log_uniform(limits::MIN_EFFICIENCY, 1.0),
+            ],
+            log_uniform(125.0, limits::MAX_POWER_W),
+            [
+                log_uniform(limits::MIN_LINK_BPS, 1e12),
+                log_uniform(limits::MIN_LINK_BPS, 1e12),
+            ],
+            [
+                prop_oneof![Just(0u64), 1u64..=limits::MAX_TIME_PARAM_NS],
+                prop_oneof![Just(0u64), 1u64..=limits::MAX_TIME_PARAM_NS],
+            ],
+        ),
+        (
+            0u8..4,
+            0.0f64..0.999_999,
+            prop_oneof![Just(0u64), 1u64..=limits::MAX_TIME_PARAM_NS],
+            0.0f64..=limits::MAX_CONTENTION,
+            0.0f64..0.999,
+            0.0f64..=limits::MAX_OUTPUT_BYTES_PER_TOKEN,
+            log_uniform(1.0, 1e15),
+        ),
+        (
+            log_uniform(1.0, 1e6),
+            log_uniform(1.0, 1e6),
+            [1u32..10_000, 1u32..10_000],
+            1u64..=HOUR,
+            0u8..3,
+            any::<u64>(),
+        ),
+    )
+        .prop_map(|(a, b, c)| Extreme {
+            compute: a.0,
+            mem_bw: a.1,
+            eff: a.2,
+            busy_w: a.3,
+            link_bps: a.4,
+            latency_ns: a.5,
+            fluct: b.0,
+            frac: b.1,
+            slot_ns: b.2,
+            contention: b.3,
+            noise: b.4,
+            out_bytes: b.5,
+            payload: b.6,
+            prompt: c.0,
+            output: c.1,
+            batch: c.2,
+            deadline_ns: c.3,
+            policy: c.4,
+            seed: c.5,
+        })
+}
+
+fn extreme_scenario(x: &Extreme) -> Scenario {
+    let mut sc = testbed::paper(4.0, 10 * SECOND);
+    sc.seed = x.seed;
+    sc.slot_ns = x.slot_ns;
+    sc.workload.max_requests = Some(8);
+    for (i, h) in sc.hardware.iter_mut().enumerate() {
+        h.compute_flops = x.compute[i];
+        h.memory_bandwidth_bytes_per_s = x.mem_bw[i];
+        h.compute_efficiency = Some(x.eff[i]);
+        h.bandwidth_efficiency = Some(x.eff[1 - i]);
+        h.power_busy_w = x.busy_w;
+    }
+    for (i, l) in sc.links.iter_mut().enumerate() {
+        l.bandwidth_bps = x.link_bps[i];
+        l.latency_ns = x.latency_ns[i];
+        // Redraws of at least a second keep a run that lasts to the drain limit cheap in debug.
+        l.redraw_ns = Some(SECOND);
+        l.fluctuation = match x.fluct {
+            0 => Fluctuation::None,
+            1 => Fluctuation::Uniform { frac: x.frac },
+            2 => Fluctuation::RandomWalk {
+                step: x.frac / 2.0,
+                bound: x.frac,
+            },
+            _ => Fluctuation::Series {
+                points: vec![
+                    (0, limits::MIN_BANDWIDTH_FACTOR),
+                    (SECOND, limits::MAX_BANDWIDTH_FACTOR),
+                    (2 * SECOND, (1.0 - x.frac).max(limits::MIN_BANDWIDTH_FACTOR)),
+                ],
+            },
+        };
+    }
+    for s in &mut sc.servers {
+        s.max_batch = x.batch[usize::from(s.tier == Tier::Cloud)];
+    }
+    for slo in &mut sc.slos {
+        slo.deadline_ns = x.deadline_ns;
+    }
+    sc.sim.contention = x.contention;
+    sc.sim.step_noise = x.noise;
+    sc.workload.output_bytes_per_token = x.out_bytes;
+    sc.workload.payload_bytes = SizeDist::LogNormal {
+        median: x.payload,
+        sigma: 2.0,
+    };
+    sc.workload.prompt_tokens = SizeDist::LogNormal {
+        median: x.prompt,
+        sigma: 1.0,
+    };
+    sc.workload.output_tokens = SizeDist::LogNormal {
+        median: x.output,
+        sigma: 1.0,
+    };
+    sc
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PERLLM_EXTREME_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
+
+    /// Anything within the plausibility limits, however extreme, builds and runs to the end:
+    /// every request ends exactly once, the numbers are finite, nothing runs past the drain limit.
+    #[test]
+    fn extreme_but_valid_scenarios_end(x in extreme()) {
+        let sc = extreme_scenario(&x);
+        let world = sc.build().map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let cost = Roofline::default();
+        let mut ch = Checker::default();
+        let mut src = Synthetic::new(&world);
+        let mut p: Box<dyn Policy> = match x.policy {
+            0 => Box::new(LeastLoaded::default()),
+            1 => perllm_core::policies::builtin(&world.scenario.policy, &world)
+                .expect("perllm is built in")
+                .expect("perllm accepts the world"),
+            _ => Box::new(RoundRobin::default()),
+        };
+        let report = run(&world, &mut *p, &cost, &mut src, &mut [&mut ch]).expect("run");
+        prop_assert_eq!(report.arrived, ch.arrived);
+        prop_assert_eq!(report.completed + report.rejected, report.arrived);
+        prop_assert!(ch.ends.values().all(|n| *n == 1));
+        prop_assert!(ch.violations.is_empty(), "{:?}", ch.violations);
+        let e = &report.energy;
+        for v in [e.total_j, e.inference_j, e.idle_j, e.transmission_j, report.horizon_s, report.latency_s.max] {
+            prop_assert!(v.is_finite() && v >= 0.0, "{:?}", report);
+        }
+        // The run never outlives the last arrival (within the 8-request arrival window) + drain.
+        let bound = (world.scenario.duration_ns as f64 + world.drain_ns() as f64) / 1e9;
+        prop_assert!(report.horizon_s <= bound + 1e-6, "horizon {} > {}", report.horizon_s, bound);
+    }
+}
