@@ -1,8 +1,10 @@
 //! Runs N requests through a scenario with a trivial policy and prints wall time, simulated
 //! requests per second and the process's peak resident memory (Linux `VmHWM`).
 //!
-//! `cargo run --release -p perllm-core --example sim_scale -- [REQUESTS] [SERVERS] [RATE]`
-//! SERVERS = 6 uses the paper testbed; otherwise `testbed::scaled(SERVERS, ..)`.
+//! `cargo run --release -p perllm-core --example sim_scale -- [REQUESTS] [SERVERS] [RATE] [DRAIN_S]`
+//! SERVERS = 6 uses the paper testbed; otherwise `testbed::scaled(SERVERS, ..)`. DRAIN_S sets
+//! `sim.drain` in seconds (`inf`: never stop early, simulate the whole backlog as before the
+//! drain limit existed); default: the scenario's default (1 h after the last arrival).
 
 use perllm_core::simple::RoundRobin;
 use perllm_core::spec::SECOND;
@@ -38,6 +40,14 @@ fn main() {
         testbed::scaled(servers, rate, dur)
     };
     sc.workload.max_requests = Some(n);
+    match std::env::args().nth(4).as_deref() {
+        None => {}
+        Some("inf") => sc.sim.drain_ns = Some(u64::MAX),
+        Some(d) => {
+            let d: f64 = d.parse().expect("DRAIN_S is a number of seconds or `inf`");
+            sc.sim.drain_ns = Some((d * 1e9) as u64);
+        }
+    }
     let world = sc
         .build()
         .unwrap_or_else(|e| panic!("invalid scenario: {e:?}"));

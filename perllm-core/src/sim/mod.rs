@@ -377,25 +377,22 @@ impl<'a> Sim<'a> {
         ))
     }
 
-    /// Ends every request still pending or in flight as [`RejectReason::Unfinished`] (in request
-    /// order), and counts the busy time of the runs under way.
+    /// Ends every request still pending or in flight as [`RejectReason::Unfinished`] (pending ones
+    /// first, in arrival order, then flights in slot order: deterministic, and without a copy of a
+    /// possibly huge backlog), and counts the busy time of the runs under way.
     fn stop_unfinished(&mut self, obs: &mut [&mut dyn Observer]) {
         let now = self.now;
-        let mut left: Vec<Request> = self.pending.drain(..).map(|p| p.request).collect();
+        let pending = std::mem::take(&mut self.pending);
+        for p in &pending {
+            emit!(self, obs, o => o.on_rejection(now, &p.request, RejectReason::Unfinished));
+        }
         let mut free = vec![false; self.flights.len()];
         for &f in &self.free {
             free[f as usize] = true;
         }
-        left.extend(
-            self.flights
-                .iter()
-                .zip(&free)
-                .filter(|(_, free)| !**free)
-                .map(|(f, _)| f.req),
-        );
-        left.sort_by_key(|r| r.id);
-        for r in &left {
-            emit!(self, obs, o => o.on_rejection(now, r, RejectReason::Unfinished));
+        let flights = std::mem::take(&mut self.flights);
+        for (f, _) in flights.iter().zip(&free).filter(|(_, free)| !**free) {
+            emit!(self, obs, o => o.on_rejection(now, &f.req, RejectReason::Unfinished));
         }
         for srv in &mut self.srv {
             if let Some(run) = srv.run.take() {
