@@ -13,6 +13,7 @@
 //! Blank lines are ignored. Any malformed row is an error naming the row.
 
 use super::WorkloadError;
+use super::lines::{CsvRecord, Lines};
 use crate::spec::Nanos;
 
 /// A parsed bandwidth CSV.
@@ -33,10 +34,11 @@ impl BandwidthSeries {
             return p[0].1;
         }
         let period = p[p.len() - 1].0 as f64;
+        // Each value times the fraction of the period it holds (so that huge values cannot
+        // overflow the sum).
         p.windows(2)
-            .map(|w| w[0].1 * (w[1].0 - w[0].0) as f64)
+            .map(|w| w[0].1 * ((w[1].0 - w[0].0) as f64 / period))
             .sum::<f64>()
-            / period
     }
 
     /// Multiplicative factors for `Fluctuation::Series`. Factor files are returned as they are;
@@ -59,16 +61,17 @@ pub fn read_bandwidth_csv<R: std::io::Read>(
     name: &str,
 ) -> Result<BandwidthSeries, WorkloadError> {
     let err = |row: u64, m: String| WorkloadError::new(name, row, m);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(reader);
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| err(1, format!("cannot read the header: {e}")))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
-        .collect();
+    let mut lines = Lines::new(std::io::BufReader::new(reader));
+    let mut rec = CsvRecord::new();
+    let hline = match lines.advance() {
+        Err((row, m)) => return Err(err(row, format!("cannot read the header: {m}"))),
+        Ok(None) => 1,
+        Ok(Some(l)) => {
+            rec.parse(lines.text());
+            l
+        }
+    };
+    let header: Vec<String> = rec.iter().map(super::trace::norm).collect();
     let unit = match header.get(1).map(String::as_str) {
         Some("factor") => None,
         Some("bandwidth_bps") => Some(1.0),
@@ -83,7 +86,7 @@ pub fn read_bandwidth_csv<R: std::io::Read>(
     );
     if header.len() != 2 || header[0] != "time_s" || !second_ok {
         return Err(err(
-            1,
+            hline,
             format!(
                 "expected the header `time_s,factor` or `time_s,bandwidth_<bps|kbps|mbps|gbps>`, found `{}`",
                 header.join(",")
@@ -92,30 +95,41 @@ pub fn read_bandwidth_csv<R: std::io::Read>(
     }
     let mut points: Vec<(Nanos, f64)> = Vec::new();
     let mut first_ns: Option<Nanos> = None;
-    let mut rec = csv::StringRecord::new();
     loop {
-        match rdr.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                return Err(err(line, format!("cannot read the CSV: {e}")));
-            }
-        }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let line = match lines.advance() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err((row, m)) => return Err(err(row, m)),
+        };
+        rec.parse(lines.text());
         if rec.len() != 2 {
             return Err(err(line, format!("has {} fields, expected 2", rec.len())));
         }
-        let t = super::trace::parse_seconds_ns(&rec[0])
-            .map_err(|m| err(line, format!("time_s: {m}")))?;
-        let v: f64 = rec[1]
-            .trim()
+        let text = |i: usize| {
+            std::str::from_utf8(rec.get(i).expect("2 fields"))
+                .map_err(|_| err(line, format!("field {} is not valid UTF-8", i + 1)))
+        };
+        let (t, v) = (text(0)?, text(1)?);
+        let raw_v = v.trim();
+        let t = super::trace::parse_seconds_ns(t).map_err(|m| err(line, format!("time_s: {m}")))?;
+        let v: f64 = raw_v
             .parse()
-            .map_err(|_| err(line, format!("`{}` is not a number", rec[1].trim())))?;
+            .map_err(|_| err(line, format!("`{raw_v}` is not a number")))?;
         if !(v.is_finite() && v > 0.0) {
             return Err(err(
                 line,
                 format!("{} must be a positive finite number, not {v}", header[1]),
+            ));
+        }
+        let v = v * unit.unwrap_or(1.0);
+        if !v.is_finite() {
+            return Err(err(
+                line,
+                format!(
+                    "`{raw_v}` {} overflows: more than {:e} bits/s",
+                    header[1],
+                    f64::MAX
+                ),
             ));
         }
         let t0 = *first_ns.get_or_insert(t);
@@ -125,7 +139,7 @@ pub fn read_bandwidth_csv<R: std::io::Read>(
                 "times must increase strictly from row to row".into(),
             ));
         }
-        points.push((t - t0, v * unit.unwrap_or(1.0)));
+        points.push((t - t0, v));
     }
     if points.is_empty() {
         return Err(err(0, "the bandwidth series has no rows".into()));

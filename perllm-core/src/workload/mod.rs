@@ -5,6 +5,7 @@
 //! `docs/workloads.md`.
 
 pub mod bandwidth;
+mod lines;
 pub mod trace;
 
 pub use bandwidth::{BandwidthSeries, bandwidth_series_from_csv, read_bandwidth_csv};

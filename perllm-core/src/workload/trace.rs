@@ -12,13 +12,14 @@
 //!
 //! The formats, the time mapping and the error rules are documented in `docs/workloads.md`.
 
+use super::lines::{CsvRecord, Lines};
 use super::{RequestSource, WorkloadError, check_size_dist, pick_weighted, sample_size};
 use crate::request::Request;
 use crate::rng::{Rng, stream, stream_rng, unit_f64};
 use crate::spec::{Assign, Nanos, SECOND, SizeDist, TraceFormat, TraceSpec};
 use crate::world::{ModelId, SloId, World};
 use std::collections::VecDeque;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 /// A readable trace: any buffered reader the caller opened.
 pub type Reader = Box<dyn BufRead + Send>;
@@ -31,8 +32,15 @@ pub type Opener<'a> = Box<dyn FnMut() -> std::io::Result<Reader> + 'a>;
 /// order); a row further back is a malformed row.
 pub const REORDER_TOLERANCE_NS: Nanos = SECOND;
 
-/// Longest JSONL line accepted (a longer one is a fatal error: the file is probably not JSONL).
-pub const MAX_JSON_LINE_BYTES: u64 = 16 << 20;
+pub use super::lines::MAX_LINE_BYTES;
+
+/// The former name of [`MAX_LINE_BYTES`], from when the limit applied to JSONL lines only.
+pub const MAX_JSON_LINE_BYTES: u64 = MAX_LINE_BYTES;
+
+/// Largest byte count one trace row may imply: its `payload_bytes`, and its output tokens times
+/// the workload's `output_bytes_per_token`. 1 TiB, far above any real request; a larger value is a
+/// malformed row (a unit mistake or a corrupt file), never passed on to the simulator's links.
+pub const MAX_PAYLOAD_BYTES: u64 = 1 << 40;
 
 /// Pass period used when a pass holds a single row or all its rows share one timestamp.
 const FALLBACK_GAP_NS: Nanos = SECOND;
@@ -219,6 +227,27 @@ fn tokens(v: u64, what: &str) -> Result<u32, String> {
         .map_err(|_| format!("{what} {v} is more than the largest supported {}", u32::MAX))
 }
 
+fn payload_bytes(v: u64) -> Result<u64, String> {
+    if v > MAX_PAYLOAD_BYTES {
+        return Err(format!(
+            "{v} is more than the largest supported {MAX_PAYLOAD_BYTES} (1 TiB)"
+        ));
+    }
+    Ok(v)
+}
+
+/// The row-level byte rule that needs the scenario: output tokens x `output_bytes_per_token`.
+fn check_output_bytes(r: &RawRow, names: &Names) -> Result<(), String> {
+    let bytes = r.output as f64 * names.out_bytes_per_token;
+    if bytes > MAX_PAYLOAD_BYTES as f64 {
+        return Err(format!(
+            "{} output tokens x {} output_bytes_per_token = {bytes:.3e} bytes, more than the largest supported {MAX_PAYLOAD_BYTES} (1 TiB)",
+            r.output, names.out_bytes_per_token
+        ));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row parsers.
 // ---------------------------------------------------------------------------------------------
@@ -231,6 +260,8 @@ struct Names {
     hosted: Vec<bool>,
     want_slo: bool,
     want_model: bool,
+    /// The workload's `output_bytes_per_token` (0 when only the token counts matter).
+    out_bytes_per_token: f64,
 }
 
 impl Names {
@@ -241,6 +272,7 @@ impl Names {
             hosted: vec![],
             want_slo: false,
             want_model: false,
+            out_bytes_per_token: 0.0,
         }
     }
     fn slo(&self, s: &str) -> Result<SloId, String> {
@@ -315,15 +347,13 @@ struct CsvLayout {
 }
 
 struct CsvRows {
-    rdr: csv::Reader<Reader>,
-    rec: csv::ByteRecord,
+    lines: Lines<Reader>,
+    rec: CsvRecord,
     lay: CsvLayout,
 }
 
 struct JsonlRows {
-    rdr: Reader,
-    buf: Vec<u8>,
-    line: u64,
+    lines: Lines<Reader>,
     mooncake: bool,
 }
 
@@ -338,7 +368,8 @@ struct Parser {
     names: Names,
 }
 
-fn norm(h: &[u8]) -> String {
+/// A header cell: without a UTF-8 byte-order mark and surrounding whitespace, in lower case.
+pub(crate) fn norm(h: &[u8]) -> String {
     let h = h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h);
     String::from_utf8_lossy(h).trim().to_ascii_lowercase()
 }
@@ -353,27 +384,27 @@ impl Parser {
         let err = |row: u64, m: String| WorkloadError::new(name, row, m);
         let rows = match format {
             TraceFormat::Mooncake | TraceFormat::Jsonl => Rows::Jsonl(JsonlRows {
-                rdr: reader,
-                buf: Vec::with_capacity(256),
-                line: 0,
+                lines: Lines::new(reader),
                 mooncake: format == TraceFormat::Mooncake,
             }),
             TraceFormat::Azure | TraceFormat::Burstgpt | TraceFormat::Csv => {
-                let mut rdr = csv::ReaderBuilder::new()
-                    .has_headers(true)
-                    .flexible(true)
-                    .from_reader(reader);
-                let header: Vec<String> = rdr
-                    .byte_headers()
-                    .map_err(|e| err(1, format!("cannot read the header: {e}")))?
-                    .iter()
-                    .map(norm)
-                    .collect();
+                // The header is the first line that is not blank.
+                let mut lines = Lines::new(reader);
+                let mut rec = CsvRecord::new();
+                let hline = match lines.advance() {
+                    Err((row, m)) => return Err(err(row, format!("cannot read the header: {m}"))),
+                    Ok(None) => 1,
+                    Ok(Some(l)) => {
+                        rec.parse(lines.text());
+                        l
+                    }
+                };
+                let header: Vec<String> = rec.iter().map(norm).collect();
                 let find = |n: &str| header.iter().position(|h| h == n);
                 let need = |n: &str, shown: &str| {
                     find(n).ok_or_else(|| {
                         err(
-                            1,
+                            hline,
                             format!(
                                 "the header has no `{shown}` column (found: {}); is this a {format:?} trace?",
                                 if header.iter().all(|h| h.is_empty()) { "nothing".to_string() } else { header.join(", ") }
@@ -419,27 +450,27 @@ impl Parser {
                         ];
                         if let Some(u) = header.iter().find(|h| !KNOWN.contains(&h.as_str())) {
                             return Err(err(
-                                1,
+                                hline,
                                 format!("unknown column `{u}` (known: {})", KNOWN.join(", ")),
                             ));
                         }
                         for (i, h) in header.iter().enumerate() {
                             if header[..i].contains(h) {
-                                return Err(err(1, format!("column `{h}` appears twice")));
+                                return Err(err(hline, format!("column `{h}` appears twice")));
                             }
                         }
                         let slo = find("slo");
                         let model = find("model");
                         if names.want_slo && slo.is_none() {
                             return Err(err(
-                                1,
+                                hline,
                                 "slo_assign = from_column but the header has no `slo` column"
                                     .into(),
                             ));
                         }
                         if names.want_model && model.is_none() {
                             return Err(err(
-                                1,
+                                hline,
                                 "model_assign = from_column but the header has no `model` column"
                                     .into(),
                             ));
@@ -457,11 +488,7 @@ impl Parser {
                         }
                     }
                 };
-                Rows::Csv(CsvRows {
-                    rdr,
-                    rec: csv::ByteRecord::new(),
-                    lay,
-                })
+                Rows::Csv(CsvRows { lines, rec, lay })
             }
         };
         Ok(Parser {
@@ -471,73 +498,53 @@ impl Parser {
         })
     }
 
-    /// The next row; `Err` only for unrecoverable errors (I/O, broken CSV quoting).
+    /// The next row; `Err` only for unrecoverable errors (I/O, an overlong line).
     fn next(&mut self) -> Result<Option<Item>, WorkloadError> {
-        match &mut self.rows {
+        let lines = match &mut self.rows {
+            Rows::Csv(c) => &mut c.lines,
+            Rows::Jsonl(j) => &mut j.lines,
+        };
+        let line = match lines.advance() {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(None),
+            Err((row, m)) => return Err(WorkloadError::new(&self.name, row, m)),
+        };
+        let names = &self.names;
+        let row = match &mut self.rows {
             Rows::Csv(c) => {
-                match c.rdr.read_byte_record(&mut c.rec) {
-                    Ok(false) => return Ok(None),
-                    Ok(true) => {}
-                    Err(e) => {
-                        let line = e.position().map(|p| p.line()).unwrap_or(0);
-                        return Err(WorkloadError::new(
-                            &self.name,
-                            line,
-                            format!("cannot read the CSV: {e}"),
-                        ));
-                    }
-                }
-                let line = c.rec.position().map(|p| p.line()).unwrap_or(0);
-                Ok(Some(match csv_row(&c.rec, &c.lay, &self.names, line) {
-                    Ok(Some(r)) => Item::Row(r),
-                    Ok(None) => Item::Failed,
-                    Err(m) => Item::Bad(WorkloadError::new(&self.name, line, m)),
-                }))
+                c.rec.parse(c.lines.text());
+                csv_row(&c.rec, &c.lay, names, line)
             }
-            Rows::Jsonl(j) => loop {
-                j.buf.clear();
-                let n = (&mut j.rdr)
-                    .take(MAX_JSON_LINE_BYTES)
-                    .read_until(b'\n', &mut j.buf)
-                    .map_err(|e| {
-                        WorkloadError::new(&self.name, j.line + 1, format!("cannot read: {e}"))
-                    })?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                j.line += 1;
-                if n as u64 == MAX_JSON_LINE_BYTES && j.buf.last() != Some(&b'\n') {
-                    return Err(WorkloadError::new(
-                        &self.name,
-                        j.line,
-                        format!("line is longer than {MAX_JSON_LINE_BYTES} bytes"),
-                    ));
-                }
-                if j.buf.iter().all(|c| c.is_ascii_whitespace()) {
-                    continue;
-                }
-                let r = if j.mooncake {
-                    mooncake_row(&j.buf, j.line)
+            Rows::Jsonl(j) => {
+                let text = j.lines.text();
+                if j.mooncake {
+                    mooncake_row(text, line)
                 } else {
-                    jsonl_row(&j.buf, &self.names, j.line)
-                };
-                return Ok(Some(match r {
-                    Ok(r) => Item::Row(r),
-                    Err(m) => Item::Bad(WorkloadError::new(&self.name, j.line, m)),
-                }));
-            },
-        }
+                    jsonl_row(text, names, line)
+                }
+                .map(Some)
+            }
+        };
+        let row = row.and_then(|r| match r {
+            Some(r) => check_output_bytes(&r, names).map(|()| Some(r)),
+            None => Ok(None),
+        });
+        Ok(Some(match row {
+            Ok(Some(r)) => Item::Row(r),
+            Ok(None) => Item::Failed,
+            Err(m) => Item::Bad(WorkloadError::new(&self.name, line, m)),
+        }))
     }
 }
 
-fn field<'r>(rec: &'r csv::ByteRecord, i: usize, what: &str) -> Result<&'r str, String> {
+fn field<'r>(rec: &'r CsvRecord, i: usize, what: &str) -> Result<&'r str, String> {
     let b = rec.get(i).ok_or_else(|| format!("missing {what}"))?;
     std::str::from_utf8(b).map_err(|_| format!("{what} is not valid UTF-8"))
 }
 
 /// `Ok(None)` is a failed-request row (BurstGPT with 0 response tokens).
 fn csv_row(
-    rec: &csv::ByteRecord,
+    rec: &CsvRecord,
     lay: &CsvLayout,
     names: &Names,
     line: u64,
@@ -578,7 +585,11 @@ fn csv_row(
             if f.trim().is_empty() {
                 None
             } else {
-                Some(parse_u64(f).map_err(|m| format!("payload_bytes: {m}"))?)
+                Some(
+                    parse_u64(f)
+                        .and_then(payload_bytes)
+                        .map_err(|m| format!("payload_bytes: {m}"))?,
+                )
             }
         }
         None => None,
@@ -667,7 +678,11 @@ fn jsonl_row(buf: &[u8], names: &Names, line: u64) -> Result<RawRow, String> {
         output: tokens(r.output_tokens, "output_tokens")?,
         slo,
         model,
-        payload: r.payload_bytes,
+        payload: r
+            .payload_bytes
+            .map(payload_bytes)
+            .transpose()
+            .map_err(|m| format!("payload_bytes: {m}"))?,
         line,
     })
 }
@@ -1061,6 +1076,7 @@ impl<'a> TraceSource<'a> {
                 .collect(),
             want_slo: matches!(slo_rule, Rule::Column),
             want_model: matches!(model_rule, Rule::Column),
+            out_bytes_per_token: w.output_bytes_per_token,
         };
         Ok(TraceSource {
             name: name.to_string(),

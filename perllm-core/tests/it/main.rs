@@ -5,4 +5,5 @@ mod props;
 mod robust;
 mod sim;
 mod sim_checker;
+mod trace_fuzz;
 mod workload;
