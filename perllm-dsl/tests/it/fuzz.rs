@@ -1,6 +1,7 @@
-//! A generated-corpus fuzzer on stable: mutated fixtures, token soup, mutated TOML and random
-//! overrides must never panic the loader, every failure must carry an error that renders, and
-//! every success must be a scenario perllm-core accepts.
+//! A generated-corpus fuzzer on stable: mutated fixtures and shipped examples (`examples/*.perllm`
+//! and `examples/paper.toml`), token soup, mutated TOML and random overrides must never panic the
+//! loader, every failure must carry an error that renders, and every success must be a scenario
+//! perllm-core accepts.
 //!
 //! Case counts: `PERLLM_FUZZ_CASES` (default 300 per property) for longer runs, e.g.
 //! `PERLLM_FUZZ_CASES=20000 cargo test --release -p perllm-dsl --test it fuzz`.
@@ -37,6 +38,25 @@ fn seeds(ext: &str) -> Vec<String> {
         }
     }
     assert!(!out.is_empty());
+    out
+}
+
+/// The shipped scenarios, `examples/*.perllm` and `examples/*.toml`: (file name, text, kind).
+fn shipped() -> Vec<(String, String, SourceKind)> {
+    let mut files: Vec<_> = std::fs::read_dir(crate::common::examples_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let out: Vec<_> = files
+        .into_iter()
+        .filter_map(|p| {
+            let kind = SourceKind::from_path(&p)?;
+            let name = p.file_name()?.to_str()?.to_string();
+            Some((name, std::fs::read_to_string(&p).unwrap(), kind))
+        })
+        .collect();
+    assert!(out.iter().any(|f| f.2 == SourceKind::Toml) && out.len() > 5);
     out
 }
 
@@ -119,8 +139,19 @@ const TOKENS: &[&str] = &[
 ];
 
 fn check(name: &str, src: &str, kind: SourceKind, overrides: Vec<(String, String)>) {
+    check_in(fixture_dir().join("valid"), name, src, kind, overrides);
+}
+
+/// [`check`] with relative paths resolved against `base`.
+fn check_in(
+    base: PathBuf,
+    name: &str,
+    src: &str,
+    kind: SourceKind,
+    overrides: Vec<(String, String)>,
+) {
     let opts = LoadOptions {
-        base_dir: Some(fixture_dir().join("valid")),
+        base_dir: Some(base),
         overrides,
     };
     match load_str_with(name, src, kind, &opts) {
@@ -222,6 +253,16 @@ proptest! {
         let seeds = seeds("perllm");
         let src = apply(&seeds[seed.index(seeds.len())], &muts);
         check("fuzz.perllm", &src, SourceKind::Perllm, Vec::new());
+    }
+
+    /// The real shipped scenarios (both syntaxes), mutated, with their own directory as the base
+    /// (so trace and series paths resolve as in `perllm run examples/...`).
+    #[test]
+    fn mutated_shipped_examples_never_panic(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..6)) {
+        let files = shipped();
+        let (name, text, kind) = &files[seed.index(files.len())];
+        let src = apply(text, &muts);
+        check_in(crate::common::examples_dir(), name, &src, *kind, Vec::new());
     }
 
     #[test]
