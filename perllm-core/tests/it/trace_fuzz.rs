@@ -5,7 +5,7 @@
 //! numbers, non-UTF-8 bytes, separators) and read through every public reading path by
 //! [`harness::check`], the same function the cargo-fuzz targets in `fuzz/` call.
 //!
-//! Case counts: `PERLLM_FUZZ_CASES` (default 96 per property) for longer runs, e.g.
+//! Case counts: `PERLLM_FUZZ_CASES` (default 600 per property) for longer runs, e.g.
 //! `PERLLM_FUZZ_CASES=20000 cargo test --release -p perllm-core --test it trace_fuzz`.
 //!
 //! Fuzz inputs that ever failed, and the minimized libFuzzer corpus, live in
@@ -27,7 +27,7 @@ fn cases() -> u32 {
     std::env::var("PERLLM_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(96)
+        .unwrap_or(600)
 }
 
 fn fixture_dir() -> PathBuf {
@@ -530,7 +530,7 @@ fn replay_skipping(target: Target, text: &[u8]) -> (u64, u64) {
 /// real, accepted input), and every option byte accepts it.
 #[test]
 fn seeds_are_valid_in_every_format() {
-    const N: usize = 60;
+    const N: usize = 20;
     for target in Target::ALL {
         for variant in 0..VARIANTS {
             let text = seed_file(target, variant, N);
@@ -663,7 +663,8 @@ fn output_byte_products_are_bounded() {
     }
 }
 
-/// The minimized libFuzzer corpus and every reproducer of a past failure, per target, pass.
+/// Every reproducer of a past failure (`regression-*`, `libfuzzer-*`) and the minimized libFuzzer
+/// corpus (`min-*`), per target, pass.
 #[test]
 fn corpus_and_regressions_pass() {
     let mut total = 0;
