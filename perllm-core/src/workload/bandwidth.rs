@@ -13,7 +13,7 @@
 //! Blank lines are ignored. Any malformed row is an error naming the row.
 
 use super::WorkloadError;
-use super::lines::{CsvRecord, Lines};
+use super::lines::CsvReader;
 use crate::spec::Nanos;
 
 /// A parsed bandwidth CSV.
@@ -61,15 +61,11 @@ pub fn read_bandwidth_csv<R: std::io::Read>(
     name: &str,
 ) -> Result<BandwidthSeries, WorkloadError> {
     let err = |row: u64, m: String| WorkloadError::new(name, row, m);
-    let mut lines = Lines::new(std::io::BufReader::new(reader));
-    let mut rec = CsvRecord::new();
-    let hline = match lines.advance() {
+    let mut rec = CsvReader::new(std::io::BufReader::new(reader));
+    let hline = match rec.advance() {
         Err((row, m)) => return Err(err(row, format!("cannot read the header: {m}"))),
         Ok(None) => 1,
-        Ok(Some(l)) => {
-            rec.parse(lines.text());
-            l
-        }
+        Ok(Some(l)) => l,
     };
     let header: Vec<String> = rec.iter().map(super::trace::norm).collect();
     let unit = match header.get(1).map(String::as_str) {
@@ -96,12 +92,11 @@ pub fn read_bandwidth_csv<R: std::io::Read>(
     let mut points: Vec<(Nanos, f64)> = Vec::new();
     let mut first_ns: Option<Nanos> = None;
     loop {
-        let line = match lines.advance() {
+        let line = match rec.advance() {
             Ok(Some(l)) => l,
             Ok(None) => break,
             Err((row, m)) => return Err(err(row, m)),
         };
-        rec.parse(lines.text());
         if rec.len() != 2 {
             return Err(err(line, format!("has {} fields, expected 2", rec.len())));
         }

@@ -1,5 +1,5 @@
-//! Line-by-line reading shared by the trace and bandwidth readers: every record is one physical
-//! line, so the line number an error names is exactly the line the record is on.
+//! Line-aware reading shared by the trace and bandwidth readers: the line number an error names is
+//! exactly the line the record starts on.
 //!
 //! (The `csv` crate's reader, used before, stamps a record with the position where reading
 //! started: after a blank line, or after the `\r` of a CRLF line whose `\n` it had not consumed
@@ -11,7 +11,11 @@ use std::io::{BufRead, Read};
 /// probably not text of the expected format). It bounds the memory one line can take.
 pub const MAX_LINE_BYTES: u64 = 16 << 20;
 
-/// Reads lines into a reused buffer, skipping blank ones.
+/// Most fields a CSV record may have (no trace format has more than a dozen columns); bounds the
+/// memory of a line of commas.
+const MAX_FIELDS: usize = 1 << 16;
+
+/// Reads lines into a reused buffer, skipping blank ones (for JSONL).
 pub(crate) struct Lines<R> {
     rdr: R,
     buf: Vec<u8>,
@@ -59,20 +63,23 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// One CSV line split into fields by `csv-core` (commas, double quotes, doubled quotes inside
-/// quotes). The line's `\n` and `\r` are not terminators here: a `\r` stays at the end of the last
-/// field, which every field parser trims.
-pub(crate) struct CsvRecord {
+/// A CSV reader (`csv-core` for quoting, fields parsed straight from the `BufRead`'s buffer) that
+/// knows the line each record starts on: it skips empty lines itself, so the parser never does,
+/// and the parser's own `\n` count is then the line. Records end at `\n` only (a CRLF line keeps
+/// its `\r` at the end of its last field, which every field parser trims); a quoted field may span
+/// lines. A record of one whitespace-only field is a blank line and skipped.
+pub(crate) struct CsvReader<R> {
+    rdr: R,
     core: Box<csv_core::Reader>,
     fields: Vec<u8>,
     ends: Vec<usize>,
     len: usize,
 }
 
-impl CsvRecord {
-    pub(crate) fn new() -> Self {
-        CsvRecord {
-            // `\n` never reaches the parser (it is cut off below), so a record is the whole line.
+impl<R: BufRead> CsvReader<R> {
+    pub(crate) fn new(rdr: R) -> Self {
+        CsvReader {
+            rdr,
             core: Box::new(
                 csv_core::ReaderBuilder::new()
                     .terminator(csv_core::Terminator::Any(b'\n'))
@@ -84,36 +91,80 @@ impl CsvRecord {
         }
     }
 
-    /// Split `line` into fields.
-    pub(crate) fn parse(&mut self, line: &[u8]) {
+    /// Read the next record that is not blank and return the 1-based line it starts on; `None` at
+    /// the end. `Err((line, message))` for a read error or a record longer than
+    /// [`MAX_LINE_BYTES`].
+    pub(crate) fn advance(&mut self) -> Result<Option<u64>, (u64, String)> {
         use csv_core::ReadRecordResult as R;
-        let mut input = line.strip_suffix(b"\n").unwrap_or(line);
-        self.core.reset();
-        let (mut nout, mut nend) = (0, 0);
         loop {
-            // Once the input is used up, the empty slice tells the parser that the record ends.
-            let (res, nin, o, e) =
-                self.core
-                    .read_record(input, &mut self.fields[nout..], &mut self.ends[nend..]);
-            input = &input[nin..];
-            nout += o;
-            nend += e;
-            match res {
-                R::InputEmpty => {}
-                R::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
-                R::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
-                R::Record | R::End => break,
+            // Skip empty lines here, counting them, so that the parser starts on the record.
+            loop {
+                let line = self.core.line();
+                let buf = self
+                    .rdr
+                    .fill_buf()
+                    .map_err(|e| (line, format!("cannot read: {e}")))?;
+                let n = buf.iter().take_while(|&&b| b == b'\n').count();
+                if n == 0 {
+                    break;
+                }
+                self.rdr.consume(n);
+                self.core.set_line(line + n as u64);
+            }
+            let start = self.core.line();
+            let (mut nout, mut nend) = (0, 0);
+            loop {
+                let buf = self
+                    .rdr
+                    .fill_buf()
+                    .map_err(|e| (start, format!("cannot read: {e}")))?;
+                let (res, nin, o, e) =
+                    self.core
+                        .read_record(buf, &mut self.fields[nout..], &mut self.ends[nend..]);
+                self.rdr.consume(nin);
+                nout += o;
+                nend += e;
+                match res {
+                    R::InputEmpty => {}
+                    R::OutputFull => {
+                        if self.fields.len() as u64 >= MAX_LINE_BYTES {
+                            return Err((
+                                start,
+                                format!("line is longer than {MAX_LINE_BYTES} bytes"),
+                            ));
+                        }
+                        self.fields.resize(self.fields.len() * 2, 0);
+                    }
+                    R::OutputEndsFull => {
+                        if self.ends.len() >= MAX_FIELDS {
+                            return Err((
+                                start,
+                                format!("a line has more than {MAX_FIELDS} fields"),
+                            ));
+                        }
+                        self.ends.resize(self.ends.len() * 2, 0);
+                    }
+                    R::Record => break,
+                    R::End => return Ok(None),
+                }
+            }
+            self.len = nend;
+            let blank = nend == 1
+                && self.fields[..self.ends[0]]
+                    .iter()
+                    .all(u8::is_ascii_whitespace);
+            if !blank {
+                return Ok(Some(start));
             }
         }
-        self.len = nend;
     }
 
-    /// Number of fields.
+    /// Number of fields of the current record.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Field `i`, if the line has it.
+    /// Field `i` of the current record, if it has one.
     pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
         if i >= self.len {
             return None;
@@ -122,7 +173,7 @@ impl CsvRecord {
         Some(&self.fields[start..self.ends[i]])
     }
 
-    /// All fields.
+    /// All fields of the current record.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len).map(|i| self.get(i).expect("in range"))
     }

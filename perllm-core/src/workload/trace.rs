@@ -12,7 +12,7 @@
 //!
 //! The formats, the time mapping and the error rules are documented in `docs/workloads.md`.
 
-use super::lines::{CsvRecord, Lines};
+use super::lines::{CsvReader, Lines};
 use super::{RequestSource, WorkloadError, check_size_dist, pick_weighted, sample_size};
 use crate::request::Request;
 use crate::rng::{Rng, stream, stream_rng, unit_f64};
@@ -347,8 +347,7 @@ struct CsvLayout {
 }
 
 struct CsvRows {
-    lines: Lines<Reader>,
-    rec: CsvRecord,
+    rec: CsvReader<Reader>,
     lay: CsvLayout,
 }
 
@@ -389,15 +388,11 @@ impl Parser {
             }),
             TraceFormat::Azure | TraceFormat::Burstgpt | TraceFormat::Csv => {
                 // The header is the first line that is not blank.
-                let mut lines = Lines::new(reader);
-                let mut rec = CsvRecord::new();
-                let hline = match lines.advance() {
+                let mut rec = CsvReader::new(reader);
+                let hline = match rec.advance() {
                     Err((row, m)) => return Err(err(row, format!("cannot read the header: {m}"))),
                     Ok(None) => 1,
-                    Ok(Some(l)) => {
-                        rec.parse(lines.text());
-                        l
-                    }
+                    Ok(Some(l)) => l,
                 };
                 let header: Vec<String> = rec.iter().map(norm).collect();
                 let find = |n: &str| header.iter().position(|h| h == n);
@@ -488,7 +483,7 @@ impl Parser {
                         }
                     }
                 };
-                Rows::Csv(CsvRows { lines, rec, lay })
+                Rows::Csv(CsvRows { rec, lay })
             }
         };
         Ok(Parser {
@@ -500,21 +495,18 @@ impl Parser {
 
     /// The next row; `Err` only for unrecoverable errors (I/O, an overlong line).
     fn next(&mut self) -> Result<Option<Item>, WorkloadError> {
-        let lines = match &mut self.rows {
-            Rows::Csv(c) => &mut c.lines,
-            Rows::Jsonl(j) => &mut j.lines,
+        let next = match &mut self.rows {
+            Rows::Csv(c) => c.rec.advance(),
+            Rows::Jsonl(j) => j.lines.advance(),
         };
-        let line = match lines.advance() {
+        let line = match next {
             Ok(Some(l)) => l,
             Ok(None) => return Ok(None),
             Err((row, m)) => return Err(WorkloadError::new(&self.name, row, m)),
         };
         let names = &self.names;
         let row = match &mut self.rows {
-            Rows::Csv(c) => {
-                c.rec.parse(c.lines.text());
-                csv_row(&c.rec, &c.lay, names, line)
-            }
+            Rows::Csv(c) => csv_row(&c.rec, &c.lay, names, line),
             Rows::Jsonl(j) => {
                 let text = j.lines.text();
                 if j.mooncake {
@@ -537,14 +529,14 @@ impl Parser {
     }
 }
 
-fn field<'r>(rec: &'r CsvRecord, i: usize, what: &str) -> Result<&'r str, String> {
+fn field<'r>(rec: &'r CsvReader<Reader>, i: usize, what: &str) -> Result<&'r str, String> {
     let b = rec.get(i).ok_or_else(|| format!("missing {what}"))?;
     std::str::from_utf8(b).map_err(|_| format!("{what} is not valid UTF-8"))
 }
 
 /// `Ok(None)` is a failed-request row (BurstGPT with 0 response tokens).
 fn csv_row(
-    rec: &CsvRecord,
+    rec: &CsvReader<Reader>,
     lay: &CsvLayout,
     names: &Names,
     line: u64,

@@ -775,3 +775,30 @@ fn rows_are_named_by_their_line_with_crlf_and_blank_lines() {
         }
     }
 }
+
+/// A CSV record is bounded in bytes and fields (a line of commas or an unterminated quote cannot
+/// take unbounded memory), and a quoted field spanning lines does not shift later row numbers.
+#[test]
+fn csv_records_are_bounded_and_quoted_newlines_keep_rows() {
+    let header = "arrival_s,prompt_tokens,output_tokens\n0,1,1\n";
+    let commas = format!("{header}1,{}\n", ",".repeat(70_000));
+    let e = replay_err(Target::Csv, true, commas.as_bytes());
+    assert_eq!(
+        (e.row, e.message.as_str()),
+        (3, "a line has more than 65536 fields")
+    );
+
+    let long = format!(
+        "{header}1,\"{}\n",
+        "x".repeat(perllm_core::workload::trace::MAX_LINE_BYTES as usize + 10)
+    );
+    let e = replay_err(Target::Csv, true, long.as_bytes());
+    assert_eq!(e.row, 3);
+    assert!(e.message.starts_with("line is longer than"), "{e}");
+
+    // Row 3 holds a quoted newline; the bad row after it is line 5.
+    let text =
+        "arrival_s,prompt_tokens,output_tokens,slo\n0,1,1,a\n1,1,1,\"two\nlines\"\n2,x,1,b\n";
+    let e = replay_err(Target::Csv, false, text.as_bytes());
+    assert_eq!(e.row, 5, "{e}");
+}
