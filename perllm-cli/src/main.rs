@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod error;
 mod observers;
+mod output;
 mod plot;
 mod provenance;
 mod render;

@@ -7,7 +7,8 @@
 //! highest load of a load sweep) and average over seeds.
 
 use crate::error::{CliError, Result};
-use crate::results::{Results, SummaryRow, write_file};
+use crate::output::Outputs;
+use crate::results::{Results, SummaryRow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -645,20 +646,22 @@ vs oracle = weighted energy above the offline oracle's.</p>\n<h2>Policies</h2>\n
     h
 }
 
-/// Write every chart as SVG and the HTML page into `dir`; the files written.
+/// Write every chart as SVG and the HTML page into `dir`, all-or-nothing; the files written.
 pub fn write_all(res: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     if res.rows.is_empty() {
         return Err(CliError::input("the results file has no runs to plot"));
     }
     let cs = charts(res)?;
-    let mut files = Vec::new();
-    for c in &cs {
-        let p = dir.join(format!("{}.svg", c.stem));
-        write_file(&p, &c.svg)?;
-        files.push(p);
+    let mut out = Outputs::new();
+    let files: Vec<_> = cs
+        .iter()
+        .map(|c| out.open(&dir.join(format!("{}.svg", c.stem))))
+        .collect::<Result<_>>()?;
+    // The page last, so it is renamed into place after the charts it shows.
+    let index = out.open(&dir.join("index.html"))?;
+    for (f, c) in files.into_iter().zip(&cs) {
+        f.write_text(&c.svg)?;
     }
-    let p = dir.join("index.html");
-    write_file(&p, &html(res, &cs))?;
-    files.push(p);
-    Ok(files)
+    index.write_text(&html(res, &cs))?;
+    out.commit()
 }

@@ -415,19 +415,6 @@ impl Results {
         }
         Ok(r)
     }
-
-    /// Write the document to `path`.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        write_file(path, &self.to_json())
-    }
-}
-
-/// Write `text` to `path`, creating parent directories.
-pub fn write_file(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::write(dir, &e))?;
-    }
-    std::fs::write(path, text).map_err(|e| CliError::write(path, &e))
 }
 
 /// A parameter value as a JSON value: a number if it reads as one, else a string.

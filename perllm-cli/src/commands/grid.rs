@@ -8,10 +8,11 @@
 use crate::catalog::{Catalog, ComponentInfo};
 use crate::cli::{CompareArgs, Format, GridArgs, SweepArgs};
 use crate::error::{CliError, Result};
+use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
 use crate::results::{
     Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row, ScenarioInfo,
-    param_value, write_file,
+    param_value,
 };
 use crate::runner::{Details, execute};
 use crate::scenario::Loaded;
@@ -175,6 +176,12 @@ fn run_grid(
         });
     }
 
+    // Outputs are staged before the runs (an unwritable path fails now, not after them) and
+    // moved into place only if every run succeeds.
+    let mut out = Outputs::new();
+    let json_out = args.out.as_deref().map(|p| out.open(p)).transpose()?;
+    let csv_out = args.csv.as_deref().map(|p| out.open(p)).transpose()?;
+
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -245,12 +252,13 @@ fn run_grid(
         details,
     };
     results.resummarise();
-    if let Some(p) = &args.out {
-        results.write(p)?;
-        term.info(&format!("wrote {}", p.display()));
+    if let Some(f) = json_out {
+        f.write_text(&results.to_json())?;
     }
-    if let Some(p) = &args.csv {
-        write_file(p, &results.rows_csv())?;
+    if let Some(f) = csv_out {
+        f.write_text(&results.rows_csv())?;
+    }
+    for p in out.commit()? {
         term.info(&format!("wrote {}", p.display()));
     }
     match args.format {

@@ -2,7 +2,8 @@
 
 use crate::cli::MergeArgs;
 use crate::error::{CliError, Result};
-use crate::results::{Results, write_file};
+use crate::output::Outputs;
+use crate::results::Results;
 use crate::term::Term;
 
 /// Check that two parts belong to the same study; the first difference as a sentence.
@@ -109,11 +110,15 @@ pub fn merge(args: MergeArgs, term: Term) -> Result<()> {
     for p in &args.parts {
         parts.push((p.display().to_string(), Results::read(p)?));
     }
+    let mut out = Outputs::new();
+    let json = out.open(&args.out)?;
+    let csv = args.csv.as_deref().map(|c| out.open(c)).transpose()?;
     let merged = merge_parts(parts)?;
-    merged.write(&args.out)?;
-    if let Some(c) = &args.csv {
-        write_file(c, &merged.rows_csv())?;
+    json.write_text(&merged.to_json())?;
+    if let Some(c) = csv {
+        c.write_text(&merged.rows_csv())?;
     }
+    out.commit()?;
     term.info(&format!(
         "merged {} parts ({} runs) into {}",
         args.parts.len(),

@@ -4,18 +4,15 @@ use crate::catalog::{Catalog, ComponentInfo};
 use crate::cli::{Format, RunArgs};
 use crate::error::{CliError, Result};
 use crate::observers::{DecisionLog, ProgressObserver, RequestCsv};
+use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
-use crate::results::{
-    Metrics, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row, ScenarioInfo, write_file,
-};
+use crate::results::{Metrics, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row, ScenarioInfo};
 use crate::term::{Term, print_stdout};
 use perllm_core::Observer;
 use perllm_core::report::Report;
 use perllm_core::spec::ParamValue;
 use serde::Serialize;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 
 /// Name of the report document schema.
 pub const REPORT_SCHEMA: &str = "perllm.report";
@@ -43,14 +40,6 @@ pub struct ReportDoc<'a> {
     pub cost_model: &'a ComponentInfo,
     /// The simulator's report.
     pub report: &'a Report,
-}
-
-fn create(path: &Path) -> Result<Box<dyn Write>> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::write(dir, &e))?;
-    }
-    let f = File::create(path).map_err(|e| CliError::write(path, &e))?;
-    Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
 }
 
 /// Run one simulation and print or write its report.
@@ -85,12 +74,31 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         .requests
         .clone()
         .or_else(|| args.out.as_ref().map(|d| d.join("requests.csv")));
-    let mut decisions = match &decisions_path {
-        Some(p) => Some((DecisionLog::new(&world, create(p)?), p.clone())),
+    // Every output is staged before the run (an unwritable path fails now, not after it) and
+    // moved into place only once the run and the plugin check have passed (in the order
+    // report, results, requests, decisions).
+    let mut out = Outputs::new();
+    let files = match &args.out {
+        Some(dir) => Some((
+            out.open(&dir.join("report.json"))?,
+            out.open(&dir.join("results.json"))?,
+        )),
         None => None,
     };
     let mut requests = match &requests_path {
-        Some(p) => Some((RequestCsv::new(&world, create(p)?), p.clone())),
+        Some(p) => {
+            let f = out.open(p)?;
+            let w: Box<dyn Write> = Box::new(f.into_writer());
+            Some((RequestCsv::new(&world, w), p.clone()))
+        }
+        None => None,
+    };
+    let mut decisions = match &decisions_path {
+        Some(p) => {
+            let f = out.open(p)?;
+            let w: Box<dyn Write> = Box::new(f.into_writer());
+            Some((DecisionLog::new(&world, w), p.clone()))
+        }
         None => None,
     };
     let bar = term.progress(1000, &format!("{} seed {}", sc.policy.name, sc.seed));
@@ -161,12 +169,12 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         details: vec![output.details],
     };
     results.resummarise();
-    if let Some(dir) = &args.out {
-        write_file(&dir.join("report.json"), &doc_json)?;
-        results.write(&dir.join("results.json"))?;
-        let mut written: Vec<PathBuf> = vec![dir.join("report.json"), dir.join("results.json")];
-        written.extend(requests_path.iter().cloned());
-        written.extend(decisions_path.iter().cloned());
+    if let Some((report_file, results_file)) = files {
+        report_file.write_text(&doc_json)?;
+        results_file.write_text(&results.to_json())?;
+    }
+    let written = out.commit()?;
+    if !written.is_empty() {
         term.info(&format!(
             "wrote {}",
             written
