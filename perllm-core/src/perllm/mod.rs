@@ -101,6 +101,8 @@ struct Counters {
     lp_skipped: u64,
     lp_fallbacks: u64,
     greedy: u64,
+    /// Slots with nothing left for the placement step (every request infeasible or explored).
+    empty_slots: u64,
     lp_vars_max: u64,
     lp_rows_max: u64,
     last_lp_error: Option<String>,
@@ -309,6 +311,7 @@ impl Core {
             batch: Vec::with_capacity(n_servers),
             kv: Vec::with_capacity(n_servers),
             link: Vec::with_capacity(n_servers),
+            link_cap: Vec::with_capacity(n_servers),
             user: Vec::new(),
         };
         let mut rho = Vec::with_capacity(n_servers);
@@ -348,6 +351,7 @@ impl Core {
             budgets.batch.push(b);
             budgets.kv.push(k);
             budgets.link.push(l);
+            budgets.link_cap.push(link_cap);
         }
         for (i, c) in self.constraints.per_slot.iter().enumerate() {
             c.rows(i, world, view.servers, &self.recent, &mut budgets.user);
@@ -358,7 +362,8 @@ impl Core {
         // Feasible set -> [(class, group)]: looked up by slice, so no allocation per request.
         let mut group_of: HashMap<Vec<ServerId>, Vec<(u32, usize)>> = HashMap::new();
         let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new(); // (request, fastest server)
+        // (request, fastest server hosting its model with KV memory enough; None: no such server)
+        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
         let mut req_class = vec![0u32; pending.len()];
         let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
         let mut feas: Vec<ServerId> = Vec::new();
@@ -518,7 +523,7 @@ impl Core {
         // 5. The LP (or its shortcuts).
         let pl = plan::plan(&groups, &budgets, &mut ledger, p.use_lp);
         match pl.method {
-            Method::Empty => {}
+            Method::Empty => self.counters.empty_slots += 1,
             Method::Skipped => self.counters.lp_skipped += 1,
             Method::Lp => {
                 self.counters.lp_solves += 1;
@@ -604,18 +609,24 @@ impl Core {
         }
 
         // Write decisions, record in-flight requests and regret records.
-        let infeasible_set: std::collections::HashSet<usize> =
-            infeasible.iter().map(|x| x.0).collect();
+        // Infeasible request -> does any server host its model with KV memory enough for it?
+        let infeasible_set: HashMap<usize, bool> =
+            infeasible.iter().map(|x| (x.0, x.1.is_some())).collect();
         let t_s = now as f64 / 1e9;
         for (i, pd) in pending.iter().enumerate() {
             let r = &pd.request;
             self.counters.decisions += 1;
             let (d, via, group) = match decided[i] {
                 Some((s, via, g)) => (Decision::Assign(s), via, g),
-                None if infeasible_set.contains(&i) && p.infeasible == Infeasible::Reject => {
+                // No server could ever take it: deferring (even for best effort) would only
+                // repeat this decision.
+                None if infeasible_set.get(&i) == Some(&false) => {
+                    (Decision::Reject, "no_server", None)
+                }
+                None if infeasible_set.contains_key(&i) && p.infeasible == Infeasible::Reject => {
                     (Decision::Reject, "infeasible", None)
                 }
-                None if infeasible_set.contains(&i) => {
+                None if infeasible_set.contains_key(&i) => {
                     (Decision::Defer, "infeasible_no_capacity", None)
                 }
                 None => {
@@ -801,6 +812,7 @@ impl Core {
             ("lp_fallbacks", c.lp_fallbacks as f64),
             ("bad_observations", c.bad_observations as f64),
             ("greedy_slots", c.greedy as f64),
+            ("empty_slots", c.empty_slots as f64),
             ("lp_vars_max", c.lp_vars_max as f64),
             ("lp_rows_max", c.lp_rows_max as f64),
             ("classes", self.classifier.list.len() as f64),
@@ -868,6 +880,10 @@ impl Core {
                 json!(server.map(|s| world.servers[s as usize].name.clone())),
             );
             o.insert("via".into(), json!(n.via));
+            if n.via == "fallback" {
+                // Notes are of the last slot, so the last LP error is this slot's.
+                o.insert("lp_error".into(), json!(self.counters.last_lp_error));
+            }
             if let Some(g) = n.group.and_then(|g| self.last_groups.get(g as usize)) {
                 let mut ks: Vec<usize> = (0..g.servers.len()).collect();
                 ks.sort_by(|&a, &b| g.score[b].total_cmp(&g.score[a]).then(a.cmp(&b)));
@@ -1073,6 +1089,62 @@ mod tests {
         };
         let out = run_slot(&mut o, &world, Some(&truth), &pending);
         assert!(out.iter().any(|d| matches!(d, Decision::Assign(_))));
+    }
+
+    #[test]
+    fn a_failing_solver_falls_back_to_greedy_and_is_counted() {
+        use plan::test_hook::{Failure, with_failure};
+        let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
+        let pending = requests(&world, 40);
+        // Without a failure this slot needs the LP (the cloud-share row binds).
+        let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
+        let _ = run_slot(&mut p, &world, None, &pending);
+        assert_eq!(p.stats().values["lp_solves"], 1.0);
+        let mut spec = world.scenario.policy.clone();
+        spec.params
+            .insert("use_lp".into(), crate::spec::ParamValue::Bool(false));
+        let mut g = PerLlm::new(&spec, &world).unwrap();
+        let greedy = run_slot(&mut g, &world, None, &pending);
+        assert_eq!(g.stats().values["greedy_slots"], 1.0);
+        for (how, msg) in [
+            (Failure::Infeasible, "infeasible"),
+            (Failure::Panic, "panicked"),
+        ] {
+            let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
+            let out = with_failure(how, || run_slot(&mut p, &world, None, &pending));
+            // The fallback is the greedy placement, decision for decision.
+            assert_eq!(out, greedy, "{how:?}");
+            let st = p.stats().values;
+            for (k, v) in [
+                ("slots", 1.0),
+                ("lp_fallbacks", 1.0),
+                ("lp_solves", 0.0),
+                ("greedy_slots", 0.0),
+                ("lp_skipped", 0.0),
+                ("empty_slots", 0.0),
+                ("decisions", 40.0),
+            ] {
+                assert_eq!(st[k], v, "{how:?}: {k}");
+            }
+            assert_eq!(
+                st["assigned"] + st["rejected"] + st["deferred"],
+                st["decisions"]
+            );
+            let err = p.core.counters.last_lp_error.clone().unwrap_or_default();
+            assert!(err.to_lowercase().contains(msg), "{how:?}: {err}");
+            let mut notes = Vec::new();
+            p.explain(&mut notes);
+            let fallback: Vec<_> = notes.iter().filter(|n| n["via"] == "fallback").collect();
+            assert!(!fallback.is_empty(), "{how:?}: {notes:?}");
+            for n in fallback {
+                assert_eq!(n["lp_error"], serde_json::json!(err));
+            }
+            assert!(notes.iter().all(|n| n["via"] != "lp"));
+            // The next slot's solve succeeds again; the counters keep the failure.
+            let _ = run_slot(&mut p, &world, None, &pending);
+            let st = p.stats().values;
+            assert_eq!((st["lp_fallbacks"], st["slots"]), (1.0, 2.0), "{how:?}");
+        }
     }
 
     #[test]

@@ -58,8 +58,22 @@ pub(crate) struct Budgets {
     pub kv: Vec<f64>,
     /// Upload bits a server's link can still take.
     pub link: Vec<f64>,
+    /// A server link's full budget (`bandwidth x link_window`), bits: the most one request is
+    /// charged, so an upload larger than the whole window still fits an idle link, alone.
+    pub link_cap: Vec<f64>,
     /// User rows.
     pub user: Vec<UserRow>,
+}
+
+impl Budgets {
+    /// The link bits one request of `bits` is charged on server `i`: at most the link's full
+    /// budget (when that is positive).
+    pub fn link_charge(&self, bits: f64, i: usize) -> f64 {
+        match self.link_cap.get(i) {
+            Some(&cap) if cap > 0.0 => bits.min(cap),
+            _ => bits,
+        }
+    }
 }
 
 /// Running totals of a placement against [`Budgets`].
@@ -95,7 +109,7 @@ impl Ledger {
         {
             return false;
         }
-        if bits > 0.0 && self.link[i] + bits > b.link[i] * (1.0 + 1e-12) + EPS {
+        if bits > 0.0 && self.link[i] + b.link_charge(bits, i) > b.link[i] * (1.0 + 1e-12) + EPS {
             return false;
         }
         b.user.iter().zip(&self.user).all(|(r, &lhs)| {
@@ -109,7 +123,8 @@ impl Ledger {
         let i = s as usize;
         self.batch[i] + 1.0 <= b.batch[i] + EPS
             && self.kv[i] + kv <= b.kv[i] * (1.0 + 1e-12) + EPS
-            && (bits <= 0.0 || self.link[i] + bits <= b.link[i] * (1.0 + 1e-12) + EPS)
+            && (bits <= 0.0
+                || self.link[i] + b.link_charge(bits, i) <= b.link[i] * (1.0 + 1e-12) + EPS)
     }
 
     /// Add (`sign` = 1) or remove (`sign` = -1) one request.
@@ -117,7 +132,7 @@ impl Ledger {
         let i = s as usize;
         self.batch[i] += sign;
         self.kv[i] += sign * kv;
-        self.link[i] += sign * bits;
+        self.link[i] += sign * b.link_charge(bits, i);
         for (lhs, r) in self.user.iter_mut().zip(&b.user) {
             *lhs += sign * r.coef[i];
         }
@@ -279,6 +294,34 @@ fn candidates(g: &Group, b: &Budgets, ledger: &Ledger) -> Vec<usize> {
     ks
 }
 
+/// Tests only: make the solver fail on this thread, to exercise the fallback (the LP built from
+/// finite scores is always feasible and bounded, so it cannot be made to fail from outside).
+#[cfg(test)]
+pub(crate) mod test_hook {
+    use std::cell::Cell;
+
+    /// How the solver is made to fail.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) enum Failure {
+        /// It reports the LP infeasible.
+        Infeasible,
+        /// It panics.
+        Panic,
+    }
+
+    thread_local! {
+        pub(crate) static FORCE: Cell<Option<Failure>> = const { Cell::new(None) };
+    }
+
+    /// Run `f` with every solve on this thread failing as `how`.
+    pub(crate) fn with_failure<T>(how: Failure, f: impl FnOnce() -> T) -> T {
+        FORCE.with(|c| c.set(Some(how)));
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        FORCE.with(|c| c.set(None));
+        out.unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
 /// The LP's values `y[g][k]` and its size (variables, rows).
 type LpSolution = (Vec<Vec<f64>>, (usize, usize));
 
@@ -310,7 +353,7 @@ fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution
                 let s = g.servers[k];
                 let v = vars.add(variable().min(0.0).max(n));
                 objective.add_mul(g.score[k] + m, v);
-                on[s as usize].push((v, g.kv, g.bits, n));
+                on[s as usize].push((v, g.kv, b.link_charge(g.bits, s as usize), n));
                 row[k] = Some(v);
             }
         }
@@ -388,9 +431,19 @@ fn solve_lp(groups: &[Group], b: &Budgets, ledger: &Ledger) -> Result<LpSolution
         rows += 1;
     }
     // A solver bug must cost one slot its LP (greedy fallback), not the whole run.
-    let sol = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.solve()))
-        .map_err(|_| "the LP solver panicked".to_string())?
-        .map_err(|e| e.to_string())?;
+    let sol = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(test)]
+        match test_hook::FORCE.with(|f| f.get()) {
+            Some(test_hook::Failure::Infeasible) => {
+                return Err(good_lp::ResolutionError::Infeasible);
+            }
+            Some(test_hook::Failure::Panic) => panic!("forced solver panic (test hook)"),
+            None => {}
+        }
+        model.solve()
+    }))
+    .map_err(|_| "the LP solver panicked".to_string())?
+    .map_err(|e| e.to_string())?;
     let y = x
         .iter()
         .map(|row| {
@@ -516,6 +569,7 @@ mod tests {
             batch: batch.to_vec(),
             kv: vec![1e18; batch.len()],
             link: vec![1e18; batch.len()],
+            link_cap: vec![1e18; batch.len()],
             user,
         }
     }
@@ -595,6 +649,96 @@ mod tests {
         );
         assert_eq!(p.counts[0].iter().sum::<u32>(), 3);
         assert!(within(&b, &l));
+    }
+
+    #[test]
+    fn a_solver_failure_or_panic_falls_back_to_the_greedy_placement() {
+        use test_hook::{Failure, with_failure};
+        // Capacity binds (5 requests, 2 + 2 slots), so the LP is needed and solved normally.
+        let b = budgets(&[2.0, 2.0], vec![]);
+        let gs = vec![
+            group(3, &[0, 1], &[0.2, 1.0]),
+            group(2, &[0, 1], &[0.9, 0.1]),
+        ];
+        let mut l = Ledger::new(&b);
+        let solved = plan(&gs, &b, &mut l, true);
+        assert_eq!(solved.method, Method::Lp);
+        let mut l = Ledger::new(&b);
+        let greedy = plan(&gs, &b, &mut l, false);
+        assert_eq!(greedy.method, Method::Greedy);
+        assert_ne!(
+            solved.counts, greedy.counts,
+            "the test needs a slot where they differ"
+        );
+        for (how, msg) in [
+            (Failure::Infeasible, "infeasible"),
+            (Failure::Panic, "the lp solver panicked"),
+        ] {
+            let mut l = Ledger::new(&b);
+            let p = with_failure(how, || plan(&gs, &b, &mut l, true));
+            assert_eq!(p.method, Method::Fallback, "{how:?}");
+            let err = p.error.as_deref().unwrap_or_default();
+            assert!(err.to_lowercase().contains(msg), "{how:?}: {err}");
+            assert_eq!(p.lp_size, (0, 0));
+            // The fallback is the greedy fill: the same placement as `use_lp = false`, within
+            // every budget, as many requests placed as there are slots.
+            assert_eq!(p.counts, greedy.counts, "{how:?}");
+            assert!(within(&b, &l));
+            assert_eq!(p.counts.iter().flatten().sum::<u32>(), 4);
+        }
+        // The hook is cleared afterwards: the next solve succeeds.
+        let mut l = Ledger::new(&b);
+        assert_eq!(plan(&gs, &b, &mut l, true).method, Method::Lp);
+    }
+
+    #[test]
+    fn degenerate_inputs_never_reach_the_solver() {
+        // No groups, empty groups, groups without servers: nothing to place.
+        let b = budgets(&[1.0], vec![]);
+        for gs in [
+            vec![],
+            vec![group(0, &[0], &[0.5])],
+            vec![group(3, &[], &[])],
+        ] {
+            let mut l = Ledger::new(&b);
+            let p =
+                test_hook::with_failure(test_hook::Failure::Panic, || plan(&gs, &b, &mut l, true));
+            assert_eq!(p.method, Method::Empty, "{gs:?}");
+            assert!(p.counts.iter().flatten().all(|&c| c == 0));
+            assert!(l.placed.iter().all(|&c| c == 0));
+        }
+        // One server with no budget at all: the LP runs on an empty feasible region and
+        // places nothing, without error.
+        let b = budgets(&[0.0], vec![]);
+        let gs = vec![group(3, &[0], &[0.5])];
+        let mut l = Ledger::new(&b);
+        let p = plan(&gs, &b, &mut l, true);
+        assert_eq!(p.method, Method::Lp);
+        assert_eq!(p.counts, vec![vec![0]]);
+        // One server, one group larger than its budget: the LP fills the budget exactly.
+        let b = budgets(&[2.0], vec![]);
+        let mut l = Ledger::new(&b);
+        let p = plan(&gs, &b, &mut l, true);
+        assert_eq!((p.method, p.counts.clone()), (Method::Lp, vec![vec![2]]));
+        assert!(within(&b, &l));
+    }
+
+    #[test]
+    fn an_upload_larger_than_the_link_window_fits_an_idle_link_alone() {
+        // Links of 300 bits per window; server 1's has 200 bits in flight. Requests of 800 bits
+        // are charged the full window: one goes to the idle link, none to the busy one.
+        let mut b = budgets(&[10.0, 10.0], vec![]);
+        b.link = vec![300.0, 100.0];
+        b.link_cap = vec![300.0, 300.0];
+        let mut g = group(3, &[0, 1], &[0.5, 1.0]);
+        g.bits = 800.0;
+        for use_lp in [true, false] {
+            let mut l = Ledger::new(&b);
+            let p = plan(std::slice::from_ref(&g), &b, &mut l, use_lp);
+            assert_eq!(p.counts, vec![vec![1, 0]], "use_lp {use_lp}");
+            assert!(within(&b, &l));
+            assert_eq!(l.link, vec![300.0, 0.0]);
+        }
     }
 
     #[test]
