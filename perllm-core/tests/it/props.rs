@@ -53,7 +53,7 @@ fn case() -> impl Strategy<Value = Case> {
             1.0f64..2000.0,
             1.0f64..400.0,
             1.0f64..1e7,
-            0u8..3,
+            0u8..4,
             any::<u64>(),
         ),
     )
@@ -131,16 +131,28 @@ fn scenario(c: &Case) -> Scenario {
     sc
 }
 
-fn policy(c: &Case) -> Box<dyn Policy> {
+fn policy(c: &Case, world: &perllm_core::world::World) -> Box<dyn Policy> {
     match c.policy {
         0 => Box::new(LeastLoaded::default()),
         1 => Box::new(RoundRobin::default()),
-        _ => Box::new(Fixed(0)),
+        2 => Box::new(Fixed(0)),
+        // The scenario's own policy: PerLLM (CS-UCB with the LP step) with default parameters.
+        _ => perllm_core::policies::builtin(&world.scenario.policy, world)
+            .expect("perllm is built in")
+            .expect("perllm accepts the world"),
     }
 }
 
+/// Cases per run: 48 by default, `PERLLM_PROPS_CASES=N` for longer runs.
+fn cases(var: &str) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases("PERLLM_PROPS_CASES"), ..ProptestConfig::default() })]
 
     #[test]
     fn simulator_invariants_hold_on_random_scenarios(c in case()) {
@@ -149,7 +161,7 @@ proptest! {
         let cost = Roofline::default();
         let mut ch = Checker::default();
         let mut src = Synthetic::new(&world);
-        let mut p = policy(&c);
+        let mut p = policy(&c, &world);
         let report = run(&world, &mut *p, &cost, &mut src, &mut [&mut ch]).expect("run");
 
         // Every request ends exactly once.
@@ -190,7 +202,7 @@ proptest! {
 
         // Same seed, same report.
         let mut src2 = Synthetic::new(&world);
-        let mut p2 = policy(&c);
+        let mut p2 = policy(&c, &world);
         let again = run(&world, &mut *p2, &cost, &mut src2, &mut []).expect("run");
         prop_assert_eq!(serde_json::to_string(&report).unwrap(), serde_json::to_string(&again).unwrap());
     }
@@ -349,7 +361,7 @@ fn extreme_scenario(x: &Extreme) -> Scenario {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PERLLM_EXTREME_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+        cases: cases("PERLLM_EXTREME_CASES"),
         ..ProptestConfig::default()
     })]
 
