@@ -1341,9 +1341,13 @@ impl Lowerer {
         }
     }
 
+    /// Read a series file through the core reader
+    /// ([`perllm_core::workload::bandwidth_series_from_csv`]): `time_s,factor` or
+    /// `time_s,bandwidth_<unit>` (normalised by its time-weighted mean), header optional for
+    /// factors, `#` comment lines. An error names the file and its line, and points at `span`.
     fn read_series(&mut self, path: &Path, span: Span) -> Option<Vec<(Nanos, f64)>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
             Err(err) => {
                 self.err(
                     DiagBuilder::error(
@@ -1356,40 +1360,26 @@ impl Lowerer {
                 return None;
             }
         };
-        let mut pts = Vec::new();
-        let mut first_row = true;
-        for (i, line) in text.lines().enumerate() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            let cols: Vec<&str> = l.split(',').map(str::trim).collect();
-            let was_first = std::mem::replace(&mut first_row, false);
-            let parsed =
-                (cols.len() >= 2).then(|| (cols[0].parse::<f64>(), cols[1].parse::<f64>()));
-            match parsed {
-                Some((Ok(t), Ok(v))) if t.is_finite() && t >= 0.0 && v.is_finite() && v > 0.0 => {
-                    pts.push(((t * 1e9).round() as Nanos, v));
-                }
-                _ if was_first => {} // header
-                _ => {
-                    self.err(
-                        DiagBuilder::error(
-                            codes::DATA_FILE,
-                            format!(
-                                "{}:{}: expected `time_s,factor` with a time >= 0 and a factor > 0, found `{}`",
-                                path.display(),
-                                i + 1,
-                                truncate(l, 60)
-                            ),
-                        )
-                        .label(span, "in this series file"),
-                    );
-                    return None;
-                }
+        let name = path.display().to_string();
+        match perllm_core::workload::bandwidth_series_from_csv(file, &name) {
+            Ok(points) => Some(points),
+            Err(e) => {
+                let at = if e.row > 0 {
+                    format!("{name}:{}", e.row)
+                } else {
+                    name.clone()
+                };
+                self.err(
+                    DiagBuilder::error(
+                        codes::DATA_FILE,
+                        format!("series file {at}: {}", e.message),
+                    )
+                    .label(span, "in this series file")
+                    .help(SERIES_FILE_HELP),
+                );
+                None
             }
         }
-        Some(pts)
     }
 
     fn server(&mut self, it: &Item, names: &mut Names) -> Option<Vec<ServerSpec>> {
@@ -3115,13 +3105,10 @@ fn qname(q: &Quantity) -> String {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(n).collect::<String>())
-    }
-}
+/// What a series file looks like, for diagnostics.
+const SERIES_FILE_HELP: &str = "a series file is CSV: a header `time_s,factor` (or \
+`time_s,bandwidth_mbps`, `_bps`, `_kbps`, `_gbps`), then one `seconds,value` row per line with \
+times increasing strictly; `#` starts a comment line";
 
 /// Guess a trace's format from its extension and first line.
 pub fn sniff_format(path: &Path) -> Option<TraceFormat> {

@@ -67,13 +67,15 @@ impl<R: BufRead> Lines<R> {
 /// knows the line each record starts on: it skips empty lines itself, so the parser never does,
 /// and the parser's own `\n` count is then the line. Records end at `\n` only (a CRLF line keeps
 /// its `\r` at the end of its last field, which every field parser trims); a quoted field may span
-/// lines. A record of one whitespace-only field is a blank line and skipped.
+/// lines. A record of one whitespace-only field is a blank line and skipped. With
+/// [`CsvReader::with_comments`], a line starting with `#` between records is skipped too.
 pub(crate) struct CsvReader<R> {
     rdr: R,
     core: Box<csv_core::Reader>,
     fields: Vec<u8>,
     ends: Vec<usize>,
     len: usize,
+    comments: bool,
 }
 
 impl<R: BufRead> CsvReader<R> {
@@ -88,7 +90,14 @@ impl<R: BufRead> CsvReader<R> {
             fields: vec![0; 256],
             ends: vec![0; 16],
             len: 0,
+            comments: false,
         }
+    }
+
+    /// Also skip comment lines: lines whose first byte is `#` (counted like any other line).
+    pub(crate) fn with_comments(mut self) -> Self {
+        self.comments = true;
+        self
     }
 
     /// Read the next record that is not blank and return the 1-based line it starts on; `None` at
@@ -105,11 +114,14 @@ impl<R: BufRead> CsvReader<R> {
                     .fill_buf()
                     .map_err(|e| (line, format!("cannot read: {e}")))?;
                 let n = buf.iter().take_while(|&&b| b == b'\n').count();
-                if n == 0 {
+                if n > 0 {
+                    self.rdr.consume(n);
+                    self.core.set_line(line + n as u64);
+                } else if self.comments && buf.first() == Some(&b'#') {
+                    self.skip_line(line)?;
+                } else {
                     break;
                 }
-                self.rdr.consume(n);
-                self.core.set_line(line + n as u64);
             }
             let start = self.core.line();
             let (mut nout, mut nend) = (0, 0);
@@ -155,6 +167,35 @@ impl<R: BufRead> CsvReader<R> {
                     .all(u8::is_ascii_whitespace);
             if !blank {
                 return Ok(Some(start));
+            }
+        }
+    }
+
+    /// Consume the rest of the current line, `line`, with its `\n`, and count it.
+    fn skip_line(&mut self, line: u64) -> Result<(), (u64, String)> {
+        let mut len = 0u64;
+        loop {
+            let buf = self
+                .rdr
+                .fill_buf()
+                .map_err(|e| (line, format!("cannot read: {e}")))?;
+            if buf.is_empty() {
+                return Ok(()); // the last line, without a `\n`
+            }
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.rdr.consume(i + 1);
+                    self.core.set_line(line + 1);
+                    return Ok(());
+                }
+                None => {
+                    let k = buf.len();
+                    self.rdr.consume(k);
+                    len += k as u64;
+                    if len >= MAX_LINE_BYTES {
+                        return Err((line, format!("line is longer than {MAX_LINE_BYTES} bytes")));
+                    }
+                }
             }
         }
     }

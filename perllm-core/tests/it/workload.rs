@@ -1087,6 +1087,26 @@ fn bandwidth_factor_series() {
 }
 
 #[test]
+fn bandwidth_comments_blank_lines_crlf_and_no_header() {
+    let want = vec![(0, 1.0), (500 * MILLISECOND, 0.8), (2 * SECOND, 1.2)];
+    for text in [
+        "# a comment\ntime_s,factor\n# another\n10,1.0\n\n10.5,0.8\n12,1.2",
+        "# a comment\r\n\r\ntime_s,factor\r\n10,1.0\r\n10.5,0.8\r\n#\r\n12,1.2\r\n",
+        "10,1.0\n10.5,0.8\n12,1.2\n",
+    ] {
+        let r = read_bandwidth_csv(text.as_bytes(), "bw.csv").unwrap();
+        assert_eq!((&r.points, r.absolute), (&want, false), "{text:?}");
+        let lines: Vec<u64> = text
+            .split('\n')
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("10") || l.starts_with("12"))
+            .map(|(i, _)| i as u64 + 1)
+            .collect();
+        assert_eq!(r.lines, lines, "{text:?}");
+    }
+}
+
+#[test]
 fn bandwidth_absolute_series_is_normalised() {
     // 100 Mbps for 1 s, 50 Mbps for 3 s: time-weighted mean 62.5 Mbps.
     let r = read_bandwidth_csv(
@@ -1124,6 +1144,30 @@ fn bandwidth_errors() {
         ("time_s,factor\n5,1\n4,2\n", 3, "increase strictly"),
         ("time_s,factor\n0,1\n1\n", 3, "has 1 fields"),
         ("time_s,factor\n", 0, "no rows"),
+        ("", 0, "no rows"),
+        ("# only a comment\n\n", 0, "no rows"),
+        (
+            "# c\r\ntime_s,factor\r\n# c\r\n0,1\r\n\r\n1,x\r\n",
+            6,
+            "not a number",
+        ),
+        ("0,1\n1,-2\n", 2, "factor must be a positive"),
+        ("0,1,2\n", 1, "expected the header"),
+        (
+            " # a comment starts at the line's first byte\n0,1\n",
+            1,
+            "expected the header",
+        ),
+        (
+            "time_s,factor\n0,1\n1,2000\n",
+            3,
+            "factor 2000, outside [0.001, 1000]",
+        ),
+        (
+            "time_s,bandwidth_kbps\n0,1\n1,1e7\n2,1\n",
+            2,
+            "1e3 bits/s is ",
+        ),
     ];
     for (text, row, want) in cases {
         let e = bandwidth_series_from_csv(text.as_bytes(), "bw.csv").unwrap_err();

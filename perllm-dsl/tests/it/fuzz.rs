@@ -198,7 +198,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 fn apply(src: &str, muts: &[Mutation]) -> String {
-    let mut b = src.as_bytes().to_vec();
+    String::from_utf8_lossy(&apply_bytes(src.as_bytes(), muts, TOKENS)).into_owned()
+}
+
+/// Apply `muts` to `src`; `Insert` takes its text from `tokens`.
+fn apply_bytes(src: &[u8], muts: &[Mutation], tokens: &[&str]) -> Vec<u8> {
+    let mut b = src.to_vec();
     for m in muts {
         let n = b.len().max(1);
         match *m {
@@ -211,7 +216,7 @@ fn apply(src: &str, muts: &[Mutation]) -> String {
             }
             Mutation::Insert(a, t) => {
                 let a = a % (b.len() + 1);
-                b.splice(a..a, TOKENS[t].bytes());
+                b.splice(a..a, tokens[t % tokens.len()].bytes());
             }
             Mutation::DuplicateLine(a) | Mutation::SwapLines(a, _) if b.is_empty() => {
                 let _ = a;
@@ -242,7 +247,132 @@ fn apply(src: &str, muts: &[Mutation]) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&b).into_owned()
+    b
+}
+
+/// Insertions for mutating series files: separators, line ends, comments, quotes and numbers a
+/// series file must reject or survive.
+const SERIES_TOKENS: &[&str] = &[
+    ",",
+    "\n",
+    "\r\n",
+    "\r",
+    "\n\n",
+    "#",
+    "# c\n",
+    "\"",
+    " ",
+    "\t",
+    "0",
+    "1",
+    "-1",
+    "0.5",
+    "1e308",
+    "1e400",
+    "-0",
+    "NaN",
+    "inf",
+    "-inf",
+    "1e-300",
+    "5000",
+    "0.0001",
+    "99999999999999999999",
+    "time_s,factor\n",
+    "time_s,bandwidth_gbps\n",
+    "factor",
+    "\u{FEFF}",
+    "\u{0}",
+    "\u{ff}",
+    "é",
+];
+
+/// The shipped valid series fixtures (seeds for [`mutated_series_files_name_file_and_line`]).
+fn series_seeds() -> Vec<(String, Vec<u8>)> {
+    ["wan-series.csv", "wan-series-crlf.csv", "series-mbps.csv"]
+        .iter()
+        .map(|n| {
+            let p = fixture_dir().join("data").join(n);
+            (n.to_string(), std::fs::read(p).unwrap())
+        })
+        .collect()
+}
+
+/// Load `examples/paper.*` with its `wan` link following the series file `bytes` and check: no
+/// panic; a success builds and has at most one point per line; every failure is one data-file
+/// error that names the file and a line inside it (no line only for an empty series) and points
+/// at the path in the scenario.
+fn check_series_file(bytes: &[u8], kind: SourceKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("series.csv");
+    std::fs::write(&path, bytes).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    let src = crate::series::paper_with_series(kind, "series.csv");
+    let opts = LoadOptions {
+        base_dir: Some(dir.path().to_path_buf()),
+        overrides: Vec::new(),
+    };
+    let shown = || String::from_utf8_lossy(bytes).into_owned();
+    match load_str_with("paper", &src, kind, &opts) {
+        Ok(l) => {
+            if let Err(e) = l.scenario.build() {
+                panic!(
+                    "accepted a series core rejects: {e:?}\n--- file ---\n{}",
+                    shown()
+                );
+            }
+            let wan = l.scenario.links.iter().find(|l| l.name == "wan").unwrap();
+            let perllm_core::spec::Fluctuation::Series { points } = &wan.fluctuation else {
+                panic!("wan is not a series: {:?}", wan.fluctuation);
+            };
+            assert!(
+                !points.is_empty() && points.len() < lines,
+                "{points:?}\n{}",
+                shown()
+            );
+        }
+        Err(f) => {
+            let errors: Vec<_> = f.errors().collect();
+            assert_eq!(
+                errors.len(),
+                1,
+                "{}\n--- file ---\n{}",
+                f.render(false),
+                shown()
+            );
+            let d = errors[0];
+            assert_eq!(d.code, "perllm::data-file", "{}", d.message);
+            let prefix = format!("series file {}", path.display());
+            let rest = d
+                .message
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("`{}` does not name {prefix}", d.message));
+            if rest != ": the bandwidth series has no rows" {
+                let r = rest
+                    .strip_prefix(':')
+                    .unwrap_or_else(|| panic!("no line in `{}`", d.message));
+                let (n, msg) = r
+                    .split_once(": ")
+                    .unwrap_or_else(|| panic!("no line and message in `{}`", d.message));
+                let n: usize = n
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no line in `{}`", d.message));
+                assert!(
+                    (1..=lines).contains(&n),
+                    "line {n} of {lines}: {}",
+                    d.message
+                );
+                assert!(!msg.is_empty());
+            }
+            let (span, label) = &d.labels[0];
+            let text = d.source.as_ref().unwrap().inner();
+            assert_eq!(
+                &text[span.offset()..span.offset() + span.len()],
+                "\"series.csv\""
+            );
+            assert_eq!(label.as_deref(), Some("in this series file"));
+            assert!(!f.render(false).is_empty());
+        }
+    }
 }
 
 proptest! {
@@ -263,6 +393,19 @@ proptest! {
         let (name, text, kind) = &files[seed.index(files.len())];
         let src = apply(text, &muts);
         check_in(crate::common::examples_dir(), name, &src, *kind, Vec::new());
+    }
+
+    /// The shipped series files, mutated (bytes, not only text), read through both syntaxes.
+    #[test]
+    fn mutated_series_files_name_file_and_line(
+        seed in any::<prop::sample::Index>(),
+        toml in any::<bool>(),
+        muts in prop::collection::vec(mutation(), 1..6),
+    ) {
+        let seeds = series_seeds();
+        let (_, bytes) = &seeds[seed.index(seeds.len())];
+        let kind = if toml { SourceKind::Toml } else { SourceKind::Perllm };
+        check_series_file(&apply_bytes(bytes, &muts, SERIES_TOKENS), kind);
     }
 
     #[test]

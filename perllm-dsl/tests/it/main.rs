@@ -6,3 +6,4 @@ mod fuzz;
 mod overrides;
 mod paper;
 mod robust;
+mod series;

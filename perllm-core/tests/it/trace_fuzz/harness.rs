@@ -264,7 +264,9 @@ fn check_localized(
 ) -> Result<(), String> {
     let csv = !matches!(target, Target::Mooncake | Target::Jsonl);
     let all: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
-    let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
+    // Bandwidth files also skip comment lines (first byte `#`).
+    let comment = |l: &[u8]| target == Target::Bandwidth && l.first() == Some(&b'#');
+    let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace) || comment(l);
     // CSV: the header is the first line that is not blank; data rows come after it.
     let header = all.iter().position(|l| !blank(l)).unwrap_or(0);
     let first_data = if csv { header as u64 + 2 } else { 1 };
@@ -377,9 +379,32 @@ fn check_bandwidth(text: &[u8]) -> Result<Outcome, String> {
             max_records(text)
         ));
     }
+    // Each point's line: increasing, inside the file.
+    if s.lines.len() != p.len()
+        || s.lines.windows(2).any(|w| w[1] <= w[0])
+        || s.lines.iter().any(|&l| l == 0 || l > lines(text))
+    {
+        return Err(format!("point lines {:?} for {} points", s.lines, p.len()));
+    }
+    let range = perllm_core::spec::limits::MIN_BANDWIDTH_FACTOR
+        ..=perllm_core::spec::limits::MAX_BANDWIDTH_FACTOR;
     for mean in [None, Some(1e6)] {
-        if let Some(f) = s.factors(mean).iter().find(|f| f.1.is_nan()) {
+        let f = s.factors(mean);
+        if let Some(f) = f.iter().find(|f| f.1.is_nan()) {
             return Err(format!("factor is NaN: {f:?}"));
+        }
+        // The checked factors: all in range, or an error naming the first point outside.
+        match (
+            s.checked_factors(mean, NAME),
+            f.iter().position(|x| !range.contains(&x.1)),
+        ) {
+            (Ok(c), None) if c == f => {}
+            (Err(e), Some(i)) if e.row == s.lines[i] => check_error(&e, text, "")?,
+            (r, i) => {
+                return Err(format!(
+                    "checked factors {r:?}, first out of range: {i:?} in {f:?}"
+                ));
+            }
         }
     }
     Ok(Outcome {
