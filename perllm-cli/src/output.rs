@@ -102,12 +102,15 @@ impl Outputs {
         let resolved = std::fs::canonicalize(dir)
             .map_err(|e| CliError::write(dir, &e))?
             .join(&name);
-        if self.staged.iter().any(|s| s.resolved == resolved) {
-            let first = &self.staged.iter().find(|s| s.resolved == resolved).unwrap();
+        if let Some(first) = self.staged.iter().find(|s| s.resolved == resolved) {
+            let also = if first.dest == dest {
+                String::new()
+            } else {
+                format!(" (also as `{}`)", first.dest.display())
+            };
             return Err(CliError::input(format!(
-                "`{}` is named for two outputs (also as `{}`)",
-                dest.display(),
-                first.dest.display()
+                "`{}` is named for two outputs{also}",
+                dest.display()
             )));
         }
         let prefix = format!(".{name}.");
