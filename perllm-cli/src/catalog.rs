@@ -62,6 +62,13 @@ impl Catalog {
         Ok(Catalog { registry, items })
     }
 
+    /// [`Catalog::discover`] with the simulation options' plugins and per-call budget.
+    pub fn for_sim(args: &crate::cli::SimArgs) -> Result<Catalog> {
+        let mut c = Catalog::discover(&args.plugins.plugins)?;
+        c.registry.set_call_budget(args.call_budget);
+        Ok(c)
+    }
+
     /// Everything available with its shadowed flag (a plugin hidden by a built-in of its name):
     /// built-ins first, then plugins in load order.
     pub fn list(&self) -> &[(ComponentInfo, bool)] {
@@ -149,5 +156,72 @@ impl Catalog {
         self.registry
             .check()
             .map_err(|e| CliError::run(format!("a plugin failed during the run: {e}")))
+    }
+}
+
+/// Calls of one plugin policy over its wall-clock budget, summed over runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BudgetUse {
+    /// Timed calls (`schedule` and `observe`).
+    pub calls: f64,
+    /// Calls longer than the budget.
+    pub over: f64,
+    /// The longest call, µs.
+    pub max_us: f64,
+    /// The budget, µs.
+    pub budget_us: f64,
+}
+
+impl BudgetUse {
+    /// Read from a policy's stats (`wallclock.plugin.*`); `None` for a built-in policy.
+    pub fn from_stats(stats: &perllm_core::policy::PolicyStats) -> Option<BudgetUse> {
+        let key = |k: &str| format!("{}plugin.{k}", perllm_host::WALLCLOCK_PREFIX);
+        let v = |k: &str| stats.values.get(&key(k)).copied();
+        let budget_us = v("call_budget_us")?;
+        let mut u = BudgetUse {
+            budget_us,
+            ..BudgetUse::default()
+        };
+        for what in ["schedule", "observe"] {
+            u.calls += v(&format!("{what}.calls")).unwrap_or(0.0);
+            u.over += v(&format!("{what}.over_budget")).unwrap_or(0.0);
+            u.max_us = u.max_us.max(v(&format!("{what}.max_us")).unwrap_or(0.0));
+        }
+        Some(u)
+    }
+
+    /// Add another run's use.
+    pub fn add(&mut self, o: &BudgetUse) {
+        self.calls += o.calls;
+        self.over += o.over;
+        self.max_us = self.max_us.max(o.max_us);
+        self.budget_us = o.budget_us;
+    }
+
+    /// A warning for `policy` (from `source`) if any call was over the budget.
+    pub fn warning(&self, policy: &str, source: &str) -> Option<String> {
+        (self.over > 0.0).then(|| {
+            format!(
+                "warning: plugin policy `{policy}` ({source}) took longer than its {} call budget \
+                 in {} of {} `schedule`/`observe` calls (longest {}); the calls were not interrupted and the results \
+                 are valid, but the run was slow (raise the budget with --call-budget)\n",
+                fmt_us(self.budget_us),
+                self.over,
+                self.calls,
+                fmt_us(self.max_us)
+            )
+        })
+    }
+}
+
+fn fmt_us(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{:.3} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{:.1} ms", us / 1e3)
+    } else if us >= 1.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.0} ns", us * 1e3)
     }
 }

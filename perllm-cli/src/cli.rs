@@ -139,6 +139,10 @@ pub struct SimArgs {
     /// Skip malformed trace rows (and count them) instead of failing.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// Wall-clock budget of one plugin-policy call (`schedule`, `observe`), e.g. 50ms or 2s.
+    /// Slower calls are counted and reported after the run, never interrupted.
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
+    pub call_budget: std::time::Duration,
 }
 
 /// Output format of reports.
@@ -267,6 +271,33 @@ pub struct PlotArgs {
     /// Output directory for the SVG files and index.html.
     #[arg(short, long, value_name = "DIR", default_value = "plots")]
     pub out: PathBuf,
+}
+
+/// A wall-clock duration: a positive number and a unit (`ns`, `us`, `ms`, `s`, `min`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .ok_or_else(|| format!("`{s}` has no unit (write e.g. `50ms` or `2s`)"))?;
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{num}` is not a number (write e.g. `50ms` or `2s`)"))?;
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "min" => 60.0,
+        _ => return Err(format!("unknown unit `{unit}` (use ns, us, ms, s or min)")),
+    };
+    let secs = v * scale;
+    if secs.is_nan() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!(
+            "`{s}` must be positive and at most one day (e.g. `50ms`)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn parse_override(s: &str) -> Result<(String, String), String> {

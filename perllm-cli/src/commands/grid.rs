@@ -5,7 +5,7 @@
 //! with `i % N == K - 1`. Every run is a pure function of its entry, and results are collected in
 //! grid order, so the output does not depend on `--jobs`, on scheduling, or on sharding.
 
-use crate::catalog::{Catalog, ComponentInfo};
+use crate::catalog::{BudgetUse, Catalog, ComponentInfo};
 use crate::cli::{CompareArgs, Format, GridArgs, SweepArgs};
 use crate::error::{CliError, Result};
 use crate::output::Outputs;
@@ -92,7 +92,7 @@ fn run_grid(
     if !base.warnings.is_empty() {
         eprint!("{}", base.warnings);
     }
-    let catalog = Catalog::discover(&args.sim.plugins.plugins)?;
+    let catalog = Catalog::for_sim(&args.sim)?;
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()
     } else {
@@ -190,7 +190,7 @@ fn run_grid(
         .build()
         .map_err(|e| CliError::run(format!("cannot start {jobs} worker threads: {e}")))?;
     let bar = term.progress(tasks.len() as u64, kind);
-    let outcomes: Vec<Result<(Row, Details)>> = pool.install(|| {
+    let outcomes: Vec<Result<(Row, Details, Option<BudgetUse>)>> = pool.install(|| {
         tasks
             .into_par_iter()
             .map(|mut t| {
@@ -199,6 +199,7 @@ fn run_grid(
                 bar.inc(1);
                 let mut out = out?;
                 out.details.run = t.run;
+                let budget = BudgetUse::from_stats(&out.report.policy_stats);
                 Ok((
                     Row {
                         run: t.run,
@@ -210,6 +211,7 @@ fn run_grid(
                         params: p.params.clone(),
                     },
                     out.details,
+                    budget,
                 ))
             })
             .collect()
@@ -218,10 +220,26 @@ fn run_grid(
     catalog.check()?;
     let mut rows = Vec::with_capacity(outcomes.len());
     let mut details = Vec::with_capacity(outcomes.len());
+    let mut budgets: Vec<(String, BudgetUse)> = Vec::new();
     for o in outcomes {
-        let (r, d) = o?;
+        let (r, d, b) = o?;
+        if let Some(b) = b {
+            match budgets.iter_mut().find(|(p, _)| *p == r.policy) {
+                Some((_, u)) => u.add(&b),
+                None => budgets.push((r.policy.clone(), b)),
+            }
+        }
         rows.push(r);
         details.push(d);
+    }
+    for (p, u) in &budgets {
+        let source = infos
+            .iter()
+            .find(|i| i.name == *p)
+            .map_or("plugin", |i| i.source.as_str());
+        if let Some(w) = u.warning(p, source) {
+            eprint!("{w}");
+        }
     }
     let mut results = Results {
         schema: RESULTS_SCHEMA.into(),

@@ -1,6 +1,6 @@
 //! `perllm run`: one simulation.
 
-use crate::catalog::{Catalog, ComponentInfo};
+use crate::catalog::{BudgetUse, Catalog, ComponentInfo};
 use crate::cli::{Format, RunArgs};
 use crate::error::{CliError, Result};
 use crate::observers::{DecisionLog, ProgressObserver, RequestCsv};
@@ -48,7 +48,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     if !loaded.warnings.is_empty() {
         eprint!("{}", loaded.warnings);
     }
-    let catalog = Catalog::discover(&args.sim.plugins.plugins)?;
+    let catalog = Catalog::for_sim(&args.sim)?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
     crate::scenario::apply_cli(
@@ -116,6 +116,11 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     bar.finish_and_clear();
     let output = output?;
     catalog.check()?;
+    if let Some(w) = BudgetUse::from_stats(&output.report.policy_stats)
+        .and_then(|u| u.warning(&policy_info.name, &policy_info.source))
+    {
+        eprint!("{w}");
+    }
     if let Some((d, p)) = decisions {
         d.finish().map_err(|e| CliError::write(&p, &e))?;
     }

@@ -171,3 +171,87 @@ fn cost_models_by_name_with_config() {
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn slow_plugin_calls_are_reported_not_killed() {
+    let kit = testkit();
+    let args = |budget: &str| {
+        let flag = format!("--call-budget={budget}");
+        let mut a: Vec<String> = [
+            "run",
+            "examples/paper.perllm",
+            "--set",
+            SHORT,
+            "--plugin",
+            s(&kit),
+            "--policy",
+            "testkit",
+            "--param",
+            "mode=sleep",
+            "--param",
+            "sleep_ms=3",
+            "-q",
+            "-f",
+            "json",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.push(flag);
+        a
+    };
+    let perllm = |a: Vec<String>| perllm(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    // Every call sleeps 3 ms: over a 1 ms budget, each is counted and the run still completes.
+    let out = perllm(args("1ms"));
+    let r: Value = serde_json::from_str(out.ok()).unwrap();
+    let v = &r["report"]["policy_stats"]["values"];
+    let calls = v["wallclock.plugin.schedule.calls"].as_f64().unwrap();
+    assert!(calls >= 1.0, "{v}");
+    assert_eq!(v["wallclock.plugin.call_budget_us"], 1000.0);
+    assert_eq!(v["wallclock.plugin.schedule.over_budget"], calls);
+    assert!(
+        out.stderr.contains("plugin policy `testkit`")
+            && out.stderr.contains(s(&kit))
+            && out.stderr.contains("longer than its 1.0 ms call budget"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(r["report"]["completed"], r["report"]["arrived"]);
+    // Within a generous budget nothing is reported.
+    let out = perllm(args("10s"));
+    out.ok();
+    assert!(!out.stderr.contains("call budget"), "{}", out.stderr);
+    // A budget that is not a duration is a usage error.
+    for bad in ["0ms", "-5ms", "5", "5 parsecs", "nan s", "2d"] {
+        let out = perllm(args(bad));
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--call-budget"), "{bad}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn compare_reports_slow_plugin_calls_once_per_policy() {
+    let kit = testkit();
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--plugin",
+        s(&kit),
+        "--policies",
+        "testkit,perllm",
+        "--seeds",
+        "1..2",
+        "--call-budget",
+        "1ns",
+        "-q",
+    ]);
+    out.ok();
+    assert_eq!(
+        out.stderr.matches("plugin policy `testkit`").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("`perllm`"), "{}", out.stderr);
+}
