@@ -325,7 +325,7 @@ fn check_series_file(bytes: &[u8], kind: SourceKind) {
                 panic!("wan is not a series: {:?}", wan.fluctuation);
             };
             assert!(
-                !points.is_empty() && points.len() < lines,
+                !points.is_empty() && points.len() <= lines,
                 "{points:?}\n{}",
                 shown()
             );
