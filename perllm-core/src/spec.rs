@@ -54,6 +54,15 @@ pub mod limits {
     /// Smallest accepted bandwidth redraw period (and the floor of the default, the slot): 1 ms.
     /// A shorter period makes a busy link cost one event per period.
     pub const MIN_REDRAW_NS: Nanos = MILLISECOND;
+    /// Largest accepted arrival rate of a synthetic workload (the peak of a diurnal curve, the
+    /// largest step): one million requests per second. Every pending request of a slot is held
+    /// in memory, so a rate typed in the wrong unit (`1e9/s` for `1e9/day`) would exhaust it.
+    pub const MAX_ARRIVAL_RATE: f64 = 1e6;
+    /// Largest expected number of requests of a synthetic workload (mean rate x duration)
+    /// without an explicit `max_requests`: one billion, about half an hour of simulation on one
+    /// core at the 600,000-800,000 requests/s of BENCHMARKS.md. Setting `max_requests` accepts
+    /// more.
+    pub const MAX_EXPECTED_REQUESTS: f64 = 1e9;
 }
 
 /// A complete description of one experiment: hardware, servers, links, models, SLO classes, workload,

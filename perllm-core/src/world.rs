@@ -156,6 +156,46 @@ impl World {
 }
 
 /// A duration for messages: whole seconds, milliseconds or nanoseconds.
+/// The peak and the time-average arrival rate over `[0, duration)`, requests per second.
+fn arrival_rates(a: &Arrivals, duration_ns: Nanos) -> (f64, f64) {
+    match a {
+        Arrivals::Poisson { rate } | Arrivals::Gamma { rate, .. } => (*rate, *rate),
+        Arrivals::OnOff {
+            rate,
+            on_ns,
+            off_ns,
+        } => (
+            *rate,
+            *rate * *on_ns as f64 / (*on_ns as f64 + *off_ns as f64),
+        ),
+        Arrivals::Diurnal {
+            mean_rate,
+            amplitude,
+            ..
+        } => (mean_rate * (1.0 + amplitude), *mean_rate),
+        Arrivals::Steps { steps } => {
+            let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
+            let mut total = 0.0;
+            for (i, &(start, rate)) in steps.iter().enumerate() {
+                let end = steps.get(i + 1).map_or(duration_ns, |s| s.0.min(duration_ns));
+                total += rate * end.saturating_sub(start) as f64;
+            }
+            (peak, total / (duration_ns.max(1) as f64))
+        }
+    }
+}
+
+/// A number for a message: plain below a million, else in scientific notation.
+fn fmt_num(v: f64) -> String {
+    if v.abs() < 1e6 && v.fract() == 0.0 {
+        format!("{v}")
+    } else if v.abs() < 1e6 {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    } else {
+        format!("{v:e}")
+    }
+}
+
 fn fmt_ns(ns: Nanos) -> String {
     if ns.is_multiple_of(SECOND) {
         format!("{} s", ns / SECOND)
@@ -684,6 +724,32 @@ impl Scenario {
                     "workload.arrivals",
                     "arrival rates must be positive and finite, times increasing".into(),
                 );
+            } else {
+                let (peak, mean) = arrival_rates(&w.arrivals, self.duration_ns);
+                let expected = mean * self.duration_ns as f64 / 1e9;
+                if peak > limits::MAX_ARRIVAL_RATE {
+                    e(
+                        "workload.arrivals",
+                        format!(
+                            "{} requests/s is above the maximum of 1,000,000 requests/s (a unit mistake? \
+                             write e.g. `{}/h`)",
+                            fmt_num(peak),
+                            fmt_num(peak)
+                        ),
+                    );
+                } else if expected > limits::MAX_EXPECTED_REQUESTS && w.max_requests.is_none() {
+                    e(
+                        "workload.arrivals",
+                        format!(
+                            "about {expected:.2e} requests expected ({} requests/s on average for {}), \
+                             more than the 1e9 a run accepts without `max_requests`: check the \
+                             rate and the duration, or set `workload.max_requests` to run them \
+                             anyway",
+                            fmt_num(mean),
+                            fmt_ns(self.duration_ns)
+                        ),
+                    );
+                }
             }
         }
         // Smallest request (1 token each) must fit the KV memory of some server hosting the model.

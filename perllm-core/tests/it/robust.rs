@@ -60,6 +60,9 @@ fn base() -> Scenario {
 fn pos(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
+fn rate(v: f64) -> bool {
+    pos(v) && v <= limits::MAX_ARRIVAL_RATE
+}
 fn nonneg(v: f64) -> bool {
     v.is_finite() && v >= 0.0
 }
@@ -270,16 +273,16 @@ fn float_fields() -> Vec<FloatRow> {
             |v| nonneg(v) && v <= limits::MAX_OUTPUT_BYTES_PER_TOKEN,
             |s, v| s.workload.output_bytes_per_token = v,
         ),
-        ("arrivals.poisson.rate", "workload.arrivals", pos, |s, v| {
+        ("arrivals.poisson.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::Poisson { rate: v }
         }),
-        ("arrivals.gamma.rate", "workload.arrivals", pos, |s, v| {
+        ("arrivals.gamma.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::Gamma { rate: v, cv: 2.0 }
         }),
         ("arrivals.gamma.cv", "workload.arrivals", pos, |s, v| {
             s.workload.arrivals = Arrivals::Gamma { rate: 4.0, cv: v }
         }),
-        ("arrivals.on_off.rate", "workload.arrivals", pos, |s, v| {
+        ("arrivals.on_off.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::OnOff {
                 rate: v,
                 on_ns: SECOND,
@@ -289,7 +292,8 @@ fn float_fields() -> Vec<FloatRow> {
         (
             "arrivals.diurnal.mean_rate",
             "workload.arrivals",
-            pos,
+            // The peak, mean x 1.5, is what the limit bounds.
+            |v| rate(v * 1.5),
             |s, v| {
                 s.workload.arrivals = Arrivals::Diurnal {
                     mean_rate: v,
@@ -314,7 +318,7 @@ fn float_fields() -> Vec<FloatRow> {
         (
             "arrivals.steps.rate",
             "workload.arrivals",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_ARRIVAL_RATE,
             |s, v| {
                 s.workload.arrivals = Arrivals::Steps {
                     steps: vec![(0, 4.0), (SECOND, v)],
@@ -916,6 +920,11 @@ fn every_limit_at_its_boundary_runs() {
         }),
         ("contention", |s| s.sim.contention = limits::MAX_CONTENTION),
         ("slot", |s| s.slot_ns = limits::MAX_TIME_PARAM_NS),
+        ("arrival_rate", |s| {
+            s.workload.arrivals = Arrivals::Poisson {
+                rate: limits::MAX_ARRIVAL_RATE,
+            }
+        }),
     ];
     let mut failures = Vec::new();
     for (name, set) in &rows {
@@ -997,4 +1006,77 @@ fn the_drain_limit_does_not_touch_normal_runs() {
         serde_json::to_string(&a).unwrap(),
         serde_json::to_string(&b).unwrap()
     );
+}
+
+/// A rate typed in the wrong unit would hold millions of pending requests per slot, and a huge
+/// expected count would run for days: both are build errors that say what to do, and
+/// `max_requests` is the explicit way past the second.
+#[test]
+fn arrival_volume_limits() {
+    let msg = |sc: &Scenario| -> String {
+        match sc.build() {
+            Ok(_) => String::new(),
+            Err(e) => format!("{e:?}"),
+        }
+    };
+    let with = |rate: Arrivals, secs: u64, max: Option<u64>| {
+        let mut s = testbed::paper(1.0, secs * SECOND);
+        s.workload.arrivals = rate;
+        s.workload.max_requests = max;
+        s
+    };
+    // 1e9/s (meant per hour or day): the peak is above the limit, whatever max_requests says.
+    for max in [None, Some(8)] {
+        let m = msg(&with(Arrivals::Poisson { rate: 1e9 }, 60, max));
+        assert!(
+            m.contains("workload.arrivals") && m.contains("1e9 requests/s") && m.contains("1e9/h"),
+            "{m}"
+        );
+    }
+    // The peak of a diurnal curve and the largest step count, not the mean.
+    let m = msg(&with(
+        Arrivals::Diurnal {
+            mean_rate: 8e5,
+            amplitude: 0.5,
+            period_ns: 60 * SECOND,
+        },
+        60,
+        None,
+    ));
+    assert!(m.contains("1.2e6 requests/s"), "{m}");
+    let m = msg(&with(
+        Arrivals::Steps {
+            steps: vec![(0, 1.0), (SECOND, 2e6)],
+        },
+        60,
+        None,
+    ));
+    assert!(m.contains("2e6 requests/s"), "{m}");
+    // 1e5/s for 3 h is about 1.08e9 requests: an error naming max_requests ...
+    let m = msg(&with(Arrivals::Poisson { rate: 1e5 }, 3 * 3600, None));
+    assert!(
+        m.contains("about 1.08e9 requests expected") && m.contains("max_requests"),
+        "{m}"
+    );
+    // ... exactly 1e9 is accepted, and so is any volume with an explicit max_requests (run it).
+    assert_eq!(msg(&with(Arrivals::Poisson { rate: 1e5 }, 10_000, None)), "");
+    let sc = with(Arrivals::Poisson { rate: 1e5 }, 3 * 3600, Some(REQUESTS));
+    let w = sc.build().unwrap();
+    run_all(&w).unwrap();
+    // The mean of on/off and step arrivals is time-weighted: 1e6/s for 1 s in 1,000 s over a day
+    // is 8.6e7 requests (accepted); steps reaching 1e6/s after 10 s of an hour are 3.6e9.
+    let on_off = Arrivals::OnOff {
+        rate: 1e6,
+        on_ns: SECOND,
+        off_ns: 999 * SECOND,
+    };
+    assert_eq!(msg(&with(on_off, 86_400, None)), "");
+    let m = msg(&with(
+        Arrivals::Steps {
+            steps: vec![(0, 1.0), (10 * SECOND, 1e6)],
+        },
+        3600,
+        None,
+    ));
+    assert!(m.contains("about 3.59e9 requests expected"), "{m}");
 }
