@@ -263,7 +263,10 @@ fn check_localized(
     e: &WorkloadError,
 ) -> Result<(), String> {
     let csv = !matches!(target, Target::Mooncake | Target::Jsonl);
-    let all: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    // The readers drop a UTF-8 byte-order mark before anything else: a first line of a BOM and
+    // whitespace is blank to them.
+    let body = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let all: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
     // Bandwidth files also skip comment lines (first byte `#`).
     let comment = |l: &[u8]| target == Target::Bandwidth && l.first() == Some(&b'#');
     let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace) || comment(l);
