@@ -203,6 +203,40 @@ fn bench(c: &mut Criterion) {
             a, b,
             "{name}: the plugin and the in-process policy decide alike"
         );
+    }
+    // Instruction-count mode, for callgrind (wall-clock times on a shared machine are too noisy
+    // to decide between small changes): `ABI_OVERHEAD_CALLS=<case>/<abi|in-process>:<n>` makes
+    // exactly `n` calls of one variant (after the checks above) and exits before any timing.
+    // The difference of the totals of two runs with different `n` divided by the difference of
+    // the `n`s is the cost of one call.
+    if let Ok(spec) = std::env::var("ABI_OVERHEAD_CALLS") {
+        let parsed = spec.split_once(':').and_then(|(which, n)| {
+            let (case, variant) = which.split_once('/')?;
+            Some((
+                case.to_string(),
+                variant.to_string(),
+                n.parse::<u64>().ok()?,
+            ))
+        });
+        let Some((case, variant, n)) = parsed else {
+            panic!("ABI_OVERHEAD_CALLS={spec:?}: expected <case>/<abi|in-process>:<calls>");
+        };
+        let Some((_, foreign, native)) = cases.iter_mut().find(|c| c.0 == case) else {
+            panic!("ABI_OVERHEAD_CALLS={spec:?}: no case `{case}` (greedy, least-loaded)");
+        };
+        let p = match variant.as_str() {
+            "abi" => foreign,
+            "in-process" => native,
+            v => panic!("ABI_OVERHEAD_CALLS={spec:?}: variant `{v}` is neither abi nor in-process"),
+        };
+        for _ in 0..n {
+            p.schedule(black_box(&view), black_box(&pending), &mut out)
+                .expect("schedule");
+        }
+        println!("made {n} calls of {case}/{variant}");
+        std::process::exit(0);
+    }
+    for (name, foreign, native) in &mut cases {
         let mut g = c.benchmark_group(format!("slot100/{name}"));
         g.bench_function("abi", |bch| {
             bch.iter(|| foreign.schedule(black_box(&view), black_box(&pending), &mut out))

@@ -89,10 +89,15 @@ pub struct ForeignPolicy {
     requests: Vec<abi::RequestView>,
     estimates: Vec<abi::EstimateView>,
     out: Vec<abi::Placement>,
-    seen: Vec<bool>,
-    /// `hosts[model * servers + server]`, built at the first call (the world is fixed for a run).
+    /// `hosts[model * servers + server]`: does the server host the model? Built for the world
+    /// of the first call, rebuilt if a later call's world hosts models differently.
     hosts: Vec<bool>,
-    hosts_shape: (usize, usize),
+    /// What `hosts` was built from: the number of models and each server's hosted models.
+    hosts_models: usize,
+    hosts_key: Vec<Vec<u16>>,
+    /// Per model, the indices of the servers that host it and of those that do not.
+    hosted: Vec<Vec<usize>>,
+    unhosted: Vec<Vec<usize>>,
 }
 
 // SAFETY: the ABI requires a policy instance to be usable from any thread as long as calls are
@@ -150,9 +155,11 @@ impl ForeignPolicy {
             requests: Vec::new(),
             estimates: Vec::new(),
             out: Vec::new(),
-            seen: Vec::new(),
             hosts: Vec::new(),
-            hosts_shape: (0, 0),
+            hosts_models: 0,
+            hosts_key: Vec::new(),
+            hosted: Vec::new(),
+            unhosted: Vec::new(),
         })
     }
 
@@ -184,6 +191,7 @@ impl ForeignPolicy {
         }
     }
 
+    #[cold]
     fn invalid(&self, problem: String) -> HostError {
         HostError::Invalid {
             plugin: self.name.clone(),
@@ -221,6 +229,50 @@ impl ForeignPolicy {
         }
     }
 
+    /// Build (or keep) the table of which server hosts which model, `hosts[model * servers +
+    /// server]`. The world is normally fixed for a run; the table is rebuilt whenever the hosted
+    /// lists differ from those it was built from, which costs one comparison per server.
+    fn ensure_hosts(&mut self, world: &World) {
+        let same = self.hosts_models == world.models.len()
+            && self.hosts_key.len() == world.servers.len()
+            && self
+                .hosts_key
+                .iter()
+                .zip(&world.servers)
+                .all(|(k, s)| k[..] == s.models[..]);
+        if same {
+            return;
+        }
+        self.hosts_models = world.models.len();
+        self.hosts_key = world.servers.iter().map(|s| s.models.clone()).collect();
+        self.hosts = (0..world.models.len())
+            .flat_map(|m| world.servers.iter().map(move |s| s.hosts(m as u16)))
+            .collect();
+        let (hosted, unhosted): (Vec<_>, Vec<_>) = (0..world.models.len())
+            .map(|m| {
+                world
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| i)
+                    .partition(|&i| world.servers[i].hosts(m as u16))
+            })
+            .unzip();
+        self.hosted = hosted;
+        self.unhosted = unhosted;
+    }
+
+    /// Does server `s` host `model`? (`ensure_hosts` must have run for this world.)
+    #[inline]
+    fn hosts(&self, model: u16, s: usize, ns: usize) -> bool {
+        s < ns
+            && self
+                .hosts
+                .get(model as usize * ns + s)
+                .copied()
+                .unwrap_or(false)
+    }
+
     fn build_views(&mut self, view: &ClusterView<'_>, pending: &[Pending]) {
         let world = view.world;
         self.servers.clear();
@@ -237,18 +289,33 @@ impl ForeignPolicy {
                 .iter()
                 .map(|p| request_view(world, &p.request, p.defers)),
         );
-        self.estimates.clear();
-        if self.wants_estimates {
-            self.estimates.reserve(pending.len() * world.servers.len());
-            for p in pending {
-                for s in &world.servers {
-                    self.estimates.push(if s.hosts(p.request.model) {
-                        crate::convert::estimate_view(&view.estimate(&p.request, s.id))
-                    } else {
-                        abi::EstimateView::default()
-                    });
+        let ns = world.servers.len();
+        if self.wants_estimates && ns > 0 {
+            // Every entry is overwritten below, so resizing only pays for growth.
+            self.estimates
+                .resize(pending.len() * ns, abi::EstimateView::default());
+            let rows = self.estimates.chunks_exact_mut(ns).zip(pending);
+            for (row, p) in rows {
+                let req = &p.request;
+                let m = req.model as usize;
+                let (Some(hosted), Some(unhosted)) = (self.hosted.get(m), self.unhosted.get(m))
+                else {
+                    row.fill(abi::EstimateView::default());
+                    continue;
+                };
+                for &s in unhosted {
+                    if let Some(e) = row.get_mut(s) {
+                        *e = abi::EstimateView::default();
+                    }
+                }
+                for &s in hosted {
+                    if let Some(e) = row.get_mut(s) {
+                        *e = crate::convert::estimate_view(&view.estimate(req, s as u32));
+                    }
                 }
             }
+        } else {
+            self.estimates.clear();
         }
         self.out.clear();
         self.out.extend(pending.iter().map(|p| abi::Placement {
@@ -258,37 +325,115 @@ impl ForeignPolicy {
         }));
     }
 
+    /// The decision placement `p` makes for request `req`, if it is valid (`ns`: the number of
+    /// servers); [`ForeignPolicy::undecidable`] says what is wrong otherwise.
+    #[inline]
+    fn decision(
+        &self,
+        ns: usize,
+        req: &perllm_core::Request,
+        p: &abi::Placement,
+    ) -> Option<Decision> {
+        match p.action {
+            abi::ACTION_DEFER => Some(Decision::Defer),
+            abi::ACTION_REJECT => Some(Decision::Reject),
+            abi::ACTION_ASSIGN if self.hosts(req.model, p.server as usize, ns) => {
+                Some(Decision::Assign(p.server))
+            }
+            _ => None,
+        }
+    }
+
+    /// What is wrong with a placement for which [`ForeignPolicy::decision`] gave none.
+    #[cold]
+    fn undecidable(
+        &self,
+        world: &World,
+        req: &perllm_core::Request,
+        p: &abi::Placement,
+    ) -> HostError {
+        match p.action {
+            abi::ACTION_ASSIGN => self.bad_server(world, req, p.server),
+            a => self.invalid(format!(
+                "request {} has action {a}, not ACTION_DEFER (0), ACTION_ASSIGN (1) or ACTION_REJECT (2)",
+                req.id
+            )),
+        }
+    }
+
+    #[cold]
+    fn bad_server(&self, world: &World, req: &perllm_core::Request, server: u32) -> HostError {
+        match world.servers.get(server as usize) {
+            None => self.invalid(format!(
+                "request {} assigned to server {}, but the scenario has {} servers (ids 0 to {})",
+                req.id,
+                server,
+                world.servers.len(),
+                world.servers.len().saturating_sub(1)
+            )),
+            Some(s) => self.invalid(format!(
+                "request {} (model `{}`) assigned to server `{}`, which does not host that model",
+                req.id,
+                world
+                    .models
+                    .get(req.model as usize)
+                    .map_or("?", |m| &m.name),
+                s.name
+            )),
+        }
+    }
+
     /// Check the plugin's placements and translate them into decisions.
+    ///
+    /// The usual case, every placement naming the request at its own index, needs no
+    /// bookkeeping: each request is then placed exactly once. At the first placement naming
+    /// another request, [`ForeignPolicy::validate_reordered`] takes over.
     fn validate(
-        &mut self,
+        &self,
         world: &World,
         pending: &[Pending],
         out: &mut [Decision],
     ) -> Result<(), HostError> {
-        let n = pending.len();
         let ns = world.servers.len();
-        if self.hosts_shape != (world.models.len(), ns) {
-            self.hosts_shape = (world.models.len(), ns);
-            self.hosts = (0..world.models.len())
-                .flat_map(|m| world.servers.iter().map(move |s| s.hosts(m as u16)))
-                .collect();
+        let placed = self.out.iter().zip(pending).zip(out.iter_mut());
+        for (i, ((p, q), d)) in placed.enumerate() {
+            if q.request.id != p.request_id {
+                return self.validate_reordered(world, pending, out, i);
+            }
+            match self.decision(ns, &q.request, p) {
+                Some(x) => *d = x,
+                None => return Err(self.undecidable(world, &q.request, p)),
+            }
         }
-        self.seen.clear();
-        self.seen.resize(n, false);
-        let mut index: Option<HashMap<u64, usize>> = None;
+        Ok(())
+    }
+
+    /// Validation from placement `from` on, when placements name requests by id in any order:
+    /// each must name a pending request, and no request may be placed twice.
+    #[cold]
+    fn validate_reordered(
+        &self,
+        world: &World,
+        pending: &[Pending],
+        out: &mut [Decision],
+        from: usize,
+    ) -> Result<(), HostError> {
+        let n = pending.len();
+        // Placements before `from` named the requests at their own indices.
+        let mut seen = vec![false; n];
+        seen[..from].fill(true);
+        let index: HashMap<u64, usize> = pending
+            .iter()
+            .enumerate()
+            .map(|(j, q)| (q.request.id, j))
+            .collect();
         let mut twice: Option<u64> = None;
-        for (i, p) in self.out.iter().enumerate() {
+        for i in from..n {
+            let p = self.out[i];
             let k = if pending[i].request.id == p.request_id {
                 i
             } else {
-                let map = index.get_or_insert_with(|| {
-                    pending
-                        .iter()
-                        .enumerate()
-                        .map(|(j, q)| (q.request.id, j))
-                        .collect()
-                });
-                match map.get(&p.request_id) {
+                match index.get(&p.request_id) {
                     Some(&k) => k,
                     None => {
                         return Err(self.invalid(format!(
@@ -298,49 +443,18 @@ impl ForeignPolicy {
                     }
                 }
             };
-            if self.seen[k] {
+            if seen[k] {
                 twice.get_or_insert(p.request_id);
                 continue;
             }
-            self.seen[k] = true;
+            seen[k] = true;
             let req = &pending[k].request;
-            out[k] = match p.action {
-                abi::ACTION_DEFER => Decision::Defer,
-                abi::ACTION_REJECT => Decision::Reject,
-                abi::ACTION_ASSIGN => {
-                    let Some(s) = world.servers.get(p.server as usize) else {
-                        return Err(self.invalid(format!(
-                            "request {} assigned to server {}, but the scenario has {} servers (ids 0 to {})",
-                            req.id,
-                            p.server,
-                            world.servers.len(),
-                            world.servers.len().saturating_sub(1)
-                        )));
-                    };
-                    if !self
-                        .hosts
-                        .get(req.model as usize * ns + s.id as usize)
-                        .copied()
-                        .unwrap_or(false)
-                    {
-                        return Err(self.invalid(format!(
-                            "request {} (model `{}`) assigned to server `{}`, which does not host that model",
-                            req.id, world.models[req.model as usize].name, s.name
-                        )));
-                    }
-                    Decision::Assign(s.id)
-                }
-                a => {
-                    return Err(self.invalid(format!(
-                        "request {} has action {a}, not ACTION_DEFER (0), ACTION_ASSIGN (1) or ACTION_REJECT (2)",
-                        req.id
-                    )));
-                }
-            };
+            out[k] = self
+                .decision(world.servers.len(), req, &p)
+                .ok_or_else(|| self.undecidable(world, req, &p))?;
         }
         if let Some(id) = twice {
-            let missing: Vec<String> = self
-                .seen
+            let missing: Vec<String> = seen
                 .iter()
                 .zip(pending)
                 .filter(|(s, _)| !**s)
@@ -386,6 +500,7 @@ impl Policy for ForeignPolicy {
                 ),
             });
         }
+        self.ensure_hosts(view.world);
         self.build_views(view, pending);
         let slot = abi::SlotView {
             struct_size: size_of::<abi::SlotView>() as u32,

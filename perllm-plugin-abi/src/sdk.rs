@@ -188,6 +188,16 @@ impl<'a> Slot<'a> {
             .filter(move |(i, _)| me.hosts(*i, model))
             .map(|(_, s)| s)
     }
+    /// The host's estimates of request `r` (index into [`Slot::requests`]) on every server,
+    /// indexed by server id; entries whose `valid` is not 1 are servers that do not host the
+    /// model. Empty if the policy did not ask for estimates or `r` is out of range.
+    #[inline]
+    pub fn estimates_of(&self, r: usize) -> &'a [EstimateView] {
+        let n = self.servers.len();
+        r.checked_mul(n)
+            .and_then(|start| self.estimates.get(start..start.checked_add(n)?))
+            .unwrap_or(&[])
+    }
     /// The host's estimate of request `r` (index into [`Slot::requests`]) on server `s`, if the
     /// policy asked for estimates and the server hosts the model.
     #[inline]

@@ -4,7 +4,9 @@
 //!   to the first server hosting its model) for `N` slots, then does `M`: `ok`, `panic`, `error`,
 //!   `bad-server` (a server id that does not exist), `unhosted` (a server without the model),
 //!   `duplicate` (the first request placed twice, the second not at all), `unknown-request`,
-//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`.
+//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`,
+//!   and three that reorder the placements: `reversed` and `swap-last` (valid: the same decisions
+//!   in another order) and `late-duplicate` (the last placement names the first request).
 //!   `fail-create` and `panic-create` fail at creation.
 //! - Cost model `testkit-cost`: config `{"mode": M, "after": N}`; correct for `N` calls, then
 //!   `nan` (NaN energy), `negative` (negative energy), `zero-step` (a zero step time),
@@ -110,6 +112,15 @@ impl GuestPolicy for Testkit {
             }
             "unknown-request" => out[0].request_id = u64::MAX,
             "bad-action" => out[0].action = 77,
+            "reversed" => out.reverse(),
+            "swap-last" if out.len() >= 2 => {
+                let n = out.len();
+                out.swap(n - 2, n - 1);
+            }
+            "late-duplicate" if out.len() >= 2 => {
+                let n = out.len();
+                out[n - 1] = out[0];
+            }
             _ => {}
         }
         Ok(())

@@ -179,6 +179,8 @@ impl GuestPolicy for RoundRobin {
 pub struct Greedy {
     /// Count the deadline as met when the estimate is within this fraction of it (default 1).
     slack: f64,
+    /// Requests placed in the current slot, per server (reused between slots).
+    extra: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,20 +210,26 @@ impl GuestPolicy for Greedy {
                 p.slack
             ));
         }
-        Ok(Greedy { slack: p.slack })
+        Ok(Greedy {
+            slack: p.slack,
+            extra: Vec::new(),
+        })
     }
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
         let servers = slot.servers();
         let w = slot.energy_weights();
-        let mut extra = vec![0u32; servers.len()];
+        let extra = &mut self.extra;
+        extra.clear();
+        extra.resize(servers.len(), 0);
         for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
             // (energy, server) of the best feasible; (latency, server) of the fastest.
             let mut best_ok: Option<(f64, u32)> = None;
             let mut fastest: Option<(u64, u32)> = None;
-            for (si, s) in servers.iter().enumerate() {
-                let Some(e) = slot.estimate(ri, si) else {
+            let limit = self.slack * r.deadline_ns as f64;
+            for (si, (s, e)) in servers.iter().zip(slot.estimates_of(ri)).enumerate() {
+                if e.valid != 1 {
                     continue;
-                };
+                }
                 let mb = s.max_batch.max(1);
                 let occupied = s.uploading + s.queued + s.running + extra[si];
                 let queue = if occupied >= mb {
@@ -237,7 +245,7 @@ impl GuestPolicy for Greedy {
                 if fastest.is_none_or(|(l, _)| latency < l) {
                     fastest = Some((latency, si as u32));
                 }
-                if latency as f64 <= self.slack * r.deadline_ns as f64 {
+                if latency as f64 <= limit {
                     let energy = e.weighted_energy(&w);
                     if best_ok.is_none_or(|(b, _)| energy < b) {
                         best_ok = Some((energy, si as u32));
@@ -245,7 +253,7 @@ impl GuestPolicy for Greedy {
                 }
             }
             let s = best_ok.map(|b| b.1).or(fastest.map(|f| f.1));
-            assign(p, s, &mut extra);
+            assign(p, s, extra);
         }
         Ok(())
     }

@@ -63,6 +63,31 @@ fn invalid_placements_are_errors() {
 }
 
 #[test]
+fn placements_in_another_order_are_matched_by_request_id() {
+    let world = paper(1.0, 1);
+    let r = testkit();
+    let (res, expected) = schedule_once(&world, &mut *testkit_policy(&r, &world, "ok", 0.0), 6);
+    res.unwrap();
+    // The requests are not all decided alike, so a mismatch would show.
+    assert!(expected.iter().any(|d| *d != expected[0]), "{expected:?}");
+    for mode in ["reversed", "swap-last"] {
+        let mut p = testkit_policy(&r, &world, mode, 0.0);
+        let (res, got) = schedule_once(&world, &mut *p, 6);
+        res.unwrap();
+        assert_eq!(got, expected, "{mode}");
+    }
+    // A duplicate found after the in-order prefix is still a duplicate.
+    let mut p = testkit_policy(&r, &world, "late-duplicate", 0.0);
+    let (res, _) = schedule_once(&world, &mut *p, 6);
+    let e = res.unwrap_err().to_string();
+    assert!(
+        e.contains("request 1000 placed twice, and request(s) 1005 not placed at all"),
+        "{e}"
+    );
+    r.check().unwrap_err();
+}
+
+#[test]
 fn invalid_placement_stops_a_simulation() {
     let world = paper(4.0, 4);
     let r = testkit();
