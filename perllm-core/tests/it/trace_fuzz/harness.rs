@@ -263,15 +263,23 @@ fn check_localized(
     e: &WorkloadError,
 ) -> Result<(), String> {
     let csv = !matches!(target, Target::Mooncake | Target::Jsonl);
-    // The readers drop a UTF-8 byte-order mark before anything else: a first line of a BOM and
-    // whitespace is blank to them.
-    let body = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let all: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    let all: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     // Bandwidth files also skip comment lines (first byte `#`).
     let comment = |l: &[u8]| target == Target::Bandwidth && l.first() == Some(&b'#');
-    let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace) || comment(l);
+    // csv-core drops a UTF-8 byte-order mark at the start of its first record, i.e. on the first
+    // line that is neither empty nor a comment; a BOM anywhere else is data.
+    let first_read = all.iter().position(|l| !l.is_empty() && !comment(l));
+    let blank = |i: usize| {
+        let l = all[i];
+        if Some(i) == first_read {
+            let l = l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l);
+            l.iter().all(u8::is_ascii_whitespace)
+        } else {
+            l.iter().all(u8::is_ascii_whitespace) || comment(l)
+        }
+    };
     // CSV: the header is the first line that is not blank; data rows come after it.
-    let header = all.iter().position(|l| !blank(l)).unwrap_or(0);
+    let header = (0..all.len()).find(|&i| !blank(i)).unwrap_or(0);
     let first_data = if csv { header as u64 + 2 } else { 1 };
     let contextual = [
         "earlier than a previous row",
