@@ -69,6 +69,7 @@ impl<R: BufRead> Lines<R> {
 /// its `\r` at the end of its last field, which every field parser trims); a quoted field may span
 /// lines. A record of one whitespace-only field is a blank line and skipped. With
 /// [`CsvReader::with_comments`], a line starting with `#` between records is skipped too.
+/// UTF-8 byte-order marks at the start of lines before the first record are dropped.
 pub(crate) struct CsvReader<R> {
     rdr: R,
     core: Box<csv_core::Reader>,
@@ -76,6 +77,10 @@ pub(crate) struct CsvReader<R> {
     ends: Vec<usize>,
     len: usize,
     comments: bool,
+    /// Whether a record has been returned. Until then byte-order marks at the start of a line are
+    /// dropped here: `csv-core` would drop one at its first read and then skip the empty rest of
+    /// that line itself, uncounted, so the next record would be named by the wrong line.
+    started: bool,
 }
 
 impl<R: BufRead> CsvReader<R> {
@@ -91,6 +96,7 @@ impl<R: BufRead> CsvReader<R> {
             ends: vec![0; 16],
             len: 0,
             comments: false,
+            started: false,
         }
     }
 
@@ -119,6 +125,8 @@ impl<R: BufRead> CsvReader<R> {
                     self.core.set_line(line + n as u64);
                 } else if self.comments && buf.first() == Some(&b'#') {
                     self.skip_line(line)?;
+                } else if !self.started && buf.starts_with(b"\xEF\xBB\xBF") {
+                    self.rdr.consume(3);
                 } else {
                     break;
                 }
@@ -166,6 +174,7 @@ impl<R: BufRead> CsvReader<R> {
                     .iter()
                     .all(u8::is_ascii_whitespace);
             if !blank {
+                self.started = true;
                 return Ok(Some(start));
             }
         }

@@ -776,6 +776,45 @@ fn rows_are_named_by_their_line_with_crlf_and_blank_lines() {
     }
 }
 
+/// Byte-order marks before the first record (at the file's start, or alone on a line after blank
+/// lines) are dropped without shifting the rows after them.
+#[test]
+fn byte_order_marks_before_the_header_keep_rows() {
+    const BOM: &str = "\u{feff}";
+    for (prefix, skipped) in [
+        (BOM.to_string(), 0),
+        (format!("{BOM}\n"), 1),
+        (format!("\n{BOM}\n"), 2),
+        (format!("{BOM}  \r\n\n{BOM}{BOM}\n"), 3),
+    ] {
+        for target in [
+            Target::Azure,
+            Target::Burstgpt,
+            Target::Csv,
+            Target::Bandwidth,
+        ] {
+            let (text, _) = render(target, 1, &slice_rows(4), &|i, f| {
+                if i == 3 {
+                    f.prompt = "bad".into();
+                }
+            });
+            let mut text = [prefix.as_bytes(), &text].concat();
+            // Header, 4 rows: the bad fourth row is line 5 after the skipped lines.
+            let e = if target == Target::Bandwidth {
+                perllm_core::workload::read_bandwidth_csv(&text[..], NAME).unwrap_err()
+            } else {
+                replay_err(target, false, &text)
+            };
+            assert_eq!(e.row, 5 + skipped, "{target:?} {prefix:?}: {e}\n{}", show(&text));
+            assert!(e.message.contains("bad"), "{e}");
+            text.clear();
+        }
+    }
+    // A comment after a BOM line is still a comment (bandwidth series).
+    let e = perllm_core::workload::read_bandwidth_csv(&b"\n\xEF\xBB\xBF\n#"[..], NAME).unwrap_err();
+    assert_eq!((e.row, e.message.as_str()), (0, "the bandwidth series has no rows"));
+}
+
 /// A CSV record is bounded in bytes and fields (a line of commas or an unterminated quote cannot
 /// take unbounded memory), and a quoted field spanning lines does not shift later row numbers.
 #[test]

@@ -266,17 +266,14 @@ fn check_localized(
     let all: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     // Bandwidth files also skip comment lines (first byte `#`).
     let comment = |l: &[u8]| target == Target::Bandwidth && l.first() == Some(&b'#');
-    // csv-core drops a UTF-8 byte-order mark at the start of its first record, i.e. on the first
-    // line that is neither empty nor a comment; a BOM anywhere else is data.
-    let first_read = all.iter().position(|l| !l.is_empty() && !comment(l));
+    // Before the first record the readers drop byte-order marks at the start of a line (then
+    // the line may be blank or a comment).
     let blank = |i: usize| {
-        let l = all[i];
-        if Some(i) == first_read {
-            let l = l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l);
-            l.iter().all(u8::is_ascii_whitespace)
-        } else {
-            l.iter().all(u8::is_ascii_whitespace) || comment(l)
+        let mut l = all[i];
+        while let Some(rest) = l.strip_prefix(b"\xEF\xBB\xBF") {
+            l = rest;
         }
+        l.iter().all(u8::is_ascii_whitespace) || comment(l)
     };
     // CSV: the header is the first line that is not blank; data rows come after it.
     let header = (0..all.len()).find(|&i| !blank(i)).unwrap_or(0);
