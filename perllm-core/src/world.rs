@@ -241,13 +241,23 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
             format!("must be a positive finite number, not {}", t.speedup),
         );
     }
-    if let Some(r) = t.target_rate
-        && !finite_pos(r)
-    {
-        e(
-            "workload.trace.target_rate",
-            format!("must be a positive finite number, not {r}"),
-        );
+    if let Some(r) = t.target_rate {
+        if !finite_pos(r) {
+            e(
+                "workload.trace.target_rate",
+                format!("must be a positive finite number, not {r}"),
+            );
+        } else if r > limits::MAX_ARRIVAL_RATE {
+            e(
+                "workload.trace.target_rate",
+                format!(
+                    "{} requests/s is above the maximum of 1,000,000 requests/s (a unit mistake? \
+                     write e.g. `{}/h`)",
+                    fmt_num(r),
+                    fmt_num(r)
+                ),
+            );
+        }
     }
     if t.repeat == 0 {
         e("workload.trace.repeat", "must be at least 1".into());

@@ -892,6 +892,9 @@ pub struct TraceSource<'a> {
     malformed: u64,
     failed: u64,
     done: bool,
+    /// The simulated second of the last request and the requests in it (the arrival-rate cap).
+    rate_second: u64,
+    rate_count: u64,
 }
 
 fn resolve_rule<T: Copy>(
@@ -1098,6 +1101,8 @@ impl<'a> TraceSource<'a> {
             malformed: 0,
             failed: 0,
             done: false,
+            rate_second: 0,
+            rate_count: 0,
         })
     }
 
@@ -1221,6 +1226,30 @@ impl RequestSource for TraceSource<'_> {
             self.done = true;
             self.pass = None;
             return None;
+        }
+        // At most `limits::MAX_ARRIVAL_RATE` requests in any simulated second: a speed-up typed
+        // in the wrong unit would otherwise hold millions of pending requests in memory.
+        let second = (arrival / SECOND as u128) as u64;
+        if second != self.rate_second {
+            self.rate_second = second;
+            self.rate_count = 0;
+        }
+        self.rate_count += 1;
+        if self.rate_count as f64 > crate::spec::limits::MAX_ARRIVAL_RATE {
+            let how = if self.scale == 1.0 {
+                String::new()
+            } else {
+                format!(" (times divided by {})", self.scale)
+            };
+            let e = WorkloadError::new(
+                &self.name,
+                row.line,
+                format!(
+                    "more than 1,000,000 requests arrive in simulated second {second}{how}, above the \
+                     arrival-rate limit: lower `speedup` or `target_rate`"
+                ),
+            );
+            return self.fail(e);
         }
         let size = row.prompt as u64 + row.output as u64;
         let r = &mut self.rng;

@@ -782,7 +782,7 @@ fn trace_options_reject_bad_numbers_and_run_extremes() {
     let q = QuietPanics::new();
     let floats: Vec<TraceFloat> = vec![
         ("trace.speedup", pos, |t, v| t.speedup = v),
-        ("trace.target_rate", pos, |t, v| t.target_rate = Some(v)),
+        ("trace.target_rate", rate, |t, v| t.target_rate = Some(v)),
         ("trace.payload.fixed", nonneg, |t, v| {
             t.payload = Some(SizeDist::Fixed { value: v })
         }),
@@ -1079,4 +1079,56 @@ fn arrival_volume_limits() {
         None,
     ));
     assert!(m.contains("about 3.59e9 requests expected"), "{m}");
+}
+
+/// A trace sped up too far (here 10,000 rows 1e9 times faster, repeated) would put millions of
+/// requests into one simulated second: the replay stops with an error naming the trace and the
+/// row at the 1,000,001st request of that second. A `target_rate` above 1M/s is a build error.
+#[test]
+fn a_trace_sped_up_past_the_rate_limit_is_an_error() {
+    let mut text = String::from("arrival_s,prompt_tokens,output_tokens\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("{}.{:03},100,20\n", i / 1000, i % 1000));
+    }
+    let mut sc = base();
+    sc.workload.max_requests = None;
+    let mut t = trace_spec();
+    t.speedup = 1e9;
+    t.repeat = 101;
+    sc.workload.trace = Some(t.clone());
+    let world = sc.build().unwrap();
+    let bytes = text.into_bytes();
+    let mut src = TraceSource::with_opener(
+        &t,
+        "robust.csv",
+        || Ok(Box::new(Cursor::new(bytes.clone())) as Reader),
+        &world,
+    )
+    .unwrap();
+    let mut n = 0u64;
+    let e = loop {
+        match src.next_request() {
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => break e,
+            None => panic!("the replay ended after {n} requests"),
+        }
+    };
+    assert_eq!(n, 1_000_000);
+    // Request 1,000,001 is the first row (line 2) of pass 101.
+    assert_eq!((e.source_name.as_str(), e.row), ("robust.csv", 2), "{e}");
+    assert!(
+        e.message.contains("more than 1,000,000 requests arrive in simulated second 0")
+            && e.message.contains("speedup"),
+        "{e}"
+    );
+    assert!(src.next_request().is_none());
+
+    t.speedup = 1.0;
+    t.target_rate = Some(2e6);
+    sc.workload.trace = Some(t);
+    let m = format!("{:?}", sc.build().unwrap_err());
+    assert!(
+        m.contains("workload.trace.target_rate") && m.contains("2e6 requests/s is above"),
+        "{m}"
+    );
 }
