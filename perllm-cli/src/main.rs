@@ -34,6 +34,13 @@ fn main() -> ExitCode {
             };
         }
     };
+    // An interrupt deletes the staged output files (the previous outputs stay as they were) and
+    // exits with 130, the shell's code for a command ended by SIGINT.
+    let _ = ctrlc::set_handler(|| {
+        output::remove_staged();
+        eprintln!("\ninterrupted: no output was written");
+        std::process::exit(130);
+    });
     let term = term::Term::new(cli.color, cli.quiet);
     match commands::dispatch(cli, term) {
         Ok(()) => ExitCode::SUCCESS,

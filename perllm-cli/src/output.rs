@@ -7,8 +7,10 @@
 //! command has succeeded does [`Outputs::commit`] rename the temporaries over their destinations
 //! (an atomic replace on one file system); if the command fails, panics or returns early,
 //! dropping the [`Outputs`] deletes the temporaries and any previous file at a destination is
-//! left as it was. A process killed by a signal leaves its `.NAME.XXXXXX.tmp` files behind (and
-//! the previous outputs intact). Files are not synced to disk before the rename.
+//! left as it was. An interrupt (Ctrl-C, `SIGINT`, `SIGTERM`, `SIGHUP`) deletes the temporaries
+//! too: [`remove_staged`] is called by the CLI's signal handler, which then exits with 130. A
+//! process killed otherwise (`SIGKILL`, power loss) leaves its `.NAME.XXXXXX.tmp` files behind
+//! (and the previous outputs intact). Files are not synced to disk before the rename.
 
 use crate::error::{CliError, Result, io_msg};
 use std::fs::File;
@@ -18,6 +20,29 @@ use tempfile::TempPath;
 
 /// Buffer of every output writer (as before staging: 64 KiB).
 const BUFFER: usize = 1 << 16;
+
+/// The temporary files of every live [`Outputs`], for the interrupt handler.
+static STAGED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn staged_list() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    STAGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn unregister(p: &Path) {
+    let mut v = staged_list();
+    if let Some(i) = v.iter().position(|x| x == p) {
+        v.swap_remove(i);
+    }
+}
+
+/// Delete every staged temporary file not yet committed (called on an interrupt); the number
+/// deleted. Destinations are untouched.
+pub fn remove_staged() -> usize {
+    let mut v = staged_list();
+    let n = v.iter().filter(|p| std::fs::remove_file(p).is_ok()).count();
+    v.clear();
+    n
+}
 
 /// The output files of one command, staged until [`Outputs::commit`].
 #[derive(Default)]
@@ -30,7 +55,17 @@ struct Staged {
     dest: PathBuf,
     /// The same place with its directory resolved (to detect one file named twice).
     resolved: PathBuf,
-    temp: TempPath,
+    /// `None` once committed.
+    temp: Option<TempPath>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Dropping the `TempPath` deletes the file; unregister it first.
+        if let Some(t) = &self.temp {
+            unregister(t);
+        }
+    }
 }
 
 /// One staged output file: a buffered writer into its temporary file.
@@ -130,10 +165,11 @@ impl Outputs {
                 .map_err(cannot)?;
         }
         let (file, temp) = temp.into_parts();
+        staged_list().push(temp.to_path_buf());
         self.staged.push(Staged {
             dest: dest.to_path_buf(),
             resolved,
-            temp,
+            temp: Some(temp),
         });
         Ok(OutFile {
             dest: dest.to_path_buf(),
@@ -147,11 +183,12 @@ impl Outputs {
     /// deleted (the ones before it are in place).
     pub fn commit(self) -> Result<Vec<PathBuf>> {
         let mut done = Vec::with_capacity(self.staged.len());
-        for s in self.staged {
-            s.temp
-                .persist(&s.dest)
+        for mut s in self.staged {
+            let Some(temp) = s.temp.take() else { continue };
+            unregister(&temp);
+            temp.persist(&s.dest)
                 .map_err(|e| CliError::write(&s.dest, &e.error))?;
-            done.push(s.dest);
+            done.push(s.dest.clone());
         }
         Ok(done)
     }

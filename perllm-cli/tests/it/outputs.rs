@@ -306,3 +306,64 @@ fn unwritable_outputs_are_named_before_the_run() {
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
+
+/// An interrupt (SIGINT, as Ctrl-C sends; SIGTERM) during a run deletes the staged outputs and
+/// exits with 130: the previous outputs stay byte-identical, no temporary file is left.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_leaves_the_previous_outputs() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let kit = testkit();
+    let dir = tmp();
+    let out_dir = dir.path().join("run");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "examples/paper.perllm",
+            "--set",
+            SHORT,
+            "--plugin",
+            s(&kit),
+            "--policy",
+            "testkit",
+            "--out",
+            s(&out_dir),
+            "-q",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+    };
+    let a = args(&[]);
+    perllm(&a.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let before = snapshot(&out_dir);
+    assert_eq!(names(&before).len(), 4, "{:?}", names(&before));
+
+    for signal in ["INT", "TERM"] {
+        // Each schedule call sleeps 20 ms: the run takes several seconds.
+        let child = Command::new(env!("CARGO_BIN_EXE_perllm"))
+            .args(args(&["--param", "mode=sleep", "--param", "sleep_ms=20"]))
+            .current_dir(crate::root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the outputs are staged (the temporaries exist), then interrupt.
+        let start = Instant::now();
+        while snapshot(&out_dir).len() == before.len() {
+            assert!(start.elapsed() < Duration::from_secs(30), "no temporaries");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        assert_eq!(snapshot(&out_dir), before, "{signal}");
+    }
+}
