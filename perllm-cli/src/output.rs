@@ -25,7 +25,9 @@ const BUFFER: usize = 1 << 16;
 static STAGED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 fn staged_list() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    STAGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    STAGED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn unregister(p: &Path) {

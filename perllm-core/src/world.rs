@@ -177,7 +177,9 @@ fn arrival_rates(a: &Arrivals, duration_ns: Nanos) -> (f64, f64) {
             let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
             let mut total = 0.0;
             for (i, &(start, rate)) in steps.iter().enumerate() {
-                let end = steps.get(i + 1).map_or(duration_ns, |s| s.0.min(duration_ns));
+                let end = steps
+                    .get(i + 1)
+                    .map_or(duration_ns, |s| s.0.min(duration_ns));
                 total += rate * end.saturating_sub(start) as f64;
             }
             (peak, total / (duration_ns.max(1) as f64))

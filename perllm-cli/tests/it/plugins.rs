@@ -224,7 +224,11 @@ fn slow_plugin_calls_are_reported_not_killed() {
     for bad in ["0ms", "-5ms", "5", "5 parsecs", "nan s", "2d"] {
         let out = perllm(args(bad));
         assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
-        assert!(out.stderr.contains("--call-budget"), "{bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--call-budget"),
+            "{bad}: {}",
+            out.stderr
+        );
     }
 }
 

@@ -273,9 +273,12 @@ fn float_fields() -> Vec<FloatRow> {
             |v| nonneg(v) && v <= limits::MAX_OUTPUT_BYTES_PER_TOKEN,
             |s, v| s.workload.output_bytes_per_token = v,
         ),
-        ("arrivals.poisson.rate", "workload.arrivals", rate, |s, v| {
-            s.workload.arrivals = Arrivals::Poisson { rate: v }
-        }),
+        (
+            "arrivals.poisson.rate",
+            "workload.arrivals",
+            rate,
+            |s, v| s.workload.arrivals = Arrivals::Poisson { rate: v },
+        ),
         ("arrivals.gamma.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::Gamma { rate: v, cv: 2.0 }
         }),
@@ -1059,7 +1062,10 @@ fn arrival_volume_limits() {
         "{m}"
     );
     // ... exactly 1e9 is accepted, and so is any volume with an explicit max_requests (run it).
-    assert_eq!(msg(&with(Arrivals::Poisson { rate: 1e5 }, 10_000, None)), "");
+    assert_eq!(
+        msg(&with(Arrivals::Poisson { rate: 1e5 }, 10_000, None)),
+        ""
+    );
     let sc = with(Arrivals::Poisson { rate: 1e5 }, 3 * 3600, Some(REQUESTS));
     let w = sc.build().unwrap();
     run_all(&w).unwrap();
@@ -1117,7 +1123,8 @@ fn a_trace_sped_up_past_the_rate_limit_is_an_error() {
     // Request 1,000,001 is the first row (line 2) of pass 101.
     assert_eq!((e.source_name.as_str(), e.row), ("robust.csv", 2), "{e}");
     assert!(
-        e.message.contains("more than 1,000,000 requests arrive in simulated second 0")
+        e.message
+            .contains("more than 1,000,000 requests arrive in simulated second 0")
             && e.message.contains("speedup"),
         "{e}"
     );

@@ -805,14 +805,22 @@ fn byte_order_marks_before_the_header_keep_rows() {
             } else {
                 replay_err(target, false, &text)
             };
-            assert_eq!(e.row, 5 + skipped, "{target:?} {prefix:?}: {e}\n{}", show(&text));
+            assert_eq!(
+                e.row,
+                5 + skipped,
+                "{target:?} {prefix:?}: {e}\n{}",
+                show(&text)
+            );
             assert!(e.message.contains("bad"), "{e}");
             text.clear();
         }
     }
     // A comment after a BOM line is still a comment (bandwidth series).
     let e = perllm_core::workload::read_bandwidth_csv(&b"\n\xEF\xBB\xBF\n#"[..], NAME).unwrap_err();
-    assert_eq!((e.row, e.message.as_str()), (0, "the bandwidth series has no rows"));
+    assert_eq!(
+        (e.row, e.message.as_str()),
+        (0, "the bandwidth series has no rows")
+    );
 }
 
 /// A CSV record is bounded in bytes and fields (a line of commas or an unterminated quote cannot
