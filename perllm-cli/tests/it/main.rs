@@ -71,6 +71,23 @@ pub fn perllm_env(args: &[&str], env: &[(&str, &str)]) -> Out {
 /// A short run of the paper scenario: 30 simulated seconds.
 pub const SHORT: &str = "scenario.duration=30s";
 
+/// `run examples/paper.perllm --set SHORT --plugin <testkit> --policy testkit`, then `extra`:
+/// the test-kit policy (which misbehaves as its `--param mode=...` says) on a short run.
+pub fn testkit_run<'a>(kit: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--plugin",
+        s(kit),
+        "--policy",
+        "testkit",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
 /// insta settings with filters for hashes, versions and temporary paths.
 pub fn settings(tmp: Option<&Path>) -> insta::Settings {
     let mut s = insta::Settings::clone_current();

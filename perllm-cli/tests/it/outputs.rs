@@ -2,7 +2,7 @@
 //! leaves any previous outputs byte-identical and no temporary files; a successful one replaces
 //! them; an unwritable output path is a clear error naming it.
 
-use crate::{Out, SHORT, perllm, perllm_env, s, testkit, tmp};
+use crate::{Out, SHORT, perllm, perllm_env, s, testkit, testkit_run, tmp};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -51,19 +51,7 @@ fn failed_run_keeps_the_previous_outputs() {
     let run_dir = dir.path().join("run");
     let logs = dir.path().join("logs");
     let run = |extra: &[&str]| {
-        let mut a = vec![
-            "run",
-            "examples/paper.perllm",
-            "--set",
-            SHORT,
-            "--plugin",
-            s(&kit),
-            "--policy",
-            "testkit",
-            "--out",
-            s(&run_dir),
-            "-q",
-        ];
+        let mut a = testkit_run(&kit, &["--out", s(&run_dir), "-q"]);
         a.extend(extra);
         quiet_run(&a)
     };
@@ -317,25 +305,12 @@ fn an_interrupted_run_leaves_the_previous_outputs() {
     let kit = testkit();
     let dir = tmp();
     let out_dir = dir.path().join("run");
-    let args = |extra: &[&str]| {
-        let mut a = vec![
-            "run",
-            "examples/paper.perllm",
-            "--set",
-            SHORT,
-            "--plugin",
-            s(&kit),
-            "--policy",
-            "testkit",
-            "--out",
-            s(&out_dir),
-            "-q",
-        ];
+    let args = |extra: &[&'static str]| {
+        let mut a = testkit_run(&kit, &["--out", s(&out_dir), "-q"]);
         a.extend_from_slice(extra);
         a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
     };
-    let a = args(&[]);
-    perllm(&a.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    perllm(&testkit_run(&kit, &["--out", s(&out_dir), "-q"])).ok();
     let before = snapshot(&out_dir);
     assert_eq!(names(&before).len(), 4, "{:?}", names(&before));
 

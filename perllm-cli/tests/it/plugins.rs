@@ -1,6 +1,6 @@
 //! `perllm plugins list` and running plugin policies and cost models.
 
-use crate::{SHORT, perllm, s, settings, testkit};
+use crate::{SHORT, perllm, s, settings, testkit, testkit_run};
 use serde_json::Value;
 
 #[test]
@@ -65,18 +65,7 @@ fn extra_plugin_libraries_are_listed_and_run() {
     assert_eq!(t["version"], "0.0.1");
     assert_eq!(t["source"], s(&kit));
 
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--plugin",
-        s(&kit),
-        "--policy",
-        "testkit",
-        "-f",
-        "json",
-    ]);
+    let out = perllm(&testkit_run(&kit, &["-f", "json"]));
     let r: Value = serde_json::from_str(out.ok()).unwrap();
     assert_eq!(r["policy"]["name"], "testkit");
     assert_eq!(r["policy"]["version"], "0.0.1");
@@ -86,19 +75,8 @@ fn extra_plugin_libraries_are_listed_and_run() {
 #[test]
 fn plugin_failures_exit_1_and_bad_setup_exits_2() {
     let kit = testkit();
-    let base = [
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--plugin",
-        s(&kit),
-        "--policy",
-        "testkit",
-        "-q",
-    ];
     let run = |extra: &[&str]| {
-        let mut a = base.to_vec();
+        let mut a = testkit_run(&kit, &["-q"]);
         a.extend(extra);
         crate::perllm_env(&a, &[("RUST_BACKTRACE", "0")])
     };
@@ -175,17 +153,9 @@ fn cost_models_by_name_with_config() {
 #[test]
 fn slow_plugin_calls_are_reported_not_killed() {
     let kit = testkit();
-    let args = |budget: &str| {
+    let run = |budget: &str| {
         let flag = format!("--call-budget={budget}");
-        let mut a: Vec<String> = [
-            "run",
-            "examples/paper.perllm",
-            "--set",
-            SHORT,
-            "--plugin",
-            s(&kit),
-            "--policy",
-            "testkit",
+        let extra = [
             "--param",
             "mode=sleep",
             "--param",
@@ -193,15 +163,13 @@ fn slow_plugin_calls_are_reported_not_killed() {
             "-q",
             "-f",
             "json",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.push(flag);
-        a
+        ];
+        let mut a = testkit_run(&kit, &extra);
+        a.push(&flag);
+        perllm(&a)
     };
-    let perllm = |a: Vec<String>| perllm(&a.iter().map(String::as_str).collect::<Vec<_>>());
     // Every call sleeps 3 ms: over a 1 ms budget, each is counted and the run still completes.
-    let out = perllm(args("1ms"));
+    let out = run("1ms");
     let r: Value = serde_json::from_str(out.ok()).unwrap();
     let v = &r["report"]["policy_stats"]["values"];
     let calls = v["wallclock.plugin.schedule.calls"].as_f64().unwrap();
@@ -217,12 +185,12 @@ fn slow_plugin_calls_are_reported_not_killed() {
     );
     assert_eq!(r["report"]["completed"], r["report"]["arrived"]);
     // Within a generous budget nothing is reported.
-    let out = perllm(args("10s"));
+    let out = run("10s");
     out.ok();
     assert!(!out.stderr.contains("call budget"), "{}", out.stderr);
     // A budget that is not a duration is a usage error.
     for bad in ["0ms", "-5ms", "5", "5 parsecs", "nan s", "2d"] {
-        let out = perllm(args(bad));
+        let out = run(bad);
         assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
         assert!(
             out.stderr.contains("--call-budget"),
