@@ -205,23 +205,11 @@ impl BudgetUse {
                 "warning: plugin policy `{policy}` ({source}) took longer than its {} call budget \
                  in {} of {} `schedule`/`observe` calls (longest {}); the calls were not interrupted and the results \
                  are valid, but the run was slow (raise the budget with --call-budget)\n",
-                fmt_us(self.budget_us),
+                crate::util::si(self.budget_us * 1e-6, "s"),
                 self.over,
                 self.calls,
-                fmt_us(self.max_us)
+                crate::util::si(self.max_us * 1e-6, "s")
             )
         })
-    }
-}
-
-fn fmt_us(us: f64) -> String {
-    if us >= 1e6 {
-        format!("{:.3} s", us / 1e6)
-    } else if us >= 1e3 {
-        format!("{:.1} ms", us / 1e3)
-    } else if us >= 1.0 {
-        format!("{us:.0} µs")
-    } else {
-        format!("{:.0} ns", us * 1e3)
     }
 }

@@ -180,8 +180,10 @@ pub fn si(v: f64, unit: &str) -> String {
         (1.0, "")
     } else if a >= 1e-3 {
         (1e-3, "m")
-    } else {
+    } else if a >= 1e-6 {
         (1e-6, "µ")
+    } else {
+        (1e-9, "n")
     };
     format!("{} {prefix}{unit}", sig3(v / scale))
 }

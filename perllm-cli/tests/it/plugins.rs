@@ -179,7 +179,7 @@ fn slow_plugin_calls_are_reported_not_killed() {
     assert!(
         out.stderr.contains("plugin policy `testkit`")
             && out.stderr.contains(s(&kit))
-            && out.stderr.contains("longer than its 1.0 ms call budget"),
+            && out.stderr.contains("longer than its 1.00 ms call budget"),
         "{}",
         out.stderr
     );
