@@ -17,7 +17,7 @@ use std::io::Write;
 /// Name of the report document schema.
 pub const REPORT_SCHEMA: &str = "perllm.report";
 /// Version of the report document schema.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The JSON document of one run (`run --format json`, `report.json`).
 #[derive(Serialize)]
