@@ -101,6 +101,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         }
         None => None,
     };
+    out.report_created(&term);
     let bar = term.progress(1000, &format!("{} seed {}", sc.policy.name, sc.seed));
     let mut progress = ProgressObserver::new(bar.clone(), &world);
     let output = {
