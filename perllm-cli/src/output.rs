@@ -164,9 +164,29 @@ pub fn file_type_name(m: &Metadata) -> &'static str {
 }
 
 /// The output files of one command, staged until [`Outputs::commit`].
+///
+/// Missing parent directories of a destination are created when it is staged, and listed by
+/// [`Outputs::created_dirs`] so that the command can say so; if the command fails, the ones still
+/// empty are removed again.
 #[derive(Default)]
 pub struct Outputs {
     staged: Vec<Staged>,
+    /// Directories created by [`Outputs::open`], each after its parent.
+    created: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        // Temporaries first (dropping them deletes them), then the directories made for them,
+        // deepest first, if nothing else was put there meanwhile.
+        self.staged.clear();
+        if !self.committed {
+            for d in self.created.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
 }
 
 enum How {
@@ -283,6 +303,12 @@ impl Outputs {
             }
         };
         if let Some(d) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let missing: Vec<PathBuf> = d
+                .ancestors()
+                .filter(|a| !a.as_os_str().is_empty())
+                .take_while(|a| std::fs::symlink_metadata(a).is_err())
+                .map(Path::to_path_buf)
+                .collect();
             std::fs::create_dir_all(d).map_err(|e| {
                 let why = if d.exists() && !d.is_dir() {
                     format!("`{}` is not a directory", d.display())
@@ -295,6 +321,7 @@ impl Outputs {
                 };
                 CliError::run(format!("cannot write `{}`: {why}", dest.display()))
             })?;
+            self.created.extend(missing.into_iter().rev());
         }
         let is_link = std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink());
         let meta = match std::fs::metadata(dest) {
@@ -409,6 +436,28 @@ impl Outputs {
         })
     }
 
+    /// The directories [`Outputs::open`] had to create so far, each after its parent.
+    pub fn created_dirs(&self) -> &[PathBuf] {
+        &self.created
+    }
+
+    /// Tell the user which directories were created for the outputs (not with `--quiet`).
+    pub fn report_created(&self, term: &crate::term::Term) {
+        let created = self.created_dirs();
+        if let Some(top) = created.first() {
+            let deepest = created.last().unwrap_or(top);
+            term.info(&format!(
+                "note: created the directory `{}` for the outputs{}",
+                deepest.display(),
+                if created.len() > 1 {
+                    format!(" (`{}` did not exist)", top.display())
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+
     fn push_stream(&mut self, dest: &Path, resolved: PathBuf, id: Option<(u64, u64)>, out: bool) {
         state().streams.push(dest.to_path_buf());
         self.staged.push(Staged {
@@ -456,11 +505,12 @@ impl Outputs {
     ///
     /// If a rename fails, the error names its destination and the files already in place; the
     /// files not yet moved are deleted.
-    pub fn commit(self) -> Result<Vec<PathBuf>> {
+    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
+        self.committed = true;
+        let staged = std::mem::take(&mut self.staged);
         // Lock the directories first, without the process-wide lock: waiting for another
         // process's commit must not hold up the interrupt handler.
-        let mut dirs: Vec<PathBuf> = self
-            .staged
+        let mut dirs: Vec<PathBuf> = staged
             .iter()
             .filter_map(|s| match &s.how {
                 How::Replace { .. } => s.resolved.parent().map(Path::to_path_buf),
@@ -477,15 +527,15 @@ impl Outputs {
             })?;
             locks.push(f);
         }
-        for s in &self.staged {
+        for s in &staged {
             if let How::InPlace { file, .. } = &s.how {
                 file.lock().map_err(|e| CliError::write(&s.dest, &e))?;
             }
         }
         let mut g = state();
-        let mut done: Vec<PathBuf> = Vec::with_capacity(self.staged.len());
+        let mut done: Vec<PathBuf> = Vec::with_capacity(staged.len());
         let mut failure = None;
-        let mut items = self.staged.into_iter();
+        let mut items = staged.into_iter();
         for mut s in items.by_ref() {
             let res = match &mut s.how {
                 How::Replace { temp, target } => match temp.take() {
@@ -590,8 +640,8 @@ mod tests {
         drop(w);
         drop(out);
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
-        assert_eq!(names(t.path()), ["a.txt", "sub"]);
-        assert!(names(&t.path().join("sub")).is_empty());
+        // `sub` was made for the failed command: it is gone with its temporary.
+        assert_eq!(names(t.path()), ["a.txt"]);
         assert!(state().staged.iter().all(|p| !p.starts_with(t.path())));
 
         let mut out = Outputs::new();
@@ -601,6 +651,29 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
         assert_eq!(names(t.path()), ["a.txt", "sub"]);
+    }
+
+    #[test]
+    fn created_directories_are_listed_and_removed_on_failure() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = t.path().join("a/b/c.json");
+        let mut out = Outputs::new();
+        out.open(&deep).unwrap().write_text("x").unwrap();
+        assert_eq!(
+            out.created_dirs(),
+            [t.path().join("a"), t.path().join("a/b")]
+        );
+        drop(out);
+        assert!(names(t.path()).is_empty(), "{:?}", names(t.path()));
+        let mut out = Outputs::new();
+        out.open(&deep).unwrap().write_text("x").unwrap();
+        out.open(&t.path().join("a/b/d.json")).unwrap();
+        assert_eq!(out.created_dirs().len(), 2, "created once");
+        out.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&deep).unwrap(), "x");
+        let mut out = Outputs::new();
+        out.open(&deep).unwrap();
+        assert!(out.created_dirs().is_empty(), "it exists now");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod compare;
 mod destinations;
 mod exit_codes;
 mod help;
+mod messages;
 mod outputs;
 mod plot;
 mod plugins;
