@@ -5,6 +5,7 @@ mod bundled;
 mod c_header;
 mod compat;
 mod errors;
+mod faults;
 mod layout;
 mod misbehaving;
 mod properties;
