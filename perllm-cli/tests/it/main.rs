@@ -8,6 +8,7 @@ mod check;
 mod compare;
 mod exit_codes;
 mod help;
+mod messages;
 mod outputs;
 mod plot;
 mod plugins;
