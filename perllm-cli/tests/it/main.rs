@@ -6,6 +6,8 @@
 mod bounds;
 mod check;
 mod compare;
+#[cfg(unix)]
+mod destinations;
 mod exit_codes;
 mod help;
 mod messages;
