@@ -6,8 +6,9 @@
 //! grid order, so the output does not depend on `--jobs`, on scheduling, or on sharding.
 
 use crate::catalog::{BudgetUse, Catalog, ComponentInfo};
-use crate::cli::{CompareArgs, Format, GridArgs, SweepArgs};
+use crate::cli::{CompareArgs, Format, GridArgs, SimArgs, SweepArgs};
 use crate::error::{CliError, Result};
+use crate::inputs::Inputs;
 use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
 use crate::results::{
@@ -21,7 +22,7 @@ use crate::util::Shard;
 use crate::util::{Setting, parse_seeds};
 use rayon::prelude::*;
 use serde_json::Value;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// `perllm compare`.
@@ -137,7 +138,14 @@ impl Points<'_> {
     }
 
     /// Load point `point` and check that it builds, and that every policy can be set up on it.
-    fn validate(&self, point: u64, policies: &[String], catalog: &Catalog) -> Result<PointMeta> {
+    /// Also returns the point's input files (which no output may overwrite).
+    fn validate(
+        &self,
+        point: u64,
+        policies: &[String],
+        catalog: &Catalog,
+        sim: &SimArgs,
+    ) -> Result<(PointMeta, Inputs)> {
         let overrides = point_overrides(self.settings, point);
         let with = |mut e: CliError| {
             if !overrides.is_empty() {
@@ -156,13 +164,14 @@ impl Points<'_> {
             w.scenario = sc;
             catalog.policy(&w.scenario.policy, &w).map_err(with)?;
         }
-        Ok(PointMeta {
+        let meta = PointMeta {
             params: overrides
                 .iter()
                 .map(|(k, v)| (k.clone(), param_value(v)))
                 .collect(),
             hash: scenario_hash(scenario),
-        })
+        };
+        Ok((meta, crate::inputs::of_sim(&loaded, scenario, sim)))
     }
 }
 
@@ -282,21 +291,28 @@ fn run_grid(
         v
     };
     // The first invalid point stops the validation.
-    let metas: BTreeMap<u64, PointMeta> = pool.install(|| {
+    let validated: Vec<(u64, PointMeta, Inputs)> = pool.install(|| {
         my_points
             .par_iter()
-            .map(|&p| Ok((p, points.validate(p, &policies, &catalog)?)))
+            .map(|&p| {
+                let (meta, inputs) = points.validate(p, &policies, &catalog, &args.sim)?;
+                Ok((p, meta, inputs))
+            })
             .collect::<Result<_>>()
     })?;
     drop(my_points);
+    let mut metas: BTreeMap<u64, PointMeta> = BTreeMap::new();
+    let mut inputs: BTreeSet<(String, std::path::PathBuf)> = BTreeSet::new();
+    for (p, meta, ins) in validated {
+        metas.insert(p, meta);
+        inputs.extend(ins);
+    }
     // Outputs are staged before the runs (an unwritable path fails now, not after them) and
     // moved into place only if every run succeeds.
     let mut out = Outputs::new();
     let json_out = args.out.as_deref().map(|p| out.open(p)).transpose()?;
     let csv_out = args.csv.as_deref().map(|p| out.open(p)).transpose()?;
-    for p in &points {
-        out.refuse_inputs(&crate::inputs::of_sim(&p.loaded, &p.scenario, &args.sim))?;
-    }
+    out.refuse_inputs(&inputs.into_iter().collect::<Inputs>())?;
     out.report_created(&term);
 
     let bar = term.progress(mine, kind);
