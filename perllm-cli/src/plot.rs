@@ -450,11 +450,16 @@ Cost model <code>{}</code>. perllm {}.</p>",
             opt(s.oracle_energy_gap, |g| format!("{:+.1}%", g * 100.0)),
         );
     }
-    h.push_str(
+    let _ = write!(
+        h,
         "</table>\n<p>goodput = requests that met their deadline per second of the arrival window; \
-mean ± sample standard deviation over seeds; x ref = mean / reference mean; \
-vs oracle = weighted energy above the offline oracle's.</p>\n<h2>Policies</h2>\n<table>\n\
-<tr><th>name</th><th>version</th><th>abi</th><th>source</th></tr>\n",
+{}; x ref = mean / reference mean; vs oracle = weighted energy above the offline oracle's.</p>\n\
+<h2>Policies</h2>\n<table>\n<tr><th>name</th><th>version</th><th>abi</th><th>source</th></tr>\n",
+        if res.seeds.len() > 1 {
+            "mean ± sample standard deviation over seeds"
+        } else {
+            "one seed, so no spread"
+        }
     );
     for p in &res.policies {
         let _ = writeln!(
