@@ -212,6 +212,9 @@ fn run_grid(
     let mut out = Outputs::new();
     let json_out = args.out.as_deref().map(|p| out.open(p)).transpose()?;
     let csv_out = args.csv.as_deref().map(|p| out.open(p)).transpose()?;
+    for p in &points {
+        out.refuse_inputs(&crate::inputs::of_sim(&p.loaded, &p.scenario, &args.sim))?;
+    }
     out.report_created(&term);
 
     let jobs = args
@@ -308,8 +311,13 @@ fn run_grid(
     if let Some(f) = csv_out {
         f.write_text(&results.rows_csv())?;
     }
+    let to_stdout = out.uses_stdout();
     for p in out.commit()? {
         term.info(&format!("wrote {}", p.display()));
+    }
+    if to_stdout {
+        // An output went to standard output: print nothing else there.
+        return Ok(());
     }
     match args.format {
         Format::Table => print_stdout(&crate::render::summary(&results)),

@@ -154,6 +154,7 @@ pub fn merge(args: MergeArgs, term: Term) -> Result<()> {
     let mut out = Outputs::new();
     let json = out.open(&args.out)?;
     let csv = args.csv.as_deref().map(|c| out.open(c)).transpose()?;
+    out.refuse_inputs(&crate::inputs::parts(&args.parts, "a merge part"))?;
     out.report_created(&term);
     let merged = merge_parts(parts)?;
     json.write_text(&merged.to_json())?;

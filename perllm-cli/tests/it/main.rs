@@ -5,6 +5,8 @@
 
 mod check;
 mod compare;
+#[cfg(unix)]
+mod destinations;
 mod exit_codes;
 mod help;
 mod messages;
