@@ -701,3 +701,86 @@ macro_rules! export_cost_model {
         $crate::export_plugins! { policies: [], cost_models: [$c] }
     };
 }
+
+/// Implement [`GuestPolicy`] without its scaffolding: the name, description and flags as
+/// fields, the version from the plugin crate's `Cargo.toml`, and the entry points as blocks
+/// with the signatures written once (the types of `config`, `seed`, `slot`, `out`, `outcome`
+/// and `stats` are the trait's).
+///
+/// ```
+/// use perllm_plugin_abi::{ACTION_ASSIGN, guest_policy};
+///
+/// /// Every request to the first server hosting its model.
+/// struct FirstFit {
+///     placed: u64,
+/// }
+///
+/// guest_policy! {
+///     impl FirstFit {
+///         name: "first-fit",
+///         description: "the first server hosting the model",
+///         wants_estimates: false, // optional, default false
+///         create(config, seed) {
+///             if !config.trim().is_empty() && config.trim() != "{}" {
+///                 return Err(format!("first-fit takes no parameters, got {config}"));
+///             }
+///             Ok(FirstFit { placed: 0 })
+///         }
+///         schedule(self, slot, out) {
+///             for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+///                 if let Some(s) = slot.candidates(r).next() {
+///                     p.action = ACTION_ASSIGN;
+///                     p.server = s.id;
+///                     self.placed += 1;
+///                 }
+///             }
+///             Ok(())
+///         }
+///         observe(self, outcome) { Ok(()) } // optional
+///         stats(self, values) { values.push(("first_fit.placed".into(), self.placed as f64)) }
+///     }
+/// }
+///
+/// perllm_plugin_abi::export_policy!(FirstFit);
+/// # use perllm_plugin_abi::GuestPolicy;
+/// # assert_eq!(FirstFit::NAME, "first-fit");
+/// # assert!(FirstFit::create("{\"x\": 1}", 0).is_err());
+/// ```
+///
+/// It expands to `impl GuestPolicy for EdgeFirst { … }` with `VERSION =
+/// env!("CARGO_PKG_VERSION")`; export the type with [`export_plugins!`](crate::export_plugins)
+/// as usual.
+#[macro_export]
+macro_rules! guest_policy {
+    (
+        impl $ty:ty {
+            name: $name:expr,
+            description: $desc:expr,
+            $(wants_estimates: $we:expr,)?
+            create($config:ident, $seed:ident) $create:block
+            schedule($s1:ident, $slot:ident, $out:ident) $schedule:block
+            $(observe($s2:ident, $outcome:ident) $observe:block)?
+            $(stats($s3:ident, $values:ident) $stats:block)?
+        }
+    ) => {
+        impl $crate::GuestPolicy for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+            const DESCRIPTION: &'static str = $desc;
+            $(const WANTS_ESTIMATES: bool = $we;)?
+
+            #[allow(unused_variables)]
+            fn create($config: &str, $seed: u64) -> ::std::result::Result<Self, String> $create
+
+            fn schedule(
+                &mut $s1,
+                $slot: &$crate::Slot<'_>,
+                $out: &mut [$crate::Placement],
+            ) -> ::std::result::Result<(), String> $schedule
+
+            $(fn observe(&mut $s2, $outcome: &$crate::Outcome) -> ::std::result::Result<(), String> $observe)?
+
+            $(fn stats(&$s3, $values: &mut Vec<(String, f64)>) $stats)?
+        }
+    };
+}
