@@ -106,13 +106,40 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
     }
 }
 
-/// A safe view of a [`SlotView`] for the duration of a `schedule` call.
-#[derive(Clone)]
+/// A safe view of a [`SlotView`] for the duration of a `schedule` call. (Not `Clone`: its
+/// slices may point into copies it owns.)
 pub struct Slot<'a> {
     raw: Cow<'a, SlotView>,
-    servers: Cow<'a, [ServerView]>,
-    requests: Cow<'a, [RequestView]>,
-    estimates: Cow<'a, [EstimateView]>,
+    // The arrays as plain slices (no `Cow` branch on every access in a policy's inner loop): they
+    // borrow the host's memory, or the copies in `_owned` when the host's strides differ from
+    // this SDK's sizes (a heap buffer does not move with the `Slot`).
+    servers: &'a [ServerView],
+    requests: &'a [RequestView],
+    estimates: &'a [EstimateView],
+    _owned: Option<Box<OwnedViews>>,
+}
+
+/// Copies of the host's arrays made for another minor version (never read directly: the
+/// `Slot`'s slices point into them).
+#[allow(dead_code)]
+struct OwnedViews {
+    servers: Vec<ServerView>,
+    requests: Vec<RequestView>,
+    estimates: Vec<EstimateView>,
+}
+
+/// A slice into `cow` that outlives the borrow of `cow`: `'a` if borrowed, else the life of the
+/// owned buffer (moved into the `Slot`'s `OwnedViews`, whose heap buffer never moves).
+///
+/// # Safety
+/// If `cow` is owned, the caller must keep its buffer alive and unmodified as long as the
+/// returned slice is used, and expose it only through borrows of the holder.
+unsafe fn detach<'a, T: Clone>(cow: &Cow<'a, [T]>) -> &'a [T] {
+    match cow {
+        Cow::Borrowed(s) => s,
+        // SAFETY: the caller keeps the owned buffer alive and unmoved (see above).
+        Cow::Owned(v) => unsafe { std::slice::from_raw_parts(v.as_ptr(), v.len()) },
+    }
 }
 
 impl<'a> Slot<'a> {
@@ -141,11 +168,23 @@ impl<'a> Slot<'a> {
                 )?,
             )
         };
+        // SAFETY: owned copies move into `owned` below (their heap buffers do not move) and live
+        // as long as the `Slot`; the accessors hand out borrows of `&self` only.
+        let (s, r, e) = unsafe { (detach(&servers), detach(&requests), detach(&estimates)) };
+        let owned = match (servers, requests, estimates) {
+            (Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_)) => None,
+            (servers, requests, estimates) => Some(Box::new(OwnedViews {
+                servers: servers.into_owned(),
+                requests: requests.into_owned(),
+                estimates: estimates.into_owned(),
+            })),
+        };
         Ok(Slot {
             raw,
-            servers,
-            requests,
-            estimates,
+            servers: s,
+            requests: r,
+            estimates: e,
+            _owned: owned,
         })
     }
     /// The raw view (its `servers`, `requests` and `estimates` may have another stride than
@@ -167,12 +206,12 @@ impl<'a> Slot<'a> {
     /// Every server, indexed by id.
     #[inline]
     pub fn servers(&self) -> &[ServerView] {
-        &self.servers
+        self.servers
     }
     /// The pending requests.
     #[inline]
     pub fn requests(&self) -> &[RequestView] {
-        &self.requests
+        self.requests
     }
     /// The objective's energy weights: transmission, inference, idle.
     #[inline]
