@@ -361,7 +361,6 @@ mod tests {
     fn hw() -> HardwareView {
         HardwareView {
             kind: HW_CPU,
-            reserved: 0,
             compute_flops: 1.6e12,
             memory_bytes: 192 << 30,
             memory_bandwidth_bytes_per_s: 115e9,
@@ -370,6 +369,7 @@ mod tests {
             compute_efficiency: 0.4,
             bandwidth_efficiency: 0.6,
             name: StrRef::new("xeon"),
+            ..Default::default()
         }
     }
     fn model() -> ModelView {
@@ -379,6 +379,7 @@ mod tests {
             weight_bytes: 7e9,
             kv_bytes_per_token: 512 << 10,
             name: StrRef::new("llama"),
+            ..Default::default()
         }
     }
     fn q<'a>(
