@@ -9,6 +9,7 @@ mod compare;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
+mod export;
 mod help;
 mod messages;
 mod outputs;
