@@ -12,6 +12,8 @@ mod destinations;
 mod exit_codes;
 mod export;
 mod help;
+#[cfg(unix)]
+mod inputs;
 mod messages;
 mod outputs;
 mod plot;
