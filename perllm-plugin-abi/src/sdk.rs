@@ -24,6 +24,9 @@ pub trait GuestPolicy: Send + Sized + 'static {
     const DESCRIPTION: &'static str;
     /// Set to true to receive [`Slot::estimate`] values (the host then computes them).
     const WANTS_ESTIMATES: bool = false;
+    /// The parameters it accepts, one per line, `name (default): meaning`, shown by
+    /// `perllm plugins info` (empty: not declared).
+    const PARAMS: &'static str = "";
 
     /// Create an instance from the scenario's policy parameters (a JSON object) and a seed.
     fn create(config: &str, seed: u64) -> Result<Self, String>;
@@ -90,6 +93,9 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
     /// Set to true if [`GuestCostModel::estimate`] is implemented; otherwise the host derives
     /// estimates from [`GuestCostModel::step_ns`].
     const PROVIDES_ESTIMATE: bool = false;
+    /// The config keys it accepts, one per line, `name (default): meaning` (empty: not
+    /// declared).
+    const PARAMS: &'static str = "";
 
     /// Create an instance from its config (a JSON object).
     fn create(config: &str) -> Result<Self, String>;
@@ -663,6 +669,7 @@ pub const fn policy_decl<T: GuestPolicy>() -> PluginDecl {
         reserved: 0,
         policy: policy_vtable::<T>(),
         cost_model: std::ptr::null(),
+        params: StrRef::new(T::PARAMS),
     }
 }
 
@@ -678,6 +685,7 @@ pub const fn cost_model_decl<T: GuestCostModel>() -> PluginDecl {
         reserved: 0,
         policy: std::ptr::null(),
         cost_model: cost_model_vtable::<T>(),
+        params: StrRef::new(T::PARAMS),
     }
 }
 
@@ -759,6 +767,7 @@ macro_rules! export_cost_model {
 ///         name: "first-fit",
 ///         description: "the first server hosting the model",
 ///         wants_estimates: false, // optional, default false
+///         params: "", // optional: one per line, `name (default): meaning`
 ///         create(config, seed) {
 ///             if !config.trim().is_empty() && config.trim() != "{}" {
 ///                 return Err(format!("first-fit takes no parameters, got {config}"));
@@ -796,6 +805,7 @@ macro_rules! guest_policy {
             name: $name:expr,
             description: $desc:expr,
             $(wants_estimates: $we:expr,)?
+            $(params: $params:expr,)?
             create($config:ident, $seed:ident) $create:block
             schedule($s1:ident, $slot:ident, $out:ident) $schedule:block
             $(observe($s2:ident, $outcome:ident) $observe:block)?
@@ -807,6 +817,7 @@ macro_rules! guest_policy {
             const VERSION: &'static str = env!("CARGO_PKG_VERSION");
             const DESCRIPTION: &'static str = $desc;
             $(const WANTS_ESTIMATES: bool = $we;)?
+            $(const PARAMS: &'static str = $params;)?
 
             #[allow(unused_variables)]
             fn create($config: &str, $seed: u64) -> ::std::result::Result<Self, String> $create

@@ -51,6 +51,7 @@ guest_policy! {
     impl CloudOnly {
         name: "cloud-only",
         description: "every request to the least-loaded cloud server hosting its model",
+        params: "(no parameters)",
         create(config, _seed) {
             parse_config::<NoParams>(Self::NAME, config)?;
             Ok(CloudOnly { extra: Vec::new() })
@@ -73,6 +74,7 @@ guest_policy! {
     impl EdgeOnly {
         name: "edge-only",
         description: "every request to the least-loaded edge server hosting its model",
+        params: "(no parameters)",
         create(config, _seed) {
             parse_config::<NoParams>(Self::NAME, config)?;
             Ok(EdgeOnly { extra: Vec::new() })
@@ -95,6 +97,7 @@ guest_policy! {
     impl LeastLoaded {
         name: "least-loaded",
         description: "the server hosting the model with the fewest requests per batch slot",
+        params: "(no parameters)",
         create(config, _seed) {
             parse_config::<NoParams>(Self::NAME, config)?;
             Ok(LeastLoaded { extra: Vec::new() })
@@ -116,6 +119,7 @@ guest_policy! {
     impl Random {
         name: "random",
         description: "a uniformly random server hosting the model (seeded)",
+        params: "(no parameters)",
         create(config, seed) {
             parse_config::<NoParams>(Self::NAME, config)?;
             Ok(Random {
@@ -146,6 +150,7 @@ guest_policy! {
     impl RoundRobin {
         name: "round-robin",
         description: "the servers hosting the model, in turn",
+        params: "(no parameters)",
         create(config, _seed) {
             parse_config::<NoParams>(Self::NAME, config)?;
             Ok(RoundRobin::default())
@@ -203,6 +208,7 @@ guest_policy! {
         name: "greedy",
         description: "lowest estimated energy among servers meeting the deadline by estimate, else the fastest",
         wants_estimates: true,
+        params: "slack (1.0): a server is feasible if its estimated latency is at most slack x the deadline",
         create(config, _seed) {
             let p: GreedyParams = parse_config(Self::NAME, config)?;
             if !(p.slack.is_finite() && p.slack > 0.0) {
@@ -320,6 +326,7 @@ guest_policy! {
     impl Ucb1 {
         name: "ucb1",
         description: "plain UCB1 over (model, server) arms on observed latency, no constraints",
+        params: "exploration (2.0): weight of the exploration bonus, >= 0",
         create(config, _seed) {
             let p: Ucb1Params = parse_config(Self::NAME, config)?;
             if !(p.exploration.is_finite() && p.exploration >= 0.0) {
@@ -397,6 +404,7 @@ guest_policy! {
     impl EpsilonGreedy {
         name: "epsilon-greedy",
         description: "best observed (model, server) arm, a random one with probability epsilon",
+        params: "epsilon (0.1): probability of a uniformly random arm, in [0, 1]",
         create(config, seed) {
             let p: EpsilonParams = parse_config(Self::NAME, config)?;
             if !(0.0..=1.0).contains(&p.epsilon) {
