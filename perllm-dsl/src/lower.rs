@@ -1077,6 +1077,7 @@ impl Lowerer {
             power_busy_w: busy?,
             compute_efficiency: ce?,
             bandwidth_efficiency: be?,
+            contention: None,
         })
     }
 
@@ -1560,6 +1561,8 @@ impl Lowerer {
                     models: models.clone(),
                     link: link.name.clone(),
                     max_batch,
+                    batching: None,
+                    chunk_tokens: None,
                 })
                 .collect(),
         )
@@ -3007,6 +3010,7 @@ impl Lowerer {
             contention: contention?,
             max_defers: max_defers?,
             drain_ns: drain_ns?,
+            ..d
         })
     }
 
