@@ -52,13 +52,14 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let (prompt, output) = (req.prompt_tokens as u64, req.output_tokens as u64);
     // Concurrency is limited by the batch size and by KV memory: a server holds at most
     // `kv_capacity / kv_need` requests like this one at once.
-    let kv_need = (prompt + output)
+    let kv_need = prompt
+        .saturating_add(output)
         .saturating_mul(model.kv_bytes_per_token)
         .max(1);
     let kv_slots = (server.kv_capacity_bytes / kv_need).clamp(1, u32::MAX as u64) as u32;
     let slots = server.max_batch.min(kv_slots).max(1);
     // KV held by a typical running sequence: about its prompt and half its output.
-    let kv_seq = prompt + output / 2;
+    let kv_seq = prompt.saturating_add(output / 2);
     let decode_steps = output.saturating_sub(1);
     let job = Job {
         world,
@@ -71,7 +72,7 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     let now = load.running.min(slots - 1);
     let now_models = job.other_models_ns(cm, |m| f64::from(u8::from(load.runs_model(m))));
     let (p0, d0) = job.times(cm, now, now as f64, now_models);
-    let stay = (p0 + d0).max(1) as f64;
+    let stay = p0.saturating_add(d0).max(1) as f64;
     // Sequences sharing the request's steps: an engine that recently ran fuller than now fills
     // up during the stay (taken as a straight ramp from now to the recent mean batch a
     // sequence shared); one running fuller than that stays so.
@@ -120,7 +121,7 @@ pub fn default_estimate<C: CostModel + ?Sized>(
         (p_lo, d_lo)
     };
     let batch = others + 1.0;
-    let occupied = load.queued + load.running;
+    let occupied = load.queued.saturating_add(load.running);
     let queue_ns = if occupied >= slots || (kv_need > load.free_kv_bytes && load.running > 0) {
         let rounds = occupied.saturating_sub(slots) / slots + 1;
         // A round frees a batch after roughly one average request's service.
@@ -247,8 +248,8 @@ impl Job<'_> {
                 },
             )
         };
-        let others_kv = kv_seq * others as u64;
-        let decode_step = slow(step(0, batch, kv_seq * batch as u64).saturating_add(other_models));
+        let others_kv = kv_seq.saturating_mul(others as u64);
+        let decode_step = slow(step(0, batch, kv_seq.saturating_mul(batch as u64)).saturating_add(other_models));
         // A step that prefills `p` prompt tokens next to the others' decode tokens.
         let mixed_step = |p: u64, kv: u64| slow(step(p, others, kv).saturating_add(other_models));
         // Prefill, and what one joining request's prefill adds to this request's decode.
@@ -265,7 +266,7 @@ impl Job<'_> {
                 let budget = (chunk_tokens as u64).saturating_sub(others as u64).max(1);
                 let chunks = prompt.div_ceil(budget);
                 // Priced at the mean chunk, reading the mean prefix.
-                let s = mixed_step(prompt.div_ceil(chunks), others_kv + prompt / 2);
+                let s = mixed_step(prompt.div_ceil(chunks), others_kv.saturating_add(prompt / 2));
                 let all = s.saturating_mul(chunks);
                 (all, all.saturating_sub(decode_step.saturating_mul(chunks)))
             }
