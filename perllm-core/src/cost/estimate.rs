@@ -249,7 +249,8 @@ impl Job<'_> {
             )
         };
         let others_kv = kv_seq.saturating_mul(others as u64);
-        let decode_step = slow(step(0, batch, kv_seq.saturating_mul(batch as u64)).saturating_add(other_models));
+        let decode_step =
+            slow(step(0, batch, kv_seq.saturating_mul(batch as u64)).saturating_add(other_models));
         // A step that prefills `p` prompt tokens next to the others' decode tokens.
         let mixed_step = |p: u64, kv: u64| slow(step(p, others, kv).saturating_add(other_models));
         // Prefill, and what one joining request's prefill adds to this request's decode.
@@ -266,7 +267,10 @@ impl Job<'_> {
                 let budget = (chunk_tokens as u64).saturating_sub(others as u64).max(1);
                 let chunks = prompt.div_ceil(budget);
                 // Priced at the mean chunk, reading the mean prefix.
-                let s = mixed_step(prompt.div_ceil(chunks), others_kv.saturating_add(prompt / 2));
+                let s = mixed_step(
+                    prompt.div_ceil(chunks),
+                    others_kv.saturating_add(prompt / 2),
+                );
                 let all = s.saturating_mul(chunks);
                 (all, all.saturating_sub(decode_step.saturating_mul(chunks)))
             }
