@@ -52,6 +52,7 @@ fn run_slot(
         servers: &servers,
         cost: &cost,
         truth,
+        model_load: &[],
     };
     let mut out = vec![Decision::Defer; pending.len()];
     p.schedule(&view, pending, &mut out).unwrap();
@@ -112,6 +113,7 @@ fn oracle_needs_the_truth_and_uses_it() {
         servers: &servers,
         cost: &cost,
         truth: None,
+        model_load: &[],
     };
     let mut out = vec![Decision::Defer; pending.len()];
     let e = o.schedule(&view, &pending, &mut out).unwrap_err();
