@@ -585,7 +585,7 @@ Cost model <code>{}</code>. perllm {}.</p>",
     }
     h.push_str(
         "<th>seeds</th><th>load req/s</th><th>goodput req/s</th><th>x ref</th><th>attainment</th><th>x ref</th>\
-<th>energy/request J</th><th>x ref</th><th>p99 latency s</th><th>x ref</th><th>vs oracle</th></tr>\n",
+<th>energy/request J</th><th>x ref</th><th>p99 latency s</th><th>x ref</th><th>vs bound</th><th>vs true-costs</th></tr>\n",
     );
     for s in &res.summary {
         let _ = write!(h, "<tr><td>{}</td>", esc(&s.policy));
@@ -598,7 +598,7 @@ Cost model <code>{}</code>. perllm {}.</p>",
         let _ = writeln!(
             h,
             "<td>{}</td><td>{:.3}</td><td>{:.3} ± {:.3}</td><td>{}</td><td>{:.1}% ± {:.1}</td><td>{}</td>\
-<td>{:.1} ± {:.1}</td><td>{}</td><td>{:.3} ± {:.3}</td><td>{}</td><td>{}</td></tr>",
+<td>{:.1} ± {:.1}</td><td>{}</td><td>{:.3} ± {:.3}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s.seeds,
             s.offered_load_rps,
             s.goodput_rps_mean,
@@ -613,12 +613,14 @@ Cost model <code>{}</code>. perllm {}.</p>",
             s.latency_p99_s_mean,
             s.latency_p99_s_std,
             opt(s.latency_p99_ratio, |x| format!("{x:.2}")),
-            opt(s.oracle_energy_gap, |g| format!("{:+.1}%", g * 100.0)),
+            opt(s.bound_gap, |g| format!("{:+.1}%", g * 100.0)),
+            opt(s.true_costs_energy_gap, |g| format!("{:+.1}%", g * 100.0)),
         );
     }
     h.push_str(
         "</table>\n<p>mean ± sample standard deviation over seeds; x ref = mean / reference mean; \
-vs oracle = weighted energy above the offline oracle's.</p>\n<h2>Policies</h2>\n<table>\n\
+vs bound = goodput below the goodput bound (no policy can beat it; n/a: not computed); \
+vs true-costs = weighted energy above that of `true-costs` (PerLLM's LP fed the true mean costs).</p>\n<h2>Policies</h2>\n<table>\n\
 <tr><th>name</th><th>version</th><th>abi</th><th>source</th></tr>\n",
     );
     for p in &res.policies {

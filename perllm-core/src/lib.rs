@@ -4,9 +4,9 @@
 //! This crate does no file or network I/O: scenarios come from [`spec::Scenario`] values, requests
 //! from any [`workload::RequestSource`].
 
+pub mod bound;
 pub mod cost;
 pub mod observer;
-pub mod oracle;
 pub mod perllm;
 pub mod policies;
 pub mod policy;
@@ -17,6 +17,7 @@ pub mod sim;
 pub mod simple;
 pub mod spec;
 pub mod testbed;
+pub mod true_costs;
 pub mod workload;
 pub mod world;
 

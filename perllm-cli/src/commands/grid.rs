@@ -11,10 +11,10 @@ use crate::error::{CliError, Result};
 use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
 use crate::results::{
-    Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row, ScenarioInfo,
-    param_value,
+    BoundRow, Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row,
+    ScenarioInfo, param_value,
 };
-use crate::runner::{Details, execute};
+use crate::runner::{Details, bound, execute};
 use crate::scenario::Loaded;
 use crate::term::{Term, print_stdout};
 use crate::util::{Setting, parse_seeds};
@@ -96,7 +96,20 @@ fn run_grid(
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()
     } else {
-        args.policies.iter().map(|p| p.trim().to_string()).collect()
+        args.policies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                let c = perllm_core::policies::canonical(p);
+                if c != p {
+                    eprintln!(
+                        "note: policy `{p}` is now called `{c}` (a reference policy that knows the \
+                         true mean costs, not a bound; the goodput bound is reported as `bound`)"
+                    );
+                }
+                c.to_string()
+            })
+            .collect()
     };
     let mut infos: Vec<ComponentInfo> = Vec::new();
     for p in &policies {
@@ -110,7 +123,11 @@ fn run_grid(
         }
         infos.push(catalog.policy_info(p)?.clone());
     }
-    let reference = match &args.reference {
+    let reference = args
+        .reference
+        .as_deref()
+        .map(|r| perllm_core::policies::canonical(r).to_string());
+    let reference = match &reference {
         Some(r) if policies.contains(r) => r.clone(),
         Some(r) => {
             return Err(CliError::input(format!(
@@ -154,6 +171,22 @@ fn run_grid(
 
     let per_point = (policies.len() * seeds.len()) as u64;
     let total = per_point * points.len() as u64;
+    // The bound of each (point, seed) this shard runs at least one policy of.
+    let mut bound_tasks: Vec<(u64, u64, World)> = Vec::new();
+    for (pi, p) in points.iter().enumerate() {
+        for (si, &seed) in seeds.iter().enumerate() {
+            let owned = (0..policies.len() as u64).any(|k| {
+                let run = pi as u64 * per_point + k * seeds.len() as u64 + si as u64;
+                args.shard.is_none_or(|s| s.owns(run))
+            });
+            if owned {
+                let mut sc = p.scenario.clone();
+                crate::scenario::apply_cli(&mut sc, Some(seed), None, args.sim.skip_bad_rows);
+                let world = crate::scenario::build(&p.loaded, &sc)?;
+                bound_tasks.push((pi as u64, seed, world));
+            }
+        }
+    }
     let mut tasks = Vec::new();
     for run in 0..total {
         if args.shard.is_some_and(|s| !s.owns(run)) {
@@ -216,6 +249,23 @@ fn run_grid(
             })
             .collect()
     });
+    let bounds: Vec<BoundRow> = pool.install(|| {
+        bound_tasks
+            .into_par_iter()
+            .map(|(point, seed, world)| {
+                let (bound, error) = match bound(&world, cost.as_ref()) {
+                    Ok(b) => (Some(b), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                BoundRow {
+                    point,
+                    seed,
+                    bound,
+                    error,
+                }
+            })
+            .collect()
+    });
     bar.finish_and_clear();
     catalog.check()?;
     let mut rows = Vec::with_capacity(outcomes.len());
@@ -268,6 +318,7 @@ fn run_grid(
         summary: Vec::new(),
         rows,
         details,
+        bounds,
     };
     results.resummarise();
     if let Some(f) = json_out {

@@ -90,7 +90,7 @@ fn csv_is_one_tidy_row() {
         "--set",
         SHORT,
         "--policy",
-        "oracle",
+        "true-costs",
         "-f",
         "csv",
     ]);
@@ -115,7 +115,7 @@ fn csv_is_one_tidy_row() {
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1);
     let policy = header.iter().position(|h| h == "policy").unwrap();
-    assert_eq!(&rows[0][policy], "oracle");
+    assert_eq!(&rows[0][policy], "true-costs");
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn separate_log_files() {
         "--set",
         SHORT,
         "--policy",
-        "oracle",
+        "true-costs",
         "--decisions",
         s(&d),
         "--requests",
@@ -221,7 +221,7 @@ fn json_scenarios_with_dotted_overrides() {
         "run",
         "perllm-cli/tests/fixtures/paper-30s.json",
         "--policy",
-        "oracle",
+        "true-costs",
         "-f",
         "json",
         "-q",
@@ -230,7 +230,7 @@ fn json_scenarios_with_dotted_overrides() {
         "run",
         "perllm-cli/tests/fixtures/paper-30s.json",
         "--policy",
-        "oracle",
+        "true-costs",
         "-f",
         "json",
         "-q",

@@ -1,5 +1,6 @@
 //! perllm-core integration tests.
 
+mod bound;
 mod degenerate;
 mod perllm;
 mod props;
