@@ -6,6 +6,7 @@ mod catalog;
 mod cli;
 mod commands;
 mod error;
+mod inputs;
 mod observers;
 mod output;
 mod plot;
@@ -34,11 +35,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    // An interrupt deletes the staged output files (the previous outputs stay as they were) and
-    // exits with 130, the shell's code for a command ended by SIGINT.
+    // An interrupt deletes the staged output files (the previous outputs stay as they were; a
+    // commit in progress ends first), says which outputs were written, and exits with 130, the
+    // shell's code for a command ended by SIGINT.
     let _ = ctrlc::set_handler(|| {
-        output::remove_staged();
-        eprintln!("\ninterrupted: no output was written");
+        let msg = output::interrupted();
+        eprintln!("\n{msg}");
         std::process::exit(130);
     });
     let term = term::Term::new(cli.color, cli.quiet);

@@ -649,7 +649,12 @@ vs true-costs = weighted energy above that of `true-costs` (PerLLM's LP fed the 
 }
 
 /// Write every chart as SVG and the HTML page into `dir`, all-or-nothing; the files written.
-pub fn write_all(res: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_all(
+    res: &Results,
+    dir: &Path,
+    input: &Path,
+    term: &crate::term::Term,
+) -> Result<Vec<PathBuf>> {
     if res.rows.is_empty() {
         return Err(CliError::input("the results file has no runs to plot"));
     }
@@ -661,6 +666,8 @@ pub fn write_all(res: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
         .collect::<Result<_>>()?;
     // The page last, so it is renamed into place after the charts it shows.
     let index = out.open(&dir.join("index.html"))?;
+    out.refuse_inputs(&crate::inputs::one(input, "the results file"))?;
+    out.report_created(term);
     for (f, c) in files.into_iter().zip(&cs) {
         f.write_text(&c.svg)?;
     }

@@ -30,6 +30,8 @@ pub const TRUE_COSTS: &str = "true-costs";
 pub const ORACLE: &str = "oracle";
 /// The cloud-only baseline's name (the reference of the energy claim).
 pub const CLOUD_ONLY: &str = "cloud-only";
+/// The `perllm.results` schema version this crate reads (docs/report-schema.md).
+pub const RESULTS_SCHEMA_VERSION: u64 = 2;
 
 /// What went wrong reading a results file.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +63,7 @@ pub struct Point {
     /// Seeds averaged.
     pub seeds: u64,
     /// Mean goodput: deadline-met requests per second of the arrival window (offered load x
-    /// attainment; unlike the report's `goodput_rps` it does not divide by the drain time).
+    /// attainment, as the results rows' `goodput_rps`).
     pub goodput_rps: f64,
     /// Sample standard deviation of goodput over seeds.
     pub goodput_std: f64,
@@ -152,10 +154,15 @@ impl Experiment {
                 "not a perllm results file (its \"schema\" is not \"perllm.results\")",
             ));
         }
-        if !matches!(v.get("schema_version").and_then(Value::as_u64), Some(1 | 2)) {
+        let version = v.get("schema_version").and_then(Value::as_u64);
+        if version != Some(RESULTS_SCHEMA_VERSION) {
             return Err(input(
                 name,
-                "unsupported results schema version (expected 1 or 2)",
+                format!(
+                    "results schema version {}, this table builder reads version \
+                     {RESULTS_SCHEMA_VERSION} (re-run the sweep with this revision's perllm)",
+                    version.map_or_else(|| "missing".to_string(), |v| v.to_string())
+                ),
             ));
         }
         let scenario = v

@@ -181,7 +181,7 @@ fn reads_a_results_document() {
         })
     };
     let doc = serde_json::json!({
-        "schema": "perllm.results", "schema_version": 1, "kind": "sweep",
+        "schema": "perllm.results", "schema_version": 2, "kind": "sweep",
         "scenario": {"name": "paper-7b", "file": "paper-7b.perllm", "hash": "x"},
         "parameters": [{"key": "workload.arrivals.rate", "values": ["2", "1"]}],
         "rows": [row("perllm", 2.0, 0.9), row("cloud-only", 2.0, 0.8),

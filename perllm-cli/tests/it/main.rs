@@ -5,8 +5,11 @@
 
 mod check;
 mod compare;
+#[cfg(unix)]
+mod destinations;
 mod exit_codes;
 mod help;
+mod messages;
 mod outputs;
 mod plot;
 mod plugins;
