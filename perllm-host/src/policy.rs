@@ -1,13 +1,12 @@
 //! [`ForeignPolicy`]: a plugin policy behind the core [`Policy`] trait.
 
-use crate::convert::{Capture, outcome_view, request_view, server_view};
+use crate::convert::{Capture, outcome_parts, outcome_view, request_view, server_view};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
 use crate::loader::Declared;
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
 use perllm_core::{Outcome, World};
 use perllm_plugin_abi as abi;
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -318,11 +317,8 @@ impl ForeignPolicy {
             self.estimates.clear();
         }
         self.out.clear();
-        self.out.extend(pending.iter().map(|p| abi::Placement {
-            request_id: p.request.id,
-            action: abi::ACTION_DEFER,
-            server: abi::NO_SERVER,
-        }));
+        self.out
+            .resize(pending.len(), <abi::Placement as abi::Versioned>::DEFAULT);
     }
 
     /// The decision placement `p` makes for request `req`, if it is valid (`ns`: the number of
@@ -383,11 +379,8 @@ impl ForeignPolicy {
         }
     }
 
-    /// Check the plugin's placements and translate them into decisions.
-    ///
-    /// The usual case, every placement naming the request at its own index, needs no
-    /// bookkeeping: each request is then placed exactly once. At the first placement naming
-    /// another request, [`ForeignPolicy::validate_reordered`] takes over.
+    /// Check the plugin's placements and translate them into decisions: placement `i` decides
+    /// pending request `i`.
     fn validate(
         &self,
         world: &World,
@@ -395,75 +388,11 @@ impl ForeignPolicy {
         out: &mut [Decision],
     ) -> Result<(), HostError> {
         let ns = world.servers.len();
-        let placed = self.out.iter().zip(pending).zip(out.iter_mut());
-        for (i, ((p, q), d)) in placed.enumerate() {
-            if q.request.id != p.request_id {
-                return self.validate_reordered(world, pending, out, i);
-            }
+        for ((p, q), d) in self.out.iter().zip(pending).zip(out.iter_mut()) {
             match self.decision(ns, &q.request, p) {
                 Some(x) => *d = x,
                 None => return Err(self.undecidable(world, &q.request, p)),
             }
-        }
-        Ok(())
-    }
-
-    /// Validation from placement `from` on, when placements name requests by id in any order:
-    /// each must name a pending request, and no request may be placed twice.
-    #[cold]
-    fn validate_reordered(
-        &self,
-        world: &World,
-        pending: &[Pending],
-        out: &mut [Decision],
-        from: usize,
-    ) -> Result<(), HostError> {
-        let n = pending.len();
-        // Placements before `from` named the requests at their own indices.
-        let mut seen = vec![false; n];
-        seen[..from].fill(true);
-        let index: HashMap<u64, usize> = pending
-            .iter()
-            .enumerate()
-            .map(|(j, q)| (q.request.id, j))
-            .collect();
-        let mut twice: Option<u64> = None;
-        for i in from..n {
-            let p = self.out[i];
-            let k = if pending[i].request.id == p.request_id {
-                i
-            } else {
-                match index.get(&p.request_id) {
-                    Some(&k) => k,
-                    None => {
-                        return Err(self.invalid(format!(
-                            "placement #{i} names request {}, which is not pending in this slot",
-                            p.request_id
-                        )));
-                    }
-                }
-            };
-            if seen[k] {
-                twice.get_or_insert(p.request_id);
-                continue;
-            }
-            seen[k] = true;
-            let req = &pending[k].request;
-            out[k] = self
-                .decision(world.servers.len(), req, &p)
-                .ok_or_else(|| self.undecidable(world, req, &p))?;
-        }
-        if let Some(id) = twice {
-            let missing: Vec<String> = seen
-                .iter()
-                .zip(pending)
-                .filter(|(s, _)| !**s)
-                .map(|(_, p)| p.request.id.to_string())
-                .collect();
-            return Err(self.invalid(format!(
-                "request {id} placed twice, and request(s) {} not placed at all",
-                missing.join(", ")
-            )));
         }
         Ok(())
     }
@@ -514,6 +443,10 @@ impl Policy for ForeignPolicy {
                 let w = &view.world.scenario.objective.weights;
                 [w.transmission, w.inference, w.idle]
             },
+            server_size: size_of::<abi::ServerView>() as u32,
+            request_size: size_of::<abi::RequestView>() as u32,
+            estimate_size: size_of::<abi::EstimateView>() as u32,
+            placement_size: size_of::<abi::Placement>() as u32,
         };
         let schedule = self.vt.schedule.expect("validated at load");
         let mut cap = Capture::default();
@@ -544,7 +477,8 @@ impl Policy for ForeignPolicy {
         let Some(observe) = self.vt.observe else {
             return;
         };
-        let o = outcome_view(outcome);
+        let parts = outcome_parts(outcome);
+        let o = outcome_view(outcome, &parts);
         let mut cap = Capture::default();
         let sink = cap.sink();
         let t0 = Instant::now();
@@ -585,6 +519,8 @@ impl Policy for ForeignPolicy {
             }
             let mut values: Vec<(String, f64)> = Vec::new();
             let sink = abi::StatSink {
+                struct_size: size_of::<abi::StatSink>() as u32,
+                reserved: 0,
                 ctx: (&mut values as *mut Vec<(String, f64)>).cast(),
                 emit,
             };

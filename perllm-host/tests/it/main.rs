@@ -2,6 +2,7 @@
 //! library, all loaded through the dynamic path.
 
 mod bundled;
+mod compat;
 mod errors;
 mod layout;
 mod misbehaving;
