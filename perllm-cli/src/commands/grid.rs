@@ -188,7 +188,7 @@ fn run_grid(
     let seeds = parse_seeds(&args.seeds)?;
     let base = crate::scenario::load(&args.file, &fixed, term.color_stderr)?;
     if !base.warnings.is_empty() {
-        eprint!("{}", base.warnings);
+        term.eprint_rendered(&base.warnings);
     }
     let catalog = Catalog::for_sim(&args.sim)?;
     let policies: Vec<String> = if args.policies.is_empty() {
@@ -426,7 +426,7 @@ fn run_grid(
             .find(|i| i.name == *p)
             .map_or("plugin", |i| i.source.as_str());
         if let Some(w) = u.warning(p, source) {
-            eprint!("{w}");
+            term.eprint_rendered(&w);
         }
     }
     let mut results = Results {

@@ -11,6 +11,8 @@ mod compare;
 mod destinations;
 mod exit_codes;
 mod help;
+#[cfg(unix)]
+mod inputs;
 mod messages;
 mod outputs;
 mod plot;
