@@ -361,6 +361,39 @@ pub enum Arrivals {
     },
 }
 
+impl Arrivals {
+    /// Peak and mean arrival rate (per second) over an arrival window of `duration_ns`.
+    pub fn rates(&self, duration_ns: Nanos) -> (f64, f64) {
+        match self {
+            Arrivals::Poisson { rate } | Arrivals::Gamma { rate, .. } => (*rate, *rate),
+            Arrivals::OnOff {
+                rate,
+                on_ns,
+                off_ns,
+            } => (
+                *rate,
+                *rate * *on_ns as f64 / (*on_ns as f64 + *off_ns as f64),
+            ),
+            Arrivals::Diurnal {
+                mean_rate,
+                amplitude,
+                ..
+            } => (mean_rate * (1.0 + amplitude), *mean_rate),
+            Arrivals::Steps { steps } => {
+                let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
+                let mut total = 0.0;
+                for (i, &(start, rate)) in steps.iter().enumerate() {
+                    let end = steps
+                        .get(i + 1)
+                        .map_or(duration_ns, |s| s.0.min(duration_ns));
+                    total += rate * end.saturating_sub(start) as f64;
+                }
+                (peak, total / (duration_ns.max(1) as f64))
+            }
+        }
+    }
+}
+
 /// A distribution of a non-negative integer size (tokens or bytes).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

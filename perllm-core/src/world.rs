@@ -158,33 +158,7 @@ impl World {
 /// A duration for messages: whole seconds, milliseconds or nanoseconds.
 /// The peak and the time-average arrival rate over `[0, duration)`, requests per second.
 fn arrival_rates(a: &Arrivals, duration_ns: Nanos) -> (f64, f64) {
-    match a {
-        Arrivals::Poisson { rate } | Arrivals::Gamma { rate, .. } => (*rate, *rate),
-        Arrivals::OnOff {
-            rate,
-            on_ns,
-            off_ns,
-        } => (
-            *rate,
-            *rate * *on_ns as f64 / (*on_ns as f64 + *off_ns as f64),
-        ),
-        Arrivals::Diurnal {
-            mean_rate,
-            amplitude,
-            ..
-        } => (mean_rate * (1.0 + amplitude), *mean_rate),
-        Arrivals::Steps { steps } => {
-            let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
-            let mut total = 0.0;
-            for (i, &(start, rate)) in steps.iter().enumerate() {
-                let end = steps
-                    .get(i + 1)
-                    .map_or(duration_ns, |s| s.0.min(duration_ns));
-                total += rate * end.saturating_sub(start) as f64;
-            }
-            (peak, total / (duration_ns.max(1) as f64))
-        }
-    }
+    a.rates(duration_ns)
 }
 
 /// A number for a message: plain below a million, else in scientific notation.

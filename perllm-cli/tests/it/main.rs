@@ -10,6 +10,7 @@ mod compare;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
+mod export;
 mod help;
 #[cfg(unix)]
 mod inputs;
