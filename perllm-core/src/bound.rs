@@ -152,7 +152,6 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
     let mut out: Vec<Group> = Vec::new();
     let mut keys: Vec<(usize, u32, Vec<crate::world::ModelId>, usize, u32, u64)> = Vec::new();
     let mut of_server = Vec::new();
-    let sim = &world.scenario.sim;
     for s in &world.servers {
         let key = (
             s.hardware,
@@ -171,7 +170,7 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
         let link = &world.links[s.link];
         let n = s.count.max(1) as f64;
         let b = s.max_batch.max(1) as f64;
-        let kappa = sim.contention.max(0.0);
+        let kappa = s.contention.max(0.0);
         out.push(Group {
             members: 1.0,
             models: s.models.clone(),

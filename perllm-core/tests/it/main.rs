@@ -1,5 +1,6 @@
 //! perllm-core integration tests.
 
+mod batching;
 mod bound;
 mod degenerate;
 mod perllm;
