@@ -95,7 +95,7 @@ fn paper_slot_respects_hosting_and_the_cloud_share() {
 fn oracle_needs_the_truth_and_uses_it() {
     let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
     let pending = requests(&world, 12);
-    let mut o = crate::oracle::Oracle::new(
+    let mut o = crate::true_costs::TrueCosts::new(
         &PolicySpec {
             name: "oracle".into(),
             params: Default::default(),
