@@ -53,6 +53,10 @@ pub struct Server {
     pub max_batch: u32,
     /// Bytes of device memory left for KV cache after all hosted models' weights.
     pub kv_capacity_bytes: u64,
+    /// How a new prompt joins the running batch (its own `batching` or `sim.batching`).
+    pub batching: Batching,
+    /// Batch interference of its hardware (the hardware's `contention` or `sim.contention`).
+    pub contention: f64,
 }
 
 impl Server {
@@ -385,6 +389,9 @@ impl Scenario {
                     ),
                 );
             }
+            if let Some(c) = h.contention {
+                crate::batching::check_contention(&format!("{p}.contention"), c, &mut e);
+            }
             for (n, v) in [
                 ("compute_efficiency", h.compute_efficiency),
                 ("bandwidth_efficiency", h.bandwidth_efficiency),
@@ -575,6 +582,10 @@ impl Scenario {
                 link: l.unwrap_or(0),
                 max_batch: s.max_batch,
                 kv_capacity_bytes: kv,
+                batching: crate::batching::resolve(s, &self.sim, &p, &mut e),
+                contention: h.map_or(self.sim.contention, |h| {
+                    crate::batching::contention_of(&self.hardware[h], &self.sim)
+                }),
             });
         }
         if self.servers.is_empty() {

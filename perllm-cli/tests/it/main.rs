@@ -146,3 +146,4 @@ pub fn testkit() -> PathBuf {
     assert!(p.exists(), "{} was not built", p.display());
     p
 }
+mod estimate_bias;
