@@ -451,10 +451,10 @@ impl Outputs {
     /// not announced; creating folders above it is.
     pub fn report_created_for(&self, term: &crate::term::Term, named_dir: Option<&Path>) {
         let created = self.created_dirs();
-        if let (Some(dir), [only]) = (named_dir, created) {
-            if only == dir {
-                return;
-            }
+        if let (Some(dir), [only]) = (named_dir, created)
+            && only == dir
+        {
+            return;
         }
         if let Some(top) = created.first() {
             let deepest = created.last().unwrap_or(top);
