@@ -179,6 +179,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
             params: Default::default(),
         }],
         details: vec![output.details],
+        bounds: Vec::new(),
     };
     results.resummarise();
     if let Some((report_file, results_file)) = files {

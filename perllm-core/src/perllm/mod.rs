@@ -1054,7 +1054,7 @@ mod tests {
     fn oracle_needs_the_truth_and_uses_it() {
         let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
         let pending = requests(&world, 12);
-        let mut o = crate::oracle::Oracle::new(
+        let mut o = crate::true_costs::TrueCosts::new(
             &PolicySpec {
                 name: "oracle".into(),
                 params: Default::default(),

@@ -541,7 +541,7 @@ fn deadlines_missed_before_the_decision() {
         let mut free = sc.clone();
         free.objective.constraints.clear();
         let world = free.build().unwrap();
-        for policy in ["perllm", "oracle"] {
+        for policy in ["perllm", "true-costs"] {
             for s in SETTINGS {
                 let (rep, log) = run(&world, policy, &params(s, &[]), &reqs);
                 assert_eq!((rep.completed, rep.deadline_met), (5, 0), "{policy} {s}");
