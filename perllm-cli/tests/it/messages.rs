@@ -193,6 +193,39 @@ fn created_output_folders_are_announced() {
         out.stderr
     );
     assert!(dest.exists());
+    // `run --out DIR` is asked to make DIR: only folders above it are announced.
+    let run_dir = dir.path().join("runs-here");
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--out",
+        s(&run_dir),
+    ]);
+    out.ok();
+    assert!(
+        !out.stderr.contains("created the directory"),
+        "{}",
+        out.stderr
+    );
+    let nested = dir.path().join("above/run");
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--out",
+        s(&nested),
+    ]);
+    out.ok();
+    assert!(out.stderr.contains("(`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("`{}` did not exist", s(&dir.path().join("above")))),
+        "{}",
+        out.stderr
+    );
     // A command refused before its runs leaves no folder behind (the unit tests of `Outputs`
     // check that folders made for a command that then fails are removed).
     let gone = dir.path().join("gone/results.json");
@@ -208,4 +241,24 @@ fn created_output_folders_are_announced() {
     ]);
     assert_eq!(out.code, 2);
     assert!(!dir.path().join("gone").exists());
+}
+
+/// README's first session shows this file's diagnostics: it is shipped, and it fails as shown.
+#[test]
+fn the_shipped_mistakes_example_fails_with_every_error() {
+    let out = perllm(&["check", "examples/mistakes/bad.perllm"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for needle in [
+        "expected a bandwidth, found a time (`ms`)",
+        "a scenario needs at least one `slo` class",
+        "a scenario needs at least one `server`",
+        "a scenario needs a `workload` block",
+        "checked 1 file: 4 errors, 0 warnings",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "no `{needle}` in:\n{}",
+            out.stderr
+        );
+    }
 }
