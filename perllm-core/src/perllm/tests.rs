@@ -6,19 +6,6 @@ use crate::policy::{GroundTruth, ServerState};
 use crate::request::Request;
 use crate::spec::{Cmp, LinearConstraint, Quantity, SECOND, Target};
 
-fn idle(world: &World) -> Vec<ServerState> {
-    world
-        .servers
-        .iter()
-        .map(|s| ServerState {
-            free_kv_bytes: s.kv_capacity_bytes,
-            kv_capacity_bytes: s.kv_capacity_bytes,
-            bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
-            ..ServerState::default()
-        })
-        .collect()
-}
-
 fn requests(world: &World, n: u64) -> Vec<Pending> {
     (0..n)
         .map(|i| Pending {
@@ -43,7 +30,7 @@ fn run_slot(
     truth: Option<&GroundTruth>,
     pending: &[Pending],
 ) -> Vec<Decision> {
-    let servers = idle(world);
+    let servers = ServerState::all_idle(world);
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: 0,
@@ -104,7 +91,7 @@ fn oracle_needs_the_truth_and_uses_it() {
     )
     .unwrap();
     assert!(o.wants_ground_truth());
-    let servers = idle(&world);
+    let servers = ServerState::all_idle(&world);
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: 0,
