@@ -193,21 +193,8 @@ fn finite_pos(v: f64) -> bool {
 }
 
 fn check_dist(errs: &mut Vec<ScenarioError>, path: &str, d: &SizeDist) {
-    let ok = match d {
-        SizeDist::Fixed { value } => value.is_finite() && *value >= 0.0,
-        SizeDist::Uniform { lo, hi } => lo.is_finite() && hi.is_finite() && *lo >= 0.0 && lo <= hi,
-        SizeDist::LogNormal { median, sigma } => {
-            finite_pos(*median) && sigma.is_finite() && *sigma >= 0.0
-        }
-        SizeDist::Empirical { values } => {
-            !values.is_empty() && values.iter().all(|v| v.is_finite() && *v >= 0.0)
-        }
-    };
-    if !ok {
-        errs.push(ScenarioError::new(
-            path,
-            format!("invalid size distribution {d:?}"),
-        ));
+    if let Err(m) = d.check() {
+        errs.push(ScenarioError::new(path, m));
     }
 }
 
@@ -251,7 +238,7 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
         );
     }
     if let Some(p) = &t.payload
-        && let Err(m) = crate::workload::check_size_dist(p)
+        && let Err(m) = p.check()
     {
         e("workload.trace.payload", m);
     }
