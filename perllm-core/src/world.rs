@@ -507,12 +507,23 @@ impl Scenario {
             if h.is_none() {
                 e(
                     format!("{p}.hardware"),
-                    format!("unknown hardware `{}`", s.hardware),
+                    format!(
+                        "unknown hardware `{}`{}",
+                        s.hardware,
+                        did_you_mean(&s.hardware, hw.keys().copied())
+                    ),
                 );
             }
             let l = links.get(s.link.as_str()).copied();
             if l.is_none() {
-                e(format!("{p}.link"), format!("unknown link `{}`", s.link));
+                e(
+                    format!("{p}.link"),
+                    format!(
+                        "unknown link `{}`{}",
+                        s.link,
+                        did_you_mean(&s.link, links.keys().copied())
+                    ),
+                );
             }
             if s.count == 0 {
                 e(
@@ -827,4 +838,10 @@ impl Scenario {
             model_shares,
         })
     }
+}
+
+/// "; did you mean `x`?" for a name close to one of `known`, else nothing.
+fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    crate::suggest::closest(name, known)
+        .map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
 }

@@ -262,3 +262,32 @@ fn the_shipped_mistakes_example_fails_with_every_error() {
         );
     }
 }
+
+/// A `.json` scenario (checked by perllm-core, not the language) names a close link or hardware.
+#[test]
+fn unknown_link_and_hardware_in_a_json_scenario_suggest_the_close_name() {
+    let dir = tmp();
+    let json = dir.path().join("paper.json");
+    perllm(&["export", "examples/paper.perllm", "--out", s(&json), "-q"]).ok();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let servers = v["servers"].as_array_mut().unwrap();
+    let cloud = servers.iter_mut().find(|s| s["name"] == "cloud").unwrap();
+    cloud["link"] = "wann".into();
+    cloud["hardware"] = "a10".into();
+    std::fs::write(&json, v.to_string()).unwrap();
+    let out = perllm(&["check", s(&json)]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("unknown link `wann`; did you mean `wan`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("unknown hardware `a10`; did you mean `a100`?"),
+        "{}",
+        out.stderr
+    );
+}
