@@ -16,7 +16,7 @@ fn list_shows_builtins_and_bundled_plugins() {
     let out = perllm(&["plugins", "list", "--format", "json"]);
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     let items = v.as_array().unwrap();
-    for name in ["perllm", "oracle"] {
+    for name in ["perllm", "true-costs"] {
         let p = items.iter().find(|i| i["name"] == name).expect(name);
         assert_eq!(p["kind"], "policy");
         assert_eq!(p["source"], "built-in");
