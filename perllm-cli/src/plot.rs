@@ -508,7 +508,7 @@ pub fn write_all(
     // The page last, so it is renamed into place after the charts it shows.
     let index = out.open(&dir.join("index.html"))?;
     out.refuse_inputs(&crate::inputs::one(input, "the results file"))?;
-    out.report_created(term);
+    out.report_created_for(term, Some(dir));
     for (f, c) in files.into_iter().zip(&cs) {
         f.write_text(&c.svg)?;
     }

@@ -335,16 +335,7 @@ fn a_request_no_server_can_hold_is_rejected_by_the_policy() {
     .into_iter()
     .map(|request| Pending { request, defers: 0 })
     .collect();
-    let states: Vec<ServerState> = world
-        .servers
-        .iter()
-        .map(|s| ServerState {
-            free_kv_bytes: s.kv_capacity_bytes,
-            kv_capacity_bytes: s.kv_capacity_bytes,
-            bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
-            ..ServerState::default()
-        })
-        .collect();
+    let states = ServerState::all_idle(&world);
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: 0,

@@ -171,7 +171,7 @@ fn greedy_prefers_low_energy_servers_that_meet_the_deadline() {
     // Request 0: llama2-7b, 300 prompt tokens, interactive (4 s). An edge CPU needs seconds of
     // prefill alone, so only the cloud meets the deadline by estimate.
     let cost = Roofline::default();
-    let states = idle_states(&world);
+    let states = ServerState::all_idle(&world);
     let view = ClusterView {
         now_ns: 0,
         slot: 0,
