@@ -25,6 +25,7 @@ const POLICIES: &[&str] = &[
     "greedy",
     "ucb1",
     "epsilon-greedy",
+    "cloud-first",
 ];
 
 #[test]
@@ -80,6 +81,12 @@ fn every_bundled_policy_runs_the_paper_scenario() {
             }
             // With the roofline estimates the cloud is both faster and cheaper in energy.
             "greedy" => assert_eq!(rep.rejected, 0),
+            // The cloud meets the deadlines here, so nothing overflows to the edge; without
+            // admission control nothing is rejected.
+            "cloud-first" => {
+                assert_eq!(rep.rejected, 0);
+                assert!(assigned("cloud") > 0);
+            }
             _ => {
                 assert_eq!(rep.rejected, 0, "{name}");
                 assert!(
