@@ -47,9 +47,29 @@ pub fn remove_staged() -> usize {
 }
 
 /// The output files of one command, staged until [`Outputs::commit`].
+///
+/// Missing parent directories of a destination are created when it is staged, and listed by
+/// [`Outputs::created_dirs`] so that the command can say so; if the command fails, the ones still
+/// empty are removed again.
 #[derive(Default)]
 pub struct Outputs {
     staged: Vec<Staged>,
+    /// Directories created by [`Outputs::open`], each after its parent.
+    created: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        // Temporaries first (dropping them deletes them), then the directories made for them,
+        // deepest first, if nothing else was put there meanwhile.
+        self.staged.clear();
+        if !self.committed {
+            for d in self.created.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
 }
 
 struct Staged {
@@ -113,6 +133,12 @@ impl Outputs {
         };
         let dir = match dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             Some(d) => {
+                let missing: Vec<PathBuf> = d
+                    .ancestors()
+                    .filter(|a| !a.as_os_str().is_empty())
+                    .take_while(|a| std::fs::symlink_metadata(a).is_err())
+                    .map(Path::to_path_buf)
+                    .collect();
                 std::fs::create_dir_all(d).map_err(|e| {
                     let why = if d.exists() && !d.is_dir() {
                         format!("`{}` is not a directory", d.display())
@@ -125,6 +151,7 @@ impl Outputs {
                     };
                     CliError::run(format!("cannot write `{}`: {why}", dest.display()))
                 })?;
+                self.created.extend(missing.into_iter().rev());
                 d
             }
             None => Path::new("."),
@@ -179,13 +206,36 @@ impl Outputs {
         })
     }
 
+    /// The directories [`Outputs::open`] had to create so far, each after its parent.
+    pub fn created_dirs(&self) -> &[PathBuf] {
+        &self.created
+    }
+
+    /// Tell the user which directories were created for the outputs (not with `--quiet`).
+    pub fn report_created(&self, term: &crate::term::Term) {
+        let created = self.created_dirs();
+        if let Some(top) = created.first() {
+            let deepest = created.last().unwrap_or(top);
+            term.info(&format!(
+                "note: created the directory `{}` for the outputs{}",
+                deepest.display(),
+                if created.len() > 1 {
+                    format!(" (`{}` did not exist)", top.display())
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+
     /// Move every staged file to its destination, in the order opened; the destinations.
     ///
     /// If a rename fails, the error names its destination and the files not yet moved are
     /// deleted (the ones before it are in place).
-    pub fn commit(self) -> Result<Vec<PathBuf>> {
+    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
+        self.committed = true;
         let mut done = Vec::with_capacity(self.staged.len());
-        for mut s in self.staged {
+        for mut s in std::mem::take(&mut self.staged) {
             let Some(temp) = s.temp.take() else { continue };
             unregister(&temp);
             temp.persist(&s.dest)
@@ -232,8 +282,8 @@ mod tests {
         drop(w);
         drop(out);
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
-        assert_eq!(names(t.path()), ["a.txt", "sub"]);
-        assert!(names(&t.path().join("sub")).is_empty());
+        // `sub` was made for the failed command: it is gone with its temporary.
+        assert_eq!(names(t.path()), ["a.txt"]);
 
         let mut out = Outputs::new();
         out.open(&a).unwrap().write_text("new").unwrap();
@@ -242,6 +292,29 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
         assert_eq!(names(t.path()), ["a.txt", "sub"]);
+    }
+
+    #[test]
+    fn created_directories_are_listed_and_removed_on_failure() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = t.path().join("a/b/c.json");
+        let mut out = Outputs::new();
+        out.open(&deep).unwrap().write_text("x").unwrap();
+        assert_eq!(
+            out.created_dirs(),
+            [t.path().join("a"), t.path().join("a/b")]
+        );
+        drop(out);
+        assert!(names(t.path()).is_empty(), "{:?}", names(t.path()));
+        let mut out = Outputs::new();
+        out.open(&deep).unwrap().write_text("x").unwrap();
+        out.open(&t.path().join("a/b/d.json")).unwrap();
+        assert_eq!(out.created_dirs().len(), 2, "created once");
+        out.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&deep).unwrap(), "x");
+        let mut out = Outputs::new();
+        out.open(&deep).unwrap();
+        assert!(out.created_dirs().is_empty(), "it exists now");
     }
 
     #[test]

@@ -647,7 +647,7 @@ vs oracle = weighted energy above the offline oracle's.</p>\n<h2>Policies</h2>\n
 }
 
 /// Write every chart as SVG and the HTML page into `dir`, all-or-nothing; the files written.
-pub fn write_all(res: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_all(res: &Results, dir: &Path, term: &crate::term::Term) -> Result<Vec<PathBuf>> {
     if res.rows.is_empty() {
         return Err(CliError::input("the results file has no runs to plot"));
     }
@@ -659,6 +659,7 @@ pub fn write_all(res: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
         .collect::<Result<_>>()?;
     // The page last, so it is renamed into place after the charts it shows.
     let index = out.open(&dir.join("index.html"))?;
+    out.report_created(term);
     for (f, c) in files.into_iter().zip(&cs) {
         f.write_text(&c.svg)?;
     }

@@ -55,9 +55,21 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
     kv(
         "throughput",
         format!(
-            "{} req/s, goodput {} req/s",
+            "{} req/s completed, goodput {} req/s met their deadline",
             sig3(r.throughput_rps),
             sig3(r.goodput_rps)
+        ),
+    );
+    kv(
+        "",
+        format!(
+            "(per second of the {} arrival window, in which {} req/s arrived)",
+            si(r.duration_s, "s"),
+            sig3(if r.duration_s > 0.0 {
+                r.arrived as f64 / r.duration_s
+            } else {
+                0.0
+            })
         ),
     );
     let p = &r.latency_s;
@@ -132,7 +144,7 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
         ">assigned",
         ">completed",
         ">share",
-        ">utilization",
+        ">busy",
         ">energy",
     ]);
     for v in &r.servers {
@@ -142,11 +154,16 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
             v.assigned.to_string(),
             v.completed.to_string(),
             pct(v.share),
-            pct(v.utilization),
+            pct(v.busy_fraction),
             si(v.inference_j + v.idle_j + v.transmission_j, "J"),
         ]);
     }
     s.push_str(&t.render());
+    let _ = writeln!(
+        s,
+        "busy = share of the {} horizon spent running engine steps (arrivals, then the drain)",
+        si(r.horizon_s, "s")
+    );
     if !r.policy_stats.values.is_empty() {
         s.push('\n');
         let parts: Vec<String> = r
@@ -177,8 +194,13 @@ fn ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.2}x"))
 }
 
-fn mean_sd(m: f64, sd: f64, f: impl Fn(f64) -> String) -> String {
-    format!("{} ± {}", f(m), f(sd))
+/// `mean ± sd`, or the mean alone when there was one seed (a spread of one value is no spread).
+fn mean_sd(seeds: u64, m: f64, sd: f64, f: impl Fn(f64) -> String) -> String {
+    if seeds > 1 {
+        format!("{} ± {}", f(m), f(sd))
+    } else {
+        f(m)
+    }
 }
 
 /// The summary tables of a results document, one per sweep point.
@@ -247,17 +269,25 @@ pub fn summary(res: &Results) -> String {
         for r in rows {
             let mut cells = vec![
                 r.policy.clone(),
-                mean_sd(r.goodput_rps_mean, r.goodput_rps_std, sig3),
+                mean_sd(r.seeds, r.goodput_rps_mean, r.goodput_rps_std, sig3),
                 ratio(r.goodput_ratio),
-                mean_sd(r.deadline_attainment_mean, r.deadline_attainment_std, pct),
+                mean_sd(
+                    r.seeds,
+                    r.deadline_attainment_mean,
+                    r.deadline_attainment_std,
+                    pct,
+                ),
                 ratio(r.attainment_ratio),
                 mean_sd(
+                    r.seeds,
                     r.energy_per_request_j_mean,
                     r.energy_per_request_j_std,
                     |x| si(x, "J"),
                 ),
                 ratio(r.energy_per_request_ratio),
-                mean_sd(r.latency_p99_s_mean, r.latency_p99_s_std, |x| si(x, "s")),
+                mean_sd(r.seeds, r.latency_p99_s_mean, r.latency_p99_s_std, |x| {
+                    si(x, "s")
+                }),
                 ratio(r.latency_p99_ratio),
             ];
             if has_oracle {
@@ -270,7 +300,13 @@ pub fn summary(res: &Results) -> String {
         }
         s.push_str(&t.render());
     }
-    s.push_str("\nmean ± sample standard deviation over seeds; x ref = mean / reference mean");
+    s.push_str("\ngoodput = requests that met their deadline per second of the arrival window\n");
+    if res.seeds.len() > 1 {
+        s.push_str("mean ± sample standard deviation over seeds; ");
+    } else {
+        s.push_str("one seed, so no spread; ");
+    }
+    s.push_str("x ref = mean / reference mean");
     if has_oracle {
         s.push_str("; vs oracle = weighted energy above the offline oracle's");
     }

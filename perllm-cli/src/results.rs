@@ -15,7 +15,7 @@ use std::path::Path;
 /// Name of the results schema.
 pub const RESULTS_SCHEMA: &str = "perllm.results";
 /// Version of the results schema; bumped on any incompatible change.
-pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+pub const RESULTS_SCHEMA_VERSION: u32 = 2;
 
 macro_rules! metrics {
     ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = |$r:ident| $e:expr ;)*) => {
@@ -60,9 +60,9 @@ metrics! {
     output_tokens: u64 = |r| r.output_tokens;
     /// Arrivals per second of the arrival window (the load actually offered).
     offered_load_rps: f64 = |r| if r.duration_s > 0.0 { r.arrived as f64 / r.duration_s } else { 0.0 };
-    /// Completions per second of horizon.
+    /// Completions per second of the arrival window.
     throughput_rps: f64 = |r| r.throughput_rps;
-    /// Deadline-met completions per second of horizon.
+    /// Deadline-met completions per second of the arrival window (offered load x attainment).
     goodput_rps: f64 = |r| r.goodput_rps;
     /// Deadline-met requests / arrived requests.
     deadline_attainment: f64 = |r| r.deadline_attainment;

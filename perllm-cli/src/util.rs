@@ -135,7 +135,7 @@ impl std::str::FromStr for Setting {
 }
 
 /// Split a value list at top-level commas (commas inside brackets or quotes stay).
-fn split_values(v: &str) -> Vec<String> {
+pub fn split_values(v: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut quoted = false;

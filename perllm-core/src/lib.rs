@@ -16,6 +16,7 @@ pub mod rng;
 pub mod sim;
 pub mod simple;
 pub mod spec;
+pub mod suggest;
 pub mod testbed;
 pub mod workload;
 pub mod world;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Version of the report's JSON schema (docs/report-schema.md).
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Percentiles of a latency distribution, seconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -68,8 +68,9 @@ pub struct ServerReport {
     pub completed: u64,
     /// Share of all completed requests.
     pub share: f64,
-    /// Fraction of the horizon it spent running steps.
-    pub utilization: f64,
+    /// Fraction of the horizon `[0, horizon_s]` it spent running engine steps (busy time over
+    /// horizon). Not the batch-slot occupancy that the `occupancy(..)` constraint bounds.
+    pub busy_fraction: f64,
     /// Seconds spent running steps.
     pub busy_s: f64,
     /// Engine steps run.
@@ -147,10 +148,16 @@ pub struct Report {
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Completed within their deadline.
     pub deadline_met: u64,
-    /// Completions per second of horizon.
+    /// Completions per second of the arrival window (`completed / duration_s`).
     pub throughput_rps: f64,
-    /// Deadline-met completions per second of horizon.
+    /// Deadline-met completions per second of the arrival window (`deadline_met / duration_s`),
+    /// comparable with the offered load `arrived / duration_s`.
     pub goodput_rps: f64,
+    /// Completions per second of the horizon, drain included (`completed / horizon_s`).
+    pub throughput_horizon_rps: f64,
+    /// Deadline-met completions per second of the horizon, drain included
+    /// (`deadline_met / horizon_s`).
+    pub goodput_horizon_rps: f64,
     /// `deadline_met / arrived`.
     pub deadline_attainment: f64,
     /// Output tokens generated.
@@ -296,7 +303,7 @@ impl Metrics {
                 } else {
                     0.0
                 },
-                utilization: if horizon_ns > 0 {
+                busy_fraction: if horizon_ns > 0 {
                     busy as f64 / horizon_ns as f64
                 } else {
                     0.0
@@ -322,13 +329,8 @@ impl Metrics {
                 0.0
             }
         };
-        let rate = |x: u64| {
-            if horizon_s > 0.0 {
-                x as f64 / horizon_s
-            } else {
-                0.0
-            }
-        };
+        let duration_s = world.scenario.duration_ns as f64 / 1e9;
+        let per_s = |x: u64, over: f64| if over > 0.0 { x as f64 / over } else { 0.0 };
         let frac = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
         let slos = world
             .slos
@@ -353,7 +355,7 @@ impl Metrics {
             cost_model,
             seed: world.scenario.seed,
             ground_truth_policy,
-            duration_s: world.scenario.duration_ns as f64 / 1e9,
+            duration_s,
             horizon_s,
             arrived: self.arrived,
             completed: self.completed,
@@ -364,8 +366,10 @@ impl Metrics {
                 .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect(),
             deadline_met: self.met,
-            throughput_rps: rate(self.completed),
-            goodput_rps: rate(self.met),
+            throughput_rps: per_s(self.completed, duration_s),
+            goodput_rps: per_s(self.met, duration_s),
+            throughput_horizon_rps: per_s(self.completed, horizon_s),
+            goodput_horizon_rps: per_s(self.met, horizon_s),
             deadline_attainment: frac(self.met, self.arrived),
             output_tokens: self.tokens,
             latency_s: percentiles(&self.latency),

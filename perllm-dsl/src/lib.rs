@@ -116,10 +116,21 @@ pub fn load_file_with_overrides(
         diagnostics: vec![d.build(sources)],
     };
     let Some(kind) = SourceKind::from_path(path) else {
+        let kinds = "scenario files end in `.perllm` (the language), `.toml` (its TOML twin) or, \
+                     for the perllm CLI, `.json` (a serialised scenario, as `perllm export` writes)";
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let help = match diag::suggest(ext, ["perllm", "toml", "json"]) {
+            Some(e) if !ext.is_empty() => {
+                format!(
+                    "did you mean `{}`? {kinds}",
+                    path.with_extension(e).display()
+                )
+            }
+            _ => kinds.to_string(),
+        };
         return Err(fail(
             &sources,
-            DiagBuilder::error(codes::IO, format!("{name}: not a scenario file"))
-                .help("scenario files end in `.perllm` (the language) or `.toml` (its TOML twin)"),
+            DiagBuilder::error(codes::IO, format!("{name}: not a scenario file")).help(help),
         ));
     };
     let bytes = match std::fs::read(path) {

@@ -77,7 +77,7 @@ pub(crate) fn load(
     // model of plugins (docs/plugin-abi.md).
     let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| HostError::NotALibrary {
         path: path.clone(),
-        reason: e.to_string(),
+        reason: loader_reason(&e),
     })?;
     // Libraries are never unloaded: vtables and declarations must stay valid for the process.
     let lib: &'static libloading::Library = Box::leak(Box::new(lib));
@@ -311,4 +311,21 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
         }
     }
     Ok(out)
+}
+
+/// The dynamic loader's message with its cause: libloading's `Display` says only "dlopen failed"
+/// and keeps the system's reason (`dlerror()`: "invalid ELF header", a missing dependency...) as
+/// the error's source.
+fn loader_reason(e: &libloading::Error) -> String {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = s.source();
+    }
+    reason
 }

@@ -24,6 +24,8 @@ pub const PERLLM: &str = "perllm";
 pub const ORACLE: &str = "oracle";
 /// The cloud-only baseline's name (the reference of the energy claim).
 pub const CLOUD_ONLY: &str = "cloud-only";
+/// The `perllm.results` schema version this crate reads (docs/report-schema.md).
+pub const RESULTS_SCHEMA_VERSION: u64 = 2;
 
 /// What went wrong reading a results file.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ pub struct Point {
     /// Seeds averaged.
     pub seeds: u64,
     /// Mean goodput: deadline-met requests per second of the arrival window (offered load x
-    /// attainment; unlike the report's `goodput_rps` it does not divide by the drain time).
+    /// attainment, as the results rows' `goodput_rps`).
     pub goodput_rps: f64,
     /// Sample standard deviation of goodput over seeds.
     pub goodput_std: f64,
@@ -144,10 +146,15 @@ impl Experiment {
                 "not a perllm results file (its \"schema\" is not \"perllm.results\")",
             ));
         }
-        if v.get("schema_version").and_then(Value::as_u64) != Some(1) {
+        let version = v.get("schema_version").and_then(Value::as_u64);
+        if version != Some(RESULTS_SCHEMA_VERSION) {
             return Err(input(
                 name,
-                "unsupported results schema version (expected 1)",
+                format!(
+                    "results schema version {}, this table builder reads version \
+                     {RESULTS_SCHEMA_VERSION} (re-run the sweep with this revision's perllm)",
+                    version.map_or_else(|| "missing".to_string(), |v| v.to_string())
+                ),
             ));
         }
         let scenario = v
@@ -918,7 +925,7 @@ mod tests {
             })
         };
         let doc = serde_json::json!({
-            "schema": "perllm.results", "schema_version": 1, "kind": "sweep",
+            "schema": "perllm.results", "schema_version": 2, "kind": "sweep",
             "scenario": {"name": "paper-7b", "file": "paper-7b.perllm", "hash": "x"},
             "parameters": [{"key": "workload.arrivals.rate", "values": ["2", "1"]}],
             "rows": [row("perllm", 2.0, 0.9), row("cloud-only", 2.0, 0.8),

@@ -12,7 +12,60 @@ pub fn parse_config<T: DeserializeOwned + Default>(
     if t.is_empty() || t == "null" {
         return Ok(T::default());
     }
-    serde_json::from_str(t).map_err(|e| format!("invalid config for `{plugin}`: {e}"))
+    serde_json::from_str(t).map_err(|e| {
+        let e = e.to_string();
+        let why = unknown_field(&e).unwrap_or(e);
+        format!("invalid config for `{plugin}`: {why}")
+    })
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b` at line 1 column 7" as the parameter
+/// message every other name gets: "unknown parameter `x`; did you mean `a`? known parameters:
+/// a, b" (or "it takes no parameters").
+fn unknown_field(e: &str) -> Option<String> {
+    let rest = e.strip_prefix("unknown field `")?;
+    let (name, rest) = rest.split_once('`')?;
+    let rest = rest.split(" at line ").next().unwrap_or(rest);
+    let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    if known.is_empty() {
+        return Some(format!(
+            "unknown parameter `{name}`: it takes no parameters"
+        ));
+    }
+    let lname = name.to_ascii_lowercase();
+    let close = known
+        .iter()
+        .map(|k| (strsim::levenshtein(&lname, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= (name.len().max(k.len()) / 3).max(1))
+        .min()
+        .map(|(_, k)| k)
+        .or_else(|| {
+            // Most of the name is the start of exactly one parameter (`explore`, `exploration`);
+            // the same rule as perllm-core's `suggest`.
+            let common = |k: &str| {
+                lname
+                    .chars()
+                    .zip(k.to_ascii_lowercase().chars())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            };
+            let n = lname.chars().count();
+            let mut best = known
+                .iter()
+                .map(|k| (common(k), *k))
+                .filter(|(c, _)| *c >= 4 && 4 * c >= 3 * n)
+                .collect::<Vec<_>>();
+            best.sort_by_key(|&(c, _)| std::cmp::Reverse(c));
+            match best.as_slice() {
+                [(c, k), rest @ ..] if rest.first().is_none_or(|r| r.0 < *c) => Some(*k),
+                _ => None,
+            }
+        });
+    let hint = close.map_or_else(String::new, |k| format!("did you mean `{k}`? "));
+    Some(format!(
+        "unknown parameter `{name}`; {hint}known parameters: {}",
+        known.join(", ")
+    ))
 }
 
 /// A small deterministic generator (SplitMix64): plenty for tie-breaking and exploration.
@@ -104,9 +157,32 @@ mod tests {
         assert_eq!(parse_config::<C>("p", "null").unwrap(), C::default());
         assert_eq!(parse_config::<C>("p", r#"{"x": 2}"#).unwrap(), C { x: 2.0 });
         let e = parse_config::<C>("p", r#"{"y": 2}"#).unwrap_err();
-        assert!(
-            e.starts_with("invalid config for `p`: unknown field `y`"),
-            "{e}"
+        assert_eq!(
+            e,
+            "invalid config for `p`: unknown parameter `y`; did you mean `x`? known parameters: x"
+        );
+        #[derive(serde::Deserialize, Default, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Two {
+            #[serde(default)]
+            _exploration: f64,
+            #[serde(default)]
+            _window: f64,
+        }
+        let e = parse_config::<Two>("p", r#"{"speed": 2}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "invalid config for `p`: unknown parameter `speed`; known parameters: _exploration, _window"
+        );
+        let e = parse_config::<Two>("p", r#"{"_windw": 2}"#).unwrap_err();
+        assert!(e.contains("did you mean `_window`?"), "{e}");
+        #[derive(serde::Deserialize, Default, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct NoFields {}
+        let e = parse_config::<NoFields>("p", r#"{"slack": 2}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "invalid config for `p`: unknown parameter `slack`: it takes no parameters"
         );
     }
 }

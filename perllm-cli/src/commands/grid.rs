@@ -25,7 +25,30 @@ use std::collections::BTreeMap;
 
 /// `perllm compare`.
 pub fn compare(args: CompareArgs, term: Term) -> Result<()> {
-    run_grid(args.grid, args.set, Vec::new(), "compare", term)
+    // `--set k=a,b` is a sweep: if the scenario refuses such a value, say where lists go.
+    let lists: Vec<(String, String)> = args
+        .set
+        .iter()
+        .filter(|(_, v)| crate::util::split_values(v).len() > 1)
+        .cloned()
+        .collect();
+    let file = args.grid.file.clone();
+    run_grid(args.grid, args.set, Vec::new(), "compare", term).map_err(|mut e| {
+        let refused = |k: &str| {
+            e.detail
+                .as_deref()
+                .is_some_and(|d| d.contains(&format!("--set {k}")))
+        };
+        if let Some((k, v)) = lists.iter().find(|(k, _)| refused(k)) {
+            e.message = format!(
+                "{}\nhelp: `compare` runs every policy at one setting; to run each of several values \
+                 of `{k}`, use `perllm sweep {} --set {k}={v}`",
+                e.message,
+                file.display()
+            );
+        }
+        e
+    })
 }
 
 /// `perllm sweep`.
@@ -176,11 +199,20 @@ fn run_grid(
         });
     }
 
+    if let Some(sh) = args.shard.filter(|_| tasks.is_empty()) {
+        eprintln!(
+            "warning: shard {}/{} holds no run: the grid has only {total} run(s), so shards above \
+             {total} are empty (its results have no rows; `merge` still needs it)",
+            sh.index, sh.count
+        );
+    }
+
     // Outputs are staged before the runs (an unwritable path fails now, not after them) and
     // moved into place only if every run succeeds.
     let mut out = Outputs::new();
     let json_out = args.out.as_deref().map(|p| out.open(p)).transpose()?;
     let csv_out = args.csv.as_deref().map(|p| out.open(p)).transpose()?;
+    out.report_created(&term);
 
     let jobs = args
         .jobs

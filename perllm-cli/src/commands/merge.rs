@@ -6,23 +6,64 @@ use crate::output::Outputs;
 use crate::results::Results;
 use crate::term::Term;
 
-/// Check that two parts belong to the same study; the first difference as a sentence.
-fn same_study(a: &Results, b: &Results) -> Option<String> {
-    let fields: [(&str, bool); 9] = [
-        ("kind", a.kind == b.kind),
-        ("perllm version", a.perllm_version == b.perllm_version),
-        ("scenario", a.scenario == b.scenario),
-        ("cost model", a.cost_model == b.cost_model),
-        ("policies", a.policies == b.policies),
-        ("seeds", a.seeds == b.seeds),
-        ("swept parameters", a.parameters == b.parameters),
-        ("reference policy", a.reference == b.reference),
-        ("grid size", a.runs == b.runs),
+/// Check that two parts belong to the same study; the first difference as a sentence
+/// ("their seeds differ (`a.json`: 1, 2; `b.json`: 1, 2, 3)").
+fn same_study(a: &Results, an: &str, b: &Results, bn: &str) -> Option<String> {
+    let list = |xs: Vec<String>| xs.join(", ");
+    let names = |r: &Results| list(r.policies.iter().map(|p| p.name.clone()).collect());
+    let seeds = |r: &Results| list(r.seeds.iter().map(u64::to_string).collect());
+    let params = |r: &Results| {
+        list(
+            r.parameters
+                .iter()
+                .map(|p| format!("{}={}", p.key, p.values.join(",")))
+                .collect(),
+        )
+    };
+    let scenario = |r: &Results| format!("{} {}", r.scenario.file, r.scenario.hash);
+    let cost = |r: &Results| format!("{} {}", r.cost_model.name, r.cost_model.version);
+    let reference = |r: &Results| r.reference.clone().unwrap_or_else(|| "none".into());
+    #[allow(clippy::type_complexity)]
+    let fields: [(&str, &str, &dyn Fn(&Results) -> String, bool); 9] = [
+        ("kind", "differs", &|r| r.kind.clone(), a.kind == b.kind),
+        (
+            "perllm version",
+            "differs",
+            &|r| r.perllm_version.clone(),
+            a.perllm_version == b.perllm_version,
+        ),
+        ("scenario", "differs", &scenario, a.scenario == b.scenario),
+        ("cost model", "differs", &cost, a.cost_model == b.cost_model),
+        ("policies", "differ", &names, a.policies == b.policies),
+        ("seeds", "differ", &seeds, a.seeds == b.seeds),
+        (
+            "swept parameters",
+            "differ",
+            &params,
+            a.parameters == b.parameters,
+        ),
+        (
+            "reference policy",
+            "differs",
+            &reference,
+            a.reference == b.reference,
+        ),
+        (
+            "grid size",
+            "differs",
+            &|r| r.runs.to_string(),
+            a.runs == b.runs,
+        ),
     ];
-    fields
-        .iter()
-        .find(|(_, same)| !same)
-        .map(|(what, _)| what.to_string())
+    fields.iter().find(|f| !f.3).map(|(what, verb, show, _)| {
+        let (x, y) = (show(a), show(b));
+        if x == y || x.len() + y.len() > 200 {
+            // Same summary (e.g. a policy's version or description changed): name the field only.
+            format!("their {what} {verb}")
+        } else {
+            format!("their {what} {verb} (`{an}`: {x}; `{bn}`: {y})")
+        }
+    })
 }
 
 /// Merge parts into one results document (rows in grid order, no shard, summary recomputed).
@@ -38,9 +79,9 @@ pub fn merge_parts(parts: Vec<(String, Results)>) -> Result<Results> {
     };
     let mut seen = vec![None::<&str>; count as usize];
     for (name, p) in &parts {
-        if let Some(what) = same_study(first, p) {
+        if let Some(what) = same_study(first, first_name, p, name) {
             return Err(CliError::input(format!(
-                "`{name}` is from a different study than `{first_name}`: the {what} differ"
+                "`{name}` is from a different study than `{first_name}`: {what}"
             )));
         }
         let s = p.shard.ok_or_else(|| {
@@ -113,6 +154,7 @@ pub fn merge(args: MergeArgs, term: Term) -> Result<()> {
     let mut out = Outputs::new();
     let json = out.open(&args.out)?;
     let csv = args.csv.as_deref().map(|c| out.open(c)).transpose()?;
+    out.report_created(&term);
     let merged = merge_parts(parts)?;
     json.write_text(&merged.to_json())?;
     if let Some(c) = csv {

@@ -17,7 +17,7 @@ use std::io::Write;
 /// Name of the report document schema.
 pub const REPORT_SCHEMA: &str = "perllm.report";
 /// Version of the report document schema.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The JSON document of one run (`run --format json`, `report.json`).
 #[derive(Serialize)]
@@ -101,6 +101,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         }
         None => None,
     };
+    out.report_created(&term);
     let bar = term.progress(1000, &format!("{} seed {}", sc.policy.name, sc.seed));
     let mut progress = ProgressObserver::new(bar.clone(), &world);
     let output = {

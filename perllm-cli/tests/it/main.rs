@@ -7,6 +7,7 @@ mod check;
 mod compare;
 mod exit_codes;
 mod help;
+mod messages;
 mod outputs;
 mod plot;
 mod plugins;

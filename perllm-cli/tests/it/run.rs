@@ -45,7 +45,7 @@ fn json_report_records_provenance() {
     ]);
     let v: Value = serde_json::from_str(out.ok()).expect("valid JSON");
     assert_eq!(v["schema"], "perllm.report");
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["perllm_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["seed"], 3);
     assert_eq!(v["policy"]["name"], "perllm");
@@ -80,6 +80,64 @@ fn json_report_records_provenance() {
     assert_eq!(w["scenario"]["hash"], v["scenario"]["hash"]);
     assert_ne!(w["report"]["arrived"], Value::Null);
     assert_ne!(w["report"], v["report"]);
+}
+
+/// Issue 17: one word, one meaning. The report says `busy_fraction` (busy time over the horizon),
+/// never `utilization` (which the constraint language once used for batch-slot occupancy), and
+/// goodput is per second of the arrival window, with the per-horizon rate kept under its own name.
+#[test]
+fn report_names_and_units_say_what_they_measure() {
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--seed",
+        "3",
+        "-f",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(out.ok()).expect("valid JSON");
+    let r = &v["report"];
+    assert_eq!(r["schema_version"], 2);
+    let text = out.ok();
+    assert!(!text.contains("\"utilization\""), "{text}");
+    for server in r["servers"].as_array().unwrap() {
+        let busy = server["busy_fraction"].as_f64().expect("busy_fraction");
+        let busy_s = server["busy_s"].as_f64().unwrap();
+        let horizon = r["horizon_s"].as_f64().unwrap();
+        assert!((busy - busy_s / horizon).abs() < 1e-9, "{server}");
+    }
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let met = r["deadline_met"].as_u64().unwrap() as f64;
+    let completed = r["completed"].as_u64().unwrap() as f64;
+    assert!(
+        f("horizon_s") > f("duration_s"),
+        "the run drains after the arrivals"
+    );
+    assert!((f("goodput_rps") - met / f("duration_s")).abs() < 1e-9);
+    assert!((f("throughput_rps") - completed / f("duration_s")).abs() < 1e-9);
+    assert!((f("goodput_horizon_rps") - met / f("horizon_s")).abs() < 1e-9);
+    assert!((f("throughput_horizon_rps") - completed / f("horizon_s")).abs() < 1e-9);
+    // goodput = offered load x attainment, so it can be read against the offered load.
+    let offered = r["arrived"].as_u64().unwrap() as f64 / f("duration_s");
+    assert!((f("goodput_rps") - offered * f("deadline_attainment")).abs() < 1e-9);
+
+    let table = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--seed",
+        "3",
+    ]);
+    let table = table.ok();
+    assert!(
+        table.contains("(per second of the 30.0 s arrival window, in which"),
+        "{table}"
+    );
+    assert!(table.contains("busy = share of the "), "{table}");
+    assert!(!table.contains("utilization"), "{table}");
 }
 
 #[test]

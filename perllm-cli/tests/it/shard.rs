@@ -127,5 +127,14 @@ fn merged_shards_equal_the_single_machine_run() {
         s(&merged),
     ]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("the seeds differ"), "{}", out.stderr);
+    // One subject, one verb, and the values that differ.
+    assert!(
+        out.stderr.contains(&format!(
+            "their seeds differ (`{}`: 1, 2; `{}`: 1, 2, 3)",
+            s(&parts[0]),
+            s(&other)
+        )),
+        "{}",
+        out.stderr
+    );
 }

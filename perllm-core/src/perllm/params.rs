@@ -218,7 +218,8 @@ impl Params {
                     return Err(PolicyError {
                         policy: policy.clone(),
                         message: format!(
-                            "unknown parameter `{other}`; known parameters: {}",
+                            "unknown parameter `{other}`; {}known parameters: {}",
+                            crate::suggest::did_you_mean(other, PARAM_NAMES.iter().copied()),
                             PARAM_NAMES.join(", ")
                         ),
                     });
@@ -278,6 +279,9 @@ mod tests {
     fn bad_parameters_are_named() {
         let e = Params::from_spec(&spec(&[("explore", ParamValue::Number(1.0))])).unwrap_err();
         assert!(e.message.contains("unknown parameter `explore`"), "{e}");
+        assert!(e.message.contains("did you mean `exploration`?"), "{e}");
+        let e = Params::from_spec(&spec(&[("share_windw", ParamValue::Number(1.0))])).unwrap_err();
+        assert!(e.message.contains("did you mean `share_window`?"), "{e}");
         let e = Params::from_spec(&spec(&[("discount", ParamValue::Number(0.0))])).unwrap_err();
         assert!(
             e.message.contains("`discount`") && e.message.contains("out of range"),

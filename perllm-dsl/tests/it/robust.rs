@@ -123,6 +123,16 @@ fn unreadable_paths_are_diagnostics() {
     assert_eq!(f.errors().next().unwrap().code, "perllm::io");
     let f = load_file(std::path::Path::new("scenario.yaml")).unwrap_err();
     assert!(f.to_string().contains("not a scenario file"), "{f}");
+    let help = f.errors().next().unwrap().help.clone().unwrap_or_default();
+    assert!(help.contains("`.json`"), "{help}");
+    assert!(!help.contains("did you mean"), "{help}");
+    // A typo in the extension: the intended file is suggested.
+    let f = load_file(std::path::Path::new("examples/paper.perlm")).unwrap_err();
+    let help = f.errors().next().unwrap().help.clone().unwrap_or_default();
+    assert!(
+        help.starts_with("did you mean `examples/paper.perllm`?"),
+        "{help}"
+    );
 }
 
 /// Debug builds of the pest parser are 20-50x slower than release builds; `cargo test` runs the

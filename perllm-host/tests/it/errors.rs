@@ -40,6 +40,11 @@ fn not_a_library() {
     };
     assert_eq!(path, &p.canonicalize().unwrap());
     assert!(!reason.is_empty());
+    // The system loader's reason, not only libloading's "dlopen failed" (issue 17).
+    assert!(
+        reason.len() > "dlopen failed".len() + 2 && !reason.ends_with("dlopen failed"),
+        "{reason}"
+    );
     // The loader's own message varies by platform: pin the start only.
     let msg = e.to_string();
     let head = &msg[..msg.find(": ").unwrap()];

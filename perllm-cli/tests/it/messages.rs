@@ -1,0 +1,209 @@
+//! Messages a newcomer meets (issue 17, item 7): each says what is wrong and what to do.
+
+use crate::{SHORT, perllm, s, tmp};
+
+const TINY: &str = "scenario.duration=5s";
+
+#[test]
+fn unknown_policy_parameters_suggest_the_close_name() {
+    // The built-in policy.
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--param",
+        "explorationn=0.3",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("unknown parameter `explorationn`; did you mean `exploration`?"),
+        "{}",
+        out.stderr
+    );
+    // A bundled plugin: the same words, not serde's "expected `x`" for any name.
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--policy",
+        "greedy",
+        "--param",
+        "slak=0.3",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("unknown parameter `slak`; did you mean `slack`? known parameters: slack"),
+        "{}",
+        out.stderr
+    );
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--policy",
+        "cloud-only",
+        "--param",
+        "slack=1",
+    ]);
+    assert!(
+        out.stderr
+            .contains("unknown parameter `slack`: it takes no parameters"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_library_says_why() {
+    let dir = tmp();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, "not ELF").unwrap();
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--plugin",
+        s(&fake),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("is not a loadable plugin library"))
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    assert!(!line.trim_end().ends_with("dlopen failed"), "{line}");
+}
+
+#[test]
+fn compare_with_a_list_points_to_sweep() {
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        "workload.arrivals.rate=2/s,4/s",
+        "--seeds",
+        "1",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "use `perllm sweep examples/paper.perllm --set workload.arrivals.rate=2/s,4/s`"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_mistyped_extension_suggests_the_file() {
+    let out = perllm(&["check", "examples/paper.perlm"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("did you mean `examples/paper.perllm`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("`.json`"), "{}", out.stderr);
+}
+
+#[test]
+fn one_seed_shows_no_spread() {
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        "perllm,cloud-only",
+        "--seeds",
+        "1",
+    ]);
+    let text = out.ok();
+    assert!(!text.contains('±'), "{text}");
+    assert!(text.contains("one seed, so no spread"), "{text}");
+    assert!(
+        text.contains(
+            "goodput = requests that met their deadline per second of the arrival window"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_empty_shard_warns() {
+    let dir = tmp();
+    let part = dir.path().join("part.json");
+    // 2 policies x 1 seed = 2 runs: shard 3/3 holds none.
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--policies",
+        "cloud-only,random",
+        "--seeds",
+        "1",
+        "--shard",
+        "3/3",
+        "--out",
+        s(&part),
+    ]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("warning: shard 3/3 holds no run: the grid has only 2 run(s)"),
+        "{}",
+        out.stderr
+    );
+    assert!(part.exists());
+}
+
+#[test]
+fn created_output_folders_are_announced() {
+    let dir = tmp();
+    let dest = dir.path().join("new/deeper/results.json");
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--policies",
+        "cloud-only",
+        "--seeds",
+        "1",
+        "--out",
+        s(&dest),
+    ]);
+    out.ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "note: created the directory `{}` for the outputs (`{}` did not exist)",
+            s(&dir.path().join("new/deeper")),
+            s(&dir.path().join("new"))
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(dest.exists());
+    // A command refused before its runs leaves no folder behind (the unit tests of `Outputs`
+    // check that folders made for a command that then fails are removed).
+    let gone = dir.path().join("gone/results.json");
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--policies",
+        "no-such-policy",
+        "--out",
+        s(&gone),
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(!dir.path().join("gone").exists());
+}

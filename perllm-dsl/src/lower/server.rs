@@ -1,0 +1,175 @@
+//! `server NAME { .. }` blocks and server families `server NAME[lo..hi] { .. }`.
+
+use super::*;
+use crate::ast::*;
+use crate::diag::{DiagBuilder, codes};
+use perllm_core::spec::*;
+
+/// Keys of a `server` block.
+pub const SERVER_KEYS: &[&str] = &["tier", "hardware", "count", "models", "link", "max_batch"];
+const MAX_SERVERS: u64 = 1_000_000;
+
+impl Lowerer {
+    pub(super) fn server(&mut self, it: &Item, names: &mut Names) -> Option<Vec<ServerSpec>> {
+        let n = it.name.as_ref()?;
+        let id = n.name.clone();
+        let what = format!("server `{}`", sources_name(n));
+        let f = self.fields(&it.body, what, id.span, Some(SERVER_KEYS), false);
+        let tier = self.required(&f, "tier", |l, e| {
+            l.choice(e, "tier", &[("edge", Tier::Edge), ("cloud", Tier::Cloud)])
+        });
+        let mut count_from_hw = None;
+        let hardware = self.required(&f, "hardware", |l, e| {
+            let (hw, times) = l.split_at(e, BinOp::Times)?;
+            if let Some(rhs) = times {
+                count_from_hw = Some(l.u32(&rhs).map(|c| (c, rhs.span)));
+            }
+            l.name(&hw, "a hardware name")
+        });
+        let count = match (f.get("count"), count_from_hw) {
+            (Some(en), Some(_)) => {
+                self.err(
+                    DiagBuilder::error(codes::DUPLICATE, "the device count is given twice")
+                        .label(en.key.span, "here")
+                        .help("write either `hardware = NAME x N` or `count = N`"),
+                );
+                None
+            }
+            (Some(en), None) => self.u32(&en.value).map(|c| (c, en.value.span)),
+            (None, Some(c)) => c,
+            (None, None) => Some((1, id.span)),
+        };
+        let count = match count {
+            Some((c, sp)) => {
+                if c == 0 {
+                    self.err(
+                        DiagBuilder::error(codes::RANGE, "the device count must be positive")
+                            .label(sp, "zero"),
+                    );
+                    None
+                } else {
+                    Some(c)
+                }
+            }
+            None => None,
+        };
+        let models = self.required(&f, "models", |l, e| l.name_list(e, "a list of model names"));
+        if let Some(m) = &models
+            && m.is_empty()
+        {
+            let sp = f["models"].value.span;
+            self.err(
+                DiagBuilder::error(codes::RANGE, "a server must host at least one model")
+                    .label(sp, "empty list"),
+            );
+        }
+        let link = self.required(&f, "link", |l, e| l.name(e, "a link name"));
+        let max_batch = self.required(&f, "max_batch", |l, e| l.positive_u32(e, "max_batch"));
+
+        // Expand the family and declare every member.
+        let member_names: Vec<String> = match n.range {
+            None => vec![id.name.clone()],
+            Some((lo, hi, rspan)) => {
+                if lo > hi {
+                    self.err(
+                        DiagBuilder::error(codes::RANGE, format!("empty family range {lo}..{hi}"))
+                            .label(rspan, "the first bound is larger than the second")
+                            .help(format!("write `{}[{hi}..{lo}]`", id.name)),
+                    );
+                    return None;
+                }
+                if hi - lo >= MAX_SERVERS || names.servers.len() as u64 + (hi - lo) >= MAX_SERVERS {
+                    self.err(
+                        DiagBuilder::error(
+                            codes::RANGE,
+                            format!("too many servers (the limit is {MAX_SERVERS})"),
+                        )
+                        .label(rspan, "this family"),
+                    );
+                    return None;
+                }
+                if let Some(prev) = names.families.get(&id.name) {
+                    let prev = prev.span;
+                    self.err(
+                        DiagBuilder::error(
+                            codes::FAMILY_OVERLAP,
+                            format!("family `{}` is declared twice", id.name),
+                        )
+                        .label(n.span, "declared again here")
+                        .label(prev, "first declared here")
+                        .help("give the two families different names, or merge their ranges"),
+                    );
+                    return None;
+                }
+                names
+                    .families
+                    .insert(id.name.clone(), Decl { span: n.span });
+                (lo..=hi).map(|i| format!("{}{i}", id.name)).collect()
+            }
+        };
+        let mut fresh = true;
+        for m in &member_names {
+            if let Some(prev) = names.servers.get(m) {
+                let prev = prev.span;
+                let (code, msg, help) = if n.range.is_some()
+                    || prev != n.span && self.sources.slice(prev).contains('[')
+                {
+                    (
+                        codes::FAMILY_OVERLAP,
+                        format!("server `{m}` is declared twice: families overlap"),
+                        "family `name[lo..hi]` declares servers name<lo> .. name<hi>; rename one of them or shrink the range",
+                    )
+                } else {
+                    (
+                        codes::DUPLICATE,
+                        format!("server `{m}` is defined twice"),
+                        "server names must be unique",
+                    )
+                };
+                self.err(
+                    DiagBuilder::error(code, msg)
+                        .label(n.span, "declared here")
+                        .label(prev, "already declared here")
+                        .help(help),
+                );
+                fresh = false;
+                break;
+            }
+        }
+        if !fresh {
+            return None;
+        }
+        for m in &member_names {
+            names.servers.insert(m.clone(), Decl { span: n.span });
+            let p = format!("server[{m}]");
+            self.idx(p.clone(), n.span);
+            self.index_entries(&p, &it.body);
+        }
+        let family = n.range.map(|_| id.name.clone());
+        let (tier, hardware, count, models, link, max_batch) =
+            (tier?, hardware?, count?, models?, link?, max_batch?);
+        let models: Vec<String> = models.into_iter().map(|m| m.name).collect();
+        Some(
+            member_names
+                .into_iter()
+                .map(|name| ServerSpec {
+                    name,
+                    family: family.clone(),
+                    tier,
+                    hardware: hardware.name.clone(),
+                    count,
+                    models: models.clone(),
+                    link: link.name.clone(),
+                    max_batch,
+                })
+                .collect(),
+        )
+    }
+}
+
+pub(super) fn sources_name(n: &ItemName) -> String {
+    match n.range {
+        Some((lo, hi, _)) => format!("{}[{lo}..{hi}]", n.name.name),
+        None => n.name.name.clone(),
+    }
+}

@@ -1,0 +1,39 @@
+//! The `sim` block: simulator parameters.
+
+use super::*;
+use crate::ast::*;
+use crate::units::Dim;
+use perllm_core::spec::*;
+
+/// Keys of the `sim` block.
+pub const SIM_KEYS: &[&str] = &["step_noise", "contention", "max_defers", "drain"];
+
+impl Lowerer {
+    pub(super) fn sim(&mut self, it: &Item) -> Option<SimParams> {
+        let f = self.fields(
+            &it.body,
+            "the `sim` block",
+            it.kind.span,
+            Some(SIM_KEYS),
+            false,
+        );
+        self.index_entries("sim", &it.body);
+        let d = SimParams::default();
+        let step_noise = self.optional(&f, "step_noise", d.step_noise, |l, e| {
+            l.fraction(e, "step noise", Interval::OpenHigh)
+        });
+        let contention = self.optional(&f, "contention", d.contention, |l, e| {
+            l.non_negative_quantity(e, Dim::Fraction, "contention")
+        });
+        let max_defers = self.optional(&f, "max_defers", d.max_defers, |l, e| l.u32(e));
+        let drain_ns = self.optional(&f, "drain", d.drain_ns, |l, e| {
+            l.positive_time(e, "the drain limit").map(Some)
+        });
+        Some(SimParams {
+            step_noise: step_noise?,
+            contention: contention?,
+            max_defers: max_defers?,
+            drain_ns: drain_ns?,
+        })
+    }
+}
