@@ -6,6 +6,7 @@
 mod check;
 mod compare;
 mod exit_codes;
+mod fidelity;
 mod help;
 mod messages;
 mod outputs;
