@@ -4,10 +4,12 @@
 //! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.
 
 mod catalog;
+mod chart;
 mod cli;
 mod commands;
 mod error;
 mod fidelity;
+mod inputs;
 mod observers;
 mod output;
 mod plot;
@@ -36,11 +38,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    // An interrupt deletes the staged output files (the previous outputs stay as they were) and
-    // exits with 130, the shell's code for a command ended by SIGINT.
+    // An interrupt deletes the staged output files (the previous outputs stay as they were; a
+    // commit in progress ends first), says which outputs were written, and exits with 130, the
+    // shell's code for a command ended by SIGINT.
     let _ = ctrlc::set_handler(|| {
-        output::remove_staged();
-        eprintln!("\ninterrupted: no output was written");
+        let msg = output::interrupted();
+        eprintln!("\n{msg}");
         std::process::exit(130);
     });
     let term = term::Term::new(cli.color, cli.quiet);

@@ -261,11 +261,14 @@ fn ratio(a: f64, b: f64) -> Option<f64> {
 /// The summary of `rows`: one row per (point, policy) in order of first appearance.
 pub fn summarise(rows: &[Row], reference: Option<&str>) -> Vec<SummaryRow> {
     let mut groups: Vec<((u64, String), Vec<&Row>)> = Vec::new();
+    let mut index: BTreeMap<(u64, &str), usize> = BTreeMap::new();
     for r in rows {
-        let key = (r.point, r.policy.clone());
-        match groups.iter_mut().find(|g| g.0 == key) {
-            Some(g) => g.1.push(r),
-            None => groups.push((key, vec![r])),
+        match index.get(&(r.point, r.policy.as_str())) {
+            Some(&g) => groups[g].1.push(r),
+            None => {
+                index.insert((r.point, r.policy.as_str()), groups.len());
+                groups.push(((r.point, r.policy.clone()), vec![r]));
+            }
         }
     }
     let mut out: Vec<SummaryRow> = groups
@@ -309,11 +312,7 @@ pub fn summarise(rows: &[Row], reference: Option<&str>) -> Vec<SummaryRow> {
         })
         .collect();
     let snapshot = out.clone();
-    let find = |point: u64, name: &str| {
-        snapshot
-            .iter()
-            .find(|s| s.point == point && s.policy == name)
-    };
+    let find = |point: u64, name: &str| index.get(&(point, name)).map(|&g| &snapshot[g]);
     for s in &mut out {
         if let Some(r) = reference.and_then(|name| find(s.point, name)) {
             s.goodput_ratio = ratio(s.goodput_rps_mean, r.goodput_rps_mean);

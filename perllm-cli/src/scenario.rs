@@ -18,6 +18,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Rendered warnings (empty if none).
     pub warnings: String,
+    /// Data files the scenario read while loading (series files), with what each is.
+    pub data_files: Vec<(String, PathBuf)>,
 }
 
 impl Loaded {
@@ -67,6 +69,7 @@ pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<
             scenario,
             path: path.to_path_buf(),
             warnings: String::new(),
+            data_files: Vec::new(),
         };
         // Trace paths are relative to the scenario file, as in the scenario language.
         let base = loaded.base_dir();
@@ -229,6 +232,7 @@ mod dsl {
                 scenario: l.scenario,
                 path: path.to_path_buf(),
                 warnings: perllm_dsl::render(&l.warnings, color),
+                data_files: Vec::new(),
             }),
             Err(f) => {
                 let n = f.errors().count();

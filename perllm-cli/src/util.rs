@@ -27,6 +27,9 @@ pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// Largest number of seeds of a seed list.
+pub const MAX_SEEDS: u64 = 1_000_000;
+
 /// Parse a seed list: `7`, `1,2,5`, `1..10` (inclusive), `1..=10`, or a mix (`1..3,9`).
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
     let bad = |why: &str| {
@@ -52,11 +55,14 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
             if hi < lo {
                 return Err(bad(&format!("the range {lo}..{hi} is empty")));
             }
-            if hi - lo >= 1_000_000 {
+            if hi - lo >= MAX_SEEDS - out.len() as u64 {
                 return Err(bad("more than a million seeds"));
             }
             out.extend(lo..=hi);
         } else {
+            if out.len() as u64 >= MAX_SEEDS {
+                return Err(bad("more than a million seeds"));
+            }
             out.push(
                 part.parse()
                     .map_err(|_| bad(&format!("`{part}` is not a number")))?,
@@ -80,9 +86,32 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Does this shard run grid entry `i`?
+    /// Does this shard run grid entry `i`? (False for a shard that [`Shard::check`] refuses.)
     pub fn owns(&self, i: u64) -> bool {
-        i % self.count == self.index - 1
+        self.count != 0 && i % self.count == self.index.wrapping_sub(1)
+    }
+
+    /// The grid entries this shard runs, in order, for a grid of `runs` entries.
+    pub fn runs(&self, runs: u64) -> impl Iterator<Item = u64> + use<> {
+        let step = usize::try_from(self.count.max(1)).unwrap_or(usize::MAX);
+        (self.index.saturating_sub(1)..runs).step_by(step)
+    }
+
+    /// Check the shard against a grid of `runs` entries: `1 <= K <= N <= runs`. A shard
+    /// count above the grid size would leave shards with nothing to run.
+    pub fn check(&self, runs: u64) -> std::result::Result<(), String> {
+        let Shard { index: k, count: n } = *self;
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("shard {k}/{n} is out of range: K must be in 1..=N"));
+        }
+        if n > runs {
+            return Err(format!(
+                "shard {k}/{n} splits a grid of {runs} run{} into {n} shards: use at most {runs} \
+                 shards, or none",
+                if runs == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -216,6 +245,13 @@ mod tests {
         assert_eq!(parse_seeds("1..3").unwrap(), vec![1, 2, 3]);
         assert_eq!(parse_seeds("1..=3,9").unwrap(), vec![1, 2, 3, 9]);
         assert!(parse_seeds("3..1").is_err());
+        assert_eq!(parse_seeds("1..1000000").unwrap().len(), 1_000_000);
+        // The limit is on the whole list, not on each range.
+        assert!(parse_seeds("1..1000000,1000001").is_err());
+        assert!(parse_seeds("0..999999,1000000..1999999").is_err());
+        assert!(parse_seeds("0..18446744073709551615").is_err());
+        assert_eq!(parse_seeds("18446744073709551615").unwrap(), vec![u64::MAX]);
+        assert!(parse_seeds("18446744073709551616").is_err());
         assert!(parse_seeds("1,1").is_err());
         assert!(
             parse_seeds("a")

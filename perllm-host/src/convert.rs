@@ -26,6 +26,13 @@ extern "C" fn capture_report(ctx: *mut c_void, message: abi::StrRef) {
     if cap.message.is_some() {
         return;
     }
+    if message.ptr.is_null() && message.len > 0 {
+        cap.message = Some(format!(
+            "(the plugin reported a message with a null pointer and length {})",
+            message.len
+        ));
+        return;
+    }
     let len = message.len.min(MAX_MESSAGE);
     // SAFETY: the guest passes a string valid for the duration of the callback; we read at most
     // `len <= message.len` bytes of it.
@@ -47,15 +54,19 @@ impl Capture {
     /// A sink writing into `self`; valid while `self` is neither moved nor dropped.
     pub fn sink(&mut self) -> abi::ErrorSink {
         abi::ErrorSink {
+            struct_size: size_of::<abi::ErrorSink>() as u32,
+            reserved: 0,
             ctx: (self as *mut Capture).cast(),
             report: capture_report,
         }
     }
-    /// The message, or a note that the plugin gave none.
+    /// The message, or a note that the plugin gave none or an empty one.
     pub fn take(&mut self) -> String {
-        self.message
-            .take()
-            .unwrap_or_else(|| "(the plugin reported no message)".into())
+        match self.message.take() {
+            None => "(the plugin reported no message)".into(),
+            Some(m) if m.is_empty() => "(the plugin reported an empty message)".into(),
+            Some(m) => m,
+        }
     }
 }
 
@@ -66,14 +77,18 @@ pub(crate) fn tier(t: Tier) -> u32 {
     }
 }
 
+fn hardware_kind(h: &Hardware) -> u32 {
+    match h.kind {
+        HardwareKind::Cpu => abi::HW_CPU,
+        HardwareKind::Gpu => abi::HW_GPU,
+        HardwareKind::Npu => abi::HW_NPU,
+    }
+}
+
 pub(crate) fn hardware_view(h: &Hardware) -> abi::HardwareView {
     abi::HardwareView {
-        kind: match h.kind {
-            HardwareKind::Cpu => abi::HW_CPU,
-            HardwareKind::Gpu => abi::HW_GPU,
-            HardwareKind::Npu => abi::HW_NPU,
-        },
-        reserved: 0,
+        struct_size: size_of::<abi::HardwareView>() as u32,
+        kind: hardware_kind(h),
         compute_flops: h.compute_flops,
         memory_bytes: h.memory_bytes,
         memory_bandwidth_bytes_per_s: h.memory_bandwidth_bytes_per_s,
@@ -87,6 +102,8 @@ pub(crate) fn hardware_view(h: &Hardware) -> abi::HardwareView {
 
 pub(crate) fn model_view(m: &ModelSpec) -> abi::ModelView {
     abi::ModelView {
+        struct_size: size_of::<abi::ModelView>() as u32,
+        reserved: 0,
         params: m.params,
         bytes_per_param: m.precision.bytes_per_param(),
         weight_bytes: m.weight_bytes(),
@@ -105,6 +122,8 @@ pub(crate) fn request_view(world: &World, r: &Request, defers: u32) -> abi::Requ
 
 pub(crate) fn request_view_with(r: &Request, deadline_ns: u64, defers: u32) -> abi::RequestView {
     abi::RequestView {
+        struct_size: size_of::<abi::RequestView>() as u32,
+        reserved: 0,
         id: r.id,
         arrival_ns: r.arrival_ns,
         deadline_ns,
@@ -121,6 +140,8 @@ pub(crate) fn request_view_with(r: &Request, deadline_ns: u64, defers: u32) -> a
 pub(crate) fn server_view(world: &World, s: &Server, st: &ServerState) -> abi::ServerView {
     let hw = &world.hardware[s.hardware];
     abi::ServerView {
+        struct_size: size_of::<abi::ServerView>() as u32,
+        reserved: 0,
         id: s.id,
         tier: tier(s.tier),
         max_batch: s.max_batch,
@@ -139,6 +160,8 @@ pub(crate) fn server_view(world: &World, s: &Server, st: &ServerState) -> abi::S
         power_idle_w: hw.power_idle_w * s.count as f64,
         power_busy_w: hw.power_busy_w * s.count as f64,
         name: abi::StrRef::new(&s.name),
+        hardware_kind: hardware_kind(hw),
+        reserved_1_1: 0,
     }
 }
 
@@ -160,8 +183,8 @@ pub(crate) fn server_view_for_load(world: &World, s: &Server, load: &LoadHint) -
 
 pub(crate) fn estimate_view(e: &Estimate) -> abi::EstimateView {
     abi::EstimateView {
+        struct_size: size_of::<abi::EstimateView>() as u32,
         valid: 1,
-        reserved: 0,
         upload_ns: e.upload_ns,
         queue_ns: e.queue_ns,
         prefill_ns: e.prefill_ns,
@@ -215,17 +238,13 @@ pub(crate) fn estimate_from_view(v: &abi::EstimateView) -> Result<Estimate, Stri
     })
 }
 
-pub(crate) fn outcome_view(o: &Outcome) -> abi::OutcomeView {
-    abi::OutcomeView {
-        request: request_view_with(&o.request, o.deadline_ns, 0),
-        server: o.server,
-        met: o.met as u32,
-        decided_ns: o.decided_ns,
-        ttft_ns: o.ttft_ns,
-        total_ns: o.total_ns,
-        phases: abi::EstimateView {
+/// The views an [`abi::OutcomeView`] points to.
+pub(crate) fn outcome_parts(o: &Outcome) -> (abi::RequestView, abi::EstimateView) {
+    (
+        request_view_with(&o.request, o.deadline_ns, 0),
+        abi::EstimateView {
+            struct_size: size_of::<abi::EstimateView>() as u32,
             valid: 1,
-            reserved: 0,
             upload_ns: o.upload_ns,
             queue_ns: o.queue_ns,
             prefill_ns: o.prefill_ns,
@@ -235,5 +254,23 @@ pub(crate) fn outcome_view(o: &Outcome) -> abi::OutcomeView {
             energy_inference_j: o.energy.inference,
             energy_idle_j: o.energy.idle,
         },
+    )
+}
+
+/// An outcome view pointing to `parts` (from [`outcome_parts`]), valid while they live.
+pub(crate) fn outcome_view(
+    o: &Outcome,
+    parts: &(abi::RequestView, abi::EstimateView),
+) -> abi::OutcomeView {
+    abi::OutcomeView {
+        struct_size: size_of::<abi::OutcomeView>() as u32,
+        server: o.server,
+        met: o.met as u32,
+        reserved: 0,
+        decided_ns: o.decided_ns,
+        ttft_ns: o.ttft_ns,
+        total_ns: o.total_ns,
+        request: &parts.0,
+        phases: &parts.1,
     }
 }

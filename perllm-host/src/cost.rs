@@ -136,6 +136,8 @@ impl CostModel for ForeignCostModel {
         let h = hardware_view(hw);
         let m = model_view(model);
         let s = abi::StepShapeView {
+            struct_size: size_of::<abi::StepShapeView>() as u32,
+            reserved: 0,
             prefill_tokens: shape.prefill_tokens,
             kv_tokens: shape.kv_tokens,
             prefill_seqs: shape.prefill_seqs,
@@ -173,13 +175,17 @@ impl CostModel for ForeignCostModel {
         if self.has_failed() {
             return default_estimate(&self.fallback, world, server, req, load);
         }
+        let hardware = hardware_view(&world.hardware[server.hardware]);
+        let model = model_view(&world.models[req.model as usize]);
+        let server_v = server_view_for_load(world, server, load);
+        let request = request_view(world, req, 0);
         let input = abi::EstimateInput {
             struct_size: size_of::<abi::EstimateInput>() as u32,
             device_count: server.count,
-            hardware: hardware_view(&world.hardware[server.hardware]),
-            model: model_view(&world.models[req.model as usize]),
-            server: server_view_for_load(world, server, load),
-            request: request_view(world, req, 0),
+            hardware: &hardware,
+            model: &model,
+            server: &server_v,
+            request: &request,
             active_uploads: load.active_uploads,
             queued: load.queued,
             running: load.running,
@@ -187,7 +193,8 @@ impl CostModel for ForeignCostModel {
             bandwidth_bps: load.bandwidth_bps,
             energy_j_per_bit: world.links[server.link].energy_j_per_bit,
         };
-        let mut out = abi::EstimateView::default();
+        // Pre-filled with the defaults: an older plugin leaves the fields it does not know.
+        let mut out = <abi::EstimateView as abi::Versioned>::DEFAULT;
         let mut cap = Capture::default();
         let sink = cap.sink();
         let status = estimate(self.instance, &input, &mut out, &sink);

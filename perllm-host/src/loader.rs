@@ -141,13 +141,14 @@ pub(crate) fn kind_name(kind: u32) -> &'static str {
     }
 }
 
-/// Copy the first `size_of::<T>()` bytes of a guest struct whose first field is a `u32`
-/// `struct_size`, after checking that the guest's struct is at least as large as the host's.
+/// Copy a guest struct whose first field is its `struct_size`, whatever its minor version: the
+/// prefix this host knows, with [`abi::Versioned::DEFAULT`] for the fields an older guest lacks
+/// (the fields a newer guest adds are ignored).
 ///
 /// # Safety
 /// `p` must be null or point to a readable struct of at least 4 bytes whose first field is its
 /// `struct_size`, and to `struct_size` readable bytes.
-unsafe fn read_sized<T: Copy>(p: *const T, what: &str) -> Result<T, String> {
+unsafe fn read_sized<T: abi::Versioned>(p: *const T, what: &str) -> Result<T, String> {
     if p.is_null() {
         return Err(format!("the {what} pointer is null"));
     }
@@ -156,16 +157,20 @@ unsafe fn read_sized<T: Copy>(p: *const T, what: &str) -> Result<T, String> {
     }
     // SAFETY: `p` is non-null and aligned; the caller guarantees at least 4 readable bytes.
     let size = unsafe { *(p as *const u32) } as usize;
-    if size < size_of::<T>() {
+    if size < T::MIN_SIZE {
         return Err(format!(
-            "the {what} declares struct_size {size}, smaller than this ABI's {} bytes",
-            size_of::<T>()
+            "the {what} declares struct_size {size}, smaller than ABI 1.0's {} bytes",
+            T::MIN_SIZE
         ));
     }
-    // SAFETY: the guest's struct holds at least `size_of::<T>()` bytes; every field of the ABI
-    // types is valid for any bit pattern except the `Option<fn>` entries, for which only null
-    // (None) or a function pointer the guest put there can occur.
-    Ok(unsafe { std::ptr::read(p) })
+    if !abi::size_is_valid::<T>(size) {
+        return Err(format!(
+            "the {what} declares struct_size {size}, not a multiple of {}",
+            align_of::<T>()
+        ));
+    }
+    // SAFETY: the guest's struct holds `size` readable bytes, a valid 1.x size.
+    Ok(unsafe { abi::read_versioned(p, size) })
 }
 
 unsafe fn read_list(list: *const abi::PluginList) -> Result<Vec<abi::PluginDecl>, String> {
@@ -188,12 +193,8 @@ unsafe fn read_list(list: *const abi::PluginList) -> Result<Vec<abi::PluginDecl>
     }
     // SAFETY: a non-null array of `n` declarations; the first one's size is the stride.
     let first = unsafe { read_sized(base as *const abi::PluginDecl, "plugin #0 declaration") }?;
-    let stride = first.struct_size as usize;
-    if !stride.is_multiple_of(align_of::<abi::PluginDecl>()) {
-        return Err(format!(
-            "plugin declarations have struct_size {stride}, not a multiple of their alignment"
-        ));
-    }
+    // SAFETY: `read_sized` read it from the same pointer.
+    let stride = unsafe { *(base as *const u32) } as usize;
     let mut out = vec![first];
     for i in 1..n {
         // SAFETY: element `i` of an array with stride `stride` the guest declared.
@@ -203,10 +204,11 @@ unsafe fn read_list(list: *const abi::PluginList) -> Result<Vec<abi::PluginDecl>
                 &format!("plugin #{i} declaration"),
             )
         }?;
-        if d.struct_size as usize != stride {
+        // SAFETY: as above.
+        let size = unsafe { *(base.add(i * stride) as *const u32) } as usize;
+        if size != stride {
             return Err(format!(
-                "plugin #{i} has struct_size {}, unlike plugin #0's {stride}",
-                d.struct_size
+                "plugin #{i} has struct_size {size}, unlike plugin #0's {stride}"
             ));
         }
         out.push(d);
@@ -247,8 +249,15 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
+        // Escaped: a NUL or control byte printed raw would make the bad name look valid.
         return Err(format!(
-            "its name `{name}` is not 1-64 ASCII letters, digits, `-`, `_` or `.`"
+            "its name \"{}\" is not 1-64 ASCII letters, digits, `-`, `_` or `.`{}",
+            name.escape_debug(),
+            if name.contains('\0') {
+                " (it contains a NUL byte: C strings are not names; pass the length without the terminator)"
+            } else {
+                ""
+            }
         ));
     }
     let ctx = |e: String| format!("`{name}`: {e}");
@@ -256,6 +265,14 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
     let version = unsafe { read_str(d.version, "version") }.map_err(ctx)?;
     // SAFETY: as above.
     let description = unsafe { read_str(d.description, "description") }.map_err(ctx)?;
+    for (what, v) in [("version", &version), ("description", &description)] {
+        if v.contains('\0') {
+            return Err(format!(
+                "`{name}`: its {what} \"{}\" contains a NUL byte (pass the length without the terminator)",
+                v.escape_debug()
+            ));
+        }
+    }
     let mut out = Declared {
         name: name.clone(),
         version,

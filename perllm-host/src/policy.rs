@@ -1,13 +1,12 @@
 //! [`ForeignPolicy`]: a plugin policy behind the core [`Policy`] trait.
 
-use crate::convert::{Capture, outcome_view, request_view, server_view};
+use crate::convert::{Capture, outcome_parts, outcome_view, request_view, server_view};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
 use crate::loader::Declared;
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
 use perllm_core::{Outcome, World};
 use perllm_plugin_abi as abi;
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -193,10 +192,15 @@ impl ForeignPolicy {
 
     #[cold]
     fn invalid(&self, problem: String) -> HostError {
+        self.invalid_in("schedule", problem)
+    }
+
+    #[cold]
+    fn invalid_in(&self, function: &str, problem: String) -> HostError {
         HostError::Invalid {
             plugin: self.name.clone(),
             path: self.path.clone(),
-            function: "schedule".into(),
+            function: function.into(),
             problem,
         }
     }
@@ -318,11 +322,8 @@ impl ForeignPolicy {
             self.estimates.clear();
         }
         self.out.clear();
-        self.out.extend(pending.iter().map(|p| abi::Placement {
-            request_id: p.request.id,
-            action: abi::ACTION_DEFER,
-            server: abi::NO_SERVER,
-        }));
+        self.out
+            .resize(pending.len(), <abi::Placement as abi::Versioned>::DEFAULT);
     }
 
     /// The decision placement `p` makes for request `req`, if it is valid (`ns`: the number of
@@ -383,11 +384,8 @@ impl ForeignPolicy {
         }
     }
 
-    /// Check the plugin's placements and translate them into decisions.
-    ///
-    /// The usual case, every placement naming the request at its own index, needs no
-    /// bookkeeping: each request is then placed exactly once. At the first placement naming
-    /// another request, [`ForeignPolicy::validate_reordered`] takes over.
+    /// Check the plugin's placements and translate them into decisions: placement `i` decides
+    /// pending request `i`.
     fn validate(
         &self,
         world: &World,
@@ -395,75 +393,11 @@ impl ForeignPolicy {
         out: &mut [Decision],
     ) -> Result<(), HostError> {
         let ns = world.servers.len();
-        let placed = self.out.iter().zip(pending).zip(out.iter_mut());
-        for (i, ((p, q), d)) in placed.enumerate() {
-            if q.request.id != p.request_id {
-                return self.validate_reordered(world, pending, out, i);
-            }
+        for ((p, q), d) in self.out.iter().zip(pending).zip(out.iter_mut()) {
             match self.decision(ns, &q.request, p) {
                 Some(x) => *d = x,
                 None => return Err(self.undecidable(world, &q.request, p)),
             }
-        }
-        Ok(())
-    }
-
-    /// Validation from placement `from` on, when placements name requests by id in any order:
-    /// each must name a pending request, and no request may be placed twice.
-    #[cold]
-    fn validate_reordered(
-        &self,
-        world: &World,
-        pending: &[Pending],
-        out: &mut [Decision],
-        from: usize,
-    ) -> Result<(), HostError> {
-        let n = pending.len();
-        // Placements before `from` named the requests at their own indices.
-        let mut seen = vec![false; n];
-        seen[..from].fill(true);
-        let index: HashMap<u64, usize> = pending
-            .iter()
-            .enumerate()
-            .map(|(j, q)| (q.request.id, j))
-            .collect();
-        let mut twice: Option<u64> = None;
-        for i in from..n {
-            let p = self.out[i];
-            let k = if pending[i].request.id == p.request_id {
-                i
-            } else {
-                match index.get(&p.request_id) {
-                    Some(&k) => k,
-                    None => {
-                        return Err(self.invalid(format!(
-                            "placement #{i} names request {}, which is not pending in this slot",
-                            p.request_id
-                        )));
-                    }
-                }
-            };
-            if seen[k] {
-                twice.get_or_insert(p.request_id);
-                continue;
-            }
-            seen[k] = true;
-            let req = &pending[k].request;
-            out[k] = self
-                .decision(world.servers.len(), req, &p)
-                .ok_or_else(|| self.undecidable(world, req, &p))?;
-        }
-        if let Some(id) = twice {
-            let missing: Vec<String> = seen
-                .iter()
-                .zip(pending)
-                .filter(|(s, _)| !**s)
-                .map(|(_, p)| p.request.id.to_string())
-                .collect();
-            return Err(self.invalid(format!(
-                "request {id} placed twice, and request(s) {} not placed at all",
-                missing.join(", ")
-            )));
         }
         Ok(())
     }
@@ -514,6 +448,10 @@ impl Policy for ForeignPolicy {
                 let w = &view.world.scenario.objective.weights;
                 [w.transmission, w.inference, w.idle]
             },
+            server_size: size_of::<abi::ServerView>() as u32,
+            request_size: size_of::<abi::RequestView>() as u32,
+            estimate_size: size_of::<abi::EstimateView>() as u32,
+            placement_size: size_of::<abi::Placement>() as u32,
         };
         let schedule = self.vt.schedule.expect("validated at load");
         let mut cap = Capture::default();
@@ -544,7 +482,8 @@ impl Policy for ForeignPolicy {
         let Some(observe) = self.vt.observe else {
             return;
         };
-        let o = outcome_view(outcome);
+        let parts = outcome_parts(outcome);
+        let o = outcome_view(outcome, &parts);
         let mut cap = Capture::default();
         let sink = cap.sink();
         let t0 = Instant::now();
@@ -570,26 +509,21 @@ impl Policy for ForeignPolicy {
             return stats;
         }
         if let Some(f) = self.vt.stats {
-            extern "C" fn emit(ctx: *mut c_void, name: abi::StrRef, value: f64) {
-                // SAFETY: `ctx` is the `&mut Vec` below, alive for the call; the guest calls back
-                // on the calling thread.
-                let v = unsafe { &mut *ctx.cast::<Vec<(String, f64)>>() };
-                // SAFETY: the guest passes a name valid for the callback.
-                let bytes = unsafe { name.as_bytes() };
-                if v.len() < 10_000 {
-                    v.push((
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
-                        value,
-                    ));
-                }
-            }
-            let mut values: Vec<(String, f64)> = Vec::new();
+            let mut got = Stats::default();
             let sink = abi::StatSink {
-                ctx: (&mut values as *mut Vec<(String, f64)>).cast(),
-                emit,
+                struct_size: size_of::<abi::StatSink>() as u32,
+                reserved: 0,
+                ctx: (&mut got as *mut Stats).cast(),
+                emit: stats_emit,
             };
-            if f(self.instance, &sink) == abi::STATUS_OK {
-                for (k, v) in values {
+            let status = f(self.instance, &sink);
+            if let Some(problem) = got.bad {
+                let e = self.invalid_in("stats", problem);
+                if self.failure.is_none() {
+                    self.health.fail(Kind::Policy, &self.name, e);
+                }
+            } else if status == abi::STATUS_OK {
+                for (k, v) in got.values {
                     if !k.starts_with(WALLCLOCK_PREFIX) {
                         stats.values.insert(k, v);
                     }
@@ -598,6 +532,64 @@ impl Policy for ForeignPolicy {
         }
         stats
     }
+}
+
+/// What a plugin's `stats` emitted: the values, or the first invalid name.
+#[derive(Default)]
+struct Stats {
+    values: Vec<(String, f64)>,
+    bad: Option<String>,
+}
+
+/// Longest statistic name kept, bytes; most statistics a plugin may emit.
+const MAX_STAT_NAME: usize = 256;
+const MAX_STATS: usize = 10_000;
+
+extern "C" fn stats_emit(ctx: *mut c_void, name: abi::StrRef, value: f64) {
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: `ctx` is the `&mut Stats` of `ForeignPolicy::stats`, alive for the call; the guest
+    // calls back on the calling thread.
+    let got = unsafe { &mut *ctx.cast::<Stats>() };
+    if got.bad.is_some() {
+        return;
+    }
+    let problem = if name.ptr.is_null() {
+        Some(format!(
+            "a statistic with a null name pointer (length {}, value {value})",
+            name.len
+        ))
+    } else if name.len == 0 {
+        Some(format!("a statistic with an empty name (value {value})"))
+    } else {
+        // SAFETY: the guest passes a name valid for the callback; at most 256 bytes are read.
+        let bytes = unsafe {
+            abi::StrRef {
+                ptr: name.ptr,
+                len: name.len.min(MAX_STAT_NAME),
+            }
+            .as_bytes()
+        };
+        match std::str::from_utf8(bytes) {
+            Err(_) if name.len <= MAX_STAT_NAME => Some(format!(
+                "a statistic name that is not UTF-8: {:?}",
+                String::from_utf8_lossy(bytes)
+            )),
+            Ok(s) if s.contains('\0') => Some(format!(
+                "a statistic name \"{}\" containing a NUL byte (pass the length without the terminator)",
+                s.escape_debug()
+            )),
+            _ => {
+                if got.values.len() < MAX_STATS {
+                    got.values
+                        .push((String::from_utf8_lossy(bytes).into_owned(), value));
+                }
+                None
+            }
+        }
+    };
+    got.bad = problem;
 }
 
 impl Drop for ForeignPolicy {

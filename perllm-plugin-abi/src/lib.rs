@@ -30,12 +30,17 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 
 mod sdk;
+mod versioned;
 pub use sdk::*;
+pub use versioned::*;
 
 /// Major version of this ABI: a library with another major version is refused.
 pub const ABI_VERSION_MAJOR: u32 = 1;
 /// Minor version of this ABI: bumped when fields or vtable entries are appended.
-pub const ABI_VERSION_MINOR: u32 = 0;
+///
+/// - 1.0: the first published layout.
+/// - 1.1: [`ServerView::hardware_kind`].
+pub const ABI_VERSION_MINOR: u32 = 1;
 /// `major << 16 | minor`: what [`ABI_VERSION_SYMBOL`] returns.
 pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
 
@@ -81,6 +86,8 @@ pub const HW_CPU: u32 = 0;
 pub const HW_GPU: u32 = 1;
 /// [`HardwareView::kind`]: an NPU.
 pub const HW_NPU: u32 = 2;
+/// [`ServerView::hardware_kind`] from a host older than ABI 1.1, which does not say.
+pub const HW_UNKNOWN: u32 = u32::MAX;
 
 /// [`Placement::action`]: keep the request pending until the next slot (the pre-filled value).
 pub const ACTION_DEFER: u32 = 0;
@@ -166,6 +173,14 @@ impl<T> Slice<T> {
             _marker: PhantomData,
         }
     }
+    /// A slice of `len` elements at `ptr` (for arrays whose stride is not `size_of::<T>()`).
+    pub const fn new_raw(ptr: *const T, len: usize) -> Slice<T> {
+        Slice {
+            ptr,
+            len,
+            _marker: PhantomData,
+        }
+    }
     /// Borrow a Rust slice.
     pub const fn new(s: &[T]) -> Slice<T> {
         Slice {
@@ -189,9 +204,14 @@ impl<T> Slice<T> {
 
 /// Where a guest reports an error message: the guest calls `report(ctx, message)`; the host
 /// copies the message before returning. May be called more than once (the host keeps the first).
+/// A message with a null pointer and a non-zero length is reported by the host as such.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ErrorSink {
+    /// `size_of::<ErrorSink>()` of the host that built it (see [`Versioned`]).
+    pub struct_size: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
     /// Host context, passed back unchanged.
     pub ctx: *mut c_void,
     /// Copies the message into host memory.
@@ -202,6 +222,10 @@ pub struct ErrorSink {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct StatSink {
+    /// `size_of::<StatSink>()` of the host that built it.
+    pub struct_size: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
     /// Host context, passed back unchanged.
     pub ctx: *mut c_void,
     /// Records one named value.
@@ -209,9 +233,13 @@ pub struct StatSink {
 }
 
 /// One server as a policy sees it at a decision point.
+///
+/// An element of [`SlotView::servers`], whose stride is [`SlotView::server_size`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ServerView {
+    /// `size_of::<ServerView>()` of the host that built it.
+    pub struct_size: u32,
     /// Index of the server (what [`Placement::server`] names).
     pub id: u32,
     /// [`TIER_EDGE`] or [`TIER_CLOUD`].
@@ -228,6 +256,8 @@ pub struct ServerView {
     pub running: u32,
     /// Requests downloading their output.
     pub downloading: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
     /// Hosted model indices, sorted.
     pub models: Slice<u16>,
     /// Free KV-cache bytes.
@@ -248,42 +278,58 @@ pub struct ServerView {
     pub power_busy_w: f64,
     /// The server's name.
     pub name: StrRef,
+    /// Since 1.1: [`HW_CPU`], [`HW_GPU`] or [`HW_NPU`], the kind of the server's devices.
+    /// Default (from a 1.0 host): [`HW_UNKNOWN`].
+    pub hardware_kind: u32,
+    /// Since 1.1: reserved, 0.
+    pub reserved_1_1: u32,
 }
 
 /// One request waiting for a decision.
+///
+/// An element of [`SlotView::requests`], whose stride is [`SlotView::request_size`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RequestView {
-    /// Unique request id (what [`Placement::request_id`] names).
+    /// `size_of::<RequestView>()` of the host that built it.
+    pub struct_size: u32,
+    /// Model index.
+    pub model: u16,
+    /// SLO class index.
+    pub slo: u16,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// How many times the request was deferred already.
+    pub defers: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// Unique request id.
     pub id: u64,
     /// Arrival time, ns.
     pub arrival_ns: u64,
-    /// The SLO's processing-time requirement (relative to arrival), ns.
+    /// The SLO's processing-time requirement, counted from arrival, ns: the request meets its
+    /// deadline if its last output byte arrives by `arrival_ns + deadline_ns`.
     pub deadline_ns: u64,
     /// Bytes to upload.
     pub input_bytes: u64,
     /// Bytes to download.
     pub output_bytes: u64,
-    /// Prompt tokens.
-    pub prompt_tokens: u32,
-    /// Output tokens.
-    pub output_tokens: u32,
-    /// Model index.
-    pub model: u16,
-    /// SLO class index.
-    pub slo: u16,
-    /// How many times the request was deferred already.
-    pub defers: u32,
 }
 
 /// A cost estimate of one request on one server (or of a completed request's real phases).
+///
+/// The phases are durations. An estimate made at a decision point starts **now**
+/// ([`SlotView::now_ns`]): the request would finish at `now_ns + total_ns()`, and it meets its
+/// deadline if `now_ns + total_ns() <= arrival_ns + deadline_ns`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EstimateView {
+    /// `size_of::<EstimateView>()` of the side that built it.
+    pub struct_size: u32,
     /// 1 if this entry holds an estimate, 0 if the server does not host the request's model.
     pub valid: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
     /// Upload time, ns.
     pub upload_ns: u64,
     /// Wait before admission, ns.
@@ -303,7 +349,7 @@ pub struct EstimateView {
 }
 
 impl EstimateView {
-    /// Estimated processing time: the sum of the five phases (saturating).
+    /// Estimated processing time from now: the sum of the five phases (saturating).
     pub fn total_ns(&self) -> u64 {
         self.upload_ns
             .saturating_add(self.queue_ns)
@@ -323,8 +369,7 @@ impl EstimateView {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SlotView {
-    /// `size_of::<SlotView>()` of the host that built it; fields appended in later minor versions
-    /// exist only if this is large enough.
+    /// `size_of::<SlotView>()` of the host that built it.
     pub struct_size: u32,
     /// Reserved, 0.
     pub reserved: u32,
@@ -332,57 +377,73 @@ pub struct SlotView {
     pub slot: u64,
     /// Current simulated time, ns.
     pub now_ns: u64,
-    /// Every server, indexed by id.
+    /// Every server, indexed by id; element `i` is at byte `i * server_size`.
     pub servers: Slice<ServerView>,
-    /// The pending requests.
+    /// The pending requests; element `i` is at byte `i * request_size`.
     pub requests: Slice<RequestView>,
-    /// `requests.len x servers.len` estimates, row-major (request `r`, server `s` at
-    /// `r * servers.len + s`), or empty if the policy did not set [`FLAG_WANTS_ESTIMATES`].
+    /// `requests.len x servers.len` estimates, row-major (request `r`, server `s` at element
+    /// `r * servers.len + s`, byte `(r * servers.len + s) * estimate_size`), or empty if the
+    /// policy did not set [`FLAG_WANTS_ESTIMATES`].
     pub estimates: Slice<EstimateView>,
     /// The objective's energy weights: transmission, inference, idle.
     pub energy_weights: [f64; 3],
+    /// Stride of `servers` in bytes: the host's `size_of::<ServerView>()`.
+    pub server_size: u32,
+    /// Stride of `requests` in bytes.
+    pub request_size: u32,
+    /// Stride of `estimates` in bytes.
+    pub estimate_size: u32,
+    /// Stride of the `out` placements in bytes: the host's `size_of::<Placement>()`.
+    pub placement_size: u32,
 }
 
-/// One decision, written by the policy into the host's buffer.
+/// The decision about one request, written by the policy into the host's buffer: entry `i` of
+/// `out` decides request `i` of [`SlotView::requests`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
-    /// The request decided (pre-filled with the request at the same index).
-    pub request_id: u64,
+    /// `size_of::<Placement>()` of the host (pre-filled; the policy leaves it alone).
+    pub struct_size: u32,
     /// [`ACTION_DEFER`] (pre-filled), [`ACTION_ASSIGN`] or [`ACTION_REJECT`].
     pub action: u32,
-    /// The server for [`ACTION_ASSIGN`], else [`NO_SERVER`].
+    /// The server for [`ACTION_ASSIGN`], else [`NO_SERVER`] (pre-filled).
     pub server: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
 }
 
 /// Feedback after a request completed: what really happened.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct OutcomeView {
-    /// The request (its `defers` is 0).
-    pub request: RequestView,
+    /// `size_of::<OutcomeView>()` of the host that built it.
+    pub struct_size: u32,
     /// Where it ran.
     pub server: u32,
     /// 1 if the request met its deadline, else 0.
     pub met: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
     /// Time of the placement decision, ns.
     pub decided_ns: u64,
-    /// Time to first token from arrival, ns.
+    /// Time to first token, counted from arrival, ns.
     pub ttft_ns: u64,
     /// Processing time from arrival to the last token delivered, ns.
     pub total_ns: u64,
+    /// The request (its `defers` is 0).
+    pub request: *const RequestView,
     /// Realised phases and energy (`valid` is 1).
-    pub phases: EstimateView,
+    pub phases: *const EstimateView,
 }
 
 /// A hardware kind, as a cost model sees it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HardwareView {
+    /// `size_of::<HardwareView>()` of the host that built it.
+    pub struct_size: u32,
     /// [`HW_CPU`], [`HW_GPU`] or [`HW_NPU`].
     pub kind: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
     /// Peak compute of one device, FLOP/s.
     pub compute_flops: f64,
     /// Device memory, bytes.
@@ -405,6 +466,10 @@ pub struct HardwareView {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ModelView {
+    /// `size_of::<ModelView>()` of the host that built it.
+    pub struct_size: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
     /// Parameter count.
     pub params: f64,
     /// Bytes per parameter of its precision.
@@ -419,16 +484,20 @@ pub struct ModelView {
 
 /// The shape of one engine step.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepShapeView {
-    /// Prompt tokens prefilled in the step.
-    pub prefill_tokens: u64,
-    /// Tokens in the KV cache of the decoding sequences.
-    pub kv_tokens: u64,
+    /// `size_of::<StepShapeView>()` of the host that built it.
+    pub struct_size: u32,
     /// Sequences newly prefilled.
     pub prefill_seqs: u32,
     /// Sequences producing one decode token.
     pub decode_seqs: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// Prompt tokens prefilled in the step.
+    pub prefill_tokens: u64,
+    /// Tokens in the KV cache of the decoding sequences.
+    pub kv_tokens: u64,
 }
 
 /// Everything a cost model's `estimate` sees. Valid only during the call.
@@ -439,14 +508,6 @@ pub struct EstimateInput {
     pub struct_size: u32,
     /// Number of identical devices of the server.
     pub device_count: u32,
-    /// The server's hardware.
-    pub hardware: HardwareView,
-    /// The request's model.
-    pub model: ModelView,
-    /// The server (its load fields are the current state).
-    pub server: ServerView,
-    /// The request.
-    pub request: RequestView,
     /// Transfers in flight on the server's link (the request's bandwidth share is
     /// `bandwidth / (active_uploads + 1)`).
     pub active_uploads: u32,
@@ -460,6 +521,14 @@ pub struct EstimateInput {
     pub bandwidth_bps: f64,
     /// Link transmission energy, J/bit.
     pub energy_j_per_bit: f64,
+    /// The server's hardware.
+    pub hardware: *const HardwareView,
+    /// The request's model.
+    pub model: *const ModelView,
+    /// The server (its load fields are the current state).
+    pub server: *const ServerView,
+    /// The request.
+    pub request: *const RequestView,
 }
 
 /// Create a policy instance from its config (a JSON object, UTF-8) and a seed. Returns the

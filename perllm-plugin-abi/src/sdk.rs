@@ -7,6 +7,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use crate::*;
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// A scheduling policy implemented in a plugin library.
@@ -32,7 +33,7 @@ pub trait GuestPolicy: Send + Sized + 'static {
     fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String>;
 
     /// Feedback after a request completed.
-    fn observe(&mut self, _outcome: &OutcomeView) -> Result<(), String> {
+    fn observe(&mut self, _outcome: &Outcome) -> Result<(), String> {
         Ok(())
     }
 
@@ -60,8 +61,16 @@ pub struct StepQuery<'a> {
 /// What a cost model's [`GuestCostModel::estimate`] sees.
 #[derive(Clone, Copy, Debug)]
 pub struct EstimateQuery<'a> {
-    /// The raw input.
+    /// The raw input (its scalar fields; the views it points to are below).
     pub input: &'a EstimateInput,
+    /// The server's hardware.
+    pub hardware: &'a HardwareView,
+    /// The request's model.
+    pub model: &'a ModelView,
+    /// The server, with its current load.
+    pub server: &'a ServerView,
+    /// The request.
+    pub request: &'a RequestView,
     /// The hardware's name.
     pub hardware_name: &'a str,
     /// The model's name.
@@ -98,55 +107,72 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
 }
 
 /// A safe view of a [`SlotView`] for the duration of a `schedule` call.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Slot<'a> {
-    raw: &'a SlotView,
-    servers: &'a [ServerView],
-    requests: &'a [RequestView],
-    estimates: &'a [EstimateView],
+    raw: Cow<'a, SlotView>,
+    servers: Cow<'a, [ServerView]>,
+    requests: Cow<'a, [RequestView]>,
+    estimates: Cow<'a, [EstimateView]>,
 }
 
 impl<'a> Slot<'a> {
-    /// Wrap a raw view.
+    /// Wrap a raw view built by a host of any 1.x version: views of this SDK's sizes are
+    /// borrowed, others are copied (fields an older host lacks take their documented defaults).
     ///
     /// # Safety
-    /// Every pointer in `raw` (and in its servers' `models` and `name`) must be valid for `'a`
-    /// as the ABI's rules require of the host.
-    pub unsafe fn from_raw(raw: &'a SlotView) -> Slot<'a> {
-        // SAFETY: the caller guarantees the slices are valid for 'a.
+    /// `raw` must point to a slot view, and every pointer in it (and in its servers' `models`
+    /// and `name`) must be valid for `'a`, as the ABI's rules require of the host.
+    pub unsafe fn from_raw(raw: *const SlotView) -> Result<Slot<'a>, String> {
+        // SAFETY: the caller guarantees a valid view for 'a.
+        let raw: Cow<'a, SlotView> = unsafe { view(raw) }?;
+        // SAFETY: the host's arrays with the strides it declares, valid for 'a.
         let (servers, requests, estimates) = unsafe {
             (
-                raw.servers.as_slice(),
-                raw.requests.as_slice(),
-                raw.estimates.as_slice(),
+                view_slice(raw.servers.ptr, raw.servers.len, raw.server_size as usize)?,
+                view_slice(
+                    raw.requests.ptr,
+                    raw.requests.len,
+                    raw.request_size as usize,
+                )?,
+                view_slice(
+                    raw.estimates.ptr,
+                    raw.estimates.len,
+                    raw.estimate_size as usize,
+                )?,
             )
         };
-        Slot {
+        Ok(Slot {
             raw,
             servers,
             requests,
             estimates,
-        }
+        })
+    }
+    /// The raw view (its `servers`, `requests` and `estimates` may have another stride than
+    /// this SDK's: use the accessors).
+    #[inline]
+    pub fn raw(&self) -> &SlotView {
+        &self.raw
     }
     /// Index of this slot.
     #[inline]
     pub fn slot(&self) -> u64 {
         self.raw.slot
     }
-    /// Current simulated time, ns.
+    /// Current simulated time, ns. Estimates count from it.
     #[inline]
     pub fn now_ns(&self) -> u64 {
         self.raw.now_ns
     }
     /// Every server, indexed by id.
     #[inline]
-    pub fn servers(&self) -> &'a [ServerView] {
-        self.servers
+    pub fn servers(&self) -> &[ServerView] {
+        &self.servers
     }
     /// The pending requests.
     #[inline]
-    pub fn requests(&self) -> &'a [RequestView] {
-        self.requests
+    pub fn requests(&self) -> &[RequestView] {
+        &self.requests
     }
     /// The objective's energy weights: transmission, inference, idle.
     #[inline]
@@ -179,29 +205,29 @@ impl<'a> Slot<'a> {
     }
     /// Servers that host the request's model.
     #[inline]
-    pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &'a ServerView> + use<'a> {
-        let me = *self;
+    pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &ServerView> {
         let model = req.model;
         self.servers
             .iter()
             .enumerate()
-            .filter(move |(i, _)| me.hosts(*i, model))
+            .filter(move |(i, _)| self.hosts(*i, model))
             .map(|(_, s)| s)
     }
     /// The host's estimates of request `r` (index into [`Slot::requests`]) on every server,
     /// indexed by server id; entries whose `valid` is not 1 are servers that do not host the
     /// model. Empty if the policy did not ask for estimates or `r` is out of range.
     #[inline]
-    pub fn estimates_of(&self, r: usize) -> &'a [EstimateView] {
+    pub fn estimates_of(&self, r: usize) -> &[EstimateView] {
         let n = self.servers.len();
         r.checked_mul(n)
             .and_then(|start| self.estimates.get(start..start.checked_add(n)?))
             .unwrap_or(&[])
     }
     /// The host's estimate of request `r` (index into [`Slot::requests`]) on server `s`, if the
-    /// policy asked for estimates and the server hosts the model.
+    /// policy asked for estimates and the server hosts the model. Its times count from
+    /// [`Slot::now_ns`].
     #[inline]
-    pub fn estimate(&self, r: usize, s: usize) -> Option<&'a EstimateView> {
+    pub fn estimate(&self, r: usize, s: usize) -> Option<&EstimateView> {
         let n = self.servers.len();
         if s >= n {
             return None;
@@ -209,6 +235,50 @@ impl<'a> Slot<'a> {
         self.estimates
             .get(r.checked_mul(n)?.checked_add(s)?)
             .filter(|e| e.valid == 1)
+    }
+}
+
+/// A completed request, as [`GuestPolicy::observe`] sees it (copied out of the host's
+/// [`OutcomeView`] and the views it points to).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outcome {
+    /// The request (its `defers` is 0).
+    pub request: RequestView,
+    /// Where it ran.
+    pub server: u32,
+    /// 1 if the request met its deadline, else 0.
+    pub met: u32,
+    /// Time of the placement decision, ns.
+    pub decided_ns: u64,
+    /// Time to first token, counted from arrival, ns.
+    pub ttft_ns: u64,
+    /// Processing time from arrival to the last token delivered, ns.
+    pub total_ns: u64,
+    /// Realised phases and energy (`valid` is 1).
+    pub phases: EstimateView,
+}
+
+impl Outcome {
+    /// Copy a host's outcome view.
+    ///
+    /// # Safety
+    /// `raw` must point to an outcome view whose pointers are valid for the call.
+    pub unsafe fn from_raw(raw: *const OutcomeView) -> Result<Outcome, String> {
+        // SAFETY: forwarded to the caller.
+        let o = unsafe { view(raw) }?;
+        check_null(o.request, "outcome.request")?;
+        check_null(o.phases, "outcome.phases")?;
+        // SAFETY: non-null views valid for the call.
+        let (request, phases) = unsafe { (view(o.request)?, view(o.phases)?) };
+        Ok(Outcome {
+            request: *request,
+            server: o.server,
+            met: o.met,
+            decided_ns: o.decided_ns,
+            ttft_ns: o.ttft_ns,
+            total_ns: o.total_ns,
+            phases: *phases,
+        })
     }
 }
 
@@ -228,9 +298,10 @@ pub fn report_error(err: *const ErrorSink, message: &str) {
     if err.is_null() {
         return;
     }
-    // SAFETY: a non-null `err` points to a sink the host keeps alive for the call.
-    let sink = unsafe { *err };
-    (sink.report)(sink.ctx, StrRef::new(message));
+    // SAFETY: a non-null `err` points to a sink the host keeps alive for the call; `ctx` and
+    // `report` are 1.0 fields, present in every 1.x sink.
+    let (ctx, report) = unsafe { ((*err).ctx, (*err).report) };
+    report(ctx, StrRef::new(message));
 }
 
 fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> u32 {
@@ -306,15 +377,38 @@ pub extern "C" fn policy_schedule<T: GuestPolicy>(
         // SAFETY: the host passes the instance create returned, used by one thread at a time.
         let me = unsafe { &mut *instance.cast::<T>() };
         // SAFETY: the host passes a slot view valid for the call.
-        let slot = unsafe { Slot::from_raw(&*slot) };
-        let out: &mut [Placement] = if out_len == 0 {
-            &mut []
-        } else {
-            check_null(out, "out")?;
-            // SAFETY: the host passes a buffer of `out_len` placements it owns for the call.
-            unsafe { std::slice::from_raw_parts_mut(out, out_len) }
+        let slot = unsafe { Slot::from_raw(slot) }?;
+        if out_len == 0 {
+            return me.schedule(&slot, &mut []);
+        }
+        check_null(out, "out")?;
+        let stride = slot.raw().placement_size as usize;
+        if stride == size_of::<Placement>() {
+            // SAFETY: the host passes a buffer of `out_len` placements of this SDK's size that
+            // it owns for the call.
+            let out = unsafe { std::slice::from_raw_parts_mut(out, out_len) };
+            return me.schedule(&slot, out);
+        }
+        if !size_is_valid::<Placement>(stride) {
+            return Err(format!("the host's placements have stride {stride}"));
+        }
+        // A host of another minor version: decide into placements of this SDK's size, then
+        // write back the fields both know.
+        let at = |i: usize| {
+            out.cast::<u8>()
+                .wrapping_add(i * stride)
+                .cast::<Placement>()
         };
-        me.schedule(&slot, out)
+        let mut local: Vec<Placement> = (0..out_len)
+            // SAFETY: element `i` of the host's buffer, `stride` readable bytes.
+            .map(|i| unsafe { read_versioned(at(i), stride) })
+            .collect();
+        me.schedule(&slot, &mut local)?;
+        for (i, p) in local.iter().enumerate() {
+            // SAFETY: element `i` of the host's buffer, `stride` writable bytes.
+            unsafe { write_versioned(at(i), stride, p) };
+        }
+        Ok(())
     })
 }
 
@@ -330,7 +424,8 @@ pub extern "C" fn policy_observe<T: GuestPolicy>(
         // SAFETY: as in `policy_schedule`.
         let me = unsafe { &mut *instance.cast::<T>() };
         // SAFETY: the host passes an outcome valid for the call.
-        me.observe(unsafe { &*outcome })
+        let outcome = unsafe { Outcome::from_raw(outcome) }?;
+        me.observe(&outcome)
     })
 }
 
@@ -346,10 +441,10 @@ pub extern "C" fn policy_stats<T: GuestPolicy>(
         let me = unsafe { &*instance.cast::<T>() };
         let mut v = Vec::new();
         me.stats(&mut v);
-        // SAFETY: the host passes a sink valid for the call.
-        let sink = unsafe { *sink };
+        // SAFETY: the host passes a sink valid for the call; `ctx` and `emit` are 1.0 fields.
+        let (ctx, emit) = unsafe { ((*sink).ctx, (*sink).emit) };
         for (name, value) in &v {
-            (sink.emit)(sink.ctx, StrRef::new(name), *value);
+            emit(ctx, StrRef::new(name), *value);
         }
         Ok(())
     })
@@ -397,7 +492,8 @@ pub extern "C" fn cost_model_step_ns<T: GuestCostModel>(
         // SAFETY: cost-model instances are Sync; the host passes the pointer create returned.
         let me = unsafe { &*instance.cast::<T>() };
         // SAFETY: the host passes views valid for the call.
-        let (hw, m, shape) = unsafe { (&*hardware, &*model, *shape) };
+        let (hw, m, shape) = unsafe { (view(hardware)?, view(model)?, view(shape)?) };
+        let (hw, m, shape) = (&*hw, &*m, *shape);
         let q = StepQuery {
             hardware: hw,
             // SAFETY: names are valid for the call.
@@ -429,20 +525,46 @@ pub extern "C" fn cost_model_estimate<T: GuestCostModel>(
         // SAFETY: as in `cost_model_step_ns`.
         let me = unsafe { &*instance.cast::<T>() };
         // SAFETY: the host passes an input valid for the call.
-        let input = unsafe { &*input };
+        let input = unsafe { view(input) }?;
+        for (p, what) in [
+            (input.hardware.cast::<u8>(), "input.hardware"),
+            (input.model.cast(), "input.model"),
+            (input.server.cast(), "input.server"),
+            (input.request.cast(), "input.request"),
+        ] {
+            check_null(p, what)?;
+        }
+        // SAFETY: non-null views valid for the call.
+        let (hardware, model, server, request) = unsafe {
+            (
+                view(input.hardware)?,
+                view(input.model)?,
+                view(input.server)?,
+                view(input.request)?,
+            )
+        };
         let q = EstimateQuery {
-            input,
+            input: &input,
+            hardware: &hardware,
+            model: &model,
+            server: &server,
+            request: &request,
             // SAFETY: names are valid for the call.
-            hardware_name: unsafe { input.hardware.name.to_str() }.unwrap_or(""),
+            hardware_name: unsafe { hardware.name.to_str() }.unwrap_or(""),
             // SAFETY: as above.
-            model_name: unsafe { input.model.name.to_str() }.unwrap_or(""),
+            model_name: unsafe { model.name.to_str() }.unwrap_or(""),
             // SAFETY: as above.
-            server_name: unsafe { input.server.name.to_str() }.unwrap_or(""),
+            server_name: unsafe { server.name.to_str() }.unwrap_or(""),
         };
         let mut e = me.estimate(&q)?;
         e.valid = 1;
-        // SAFETY: `out` is a host-owned estimate valid for the call.
-        unsafe { *out = e };
+        // SAFETY: `out` is a host-owned estimate valid for the call, of the size it declares.
+        let size = unsafe { out.cast::<u32>().read() } as usize;
+        if !size_is_valid::<EstimateView>(size) {
+            return Err(format!("the host's estimate has struct_size {size}"));
+        }
+        // SAFETY: as above.
+        unsafe { write_versioned(out, size, &e) };
         Ok(())
     })
 }
@@ -476,6 +598,16 @@ impl<T: GuestCostModel> CostVt<T> {
     };
 }
 
+/// The static vtable of policy `T`.
+pub const fn policy_vtable<T: GuestPolicy>() -> &'static PolicyVTable {
+    &PolicyVt::<T>::VT
+}
+
+/// The static vtable of cost model `T`.
+pub const fn cost_model_vtable<T: GuestCostModel>() -> &'static CostModelVTable {
+    &CostVt::<T>::VT
+}
+
 /// The declaration of policy `T` (used by the export macros).
 pub const fn policy_decl<T: GuestPolicy>() -> PluginDecl {
     PluginDecl {
@@ -490,7 +622,7 @@ pub const fn policy_decl<T: GuestPolicy>() -> PluginDecl {
             0
         },
         reserved: 0,
-        policy: &PolicyVt::<T>::VT,
+        policy: policy_vtable::<T>(),
         cost_model: std::ptr::null(),
     }
 }
@@ -506,7 +638,7 @@ pub const fn cost_model_decl<T: GuestCostModel>() -> PluginDecl {
         flags: 0,
         reserved: 0,
         policy: std::ptr::null(),
-        cost_model: &CostVt::<T>::VT,
+        cost_model: cost_model_vtable::<T>(),
     }
 }
 

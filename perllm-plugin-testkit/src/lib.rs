@@ -3,10 +3,7 @@
 //! - Policy `testkit`: config `{"mode": M, "after": N, "sleep_ms": T}`. It behaves (each request
 //!   to the first server hosting its model) for `N` slots, then does `M`: `ok`, `panic`, `error`,
 //!   `bad-server` (a server id that does not exist), `unhosted` (a server without the model),
-//!   `duplicate` (the first request placed twice, the second not at all), `unknown-request`,
-//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`,
-//!   and three that reorder the placements: `reversed` and `swap-last` (valid: the same decisions
-//!   in another order) and `late-duplicate` (the last placement names the first request).
+//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`.
 //!   `fail-create` and `panic-create` fail at creation.
 //! - Cost model `testkit-cost`: config `{"mode": M, "after": N}`; correct for `N` calls, then
 //!   `nan` (NaN energy), `negative` (negative energy), `zero-step` (a zero step time),
@@ -104,28 +101,12 @@ impl GuestPolicy for Testkit {
                     }
                 }
             }
-            "duplicate" => {
-                if out.len() < 2 {
-                    return Ok(());
-                }
-                out[1].request_id = out[0].request_id;
-            }
-            "unknown-request" => out[0].request_id = u64::MAX,
             "bad-action" => out[0].action = 77,
-            "reversed" => out.reverse(),
-            "swap-last" if out.len() >= 2 => {
-                let n = out.len();
-                out.swap(n - 2, n - 1);
-            }
-            "late-duplicate" if out.len() >= 2 => {
-                let n = out.len();
-                out[n - 1] = out[0];
-            }
             _ => {}
         }
         Ok(())
     }
-    fn observe(&mut self, _o: &OutcomeView) -> Result<(), String> {
+    fn observe(&mut self, _o: &Outcome) -> Result<(), String> {
         match self.cfg.mode.as_str() {
             "panic-observe" => panic!("testkit panics in observe"),
             "error-observe" => Err("testkit fails in observe".into()),
@@ -181,10 +162,10 @@ impl GuestCostModel for TestkitCost {
         Ok(1_000_000 + 10_000 * s.prefill_tokens + 20_000_000 * s.decode_seqs as u64)
     }
     fn estimate(&self, q: &EstimateQuery<'_>) -> Result<EstimateView, String> {
-        let r = &q.input.request;
+        let r = q.request;
         let mut e = EstimateView {
+            struct_size: size_of::<EstimateView>() as u32,
             valid: 1,
-            reserved: 0,
             upload_ns: 1_000_000,
             queue_ns: 0,
             prefill_ns: 10_000 * r.prompt_tokens as u64,
@@ -319,5 +300,147 @@ pub extern "C" fn testkit_declare_short_list() -> *const PluginList {
         struct_size: 4,
         ..PluginList::new(D)
     };
+    &L
+}
+
+/// A future minor version of ABI 1 (1.999).
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_future_minor() -> u32 {
+    (ABI_VERSION_MAJOR << 16) | 999
+}
+
+/// A vtable of a future minor version: two entries this host does not know after the others.
+#[repr(C)]
+struct FutureVTable {
+    vt: PolicyVTable,
+    later: [Option<extern "C" fn()>; 2],
+}
+
+/// A declaration of a future minor version: 16 bytes this host does not know after the others.
+#[repr(C)]
+struct FutureDecl {
+    decl: PluginDecl,
+    later: [u64; 2],
+}
+
+// SAFETY: static data of function pointers and pointers to static data.
+unsafe impl Sync for FutureVTable {}
+// SAFETY: as above.
+unsafe impl Sync for FutureDecl {}
+
+extern "C" fn never_called() {
+    std::process::abort();
+}
+
+/// A policy `testkit-future` declared with structs larger than this ABI's (a newer plugin).
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_future() -> *const PluginList {
+    static VT: FutureVTable = FutureVTable {
+        vt: PolicyVTable {
+            struct_size: size_of::<FutureVTable>() as u32,
+            ..*policy_vtable::<Testkit>()
+        },
+        later: [Some(never_called), Some(never_called)],
+    };
+    static D: [FutureDecl; 1] = [FutureDecl {
+        decl: PluginDecl {
+            struct_size: size_of::<FutureDecl>() as u32,
+            name: StrRef::new("testkit-future"),
+            policy: &VT.vt,
+            ..GOOD
+        },
+        later: [u64::MAX; 2],
+    }];
+    static L: PluginList = PluginList {
+        struct_size: size_of::<PluginList>() as u32,
+        reserved: 0,
+        plugins: Slice::new_raw(D.as_ptr().cast(), 1),
+    };
+    &L
+}
+
+/// `testkit-raw`'s schedule, written against the raw ABI to misuse the error sink as a C plugin
+/// might: by its config's mode, `null-message` (a null pointer with length 5), `empty-message`,
+/// `no-message` (an error status without a message); otherwise every request is deferred.
+extern "C" fn raw_schedule(
+    instance: *mut std::ffi::c_void,
+    _slot: *const SlotView,
+    _out: *mut Placement,
+    _out_len: usize,
+    err: *const ErrorSink,
+) -> u32 {
+    // SAFETY: the instance `policy_create::<Testkit>` returned.
+    let me = unsafe { &*instance.cast::<Testkit>() };
+    // SAFETY: the host's sink, valid for the call.
+    let (ctx, report) = unsafe { ((*err).ctx, (*err).report) };
+    match me.cfg.mode.as_str() {
+        "null-message" => {
+            report(
+                ctx,
+                StrRef {
+                    ptr: std::ptr::null(),
+                    len: 5,
+                },
+            );
+            STATUS_ERROR
+        }
+        "empty-message" => {
+            report(ctx, StrRef::EMPTY);
+            STATUS_ERROR
+        }
+        "no-message" => STATUS_ERROR,
+        _ => STATUS_OK,
+    }
+}
+
+/// `testkit-raw`'s stats: by mode, `null-stat-name`, `empty-stat-name` or `nul-stat-name`.
+extern "C" fn raw_stats(instance: *mut std::ffi::c_void, sink: *const StatSink) -> u32 {
+    // SAFETY: as in `raw_schedule`.
+    let me = unsafe { &*instance.cast::<Testkit>() };
+    // SAFETY: the host's sink, valid for the call.
+    let (ctx, emit) = unsafe { ((*sink).ctx, (*sink).emit) };
+    emit(ctx, StrRef::new("testkit.ok"), 1.0);
+    match me.cfg.mode.as_str() {
+        "null-stat-name" => emit(
+            ctx,
+            StrRef {
+                ptr: std::ptr::null(),
+                len: 0,
+            },
+            2.0,
+        ),
+        "empty-stat-name" => emit(ctx, StrRef::new(""), 3.0),
+        "nul-stat-name" => emit(ctx, StrRef::new("testkit.calls\0"), 4.0),
+        _ => {}
+    }
+    STATUS_OK
+}
+
+/// A policy `testkit-raw` whose `schedule` and `stats` misuse the sinks (see `raw_schedule`).
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_raw() -> *const PluginList {
+    static VT: PolicyVTable = PolicyVTable {
+        schedule: Some(raw_schedule),
+        stats: Some(raw_stats),
+        observe: None,
+        ..*policy_vtable::<Testkit>()
+    };
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef::new("testkit-raw"),
+        policy: &VT,
+        ..GOOD
+    }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration whose name has a NUL byte inside (`round\0robin`), as a C string might.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_nul_name() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef::new("round\0robin"),
+        ..GOOD
+    }];
+    static L: PluginList = PluginList::new(D);
     &L
 }

@@ -332,7 +332,6 @@ mod tests {
     fn hw() -> HardwareView {
         HardwareView {
             kind: HW_CPU,
-            reserved: 0,
             compute_flops: 1.6e12,
             memory_bytes: 192 << 30,
             memory_bandwidth_bytes_per_s: 115e9,
@@ -341,6 +340,7 @@ mod tests {
             compute_efficiency: 0.4,
             bandwidth_efficiency: 0.6,
             name: StrRef::new("xeon"),
+            ..Default::default()
         }
     }
     fn model() -> ModelView {
@@ -350,6 +350,7 @@ mod tests {
             weight_bytes: 7e9,
             kv_bytes_per_token: 512 << 10,
             name: StrRef::new("llama"),
+            ..Default::default()
         }
     }
     fn q<'a>(

@@ -6,7 +6,7 @@
 
 use crate::util::{SplitMix64, least_loaded, parse_config};
 use perllm_plugin_abi::{
-    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, OutcomeView, Placement, Slot, TIER_CLOUD,
+    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, Outcome, Placement, Slot, TIER_CLOUD,
     TIER_EDGE,
 };
 use serde::Deserialize;
@@ -279,12 +279,12 @@ impl Arm {
 }
 
 /// The reward of an outcome: `1 / (1 + latency / deadline)`, in (0, 1].
-fn reward(o: &OutcomeView) -> f64 {
+fn reward(o: &Outcome) -> f64 {
     let d = o.request.deadline_ns.max(1) as f64;
     1.0 / (1.0 + o.total_ns as f64 / d)
 }
 
-fn record(arms: &mut BTreeMap<(u16, u32), Arm>, o: &OutcomeView) {
+fn record(arms: &mut BTreeMap<(u16, u32), Arm>, o: &Outcome) {
     let a = arms.entry((o.request.model, o.server)).or_default();
     a.observed += 1;
     a.reward_sum += reward(o);
@@ -358,7 +358,7 @@ impl GuestPolicy for Ucb1 {
         }
         Ok(())
     }
-    fn observe(&mut self, o: &OutcomeView) -> Result<(), String> {
+    fn observe(&mut self, o: &Outcome) -> Result<(), String> {
         record(&mut self.arms, o);
         Ok(())
     }
@@ -444,7 +444,7 @@ impl GuestPolicy for EpsilonGreedy {
         }
         Ok(())
     }
-    fn observe(&mut self, o: &OutcomeView) -> Result<(), String> {
+    fn observe(&mut self, o: &Outcome) -> Result<(), String> {
         record(&mut self.arms, o);
         Ok(())
     }

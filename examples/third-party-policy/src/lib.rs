@@ -9,7 +9,7 @@
 //! Run:   `perllm run examples/paper.perllm --plugin <target>/release/libthird_party_policy.so --policy edge-first`
 
 use perllm_plugin_abi::{
-    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, OutcomeView, Placement, Slot, TIER_EDGE,
+    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, Outcome, Placement, Slot, TIER_EDGE,
     export_policy,
 };
 
@@ -118,7 +118,7 @@ impl GuestPolicy for EdgeFirst {
         Ok(())
     }
 
-    fn observe(&mut self, o: &OutcomeView) -> Result<(), String> {
+    fn observe(&mut self, o: &Outcome) -> Result<(), String> {
         self.observed += 1;
         self.met += o.met as u64;
         Ok(())

@@ -6,8 +6,9 @@
 //! grid order, so the output does not depend on `--jobs`, on scheduling, or on sharding.
 
 use crate::catalog::{BudgetUse, Catalog, ComponentInfo};
-use crate::cli::{CompareArgs, Format, GridArgs, SweepArgs};
+use crate::cli::{CompareArgs, Format, GridArgs, SimArgs, SweepArgs};
 use crate::error::{CliError, Result};
+use crate::inputs::Inputs;
 use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
 use crate::results::{
@@ -17,11 +18,12 @@ use crate::results::{
 use crate::runner::{Details, execute};
 use crate::scenario::Loaded;
 use crate::term::{Term, print_stdout};
+use crate::util::Shard;
 use crate::util::{Setting, parse_seeds};
-use perllm_core::{Policy, Scenario, World};
 use rayon::prelude::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 /// `perllm compare`.
 pub fn compare(args: CompareArgs, term: Term) -> Result<()> {
@@ -65,39 +67,112 @@ pub fn sweep(args: SweepArgs, term: Term) -> Result<()> {
     run_grid(args.grid, Vec::new(), args.set, "sweep", term)
 }
 
-/// One sweep point: its overrides and scenario.
-struct Point {
+/// Largest number of runs one process executes (the runs of its shard): each keeps its result
+/// row and its plot details (a few KB) until the results are written. Larger studies are split
+/// with `--shard`.
+pub const MAX_RUNS_PER_PROCESS: u64 = 1_000_000;
+
+/// Worker threads per available core at most: runs are CPU-bound, so more threads than this only
+/// compete for the cores (a few spare ones hide the waits of plugin calls and file reads).
+const MAX_JOBS_PER_CORE: usize = 4;
+
+/// One sweep point: what its rows record.
+struct PointMeta {
     params: BTreeMap<String, Value>,
-    scenario: Scenario,
     hash: String,
-    loaded: Loaded,
 }
 
-/// The cartesian product of the settings' values, first setting outermost.
-fn cartesian(settings: &[Setting]) -> Vec<Vec<(String, String)>> {
-    let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for s in settings {
-        out = out
-            .into_iter()
-            .flat_map(|prefix| {
-                s.values.iter().map(move |v| {
-                    let mut p = prefix.clone();
-                    p.push((s.key.clone(), v.clone()));
-                    p
-                })
-            })
-            .collect();
+/// Number of points of the cartesian product of `settings` (1 without settings), `None` if it
+/// does not fit in a u64.
+fn point_count(settings: &[Setting]) -> Option<u64> {
+    settings
+        .iter()
+        .try_fold(1u64, |n, s| n.checked_mul(s.values.len() as u64))
+}
+
+/// The overrides of point `i` of the cartesian product, first setting outermost.
+fn point_overrides(settings: &[Setting], mut i: u64) -> Vec<(String, String)> {
+    let mut out = vec![(String::new(), String::new()); settings.len()];
+    for (slot, s) in out.iter_mut().zip(settings).rev() {
+        let n = s.values.len() as u64;
+        *slot = (s.key.clone(), s.values[(i % n) as usize].clone());
+        i /= n;
     }
     out
 }
 
-struct Task {
-    run: u64,
-    point: usize,
-    policy: String,
-    seed: u64,
-    world: World,
-    instance: Box<dyn Policy>,
+/// The scenarios of the points being run, loaded on demand: a compare has one point (the base
+/// scenario); a sweep point is loaded again from the file with its overrides when a run needs
+/// it, and the last few are kept (runs of one point are consecutive in grid order).
+struct Points<'a> {
+    file: &'a std::path::Path,
+    fixed: &'a [(String, String)],
+    settings: &'a [Setting],
+    base: &'a Loaded,
+    color: bool,
+    recent: Mutex<VecDeque<(u64, Arc<Loaded>)>>,
+    keep: usize,
+}
+
+impl Points<'_> {
+    fn get(&self, point: u64) -> Result<Arc<Loaded>> {
+        if self.settings.is_empty() {
+            return Ok(Arc::new(self.base.clone()));
+        }
+        if let Some((_, l)) = self.lock().iter().find(|(p, _)| *p == point) {
+            return Ok(l.clone());
+        }
+        let overrides = point_overrides(self.settings, point);
+        let all: Vec<(String, String)> = self.fixed.iter().chain(&overrides).cloned().collect();
+        let loaded = Arc::new(crate::scenario::load(self.file, &all, self.color)?);
+        let mut recent = self.lock();
+        if recent.len() >= self.keep {
+            recent.pop_front();
+        }
+        recent.push_back((point, loaded.clone()));
+        Ok(loaded)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Arc<Loaded>)>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Load point `point` and check that it builds, and that every policy can be set up on it.
+    /// Also returns the point's input files (which no output may overwrite).
+    fn validate(
+        &self,
+        point: u64,
+        policies: &[String],
+        catalog: &Catalog,
+        sim: &SimArgs,
+    ) -> Result<(PointMeta, Inputs)> {
+        let overrides = point_overrides(self.settings, point);
+        let with = |mut e: CliError| {
+            if !overrides.is_empty() {
+                let desc: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                e.message = format!("with {}: {}", desc.join(", "), e.message);
+            }
+            e
+        };
+        let loaded = self.get(point)?;
+        let scenario = &loaded.scenario;
+        let world = crate::scenario::build(&loaded, scenario).map_err(with)?;
+        for p in policies {
+            let mut sc = scenario.clone();
+            crate::scenario::apply_cli(&mut sc, None, Some(p), false);
+            let mut w = world.clone();
+            w.scenario = sc;
+            catalog.policy(&w.scenario.policy, &w).map_err(with)?;
+        }
+        let meta = PointMeta {
+            params: overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), param_value(v)))
+                .collect(),
+            hash: scenario_hash(scenario),
+        };
+        Ok((meta, crate::inputs::of_sim(&loaded, scenario, sim)))
+    }
 }
 
 fn run_grid(
@@ -147,100 +222,136 @@ fn run_grid(
     let cost_info = catalog.cost_model_info(&args.sim.cost_model)?.clone();
     let cost = catalog.cost_model(&args.sim.cost_model, &args.sim.cost_config)?;
 
-    // Load and validate every point before running anything.
-    let mut points = Vec::new();
-    for overrides in cartesian(&settings) {
-        let loaded = if overrides.is_empty() {
-            base.clone()
-        } else {
-            let all: Vec<(String, String)> = fixed.iter().chain(&overrides).cloned().collect();
-            crate::scenario::load(&args.file, &all, term.color_stderr)?
-        };
-        let scenario = loaded.scenario.clone();
-        crate::scenario::build(&loaded, &scenario).map_err(|mut e| {
-            if !overrides.is_empty() {
-                let desc: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                e.message = format!("with {}: {}", desc.join(", "), e.message);
-            }
-            e
-        })?;
-        points.push(Point {
-            params: overrides
-                .iter()
-                .map(|(k, v)| (k.clone(), param_value(v)))
-                .collect(),
-            hash: scenario_hash(&scenario),
-            scenario,
-            loaded,
-        });
+    // The grid's size, without building it.
+    let n_seeds = seeds.len() as u64;
+    let per_point = policies.len() as u64 * n_seeds;
+    let total = point_count(&settings)
+        .and_then(|n| n.checked_mul(per_point))
+        .ok_or_else(|| CliError::input("the grid has more than 2^64 runs"))?;
+    let shard = args.shard.unwrap_or(Shard { index: 1, count: 1 });
+    shard
+        .check(total)
+        .map_err(|m| CliError::input(format!("`--shard`: {m}")))?;
+    // Runs `K-1, K-1+N, ...` below `total` (`shard.check` made `K-1 < N <= total`).
+    let mine = (total - shard.index) / shard.count + 1;
+    if mine > MAX_RUNS_PER_PROCESS {
+        let split = total.div_ceil(MAX_RUNS_PER_PROCESS);
+        return Err(CliError::input(format!(
+            "this {kind} would run {mine} runs in one process, more than the {MAX_RUNS_PER_PROCESS} \
+             whose results one process keeps; split it with `--shard K/{split}` (or more shards) \
+             and combine the parts with `perllm merge`"
+        )));
     }
-
-    let per_point = (policies.len() * seeds.len()) as u64;
-    let total = per_point * points.len() as u64;
-    let mut tasks = Vec::new();
-    for run in 0..total {
-        if args.shard.is_some_and(|s| !s.owns(run)) {
-            continue;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let useful = (cores * MAX_JOBS_PER_CORE)
+        .min(usize::try_from(mine).unwrap_or(usize::MAX))
+        .max(1);
+    let jobs = match args.jobs {
+        Some(j) if j > useful => {
+            term.info(&format!(
+                "note: `--jobs {j}` capped at {useful} ({})",
+                if (useful as u64) == mine {
+                    "the number of runs to do".to_string()
+                } else {
+                    format!(
+                        "{MAX_JOBS_PER_CORE} per core on {cores} core{}",
+                        if cores == 1 { "" } else { "s" }
+                    )
+                }
+            ));
+            useful
         }
-        let point = (run / per_point) as usize;
-        let policy = &policies[((run / seeds.len() as u64) % policies.len() as u64) as usize];
-        let seed = seeds[(run % seeds.len() as u64) as usize];
-        let mut sc = points[point].scenario.clone();
-        crate::scenario::apply_cli(&mut sc, Some(seed), Some(policy), args.sim.skip_bad_rows);
-        let world = crate::scenario::build(&points[point].loaded, &sc)?;
-        let instance = catalog.policy(&sc.policy, &world)?;
-        tasks.push(Task {
-            run,
-            point,
-            policy: policy.clone(),
-            seed,
-            world,
-            instance,
-        });
-    }
+        Some(j) => j,
+        None => cores.min(useful),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| CliError::run(format!("cannot start {jobs} worker threads: {e}")))?;
 
-    if let Some(sh) = args.shard.filter(|_| tasks.is_empty()) {
-        eprintln!(
-            "warning: shard {}/{} holds no run: the grid has only {total} run(s), so shards above \
-             {total} are empty (its results have no rows; `merge` still needs it)",
-            sh.index, sh.count
-        );
+    // Load and validate every point this process runs before running anything; keep only what
+    // the rows record.
+    let points = Points {
+        file: &args.file,
+        fixed: &fixed,
+        settings: &settings,
+        base: &base,
+        color: term.color_stderr,
+        recent: Mutex::new(VecDeque::new()),
+        keep: 2 * jobs,
+    };
+    let my_points: Vec<u64> = {
+        let mut v: Vec<u64> = Vec::new();
+        for run in shard.runs(total) {
+            let p = run / per_point;
+            if v.last() != Some(&p) {
+                v.push(p);
+            }
+        }
+        v
+    };
+    // The first invalid point stops the validation.
+    let validated: Vec<(u64, PointMeta, Inputs)> = pool.install(|| {
+        my_points
+            .par_iter()
+            .map(|&p| {
+                let (meta, inputs) = points.validate(p, &policies, &catalog, &args.sim)?;
+                Ok((p, meta, inputs))
+            })
+            .collect::<Result<_>>()
+    })?;
+    drop(my_points);
+    let mut metas: BTreeMap<u64, PointMeta> = BTreeMap::new();
+    let mut inputs: BTreeSet<(String, std::path::PathBuf)> = BTreeSet::new();
+    for (p, meta, ins) in validated {
+        metas.insert(p, meta);
+        inputs.extend(ins);
     }
-
     // Outputs are staged before the runs (an unwritable path fails now, not after them) and
     // moved into place only if every run succeeds.
     let mut out = Outputs::new();
     let json_out = args.out.as_deref().map(|p| out.open(p)).transpose()?;
     let csv_out = args.csv.as_deref().map(|p| out.open(p)).transpose()?;
+    out.refuse_inputs(&inputs.into_iter().collect::<Inputs>())?;
     out.report_created(&term);
 
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| CliError::run(format!("cannot start {jobs} worker threads: {e}")))?;
-    let bar = term.progress(tasks.len() as u64, kind);
-    let outcomes: Vec<Result<(Row, Details, Option<BudgetUse>)>> = pool.install(|| {
-        tasks
+    let bar = term.progress(mine, kind);
+    let start = shard.index - 1;
+    // The first failing run stops the others (a grid is only written when every run succeeds).
+    let outcomes: Result<Vec<(Row, Details, Option<BudgetUse>)>> = pool.install(|| {
+        (0..mine)
             .into_par_iter()
-            .map(|mut t| {
-                let p = &points[t.point];
-                let out = execute(&t.world, t.instance.as_mut(), cost.as_ref(), &mut []);
+            .map(|j| {
+                let run = start + j * shard.count;
+                let point = run / per_point;
+                let policy = &policies[((run / n_seeds) % policies.len() as u64) as usize];
+                let seed = seeds[(run % n_seeds) as usize];
+                let loaded = points.get(point)?;
+                let mut sc = loaded.scenario.clone();
+                crate::scenario::apply_cli(
+                    &mut sc,
+                    Some(seed),
+                    Some(policy),
+                    args.sim.skip_bad_rows,
+                );
+                let world = crate::scenario::build(&loaded, &sc)?;
+                drop(loaded);
+                let mut instance = catalog.policy(&sc.policy, &world)?;
+                let out = execute(&world, instance.as_mut(), cost.as_ref(), &mut []);
                 bar.inc(1);
                 let mut out = out?;
-                out.details.run = t.run;
+                out.details.run = run;
                 let budget = BudgetUse::from_stats(&out.report.policy_stats);
+                let meta = &metas[&point];
                 Ok((
                     Row {
-                        run: t.run,
-                        point: t.point as u64,
-                        policy: t.policy,
-                        seed: t.seed,
-                        scenario_hash: p.hash.clone(),
+                        run,
+                        point,
+                        policy: policy.clone(),
+                        seed,
+                        scenario_hash: meta.hash.clone(),
                         metrics: Metrics::from_report(&out.report),
-                        params: p.params.clone(),
+                        params: meta.params.clone(),
                     },
                     out.details,
                     budget,
@@ -250,11 +361,11 @@ fn run_grid(
     });
     bar.finish_and_clear();
     catalog.check()?;
+    let outcomes = outcomes?;
     let mut rows = Vec::with_capacity(outcomes.len());
     let mut details = Vec::with_capacity(outcomes.len());
     let mut budgets: Vec<(String, BudgetUse)> = Vec::new();
-    for o in outcomes {
-        let (r, d, b) = o?;
+    for (r, d, b) in outcomes {
         if let Some(b) = b {
             match budgets.iter_mut().find(|(p, _)| *p == r.policy) {
                 Some((_, u)) => u.add(&b),
@@ -308,8 +419,13 @@ fn run_grid(
     if let Some(f) = csv_out {
         f.write_text(&results.rows_csv())?;
     }
+    let to_stdout = out.uses_stdout();
     for p in out.commit()? {
         term.info(&format!("wrote {}", p.display()));
+    }
+    if to_stdout {
+        // An output went to standard output: print nothing else there.
+        return Ok(());
     }
     match args.format {
         Format::Table => print_stdout(&crate::render::summary(&results)),
@@ -323,7 +439,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cartesian_first_outermost() {
+    fn points_first_setting_outermost() {
         let s = vec![
             Setting {
                 key: "a".into(),
@@ -334,16 +450,28 @@ mod tests {
                 values: vec!["x".into(), "y".into(), "z".into()],
             },
         ];
-        let c = cartesian(&s);
-        assert_eq!(c.len(), 6);
+        assert_eq!(point_count(&s), Some(6));
         assert_eq!(
-            c[0],
+            point_overrides(&s, 0),
             vec![("a".into(), "1".into()), ("b".into(), "x".into())]
         );
         assert_eq!(
-            c[3],
+            point_overrides(&s, 3),
             vec![("a".into(), "2".into()), ("b".into(), "x".into())]
         );
-        assert_eq!(cartesian(&[]), vec![Vec::<(String, String)>::new()]);
+        assert_eq!(
+            point_overrides(&s, 5),
+            vec![("a".into(), "2".into()), ("b".into(), "z".into())]
+        );
+        assert_eq!(point_count(&[]), Some(1));
+        assert!(point_overrides(&[], 0).is_empty());
+        let huge = Setting {
+            key: "c".into(),
+            values: vec!["1".into(); 1 << 16],
+        };
+        assert_eq!(
+            point_count(&[huge.clone(), huge.clone(), huge.clone(), huge]),
+            None
+        );
     }
 }

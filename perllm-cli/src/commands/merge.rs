@@ -5,6 +5,8 @@ use crate::error::{CliError, Result};
 use crate::output::Outputs;
 use crate::results::Results;
 use crate::term::Term;
+use crate::util::Shard;
+use std::collections::BTreeMap;
 
 /// Check that two parts belong to the same study; the first difference as a sentence
 /// ("their seeds differ (`a.json`: 1, 2; `b.json`: 1, 2, 3)").
@@ -66,56 +68,77 @@ fn same_study(a: &Results, an: &str, b: &Results, bn: &str) -> Option<String> {
     })
 }
 
+/// At most this many missing shards are named in an error (then they are counted).
+const MAX_MISSING_NAMED: usize = 10;
+
+/// The shard of part `name`, checked against its grid: `1 <= K <= N <= runs`, and every row
+/// belongs to the grid and to this shard.
+fn part_shard(name: &str, p: &Results) -> Result<Shard> {
+    let s = p.shard.ok_or_else(|| {
+        CliError::input(format!(
+            "`{name}` is not a shard (it was not produced with `--shard K/N`)"
+        ))
+    })?;
+    s.check(p.runs)
+        .map_err(|m| CliError::input(format!("`{name}` is not a valid part: {m}")))?;
+    if let Some(r) = p.rows.iter().find(|r| r.run >= p.runs || !s.owns(r.run)) {
+        return Err(CliError::input(format!(
+            "`{name}` is not a valid part: it holds run {} of a {}-run grid, which is not in \
+             shard {}/{}",
+            r.run, p.runs, s.index, s.count
+        )));
+    }
+    Ok(s)
+}
+
 /// Merge parts into one results document (rows in grid order, no shard, summary recomputed).
+///
+/// Memory is proportional to the parts' rows, whatever shard counts and grid sizes they claim.
 pub fn merge_parts(parts: Vec<(String, Results)>) -> Result<Results> {
-    let (first_name, first) = &parts[0];
-    let count = match first.shard {
-        Some(s) => s.count,
-        None => {
-            return Err(CliError::input(format!(
-                "`{first_name}` is not a shard (it was not produced with `--shard K/N`)"
-            )));
-        }
+    let Some((first_name, first)) = parts.first() else {
+        return Err(CliError::input("nothing to merge: give the parts' files"));
     };
-    let mut seen = vec![None::<&str>; count as usize];
+    let count = part_shard(first_name, first)?.count;
+    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
     for (name, p) in &parts {
         if let Some(what) = same_study(first, first_name, p, name) {
             return Err(CliError::input(format!(
                 "`{name}` is from a different study than `{first_name}`: {what}"
             )));
         }
-        let s = p.shard.ok_or_else(|| {
-            CliError::input(format!(
-                "`{name}` is not a shard (it was not produced with `--shard K/N`)"
-            ))
-        })?;
+        let s = part_shard(name, p)?;
         if s.count != count {
             return Err(CliError::input(format!(
                 "`{name}` is shard {}/{} but `{first_name}` is one of {count} shards",
                 s.index, s.count
             )));
         }
-        if let Some(other) = seen[(s.index - 1) as usize].replace(name) {
+        if let Some(other) = seen.insert(s.index, name) {
             return Err(CliError::input(format!(
                 "`{name}` and `{other}` are both shard {}/{count}",
                 s.index
             )));
         }
     }
-    let missing: Vec<String> = seen
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.is_none())
-        .map(|(i, _)| format!("{}/{count}", i + 1))
-        .collect();
-    if !missing.is_empty() {
-        let (noun, verb) = if missing.len() == 1 {
+    let n_missing = count - seen.len() as u64;
+    if n_missing > 0 {
+        let missing: Vec<String> = (1..=count)
+            .filter(|k| !seen.contains_key(k))
+            .take(MAX_MISSING_NAMED)
+            .map(|k| format!("{k}/{count}"))
+            .collect();
+        let (noun, verb) = if n_missing == 1 {
             ("shard", "is")
         } else {
             ("shards", "are")
         };
+        let more = if n_missing > missing.len() as u64 {
+            format!(" and {} more", n_missing - missing.len() as u64)
+        } else {
+            String::new()
+        };
         return Err(CliError::input(format!(
-            "{noun} {} {verb} missing",
+            "{noun} {}{more} {verb} missing",
             missing.join(", ")
         )));
     }
@@ -154,6 +177,7 @@ pub fn merge(args: MergeArgs, term: Term) -> Result<()> {
     let mut out = Outputs::new();
     let json = out.open(&args.out)?;
     let csv = args.csv.as_deref().map(|c| out.open(c)).transpose()?;
+    out.refuse_inputs(&crate::inputs::parts(&args.parts, "a merge part"))?;
     out.report_created(&term);
     let merged = merge_parts(parts)?;
     json.write_text(&merged.to_json())?;

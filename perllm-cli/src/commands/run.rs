@@ -77,6 +77,11 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     // Every output is staged before the run (an unwritable path fails now, not after it) and
     // moved into place only once the run and the plugin check have passed (in the order
     // report, results, requests, decisions).
+    if args.out.as_deref().is_some_and(|d| d.as_os_str() == "-") {
+        return Err(CliError::input(
+            "`--out` of `run` is a directory; for the report on standard output use `--format json`",
+        ));
+    }
     let mut out = Outputs::new();
     let files = match &args.out {
         Some(dir) => Some((
@@ -101,6 +106,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         }
         None => None,
     };
+    out.refuse_inputs(&crate::inputs::of_sim(&loaded, &sc, &args.sim))?;
     out.report_created(&term);
     let bar = term.progress(1000, &format!("{} seed {}", sc.policy.name, sc.seed));
     let mut progress = ProgressObserver::new(bar.clone(), &world);
@@ -179,6 +185,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         report_file.write_text(&doc_json)?;
         results_file.write_text(&results.to_json())?;
     }
+    let to_stdout = out.uses_stdout();
     let written = out.commit()?;
     if !written.is_empty() {
         term.info(&format!(
@@ -189,6 +196,10 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    if to_stdout {
+        // An output went to standard output: print nothing else there.
+        return Ok(());
     }
     match args.format {
         Format::Table => print_stdout(&crate::render::report(

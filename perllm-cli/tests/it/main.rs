@@ -3,8 +3,12 @@
 //! root, and pin its output with insta (filters hide the scenario hash, the version and
 //! temporary paths).
 
+mod bounds;
+mod c_plugin;
 mod check;
 mod compare;
+#[cfg(unix)]
+mod destinations;
 mod exit_codes;
 mod fidelity;
 mod help;

@@ -136,10 +136,11 @@ fn one_seed_shows_no_spread() {
 }
 
 #[test]
-fn an_empty_shard_warns() {
+fn a_shard_past_the_grid_is_refused() {
     let dir = tmp();
     let part = dir.path().join("part.json");
-    // 2 policies x 1 seed = 2 runs: shard 3/3 holds none.
+    // 2 policies x 1 seed = 2 runs: shard 3/3 would hold none (it was a warning and an empty
+    // part; a shard count above the grid size is now refused, issue 21).
     let out = perllm(&[
         "compare",
         "examples/paper.perllm",
@@ -154,14 +155,15 @@ fn an_empty_shard_warns() {
         "--out",
         s(&part),
     ]);
-    out.ok();
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains("warning: shard 3/3 holds no run: the grid has only 2 run(s)"),
+        out.stderr.contains(
+            "`--shard`: shard 3/3 splits a grid of 2 runs into 3 shards: use at most 2 shards, or none"
+        ),
         "{}",
         out.stderr
     );
-    assert!(part.exists());
+    assert!(!part.exists());
 }
 
 #[test]

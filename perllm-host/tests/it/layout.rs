@@ -39,18 +39,18 @@ fn sizes_and_alignments() {
         ("StrRef", 16, 8),
         ("Slice<u16>", 16, 8),
         ("Slice<ServerView>", 16, 8),
-        ("ErrorSink", 16, 8),
-        ("StatSink", 16, 8),
-        ("ServerView", 128, 8),
-        ("RequestView", 56, 8),
+        ("ErrorSink", 24, 8),
+        ("StatSink", 24, 8),
+        ("ServerView", 144, 8),
+        ("RequestView", 64, 8),
         ("EstimateView", 72, 8),
-        ("SlotView", 96, 8),
-        ("Placement", 16, 8),
-        ("OutcomeView", 160, 8),
+        ("SlotView", 112, 8),
+        ("Placement", 16, 4),
+        ("OutcomeView", 56, 8),
         ("HardwareView", 80, 8),
-        ("ModelView", 48, 8),
-        ("StepShapeView", 24, 8),
-        ("EstimateInput", 352, 8),
+        ("ModelView", 56, 8),
+        ("StepShapeView", 32, 8),
+        ("EstimateInput", 72, 8),
         ("PolicyVTable", 48, 8),
         ("CostModelVTable", 40, 8),
         ("PluginDecl", 80, 8),
@@ -109,15 +109,16 @@ fn field_offsets() {
         offset_of!(PluginList, plugins),
     ];
     let expected = vec![
-        32, 48, 80, 112, 40, 48, 52, 8, 48, 24, 40, 56, 72, 8, 12, 56, 88, 8, 64, 24, 16, 8, 88,
-        136, 264, 320, 336, 8, 40, 32, 8, 56, 64, 72, 8,
+        40, 56, 88, 120, 8, 4, 16, 8, 48, 24, 40, 56, 72, 4, 8, 4, 48, 8, 64, 32, 4, 40, 48, 56,
+        64, 8, 24, 8, 40, 32, 8, 56, 64, 72, 8,
     ];
     assert_eq!(got, expected);
 }
 
 #[test]
 fn constants_are_stable() {
-    assert_eq!(ABI_VERSION, 0x0001_0000);
+    assert_eq!(ABI_VERSION, 0x0001_0001);
+    assert_eq!(HW_UNKNOWN, u32::MAX);
     assert_eq!((KIND_POLICY, KIND_COST_MODEL), (1, 2));
     assert_eq!((STATUS_OK, STATUS_ERROR, STATUS_PANIC), (0, 1, 2));
     assert_eq!((ACTION_DEFER, ACTION_ASSIGN, ACTION_REJECT), (0, 1, 2));

@@ -42,14 +42,7 @@ fn behaving_testkit_runs() {
 #[test]
 fn invalid_placements_are_errors() {
     let world = paper(1.0, 1);
-    for mode in [
-        "bad-server",
-        "unhosted",
-        "duplicate",
-        "unknown-request",
-        "bad-action",
-        "error",
-    ] {
+    for mode in ["bad-server", "unhosted", "bad-action", "error"] {
         let r = testkit();
         let mut p = testkit_policy(&r, &world, mode, 0.0);
         let (res, _) = schedule_once(&world, &mut *p, 4);
@@ -60,31 +53,6 @@ fn invalid_placements_are_errors() {
         assert_eq!(r.check().unwrap_err().to_string(), e.message);
         assert!(r.failure("testkit").is_some());
     }
-}
-
-#[test]
-fn placements_in_another_order_are_matched_by_request_id() {
-    let world = paper(1.0, 1);
-    let r = testkit();
-    let (res, expected) = schedule_once(&world, &mut *testkit_policy(&r, &world, "ok", 0.0), 6);
-    res.unwrap();
-    // The requests are not all decided alike, so a mismatch would show.
-    assert!(expected.iter().any(|d| *d != expected[0]), "{expected:?}");
-    for mode in ["reversed", "swap-last"] {
-        let mut p = testkit_policy(&r, &world, mode, 0.0);
-        let (res, got) = schedule_once(&world, &mut *p, 6);
-        res.unwrap();
-        assert_eq!(got, expected, "{mode}");
-    }
-    // A duplicate found after the in-order prefix is still a duplicate.
-    let mut p = testkit_policy(&r, &world, "late-duplicate", 0.0);
-    let (res, _) = schedule_once(&world, &mut *p, 6);
-    let e = res.unwrap_err().to_string();
-    assert!(
-        e.contains("request 1000 placed twice, and request(s) 1005 not placed at all"),
-        "{e}"
-    );
-    r.check().unwrap_err();
 }
 
 #[test]

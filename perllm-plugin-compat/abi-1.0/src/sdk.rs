@@ -1,0 +1,693 @@
+//! The safe guest SDK: traits a plugin author implements, and the shims the export macros
+//! generate around them.
+
+// The `extern "C"` shims below are the entry points the host calls through the vtables: their
+// raw-pointer arguments are governed by the ABI contract (docs/plugin-abi.md), not by Rust
+// signatures, so they are safe functions by design.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use crate::*;
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A scheduling policy implemented in a plugin library.
+///
+/// Export it with [`export_policy!`](crate::export_policy) or
+/// [`export_plugins!`](crate::export_plugins). The host creates one instance per run and calls
+/// it from one thread at a time (it may move between threads between calls).
+pub trait GuestPolicy: Send + Sized + 'static {
+    /// Name users select it by (`--policy NAME`): ASCII letters, digits, `-`, `_`, `.`.
+    const NAME: &'static str;
+    /// The policy's version.
+    const VERSION: &'static str;
+    /// One-line description.
+    const DESCRIPTION: &'static str;
+    /// Set to true to receive [`Slot::estimate`] values (the host then computes them).
+    const WANTS_ESTIMATES: bool = false;
+
+    /// Create an instance from the scenario's policy parameters (a JSON object) and a seed.
+    fn create(config: &str, seed: u64) -> Result<Self, String>;
+
+    /// Decide one slot. `out` holds one placement per request of `slot.requests()`, in order,
+    /// pre-filled with [`ACTION_DEFER`]; set `action` (and `server`) of each.
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String>;
+
+    /// Feedback after a request completed.
+    fn observe(&mut self, _outcome: &Outcome) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Named statistics for the report, appended to `out`.
+    fn stats(&self, _out: &mut Vec<(String, f64)>) {}
+}
+
+/// What a cost model's [`GuestCostModel::step_ns`] prices.
+#[derive(Clone, Copy, Debug)]
+pub struct StepQuery<'a> {
+    /// The hardware of one device.
+    pub hardware: &'a HardwareView,
+    /// Its name in the scenario.
+    pub hardware_name: &'a str,
+    /// Number of identical devices of the server.
+    pub device_count: u32,
+    /// The model.
+    pub model: &'a ModelView,
+    /// Its name in the scenario.
+    pub model_name: &'a str,
+    /// The step.
+    pub shape: StepShapeView,
+}
+
+/// What a cost model's [`GuestCostModel::estimate`] sees.
+#[derive(Clone, Copy, Debug)]
+pub struct EstimateQuery<'a> {
+    /// The raw input (its scalar fields; the views it points to are below).
+    pub input: &'a EstimateInput,
+    /// The server's hardware.
+    pub hardware: &'a HardwareView,
+    /// The request's model.
+    pub model: &'a ModelView,
+    /// The server, with its current load.
+    pub server: &'a ServerView,
+    /// The request.
+    pub request: &'a RequestView,
+    /// The hardware's name.
+    pub hardware_name: &'a str,
+    /// The model's name.
+    pub model_name: &'a str,
+    /// The server's name.
+    pub server_name: &'a str,
+}
+
+/// A cost model implemented in a plugin library. Instances are shared between threads.
+pub trait GuestCostModel: Send + Sync + Sized + 'static {
+    /// Name users select it by.
+    const NAME: &'static str;
+    /// The cost model's version.
+    const VERSION: &'static str;
+    /// One-line description.
+    const DESCRIPTION: &'static str;
+    /// Set to true if [`GuestCostModel::estimate`] is implemented; otherwise the host derives
+    /// estimates from [`GuestCostModel::step_ns`].
+    const PROVIDES_ESTIMATE: bool = false;
+
+    /// Create an instance from its config (a JSON object).
+    fn create(config: &str) -> Result<Self, String>;
+
+    /// Time of one engine step, ns (positive for a non-empty shape).
+    fn step_ns(&self, q: &StepQuery<'_>) -> Result<u64, String>;
+
+    /// Estimate a request on a server (only called if [`GuestCostModel::PROVIDES_ESTIMATE`]).
+    fn estimate(&self, _q: &EstimateQuery<'_>) -> Result<EstimateView, String> {
+        Err(format!(
+            "cost model `{}` does not provide estimates",
+            Self::NAME
+        ))
+    }
+}
+
+/// A safe view of a [`SlotView`] for the duration of a `schedule` call.
+#[derive(Clone)]
+pub struct Slot<'a> {
+    raw: Cow<'a, SlotView>,
+    servers: Cow<'a, [ServerView]>,
+    requests: Cow<'a, [RequestView]>,
+    estimates: Cow<'a, [EstimateView]>,
+}
+
+impl<'a> Slot<'a> {
+    /// Wrap a raw view built by a host of any 1.x version: views of this SDK's sizes are
+    /// borrowed, others are copied (fields an older host lacks take their documented defaults).
+    ///
+    /// # Safety
+    /// `raw` must point to a slot view, and every pointer in it (and in its servers' `models`
+    /// and `name`) must be valid for `'a`, as the ABI's rules require of the host.
+    pub unsafe fn from_raw(raw: *const SlotView) -> Result<Slot<'a>, String> {
+        // SAFETY: the caller guarantees a valid view for 'a.
+        let raw: Cow<'a, SlotView> = unsafe { view(raw) }?;
+        // SAFETY: the host's arrays with the strides it declares, valid for 'a.
+        let (servers, requests, estimates) = unsafe {
+            (
+                view_slice(raw.servers.ptr, raw.servers.len, raw.server_size as usize)?,
+                view_slice(
+                    raw.requests.ptr,
+                    raw.requests.len,
+                    raw.request_size as usize,
+                )?,
+                view_slice(
+                    raw.estimates.ptr,
+                    raw.estimates.len,
+                    raw.estimate_size as usize,
+                )?,
+            )
+        };
+        Ok(Slot {
+            raw,
+            servers,
+            requests,
+            estimates,
+        })
+    }
+    /// The raw view (its `servers`, `requests` and `estimates` may have another stride than
+    /// this SDK's: use the accessors).
+    #[inline]
+    pub fn raw(&self) -> &SlotView {
+        &self.raw
+    }
+    /// Index of this slot.
+    #[inline]
+    pub fn slot(&self) -> u64 {
+        self.raw.slot
+    }
+    /// Current simulated time, ns. Estimates count from it.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.raw.now_ns
+    }
+    /// Every server, indexed by id.
+    #[inline]
+    pub fn servers(&self) -> &[ServerView] {
+        &self.servers
+    }
+    /// The pending requests.
+    #[inline]
+    pub fn requests(&self) -> &[RequestView] {
+        &self.requests
+    }
+    /// The objective's energy weights: transmission, inference, idle.
+    #[inline]
+    pub fn energy_weights(&self) -> [f64; 3] {
+        self.raw.energy_weights
+    }
+    /// Models hosted by server `s` (empty if `s` is out of range).
+    #[inline]
+    pub fn models(&self, s: usize) -> &'a [u16] {
+        match self.servers.get(s) {
+            // SAFETY: the host guarantees the server's `models` slice is valid for 'a
+            // (`from_raw`'s contract).
+            Some(v) => unsafe { v.models.as_slice() },
+            None => &[],
+        }
+    }
+    /// Does server `s` host `model`?
+    #[inline]
+    pub fn hosts(&self, s: usize, model: u16) -> bool {
+        self.models(s).binary_search(&model).is_ok()
+    }
+    /// Name of server `s` (empty if out of range or not UTF-8).
+    #[inline]
+    pub fn server_name(&self, s: usize) -> &'a str {
+        match self.servers.get(s) {
+            // SAFETY: as for `models`.
+            Some(v) => unsafe { v.name.to_str() }.unwrap_or(""),
+            None => "",
+        }
+    }
+    /// Servers that host the request's model.
+    #[inline]
+    pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &ServerView> {
+        let model = req.model;
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.hosts(*i, model))
+            .map(|(_, s)| s)
+    }
+    /// The host's estimates of request `r` (index into [`Slot::requests`]) on every server,
+    /// indexed by server id; entries whose `valid` is not 1 are servers that do not host the
+    /// model. Empty if the policy did not ask for estimates or `r` is out of range.
+    #[inline]
+    pub fn estimates_of(&self, r: usize) -> &[EstimateView] {
+        let n = self.servers.len();
+        r.checked_mul(n)
+            .and_then(|start| self.estimates.get(start..start.checked_add(n)?))
+            .unwrap_or(&[])
+    }
+    /// The host's estimate of request `r` (index into [`Slot::requests`]) on server `s`, if the
+    /// policy asked for estimates and the server hosts the model. Its times count from
+    /// [`Slot::now_ns`].
+    #[inline]
+    pub fn estimate(&self, r: usize, s: usize) -> Option<&EstimateView> {
+        let n = self.servers.len();
+        if s >= n {
+            return None;
+        }
+        self.estimates
+            .get(r.checked_mul(n)?.checked_add(s)?)
+            .filter(|e| e.valid == 1)
+    }
+}
+
+/// A completed request, as [`GuestPolicy::observe`] sees it (copied out of the host's
+/// [`OutcomeView`] and the views it points to).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outcome {
+    /// The request (its `defers` is 0).
+    pub request: RequestView,
+    /// Where it ran.
+    pub server: u32,
+    /// 1 if the request met its deadline, else 0.
+    pub met: u32,
+    /// Time of the placement decision, ns.
+    pub decided_ns: u64,
+    /// Time to first token, counted from arrival, ns.
+    pub ttft_ns: u64,
+    /// Processing time from arrival to the last token delivered, ns.
+    pub total_ns: u64,
+    /// Realised phases and energy (`valid` is 1).
+    pub phases: EstimateView,
+}
+
+impl Outcome {
+    /// Copy a host's outcome view.
+    ///
+    /// # Safety
+    /// `raw` must point to an outcome view whose pointers are valid for the call.
+    pub unsafe fn from_raw(raw: *const OutcomeView) -> Result<Outcome, String> {
+        // SAFETY: forwarded to the caller.
+        let o = unsafe { view(raw) }?;
+        check_null(o.request, "outcome.request")?;
+        check_null(o.phases, "outcome.phases")?;
+        // SAFETY: non-null views valid for the call.
+        let (request, phases) = unsafe { (view(o.request)?, view(o.phases)?) };
+        Ok(Outcome {
+            request: *request,
+            server: o.server,
+            met: o.met,
+            decided_ns: o.decided_ns,
+            ttft_ns: o.ttft_ns,
+            total_ns: o.total_ns,
+            phases: *phases,
+        })
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic payload that is not a string)".to_string()
+    }
+}
+
+/// Report `message` through `err` (ignored if `err` is null).
+pub fn report_error(err: *const ErrorSink, message: &str) {
+    if err.is_null() {
+        return;
+    }
+    // SAFETY: a non-null `err` points to a sink the host keeps alive for the call; `ctx` and
+    // `report` are 1.0 fields, present in every 1.x sink.
+    let (ctx, report) = unsafe { ((*err).ctx, (*err).report) };
+    report(ctx, StrRef::new(message));
+}
+
+fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> u32 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => STATUS_OK,
+        Ok(Err(m)) => {
+            report_error(err, &m);
+            STATUS_ERROR
+        }
+        Err(p) => {
+            report_error(err, &panic_message(&*p));
+            STATUS_PANIC
+        }
+    }
+}
+
+fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
+    if p.is_null() {
+        Err(format!("the host passed a null `{what}`"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Shim: [`PolicyCreateFn`] for `T`.
+pub extern "C" fn policy_create<T: GuestPolicy>(
+    config: StrRef,
+    seed: u64,
+    err: *const ErrorSink,
+) -> *mut c_void {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the host passes a config string valid for the call.
+        let cfg = unsafe { config.to_str() }.map_err(|e| format!("config is not UTF-8: {e}"))?;
+        T::create(cfg, seed)
+    }));
+    match r {
+        Ok(Ok(p)) => Box::into_raw(Box::new(p)).cast(),
+        Ok(Err(m)) => {
+            report_error(err, &m);
+            std::ptr::null_mut()
+        }
+        Err(p) => {
+            report_error(err, &format!("panicked: {}", panic_message(&*p)));
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Shim: [`DestroyFn`] for `T` (a policy or a cost model).
+pub extern "C" fn destroy<T: 'static>(instance: *mut c_void) {
+    if instance.is_null() {
+        return;
+    }
+    // A panicking destructor is swallowed: there is no one to report it to.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `instance` came from `Box::into_raw` in the matching create shim, and the host
+        // destroys it once.
+        drop(unsafe { Box::from_raw(instance.cast::<T>()) });
+    }));
+}
+
+/// Shim: [`ScheduleFn`] for `T`.
+pub extern "C" fn policy_schedule<T: GuestPolicy>(
+    instance: *mut c_void,
+    slot: *const SlotView,
+    out: *mut Placement,
+    out_len: usize,
+    err: *const ErrorSink,
+) -> u32 {
+    run_status(err, || {
+        check_null(instance, "instance")?;
+        check_null(slot, "slot")?;
+        // SAFETY: the host passes the instance create returned, used by one thread at a time.
+        let me = unsafe { &mut *instance.cast::<T>() };
+        // SAFETY: the host passes a slot view valid for the call.
+        let slot = unsafe { Slot::from_raw(slot) }?;
+        if out_len == 0 {
+            return me.schedule(&slot, &mut []);
+        }
+        check_null(out, "out")?;
+        let stride = slot.raw().placement_size as usize;
+        if stride == size_of::<Placement>() {
+            // SAFETY: the host passes a buffer of `out_len` placements of this SDK's size that
+            // it owns for the call.
+            let out = unsafe { std::slice::from_raw_parts_mut(out, out_len) };
+            return me.schedule(&slot, out);
+        }
+        if !size_is_valid::<Placement>(stride) {
+            return Err(format!("the host's placements have stride {stride}"));
+        }
+        // A host of another minor version: decide into placements of this SDK's size, then
+        // write back the fields both know.
+        let at = |i: usize| {
+            out.cast::<u8>()
+                .wrapping_add(i * stride)
+                .cast::<Placement>()
+        };
+        let mut local: Vec<Placement> = (0..out_len)
+            // SAFETY: element `i` of the host's buffer, `stride` readable bytes.
+            .map(|i| unsafe { read_versioned(at(i), stride) })
+            .collect();
+        me.schedule(&slot, &mut local)?;
+        for (i, p) in local.iter().enumerate() {
+            // SAFETY: element `i` of the host's buffer, `stride` writable bytes.
+            unsafe { write_versioned(at(i), stride, p) };
+        }
+        Ok(())
+    })
+}
+
+/// Shim: [`ObserveFn`] for `T`.
+pub extern "C" fn policy_observe<T: GuestPolicy>(
+    instance: *mut c_void,
+    outcome: *const OutcomeView,
+    err: *const ErrorSink,
+) -> u32 {
+    run_status(err, || {
+        check_null(instance, "instance")?;
+        check_null(outcome, "outcome")?;
+        // SAFETY: as in `policy_schedule`.
+        let me = unsafe { &mut *instance.cast::<T>() };
+        // SAFETY: the host passes an outcome valid for the call.
+        let outcome = unsafe { Outcome::from_raw(outcome) }?;
+        me.observe(&outcome)
+    })
+}
+
+/// Shim: [`StatsFn`] for `T`.
+pub extern "C" fn policy_stats<T: GuestPolicy>(
+    instance: *mut c_void,
+    sink: *const StatSink,
+) -> u32 {
+    run_status(std::ptr::null(), || {
+        check_null(instance, "instance")?;
+        check_null(sink, "sink")?;
+        // SAFETY: as in `policy_schedule`.
+        let me = unsafe { &*instance.cast::<T>() };
+        let mut v = Vec::new();
+        me.stats(&mut v);
+        // SAFETY: the host passes a sink valid for the call; `ctx` and `emit` are 1.0 fields.
+        let (ctx, emit) = unsafe { ((*sink).ctx, (*sink).emit) };
+        for (name, value) in &v {
+            emit(ctx, StrRef::new(name), *value);
+        }
+        Ok(())
+    })
+}
+
+/// Shim: [`CostModelCreateFn`] for `T`.
+pub extern "C" fn cost_model_create<T: GuestCostModel>(
+    config: StrRef,
+    err: *const ErrorSink,
+) -> *mut c_void {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the host passes a config string valid for the call.
+        let cfg = unsafe { config.to_str() }.map_err(|e| format!("config is not UTF-8: {e}"))?;
+        T::create(cfg)
+    }));
+    match r {
+        Ok(Ok(p)) => Box::into_raw(Box::new(p)).cast(),
+        Ok(Err(m)) => {
+            report_error(err, &m);
+            std::ptr::null_mut()
+        }
+        Err(p) => {
+            report_error(err, &format!("panicked: {}", panic_message(&*p)));
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Shim: [`StepNsFn`] for `T`.
+pub extern "C" fn cost_model_step_ns<T: GuestCostModel>(
+    instance: *mut c_void,
+    hardware: *const HardwareView,
+    device_count: u32,
+    model: *const ModelView,
+    shape: *const StepShapeView,
+    out_ns: *mut u64,
+    err: *const ErrorSink,
+) -> u32 {
+    run_status(err, || {
+        check_null(instance, "instance")?;
+        check_null(hardware, "hardware")?;
+        check_null(model, "model")?;
+        check_null(shape, "shape")?;
+        check_null(out_ns, "out_ns")?;
+        // SAFETY: cost-model instances are Sync; the host passes the pointer create returned.
+        let me = unsafe { &*instance.cast::<T>() };
+        // SAFETY: the host passes views valid for the call.
+        let (hw, m, shape) = unsafe { (view(hardware)?, view(model)?, view(shape)?) };
+        let (hw, m, shape) = (&*hw, &*m, *shape);
+        let q = StepQuery {
+            hardware: hw,
+            // SAFETY: names are valid for the call.
+            hardware_name: unsafe { hw.name.to_str() }.unwrap_or(""),
+            device_count,
+            model: m,
+            // SAFETY: as above.
+            model_name: unsafe { m.name.to_str() }.unwrap_or(""),
+            shape,
+        };
+        let ns = me.step_ns(&q)?;
+        // SAFETY: `out_ns` is a host-owned u64 valid for the call.
+        unsafe { *out_ns = ns };
+        Ok(())
+    })
+}
+
+/// Shim: [`EstimateFn`] for `T`.
+pub extern "C" fn cost_model_estimate<T: GuestCostModel>(
+    instance: *mut c_void,
+    input: *const EstimateInput,
+    out: *mut EstimateView,
+    err: *const ErrorSink,
+) -> u32 {
+    run_status(err, || {
+        check_null(instance, "instance")?;
+        check_null(input, "input")?;
+        check_null(out, "out")?;
+        // SAFETY: as in `cost_model_step_ns`.
+        let me = unsafe { &*instance.cast::<T>() };
+        // SAFETY: the host passes an input valid for the call.
+        let input = unsafe { view(input) }?;
+        for (p, what) in [
+            (input.hardware.cast::<u8>(), "input.hardware"),
+            (input.model.cast(), "input.model"),
+            (input.server.cast(), "input.server"),
+            (input.request.cast(), "input.request"),
+        ] {
+            check_null(p, what)?;
+        }
+        // SAFETY: non-null views valid for the call.
+        let (hardware, model, server, request) = unsafe {
+            (
+                view(input.hardware)?,
+                view(input.model)?,
+                view(input.server)?,
+                view(input.request)?,
+            )
+        };
+        let q = EstimateQuery {
+            input: &input,
+            hardware: &hardware,
+            model: &model,
+            server: &server,
+            request: &request,
+            // SAFETY: names are valid for the call.
+            hardware_name: unsafe { hardware.name.to_str() }.unwrap_or(""),
+            // SAFETY: as above.
+            model_name: unsafe { model.name.to_str() }.unwrap_or(""),
+            // SAFETY: as above.
+            server_name: unsafe { server.name.to_str() }.unwrap_or(""),
+        };
+        let mut e = me.estimate(&q)?;
+        e.valid = 1;
+        // SAFETY: `out` is a host-owned estimate valid for the call, of the size it declares.
+        let size = unsafe { out.cast::<u32>().read() } as usize;
+        if !size_is_valid::<EstimateView>(size) {
+            return Err(format!("the host's estimate has struct_size {size}"));
+        }
+        // SAFETY: as above.
+        unsafe { write_versioned(out, size, &e) };
+        Ok(())
+    })
+}
+
+struct PolicyVt<T>(PhantomData<T>);
+impl<T: GuestPolicy> PolicyVt<T> {
+    const VT: PolicyVTable = PolicyVTable {
+        struct_size: size_of::<PolicyVTable>() as u32,
+        reserved: 0,
+        create: Some(policy_create::<T>),
+        destroy: Some(destroy::<T>),
+        schedule: Some(policy_schedule::<T>),
+        observe: Some(policy_observe::<T>),
+        stats: Some(policy_stats::<T>),
+    };
+}
+
+struct CostVt<T>(PhantomData<T>);
+impl<T: GuestCostModel> CostVt<T> {
+    const VT: CostModelVTable = CostModelVTable {
+        struct_size: size_of::<CostModelVTable>() as u32,
+        reserved: 0,
+        create: Some(cost_model_create::<T>),
+        destroy: Some(destroy::<T>),
+        step_ns: Some(cost_model_step_ns::<T>),
+        estimate: if T::PROVIDES_ESTIMATE {
+            Some(cost_model_estimate::<T>)
+        } else {
+            None
+        },
+    };
+}
+
+/// The declaration of policy `T` (used by the export macros).
+pub const fn policy_decl<T: GuestPolicy>() -> PluginDecl {
+    PluginDecl {
+        struct_size: size_of::<PluginDecl>() as u32,
+        kind: KIND_POLICY,
+        name: StrRef::new(T::NAME),
+        version: StrRef::new(T::VERSION),
+        description: StrRef::new(T::DESCRIPTION),
+        flags: if T::WANTS_ESTIMATES {
+            FLAG_WANTS_ESTIMATES
+        } else {
+            0
+        },
+        reserved: 0,
+        policy: &PolicyVt::<T>::VT,
+        cost_model: std::ptr::null(),
+    }
+}
+
+/// The declaration of cost model `T` (used by the export macros).
+pub const fn cost_model_decl<T: GuestCostModel>() -> PluginDecl {
+    PluginDecl {
+        struct_size: size_of::<PluginDecl>() as u32,
+        kind: KIND_COST_MODEL,
+        name: StrRef::new(T::NAME),
+        version: StrRef::new(T::VERSION),
+        description: StrRef::new(T::DESCRIPTION),
+        flags: 0,
+        reserved: 0,
+        policy: std::ptr::null(),
+        cost_model: &CostVt::<T>::VT,
+    }
+}
+
+impl PluginList {
+    /// A list over static declarations (used by the export macros).
+    pub const fn new(plugins: &'static [PluginDecl]) -> PluginList {
+        PluginList {
+            struct_size: size_of::<PluginList>() as u32,
+            reserved: 0,
+            plugins: Slice::new(plugins),
+        }
+    }
+}
+
+/// Export policies and cost models from this library: generates the `perllm_plugin_abi_version`
+/// and `perllm_plugin_declare` symbols. Use it once per library.
+///
+/// ```ignore
+/// perllm_plugin_abi::export_plugins! {
+///     policies: [MyPolicy, MyOtherPolicy],
+///     cost_models: [MyCostModel],
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_plugins {
+    (policies: [$($p:ty),* $(,)?], cost_models: [$($c:ty),* $(,)?] $(,)?) => {
+        /// The perllm plugin ABI version this library was built against.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn perllm_plugin_abi_version() -> u32 {
+            $crate::ABI_VERSION
+        }
+
+        /// The static list of perllm plugins this library provides.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn perllm_plugin_declare() -> *const $crate::PluginList {
+            static DECLS: &[$crate::PluginDecl] = &[
+                $($crate::policy_decl::<$p>(),)*
+                $($crate::cost_model_decl::<$c>(),)*
+            ];
+            static LIST: $crate::PluginList = $crate::PluginList::new(DECLS);
+            &LIST
+        }
+    };
+}
+
+/// Export a single policy from this library (see [`export_plugins!`](crate::export_plugins)).
+#[macro_export]
+macro_rules! export_policy {
+    ($p:ty) => {
+        $crate::export_plugins! { policies: [$p], cost_models: [] }
+    };
+}
+
+/// Export a single cost model from this library (see [`export_plugins!`](crate::export_plugins)).
+#[macro_export]
+macro_rules! export_cost_model {
+    ($c:ty) => {
+        $crate::export_plugins! { policies: [], cost_models: [$c] }
+    };
+}
