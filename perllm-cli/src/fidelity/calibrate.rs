@@ -353,6 +353,8 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
     if let Some(p) = &a.hardware {
         out.open(p)?.write_text(&blocks)?;
     }
+    let input = a.profile.as_ref().or(a.log.as_ref()).expect("one input");
+    out.refuse_inputs(&crate::inputs::one(input, "the input"))?;
     out.report_created(&term);
     out.commit()?;
     crate::term::print_stdout(&s)

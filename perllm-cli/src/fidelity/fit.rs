@@ -169,8 +169,8 @@ pub fn nelder_mead<F: FnMut(&[f64; 4]) -> f64>(
                 } else {
                     let b = simplex[0].0;
                     for s in simplex.iter_mut().skip(1) {
-                        for k in 0..4 {
-                            s.0[k] = b[k] + 0.5 * (s.0[k] - b[k]);
+                        for (v, bk) in s.0.iter_mut().zip(b) {
+                            *v = bk + 0.5 * (*v - bk);
                         }
                         s.1 = f(&s.0);
                         evals += 1;

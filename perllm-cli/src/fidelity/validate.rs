@@ -278,6 +278,7 @@ fn side(jobs: &[Job], lat: &[(u64, u64)], busy: u64, seq_ns: u64, skip: usize) -
 }
 
 /// Serve and simulate one workload.
+#[allow(clippy::too_many_arguments)]
 fn compare(
     engine: &mut Engine,
     cal: &Calibration,
@@ -397,6 +398,7 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
         for (name, l) in &logs {
             out.open(&dir.join(name))?.write_text(&write_log(&cfg, l))?;
         }
+        out.refuse_inputs(&crate::inputs::one(&a.calibration, "the calibration"))?;
         out.report_created(&term);
         out.commit()?;
     }
