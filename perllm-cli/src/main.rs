@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod error;
 mod fidelity;
+mod eta;
 mod inputs;
 mod observers;
 mod output;
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
     // shell's code for a command ended by SIGINT.
     let _ = ctrlc::set_handler(|| {
         let msg = output::interrupted();
-        eprintln!("\n{msg}");
+        eprintln!("\n{}", term::safe(&msg, false));
         std::process::exit(130);
     });
     let term = term::Term::new(cli.color, cli.quiet);

@@ -38,7 +38,7 @@ fn precision(d: Dtype) -> &'static str {
     }
 }
 
-/// The calibrated `hardware` and `model` blocks (plus the `sim` interference) for a scenario.
+/// The calibrated `hardware` (with its batch interference) and `model` blocks for a scenario.
 pub fn hardware_blocks(p: &Params, cfg: &EngineConfig, hw_name: &str, model_name: &str) -> String {
     let d = Dims::of(cfg);
     format!(
@@ -51,23 +51,35 @@ hardware {hw_name} {{
   power {{ idle = 10 W, busy = 30 W }}
   compute_efficiency = 100%
   bandwidth_efficiency = 100%
+  contention = {:.4}%
 }}
 
 // The engine's model: parameters a token multiplies (the embedding lookup excluded).
 model {model_name} {{ params = {}, precision = {}, kv_per_token = {} B }}
 
-// Batch interference (slow-down per extra sequence in a step) and no step noise.
-sim {{ contention = {:.6}, step_noise = 0 }}
+// `contention`: the slow-down per extra sequence in a step (batch interference). For the
+// simulated steps to match the engine's: `sim {{ step_noise = 0 }}`.
 // Run with: --cost-model roofline --cost-config '{{\"step_overhead_ns\": {:.0}}}'
 ",
         p.flops / 1e9,
         p.bandwidth / 1e9,
+        p.contention * 100.0,
         d.params as u64,
         precision(cfg.dtype),
         cfg.kv_bytes_per_token(),
-        p.contention,
         p.overhead_ns
     )
+}
+
+/// The server's `batching` line for the engine's batching choice.
+fn batching(cfg: &EngineConfig) -> String {
+    match cfg.batching {
+        perllm_engine::Batching::Mixed => "batching = mixed".into(),
+        perllm_engine::Batching::PrefillFirst => "batching = prefill_first".into(),
+        perllm_engine::Batching::Chunked { token_budget } => {
+            format!("batching = chunked\n  chunk_tokens = {token_budget}")
+        }
+    }
 }
 
 /// The one-server scenario the simulator runs a validation workload on.
@@ -86,7 +98,9 @@ server engine {{
   models = [engine]
   link = loopback
   max_batch = {}
+  {}
 }}
+sim {{ step_noise = 0 }}
 slo any {{ deadline = 1 h, share = 100% }}
 workload {{
   arrivals = poisson(rate = 1 /s)
@@ -99,7 +113,8 @@ workload {{
 ",
         duration_s.max(1.0),
         hardware_blocks(p, cfg, "cpu", "engine"),
-        cfg.max_batch
+        cfg.max_batch,
+        batching(cfg)
     )
 }
 

@@ -324,11 +324,13 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
             "--loads: {f} is not a positive fraction"
         )));
     }
-    if cfg.batching != Batching::Mixed {
-        term.info(&format!(
-            "note: the engine batches `{}` but the simulator on this build batches mixed (Orca): the comparison shows the difference",
-            cfg.batching.label()
-        ));
+    if let Batching::Chunked { token_budget } = cfg.batching
+        && token_budget < cfg.max_batch
+    {
+        return Err(CliError::input(format!(
+            "--batching chunked:{token_budget}: the simulator needs a budget of at least max_batch = {} tokens per step",
+            cfg.max_batch
+        )));
     }
     let machine = Machine::detect();
     let (rapl, rapl_status) = match Rapl::open() {

@@ -11,7 +11,10 @@ mod compare;
 mod destinations;
 mod exit_codes;
 mod fidelity;
+mod export;
 mod help;
+#[cfg(unix)]
+mod inputs;
 mod messages;
 mod outputs;
 mod plot;
@@ -144,3 +147,4 @@ pub fn testkit() -> PathBuf {
     assert!(p.exists(), "{} was not built", p.display());
     p
 }
+mod estimate_bias;
