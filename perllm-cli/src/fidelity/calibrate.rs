@@ -98,7 +98,7 @@ impl Calibration {
     }
     /// Read a calibration file.
     pub fn read(path: &Path) -> Result<Calibration> {
-        let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+        let text = super::read_text(path, "calibration")?;
         let c: Calibration = serde_json::from_str(&text).map_err(|e| {
             CliError::input(format!(
                 "{}:{}: not a calibration written by `perllm calibrate`: {e}",

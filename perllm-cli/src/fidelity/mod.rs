@@ -114,3 +114,15 @@ pub fn quantile(v: &mut [f64], q: f64) -> f64 {
         v[i]
     }
 }
+
+/// Read a text input (a regular file, at most 64 MiB), naming it in errors.
+pub fn read_text(path: &std::path::Path, what: &str) -> Result<String> {
+    let bytes = perllm_dsl::files::read(path, what, perllm_dsl::files::MAX_PROFILE_BYTES)
+        .map_err(CliError::input)?;
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::input(format!(
+            "`{}` is not a {what} (it is not UTF-8 text)",
+            path.display()
+        ))
+    })
+}

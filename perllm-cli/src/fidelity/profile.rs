@@ -274,7 +274,7 @@ pub fn throughput_table(points: &[Point], model: &str, hardware: &str) -> Result
 
 /// Read a profile file; a malformed line is an error naming the file and line.
 pub fn read_profile(path: &Path) -> Result<Profile> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+    let text = super::read_text(path, "profile")?;
     parse_profile(&path.display().to_string(), &text)
 }
 

@@ -63,7 +63,7 @@ pub fn write_log(cfg: &EngineConfig, rows: &[Logged]) -> String {
 
 /// Read a request log; a malformed row names the file and line.
 pub fn read_log(path: &Path) -> Result<Log> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+    let text = super::read_text(path, "request log")?;
     parse_log(&path.display().to_string(), &text)
 }
 

@@ -10,8 +10,8 @@ mod compare;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
-mod fidelity;
 mod export;
+mod fidelity;
 mod help;
 #[cfg(unix)]
 mod inputs;
