@@ -126,10 +126,13 @@ fn profile_calibrate_validate_on_the_tiny_engine() {
             }
         }
         let tp = m["throughput_rps"].as_f64().unwrap() / e["throughput_rps"].as_f64().unwrap();
-        assert!(
-            (0.5..2.0).contains(&tp),
-            "throughput sim/engine = {tp}\n{r}"
-        );
+        // The saturation rate over a few waves of 8 is the noisiest number: a factor 3 there.
+        let bound = if r["load"] == "saturation" {
+            1.0 / 3.0..3.0
+        } else {
+            0.5..2.0
+        };
+        assert!(bound.contains(&tp), "throughput sim/engine = {tp}\n{r}");
     }
     // The engine's own request log calibrates too (and refuses nothing here).
     let log = runs.join("requests-50.csv");
