@@ -147,3 +147,4 @@ pub fn testkit() -> PathBuf {
     p
 }
 mod estimate_bias;
+mod gpu_fidelity;
