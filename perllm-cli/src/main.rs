@@ -7,6 +7,7 @@ mod chart;
 mod cli;
 mod commands;
 mod error;
+mod eta;
 mod inputs;
 mod observers;
 mod output;

@@ -67,6 +67,42 @@ impl Term {
         pb
     }
 
+    /// A progress bar over `len` runs whose time left comes from `eta` (what is left, weighed by
+    /// size and policy), not from the mean time of the runs so far.
+    pub fn progress_eta(
+        &self,
+        len: u64,
+        what: &str,
+        eta: std::sync::Arc<crate::eta::Eta>,
+    ) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let template = if self.color_stderr {
+            "{spinner:.green} {msg} [{bar:30.cyan/blue}] {pos}/{len} ({elapsed}, {left})"
+        } else {
+            "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed}, {left})"
+        };
+        pb.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid progress template")
+                .with_key(
+                    "left",
+                    move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = match eta.left_secs() {
+                            Some(s) => write!(w, "about {} left", crate::eta::human(s)),
+                            None => write!(w, "time left: after the first run"),
+                        };
+                    },
+                )
+                .progress_chars("=> "),
+        );
+        pb.set_message(what.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(500));
+        pb
+    }
+
     /// Print an informational line on stderr (suppressed by `--quiet`).
     pub fn info(&self, msg: &str) {
         if !self.quiet {

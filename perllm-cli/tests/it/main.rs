@@ -11,6 +11,7 @@ mod decisions;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
+mod export;
 mod help;
 #[cfg(unix)]
 mod inputs;
@@ -146,3 +147,4 @@ pub fn testkit() -> PathBuf {
     assert!(p.exists(), "{} was not built", p.display());
     p
 }
+mod estimate_bias;
