@@ -262,7 +262,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a size (write e.g. `200MB` or `2GiB`)"))?;
     let bytes = n * mult;
-    if !bytes.is_finite() || bytes < 1.0 || bytes >= 1.8e19 {
+    if !bytes.is_finite() || !(1.0..1.8e19).contains(&bytes) {
         return Err(format!(
             "`{s}` is not a usable size (at least 1 byte; `none` for no limit)"
         ));
