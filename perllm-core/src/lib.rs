@@ -5,9 +5,9 @@
 //! from any [`workload::RequestSource`].
 
 mod batching;
+pub mod bound;
 pub mod cost;
 pub mod observer;
-pub mod oracle;
 pub mod perllm;
 pub mod policies;
 pub mod policy;
@@ -19,6 +19,7 @@ pub mod simple;
 pub mod spec;
 pub mod suggest;
 pub mod testbed;
+pub mod true_costs;
 pub mod workload;
 pub mod world;
 
