@@ -494,7 +494,8 @@ fn extreme_values_plot_without_hanging() {
     ];
     a.extend(study);
     perllm(&a).ok();
-    let variants: [(&str, &dyn Fn(f64, usize) -> f64); 6] = [
+    type Rewrite<'a> = (&'a str, &'a dyn Fn(f64, usize) -> f64);
+    let variants: [Rewrite; 6] = [
         ("max", &|x, _| if x < 0.0 { -f64::MAX } else { f64::MAX }),
         ("alternating", &|_, k| {
             if k % 2 == 0 { f64::MAX } else { -f64::MAX }
