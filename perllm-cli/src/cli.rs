@@ -71,6 +71,21 @@ pub enum Command {
         after_help = "Example:\n  perllm plot results.json --out plots/    # then open plots/index.html"
     )]
     Plot(PlotArgs),
+    /// Time the real CPU engine (perllm-engine) over a grid of step shapes.
+    #[command(
+        after_help = "Examples:\n  perllm profile --out profile.csv\n  perllm profile --preset tiny --batch 0,1,4 --context 16,64 --prefill 0,16,64 --repeats 3 --out p.csv\n  perllm profile --out profile.csv --table table.csv   # also a profile-table cost-model CSV"
+    )]
+    Profile(crate::fidelity::profile::ProfileArgs),
+    /// Fit the analytic model (overhead, compute, bandwidth, batch interference) to a profile or a request log.
+    #[command(
+        after_help = "Examples:\n  perllm calibrate --profile profile.csv --out calibration.json --hardware engine.perllm\n  perllm calibrate --log runs/fidelity/requests-60.csv --out cal-log.json"
+    )]
+    Calibrate(crate::fidelity::calibrate::CalibrateArgs),
+    /// Serve workloads through the real engine in real time and compare with the simulator.
+    #[command(
+        after_help = "Examples:\n  perllm validate --calibration calibration.json --out runs/fidelity\n  perllm validate --calibration calibration.json --loads 0.5 --requests 40"
+    )]
+    Validate(crate::fidelity::validate::ValidateArgs),
     /// Inspect policy and cost-model plugins.
     Plugins {
         /// The plugins command.
@@ -228,9 +243,18 @@ pub struct RunArgs {
     /// Write report.json, results.json, requests.csv and decisions.jsonl into this directory.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Write the decision log (JSON Lines, one object per decision) to this file.
+    /// Write the decision log (JSON Lines) to this file: at most two lines per request, its first
+    /// deferral and its final decision (repeated deferrals are counted in `deferred_slots`).
     #[arg(long, value_name = "FILE.jsonl")]
     pub decisions: Option<PathBuf>,
+    /// Log every deferral of a request, one line per slot it waits (the log can then grow with
+    /// requests x slots).
+    #[arg(long)]
+    pub decisions_every_defer: bool,
+    /// Largest decision log, e.g. 200MB or 2GiB (`none`: no limit); past it the log ends with a
+    /// `truncated` line and a warning.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = crate::util::parse_size)]
+    pub decisions_limit: u64,
     /// Write one CSV row per request to this file.
     #[arg(long, value_name = "FILE.csv")]
     pub requests: Option<PathBuf>,

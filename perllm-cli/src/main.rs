@@ -1,4 +1,5 @@
-//! The `perllm` command-line interface: check, run, compare, sweep, merge, plot and list plugins.
+//! The `perllm` command-line interface: check, run, compare, sweep, merge, plot, list plugins,
+//! and measure the real engine (profile, calibrate, validate).
 //!
 //! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.
 
@@ -8,6 +9,7 @@ mod cli;
 mod commands;
 mod error;
 mod eta;
+mod fidelity;
 mod inputs;
 mod observers;
 mod output;

@@ -7,10 +7,12 @@ mod bounds;
 mod c_plugin;
 mod check;
 mod compare;
+mod decisions;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
 mod export;
+mod fidelity;
 mod help;
 #[cfg(unix)]
 mod inputs;
@@ -147,3 +149,4 @@ pub fn testkit() -> PathBuf {
     p
 }
 mod estimate_bias;
+mod gpu_fidelity;
