@@ -96,6 +96,14 @@ pub enum HostError {
         /// What is wrong.
         message: String,
     },
+    /// A parameter perllm handles for every policy (`admission`) is invalid.
+    #[error("policy `{policy}`: {message}")]
+    Param {
+        /// The policy.
+        policy: String,
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
     /// A plugin's entry point reported an error.
     #[error("plugin `{plugin}` (`{path}`): `{function}` failed: {message}")]
     Call {

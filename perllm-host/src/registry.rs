@@ -6,6 +6,7 @@ use crate::health::Health;
 use crate::loader::{Declared, LibInfo, Symbols, kind_name, load};
 use crate::policy::{DEFAULT_CALL_BUDGET, ForeignPolicy};
 use perllm_core::World;
+use perllm_core::admission::{Admission, AdmissionMode};
 use perllm_core::cost::{CostModel, Roofline};
 use perllm_core::policy::Policy;
 use perllm_core::spec::PolicySpec;
@@ -388,7 +389,7 @@ impl Registry {
                 description: description.clone(),
                 shadowed: false,
                 flags: Vec::new(),
-                params: if name == "perllm" {
+                params: with_admission_help(if name == "perllm" {
                     perllm_core::perllm::params::PARAM_NAMES
                         .iter()
                         .map(|p| format!("{p}: see docs/perllm-policy.md"))
@@ -396,7 +397,7 @@ impl Registry {
                         .join("\n")
                 } else {
                     String::new()
-                },
+                }),
             });
         }
         for (name, description) in BUILTIN_COST_MODELS {
@@ -455,7 +456,13 @@ impl Registry {
                     }
                     _ => Vec::new(),
                 },
-                params: d.params.clone(),
+                params: match kind {
+                    PluginKind::Policy if d.params.trim().is_empty() => with_admission_help(
+                        "(its own parameters are not declared: the plugin predates ABI 1.2 or leaves `params` empty)".into(),
+                    ),
+                    PluginKind::Policy => with_admission_help(d.params.clone()),
+                    PluginKind::CostModel => d.params.clone(),
+                },
             });
         }
         v
@@ -525,8 +532,9 @@ impl Registry {
         let name = match spec.name.strip_prefix(PLUGIN_PREFIX) {
             Some(n) => n,
             None => {
-                if let Some(p) = builtin_policy(spec, world) {
-                    return p;
+                let (inner, mode) = split_admission(spec, false)?;
+                if let Some(p) = builtin_policy(&inner, world) {
+                    return p.map(|p| with_admission(p, mode));
                 }
                 &spec.name
             }
@@ -534,18 +542,15 @@ impl Registry {
         let Some(d) = self.find(abi::KIND_POLICY, name) else {
             return Err(self.unknown(PluginKind::Policy, name));
         };
+        let (spec, mode) = split_admission(spec, declares_param(&d.params, AdmissionMode::PARAM))?;
+        let spec = &spec;
         let config = params_json(spec);
         let plugin_seed = {
             use rand::Rng as _;
             perllm_core::rng::stream_rng(seed, perllm_core::rng::stream::POLICY).next_u64()
         };
-        Ok(Box::new(ForeignPolicy::create(
-            d,
-            &config,
-            plugin_seed,
-            self.health.clone(),
-            self.budget,
-        )?))
+        let p = ForeignPolicy::create(d, &config, plugin_seed, self.health.clone(), self.budget)?;
+        Ok(with_admission(Box::new(p), mode))
     }
 
     /// The cost model `name` with `config_json` (a JSON object; empty means defaults). The
@@ -619,6 +624,57 @@ fn builtin_roofline(config: &str) -> Result<Roofline, HostError> {
     Ok(Roofline {
         step_overhead_ns: c.step_overhead_ns,
     })
+}
+
+/// A policy's declared parameters with the `admission` option perllm adds to every policy that
+/// does not declare its own.
+fn with_admission_help(params: String) -> String {
+    if declares_param(&params, AdmissionMode::PARAM) {
+        params
+    } else if params.trim().is_empty() || params.trim() == "(no parameters)" {
+        AdmissionMode::HELP.to_string()
+    } else {
+        format!("{}\n{}", params.trim_end(), AdmissionMode::HELP)
+    }
+}
+
+/// Does a declared parameter list (`name (default): meaning`, one per line) name `param`?
+fn declares_param(params: &str, param: &str) -> bool {
+    params.lines().any(|l| {
+        l.trim_start()
+            .split([' ', '(', ':'])
+            .next()
+            .is_some_and(|n| n == param)
+    })
+}
+
+/// `spec` without the `admission` option, and the option's value (perllm applies it to every
+/// policy; a plugin that declares an `admission` parameter of its own (`own`) receives it
+/// instead).
+fn split_admission(spec: &PolicySpec, own: bool) -> Result<(PolicySpec, AdmissionMode), HostError> {
+    use perllm_core::spec::ParamValue;
+    let mut spec = spec.clone();
+    if own {
+        return Ok((spec, AdmissionMode::None));
+    }
+    let mode = match spec.params.remove(AdmissionMode::PARAM) {
+        None => Ok(AdmissionMode::None),
+        Some(ParamValue::Text(t)) => AdmissionMode::parse(&t),
+        Some(v) => AdmissionMode::parse(&v.to_string()),
+    }
+    .map_err(|message| HostError::Param {
+        policy: spec.name.clone(),
+        message,
+    })?;
+    Ok((spec, mode))
+}
+
+/// `p` with admission control `mode` in front of it (itself when `mode` is `none`).
+fn with_admission(p: Box<dyn Policy>, mode: AdmissionMode) -> Box<dyn Policy> {
+    match mode {
+        AdmissionMode::None => p,
+        mode => Box::new(Admission::new(p, mode)),
+    }
 }
 
 /// The policy's parameters as a JSON object. Scenario numbers are `f64`; integral ones are

@@ -13,7 +13,10 @@
 //! | `greedy` | the lowest estimated weighted energy among servers whose estimated latency meets the deadline, else the fastest |
 //! | `ucb1` | plain UCB1 over (model, server) arms on observed latency, no constraints |
 //! | `epsilon-greedy` | the best observed (model, server) arm, a random one with probability epsilon |
-//! | `cloud-first` | the cloud unless its predicted completion misses the deadline, then the edge server that meets it; else the fastest, or rejected with `admission = "reject_infeasible"` |
+//! | `cloud-first` | the cloud unless its predicted completion misses the deadline, then the edge server that meets it; else the fastest |
+//!
+//! Every policy also takes `admission = reject_infeasible`, which perllm applies in front of it
+//! (`perllm_core::admission`): the plugins never see it.
 //!
 //! Cost models: `roofline` (the core roofline model with its parameters as config) and
 //! `profile-table` (measured prefill and decode throughput per model, hardware and batch size

@@ -469,14 +469,14 @@ guest_policy! {
 /// Cloud first with edge overflow: each request goes to the cloud server (hosting its model)
 /// with the smallest predicted completion, unless that prediction misses the deadline; then to
 /// the edge server with the smallest predicted completion that meets it; if none meets it, to the
-/// fastest server overall, or (with `admission = "reject_infeasible"`) it is rejected.
+/// fastest server overall (which `admission = reject_infeasible`, applied by perllm to every
+/// policy, then rejects).
 ///
 /// Predicted completion: the host cost model's estimate from the state before the slot, with the
 /// queueing of the requests this policy placed earlier in the slot added as in `greedy`.
 #[derive(Debug)]
 pub struct CloudFirst {
     slack: f64,
-    reject_infeasible: bool,
     extra: Vec<u32>,
 }
 
@@ -485,20 +485,13 @@ pub struct CloudFirst {
 struct CloudFirstParams {
     /// A server meets the deadline if its predicted completion is at most `slack x deadline`.
     slack: f64,
-    /// `none` (default): a request no server meets goes to the fastest; `reject_infeasible`:
-    /// it is rejected.
-    admission: String,
 }
 
 impl Default for CloudFirstParams {
     fn default() -> Self {
-        CloudFirstParams {
-            slack: 1.0,
-            admission: "none".into(),
-        }
+        CloudFirstParams { slack: 1.0 }
     }
 }
-
 /// Predicted completion of a request on server `si` (estimate plus the queue this slot's
 /// placements add); `None` when the host has no valid estimate.
 fn predicted_ns(
@@ -527,10 +520,11 @@ fn predicted_ns(
 impl GuestPolicy for CloudFirst {
     const NAME: &'static str = "cloud-first";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "the cloud unless its predicted completion misses the deadline, then the edge; params slack, admission";
+    const DESCRIPTION: &'static str =
+        "the cloud unless its predicted completion misses the deadline, then the edge";
     const WANTS_ESTIMATES: bool = true;
-    const PARAMS: &'static str = "slack (1.0): the cloud is kept if its predicted completion is within slack x the deadline\n\
-        admission (none): `none` or `reject_infeasible`";
+    const PARAMS: &'static str =
+        "slack (1.0): the cloud is kept if its predicted completion is within slack x the deadline";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         let p: CloudFirstParams = parse_config(Self::NAME, config)?;
         if !(p.slack.is_finite() && p.slack > 0.0) {
@@ -539,18 +533,8 @@ impl GuestPolicy for CloudFirst {
                 p.slack
             ));
         }
-        let reject_infeasible = match p.admission.as_str() {
-            "none" => false,
-            "reject_infeasible" => true,
-            other => {
-                return Err(format!(
-                    "invalid config for `cloud-first`: admission must be `none` or `reject_infeasible`, got `{other}`"
-                ));
-            }
-        };
         Ok(CloudFirst {
             slack: p.slack,
-            reject_infeasible,
             extra: Vec::new(),
         })
     }
@@ -582,14 +566,7 @@ impl GuestPolicy for CloudFirst {
                 (Some(c), Some(e)) => Some(if e.0 < c.0 { e } else { c }),
                 (c, e) => c.or(e),
             };
-            let s = meets(cloud)
-                .or(meets(edge))
-                .or(if self.reject_infeasible {
-                    None
-                } else {
-                    fastest
-                })
-                .map(|x| x.1);
+            let s = meets(cloud).or(meets(edge)).or(fastest).map(|x| x.1);
             assign(p, s, extra);
         }
         Ok(())

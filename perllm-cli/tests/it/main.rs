@@ -3,6 +3,7 @@
 //! root, and pin its output with insta (filters hide the scenario hash, the version and
 //! temporary paths).
 
+mod admission;
 mod bounds;
 mod c_plugin;
 mod check;

@@ -291,7 +291,7 @@ fn cloud_first_decisions_are_pinned() {
     for (param, want) in [
         (
             "admission=maybe",
-            "admission must be `none` or `reject_infeasible`, got `maybe`",
+            "parameter `admission` must be `none` or `reject_infeasible`, got `maybe`",
         ),
         ("slack=-1", "slack must be positive"),
         ("slak=1", "unknown parameter `slak`"),
