@@ -14,6 +14,9 @@
 //! | `ucb1` | plain UCB1 over (model, server) arms on observed latency, no constraints |
 //! | `epsilon-greedy` | the best observed (model, server) arm, a random one with probability epsilon |
 //! | `cloud-first` | the cloud unless its predicted completion misses the deadline, then the edge server that meets it; else the fastest |
+//! | `edf` | earliest deadline (or least slack) first, each to the server predicted to finish it first; rejects what it predicts to miss (its own admission control) |
+//! | `filter-score` | llm-d-style: filter (hosts the model, link up, KV below a threshold), weighted scorers (queue, KV, TTFT, completion), highest score wins |
+//! | `two-choices` | power of two choices: two random servers hosting the model (seeded), the one predicted to finish first |
 //!
 //! Every policy also takes `admission = reject_infeasible`, which perllm applies in front of it
 //! (`perllm_core::admission`): the plugins never see it.
@@ -25,15 +28,24 @@
 //! This crate does not depend on perllm-core: it sees only the ABI's views.
 
 pub mod cost;
+pub mod edf;
+pub mod filter_score;
 pub mod policies;
+pub mod two_choices;
 mod util;
 
 pub use cost::{ProfileTable, Roofline};
+pub use edf::Edf;
+pub use filter_score::FilterScore;
 pub use policies::{
     CloudFirst, CloudOnly, EdgeOnly, EpsilonGreedy, Greedy, LeastLoaded, Random, RoundRobin, Ucb1,
 };
+pub use two_choices::TwoChoices;
 
 perllm_plugin_abi::export_plugins! {
-    policies: [CloudOnly, EdgeOnly, Random, RoundRobin, LeastLoaded, Greedy, Ucb1, EpsilonGreedy, CloudFirst],
+    policies: [
+        CloudOnly, EdgeOnly, Random, RoundRobin, LeastLoaded, Greedy, Ucb1, EpsilonGreedy, CloudFirst,
+        Edf, FilterScore, TwoChoices,
+    ],
     cost_models: [Roofline, ProfileTable],
 }

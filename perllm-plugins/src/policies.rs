@@ -4,7 +4,7 @@
 //! spread as the load changes rather than sent to the server that was least loaded before it.
 //! A request whose model no eligible server hosts is rejected.
 
-use crate::util::{SplitMix64, least_loaded, parse_config};
+use crate::util::{SplitMix64, least_loaded, parse_config, predicted_ns};
 use perllm_plugin_abi::{
     ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, Outcome, Placement, Slot, TIER_CLOUD,
     TIER_EDGE, guest_policy,
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 struct NoParams {}
 
-fn assign(p: &mut Placement, server: Option<u32>, extra: &mut [u32]) {
+pub(crate) fn assign(p: &mut Placement, server: Option<u32>, extra: &mut [u32]) {
     match server {
         Some(s) => {
             p.action = ACTION_ASSIGN;
@@ -492,31 +492,6 @@ impl Default for CloudFirstParams {
         CloudFirstParams { slack: 1.0 }
     }
 }
-/// Predicted completion of a request on server `si` (estimate plus the queue this slot's
-/// placements add); `None` when the host has no valid estimate.
-fn predicted_ns(
-    s: &perllm_plugin_abi::ServerView,
-    e: &perllm_plugin_abi::EstimateView,
-    extra: u32,
-) -> Option<u64> {
-    if e.valid != 1 {
-        return None;
-    }
-    let mb = s.max_batch.max(1);
-    let occupied = s.uploading + s.queued + s.running + extra;
-    let queue = if occupied >= mb {
-        let rounds = ((occupied - mb) / mb + 1) as u64;
-        rounds.saturating_mul(e.prefill_ns.saturating_add(e.decode_ns))
-    } else {
-        0
-    };
-    Some(
-        e.total_ns()
-            .saturating_sub(e.queue_ns)
-            .saturating_add(e.queue_ns.max(queue)),
-    )
-}
-
 impl GuestPolicy for CloudFirst {
     const NAME: &'static str = "cloud-first";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,6 @@
 //! Helpers shared by the bundled plugins.
 
-use perllm_plugin_abi::{ServerView, Slot};
+use perllm_plugin_abi::{EstimateView, RequestView, ServerView, Slot};
 use serde::de::DeserializeOwned;
 
 /// Parse a plugin's JSON config; an empty string or `null` gives the defaults.
@@ -14,9 +14,45 @@ pub fn parse_config<T: DeserializeOwned + Default>(
     }
     serde_json::from_str(t).map_err(|e| {
         let e = e.to_string();
-        let why = unknown_field(&e).unwrap_or(e);
+        let why = unknown_field(&e).or_else(|| culprit::<T>(t)).unwrap_or(e);
         format!("invalid config for `{plugin}`: {why}")
     })
+}
+
+/// The parameter a config error is about, when the config is an object: the first key that fails
+/// on its own (every other parameter at its default), as "parameter `k`: why".
+fn culprit<T: DeserializeOwned>(config: &str) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(config).ok()?;
+    map.into_iter().find_map(|(k, v)| {
+        let one = serde_json::Value::Object([(k.clone(), v)].into_iter().collect());
+        serde_json::from_value::<T>(one)
+            .err()
+            .map(|e| format!("parameter `{k}`: {e}"))
+    })
+}
+
+/// A weight or other number must be finite and at least `min`: the error names the parameter.
+pub fn check_at_least(plugin: &str, name: &str, v: f64, min: f64) -> Result<(), String> {
+    if v.is_finite() && v >= min {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid config for `{plugin}`: parameter `{name}` must be a finite number >= {min}, got {v}"
+        ))
+    }
+}
+
+/// A word parameter must be one of `allowed`: the error names the parameter and the choices.
+pub fn check_one_of(plugin: &str, name: &str, v: &str, allowed: &[&str]) -> Result<(), String> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+        Err(format!(
+            "invalid config for `{plugin}`: parameter `{name}` must be {}, got `{v}`",
+            list.join(" or ")
+        ))
+    }
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b` at line 1 column 7" as the parameter
@@ -124,6 +160,48 @@ pub fn least_loaded(
     best.map(|b| b.1)
 }
 
+/// Queueing of a request on server `s` from the estimate `e` and `extra` requests placed there
+/// earlier in the slot: the estimate's own queue, raised to `((occupied - b) / b + 1)` rounds of
+/// one prefill-and-decode each when `occupied = uploading + queued + running + extra` fills the
+/// `b = max_batch` batch slots.
+#[inline]
+pub fn queue_ns(s: &ServerView, e: &EstimateView, extra: u32) -> u64 {
+    let mb = s.max_batch.max(1);
+    let occupied = s
+        .uploading
+        .saturating_add(s.queued)
+        .saturating_add(s.running)
+        .saturating_add(extra);
+    let queue = if occupied >= mb {
+        let rounds = u64::from((occupied - mb) / mb + 1);
+        rounds.saturating_mul(e.prefill_ns.saturating_add(e.decode_ns))
+    } else {
+        0
+    };
+    e.queue_ns.max(queue)
+}
+
+/// Predicted completion of a request on server `s` (the estimate with [`queue_ns`] as its
+/// queueing), counted from the slot's `now`; `None` when the host has no valid estimate (the
+/// server does not host the model).
+#[inline]
+pub fn predicted_ns(s: &ServerView, e: &EstimateView, extra: u32) -> Option<u64> {
+    if e.valid != 1 {
+        return None;
+    }
+    Some(
+        e.total_ns()
+            .saturating_sub(e.queue_ns)
+            .saturating_add(queue_ns(s, e, extra)),
+    )
+}
+
+/// The absolute time by which `r` must be delivered.
+#[inline]
+pub fn due_ns(r: &RequestView) -> u64 {
+    r.arrival_ns.saturating_add(r.deadline_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +254,11 @@ mod tests {
         );
         let e = parse_config::<Two>("p", r#"{"_windw": 2}"#).unwrap_err();
         assert!(e.contains("did you mean `_window`?"), "{e}");
+        let e = parse_config::<C>("p", r#"{"x": "fast"}"#).unwrap_err();
+        assert!(
+            e.starts_with("invalid config for `p`: parameter `x`: invalid type: string \"fast\""),
+            "{e}"
+        );
         #[derive(serde::Deserialize, Default, Debug)]
         #[serde(deny_unknown_fields)]
         struct NoFields {}

@@ -4,6 +4,7 @@
 //! temporary paths).
 
 mod admission;
+mod baselines;
 mod bounds;
 mod c_plugin;
 mod check;

@@ -26,6 +26,9 @@ const POLICIES: &[&str] = &[
     "ucb1",
     "epsilon-greedy",
     "cloud-first",
+    "edf",
+    "filter-score",
+    "two-choices",
 ];
 
 #[test]
@@ -87,6 +90,18 @@ fn every_bundled_policy_runs_the_paper_scenario() {
                 assert_eq!(rep.rejected, 0);
                 assert!(assigned("cloud") > 0);
             }
+            // Its own admission control refuses what it predicts to miss; the rest runs on the
+            // fastest server, the cloud here.
+            "edf" => assert!(
+                assigned("cloud") > 0 && rep.rejected < rep.arrived / 2,
+                "{} of {} rejected",
+                rep.rejected,
+                rep.arrived
+            ),
+            "filter-score" => {
+                assert_eq!(rep.rejected, 0);
+                assert!(assigned("cloud") > 0);
+            }
             _ => {
                 assert_eq!(rep.rejected, 0, "{name}");
                 assert!(
@@ -126,7 +141,13 @@ fn policies_spread_a_slot_and_respect_models() {
     let r = bundled();
     let cloud = world.server_id("cloud").unwrap();
     for name in POLICIES {
-        let mut p = r.policy(&spec(name, &[]), &world, 3).unwrap();
+        // Without admission control: every request is placed.
+        let params = if *name == "edf" {
+            vec![("admission", ParamValue::Text("none".into()))]
+        } else {
+            Vec::new()
+        };
+        let mut p = r.policy(&spec(name, &params), &world, 3).unwrap();
         let (res, out) = schedule_once(&world, &mut *p, 30);
         res.unwrap();
         for (i, d) in out.iter().enumerate() {
