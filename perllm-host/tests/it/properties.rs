@@ -51,8 +51,11 @@ proptest! {
             .collect();
         let cost = Roofline::default();
         let view = ClusterView { now_ns: 5 * SECOND, slot: 50, world: &world, servers: &states, cost: &cost, truth: None, model_load: &[] };
-        for name in ["cloud-only", "edge-only", "random", "round-robin", "least-loaded", "greedy", "ucb1", "epsilon-greedy"] {
-            let spec = PolicySpec { name: name.into(), params: Default::default() };
+        let text = |k: &str, v: &str| (k.to_string(), perllm_core::spec::ParamValue::Text(v.into()));
+        for name in ["cloud-only", "edge-only", "random", "round-robin", "least-loaded", "greedy", "ucb1", "epsilon-greedy", "cloud-first", "edf", "filter-score", "two-choices"] {
+            // Without admission control (edf's own is on by default) every request is placed.
+            let params: std::collections::BTreeMap<_, _> = if name == "edf" { [text("admission", "none")].into() } else { Default::default() };
+            let spec = PolicySpec { name: name.into(), params };
             let mut p = registry.policy(&spec, &world, seed).unwrap();
             let mut out = vec![Decision::Defer; pending.len()];
             p.schedule(&view, &pending, &mut out).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -67,6 +70,17 @@ proptest! {
             let mut out2 = vec![Decision::Defer; pending.len()];
             again.schedule(&view, &pending, &mut out2).unwrap();
             prop_assert_eq!(&out, &out2, "{} is deterministic for a seed", name);
+            // With admission control, each decision is the policy's own or a rejection (edf's own
+            // admission also frees the refused request's room, so later placements may differ).
+            if name != "edf" {
+                let spec = PolicySpec { name: name.into(), params: [text("admission", "reject_infeasible")].into() };
+                let mut adm = registry.policy(&spec, &world, seed).unwrap();
+                let mut out3 = vec![Decision::Defer; pending.len()];
+                adm.schedule(&view, &pending, &mut out3).unwrap();
+                for (a, b) in out.iter().zip(&out3) {
+                    prop_assert!(a == b || *b == Decision::Reject, "{name}: {a:?} became {b:?}");
+                }
+            }
         }
         prop_assert!(registry.check().is_ok());
     }
