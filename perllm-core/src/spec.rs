@@ -63,6 +63,16 @@ pub mod limits {
     /// core at the 600,000-800,000 requests/s of BENCHMARKS.md. Setting `max_requests` accepts
     /// more.
     pub const MAX_EXPECTED_REQUESTS: f64 = 1e9;
+    /// Largest accepted coefficient of variation of gamma inter-arrival times. The gamma shape is
+    /// `1 / cv^2`: past this, nearly every gap is zero and requests come in bursts of about
+    /// `cv^2` at one instant (cv = 1e4 at 6/s gave 102,789 arrivals where 360 were expected, and
+    /// cv = 1e5 exhausted memory). Measured arrival processes have cv of a few units.
+    pub const MAX_GAMMA_CV: f64 = 100.0;
+    /// Largest number of synthetic arrivals in one simulated second; the generator stops the run
+    /// with an error past it. Twice [`MAX_ARRIVAL_RATE`], so that a process at the rate limit
+    /// never reaches it by chance; what it catches is a process whose realised arrivals are far
+    /// above its mean rate.
+    pub const MAX_ARRIVALS_PER_SECOND: u64 = 2_000_000;
 }
 
 /// A complete description of one experiment: hardware, servers, links, models, SLO classes, workload,

@@ -736,6 +736,18 @@ impl Scenario {
                     "workload.arrivals",
                     "arrival rates must be positive and finite, times increasing".into(),
                 );
+            } else if let Arrivals::Gamma { cv, .. } = &w.arrivals
+                && *cv > limits::MAX_GAMMA_CV
+            {
+                e(
+                    "workload.arrivals",
+                    format!(
+                        "gamma cv = {} is above the maximum of 100: nearly every gap would be \
+                         zero, in bursts of about cv^2 requests at one instant (measured \
+                         arrivals have cv of a few units)",
+                        fmt_num(*cv)
+                    ),
+                );
             } else {
                 let (peak, mean) = arrival_rates(&w.arrivals, self.duration_ns);
                 let expected = mean * self.duration_ns as f64 / 1e9;

@@ -1087,6 +1087,51 @@ fn arrival_volume_limits() {
     assert!(m.contains("about 3.59e9 requests expected"), "{m}");
 }
 
+/// Gamma arrivals with a huge coefficient of variation (issue 21): `cv` above 100 is a build
+/// error; a process that gets past the build anyway (a world edited after it) is stopped by the
+/// generator after 2,000,000 arrivals in one simulated second instead of generating until memory
+/// runs out (cv = 1e5 at 6/s: 3.8 GB, then an abort).
+#[test]
+fn gamma_arrivals_are_bounded_at_build_and_while_generating() {
+    let gamma = |cv: f64| {
+        let mut s = testbed::paper(1.0, 60 * SECOND);
+        s.workload.arrivals = Arrivals::Gamma { rate: 6.0, cv };
+        s
+    };
+    for cv in [100.5, 1e4, 1e5, 1e300] {
+        let errs = gamma(cv).build().unwrap_err();
+        let m = format!("{errs:?}");
+        assert!(
+            m.contains("workload.arrivals") && m.contains("above the maximum of 100"),
+            "{m}"
+        );
+    }
+    // cv = 100 (the limit) builds and runs with a realised volume of the right order.
+    let w = gamma(100.0).build().unwrap();
+    run_all(&w).unwrap();
+    // Past the build: a world edited to cv = 1e5.
+    let mut w = gamma(1.0).build().unwrap();
+    w.scenario.workload.arrivals = Arrivals::Gamma { rate: 6.0, cv: 1e5 };
+    // (The default limit is 2,000,000 per second; 20,000 keeps the test fast in debug builds.)
+    assert_eq!(limits::MAX_ARRIVALS_PER_SECOND, 2_000_000);
+    let mut src = Synthetic::new(&w).with_arrival_limit(20_000);
+    let mut n = 0u64;
+    let err = loop {
+        match src.next_request() {
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => break e,
+            None => panic!("ended after {n} requests without an error"),
+        }
+    };
+    assert_eq!(n, 20_000);
+    let m = err.to_string();
+    assert!(
+        m.starts_with("workload.arrivals: more than 20,000 requests arrive in simulated second 0"),
+        "{m}"
+    );
+    assert!(src.next_request().is_none());
+}
+
 /// A trace sped up too far (here 10,000 rows 1e9 times faster, repeated) would put millions of
 /// requests into one simulated second: the replay stops with an error naming the trace and the
 /// row at the 1,000,001st request of that second. A `target_rate` above 1M/s is a build error.
