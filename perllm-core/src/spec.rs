@@ -604,6 +604,60 @@ pub struct LinearConstraint {
     pub source: String,
 }
 
+/// Smallest ratio between a non-zero coefficient (or constant) of a constraint and its largest
+/// one. A smaller one vanishes next to the largest in floating point and within the decision
+/// tolerance (1e-9 of the largest), so the constraint would not say what it was written to say.
+pub const MIN_CONSTRAINT_RATIO: f64 = 1e-12;
+
+impl LinearConstraint {
+    /// The constraint divided by its largest coefficient or constant in absolute value, so that
+    /// every row reaching the LP and the per-request filters has its largest entry at 1: scaling
+    /// a constraint (`1e-10 * latency <= 1e-10 s`) decides exactly as the unscaled one
+    /// (`latency <= 1 s`).
+    ///
+    /// Refused (an error saying why): non-finite values, subnormal values (below 2.2e-308, held
+    /// with reduced precision), and a non-zero entry more than 1e12 times smaller than the
+    /// largest ([`MIN_CONSTRAINT_RATIO`]). A constraint of zeros only is returned unchanged.
+    pub fn normalised(&self) -> Result<LinearConstraint, String> {
+        let values = || {
+            self.terms
+                .iter()
+                .map(|(c, _)| *c)
+                .chain(std::iter::once(self.constant))
+        };
+        if values().any(|v| !v.is_finite()) {
+            return Err("coefficients and constants must be finite".into());
+        }
+        if let Some(v) = values().find(|v| *v != 0.0 && v.abs() < f64::MIN_POSITIVE) {
+            return Err(format!(
+                "{v:e} is below 2.2e-308 and cannot be represented at full precision; change \
+                 the units or scale the whole constraint"
+            ));
+        }
+        let scale = values().fold(0.0f64, |m, v| m.max(v.abs()));
+        if scale == 0.0 {
+            return Ok(self.clone());
+        }
+        if let Some(v) = values().find(|v| *v != 0.0 && v.abs() / scale < MIN_CONSTRAINT_RATIO) {
+            return Err(format!(
+                "{v:e} is more than 1e12 times smaller than {scale:e}, the largest number of the \
+                 constraint: next to it, it cannot change a decision; drop the term or change \
+                 the units"
+            ));
+        }
+        Ok(LinearConstraint {
+            terms: self
+                .terms
+                .iter()
+                .map(|(c, q)| (c / scale, q.clone()))
+                .collect(),
+            constant: self.constant / scale,
+            cmp: self.cmp,
+            source: self.source.clone(),
+        })
+    }
+}
+
 /// The objective block.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

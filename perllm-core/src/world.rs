@@ -830,6 +830,10 @@ impl Scenario {
                     "objective.constraint",
                     format!("`{}`: constants must be finite", c.source),
                 );
+            } else if let Err(m) = c.normalised()
+                && c.terms.iter().all(|(k, _)| k.is_finite())
+            {
+                e("objective.constraint", format!("`{}`: {m}", c.source));
             }
             for (coef, q) in &c.terms {
                 if !coef.is_finite() {

@@ -145,6 +145,16 @@ impl SlotConstraint {
                 }
             }
         }
+        // Each row is scaled to a largest coefficient of 1, so that the placement step's absolute
+        // tolerances mean the same thing for every row (a utilisation row's coefficients are
+        // 1 / capacity, a share row's are counts).
+        let largest = coef.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+        if largest > 0.0 && largest.is_finite() {
+            for c in coef.iter_mut() {
+                *c /= largest;
+            }
+            base /= largest;
+        }
         let tol_eq = coef.iter().fold(0.0f64, |m, c| m.max(c.abs())) * 0.5 + 1e-9;
         match self.cmp {
             Cmp::Le => out.push(UserRow {
@@ -209,9 +219,9 @@ impl Compiled {
             policy: policy.to_string(),
             message: format!("objective constraint {} `{}`: {m}", i + 1, c.source),
         };
-        if !c.constant.is_finite() || c.terms.iter().any(|(k, _)| !k.is_finite()) {
-            return Err(err("coefficients must be finite".into()));
-        }
+        // Rows are normalised (largest entry 1) so that scaling a constraint never changes a
+        // decision; `Scenario::build` already refused what cannot be normalised.
+        let c = &c.normalised().map_err(err)?;
         let per_req = c
             .terms
             .iter()
