@@ -63,6 +63,12 @@ pub mod limits {
     /// core at the 600,000-800,000 requests/s of BENCHMARKS.md. Setting `max_requests` accepts
     /// more.
     pub const MAX_EXPECTED_REQUESTS: f64 = 1e9;
+    /// Largest accepted transmission energy of a link: 1 mJ per bit (cellular radios spend
+    /// about 1 µJ/bit). With the other limits (payloads <= 1e15 bytes, power <= 10 MW per
+    /// device, times < 2^64 ns) every energy figure of a run stays finite.
+    pub const MAX_LINK_J_PER_BIT: f64 = 1e-3;
+    /// Largest accepted objective weight of an energy term.
+    pub const MAX_OBJECTIVE_WEIGHT: f64 = 1e6;
     /// Largest accepted coefficient of variation of gamma inter-arrival times. The gamma shape is
     /// `1 / cv^2`: past this, nearly every gap is zero and requests come in bursts of about
     /// `cv^2` at one instant (cv = 1e4 at 6/s gave 102,789 arrivals where 360 were expected, and

@@ -472,6 +472,16 @@ impl Scenario {
                     format!("{p}.energy"),
                     "must be a non-negative finite number".into(),
                 );
+            } else if l.energy_j_per_bit > limits::MAX_LINK_J_PER_BIT {
+                e(
+                    format!("{p}.energy"),
+                    format!(
+                        "{} J/bit is above the maximum of 1 mJ/bit (a unit mistake? radios spend \
+                         nJ to µJ per bit: write e.g. `{} nJ/bit`)",
+                        fmt_num(l.energy_j_per_bit),
+                        fmt_num(l.energy_j_per_bit)
+                    ),
+                );
             }
             if let Some(r) = l.redraw_ns
                 && r < limits::MIN_REDRAW_NS
@@ -802,6 +812,15 @@ impl Scenario {
                 e(
                     &format!("objective.minimize.{n}"),
                     "energy weights must be non-negative and finite".into(),
+                );
+            } else if v > limits::MAX_OBJECTIVE_WEIGHT {
+                e(
+                    &format!("objective.minimize.{n}"),
+                    format!(
+                        "the weight {} is above the maximum of 1e6 (only the ratios between the \
+                         weights matter: scale them down)",
+                        fmt_num(v)
+                    ),
                 );
             }
         }

@@ -623,7 +623,10 @@ fn scaled_constraints_decide_as_unscaled_ones() {
     let mut p = policy("perllm", &w, &[]);
     assert_ne!(run_logged(&w, p.as_mut(), false).1.rows, reference.1);
     for k in [1e-300, 1e-10, 1e-3, 7.0, 1e10, 1e300] {
-        assert!(decisions(k) == reference, "scale {k:e} changed the decisions");
+        assert!(
+            decisions(k) == reference,
+            "scale {k:e} changed the decisions"
+        );
     }
     // Not representable: a subnormal coefficient, a term 1e13 times smaller than another.
     let mut sc = testbed::paper(6.0, 20 * SECOND);
@@ -635,7 +638,9 @@ fn scaled_constraints_decide_as_unscaled_ones() {
     }];
     let m = format!("{:?}", sc.build().unwrap_err());
     assert!(
-        m.contains("objective.constraint") && m.contains("1e-310 * latency") && m.contains("below 2.2e-308"),
+        m.contains("objective.constraint")
+            && m.contains("1e-310 * latency")
+            && m.contains("below 2.2e-308"),
         "{m}"
     );
     sc.objective.constraints = vec![LinearConstraint {

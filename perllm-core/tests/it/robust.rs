@@ -57,6 +57,15 @@ fn base() -> Scenario {
     s
 }
 
+/// Can `v` stand in a constraint whose other number is `other` (see
+/// `LinearConstraint::normalised`)?
+fn representable(v: f64, other: f64) -> bool {
+    let a = v.abs();
+    v.is_finite()
+        && (v == 0.0
+            || (a >= f64::MIN_POSITIVE && a.min(other) / a.max(other) >= MIN_CONSTRAINT_RATIO))
+}
+
 fn pos(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
@@ -71,9 +80,6 @@ fn unit_closed(v: f64) -> bool {
 }
 fn unit_half_open(v: f64) -> bool {
     v.is_finite() && (0.0..1.0).contains(&v)
-}
-fn any_finite(v: f64) -> bool {
-    v.is_finite()
 }
 
 fn fluctuate(s: &mut Scenario, f: Fluctuation) {
@@ -141,7 +147,7 @@ fn float_fields() -> Vec<FloatRow> {
         (
             "link.energy_j_per_bit",
             "link[edge-lan].energy",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_LINK_J_PER_BIT,
             |s, v| s.links[0].energy_j_per_bit = v,
         ),
         (
@@ -282,9 +288,12 @@ fn float_fields() -> Vec<FloatRow> {
         ("arrivals.gamma.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::Gamma { rate: v, cv: 2.0 }
         }),
-        ("arrivals.gamma.cv", "workload.arrivals", pos, |s, v| {
-            s.workload.arrivals = Arrivals::Gamma { rate: 4.0, cv: v }
-        }),
+        (
+            "arrivals.gamma.cv",
+            "workload.arrivals",
+            |v| pos(v) && v <= limits::MAX_GAMMA_CV,
+            |s, v| s.workload.arrivals = Arrivals::Gamma { rate: 4.0, cv: v },
+        ),
         ("arrivals.on_off.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::OnOff {
                 rate: v,
@@ -331,31 +340,33 @@ fn float_fields() -> Vec<FloatRow> {
         (
             "objective.weight.transmission",
             "objective.minimize.transmission",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_OBJECTIVE_WEIGHT,
             |s, v| s.objective.weights.transmission = v,
         ),
         (
             "objective.weight.inference",
             "objective.minimize.inference",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_OBJECTIVE_WEIGHT,
             |s, v| s.objective.weights.inference = v,
         ),
         (
             "objective.weight.idle",
             "objective.minimize.idle",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_OBJECTIVE_WEIGHT,
             |s, v| s.objective.weights.idle = v,
         ),
         (
             "objective.constraint.coefficient",
             "objective.constraint",
-            any_finite,
+            // `v * share(cloud) - 0.6 <= 0`: zero, or within 1e12 of 0.6 and not subnormal.
+            |v| representable(v, 0.6),
             |s, v| s.objective.constraints[1].terms[0].0 = v,
         ),
         (
             "objective.constraint.constant",
             "objective.constraint",
-            any_finite,
+            // `share(cloud) + v <= 0`.
+            |v| representable(v, 1.0),
             |s, v| s.objective.constraints[1].constant = v,
         ),
         (
@@ -928,6 +939,23 @@ fn every_limit_at_its_boundary_runs() {
                 rate: limits::MAX_ARRIVAL_RATE,
             }
         }),
+        ("gamma.cv", |s| {
+            s.workload.arrivals = Arrivals::Gamma {
+                rate: 4.0,
+                cv: limits::MAX_GAMMA_CV,
+            }
+        }),
+        ("link.energy + payload 1e15 bytes + weights", |s| {
+            for l in &mut s.links {
+                l.energy_j_per_bit = limits::MAX_LINK_J_PER_BIT;
+            }
+            s.workload.payload_bytes = SizeDist::Fixed { value: 1e15 };
+            s.objective.weights = ObjectiveWeights {
+                transmission: limits::MAX_OBJECTIVE_WEIGHT,
+                inference: limits::MAX_OBJECTIVE_WEIGHT,
+                idle: limits::MAX_OBJECTIVE_WEIGHT,
+            };
+        }),
     ];
     let mut failures = Vec::new();
     for (name, set) in &rows {
@@ -968,6 +996,14 @@ fn a_hopeless_scenario_stops_at_the_drain_limit() {
     sc.workload.output_bytes_per_token = limits::MAX_OUTPUT_BYTES_PER_TOKEN;
     sc.workload.payload_bytes = SizeDist::Fixed { value: 1e15 };
     sc.sim.contention = limits::MAX_CONTENTION;
+    for l in &mut sc.links {
+        l.energy_j_per_bit = limits::MAX_LINK_J_PER_BIT;
+    }
+    sc.objective.weights = ObjectiveWeights {
+        transmission: limits::MAX_OBJECTIVE_WEIGHT,
+        inference: limits::MAX_OBJECTIVE_WEIGHT,
+        idle: limits::MAX_OBJECTIVE_WEIGHT,
+    };
     let w = sc.build().expect("every value is at its limit, not beyond");
     let drain = w.drain_ns();
     assert_eq!(
