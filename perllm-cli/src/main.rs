@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.
 
 mod catalog;
+mod chart;
 mod cli;
 mod commands;
 mod error;

@@ -1,24 +1,19 @@
-//! SVG plots (plotters, SVG backend, no system fonts) and a self-contained HTML page.
+//! The charts of a results document and a self-contained HTML page (drawing in `chart.rs`).
 //!
-//! Charts: goodput and deadline attainment vs offered load per policy; energy per request split
-//! into transmission / inference / idle per policy; the latency CDF per policy; the share of
-//! requests per server over time, one chart per policy; cumulative regret per policy (for
-//! policies that report a `regret` series). Per-run charts use one sweep point (the last one, the
-//! highest load of a load sweep) and average over seeds.
+//! Charts: goodput and deadline attainment per policy, as lines against the offered load for a
+//! load sweep or as bars for one load (`compare`, `run`), with whiskers of one standard deviation
+//! over seeds; energy per request split into transmission / inference / idle per policy; the
+//! latency CDF per policy on a log time axis; the share of requests per server over time, one
+//! chart per policy; cumulative regret per policy (for policies that report a `regret` series).
+//! Per-run charts use one sweep point (the last one, the highest load of a load sweep) and
+//! average over seeds.
 
+use crate::chart::{Series, XAxis, bars, lines, stacked_bars, stacked_shares};
 use crate::error::{CliError, Result};
 use crate::output::Outputs;
 use crate::results::{Results, SummaryRow};
-use plotters::coord::Shift;
-use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-const W: u32 = 760;
-const H: u32 = 440;
-const FONT: &str = "sans-serif";
-/// Series with at most this many points get a marker at each point.
-const MAX_MARKERS: usize = 30;
 
 /// A drawn chart: file stem, title, caption and SVG text.
 pub struct Chart {
@@ -32,249 +27,8 @@ pub struct Chart {
     pub svg: String,
 }
 
-fn color(i: usize) -> RGBColor {
-    // Okabe-Ito, colour-blind safe, then a few more.
-    const C: [(u8, u8, u8); 10] = [
-        (0, 114, 178),
-        (230, 159, 0),
-        (0, 158, 115),
-        (204, 121, 167),
-        (86, 180, 233),
-        (213, 94, 0),
-        (240, 228, 66),
-        (0, 0, 0),
-        (120, 120, 120),
-        (150, 75, 0),
-    ];
-    let (r, g, b) = C[i % C.len()];
-    RGBColor(r, g, b)
-}
-
-fn draw_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> CliError + '_ {
-    move |e| CliError::run(format!("cannot draw the {what} chart: {e:?}"))
-}
-
-fn range(lo: f64, hi: f64) -> std::ops::Range<f64> {
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    };
-    if hi - lo < 1e-12 {
-        let pad = if lo.abs() > 1e-12 {
-            lo.abs() * 0.1
-        } else {
-            1.0
-        };
-        return (lo - pad)..(hi + pad);
-    }
-    let pad = (hi - lo) * 0.05;
-    (lo - pad)..(hi + pad)
-}
-
 fn policies(res: &Results) -> Vec<String> {
     res.policies.iter().map(|p| p.name.clone()).collect()
-}
-
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-
-fn with_svg(f: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<String> {
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err("background"))?;
-        f(&root)?;
-        root.present().map_err(draw_err("output"))?;
-    }
-    Ok(buf)
-}
-
-/// A line chart of `(x, y)` series, one per name, with markers.
-fn lines(
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    series: &[(String, Vec<(f64, f64)>)],
-    y_floor_zero: bool,
-) -> Result<String> {
-    with_svg(|root| {
-        let pts = series.iter().flat_map(|(_, s)| s.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in pts {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-        if y_floor_zero {
-            y0 = 0.0f64.min(y0);
-        }
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(range(x0, x1), range(y0, y1))
-            .map_err(draw_err(title))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
-        for (i, (name, s)) in series.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(s.iter().copied(), c.stroke_width(2)))
-                .map_err(draw_err(title))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            // Markers only where they carry information (sweep points), not on dense curves.
-            if s.len() <= MAX_MARKERS {
-                chart
-                    .draw_series(s.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                    .map_err(draw_err(title))?;
-            }
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
-        Ok(())
-    })
-}
-
-/// Stacked bars: one bar per name, one layer per series.
-fn stacked_bars(
-    title: &str,
-    y_desc: &str,
-    names: &[String],
-    layers: &[(&str, Vec<f64>)],
-) -> Result<String> {
-    with_svg(|root| {
-        let n = names.len();
-        let top = (0..n)
-            .map(|i| layers.iter().map(|(_, v)| v[i].max(0.0)).sum::<f64>())
-            .fold(0.0f64, f64::max);
-        // Headroom for the legend above the tallest bar.
-        let top = if top > 0.0 { top * 1.35 } else { 1.0 };
-        let labels = names.to_vec();
-        let fmt = move |x: &f64| {
-            let r = x.round();
-            if (x - r).abs() < 1e-6 && r >= 0.0 && (r as usize) < labels.len() {
-                labels[r as usize].clone()
-            } else {
-                String::new()
-            }
-        };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), 0f64..top)
-            .map_err(draw_err(title))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n + 1)
-            .x_label_formatter(&fmt)
-            .y_desc(y_desc)
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
-        let mut base = vec![0.0; n];
-        for (li, (layer, vals)) in layers.iter().enumerate() {
-            let c = color(li);
-            let rects: Vec<Rectangle<(f64, f64)>> = (0..n)
-                .map(|i| {
-                    let lo = base[i];
-                    let hi = lo + vals[i].max(0.0);
-                    base[i] = hi;
-                    Rectangle::new([(i as f64 - 0.35, lo), (i as f64 + 0.35, hi)], c.filled())
-                })
-                .collect();
-            chart
-                .draw_series(rects)
-                .map_err(draw_err(title))?
-                .label(*layer)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
-        Ok(())
-    })
-}
-
-/// Stacked areas of shares (each x's values sum to 1), one layer per name.
-fn stacked_shares(
-    title: &str,
-    x_desc: &str,
-    names: &[String],
-    xs: &[f64],
-    shares: &[Vec<f64>],
-) -> Result<String> {
-    with_svg(|root| {
-        let x1 = xs.last().copied().unwrap_or(1.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x1.max(1e-9), 0f64..1.0)
-            .map_err(draw_err(title))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("share of assigned requests")
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
-        // Cumulative tops, drawn from the top layer down so each lower layer covers its part.
-        let cum: Vec<Vec<f64>> = shares
-            .iter()
-            .map(|row| {
-                let mut acc = 0.0;
-                row.iter()
-                    .map(|v| {
-                        acc += v;
-                        acc
-                    })
-                    .collect()
-            })
-            .collect();
-        for k in (0..names.len()).rev() {
-            let c = color(k);
-            let pts: Vec<(f64, f64)> = xs.iter().zip(&cum).map(|(x, row)| (*x, row[k])).collect();
-            chart
-                .draw_series(AreaSeries::new(pts, 0.0, c.mix(0.85)).border_style(c))
-                .map_err(draw_err(title))?
-                .label(names[k].as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
-        Ok(())
-    })
 }
 
 fn point_desc(res: &Results, point: u64) -> String {
@@ -313,48 +67,116 @@ fn file_safe(name: &str) -> String {
 pub fn charts(res: &Results) -> Result<Vec<Chart>> {
     let pols = policies(res);
     let mut out = Vec::new();
-    let by_policy = |f: fn(&SummaryRow) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-        pols.iter()
-            .map(|p| {
-                let mut pts: Vec<(f64, f64)> = res
-                    .summary
-                    .iter()
-                    .filter(|s| &s.policy == p)
-                    .map(|s| (s.offered_load_rps, f(s)))
-                    .collect();
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                (p.clone(), pts)
-            })
-            .filter(|(_, pts)| !pts.is_empty())
-            .collect()
+    let mut points: Vec<u64> = res.summary.iter().map(|s| s.point).collect();
+    points.sort_unstable();
+    points.dedup();
+    let spread = |sd: f64, s: &SummaryRow| if s.seeds > 1 { sd } else { 0.0 };
+    let seeds_note = if res.seeds.len() > 1 {
+        format!(
+            "mean over {} seeds, whiskers one sample standard deviation each side",
+            res.seeds.len()
+        )
+    } else {
+        "one seed".to_string()
     };
-    out.push(Chart {
-        stem: "goodput".into(),
-        title: "Goodput vs offered load".into(),
-        caption:
-            "Deadline-met completions per second against arrivals per second, mean over seeds."
-                .into(),
-        svg: lines(
-            "Goodput vs offered load",
-            "offered load (requests/s)",
-            "goodput (requests/s)",
-            &by_policy(|s| s.goodput_rps_mean),
-            true,
-        )?,
-    });
-    out.push(Chart {
-        stem: "attainment".into(),
-        title: "Deadline attainment vs offered load".into(),
-        caption: "Share of arrived requests completed within their deadline, mean over seeds."
-            .into(),
-        svg: lines(
-            "Deadline attainment vs offered load",
-            "offered load (requests/s)",
-            "deadline attainment",
-            &by_policy(|s| s.deadline_attainment_mean),
-            true,
-        )?,
-    });
+    if points.len() > 1 {
+        // A load sweep: one line per policy against the offered load.
+        let by_policy = |f: fn(&SummaryRow) -> (f64, f64)| -> Vec<Series> {
+            pols.iter()
+                .filter_map(|p| {
+                    let mut rows: Vec<&SummaryRow> =
+                        res.summary.iter().filter(|s| &s.policy == p).collect();
+                    rows.sort_by(|a, b| a.offered_load_rps.total_cmp(&b.offered_load_rps));
+                    (!rows.is_empty()).then(|| Series {
+                        name: p.clone(),
+                        points: rows.iter().map(|s| (s.offered_load_rps, f(s).0)).collect(),
+                        spread: rows.iter().map(|s| spread(f(s).1, s)).collect(),
+                    })
+                })
+                .collect()
+        };
+        out.push(Chart {
+            stem: "goodput".into(),
+            title: "Goodput vs offered load".into(),
+            caption: format!(
+                "Requests that met their deadline per second of the arrival window, against \
+                 requests arrived per second; {seeds_note}."
+            ),
+            svg: lines(
+                "Goodput vs offered load",
+                "offered load (requests/s)",
+                "goodput (requests/s)",
+                &by_policy(|s| (s.goodput_rps_mean, s.goodput_rps_std)),
+                XAxis::Linear,
+                true,
+            )?,
+        });
+        out.push(Chart {
+            stem: "attainment".into(),
+            title: "Deadline attainment vs offered load".into(),
+            caption: format!(
+                "Share of arrived requests completed within their deadline; {seeds_note}."
+            ),
+            svg: lines(
+                "Deadline attainment vs offered load",
+                "offered load (requests/s)",
+                "deadline attainment",
+                &by_policy(|s| (s.deadline_attainment_mean, s.deadline_attainment_std)),
+                XAxis::Linear,
+                true,
+            )?,
+        });
+    } else {
+        // One load (`compare`, `run`): a bar per policy.
+        let at = point_desc(res, points.first().copied().unwrap_or(0));
+        let here: Vec<&SummaryRow> = pols
+            .iter()
+            .filter_map(|p| res.summary.iter().find(|s| &s.policy == p))
+            .collect();
+        let names: Vec<String> = here.iter().map(|s| s.policy.clone()).collect();
+        let load = here.first().map_or(0.0, |s| s.offered_load_rps);
+        let title = format!("Goodput{at}");
+        out.push(Chart {
+            stem: "goodput".into(),
+            caption: format!(
+                "Requests that met their deadline per second of the arrival window ({} req/s \
+                 offered); {seeds_note}.",
+                crate::util::sig3(load)
+            ),
+            svg: bars(
+                &title,
+                "goodput (requests/s)",
+                &names,
+                &here.iter().map(|s| s.goodput_rps_mean).collect::<Vec<_>>(),
+                &here
+                    .iter()
+                    .map(|s| spread(s.goodput_rps_std, s))
+                    .collect::<Vec<_>>(),
+            )?,
+            title,
+        });
+        let title = format!("Deadline attainment{at}");
+        out.push(Chart {
+            stem: "attainment".into(),
+            caption: format!(
+                "Share of arrived requests completed within their deadline; {seeds_note}."
+            ),
+            svg: bars(
+                &title,
+                "deadline attainment",
+                &names,
+                &here
+                    .iter()
+                    .map(|s| s.deadline_attainment_mean)
+                    .collect::<Vec<_>>(),
+                &here
+                    .iter()
+                    .map(|s| spread(s.deadline_attainment_std, s))
+                    .collect::<Vec<_>>(),
+            )?,
+            title,
+        });
+    }
 
     let point = res.summary.iter().map(|s| s.point).max().unwrap_or(0);
     let at = point_desc(res, point);
@@ -410,7 +232,6 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
             .collect()
     };
     let mut cdf = Vec::new();
-    let mut xmax = 0.0f64;
     for p in &pols {
         let qs: Vec<&Vec<f64>> = runs_of(p)
             .into_iter()
@@ -424,28 +245,28 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
         let pts: Vec<(f64, f64)> = (0..n)
             .map(|k| {
                 let x = qs.iter().map(|q| q[k]).sum::<f64>() / qs.len() as f64;
-                (x, k as f64 / (n - 1).max(1) as f64)
+                (x.max(1e-6), k as f64 / (n - 1).max(1) as f64)
             })
             .collect();
-        if n > 1 {
-            xmax = xmax.max(pts[(n - 1) * 99 / 100].0);
-        }
-        cdf.push((p.clone(), pts));
-    }
-    for (_, pts) in &mut cdf {
-        pts.retain(|(x, _)| *x <= xmax * 1.1);
+        cdf.push(Series {
+            name: p.clone(),
+            points: pts,
+            spread: Vec::new(),
+        });
     }
     out.push(Chart {
         stem: "latency-cdf".into(),
         title: format!("Latency CDF{at}"),
         caption: format!(
-            "Distribution of the processing time D of completed requests{at} (quantiles averaged over seeds, up to the largest p99)."
+            "Distribution of the processing time D of completed requests{at}, on a log time axis \
+             (quantiles averaged over seeds, from the fastest request to the slowest)."
         ),
         svg: lines(
             &format!("Latency CDF{at}"),
-            "processing time D (s)",
+            "processing time D (log scale)",
             "fraction of completed requests",
             &cdf,
+            XAxis::Log,
             true,
         )?,
     });
@@ -507,14 +328,18 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
     }
 
     // Cumulative regret (first seed's series per policy that reports one).
-    let regret: Vec<(String, Vec<(f64, f64)>)> = pols
+    let regret: Vec<Series> = pols
         .iter()
         .filter_map(|p| {
             runs_of(p)
                 .into_iter()
                 .map(|i| &res.details[i].regret)
                 .find(|r| !r.is_empty())
-                .map(|r| (p.clone(), r.clone()))
+                .map(|r| Series {
+                    name: p.clone(),
+                    points: r.clone(),
+                    spread: Vec::new(),
+                })
         })
         .collect();
     if !regret.is_empty() {
@@ -527,6 +352,7 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
                 "simulated time (s)",
                 "cumulative regret",
                 &regret,
+                XAxis::Linear,
                 true,
             )?,
         });
@@ -595,31 +421,45 @@ Cost model <code>{}</code>. perllm {}.</p>",
             });
             let _ = write!(h, "<td>{}</td>", esc(&v));
         }
+        // A spread of one seed is no spread: the mean alone.
+        let ms = |m: f64, sd: f64, digits: usize| {
+            if s.seeds > 1 {
+                format!("{m:.digits$} ± {sd:.digits$}")
+            } else {
+                format!("{m:.digits$}")
+            }
+        };
         let _ = writeln!(
             h,
-            "<td>{}</td><td>{:.3}</td><td>{:.3} ± {:.3}</td><td>{}</td><td>{:.1}% ± {:.1}</td><td>{}</td>\
-<td>{:.1} ± {:.1}</td><td>{}</td><td>{:.3} ± {:.3}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}%</td><td>{}</td>\
+<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s.seeds,
             s.offered_load_rps,
-            s.goodput_rps_mean,
-            s.goodput_rps_std,
+            ms(s.goodput_rps_mean, s.goodput_rps_std, 3),
             opt(s.goodput_ratio, |x| format!("{x:.2}")),
-            s.deadline_attainment_mean * 100.0,
-            s.deadline_attainment_std * 100.0,
+            ms(
+                s.deadline_attainment_mean * 100.0,
+                s.deadline_attainment_std * 100.0,
+                1
+            ),
             opt(s.attainment_ratio, |x| format!("{x:.2}")),
-            s.energy_per_request_j_mean,
-            s.energy_per_request_j_std,
+            ms(s.energy_per_request_j_mean, s.energy_per_request_j_std, 1),
             opt(s.energy_per_request_ratio, |x| format!("{x:.2}")),
-            s.latency_p99_s_mean,
-            s.latency_p99_s_std,
+            ms(s.latency_p99_s_mean, s.latency_p99_s_std, 3),
             opt(s.latency_p99_ratio, |x| format!("{x:.2}")),
             opt(s.oracle_energy_gap, |g| format!("{:+.1}%", g * 100.0)),
         );
     }
-    h.push_str(
-        "</table>\n<p>mean ± sample standard deviation over seeds; x ref = mean / reference mean; \
-vs oracle = weighted energy above the offline oracle's.</p>\n<h2>Policies</h2>\n<table>\n\
-<tr><th>name</th><th>version</th><th>abi</th><th>source</th></tr>\n",
+    let _ = write!(
+        h,
+        "</table>\n<p>goodput = requests that met their deadline per second of the arrival window; \
+{}; x ref = mean / reference mean; vs oracle = weighted energy above the offline oracle's.</p>\n\
+<h2>Policies</h2>\n<table>\n<tr><th>name</th><th>version</th><th>abi</th><th>source</th></tr>\n",
+        if res.seeds.len() > 1 {
+            "mean ± sample standard deviation over seeds"
+        } else {
+            "one seed, so no spread"
+        }
     );
     for p in &res.policies {
         let _ = writeln!(

@@ -5,7 +5,7 @@
 //!
 //! Worlds: the paper testbed (6 servers) and `testbed::scaled` (50, 500: one A100 cloud server per
 //! ten, the rest Xeon edge servers), each with the constraints `latency <= deadline`,
-//! `share(cloud tier) <= 60%` and `utilization(edge tier) <= 90%`. Servers are a quarter busy.
+//! `share(cloud tier) <= 60%` and `occupancy(edge tier) <= 90%`. Servers are a quarter busy.
 //! Requests come from the scenario's synthetic generator (so classes are realistic), waiting
 //! 0-300 ms. The policy is warmed up by one slot first (its exploration placements); each
 //! measured call then decides the same slot again (`share_window = 0`, so repeated calls see
@@ -40,10 +40,10 @@ fn world(servers: usize) -> perllm_core::World {
             source: "share(cloud) <= 60%".into(),
         },
         LinearConstraint {
-            terms: vec![(1.0, Quantity::Utilization(Target::Tier(Tier::Edge)))],
+            terms: vec![(1.0, Quantity::Occupancy(Target::Tier(Tier::Edge)))],
             constant: -0.9,
             cmp: Cmp::Le,
-            source: "utilization(edge) <= 90%".into(),
+            source: "occupancy(edge) <= 90%".into(),
         },
     ];
     sc.workload.max_requests = None;

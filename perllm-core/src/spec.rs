@@ -545,7 +545,7 @@ impl Default for ObjectiveWeights {
     }
 }
 
-/// What a `share(..)` or `utilization(..)` quantity refers to.
+/// What a `share(..)` or `occupancy(..)` quantity refers to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum Target {
@@ -569,8 +569,12 @@ pub enum Quantity {
     /// placements of the last `share_window` seconds (default 10 s) plus the current slot, because
     /// a short slot often holds a single request; `share_window = 0` makes it literally per slot.
     Share(Target),
-    /// Fraction of the target's batch capacity in use, in [0, 1].
-    Utilization(Target),
+    /// Batch-slot occupancy: requests running, queued or uploading on the target servers over
+    /// their batch slots (the sum of their `max_batch`), as the policy sees them when it decides;
+    /// above 1 when requests queue. Not busy time (the report's `busy_fraction`). Written `occupancy(x)`; the
+    /// old spelling `utilization(x)` and the old serialised name are still read.
+    #[serde(alias = "utilization")]
+    Occupancy(Target),
     /// Transmission energy of a request (joules).
     EnergyTransmission,
     /// Inference energy of a request (joules).

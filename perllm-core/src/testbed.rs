@@ -148,10 +148,10 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
                     source: "share(cloud) <= 60%".into(),
                 },
                 LinearConstraint {
-                    terms: vec![(1.0, Quantity::Utilization(Target::Family("edge".into())))],
+                    terms: vec![(1.0, Quantity::Occupancy(Target::Family("edge".into())))],
                     constant: -0.9,
                     cmp: Cmp::Le,
-                    source: "utilization(edge) <= 90%".into(),
+                    source: "occupancy(edge) <= 90%".into(),
                 },
             ],
         },

@@ -861,7 +861,7 @@ impl Scenario {
                         format!("`{}`: coefficients must be finite", c.source),
                     );
                 }
-                if let Quantity::Share(t) | Quantity::Utilization(t) = q {
+                if let Quantity::Share(t) | Quantity::Occupancy(t) = q {
                     let any = tmp_world_servers.iter().any(|s| match t {
                         Target::Server(n) => &s.name == n,
                         Target::Family(f) => s.family.as_deref() == Some(f.as_str()),

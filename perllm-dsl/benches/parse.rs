@@ -54,7 +54,7 @@ workload {
 objective {
   minimize = energy.transmission + energy.inference + 0.5 * energy.idle
   constraint latency <= deadline
-  constraint utilization(edge) <= 90%
+  constraint occupancy(edge) <= 90%
 }
 policy perllm { exploration = 0.5 }
 "#,

@@ -62,6 +62,8 @@ pub mod codes {
     pub const TRUNCATED: &str = "perllm::truncated";
     /// Warning: a value that has no effect.
     pub const UNUSED: &str = "perllm::unused";
+    /// Warning: an old spelling, still accepted, and the one to write instead.
+    pub const RENAMED: &str = "perllm::renamed";
 }
 
 /// A label: a span with an optional message.

@@ -49,6 +49,174 @@ fn svg_texts(path: &Path) -> Vec<String> {
     out
 }
 
+/// An SVG element: its name, attributes and (for `<text>`) its text.
+struct El {
+    name: String,
+    attrs: std::collections::BTreeMap<String, String>,
+    text: String,
+}
+
+/// Every element of an SVG document, in document order.
+fn svg_elements(path: &Path) -> Vec<El> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut r = Reader::from_str(&text);
+    let mut out: Vec<El> = Vec::new();
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                let attrs = e
+                    .attributes()
+                    .map(|a| {
+                        let a = a.unwrap();
+                        (
+                            String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                            a.unescape_value().unwrap().into_owned(),
+                        )
+                    })
+                    .collect();
+                out.push(El {
+                    name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+                    attrs,
+                    text: String::new(),
+                });
+            }
+            Ok(Event::Text(t)) => {
+                if let Some(last) = out.last_mut().filter(|e| e.name == "text") {
+                    last.text.push_str(t.decode().unwrap().trim());
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+    out
+}
+
+fn num(e: &El, k: &str) -> f64 {
+    e.attrs[k].parse().unwrap()
+}
+
+/// The largest x of the coloured data lines (polylines not drawn in black: axes and ticks are).
+fn data_max_x(els: &[El]) -> f64 {
+    els.iter()
+        .filter(|e| e.name == "polyline" && e.attrs.get("stroke").is_some_and(|c| c != "#000000"))
+        .flat_map(|e| {
+            e.attrs["points"]
+                .split_whitespace()
+                .map(|p| p.split(',').next().unwrap().parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .fold(f64::MIN, f64::max)
+}
+
+/// Issue 17: legends beside the plot, never over the data; the latency CDF on a log time axis;
+/// a load sweep with error bars; one load (`compare`) as bars with error bars.
+#[test]
+fn chart_layout_legends_log_axis_and_bars() {
+    let dir = tmp();
+    let sweep = dir.path().join("sweep.json");
+    perllm(&[
+        "sweep",
+        "examples/paper-7b.perllm",
+        "--set",
+        SHORT,
+        "--set",
+        "workload.arrivals.rate=2/s,8/s",
+        "--policies",
+        "perllm,cloud-only,greedy",
+        "--seeds",
+        "1..2",
+        "--out",
+        s(&sweep),
+        "-q",
+    ])
+    .ok();
+    let plots = dir.path().join("sweep-plots");
+    perllm(&["plot", s(&sweep), "--out", s(&plots), "-q"]).ok();
+    for chart in ["goodput", "attainment", "latency-cdf"] {
+        let els = svg_elements(&plots.join(format!("{chart}.svg")));
+        let right = data_max_x(&els);
+        assert!(right > 0.0, "{chart}: no data lines");
+        for p in ["perllm", "cloud-only", "greedy"] {
+            let label = els
+                .iter()
+                .find(|e| e.name == "text" && e.text == p)
+                .unwrap_or_else(|| panic!("{chart}: no legend entry {p}"));
+            assert!(
+                num(label, "x") > right,
+                "{chart}: legend `{p}` at x={} is over the data (which reaches x={right})",
+                num(label, "x")
+            );
+        }
+    }
+    // The CDF's time axis is logarithmic: decade labels, and it says so.
+    let texts: Vec<String> = svg_texts(&plots.join("latency-cdf.svg"));
+    assert!(
+        texts.iter().any(|t| t == "processing time D (log scale)"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t == "1.00 s") && texts.iter().any(|t| t == "10.0 s"),
+        "decade labels: {texts:?}"
+    );
+    // Error bars: each sweep point of a 2-seed mean gets a whisker (a vertical coloured path).
+    let els = svg_elements(&plots.join("goodput.svg"));
+    let whiskers = els
+        .iter()
+        .filter(|e| e.name == "polyline" && e.attrs.get("stroke-width").is_some_and(|w| w == "1"))
+        .filter(|e| e.attrs.get("stroke").is_some_and(|c| c != "#000000"))
+        .filter(|e| {
+            let xs: Vec<&str> = e.attrs["points"]
+                .split_whitespace()
+                .map(|p| p.split(',').next().unwrap())
+                .collect();
+            xs.len() == 2 && xs[0] == xs[1]
+        })
+        .count();
+    assert!(whiskers >= 4, "{whiskers} whiskers");
+
+    // One load: bars (one filled rectangle per policy at least), whiskers, no lines over load.
+    let cmp = dir.path().join("compare.json");
+    perllm(&[
+        "compare",
+        "examples/paper-7b.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        "perllm,cloud-only,greedy",
+        "--seeds",
+        "1..2",
+        "--out",
+        s(&cmp),
+        "-q",
+    ])
+    .ok();
+    let plots = dir.path().join("compare-plots");
+    perllm(&["plot", s(&cmp), "--out", s(&plots), "-q"]).ok();
+    for chart in ["goodput", "attainment"] {
+        let els = svg_elements(&plots.join(format!("{chart}.svg")));
+        let bars = els
+            .iter()
+            .filter(|e| e.name == "rect" && e.attrs.get("fill").is_some_and(|f| f != "#FFFFFF"))
+            .count();
+        assert!(bars >= 3, "{chart}: {bars} bars");
+        assert_eq!(
+            data_max_x(&els),
+            f64::MIN,
+            "{chart}: a line chart of one load"
+        );
+        let texts: Vec<&str> = els
+            .iter()
+            .filter(|e| e.name == "text")
+            .map(|e| e.text.as_str())
+            .collect();
+        for p in ["perllm", "cloud-only", "greedy"] {
+            assert!(texts.contains(&p), "{chart}: no bar `{p}`: {texts:?}");
+        }
+    }
+}
+
 #[test]
 fn plots_have_the_expected_series() {
     let dir = tmp();
@@ -140,6 +308,10 @@ fn plot_of_a_single_run() {
     .ok();
     let texts = svg_texts(&plots.join("goodput.svg"));
     assert!(texts.iter().any(|t| t == "oracle"));
+    let html = std::fs::read_to_string(plots.join("index.html")).unwrap();
+    let table =
+        &html[html.find("<h2>Summary</h2>").unwrap()..html.find("<h2>Policies</h2>").unwrap()];
+    assert!(!table.contains("± "), "one seed has no spread: {table}");
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     let has_regret = !results["details"][0]["regret"]
@@ -164,40 +336,41 @@ fn chromium() -> Option<std::path::PathBuf> {
 }
 
 /// The HTML page loads in a headless browser: the browser's DOM holds every chart and the
-/// summary table, and the console reports no error. Needs Chromium: `.ci/run` installs Debian's
-/// package and sets `PERLLM_REQUIRE_CHROMIUM=1` when that worked; elsewhere the test says it is
-/// skipped unless that variable demands it.
+/// summary table, the console reports no error, and a screenshot of the page is taken (kept in
+/// `target/tmp/perllm-page.png` for a human to look at). Needs Chromium: without one on `PATH` when
+/// the tests are built, the test is compiled as ignored and `cargo test` says so (build.rs);
+/// `.ci/run` installs Debian's package and sets `PERLLM_REQUIRE_CHROMIUM=1`, which makes it run
+/// (and fail if the browser is missing).
 #[test]
+#[cfg_attr(
+    not(perllm_chromium),
+    ignore = "no chromium on PATH when the tests were built: `apt-get install chromium` (as .ci/run does)"
+)]
 fn html_page_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("PERLLM_REQUIRE_CHROMIUM").is_none(),
-            "PERLLM_REQUIRE_CHROMIUM is set but no chromium is on PATH"
-        );
-        eprintln!("skipped: no chromium on PATH (install Debian's `chromium` to run this test)");
-        return;
-    };
+    let browser = chromium().unwrap_or_else(|| {
+        panic!(
+            "no chromium on PATH (PERLLM_REQUIRE_CHROMIUM is set, or it was on PATH when this \
+             test was built): install Debian's `chromium`"
+        )
+    });
     let dir = tmp();
-    let run = dir.path().join("run");
+    let results = dir.path().join("compare.json");
     perllm(&[
-        "run",
-        "examples/paper.perllm",
+        "compare",
+        "examples/paper-7b.perllm",
         "--set",
         SHORT,
+        "--policies",
+        "perllm,cloud-only,greedy,least-loaded",
+        "--seeds",
+        "1..2",
         "--out",
-        s(&run),
+        s(&results),
         "-q",
     ])
     .ok();
     let plots = dir.path().join("plots");
-    perllm(&[
-        "plot",
-        s(&run.join("results.json")),
-        "--out",
-        s(&plots),
-        "-q",
-    ])
-    .ok();
+    perllm(&["plot", s(&results), "--out", s(&plots), "-q"]).ok();
     let page = plots.join("index.html");
     let profile = dir.path().join("profile");
     let out = std::process::Command::new("timeout")
@@ -238,10 +411,41 @@ fn html_page_renders_in_headless_chromium() {
         "every chart is in the browser's DOM"
     );
     assert!(
-        dom.contains("<table>") && dom.contains("Goodput vs offered load"),
+        dom.contains("<table>") && dom.contains("Deadline attainment"),
         "{dom}"
     );
     for bad in ["Uncaught", ":CONSOLE", "Failed to load resource"] {
         assert!(!log.contains(bad), "the browser reported `{bad}`:\n{log}");
     }
+    // A screenshot of the whole page, for the eye.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("perllm-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1100,4200",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium screenshot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 50_000,
+        "a page of charts, not a blank one: {} bytes",
+        png.len()
+    );
 }

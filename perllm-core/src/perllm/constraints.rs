@@ -2,9 +2,9 @@
 //!
 //! A constraint whose quantities are all per request (`latency`, `deadline`, the energy terms)
 //! becomes a per-(request, server) feasibility filter evaluated on the predicted values. A
-//! constraint whose quantities are all per slot (`share(..)`, `utilization(..)`) becomes a linear
+//! constraint whose quantities are all per slot (`share(..)`, `occupancy(..)`) becomes a linear
 //! row over the slot's placement counts. A constraint mixing the two kinds, or mixing `share`
-//! with `utilization` (which would make the row non-linear), is refused when the policy is built.
+//! with `occupancy` (which would make the row non-linear), is refused when the policy is built.
 
 use crate::policy::{PolicyError, ServerState};
 use crate::spec::{Cmp, LinearConstraint, Quantity};
@@ -69,11 +69,11 @@ impl RequestConstraint {
 enum SlotKind {
     /// Terms over shares of the slot's placed requests.
     Share,
-    /// Terms over utilisation of batch capacity.
-    Utilization,
+    /// Terms over batch-slot occupancy.
+    Occupancy,
 }
 
-/// A per-slot constraint over shares or utilisations.
+/// A per-slot constraint over shares or batch-slot occupancies.
 #[derive(Clone, Debug)]
 pub(crate) struct SlotConstraint {
     kind: SlotKind,
@@ -100,7 +100,7 @@ pub(crate) struct UserRow {
 impl SlotConstraint {
     /// The LP rows for the current server states. `<=` and `>=` give one row, `==` two.
     ///
-    /// A row already violated before anything is placed (possible for utilisation rows, whose
+    /// A row already violated before anything is placed (possible for occupancy rows, whose
     /// left-hand side includes the servers' current load) cannot be repaired by this slot's
     /// placements alone; its right-hand side is raised to 0, so the placement never makes it
     /// worse. Share rows are multiplied by the number of placed requests (window plus slot), so
@@ -134,7 +134,7 @@ impl SlotConstraint {
                 // The window's earlier placements enter the left-hand side as a constant.
                 base = coef.iter().zip(recent).map(|(c, &h)| c * h as f64).sum();
             }
-            SlotKind::Utilization => {
+            SlotKind::Occupancy => {
                 for (c, ts, cap) in &self.terms {
                     for &s in ts {
                         let st = &servers[s as usize];
@@ -225,7 +225,7 @@ impl Compiled {
         let per_req = c
             .terms
             .iter()
-            .filter(|(_, q)| !matches!(q, Quantity::Share(_) | Quantity::Utilization(_)))
+            .filter(|(_, q)| !matches!(q, Quantity::Share(_) | Quantity::Occupancy(_)))
             .count();
         let shares = c
             .terms
@@ -235,18 +235,18 @@ impl Compiled {
         let utils = c
             .terms
             .iter()
-            .filter(|(_, q)| matches!(q, Quantity::Utilization(_)))
+            .filter(|(_, q)| matches!(q, Quantity::Occupancy(_)))
             .count();
         if per_req > 0 && shares + utils > 0 {
             return Err(err(
-                "mixes per-request quantities (latency, deadline, energy) with per-slot ones (share, utilization); \
+                "mixes per-request quantities (latency, deadline, energy) with per-slot ones (share, occupancy); \
                  write them as separate constraints"
                     .into(),
             ));
         }
         if shares > 0 && utils > 0 {
             return Err(err(
-                "mixes share(..) and utilization(..), which is not linear in the placement".into(),
+                "mixes share(..) and occupancy(..), which is not linear in the placement".into(),
             ));
         }
         if shares + utils == 0 {
@@ -261,7 +261,7 @@ impl Compiled {
                         Quantity::EnergyInference => ReqQty::EInf,
                         Quantity::EnergyIdle => ReqQty::EIdle,
                         Quantity::Energy => ReqQty::E,
-                        Quantity::Share(_) | Quantity::Utilization(_) => {
+                        Quantity::Share(_) | Quantity::Occupancy(_) => {
                             unreachable!("filtered above")
                         }
                     };
@@ -277,7 +277,7 @@ impl Compiled {
         }
         let mut terms = Vec::new();
         for (k, q) in &c.terms {
-            let (Quantity::Share(t) | Quantity::Utilization(t)) = q else {
+            let (Quantity::Share(t) | Quantity::Occupancy(t)) = q else {
                 unreachable!("filtered above")
             };
             let ts = world.target_servers(t);
@@ -294,7 +294,7 @@ impl Compiled {
             kind: if shares > 0 {
                 SlotKind::Share
             } else {
-                SlotKind::Utilization
+                SlotKind::Occupancy
             },
             terms,
             constant: c.constant,

@@ -257,7 +257,7 @@ fn round_floats(v: &mut serde_json::Value) {
 #[test]
 fn decision_log_snapshot() {
     let mut sc = testbed::paper(4.0, 3 * SECOND);
-    // latency <= deadline and utilization(edge) <= 90% (without the cloud-share cap, which
+    // latency <= deadline and occupancy(edge) <= 90% (without the cloud-share cap, which
     // blocks most placements on this testbed: see docs/perllm-policy.md).
     sc.objective.constraints.remove(1);
     let world = sc.build().unwrap();
@@ -350,8 +350,8 @@ proptest! {
                 constant: -slot.ge_edge_share, cmp: Cmp::Ge, source: "share(edge) >= y".into(),
             },
             LinearConstraint {
-                terms: vec![(1.0, Quantity::Utilization(Target::Family("edge".into())))],
-                constant: -slot.edge_util, cmp: Cmp::Le, source: "utilization(edge) <= z".into(),
+                terms: vec![(1.0, Quantity::Occupancy(Target::Family("edge".into())))],
+                constant: -slot.edge_util, cmp: Cmp::Le, source: "occupancy(edge) <= z".into(),
             },
             LinearConstraint {
                 terms: vec![(1.0, Quantity::Energy)],

@@ -224,7 +224,7 @@ impl Lowerer {
             self.err(
                 DiagBuilder::error(codes::OBJECTIVE, "this constraint mentions no per-slot quantity")
                     .label(e.span, "always true or always false")
-                    .help("constraints compare `latency`, `deadline`, `share(x)`, `utilization(x)` or energy terms"),
+                    .help("constraints compare `latency`, `deadline`, `share(x)`, `occupancy(x)` or energy terms"),
             );
             return None;
         }
@@ -296,10 +296,10 @@ impl Lowerer {
                             "energy.inference",
                             "energy.idle",
                             "share",
-                            "utilization",
+                            "occupancy",
                         ];
                         let help = did_you_mean(other, known).unwrap_or_else(|| {
-                            "the quantities are: latency, deadline, share(x), utilization(x), energy, energy.transmission, energy.inference, energy.idle".into()
+                            "the quantities are: latency, deadline, share(x), occupancy(x), energy, energy.transmission, energy.inference, energy.idle".into()
                         });
                         self.err(
                             DiagBuilder::error(
@@ -317,9 +317,26 @@ impl Lowerer {
             ExprKind::Call { name, args } => {
                 let share = match name.name.as_str() {
                     "share" => true,
-                    "utilization" => false,
+                    "occupancy" => false,
+                    // The old spelling: one meaning in the language (batch-slot occupancy),
+                    // but reports once used the word for busy time, so it is named.
+                    "utilization" => {
+                        self.warn(
+                            DiagBuilder::warning(
+                                codes::RENAMED,
+                                "`utilization(..)` is now written `occupancy(..)`",
+                            )
+                            .label(name.span, "read as `occupancy`")
+                            .help(
+                                "it bounds the fraction of the target's batch slots in use \
+                                 (requests running, queued or uploading / max_batch), not its busy \
+                                 time over the run, which reports show as `busy`",
+                            ),
+                        );
+                        false
+                    }
                     other => {
-                        let help = did_you_mean(other, ["share", "utilization"]);
+                        let help = did_you_mean(other, ["share", "occupancy"]);
                         self.err(
                             DiagBuilder::error(
                                 codes::UNKNOWN_REF,
@@ -327,7 +344,7 @@ impl Lowerer {
                             )
                             .label(name.span, "not a per-slot quantity")
                             .help_opt(help.or(Some(
-                                "constraints know `share(x)` and `utilization(x)`".into(),
+                                "constraints know `share(x)` and `occupancy(x)`".into(),
                             ))),
                         );
                         return None;
@@ -352,7 +369,7 @@ impl Lowerer {
                         if share {
                             Quantity::Share(t)
                         } else {
-                            Quantity::Utilization(t)
+                            Quantity::Occupancy(t)
                         },
                     )],
                     0.0,
@@ -525,7 +542,7 @@ fn qname(q: &Quantity) -> String {
         Quantity::Latency => "`latency`".into(),
         Quantity::Deadline => "`deadline`".into(),
         Quantity::Share(_) => "`share(..)`".into(),
-        Quantity::Utilization(_) => "`utilization(..)`".into(),
+        Quantity::Occupancy(_) => "`occupancy(..)`".into(),
         _ => "an energy term".into(),
     }
 }

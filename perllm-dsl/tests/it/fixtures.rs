@@ -86,3 +86,32 @@ fn invalid_fixtures_render_their_diagnostics() {
         });
     }
 }
+
+/// `utilization(x)`, the old spelling of `occupancy(x)`, lowers to the same constraint and warns.
+#[test]
+fn the_old_utilization_spelling_is_occupancy_with_a_warning() {
+    let dir = crate::common::crate_dir().join("tests/fixtures/valid");
+    let old = load_file(&dir.join("renamed-utilization.perllm")).expect("loads");
+    let new = load_file(&dir.join("paper.perllm")).expect("loads");
+    let codes: Vec<&str> = old.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, ["perllm::renamed"]);
+    assert!(new.warnings.is_empty());
+    let quantities = |l: &perllm_dsl::Loaded| {
+        l.scenario
+            .objective
+            .constraints
+            .iter()
+            .map(|c| c.terms.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(quantities(&old), quantities(&new));
+    // Serialised scenarios written before the rename still read.
+    let json = serde_json::to_string(&new.scenario)
+        .unwrap()
+        .replace("\"occupancy\"", "\"utilization\"");
+    let back: perllm_core::Scenario = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        back.objective.constraints,
+        new.scenario.objective.constraints
+    );
+}

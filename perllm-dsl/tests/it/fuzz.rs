@@ -121,6 +121,7 @@ const TOKENS: &[&str] = &[
     "latency",
     "deadline",
     "share(cloud)",
+    "occupancy(edge)",
     "utilization(edge)",
     "energy.idle",
     "poisson(rate = 2 /s)",
