@@ -18,7 +18,7 @@ use crate::world::{ModelId, SloId, World};
 
 /// An error while producing requests (a malformed trace row, an out-of-order arrival).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{source_name}: {}{message}", row_prefix(*.row))]
+#[error("{source_name}: row {row}: {message}")]
 pub struct WorkloadError {
     /// The file or generator name.
     pub source_name: String,
@@ -39,15 +39,6 @@ fn group_thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// `row N: `, or nothing for errors not about one row (row 0).
-fn row_prefix(row: u64) -> String {
-    if row == 0 {
-        String::new()
-    } else {
-        format!("row {row}: ")
-    }
 }
 
 impl WorkloadError {

@@ -1162,7 +1162,9 @@ fn gamma_arrivals_are_bounded_at_build_and_while_generating() {
     assert_eq!(n, 20_000);
     let m = err.to_string();
     assert!(
-        m.starts_with("workload.arrivals: more than 20,000 requests arrive in simulated second 0"),
+        m.starts_with(
+            "workload.arrivals: row 0: more than 20,000 requests arrive in simulated second 0"
+        ),
         "{m}"
     );
     assert!(src.next_request().is_none());
