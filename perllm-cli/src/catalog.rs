@@ -42,6 +42,11 @@ impl Catalog {
     /// `PERLLM_PLUGIN_PATH` and next to the binary.
     pub fn discover(plugins: &[PathBuf]) -> Result<Catalog> {
         let registry = Registry::discover(plugins).map_err(|e| CliError::input(e.to_string()))?;
+        // A library of a plugin directory that failed to load, a bundled plugin a user library
+        // replaced: said on every command, never silently.
+        for w in registry.warnings() {
+            eprintln!("warning: {w}");
+        }
         let items = registry
             .list()
             .into_iter()
@@ -67,6 +72,11 @@ impl Catalog {
         let mut c = Catalog::discover(&args.plugins.plugins)?;
         c.registry.set_call_budget(args.call_budget);
         Ok(c)
+    }
+
+    /// How many libraries of plugin directories failed to load (and were skipped).
+    pub fn skipped_libraries(&self) -> usize {
+        self.registry.skipped().len()
     }
 
     /// Everything available with its shadowed flag (a plugin hidden by a built-in of its name):

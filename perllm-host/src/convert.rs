@@ -60,11 +60,13 @@ impl Capture {
             report: capture_report,
         }
     }
-    /// The message, or a note that the plugin gave none.
+    /// The message, or a note that the plugin gave none or an empty one.
     pub fn take(&mut self) -> String {
-        self.message
-            .take()
-            .unwrap_or_else(|| "(the plugin reported no message)".into())
+        match self.message.take() {
+            None => "(the plugin reported no message)".into(),
+            Some(m) if m.is_empty() => "(the plugin reported an empty message)".into(),
+            Some(m) => m,
+        }
     }
 }
 

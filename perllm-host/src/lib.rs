@@ -31,6 +31,6 @@ pub use error::HostError;
 pub use loader::Symbols;
 pub use policy::{CallTiming, DEFAULT_CALL_BUDGET, ForeignPolicy, WALLCLOCK_PREFIX};
 pub use registry::{
-    PLUGIN_PATH_VAR, PLUGIN_PREFIX, PluginInfo, PluginKind, Registry, bundled_candidates,
-    bundled_library_name,
+    BUNDLED_PREFIX, PLUGIN_PATH_VAR, PLUGIN_PREFIX, PluginInfo, PluginKind, Registry,
+    bundled_candidates, bundled_library_name,
 };

@@ -249,8 +249,15 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
+        // Escaped: a NUL or control byte printed raw would make the bad name look valid.
         return Err(format!(
-            "its name `{name}` is not 1-64 ASCII letters, digits, `-`, `_` or `.`"
+            "its name \"{}\" is not 1-64 ASCII letters, digits, `-`, `_` or `.`{}",
+            name.escape_debug(),
+            if name.contains('\0') {
+                " (it contains a NUL byte: C strings are not names; pass the length without the terminator)"
+            } else {
+                ""
+            }
         ));
     }
     let ctx = |e: String| format!("`{name}`: {e}");
@@ -258,6 +265,14 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
     let version = unsafe { read_str(d.version, "version") }.map_err(ctx)?;
     // SAFETY: as above.
     let description = unsafe { read_str(d.description, "description") }.map_err(ctx)?;
+    for (what, v) in [("version", &version), ("description", &description)] {
+        if v.contains('\0') {
+            return Err(format!(
+                "`{name}`: its {what} \"{}\" contains a NUL byte (pass the length without the terminator)",
+                v.escape_debug()
+            ));
+        }
+    }
     let mut out = Declared {
         name: name.clone(),
         version,

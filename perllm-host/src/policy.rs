@@ -192,10 +192,15 @@ impl ForeignPolicy {
 
     #[cold]
     fn invalid(&self, problem: String) -> HostError {
+        self.invalid_in("schedule", problem)
+    }
+
+    #[cold]
+    fn invalid_in(&self, function: &str, problem: String) -> HostError {
         HostError::Invalid {
             plugin: self.name.clone(),
             path: self.path.clone(),
-            function: "schedule".into(),
+            function: function.into(),
             problem,
         }
     }
@@ -504,28 +509,21 @@ impl Policy for ForeignPolicy {
             return stats;
         }
         if let Some(f) = self.vt.stats {
-            extern "C" fn emit(ctx: *mut c_void, name: abi::StrRef, value: f64) {
-                // SAFETY: `ctx` is the `&mut Vec` below, alive for the call; the guest calls back
-                // on the calling thread.
-                let v = unsafe { &mut *ctx.cast::<Vec<(String, f64)>>() };
-                // SAFETY: the guest passes a name valid for the callback.
-                let bytes = unsafe { name.as_bytes() };
-                if v.len() < 10_000 {
-                    v.push((
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
-                        value,
-                    ));
-                }
-            }
-            let mut values: Vec<(String, f64)> = Vec::new();
+            let mut got = Stats::default();
             let sink = abi::StatSink {
                 struct_size: size_of::<abi::StatSink>() as u32,
                 reserved: 0,
-                ctx: (&mut values as *mut Vec<(String, f64)>).cast(),
-                emit,
+                ctx: (&mut got as *mut Stats).cast(),
+                emit: stats_emit,
             };
-            if f(self.instance, &sink) == abi::STATUS_OK {
-                for (k, v) in values {
+            let status = f(self.instance, &sink);
+            if let Some(problem) = got.bad {
+                let e = self.invalid_in("stats", problem);
+                if self.failure.is_none() {
+                    self.health.fail(Kind::Policy, &self.name, e);
+                }
+            } else if status == abi::STATUS_OK {
+                for (k, v) in got.values {
                     if !k.starts_with(WALLCLOCK_PREFIX) {
                         stats.values.insert(k, v);
                     }
@@ -534,6 +532,64 @@ impl Policy for ForeignPolicy {
         }
         stats
     }
+}
+
+/// What a plugin's `stats` emitted: the values, or the first invalid name.
+#[derive(Default)]
+struct Stats {
+    values: Vec<(String, f64)>,
+    bad: Option<String>,
+}
+
+/// Longest statistic name kept, bytes; most statistics a plugin may emit.
+const MAX_STAT_NAME: usize = 256;
+const MAX_STATS: usize = 10_000;
+
+extern "C" fn stats_emit(ctx: *mut c_void, name: abi::StrRef, value: f64) {
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: `ctx` is the `&mut Stats` of `ForeignPolicy::stats`, alive for the call; the guest
+    // calls back on the calling thread.
+    let got = unsafe { &mut *ctx.cast::<Stats>() };
+    if got.bad.is_some() {
+        return;
+    }
+    let problem = if name.ptr.is_null() {
+        Some(format!(
+            "a statistic with a null name pointer (length {}, value {value})",
+            name.len
+        ))
+    } else if name.len == 0 {
+        Some(format!("a statistic with an empty name (value {value})"))
+    } else {
+        // SAFETY: the guest passes a name valid for the callback; at most 256 bytes are read.
+        let bytes = unsafe {
+            abi::StrRef {
+                ptr: name.ptr,
+                len: name.len.min(MAX_STAT_NAME),
+            }
+            .as_bytes()
+        };
+        match std::str::from_utf8(bytes) {
+            Err(_) if name.len <= MAX_STAT_NAME => Some(format!(
+                "a statistic name that is not UTF-8: {:?}",
+                String::from_utf8_lossy(bytes)
+            )),
+            Ok(s) if s.contains('\0') => Some(format!(
+                "a statistic name \"{}\" containing a NUL byte (pass the length without the terminator)",
+                s.escape_debug()
+            )),
+            _ => {
+                if got.values.len() < MAX_STATS {
+                    got.values
+                        .push((String::from_utf8_lossy(bytes).into_owned(), value));
+                }
+                None
+            }
+        }
+    };
+    got.bad = problem;
 }
 
 impl Drop for ForeignPolicy {

@@ -20,6 +20,9 @@ pub const PLUGIN_PATH_VAR: &str = "PERLLM_PLUGIN_PATH";
 
 /// Prefix that selects a plugin even when a built-in has the same name (`plugin:roofline`).
 pub const PLUGIN_PREFIX: &str = "plugin:";
+/// Prefix selecting the bundled library's plugin of a name a user library also provides
+/// (`bundled:round-robin`).
+pub const BUNDLED_PREFIX: &str = "bundled:";
 
 /// Names of the built-in cost models.
 const BUILTIN_COST_MODELS: &[(&str, &str)] = &[(
@@ -81,6 +84,10 @@ pub struct PluginInfo {
 pub struct Registry {
     libraries: Vec<Arc<LibInfo>>,
     plugins: Vec<Declared>,
+    /// Bundled plugins a user library replaced (reachable as `bundled:NAME`).
+    replaced: Vec<Declared>,
+    /// Libraries of plugin directories that failed to load (the others were loaded).
+    skipped: Vec<HostError>,
     bundled: Option<PathBuf>,
     searched: Vec<PathBuf>,
     health: Arc<Health>,
@@ -157,6 +164,8 @@ impl Registry {
         Registry {
             libraries: Vec::new(),
             plugins: Vec::new(),
+            replaced: Vec::new(),
+            skipped: Vec::new(),
             bundled: None,
             searched: Vec::new(),
             health: Arc::new(Health::default()),
@@ -234,7 +243,9 @@ impl Registry {
     }
 
     /// Load every library (`*.so`, `*.dylib` or `*.dll`, by platform) in `dir`, in name order.
-    /// The outer error is the directory's own (unreadable); a library's error is returned as is.
+    /// The outer error is the directory's own (unreadable). A library that fails to load is
+    /// skipped and recorded ([`Registry::skipped`]): one bad library does not hide the others. A
+    /// duplicate name is still an error (which one to use would be a guess).
     fn load_dir(&mut self, dir: &Path) -> Result<Result<(), HostError>, String> {
         let rd = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
         let mut libs: Vec<PathBuf> = rd
@@ -243,8 +254,10 @@ impl Registry {
             .collect();
         libs.sort();
         for l in libs {
-            if let Err(e) = self.load_library(&l) {
-                return Ok(Err(e));
+            match self.load_library(&l) {
+                Ok(()) => {}
+                Err(e @ HostError::DuplicateName { .. }) => return Ok(Err(e)),
+                Err(e) => self.skipped.push(e),
             }
         }
         Ok(Ok(()))
@@ -293,6 +306,10 @@ impl Registry {
                 .find(|p| p.kind == d.kind && p.name == d.name)
             {
                 if yield_to_existing {
+                    self.replaced.push(Declared {
+                        lib: lib.clone(),
+                        ..d
+                    });
                     continue;
                 }
                 return Err(HostError::DuplicateName {
@@ -318,6 +335,35 @@ impl Registry {
     /// The bundled library, if discovery found it.
     pub fn bundled_path(&self) -> Option<&Path> {
         self.bundled.as_deref()
+    }
+
+    /// Libraries in plugin directories that failed to load; the others were loaded. Report them:
+    /// a plugin the user expects may be missing.
+    pub fn skipped(&self) -> &[HostError] {
+        &self.skipped
+    }
+
+    /// What a user should be told about this registry: each library of a plugin directory that
+    /// was skipped, and each bundled plugin a user library replaced (and how to select it).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|e| format!("skipped a plugin library that failed to load: {e}"))
+            .collect();
+        for d in &self.replaced {
+            let by = self
+                .plugins
+                .iter()
+                .find(|p| p.kind == d.kind && p.name == d.name)
+                .map_or_else(String::new, |p| p.lib.path.display().to_string());
+            w.push(format!(
+                "{kind} `{name}` of `{by}` replaces the bundled {kind} of that name; select the bundled one as `{BUNDLED_PREFIX}{name}`",
+                kind = kind_name(d.kind),
+                name = d.name,
+            ));
+        }
+        w
     }
 
     /// Every policy and cost model available: built-ins first, then plugins in load order.
@@ -349,7 +395,16 @@ impl Registry {
                 shadowed: false,
             });
         }
-        for d in &self.plugins {
+        let replaced = self
+            .replaced
+            .iter()
+            .map(|d| (d, format!("{BUNDLED_PREFIX}{}", d.name)));
+        for (d, name) in self
+            .plugins
+            .iter()
+            .map(|d| (d, d.name.clone()))
+            .chain(replaced)
+        {
             let kind = if d.kind == abi::KIND_POLICY {
                 PluginKind::Policy
             } else {
@@ -360,7 +415,7 @@ impl Registry {
                 PluginKind::CostModel => BUILTIN_COST_MODELS.iter().any(|b| b.0 == d.name),
             };
             v.push(PluginInfo {
-                name: d.name.clone(),
+                name,
                 kind,
                 version: d.version.clone(),
                 abi_version: format!(
@@ -378,6 +433,14 @@ impl Registry {
     }
 
     fn find(&self, kind: u32, name: &str) -> Option<&Declared> {
+        if let Some(n) = name.strip_prefix(BUNDLED_PREFIX) {
+            let bundled = self.bundled.as_deref()?;
+            return self
+                .replaced
+                .iter()
+                .chain(&self.plugins)
+                .find(|p| p.kind == kind && p.name == n && p.lib.path == bundled);
+        }
         self.plugins
             .iter()
             .find(|p| p.kind == kind && p.name == name)

@@ -358,3 +358,89 @@ pub extern "C" fn testkit_declare_future() -> *const PluginList {
     };
     &L
 }
+
+/// `testkit-raw`'s schedule, written against the raw ABI to misuse the error sink as a C plugin
+/// might: by its config's mode, `null-message` (a null pointer with length 5), `empty-message`,
+/// `no-message` (an error status without a message); otherwise every request is deferred.
+extern "C" fn raw_schedule(
+    instance: *mut std::ffi::c_void,
+    _slot: *const SlotView,
+    _out: *mut Placement,
+    _out_len: usize,
+    err: *const ErrorSink,
+) -> u32 {
+    // SAFETY: the instance `policy_create::<Testkit>` returned.
+    let me = unsafe { &*instance.cast::<Testkit>() };
+    // SAFETY: the host's sink, valid for the call.
+    let (ctx, report) = unsafe { ((*err).ctx, (*err).report) };
+    match me.cfg.mode.as_str() {
+        "null-message" => {
+            report(
+                ctx,
+                StrRef {
+                    ptr: std::ptr::null(),
+                    len: 5,
+                },
+            );
+            STATUS_ERROR
+        }
+        "empty-message" => {
+            report(ctx, StrRef::EMPTY);
+            STATUS_ERROR
+        }
+        "no-message" => STATUS_ERROR,
+        _ => STATUS_OK,
+    }
+}
+
+/// `testkit-raw`'s stats: by mode, `null-stat-name`, `empty-stat-name` or `nul-stat-name`.
+extern "C" fn raw_stats(instance: *mut std::ffi::c_void, sink: *const StatSink) -> u32 {
+    // SAFETY: as in `raw_schedule`.
+    let me = unsafe { &*instance.cast::<Testkit>() };
+    // SAFETY: the host's sink, valid for the call.
+    let (ctx, emit) = unsafe { ((*sink).ctx, (*sink).emit) };
+    emit(ctx, StrRef::new("testkit.ok"), 1.0);
+    match me.cfg.mode.as_str() {
+        "null-stat-name" => emit(
+            ctx,
+            StrRef {
+                ptr: std::ptr::null(),
+                len: 0,
+            },
+            2.0,
+        ),
+        "empty-stat-name" => emit(ctx, StrRef::new(""), 3.0),
+        "nul-stat-name" => emit(ctx, StrRef::new("testkit.calls\0"), 4.0),
+        _ => {}
+    }
+    STATUS_OK
+}
+
+/// A policy `testkit-raw` whose `schedule` and `stats` misuse the sinks (see `raw_schedule`).
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_raw() -> *const PluginList {
+    static VT: PolicyVTable = PolicyVTable {
+        schedule: Some(raw_schedule),
+        stats: Some(raw_stats),
+        observe: None,
+        ..*policy_vtable::<Testkit>()
+    };
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef::new("testkit-raw"),
+        policy: &VT,
+        ..GOOD
+    }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}
+
+/// A declaration whose name has a NUL byte inside (`round\0robin`), as a C string might.
+#[unsafe(no_mangle)]
+pub extern "C" fn testkit_declare_nul_name() -> *const PluginList {
+    static D: &[PluginDecl] = &[PluginDecl {
+        name: StrRef::new("round\0robin"),
+        ..GOOD
+    }];
+    static L: PluginList = PluginList::new(D);
+    &L
+}

@@ -2,7 +2,7 @@
 
 use crate::catalog::Catalog;
 use crate::cli::{ListFormat, PluginArgs};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::table::Table;
 use crate::term::print_stdout;
 
@@ -10,7 +10,7 @@ use crate::term::print_stdout;
 pub fn list(args: PluginArgs, format: ListFormat) -> Result<()> {
     let catalog = Catalog::discover(&args.plugins)?;
     let items = catalog.list();
-    match format {
+    let listed = match format {
         ListFormat::Json => {
             let v: Vec<serde_json::Value> = items
                 .iter()
@@ -51,5 +51,13 @@ pub fn list(args: PluginArgs, format: ListFormat) -> Result<()> {
             }
             print_stdout(&out)
         }
+    };
+    listed?;
+    match catalog.skipped_libraries() {
+        0 => Ok(()),
+        n => Err(CliError::input(format!(
+            "{n} plugin librar{} failed to load (see the warnings above); the others are listed",
+            if n == 1 { "y" } else { "ies" }
+        ))),
     }
 }

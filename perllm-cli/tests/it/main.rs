@@ -4,6 +4,7 @@
 //! temporary paths).
 
 mod bounds;
+mod c_plugin;
 mod check;
 mod compare;
 #[cfg(unix)]

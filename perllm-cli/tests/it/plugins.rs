@@ -227,3 +227,28 @@ fn compare_reports_slow_plugin_calls_once_per_policy() {
     );
     assert!(!out.stderr.contains("`perllm`"), "{}", out.stderr);
 }
+
+#[test]
+fn a_bad_library_in_a_plugin_directory_is_reported_and_the_others_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = testkit();
+    std::fs::copy(&kit, dir.path().join(kit.file_name().unwrap())).unwrap();
+    std::fs::write(dir.path().join("libaaa_broken.so"), "not a library").unwrap();
+    let out = perllm(&["plugins", "list", "--plugin", s(dir.path())]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("testkit"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("warning: skipped a plugin library that failed to load")
+            && out.stderr.contains("libaaa_broken.so")
+            && out.stderr.contains("1 plugin library failed to load"),
+        "{}",
+        out.stderr
+    );
+    // A run with a policy of a good library still works, with the warning.
+    let mut args = testkit_run(&kit, &[]);
+    args[5] = s(dir.path());
+    let run = perllm(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("libaaa_broken.so"), "{}", run.stderr);
+}

@@ -2,8 +2,10 @@
 //! library, all loaded through the dynamic path.
 
 mod bundled;
+mod c_header;
 mod compat;
 mod errors;
+mod faults;
 mod layout;
 mod misbehaving;
 mod properties;
