@@ -1,55 +1,5 @@
-//! The `perllm` command-line interface: check, run, compare, sweep, merge, plot and list plugins.
-//!
-//! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.
+//! The `perllm` binary: everything is in the `perllm_cli` library.
 
-mod catalog;
-mod chart;
-mod cli;
-mod commands;
-mod error;
-mod inputs;
-mod observers;
-mod output;
-mod plot;
-mod provenance;
-mod render;
-mod results;
-mod runner;
-mod scenario;
-mod table;
-mod term;
-mod util;
-
-use clap::Parser;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            // Help and version go to stdout with exit 0; usage errors to stderr with exit 2.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    // An interrupt deletes the staged output files (the previous outputs stay as they were; a
-    // commit in progress ends first), says which outputs were written, and exits with 130, the
-    // shell's code for a command ended by SIGINT.
-    let _ = ctrlc::set_handler(|| {
-        let msg = output::interrupted();
-        eprintln!("\n{msg}");
-        std::process::exit(130);
-    });
-    let term = term::Term::new(cli.color, cli.quiet);
-    match commands::dispatch(cli, term) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            term.error(&e);
-            e.exit_code()
-        }
-    }
+fn main() -> std::process::ExitCode {
+    perllm_cli::main_entry()
 }
