@@ -32,7 +32,15 @@ pub fn check_args(args: &[String]) -> Result<ArgsOutcome, String> {
     let argv = std::iter::once("perllm".to_string()).chain(args.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
     let plan = match cli.command {
-        Command::Compare(a) => Some(plan(&a.grid, &[], 2)?),
+        Command::Compare(a) => {
+            crate::util::check_repeated("--set", &a.set).map_err(|e| e.message)?;
+            Some(plan(&a.grid, &[], 2)?)
+        }
+        Command::Run(a) => {
+            crate::util::check_repeated("--set", &a.set).map_err(|e| e.message)?;
+            crate::util::check_repeated("--param", &a.params).map_err(|e| e.message)?;
+            None
+        }
         Command::Sweep(a) => {
             crate::commands::grid::check_sweep_settings(&a.set).map_err(|e| e.message)?;
             Some(plan(&a.grid, &a.set, 2)?)

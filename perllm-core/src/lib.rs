@@ -5,6 +5,7 @@
 //! from any [`workload::RequestSource`].
 
 pub mod cost;
+pub mod names;
 pub mod observer;
 pub mod oracle;
 pub mod perllm;

@@ -187,6 +187,18 @@ fn arrival_rates(a: &Arrivals, duration_ns: Nanos) -> (f64, f64) {
     }
 }
 
+/// A sum of shares that is not 1 as a percentage with enough decimals to show that it is not
+/// 100% (`99.99995%`, never `100.0%`), at most 12.
+fn share_sum(sum: f64) -> String {
+    let off = ((sum - 1.0).abs() * 100.0).max(1e-12);
+    let decimals = ((-off.log10()).ceil() as i64 + 1).clamp(1, 12) as usize;
+    if sum.is_finite() && sum.abs() < 1e6 {
+        format!("{:.decimals$}%", sum * 100.0)
+    } else {
+        format!("{:e}%", sum * 100.0)
+    }
+}
+
 /// A number for a message: plain below a million, else in scientific notation.
 fn fmt_num(v: f64) -> String {
     if v.abs() < 1e6 && v.fract() == 0.0 {
@@ -312,7 +324,11 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
 impl Scenario {
     /// Validate and resolve names; every problem found is returned, not just the first.
     pub fn build(&self) -> Result<World, Vec<ScenarioError>> {
-        let mut errs = Vec::new();
+        let unusable = crate::names::unusable(self);
+        if !unusable.is_empty() {
+            return Err(unusable);
+        }
+        let mut errs = crate::names::ambiguous(self);
         let mut e = |p: String, m: String| errs.push(ScenarioError::new(p, m));
 
         if self.duration_ns == 0 {
@@ -645,7 +661,7 @@ impl Scenario {
         if !self.slos.is_empty() && (share - 1.0).abs() > 1e-6 {
             e(
                 "slo".into(),
-                format!("SLO shares sum to {:.1}%, not 100%", share * 100.0),
+                format!("SLO shares sum to {}, not 100%", share_sum(share)),
             );
         }
 
@@ -684,7 +700,7 @@ impl Scenario {
         } else if (msum - 1.0).abs() > 1e-6 {
             e(
                 "workload.models".into(),
-                format!("model shares sum to {:.1}%, not 100%", msum * 100.0),
+                format!("model shares sum to {}, not 100%", share_sum(msum)),
             );
         }
         check_dist(&mut errs, "workload.prompt_tokens", &w.prompt_tokens);

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 
 /// `perllm compare`.
 pub fn compare(args: CompareArgs, term: Term) -> Result<()> {
+    crate::util::check_repeated("--set", &args.set)?;
     // `--set k=a,b` is a sweep: if the scenario refuses such a value, say where lists go.
     let lists: Vec<(String, String)> = args
         .set

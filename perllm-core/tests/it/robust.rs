@@ -1222,3 +1222,89 @@ fn a_trace_sped_up_past_the_rate_limit_is_an_error() {
         "{m}"
     );
 }
+
+/// Names (issue 21): empty names, control characters and names over 256 bytes are build errors
+/// that quote at most a short excerpt (a 10 MB name makes a message of under 200 bytes); a server
+/// named like a family and a model listed twice on a server are ambiguous; share sums that are
+/// not 1 print enough digits to show it.
+#[test]
+fn names_are_usable_and_unambiguous() {
+    let errs = |sc: &Scenario| -> Vec<ScenarioErrorText> {
+        match sc.build() {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .iter()
+                .map(|x| ScenarioErrorText(format!("{}: {}", x.path, x.message)))
+                .collect(),
+        }
+    };
+    for (name, want) in [
+        ("", "is empty"),
+        ("a\nb", "`a\\nb` contains a control character"),
+        ("a\0b", "`a\\u{0}b` contains a control character"),
+        ("tab\there", "contains a control character"),
+    ] {
+        let mut sc = base();
+        sc.hardware[0].name = name.into();
+        let e = errs(&sc);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].0.contains("hardware#1") && e[0].0.contains(want),
+            "{e:?}"
+        );
+    }
+    let mut sc = base();
+    sc.slos[1].name = "s".repeat(10_000_000);
+    let e = errs(&sc);
+    assert_eq!(e.len(), 1, "{} errors", e.len());
+    assert!(e[0].0.len() < 200, "{} bytes", e[0].0.len());
+    assert!(
+        e[0].0
+            .contains("(10000000 bytes)` is longer than 256 bytes"),
+        "{}",
+        e[0].0
+    );
+    let mut sc = base();
+    sc.servers[0].family = Some(String::new());
+    assert!(
+        errs(&sc)[0]
+            .0
+            .contains("the family name of server 1 is empty")
+    );
+
+    // A server named like the `edge` family.
+    let mut sc = base();
+    let mut lone = sc.servers[0].clone();
+    lone.name = "edge".into();
+    lone.family = None;
+    sc.servers.push(lone);
+    let e = errs(&sc);
+    assert!(
+        e.iter().any(|x| x.0.starts_with(
+            "server[edge]: server `edge` has the name of the family of servers edge1"
+        )),
+        "{e:?}"
+    );
+    // A model twice on a server.
+    let mut sc = base();
+    let m = sc.servers[0].models[0].clone();
+    sc.servers[0].models.push(m.clone());
+    let e = errs(&sc);
+    assert!(
+        e.iter()
+            .any(|x| x.0.ends_with(&format!("model `{m}` is listed twice"))),
+        "{e:?}"
+    );
+    // Shares that sum to 99.9995%: said so, not "100.0%".
+    let mut sc = base();
+    sc.workload.models[0].1 -= 5e-6;
+    let e = errs(&sc);
+    assert!(
+        e.iter()
+            .any(|x| x.0.contains("model shares sum to 99.99950%, not 100%")),
+        "{e:?}"
+    );
+}
+
+#[derive(Debug)]
+struct ScenarioErrorText(String);
