@@ -41,6 +41,11 @@ pub enum Command {
         after_help = "Examples:\n  perllm check examples/paper.perllm\n  perllm check examples/*.perllm"
     )]
     Check(CheckArgs),
+    /// Write a scenario as serialised JSON (what `.json` scenarios and the scenario hash are).
+    #[command(
+        after_help = "Examples:\n  perllm export examples/paper.perllm > paper.json\n  perllm export examples/paper.perllm --set workload.arrivals.rate=8/s --out paper-8.json\n  perllm check paper.json"
+    )]
+    Export(ExportArgs),
     /// Run one simulation and print its report.
     #[command(
         after_help = "Examples:\n  perllm run examples/paper.perllm\n  perllm run examples/paper.perllm --policy cloud-only --seed 3\n  perllm run examples/paper.perllm --policy epsilon-greedy --param epsilon=0.2\n  perllm run examples/paper.perllm --set scenario.duration=60s --set workload.arrivals.rate=2/s\n  perllm run examples/paper.perllm --format json > report.json\n  perllm run examples/paper.perllm --out runs/perllm    # report, results, requests, decisions"
@@ -108,10 +113,35 @@ pub enum ListFormat {
     Json,
 }
 
+/// `perllm export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Scenario file: `.perllm`, `.toml` or `.json`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Override a scenario value first, e.g. `workload.arrivals.rate=8/s` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    pub set: Vec<(String, String)>,
+    /// Output format (only `json` so far: the serialised scenario).
+    #[arg(short, long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Format of `perllm export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// perllm-core's `Scenario` as JSON (field names as in `docs/report-schema.md`'s hash).
+    Json,
+}
+
 /// `perllm check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Scenario files.
+    /// Scenario files: `.perllm` (the language), `.toml` (its TOML twin) or `.json` (a
+    /// serialised scenario, as `perllm export` writes).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }

@@ -63,11 +63,6 @@ impl CliError {
         }
     }
 
-    /// Reading an input file failed.
-    pub fn read(path: &std::path::Path, e: &std::io::Error) -> Self {
-        CliError::input(format!("cannot read `{}`: {}", path.display(), io_msg(e)))
-    }
-
     /// Writing an output file failed.
     pub fn write(path: &std::path::Path, e: &std::io::Error) -> Self {
         CliError::run(format!("cannot write `{}`: {}", path.display(), io_msg(e)))

@@ -10,6 +10,7 @@ mod chart;
 mod cli;
 mod commands;
 mod error;
+mod eta;
 pub mod fuzzing;
 mod inputs;
 mod observers;
@@ -46,7 +47,7 @@ pub fn main_entry() -> ExitCode {
     // shell's code for a command ended by SIGINT.
     let _ = ctrlc::set_handler(|| {
         let msg = output::interrupted();
-        eprintln!("\n{msg}");
+        eprintln!("\n{}", term::safe(&msg, false));
         std::process::exit(130);
     });
     let term = term::Term::new(cli.color, cli.quiet);

@@ -373,7 +373,15 @@ impl Results {
 
     /// Read a results file, checking its schema.
     pub fn read(path: &Path) -> Result<Results> {
-        let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+        use perllm_dsl::files;
+        let bytes =
+            files::read(path, "results file", files::MAX_RESULTS_BYTES).map_err(CliError::input)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            CliError::input(format!(
+                "`{}` is not a perllm results file (it is not UTF-8 text)",
+                path.display()
+            ))
+        })?;
         Results::from_text(&text, &path.display().to_string())
     }
 

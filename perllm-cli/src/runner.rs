@@ -44,12 +44,9 @@ pub fn downsample(series: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
 /// Open a trace file named in a scenario (the scenario loader already resolved it against the
 /// scenario file's directory).
 fn open_trace(path: &str) -> std::io::Result<Reader> {
-    let f = std::fs::File::open(path).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot open trace `{path}`: {}", crate::error::io_msg(&e)),
-        )
-    })?;
+    // Streamed: no size limit (the readers bound each line), but only a regular file.
+    let f = perllm_dsl::files::open(std::path::Path::new(path), "trace file", u64::MAX)
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, f)))
 }
 

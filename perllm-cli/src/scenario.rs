@@ -6,6 +6,7 @@
 
 use crate::error::{CliError, Result};
 use perllm_core::{Scenario, World};
+use perllm_dsl::files::MAX_SCENARIO_BYTES;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -55,7 +56,15 @@ pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<
         )));
     }
     if is_json(path) {
-        let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+        let bytes = perllm_dsl::files::read(path, "scenario file", MAX_SCENARIO_BYTES)
+            .map_err(CliError::input)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            CliError::input(format!(
+                "`{}` is not UTF-8 text (byte offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         let mut value: Value = serde_json::from_str(&text)
             .map_err(|e| CliError::input(format!("`{}` is not valid JSON: {e}", path.display())))?;
         for (k, v) in overrides {
@@ -232,7 +241,11 @@ mod dsl {
                 scenario: l.scenario,
                 path: path.to_path_buf(),
                 warnings: perllm_dsl::render(&l.warnings, color),
-                data_files: Vec::new(),
+                data_files: l
+                    .data_files
+                    .into_iter()
+                    .map(|p| ("a series file".to_string(), p))
+                    .collect(),
             }),
             Err(f) => {
                 let n = f.errors().count();

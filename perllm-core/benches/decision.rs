@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
                 pending_output_tokens: 0,
                 bandwidth_estimate_bps: w.links[s.link].bandwidth_bps,
                 recent_utilization: 0.25,
+                ..ServerState::default()
             })
             .collect();
         for n in [10usize, 100, 1000] {
@@ -101,6 +102,7 @@ fn bench(c: &mut Criterion) {
                 servers: &states,
                 cost: &cost,
                 truth: None,
+                model_load: &[],
             };
             let mut out = vec![Decision::Defer; n];
             p.schedule(&view, &pending, &mut out).expect("warm-up slot");

@@ -4,6 +4,7 @@
 //! This crate does no file or network I/O: scenarios come from [`spec::Scenario`] values, requests
 //! from any [`workload::RequestSource`].
 
+mod batching;
 pub mod cost;
 pub mod names;
 pub mod observer;

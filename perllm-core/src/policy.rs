@@ -39,7 +39,17 @@ pub struct ServerState {
     pub bandwidth_estimate_bps: f64,
     /// Fraction of time the engine was busy over the last slot.
     pub recent_utilization: f64,
+    /// Models with sequences in the engine: bit `m` is set when a sequence of model `m` is
+    /// running (models 0 to 63; see [`LoadHint::runs_model`]).
+    pub running_models: u64,
+    /// Mean batch a running sequence shared recently: the integral of `running^2` over the
+    /// integral of `running`, both exponentially weighted over about the last
+    /// [`MEAN_BATCH_WINDOW_S`] seconds (0 before anything ran).
+    pub mean_batch: f64,
 }
+
+/// Time constant of [`ServerState::mean_batch`], seconds.
+pub const MEAN_BATCH_WINDOW_S: f64 = 30.0;
 
 impl ServerState {
     /// Cost-model load hint from this state.
@@ -50,6 +60,9 @@ impl ServerState {
             active_uploads: self.uploading,
             bandwidth_bps: self.bandwidth_estimate_bps,
             free_kv_bytes: self.free_kv_bytes,
+            running_models: self.running_models,
+            mean_batch: self.mean_batch,
+            other_models_load: None,
         }
     }
 }
@@ -69,6 +82,10 @@ pub struct ClusterView<'a> {
     /// Hidden ground truth, present only for policies whose [`Policy::wants_ground_truth`] is true
     /// (the offline oracle). Learning policies must never ask for it.
     pub truth: Option<&'a GroundTruth>,
+    /// Per server and model (index `server * models + model`): the time-average number of that
+    /// model's sequences in the server's engine over about the last [`MEAN_BATCH_WINDOW_S`]
+    /// seconds. Empty when not measured (estimates then use `running_models`).
+    pub model_load: &'a [f64],
 }
 
 /// What the simulator knows and learning policies do not: for the offline oracle only.
@@ -77,7 +94,9 @@ pub struct GroundTruth {
     /// Real bandwidth of each server's link in the current redraw period, bits/s (indexed by `ServerId`;
     /// each server has its own instance of its link).
     pub link_bandwidth_bps: Vec<f64>,
-    /// Real slowdown per additional batched sequence (`sim.contention`).
+    /// The scenario-wide default of the slowdown per additional batched sequence
+    /// (`sim.contention`). Each server's own value (its hardware's) is public:
+    /// [`crate::Server::contention`], and estimates include it.
     pub contention: f64,
     /// Half-width of the per-step noise (`sim.step_noise`); its mean is 1.
     pub step_noise: f64,
@@ -87,12 +106,21 @@ impl ClusterView<'_> {
     /// Cost-model estimate of `req` on `server` in its current state.
     pub fn estimate(&self, req: &Request, server: ServerId) -> Estimate {
         let s = &self.world.servers[server as usize];
-        self.cost.estimate(
-            self.world,
-            s,
-            req,
-            &self.servers[server as usize].load_hint(),
-        )
+        let mut hint = self.servers[server as usize].load_hint();
+        let n = self.world.models.len();
+        if let Some(row) = self
+            .model_load
+            .get(server as usize * n..(server as usize + 1) * n)
+        {
+            hint.other_models_load = Some(
+                row.iter()
+                    .enumerate()
+                    .filter(|&(m, _)| m != req.model as usize)
+                    .map(|x| x.1)
+                    .sum(),
+            );
+        }
+        self.cost.estimate(self.world, s, req, &hint)
     }
     /// Servers that host the request's model.
     pub fn candidates<'b>(&'b self, req: &'b Request) -> impl Iterator<Item = ServerId> + 'b {

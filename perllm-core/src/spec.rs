@@ -112,7 +112,8 @@ pub struct Scenario {
     /// The policy to run and its parameters.
     #[serde(default)]
     pub policy: PolicySpec,
-    /// Ground-truth knobs of the simulator that policies do not see.
+    /// Simulator parameters: engine defaults (batching, batch interference) and the ground truth
+    /// policies do not see (step noise).
     #[serde(default)]
     pub sim: SimParams,
 }
@@ -172,6 +173,11 @@ pub struct Hardware {
     /// Fraction of peak memory bandwidth reached by decode (default by kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_efficiency: Option<f64>,
+    /// Slowdown per additional sequence in a step on this hardware (batch interference, a
+    /// calibrated property of the device): a step of `b` sequences takes its roofline time x
+    /// `(1 + contention x (b - 1))`. `None`: the scenario-wide `sim.contention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<f64>,
 }
 
 impl Hardware {
@@ -322,6 +328,68 @@ pub struct ServerSpec {
     pub link: String,
     /// Largest number of sequences in one engine step.
     pub max_batch: u32,
+    /// How a new prompt joins the running batch; `None`: the scenario-wide `sim.batching`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batching: Option<BatchingKind>,
+    /// Token budget per step of `batching = chunked`; `None`: the scenario-wide
+    /// `sim.chunk_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_tokens: Option<u32>,
+}
+
+/// How a server's engine lets a newly admitted prompt join the running batch (docs/batching.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchingKind {
+    /// A step prefills the newly admitted prompts alone and the running sequences wait for it
+    /// (vLLM's original scheduler).
+    PrefillFirst,
+    /// The new prompts are prefilled whole in the same step as one decode token of every running
+    /// sequence (Orca's iteration-level scheduling).
+    #[default]
+    Mixed,
+    /// Every step holds at most `chunk_tokens` tokens: one per running sequence, the rest of the
+    /// budget prefills prompts in arrival order, a prompt longer than what is left is split over
+    /// several steps (Sarathi-Serve, vLLM's chunked prefill).
+    Chunked,
+}
+
+impl BatchingKind {
+    /// The name used in scenario files (`prefill_first`, `mixed`, `chunked`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchingKind::PrefillFirst => "prefill_first",
+            BatchingKind::Mixed => "mixed",
+            BatchingKind::Chunked => "chunked",
+        }
+    }
+}
+
+/// A server's resolved batching choice (what the simulated engine runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Batching {
+    /// See [`BatchingKind::PrefillFirst`].
+    PrefillFirst,
+    /// See [`BatchingKind::Mixed`].
+    #[default]
+    Mixed,
+    /// See [`BatchingKind::Chunked`].
+    Chunked {
+        /// Tokens per step (decode tokens plus prefill tokens), at least the server's `max_batch`.
+        chunk_tokens: u32,
+    },
+}
+
+impl Batching {
+    /// The kind, without its parameter.
+    pub fn kind(self) -> BatchingKind {
+        match self {
+            Batching::PrefillFirst => BatchingKind::PrefillFirst,
+            Batching::Mixed => BatchingKind::Mixed,
+            Batching::Chunked { .. } => BatchingKind::Chunked,
+        }
+    }
 }
 
 /// A service-level-objective class.
@@ -375,6 +443,39 @@ pub enum Arrivals {
         /// Steps sorted by start time.
         steps: Vec<(Nanos, f64)>,
     },
+}
+
+impl Arrivals {
+    /// Peak and mean arrival rate (per second) over an arrival window of `duration_ns`.
+    pub fn rates(&self, duration_ns: Nanos) -> (f64, f64) {
+        match self {
+            Arrivals::Poisson { rate } | Arrivals::Gamma { rate, .. } => (*rate, *rate),
+            Arrivals::OnOff {
+                rate,
+                on_ns,
+                off_ns,
+            } => (
+                *rate,
+                *rate * *on_ns as f64 / (*on_ns as f64 + *off_ns as f64),
+            ),
+            Arrivals::Diurnal {
+                mean_rate,
+                amplitude,
+                ..
+            } => (mean_rate * (1.0 + amplitude), *mean_rate),
+            Arrivals::Steps { steps } => {
+                let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
+                let mut total = 0.0;
+                for (i, &(start, rate)) in steps.iter().enumerate() {
+                    let end = steps
+                        .get(i + 1)
+                        .map_or(duration_ns, |s| s.0.min(duration_ns));
+                    total += rate * end.saturating_sub(start) as f64;
+                }
+                (peak, total / (duration_ns.max(1) as f64))
+            }
+        }
+    }
 }
 
 /// A distribution of a non-negative integer size (tokens or bytes).
@@ -721,7 +822,9 @@ impl Default for PolicySpec {
     }
 }
 
-/// Ground-truth knobs of the simulator: how reality departs from the cost model's estimates.
+/// Simulator parameters: defaults of the simulated engines (batching, batch interference: each
+/// server or hardware may override them) and how reality departs from the cost model's estimates
+/// (step noise, which policies never see).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimParams {
@@ -729,10 +832,21 @@ pub struct SimParams {
     /// [1 - noise, 1 + noise].
     #[serde(default = "default_noise")]
     pub step_noise: f64,
-    /// Slowdown per additional sequence in a step (interference the roofline estimate ignores):
-    /// real step time = estimate x (1 + contention x (batch - 1)).
+    /// Slowdown per additional sequence in a step (interference the roofline ignores):
+    /// real step time = roofline x (1 + contention x (batch - 1)).
+    /// This is the default of every hardware without its own `contention`.
     #[serde(default = "default_contention")]
     pub contention: f64,
+    /// Default batching of servers without their own `batching` (see [`BatchingKind`]).
+    #[serde(default, skip_serializing_if = "is_mixed")]
+    pub batching: BatchingKind,
+    /// Default token budget per step of chunked servers without their own `chunk_tokens`
+    /// (512, vLLM's default for chunked prefill).
+    #[serde(
+        default = "default_chunk_tokens",
+        skip_serializing_if = "is_default_chunk"
+    )]
+    pub chunk_tokens: u32,
     /// A request deferred more than this many times is rejected.
     #[serde(default = "default_max_defers")]
     pub max_defers: u32,
@@ -753,6 +867,17 @@ fn default_contention() -> f64 {
 fn default_max_defers() -> u32 {
     100
 }
+/// Default token budget per step of `batching = chunked`.
+pub const DEFAULT_CHUNK_TOKENS: u32 = 512;
+fn default_chunk_tokens() -> u32 {
+    DEFAULT_CHUNK_TOKENS
+}
+fn is_default_chunk(v: &u32) -> bool {
+    *v == DEFAULT_CHUNK_TOKENS
+}
+fn is_mixed(b: &BatchingKind) -> bool {
+    *b == BatchingKind::Mixed
+}
 
 impl Default for SimParams {
     fn default() -> Self {
@@ -761,6 +886,8 @@ impl Default for SimParams {
             contention: default_contention(),
             max_defers: default_max_defers(),
             drain_ns: None,
+            batching: BatchingKind::Mixed,
+            chunk_tokens: DEFAULT_CHUNK_TOKENS,
         }
     }
 }

@@ -16,6 +16,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         models: vec!["llama2-7b".into()],
         link: "edge-lan".into(),
         max_batch: 4,
+        batching: None,
+        chunk_tokens: None,
     });
     let mut servers: Vec<ServerSpec> = edge_servers.collect();
     servers.push(ServerSpec {
@@ -27,6 +29,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         models: vec!["llama2-7b".into(), "llama-33b".into()],
         link: "wan".into(),
         max_batch: 64,
+        batching: None,
+        chunk_tokens: None,
     });
     Scenario {
         name: "perllm-paper".into(),
@@ -44,6 +48,7 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
                 power_busy_w: 125.0,
                 compute_efficiency: None,
                 bandwidth_efficiency: None,
+                contention: None,
             },
             Hardware {
                 name: "a100".into(),
@@ -55,6 +60,7 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
                 power_busy_w: 400.0,
                 compute_efficiency: None,
                 bandwidth_efficiency: None,
+                contention: None,
             },
         ],
         models: vec![

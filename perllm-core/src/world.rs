@@ -53,6 +53,10 @@ pub struct Server {
     pub max_batch: u32,
     /// Bytes of device memory left for KV cache after all hosted models' weights.
     pub kv_capacity_bytes: u64,
+    /// How a new prompt joins the running batch (its own `batching` or `sim.batching`).
+    pub batching: Batching,
+    /// Batch interference of its hardware (the hardware's `contention` or `sim.contention`).
+    pub contention: f64,
 }
 
 impl Server {
@@ -158,33 +162,7 @@ impl World {
 /// A duration for messages: whole seconds, milliseconds or nanoseconds.
 /// The peak and the time-average arrival rate over `[0, duration)`, requests per second.
 fn arrival_rates(a: &Arrivals, duration_ns: Nanos) -> (f64, f64) {
-    match a {
-        Arrivals::Poisson { rate } | Arrivals::Gamma { rate, .. } => (*rate, *rate),
-        Arrivals::OnOff {
-            rate,
-            on_ns,
-            off_ns,
-        } => (
-            *rate,
-            *rate * *on_ns as f64 / (*on_ns as f64 + *off_ns as f64),
-        ),
-        Arrivals::Diurnal {
-            mean_rate,
-            amplitude,
-            ..
-        } => (mean_rate * (1.0 + amplitude), *mean_rate),
-        Arrivals::Steps { steps } => {
-            let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
-            let mut total = 0.0;
-            for (i, &(start, rate)) in steps.iter().enumerate() {
-                let end = steps
-                    .get(i + 1)
-                    .map_or(duration_ns, |s| s.0.min(duration_ns));
-                total += rate * end.saturating_sub(start) as f64;
-            }
-            (peak, total / (duration_ns.max(1) as f64))
-        }
-    }
+    a.rates(duration_ns)
 }
 
 /// A sum of shares that is not 1 as a percentage with enough decimals to show that it is not
@@ -427,6 +405,9 @@ impl Scenario {
                     ),
                 );
             }
+            if let Some(c) = h.contention {
+                crate::batching::check_contention(&format!("{p}.contention"), c, &mut e);
+            }
             for (n, v) in [
                 ("compute_efficiency", h.compute_efficiency),
                 ("bandwidth_efficiency", h.bandwidth_efficiency),
@@ -627,6 +608,10 @@ impl Scenario {
                 link: l.unwrap_or(0),
                 max_batch: s.max_batch,
                 kv_capacity_bytes: kv,
+                batching: crate::batching::resolve(s, &self.sim, &p, &mut e),
+                contention: h.map_or(self.sim.contention, |h| {
+                    crate::batching::contention_of(&self.hardware[h], &self.sim)
+                }),
             });
         }
         if self.servers.is_empty() {

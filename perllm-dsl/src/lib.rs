@@ -16,6 +16,7 @@
 
 pub mod ast;
 pub mod diag;
+pub mod files;
 pub mod lower;
 pub mod overrides;
 pub mod parse;
@@ -55,6 +56,9 @@ pub struct Loaded {
     pub scenario: Scenario,
     /// Suspicious but legal input.
     pub warnings: Vec<Diagnostic>,
+    /// Data files read while loading (series files), as resolved; the trace is not read then and
+    /// is in the scenario's `workload.trace.path`.
+    pub data_files: Vec<std::path::PathBuf>,
 }
 
 /// A scenario that could not be loaded: every error (and warning) found, in source order.
@@ -133,14 +137,9 @@ pub fn load_file_with_overrides(
             DiagBuilder::error(codes::IO, format!("{name}: not a scenario file")).help(help),
         ));
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match files::read(path, "scenario file", files::MAX_SCENARIO_BYTES) {
         Ok(b) => b,
-        Err(e) => {
-            return Err(fail(
-                &sources,
-                DiagBuilder::error(codes::IO, format!("cannot read {name}: {e}")),
-            ));
-        }
+        Err(e) => return Err(fail(&sources, DiagBuilder::error(codes::IO, e))),
     };
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
@@ -257,6 +256,7 @@ fn load_inner(
         Some(scenario) if !diags.iter().any(|d| d.is_error()) => Ok(Loaded {
             scenario,
             warnings: diags,
+            data_files: lw.data_files,
         }),
         _ => Err(LoadFailure { diagnostics: diags }),
     }

@@ -171,6 +171,7 @@ fn bench(c: &mut Criterion) {
         servers: &states,
         cost: &cost,
         truth: None,
+        model_load: &[],
     };
     let mut out = vec![Decision::Defer; pending.len()];
 

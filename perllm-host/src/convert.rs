@@ -177,6 +177,8 @@ pub(crate) fn server_view_for_load(world: &World, s: &Server, load: &LoadHint) -
         pending_output_tokens: 0,
         bandwidth_estimate_bps: load.bandwidth_bps,
         recent_utilization: 0.0,
+        running_models: load.running_models,
+        mean_batch: load.mean_batch,
     };
     server_view(world, s, &st)
 }

@@ -252,6 +252,36 @@ impl ProfileTable {
     }
 }
 
+/// Largest profile table read (a table of a few thousand measured rows is well under 1 MiB).
+pub const MAX_PROFILE_BYTES: u64 = 64 << 20;
+
+/// Read a profile table: only a regular file (a FIFO would block for ever, `/dev/zero` would be
+/// read until memory runs out), of at most [`MAX_PROFILE_BYTES`].
+fn read_table(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let m =
+        std::fs::metadata(path).map_err(|e| format!("profile-table: cannot read `{path}`: {e}"))?;
+    if !m.is_file() {
+        return Err(format!(
+            "profile-table: `{path}` is not a regular file (a directory, device, FIFO or socket)"
+        ));
+    }
+    if m.len() > MAX_PROFILE_BYTES {
+        return Err(format!(
+            "profile-table: `{path}` is {} bytes, more than the {} MiB a profile table may have",
+            m.len(),
+            MAX_PROFILE_BYTES >> 20
+        ));
+    }
+    let f = std::fs::File::open(path)
+        .map_err(|e| format!("profile-table: cannot read `{path}`: {e}"))?;
+    let mut text = String::new();
+    f.take(MAX_PROFILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("profile-table: cannot read `{path}`: {e}"))?;
+    Ok(text)
+}
+
 fn csv_error_text(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
@@ -268,8 +298,7 @@ impl GuestCostModel for ProfileTable {
         let p: ProfileParams = parse_config(Self::NAME, config)?;
         let mut t = match (&p.path, &p.csv) {
             (Some(path), None) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("profile-table: cannot read `{path}`: {e}"))?;
+                let text = read_table(path)?;
                 ProfileTable::from_csv(path, &text, p.step_overhead_ns)?
             }
             (None, Some(text)) => ProfileTable::from_csv("profile-table csv", text, p.step_overhead_ns)?,

@@ -7,7 +7,7 @@ use crate::term::Term;
 /// Validate scenario files; diagnostics on stderr, a one-line verdict per run.
 pub fn check(args: CheckArgs, term: Term) -> Result<()> {
     let out = crate::scenario::check(&args.files, term.color_stderr);
-    eprint!("{}", out.rendered);
+    term.eprint_rendered(&out.rendered);
     let files = args.files.len();
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     if out.errors > 0 {

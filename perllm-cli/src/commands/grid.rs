@@ -87,6 +87,8 @@ const MAX_JOBS_PER_CORE: usize = 4;
 struct PointMeta {
     params: BTreeMap<String, Value>,
     hash: String,
+    /// Expected arrivals of a run at this point (the size of its runs, for the time left).
+    arrivals: f64,
 }
 
 /// Number of points of the cartesian product of `settings` (1 without settings), `None` if it
@@ -177,6 +179,7 @@ impl Points<'_> {
                 .map(|(k, v)| (k.clone(), param_value(v)))
                 .collect(),
             hash: scenario_hash(scenario),
+            arrivals: expected_arrivals(scenario),
         };
         Ok((meta, crate::inputs::of_sim(&loaded, scenario, sim)))
     }
@@ -286,7 +289,7 @@ fn run_grid(
     let seeds = parse_seeds(&args.seeds)?;
     let base = crate::scenario::load(&args.file, &fixed, term.color_stderr)?;
     if !base.warnings.is_empty() {
-        eprint!("{}", base.warnings);
+        term.eprint_rendered(&base.warnings);
     }
     let catalog = Catalog::for_sim(&args.sim)?;
     let policies: Vec<String> = if args.policies.is_empty() {
@@ -393,7 +396,21 @@ fn run_grid(
     out.refuse_inputs(&inputs.into_iter().collect::<Inputs>())?;
     out.report_created(&term);
 
-    let bar = term.progress(mine, kind);
+    // Time left from what is left: each run weighs its expected arrivals, each policy's cost
+    // per arrival is learnt as its runs finish.
+    let eta = std::sync::Arc::new(crate::eta::Eta::new(
+        (0..mine)
+            .map(|j| metas[&((start_of(&shard) + j * shard.count) / per_point)].arrivals)
+            .collect(),
+        (0..mine)
+            .map(|j| {
+                (((start_of(&shard) + j * shard.count) / n_seeds) % policies.len() as u64) as usize
+            })
+            .collect(),
+        policies.len(),
+        jobs,
+    ));
+    let bar = term.progress_eta(mine, kind, eta.clone());
     let start = shard.index - 1;
     // The first failing run stops the others (a grid is only written when every run succeeds).
     let outcomes: Result<Vec<(Row, Details, Option<BudgetUse>)>> = pool.install(|| {
@@ -414,8 +431,10 @@ fn run_grid(
                 );
                 let world = crate::scenario::build(&loaded, &sc)?;
                 drop(loaded);
+                let began = std::time::Instant::now();
                 let mut instance = catalog.policy(&sc.policy, &world)?;
                 let out = execute(&world, instance.as_mut(), cost.as_ref(), &mut []);
+                eta.finished(j as usize, began.elapsed().as_secs_f64());
                 bar.inc(1);
                 let mut out = out?;
                 out.details.run = run;
@@ -459,7 +478,7 @@ fn run_grid(
             .find(|i| i.name == *p)
             .map_or("plugin", |i| i.source.as_str());
         if let Some(w) = u.warning(p, source) {
-            eprint!("{w}");
+            term.eprint_rendered(&w);
         }
     }
     let mut results = Results {
@@ -510,6 +529,21 @@ fn run_grid(
         Format::Json => print_stdout(&results.to_json()),
         Format::Csv => print_stdout(&results.rows_csv()),
     }
+}
+
+/// Index of a shard's first run.
+fn start_of(shard: &Shard) -> u64 {
+    shard.index - 1
+}
+
+/// Expected arrivals of a run of `sc`: mean rate times the arrival window (a trace counts its
+/// window only: its rate is not known before it is read).
+fn expected_arrivals(sc: &perllm_core::Scenario) -> f64 {
+    let secs = sc.duration_ns as f64 / 1e9;
+    if sc.workload.trace.is_some() {
+        return secs.max(1e-9);
+    }
+    (sc.workload.arrivals.rates(sc.duration_ns).1 * secs).max(1e-9)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod check;
+pub mod export;
 pub mod grid;
 pub mod merge;
 pub mod plot;
@@ -16,6 +17,7 @@ use clap::CommandFactory;
 pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
     match cli.command {
         Command::Check(a) => check::check(a, term),
+        Command::Export(a) => export::export(a, term),
         Command::Run(a) => run::run(a, term),
         Command::Compare(a) => grid::compare(a, term),
         Command::Sweep(a) => grid::sweep(a, term),

@@ -48,7 +48,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     crate::util::check_repeated("--param", &args.params)?;
     let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
     if !loaded.warnings.is_empty() {
-        eprint!("{}", loaded.warnings);
+        term.eprint_rendered(&loaded.warnings);
     }
     let catalog = Catalog::for_sim(&args.sim)?;
     let hash = scenario_hash(&loaded.scenario);
@@ -128,7 +128,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     if let Some(w) = BudgetUse::from_stats(&output.report.policy_stats)
         .and_then(|u| u.warning(&policy_info.name, &policy_info.source))
     {
-        eprint!("{w}");
+        term.eprint_rendered(&w);
     }
     if let Some((d, p)) = decisions {
         d.finish().map_err(|e| CliError::write(&p, &e))?;

@@ -295,6 +295,14 @@ fn an_output_that_is_an_input_is_refused() {
         a
     };
     let dotted = d.join("traces/../s.perllm");
+    let series = d.join("lan.csv");
+    std::fs::write(&series, "time_s,factor\n0,1\n10,0.5\n").unwrap();
+    let with_series = d.join("series.perllm");
+    let text = std::fs::read_to_string(&sc).unwrap().replace(
+        "link edge-lan { bandwidth = 100 Mbps +/- 20%,",
+        "link edge-lan { bandwidth = 100 Mbps, fluctuation = series(\"lan.csv\"),",
+    );
+    std::fs::write(&with_series, text).unwrap();
     let run_azure = |extra: &[&str]| {
         let mut a: Vec<String> = ["run", s(&azure), "--set", "scenario.duration=5s", "-q"]
             .iter()

@@ -10,7 +10,10 @@ mod compare;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
+mod export;
 mod help;
+#[cfg(unix)]
+mod inputs;
 mod messages;
 mod outputs;
 mod plot;
@@ -143,3 +146,4 @@ pub fn testkit() -> PathBuf {
     assert!(p.exists(), "{} was not built", p.display());
     p
 }
+mod estimate_bias;

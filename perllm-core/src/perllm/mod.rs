@@ -207,6 +207,9 @@ impl Core {
                     active_uploads: 0,
                     bandwidth_bps: w.links[s.link].bandwidth_bps,
                     free_kv_bytes: s.kv_capacity_bytes,
+                    running_models: 0,
+                    mean_batch: 0.0,
+                    other_models_load: None,
                 };
                 let e = view.cost.estimate(w, s, &r, &hint);
                 let v = e.energy.weighted(&self.weights) / 640.0;
@@ -219,7 +222,7 @@ impl Core {
     }
 
     /// Estimate of `r` on `s`: the cost model's (learned mode) or with the true link bandwidth
-    /// and contention (oracle mode).
+    /// (oracle mode).
     fn estimate(
         &self,
         view: &ClusterView<'_>,
@@ -243,14 +246,8 @@ impl Core {
                             server.name
                         ))
                     })?;
-                let mut e = view.cost.estimate(w, server, r, &hint);
-                let batch = (st.running + 1).min(server.max_batch).max(1);
-                let f = 1.0 + truth.contention * (batch as f64 - 1.0);
-                e.prefill_ns = (e.prefill_ns as f64 * f) as u64;
-                e.decode_ns = (e.decode_ns as f64 * f) as u64;
-                e.queue_ns = (e.queue_ns as f64 * f) as u64;
-                e.energy.inference *= f;
-                Ok(e)
+                // The estimate already includes the (calibrated, public) batch interference.
+                Ok(view.cost.estimate(w, server, r, &hint))
             }
         }
     }
@@ -1014,6 +1011,7 @@ mod tests {
             servers: &servers,
             cost: &cost,
             truth,
+            model_load: &[],
         };
         let mut out = vec![Decision::Defer; pending.len()];
         p.schedule(&view, pending, &mut out).unwrap();
@@ -1074,6 +1072,7 @@ mod tests {
             servers: &servers,
             cost: &cost,
             truth: None,
+            model_load: &[],
         };
         let mut out = vec![Decision::Defer; pending.len()];
         let e = o.schedule(&view, &pending, &mut out).unwrap_err();

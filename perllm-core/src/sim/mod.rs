@@ -17,12 +17,13 @@ mod link;
 use crate::cost::{CostModel, Roofline, StepShape};
 use crate::observer::Observer;
 use crate::policy::{
-    ClusterView, Decision, GroundTruth, Pending, Policy, PolicyError, ServerState,
+    ClusterView, Decision, GroundTruth, MEAN_BATCH_WINDOW_S, Pending, Policy, PolicyError,
+    ServerState,
 };
 use crate::report::{Metrics, Report, ServerTotals, SimCounters};
 use crate::request::{Energy, Outcome, RejectReason, Request};
 use crate::rng::{Rng, stream, stream_rng, unit_f64};
-use crate::spec::{MILLISECOND, Nanos};
+use crate::spec::{Batching, MILLISECOND, Nanos};
 use crate::workload::{RequestSource, Synthetic, WorkloadError};
 use crate::world::{ModelId, ServerId, World};
 use link::{Bandwidth, Direction};
@@ -114,9 +115,30 @@ struct Flight {
     first_token: Nanos,
     decode_done: Nanos,
     generated: u32,
-    needs_prefill: bool,
+    /// Prompt tokens prefilled so far.
+    prefilled: u32,
+    /// Prompt tokens step 0 of the current run prefills (0: none).
+    chunk: u32,
     kv_need: u64,
     inference_j: f64,
+}
+
+impl Flight {
+    fn prefill_left(&self) -> u32 {
+        self.req.prompt_tokens - self.prefilled
+    }
+}
+
+/// The shape of model `m` in `shapes`, added empty if absent.
+fn shape_of(shapes: &mut Vec<(ModelId, StepShape)>, m: ModelId) -> &mut StepShape {
+    let i = match shapes.iter().position(|x| x.0 == m) {
+        Some(i) => i,
+        None => {
+            shapes.push((m, StepShape::default()));
+            shapes.len() - 1
+        }
+    };
+    &mut shapes[i].1
 }
 
 struct Run {
@@ -139,11 +161,42 @@ struct Srv {
     /// Prefix sums of (step energy / step tokens).
     share_prefix: Vec<f64>,
     step0_per_token: f64,
+    /// Whether the running sequences decode in step 0 of the current run (not while a
+    /// prefill-first step prefills).
+    step0_decodes: bool,
     busy_ns: Nanos,
     busy_at_decision: Nanos,
     steps: u64,
     busy_w: f64,
     noise: Rng,
+    /// Exponentially weighted integrals of `running` and `running^2` over time (seconds) up to
+    /// `batch_at`, for [`ServerState::mean_batch`].
+    batch_s: f64,
+    batch2_s: f64,
+    batch_at: Nanos,
+    /// Running sequences per model, and the exponentially weighted integrals of those counts and
+    /// of time, for [`ClusterView::model_load`].
+    model_running: Vec<u32>,
+    model_s: Vec<f64>,
+    time_s: f64,
+}
+
+impl Srv {
+    /// Adds the time since the last call, at the current batch, to the mean-batch integrals.
+    fn account_batch(&mut self, now: Nanos) {
+        let dt = now.saturating_sub(self.batch_at) as f64 / 1e9;
+        if dt > 0.0 {
+            let decay = (-dt / MEAN_BATCH_WINDOW_S).exp();
+            let r = self.running.len() as f64;
+            self.batch_s = self.batch_s * decay + r * dt;
+            self.batch2_s = self.batch2_s * decay + r * r * dt;
+            self.time_s = self.time_s * decay + dt;
+            for (acc, &n) in self.model_s.iter_mut().zip(&self.model_running) {
+                *acc = *acc * decay + n as f64 * dt;
+            }
+        }
+        self.batch_at = now;
+    }
 }
 
 struct Sim<'a> {
@@ -166,7 +219,10 @@ struct Sim<'a> {
     counters: SimCounters,
     scratch_done: Vec<u32>,
     shapes: Vec<(ModelId, StepShape)>,
+    shapes1: Vec<(ModelId, StepShape)>,
     est: Vec<Nanos>,
+    /// See [`ClusterView::model_load`].
+    model_load: Vec<f64>,
 }
 
 macro_rules! emit {
@@ -205,11 +261,18 @@ impl<'a> Sim<'a> {
                     step_ends: Vec::new(),
                     share_prefix: Vec::new(),
                     step0_per_token: 0.0,
+                    step0_decodes: true,
                     busy_ns: 0,
                     busy_at_decision: 0,
                     steps: 0,
                     busy_w: hw.power_busy_w * s.count as f64,
                     noise: stream_rng(seed, stream::SERVER_BASE + s.id as u64),
+                    batch_s: 0.0,
+                    batch2_s: 0.0,
+                    batch_at: 0,
+                    model_running: vec![0; world.models.len()],
+                    model_s: vec![0.0; world.models.len()],
+                    time_s: 0.0,
                 }
             })
             .collect();
@@ -243,7 +306,9 @@ impl<'a> Sim<'a> {
             counters: SimCounters::default(),
             scratch_done: Vec::new(),
             shapes: Vec::new(),
+            shapes1: Vec::new(),
             est: Vec::new(),
+            model_load: Vec::new(),
         }
     }
 
@@ -431,7 +496,14 @@ impl<'a> Sim<'a> {
 
     fn refresh_states(&mut self) {
         let elapsed = self.now.saturating_sub(self.last_decision).max(1);
-        for (st, s) in self.states.iter_mut().zip(self.srv.iter_mut()) {
+        let n_models = self.world.models.len();
+        self.model_load.resize(self.srv.len() * n_models, 0.0);
+        for ((st, s), load) in self
+            .states
+            .iter_mut()
+            .zip(self.srv.iter_mut())
+            .zip(self.model_load.chunks_mut(n_models.max(1)))
+        {
             // Busy time up to now: finished runs plus the elapsed part of the current one.
             let upto = s.busy_ns
                 + s.run
@@ -440,6 +512,15 @@ impl<'a> Sim<'a> {
             let busy = upto.saturating_sub(s.busy_at_decision);
             st.recent_utilization = (busy as f64 / elapsed as f64).min(1.0);
             st.free_kv_bytes = s.kv_free;
+            s.account_batch(self.now);
+            st.mean_batch = if s.batch_s > 0.0 {
+                s.batch2_s / s.batch_s
+            } else {
+                0.0
+            };
+            for (l, acc) in load.iter_mut().zip(&s.model_s) {
+                *l = if s.time_s > 0.0 { acc / s.time_s } else { 0.0 };
+            }
             s.busy_at_decision = upto;
         }
         self.last_decision = self.now;
@@ -480,6 +561,7 @@ impl<'a> Sim<'a> {
                 servers: &self.states,
                 cost: self.cost,
                 truth: truth.as_ref(),
+                model_load: &self.model_load,
             };
             policy.schedule(&view, &pending, &mut out)?;
         }
@@ -686,64 +768,128 @@ impl<'a> Sim<'a> {
     }
 
     /// Admit what fits and plan the next run of steps on server `s`.
+    ///
+    /// Step 0 of a run is the only one that may prefill; how it does depends on the server's
+    /// [`Batching`]: `mixed` prefills the new prompts whole next to one decode token of every
+    /// running sequence, `prefill_first` prefills them alone while the running sequences wait,
+    /// `chunked` fills a token budget with one decode token per running sequence and then prompt
+    /// tokens in admission order (a prompt that does not fit continues in the next step, so such a
+    /// run is one step long). Steps 1.. decode every running sequence.
     fn start_run(&mut self, s: ServerId) {
         let server = &self.world.servers[s as usize];
         let hw = &self.world.hardware[server.hardware];
         let srv = &mut self.srv[s as usize];
+        srv.account_batch(self.now);
         let st = &mut self.states[s as usize];
-        while srv.running.len() < server.max_batch as usize {
+        let flights = &mut self.flights;
+        // Prompt tokens step 0 may still prefill (`None`: no limit).
+        let mut budget = match server.batching {
+            Batching::Chunked { chunk_tokens } => {
+                let decoding = srv
+                    .running
+                    .iter()
+                    .filter(|&&f| flights[f as usize].prefill_left() == 0)
+                    .count() as u64;
+                Some((chunk_tokens as u64).saturating_sub(decoding))
+            }
+            _ => None,
+        };
+        // A prompt an earlier chunked step began continues first (at most one such sequence).
+        for &f in &srv.running {
+            let fl = &mut flights[f as usize];
+            let left = fl.prefill_left();
+            fl.chunk = budget.map_or(left, |b| b.min(left as u64) as u32);
+            if let Some(b) = budget.as_mut() {
+                *b -= fl.chunk as u64;
+            }
+        }
+        while srv.running.len() < server.max_batch as usize && budget != Some(0) {
             let Some(&f) = srv.waiting.front() else { break };
-            let fl = &mut self.flights[f as usize];
+            let fl = &mut flights[f as usize];
             if fl.kv_need > srv.kv_free {
                 break; // FIFO: the head waits for memory
             }
             srv.waiting.pop_front();
             srv.kv_free -= fl.kv_need;
             fl.admitted = self.now;
-            fl.needs_prefill = true;
+            fl.prefilled = 0;
+            srv.model_running[fl.req.model as usize] += 1;
+            let prompt = fl.req.prompt_tokens;
+            fl.chunk = budget.map_or(prompt, |b| b.min(prompt as u64) as u32);
+            if let Some(b) = budget.as_mut() {
+                *b -= fl.chunk as u64;
+            }
             srv.running.push(f);
             st.queued -= 1;
             st.running += 1;
         }
         st.free_kv_bytes = srv.kv_free;
         if srv.running.is_empty() {
+            st.running_models = 0;
             srv.run = None;
             return;
         }
-        // Per-model step shapes and the run length (steps until the first sequence finishes).
+        let prefills = srv.running.iter().any(|&f| flights[f as usize].chunk > 0);
+        // Do the running sequences decode in step 0, or wait for the prefill?
+        srv.step0_decodes = !(prefills && server.batching == Batching::PrefillFirst);
+        // Per-model shapes of step 0 and of the decode steps after it, and the run length.
         self.shapes.clear();
+        self.shapes1.clear();
         let mut k = MAX_RUN_STEPS;
         for &f in &srv.running {
-            let fl = &self.flights[f as usize];
+            let fl = &flights[f as usize];
             let m = fl.req.model;
-            let idx = match self.shapes.iter().position(|x| x.0 == m) {
-                Some(i) => i,
-                None => {
-                    self.shapes.push((m, StepShape::default()));
-                    self.shapes.len() - 1
-                }
-            };
-            let sh = &mut self.shapes[idx].1;
-            let left = if fl.needs_prefill {
-                sh.prefill_tokens += fl.req.prompt_tokens as u64;
+            let (prompt, out) = (fl.req.prompt_tokens as u64, fl.req.output_tokens);
+            let sh = shape_of(&mut self.shapes, m);
+            if fl.chunk > 0 {
+                sh.prefill_tokens += fl.chunk as u64;
                 sh.prefill_seqs += 1;
-                fl.req.output_tokens
+                // A continued prompt's attention reads the part prefilled before.
+                sh.kv_tokens += fl.prefilled as u64;
+                if fl.prefilled + fl.chunk < fl.req.prompt_tokens {
+                    k = 1; // the prompt goes on in the next step
+                    continue;
+                }
+                // Step 0 gives its first token; it decodes from step 1.
+                let sh1 = shape_of(&mut self.shapes1, m);
+                sh1.decode_seqs += 1;
+                sh1.kv_tokens += prompt + 1;
+                k = k.min(out as usize);
+            } else if fl.prefill_left() > 0 {
+                k = 1; // not reached by the budget (cannot happen with chunk_tokens >= max_batch)
             } else {
-                sh.decode_seqs += 1;
-                sh.kv_tokens += fl.req.prompt_tokens as u64 + fl.generated as u64;
-                fl.req.output_tokens - fl.generated
-            };
-            k = k.min(left as usize);
+                let kv = prompt + fl.generated as u64;
+                let left = (out - fl.generated) as usize;
+                let sh1 = shape_of(&mut self.shapes1, m);
+                sh1.decode_seqs += 1;
+                if srv.step0_decodes {
+                    sh.decode_seqs += 1;
+                    sh.kv_tokens += kv;
+                    sh1.kv_tokens += kv + 1;
+                    k = k.min(left);
+                } else {
+                    sh1.kv_tokens += kv;
+                    k = k.min(left + 1);
+                }
+            }
         }
+        st.running_models = self
+            .shapes
+            .iter()
+            .filter(|(m, _)| *m < 64)
+            .fold(0, |bits, (m, _)| bits | 1 << m);
         let sim = &self.world.scenario.sim;
         srv.step_ends.clear();
         srv.share_prefix.clear();
         let mut t = self.now;
         let mut prefix = 0.0;
         let joules_per_ns = srv.busy_w * 1e-9;
-        // Step 0 may mix prefill and decode; price it on its own.
+        // Step 0 may prefill; price it on its own.
         let (mut est0, mut batch, mut tokens) = (0, 0u32, 0u64);
         for (m, sh) in &self.shapes {
+            if sh.prefill_seqs + sh.decode_seqs == 0 {
+                continue;
+            }
             est0 = self
                 .cost
                 .step_ns(hw, server.count, &self.world.models[*m as usize], sh)
@@ -755,23 +901,22 @@ impl<'a> Sim<'a> {
         self.est.clear();
         self.est.resize(k, 0);
         self.est[0] = est0;
-        for (m, sh) in self.shapes.iter_mut() {
-            sh.kv_tokens += sh.decode_seqs as u64 + sh.prefill_tokens + sh.prefill_seqs as u64;
-            sh.decode_seqs += sh.prefill_seqs;
-            sh.prefill_seqs = 0;
-            sh.prefill_tokens = 0;
-            self.cost.add_decode_steps_ns(
-                hw,
-                server.count,
-                &self.world.models[*m as usize],
-                sh,
-                &mut self.est[1..],
-            );
+        if k > 1 {
+            for (m, sh) in &self.shapes1 {
+                self.cost.add_decode_steps_ns(
+                    hw,
+                    server.count,
+                    &self.world.models[*m as usize],
+                    sh,
+                    &mut self.est[1..],
+                );
+            }
         }
-        let contention0 = 1.0 + sim.contention * batch.saturating_sub(1) as f64;
+        let c = server.contention;
+        let contention0 = 1.0 + c * batch.saturating_sub(1) as f64;
         let per_token0 = joules_per_ns / tokens.max(1) as f64;
-        let decode_batch: u32 = self.shapes.iter().map(|(_, sh)| sh.decode_seqs).sum();
-        let contention = 1.0 + sim.contention * decode_batch.saturating_sub(1) as f64;
+        let decode_batch: u32 = self.shapes1.iter().map(|(_, sh)| sh.decode_seqs).sum();
+        let contention = 1.0 + c * decode_batch.saturating_sub(1) as f64;
         let per_token = joules_per_ns / decode_batch.max(1) as f64;
         for (j, &est) in self.est.iter().enumerate() {
             let (c, pt) = if j == 0 {
@@ -803,6 +948,7 @@ impl<'a> Sim<'a> {
         let now = self.now;
         let srv = &mut self.srv[s as usize];
         let run = srv.run.take().expect("RunEnd only for an active run");
+        srv.account_batch(now);
         let done_steps = run.end_idx + 1;
         srv.busy_ns += srv.step_ends[run.end_idx] - run.start;
         srv.steps += done_steps as u64;
@@ -817,28 +963,41 @@ impl<'a> Sim<'a> {
             }
         }
         let share_all = srv.share_prefix[run.end_idx];
+        let share0 = srv.step0_per_token;
         let first_end = srv.step_ends[0];
+        let mut produced = 0u64;
         let mut i = 0;
         let mut finished = std::mem::take(&mut self.scratch_done);
         finished.clear();
         while i < srv.running.len() {
             let f = srv.running[i];
             let fl = &mut self.flights[f as usize];
-            if fl.needs_prefill {
-                fl.needs_prefill = false;
-                fl.first_token = first_end;
-                fl.generated = done_steps as u32;
-                fl.inference_j += fl.req.prompt_tokens as f64 * srv.step0_per_token
-                    + (share_all - srv.step0_per_token);
-                let r = fl.req;
-                emit!(self, obs, o => o.on_first_token(first_end, &r, s));
-            } else {
-                fl.generated += done_steps as u32;
-                fl.inference_j += share_all;
+            if fl.chunk > 0 {
+                fl.prefilled += fl.chunk;
+                fl.inference_j += fl.chunk as f64 * share0;
+                fl.chunk = 0;
+                if fl.prefill_left() == 0 {
+                    fl.first_token = first_end;
+                    fl.generated = done_steps as u32;
+                    fl.inference_j += share_all - share0;
+                    produced += done_steps as u64;
+                    let r = fl.req;
+                    emit!(self, obs, o => o.on_first_token(first_end, &r, s));
+                }
+            } else if fl.prefill_left() == 0 {
+                let (n, share) = if srv.step0_decodes {
+                    (done_steps, share_all)
+                } else {
+                    (done_steps - 1, share_all - share0)
+                };
+                fl.generated += n as u32;
+                fl.inference_j += share;
+                produced += n as u64;
             }
-            if fl.generated >= fl.req.output_tokens {
+            if fl.prefill_left() == 0 && fl.generated >= fl.req.output_tokens {
                 fl.decode_done = now;
                 srv.kv_free += fl.kv_need;
+                srv.model_running[fl.req.model as usize] -= 1;
                 srv.running.swap_remove(i);
                 finished.push(f);
             } else {
@@ -846,17 +1005,9 @@ impl<'a> Sim<'a> {
             }
         }
         let st = &mut self.states[s as usize];
-        st.pending_output_tokens = st
-            .pending_output_tokens
-            .saturating_sub(done_steps as u64 * srv.running.len() as u64);
-        for &f in &finished {
-            let fl = &self.flights[f as usize];
-            st.pending_output_tokens = st
-                .pending_output_tokens
-                .saturating_sub(fl.req.output_tokens as u64);
-            st.running -= 1;
-            st.downloading += 1;
-        }
+        st.pending_output_tokens = st.pending_output_tokens.saturating_sub(produced);
+        st.running -= finished.len() as u32;
+        st.downloading += finished.len() as u32;
         for &f in &finished {
             let bits = self.flights[f as usize].req.output_bytes as f64 * 8.0;
             self.start_transfer(s, false, bits, f);

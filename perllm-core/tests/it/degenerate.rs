@@ -105,6 +105,8 @@ fn cluster(n: usize, max_batch: u32, deadline: Nanos) -> Scenario {
             models: vec!["llama2-7b".into()],
             link: "wan".into(),
             max_batch,
+            batching: None,
+            chunk_tokens: None,
         })
         .collect();
     sc.workload.models = vec![("llama2-7b".into(), 1.0)];
@@ -351,6 +353,7 @@ fn a_request_no_server_can_hold_is_rejected_by_the_policy() {
         servers: &states,
         cost: &cost,
         truth: None,
+        model_load: &[],
     };
     for s in SETTINGS {
         let spec = PolicySpec {
@@ -656,6 +659,7 @@ fn an_empty_slot_and_single_requests() {
         servers: &states,
         cost: &cost,
         truth: None,
+        model_load: &[],
     };
     p.schedule(&view, &[], &mut []).unwrap();
     let mut notes = Vec::new();

@@ -1,5 +1,6 @@
 //! perllm-core integration tests.
 
+mod batching;
 mod degenerate;
 mod perllm;
 mod props;

@@ -83,6 +83,8 @@ fn green_and_hot(rate: f64, secs: u64) -> Scenario {
             models: vec!["llama2-7b".into()],
             link: "wan".into(),
             max_batch: 64,
+            batching: None,
+            chunk_tokens: None,
         })
         .collect();
     sc.models.truncate(1);
@@ -385,7 +387,7 @@ proptest! {
         };
         let mut p = PerLlm::new(&spec, &world).unwrap();
         let cost = Roofline::default();
-        let view = ClusterView { now_ns: now, slot: 100, world: &world, servers: &states, cost: &cost, truth: None };
+        let view = ClusterView { now_ns: now, slot: 100, world: &world, servers: &states, cost: &cost, truth: None, model_load: &[] };
         let mut out = vec![Decision::Defer; pending.len()];
         p.schedule(&view, &pending, &mut out).unwrap();
         let mut notes = Vec::new();

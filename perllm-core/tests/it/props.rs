@@ -28,6 +28,18 @@ struct Case {
     payload_median: f64,
     policy: u8,
     seed: u64,
+    /// Batching of the edge servers and of the cloud: 0 prefill-first, 1 mixed, 2 chunked.
+    batching: (u8, u8),
+    /// Chunked servers' budget per step, above `max_batch`.
+    chunk_extra: u32,
+}
+
+fn batching(b: u8) -> BatchingKind {
+    match b {
+        0 => BatchingKind::PrefillFirst,
+        1 => BatchingKind::Mixed,
+        _ => BatchingKind::Chunked,
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -56,8 +68,9 @@ fn case() -> impl Strategy<Value = Case> {
             0u8..4,
             any::<u64>(),
         ),
+        (0u8..3, 0u8..3, 0u32..1000),
     )
-        .prop_map(|(a, b, c)| Case {
+        .prop_map(|(a, b, c, d)| Case {
             edges: a.0,
             cloud: a.1,
             edge_bw: a.2,
@@ -76,6 +89,8 @@ fn case() -> impl Strategy<Value = Case> {
             payload_median: c.4,
             policy: c.5,
             seed: c.6,
+            batching: (d.0, d.1),
+            chunk_extra: d.2,
         })
 }
 
@@ -127,6 +142,16 @@ fn scenario(c: &Case) -> Scenario {
     };
     sc.sim.step_noise = c.noise;
     sc.sim.contention = c.contention;
+    // Each batching choice, per server: the edges' through the scenario-wide default, the
+    // cloud's on the server itself.
+    sc.sim.batching = batching(c.batching.0);
+    sc.sim.chunk_tokens = c.edge_batch + c.chunk_extra;
+    if let Some(cloud) = sc.servers.iter_mut().find(|s| s.tier == Tier::Cloud) {
+        cloud.batching = Some(batching(c.batching.1));
+        if cloud.batching == Some(BatchingKind::Chunked) {
+            cloud.chunk_tokens = Some(c.cloud_batch + c.chunk_extra);
+        }
+    }
     sc.objective.constraints.clear();
     sc
 }
@@ -343,6 +368,9 @@ fn extreme_scenario(x: &Extreme) -> Scenario {
     }
     sc.sim.contention = x.contention;
     sc.sim.step_noise = x.noise;
+    // The batching choice and a chunk budget (at least the largest batch) from the seed's bits.
+    sc.sim.batching = batching((x.seed % 3) as u8);
+    sc.sim.chunk_tokens = x.batch[0].max(x.batch[1]) + (x.seed >> 8) as u32 % 4096;
     sc.workload.output_bytes_per_token = x.out_bytes;
     sc.workload.payload_bytes = SizeDist::LogNormal {
         median: x.payload,

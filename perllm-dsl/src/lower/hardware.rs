@@ -15,6 +15,7 @@ pub const HARDWARE_KEYS: &[&str] = &[
     "power",
     "compute_efficiency",
     "bandwidth_efficiency",
+    "contention",
 ];
 /// Keys of a `power` block.
 pub const POWER_KEYS: &[&str] = &["idle", "busy"];
@@ -56,6 +57,9 @@ impl Lowerer {
         let be = self.maybe(&f, "bandwidth_efficiency", |l, e| {
             l.fraction(e, "bandwidth_efficiency", Interval::OpenLow)
         });
+        let contention = self.maybe(&f, "contention", |l, e| {
+            l.non_negative_quantity(e, Dim::Fraction, "contention")
+        });
         if !fresh {
             return None;
         }
@@ -69,6 +73,7 @@ impl Lowerer {
             power_busy_w: busy?,
             compute_efficiency: ce?,
             bandwidth_efficiency: be?,
+            contention: contention?,
         })
     }
 

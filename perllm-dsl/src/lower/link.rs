@@ -135,16 +135,18 @@ impl Lowerer {
     /// `time_s,bandwidth_<unit>` (normalised by its time-weighted mean), header optional for
     /// factors, `#` comment lines. An error names the file and its line, and points at `span`.
     fn read_series(&mut self, path: &Path, span: Span) -> Option<Vec<(Nanos, f64)>> {
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
+        use std::io::Read;
+        let limit = crate::files::MAX_SERIES_BYTES;
+        let file = match crate::files::open(path, "series file", limit) {
+            Ok(f) => {
+                self.data_files.push(path.to_path_buf());
+                f.take(limit)
+            }
             Err(err) => {
                 self.err(
-                    DiagBuilder::error(
-                        codes::DATA_FILE,
-                        format!("cannot read the series file {}: {err}", path.display()),
-                    )
-                    .label(span, "this file")
-                    .help("paths are relative to the scenario file's directory"),
+                    DiagBuilder::error(codes::DATA_FILE, err)
+                        .label(span, "this file")
+                        .help("paths are relative to the scenario file's directory"),
                 );
                 return None;
             }

@@ -84,6 +84,8 @@ pub struct Lowerer {
     pub dropped: usize,
     /// Fill [`Lowerer::index`] (only needed to locate perllm-core's messages).
     pub want_index: bool,
+    /// Data files read (series files), as resolved.
+    pub data_files: Vec<PathBuf>,
 }
 
 /// Most diagnostics kept for one load; the rest are counted.
@@ -115,6 +117,7 @@ impl Lowerer {
             servers_complete: true,
             dropped: 0,
             want_index: false,
+            data_files: Vec::new(),
         }
     }
 

@@ -6,7 +6,16 @@ use crate::diag::{DiagBuilder, codes};
 use perllm_core::spec::*;
 
 /// Keys of a `server` block.
-pub const SERVER_KEYS: &[&str] = &["tier", "hardware", "count", "models", "link", "max_batch"];
+pub const SERVER_KEYS: &[&str] = &[
+    "tier",
+    "hardware",
+    "count",
+    "models",
+    "link",
+    "max_batch",
+    "batching",
+    "chunk_tokens",
+];
 const MAX_SERVERS: u64 = 1_000_000;
 
 impl Lowerer {
@@ -65,6 +74,10 @@ impl Lowerer {
         }
         let link = self.required(&f, "link", |l, e| l.name(e, "a link name"));
         let max_batch = self.required(&f, "max_batch", |l, e| l.positive_u32(e, "max_batch"));
+        let batching = self.maybe(&f, "batching", |l, e| {
+            l.choice(e, "batching", &super::sim::BATCHING_KINDS)
+        });
+        let chunk_tokens = self.maybe(&f, "chunk_tokens", |l, e| l.positive_u32(e, "chunk_tokens"));
 
         // Expand the family and declare every member.
         let member_names: Vec<String> = match n.range {
@@ -146,8 +159,16 @@ impl Lowerer {
             self.index_entries(&p, &it.body);
         }
         let family = n.range.map(|_| id.name.clone());
-        let (tier, hardware, count, models, link, max_batch) =
-            (tier?, hardware?, count?, models?, link?, max_batch?);
+        let (tier, hardware, count, models, link, max_batch, batching, chunk_tokens) = (
+            tier?,
+            hardware?,
+            count?,
+            models?,
+            link?,
+            max_batch?,
+            batching?,
+            chunk_tokens?,
+        );
         let models: Vec<String> = models.into_iter().map(|m| m.name).collect();
         Some(
             member_names
@@ -161,6 +182,8 @@ impl Lowerer {
                     models: models.clone(),
                     link: link.name.clone(),
                     max_batch,
+                    batching,
+                    chunk_tokens,
                 })
                 .collect(),
         )

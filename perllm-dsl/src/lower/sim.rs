@@ -6,7 +6,21 @@ use crate::units::Dim;
 use perllm_core::spec::*;
 
 /// Keys of the `sim` block.
-pub const SIM_KEYS: &[&str] = &["step_noise", "contention", "max_defers", "drain"];
+pub const SIM_KEYS: &[&str] = &[
+    "step_noise",
+    "contention",
+    "max_defers",
+    "drain",
+    "batching",
+    "chunk_tokens",
+];
+
+/// Batching choices by name (see `perllm_core::spec::BatchingKind`).
+pub(super) const BATCHING_KINDS: [(&str, BatchingKind); 3] = [
+    ("prefill_first", BatchingKind::PrefillFirst),
+    ("mixed", BatchingKind::Mixed),
+    ("chunked", BatchingKind::Chunked),
+];
 
 impl Lowerer {
     pub(super) fn sim(&mut self, it: &Item) -> Option<SimParams> {
@@ -29,11 +43,19 @@ impl Lowerer {
         let drain_ns = self.optional(&f, "drain", d.drain_ns, |l, e| {
             l.positive_time(e, "the drain limit").map(Some)
         });
+        let batching = self.optional(&f, "batching", d.batching, |l, e| {
+            l.choice(e, "batching", &BATCHING_KINDS)
+        });
+        let chunk_tokens = self.optional(&f, "chunk_tokens", d.chunk_tokens, |l, e| {
+            l.positive_u32(e, "chunk_tokens")
+        });
         Some(SimParams {
             step_noise: step_noise?,
             contention: contention?,
             max_defers: max_defers?,
             drain_ns: drain_ns?,
+            batching: batching?,
+            chunk_tokens: chunk_tokens?,
         })
     }
 }

@@ -73,15 +73,19 @@ impl Lowerer {
         let path_text = self.string(pe, "a file path (a string)")?;
         let resolved = self.resolve_path(&path_text);
         let pspan = pe.span;
-        let exists = resolved.is_file();
-        if !exists {
+        // Traces are streamed (not read whole): no size limit, only a regular file.
+        let checked = crate::files::check(&resolved, "trace file", u64::MAX);
+        let exists = checked.is_ok();
+        if let Err(why) = checked {
+            let label = if resolved.exists() {
+                "not a regular file"
+            } else {
+                "no such file"
+            };
             self.err(
-                DiagBuilder::error(
-                    codes::DATA_FILE,
-                    format!("trace file not found: {}", resolved.display()),
-                )
-                .label(pspan, "no such file")
-                .help("paths are relative to the scenario file's directory"),
+                DiagBuilder::error(codes::DATA_FILE, why)
+                    .label(pspan, label)
+                    .help("paths are relative to the scenario file's directory"),
             );
         }
         let format = match f.get("format") {

@@ -172,6 +172,7 @@ fn greedy_prefers_low_energy_servers_that_meet_the_deadline() {
         servers: &states,
         cost: &cost,
         truth: None,
+        model_load: &[],
     };
     let req = pending(&world, 1)[0].request;
     let feasible: Vec<u32> = world

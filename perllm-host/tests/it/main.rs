@@ -97,6 +97,7 @@ pub fn schedule_once(
         servers: &states,
         cost: &cost,
         truth: None,
+        model_load: &[],
     };
     let pending = pending(world, n);
     let mut out = vec![Decision::Defer; n];

@@ -50,7 +50,7 @@ proptest! {
             })
             .collect();
         let cost = Roofline::default();
-        let view = ClusterView { now_ns: 5 * SECOND, slot: 50, world: &world, servers: &states, cost: &cost, truth: None };
+        let view = ClusterView { now_ns: 5 * SECOND, slot: 50, world: &world, servers: &states, cost: &cost, truth: None, model_load: &[] };
         for name in ["cloud-only", "edge-only", "random", "round-robin", "least-loaded", "greedy", "ucb1", "epsilon-greedy"] {
             let spec = PolicySpec { name: name.into(), params: Default::default() };
             let mut p = registry.policy(&spec, &world, seed).unwrap();

@@ -4,6 +4,9 @@ use crate::request::{Energy, Request};
 use crate::spec::{Hardware, ModelSpec, Nanos};
 use crate::world::{Server, World};
 
+mod estimate;
+pub use estimate::default_estimate;
+
 /// The shape of one engine step for one model: what the cost model prices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepShape {
@@ -30,6 +33,20 @@ pub struct LoadHint {
     pub bandwidth_bps: f64,
     /// Free KV-cache bytes on the server (capacity minus running requests' reservations).
     pub free_kv_bytes: u64,
+    /// Models with running sequences, one bit per model id below 64 (0: unknown or none).
+    pub running_models: u64,
+    /// Mean batch a running sequence shared recently (0: unknown or nothing ran).
+    pub mean_batch: f64,
+    /// Time-average number of sequences of models other than the request's in the engine,
+    /// recently (`None`: unknown; estimates then use `running_models`).
+    pub other_models_load: Option<f64>,
+}
+
+impl LoadHint {
+    /// Does the server run sequences of model `m`? (Models from 64 on are never reported.)
+    pub fn runs_model(&self, m: crate::world::ModelId) -> bool {
+        m < 64 && self.running_models & (1 << m) != 0
+    }
 }
 
 /// A cost estimate for one request on one server.
@@ -104,98 +121,12 @@ pub trait CostModel: Send + Sync {
 
     /// Estimate latency and energy of `req` on `server` under `load`, from mean values.
     ///
-    /// The default prices prefill as one step with the request alone, decode as `output - 1`
-    /// steps at a batch of `min(running + 1, slots)` sequences, where `slots` is the smaller of
-    /// `max_batch` and how many requests of this size fit in the server's KV memory; it adds a
-    /// queueing estimate of `(queued + running - slots) / slots + 1` request service times when the
-    /// server is full (or the request's KV does not fit in the free memory now), and attributes
-    /// to the request its token share of each step's busy energy.
+    /// The default ([`default_estimate`], which documents the model) prices the steps the
+    /// request will take part in with [`CostModel::step_ns`], slowed by the server's batch
+    /// interference (`contention`), for the server's batching choice, and adds a queueing wait
+    /// when the server is full.
     fn estimate(&self, world: &World, server: &Server, req: &Request, load: &LoadHint) -> Estimate {
         default_estimate(self, world, server, req, load)
-    }
-}
-
-/// The body of [`CostModel::estimate`]'s default, usable by implementations that override it.
-pub fn default_estimate<C: CostModel + ?Sized>(
-    cm: &C,
-    world: &World,
-    server: &Server,
-    req: &Request,
-    load: &LoadHint,
-) -> Estimate {
-    let hw = &world.hardware[server.hardware];
-    let model = &world.models[req.model as usize];
-    let link = &world.links[server.link];
-    let share_bps = (load.bandwidth_bps / (load.active_uploads as f64 + 1.0)).max(1.0);
-    let upload_ns = link
-        .latency_ns
-        .saturating_add((req.input_bytes as f64 * 8.0 / share_bps * 1e9) as Nanos);
-    let download_ns = link.latency_ns.saturating_add(
-        (req.output_bytes as f64 * 8.0 / load.bandwidth_bps.max(1.0) * 1e9) as Nanos,
-    );
-    let prefill_ns = cm.step_ns(
-        hw,
-        server.count,
-        model,
-        &StepShape {
-            prefill_tokens: req.prompt_tokens as u64,
-            prefill_seqs: 1,
-            decode_seqs: 0,
-            kv_tokens: 0,
-        },
-    );
-    // Concurrency is limited by the batch size and by KV memory: a server holds at most
-    // `kv_capacity / kv_need` requests like this one at once.
-    let kv_need = (req.prompt_tokens as u64 + req.output_tokens as u64)
-        .saturating_mul(model.kv_bytes_per_token)
-        .max(1);
-    let kv_slots = (server.kv_capacity_bytes / kv_need).clamp(1, u32::MAX as u64) as u32;
-    let slots = server.max_batch.min(kv_slots).max(1);
-    let batch = (load.running + 1).min(slots).max(1);
-    let decode_steps = req.output_tokens.saturating_sub(1) as u64;
-    // Average KV read per step: each of `batch` sequences holds about prompt + output/2 tokens.
-    let kv_avg =
-        (req.prompt_tokens as u64 + req.output_tokens as u64 / 2).saturating_mul(batch as u64);
-    let step = if decode_steps > 0 {
-        cm.step_ns(
-            hw,
-            server.count,
-            model,
-            &StepShape {
-                prefill_tokens: 0,
-                prefill_seqs: 0,
-                decode_seqs: batch,
-                kv_tokens: kv_avg,
-            },
-        )
-    } else {
-        0
-    };
-    let decode_ns = step.saturating_mul(decode_steps);
-    let occupied = load.queued + load.running;
-    let queue_ns = if occupied >= slots || (kv_need > load.free_kv_bytes && load.running > 0) {
-        let rounds = occupied.saturating_sub(slots) / slots + 1;
-        // A round frees a batch after roughly one average request's decode.
-        (rounds as u64).saturating_mul(prefill_ns.saturating_add(decode_ns))
-    } else {
-        0
-    };
-    let busy_w = hw.power_busy_w * server.count as f64;
-    let inference =
-        busy_w * (prefill_ns as f64 / 1e9) + busy_w * (decode_ns as f64 / 1e9) / batch as f64;
-    let transmission =
-        (req.input_bytes as f64 + req.output_bytes as f64) * 8.0 * link.energy_j_per_bit;
-    Estimate {
-        upload_ns,
-        queue_ns,
-        prefill_ns,
-        decode_ns,
-        download_ns,
-        energy: Energy {
-            transmission,
-            inference,
-            idle: 0.0,
-        },
     }
 }
 
