@@ -6,7 +6,7 @@
 //! `share(edge)` and `--set server.edge...` would not say which), and a server lists a model
 //! once. Messages quote names through [`excerpt`], so a huge name never makes a huge message.
 
-use crate::spec::Scenario;
+use crate::spec::{Scenario, limits};
 use crate::world::ScenarioError;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,10 +53,27 @@ fn name_problem(name: &str) -> Option<String> {
     }
 }
 
-/// Names no message should quote as they are (empty, control characters, too long). When there
-/// is one, [`Scenario::build`] reports only these (its other messages quote names).
+/// Names no message should quote as they are (empty, control characters, too long), and more
+/// servers or SLO classes than the limits. When there is one, [`Scenario::build`] reports only
+/// these (its other messages quote names, and its tables grow with the counts).
 pub(crate) fn unusable(sc: &Scenario) -> Vec<ScenarioError> {
     let mut errs = Vec::new();
+    for (what, n, max) in [
+        ("server", sc.servers.len(), limits::MAX_SERVERS),
+        ("slo", sc.slos.len(), limits::MAX_SLO_CLASSES),
+    ] {
+        if n > max {
+            errs.push(ScenarioError {
+                path: what.into(),
+                message: format!(
+                    "{n} {what} declarations, more than the {max} a scenario may have"
+                ),
+            });
+        }
+    }
+    if !errs.is_empty() {
+        return errs;
+    }
     let mut check = |kind: &str, i: usize, name: &str| {
         if let Some(p) = name_problem(name) {
             errs.push(ScenarioError {

@@ -145,16 +145,6 @@ impl SlotConstraint {
                 }
             }
         }
-        // Each row is scaled to a largest coefficient of 1, so that the placement step's absolute
-        // tolerances mean the same thing for every row (a utilisation row's coefficients are
-        // 1 / capacity, a share row's are counts).
-        let largest = coef.iter().fold(0.0f64, |m, c| m.max(c.abs()));
-        if largest > 0.0 && largest.is_finite() {
-            for c in coef.iter_mut() {
-                *c /= largest;
-            }
-            base /= largest;
-        }
         let tol_eq = coef.iter().fold(0.0f64, |m, c| m.max(c.abs())) * 0.5 + 1e-9;
         match self.cmp {
             Cmp::Le => out.push(UserRow {
