@@ -1,24 +1,8 @@
-//! Any bytes through the TOML reader, validator and lowering: no panic; a failure has an
-//! error and renders; a success is a scenario perllm-core accepts (`load_str_with` already ends
-//! with `Scenario::build()`; the target checks it again).
+//! Any bytes through the TOML reader, validator and lowering (checks in `scenario_common.rs`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use perllm_dsl::{LoadOptions, SourceKind, load_str_with};
+mod scenario_common;
 
-fuzz_target!(|data: &[u8]| {
-    let src = String::from_utf8_lossy(data);
-    // Relative paths resolve against examples/, as for the shipped scenarios (the seeds), so a
-    // mutated `examples/azure-trace.perllm` still finds its trace and series files.
-    let opts = LoadOptions {
-        base_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples").into()),
-        overrides: Vec::new(),
-    };
-    match load_str_with("fuzz.toml", &src, SourceKind::Toml, &opts) {
-        Ok(l) => assert!(l.scenario.build().is_ok()),
-        Err(f) => {
-            assert!(f.errors().count() > 0);
-            let _ = f.render(false);
-        }
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    scenario_common::check("fuzz.toml", perllm_dsl::SourceKind::Toml, data);
 });

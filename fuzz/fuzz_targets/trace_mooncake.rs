@@ -1,16 +1,6 @@
-//! Any bytes as a Mooncake JSONL trace: byte 0 selects the replay options, the rest is the
-//! file, read through every public reading path. The checks are in the shared harness,
-//! `perllm-core/tests/it/trace_fuzz/harness.rs`, which `cargo test` runs on the same inputs.
+//! Any bytes as a Mooncake JSONL trace, through the shared trace harness (see `trace_common.rs`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+mod trace_common;
 
-#[path = "../../perllm-core/tests/it/trace_fuzz/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-
-fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = harness::check_input(harness::Target::Mooncake, data) {
-        panic!("{broken}");
-    }
-});
+trace_common::trace_target!(Mooncake);

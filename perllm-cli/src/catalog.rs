@@ -67,10 +67,13 @@ impl Catalog {
         Ok(Catalog { registry, items })
     }
 
-    /// [`Catalog::discover`] with the simulation options' plugins and per-call budget.
-    pub fn for_sim(args: &crate::cli::SimArgs) -> Result<Catalog> {
-        let mut c = Catalog::discover(&args.plugins.plugins)?;
-        c.registry.set_call_budget(args.call_budget);
+    /// [`Catalog::discover`] with a wall-clock budget for each plugin-policy call.
+    pub fn with_call_budget(
+        plugins: &[PathBuf],
+        call_budget: std::time::Duration,
+    ) -> Result<Catalog> {
+        let mut c = Catalog::discover(plugins)?;
+        c.registry.set_call_budget(call_budget);
         Ok(c)
     }
 

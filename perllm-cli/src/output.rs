@@ -443,7 +443,19 @@ impl Outputs {
 
     /// Tell the user which directories were created for the outputs (not with `--quiet`).
     pub fn report_created(&self, term: &crate::term::Term) {
+        self.report_created_for(term, None);
+    }
+
+    /// [`Outputs::report_created`] for a command whose `--out` names a directory to write into
+    /// (`run --out DIR`, `plot --out DIR`): creating that directory alone is what was asked, and
+    /// not announced; creating folders above it is.
+    pub fn report_created_for(&self, term: &crate::term::Term, named_dir: Option<&Path>) {
         let created = self.created_dirs();
+        if let (Some(dir), [only]) = (named_dir, created)
+            && only == dir
+        {
+            return;
+        }
         if let Some(top) = created.first() {
             let deepest = created.last().unwrap_or(top);
             term.info(&format!(

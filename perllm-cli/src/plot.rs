@@ -411,7 +411,7 @@ Cost model <code>{}</code>. perllm {}.</p>",
     }
     h.push_str(
         "<th>seeds</th><th>load req/s</th><th>goodput req/s</th><th>x ref</th><th>attainment</th><th>x ref</th>\
-<th>energy/request J</th><th>x ref</th><th>p99 latency s</th><th>x ref</th><th>vs oracle</th></tr>\n",
+<th>energy/request J</th><th>x ref</th><th>p99 latency s</th><th>x ref</th><th>vs bound</th><th>vs true-costs</th></tr>\n",
     );
     for s in &res.summary {
         let _ = write!(h, "<tr><td>{}</td>", esc(&s.policy));
@@ -432,7 +432,7 @@ Cost model <code>{}</code>. perllm {}.</p>",
         let _ = writeln!(
             h,
             "<td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}%</td><td>{}</td>\
-<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s.seeds,
             s.offered_load_rps,
             ms(s.goodput_rps_mean, s.goodput_rps_std, 3),
@@ -447,13 +447,16 @@ Cost model <code>{}</code>. perllm {}.</p>",
             opt(s.energy_per_request_ratio, |x| format!("{x:.2}")),
             ms(s.latency_p99_s_mean, s.latency_p99_s_std, 3),
             opt(s.latency_p99_ratio, |x| format!("{x:.2}")),
-            opt(s.oracle_energy_gap, |g| format!("{:+.1}%", g * 100.0)),
+            opt(s.bound_gap, |g| format!("{:+.1}%", g * 100.0)),
+            opt(s.true_costs_energy_gap, |g| format!("{:+.1}%", g * 100.0)),
         );
     }
     let _ = write!(
         h,
         "</table>\n<p>goodput = requests that met their deadline per second of the arrival window; \
-{}; x ref = mean / reference mean; vs oracle = weighted energy above the offline oracle's.</p>\n\
+{}; x ref = mean / reference mean; \
+vs bound = goodput below the goodput bound (no policy can beat it; n/a: not computed); \
+vs true-costs = weighted energy above that of `true-costs` (PerLLM's LP fed the true mean costs).</p>\n\
 <h2>Policies</h2>\n<table>\n<tr><th>name</th><th>version</th><th>abi</th><th>source</th></tr>\n",
         if res.seeds.len() > 1 {
             "mean ± sample standard deviation over seeds"
@@ -505,7 +508,7 @@ pub fn write_all(
     // The page last, so it is renamed into place after the charts it shows.
     let index = out.open(&dir.join("index.html"))?;
     out.refuse_inputs(&crate::inputs::one(input, "the results file"))?;
-    out.report_created(term);
+    out.report_created_for(term, Some(dir));
     for (f, c) in files.into_iter().zip(&cs) {
         f.write_text(&c.svg)?;
     }

@@ -232,7 +232,11 @@ pub fn summary(res: &Results) -> String {
             None => String::new(),
         }
     );
-    let has_oracle = res.summary.iter().any(|r| r.oracle_energy_gap.is_some());
+    let has_oracle = res
+        .summary
+        .iter()
+        .any(|r| r.true_costs_energy_gap.is_some());
+    let has_bounds = !res.bounds.is_empty();
     let mut points: Vec<u64> = res.summary.iter().map(|r| r.point).collect();
     points.dedup();
     for p in points {
@@ -251,6 +255,9 @@ pub fn summary(res: &Results) -> String {
                 .collect();
             let _ = writeln!(s, "point {p}: {}", parts.join(", "));
         }
+        if has_bounds {
+            s.push_str(&bound_line(res, p, rows[0]));
+        }
         let mut header = vec![
             "policy",
             ">goodput req/s",
@@ -262,8 +269,11 @@ pub fn summary(res: &Results) -> String {
             ">p99 latency",
             ">x ref",
         ];
+        if has_bounds {
+            header.push(">vs bound");
+        }
         if has_oracle {
-            header.push(">vs oracle");
+            header.push(">vs true-costs");
         }
         let mut t = Table::new(&header);
         for r in rows {
@@ -290,9 +300,15 @@ pub fn summary(res: &Results) -> String {
                 }),
                 ratio(r.latency_p99_ratio),
             ];
+            if has_bounds {
+                cells.push(
+                    r.bound_gap
+                        .map_or_else(|| "n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
+                );
+            }
             if has_oracle {
                 cells.push(
-                    r.oracle_energy_gap
+                    r.true_costs_energy_gap
                         .map_or_else(|| "-".into(), |g| format!("{:+.1}%", g * 100.0)),
                 );
             }
@@ -307,8 +323,15 @@ pub fn summary(res: &Results) -> String {
         s.push_str("one seed, so no spread; ");
     }
     s.push_str("x ref = mean / reference mean");
+    if has_bounds {
+        s.push_str(
+            "; vs bound = goodput below the goodput bound (no policy can beat it; n/a: not computed)",
+        );
+    }
     if has_oracle {
-        s.push_str("; vs oracle = weighted energy above the offline oracle's");
+        s.push_str(
+            "; vs true-costs = weighted energy above that of `true-costs` (the LP fed the true mean costs)",
+        );
     }
     let _ = writeln!(
         s,
@@ -316,4 +339,36 @@ pub fn summary(res: &Results) -> String {
         res.scenario.hash, res.perllm_version
     );
     s
+}
+
+/// One line on the goodput bound of point `p`: its value, or why it is n/a.
+fn bound_line(res: &Results, p: u64, first: &SummaryRow) -> String {
+    match first.bound_goodput_rps {
+        Some(g) => {
+            let att: Vec<f64> = res
+                .bounds
+                .iter()
+                .filter(|b| b.point == p)
+                .filter_map(|b| b.bound.as_ref().map(|b| b.attainment))
+                .collect();
+            let att = att.iter().sum::<f64>() / att.len().max(1) as f64;
+            format!(
+                "bound (no policy can beat it): goodput {} req/s, attainment {}, energy >= {} per served request\n",
+                sig3(g),
+                pct(att),
+                first
+                    .bound_energy_per_request_j
+                    .map_or_else(|| "n/a".to_string(), |e| si(e, "J"))
+            )
+        }
+        None => {
+            let why = res
+                .bounds
+                .iter()
+                .find(|b| b.point == p && b.bound.is_none())
+                .and_then(|b| b.error.clone())
+                .unwrap_or_else(|| "not computed for every seed".into());
+            format!("bound: n/a ({why})\n")
+        }
+    }
 }

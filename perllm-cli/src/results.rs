@@ -175,11 +175,33 @@ pub struct SummaryRow {
     pub energy_per_request_ratio: Option<f64>,
     /// p99 latency mean / the reference's.
     pub latency_p99_ratio: Option<f64>,
-    /// Weighted energy mean / the oracle's - 1 (when `oracle` ran at this point).
-    pub oracle_energy_gap: Option<f64>,
+    /// Weighted energy mean / `true-costs`' - 1 (when `true-costs`, formerly `oracle`, ran at
+    /// this point).
+    pub true_costs_energy_gap: Option<f64>,
+    /// The goodput bound at this point (mean over the seeds), requests/s; `None` ("n/a") when it
+    /// was not computed for every seed of the point.
+    pub bound_goodput_rps: Option<f64>,
+    /// Deadline-met requests (mean over seeds) / the bound's (mean over the same seeds) - 1:
+    /// the goodput gap to the bound (same seeds, so the same arrival windows). Never positive.
+    pub bound_gap: Option<f64>,
+    /// The bound's lower bound on energy per served request (mean over seeds), joules.
+    pub bound_energy_per_request_j: Option<f64>,
     /// Swept parameters of this point.
     #[serde(flatten)]
     pub params: BTreeMap<String, Value>,
+}
+
+/// The goodput bound of one (point, seed): what no policy can beat (docs/perllm-policy.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundRow {
+    /// Sweep point.
+    pub point: u64,
+    /// Seed.
+    pub seed: u64,
+    /// The bound, `null` when it was not computed.
+    pub bound: Option<perllm_core::bound::Bound>,
+    /// Why it was not computed, `null` when it was.
+    pub error: Option<String>,
 }
 
 /// The scenario a results file is about.
@@ -239,6 +261,9 @@ pub struct Results {
     pub rows: Vec<Row>,
     /// Per-run data for plots, aligned with `rows`.
     pub details: Vec<Details>,
+    /// The goodput bound of each (point, seed) of the grid, in (point, seed) order.
+    #[serde(default)]
+    pub bounds: Vec<BoundRow>,
 }
 
 fn mean_std(xs: &[f64]) -> (f64, f64) {
@@ -258,8 +283,50 @@ fn ratio(a: f64, b: f64) -> Option<f64> {
     (b != 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
 }
 
+/// Mean bound goodput and energy per request at `point`, if the bound was computed for every
+/// one of `seeds` there.
+fn bound_at(bounds: &[BoundRow], point: u64, seeds: &[u64]) -> Option<(f64, f64, Option<f64>)> {
+    let mut g = Vec::new();
+    let mut met = Vec::new();
+    let mut e = Vec::new();
+    for s in seeds {
+        let b = bounds
+            .iter()
+            .find(|b| b.point == point && b.seed == *s)?
+            .bound
+            .as_ref()?;
+        g.push(b.goodput_rps);
+        met.push(b.deadline_met_max as f64);
+        e.push(b.energy_min_per_request_j);
+    }
+    if g.is_empty() {
+        return None;
+    }
+    let n = g.len() as f64;
+    let energy = e
+        .iter()
+        .copied()
+        .collect::<Option<Vec<f64>>>()
+        .map(|v| v.iter().sum::<f64>() / n);
+    Some((
+        g.iter().sum::<f64>() / n,
+        met.iter().sum::<f64>() / n,
+        energy,
+    ))
+}
+
 /// The summary of `rows`: one row per (point, policy) in order of first appearance.
+#[cfg(test)]
 pub fn summarise(rows: &[Row], reference: Option<&str>) -> Vec<SummaryRow> {
+    summarise_with_bounds(rows, reference, &[])
+}
+
+/// [`summarise`], with each policy's gap to the goodput bound.
+pub fn summarise_with_bounds(
+    rows: &[Row],
+    reference: Option<&str>,
+    bounds: &[BoundRow],
+) -> Vec<SummaryRow> {
     let mut groups: Vec<((u64, String), Vec<&Row>)> = Vec::new();
     let mut index: BTreeMap<(u64, &str), usize> = BTreeMap::new();
     for r in rows {
@@ -321,9 +388,25 @@ pub fn summarise(rows: &[Row], reference: Option<&str>) -> Vec<SummaryRow> {
                 ratio(s.energy_per_request_j_mean, r.energy_per_request_j_mean);
             s.latency_p99_ratio = ratio(s.latency_p99_s_mean, r.latency_p99_s_mean);
         }
-        if let Some(o) = find(s.point, "oracle") {
-            s.oracle_energy_gap =
+        if let Some(o) = find(s.point, "true-costs").or_else(|| find(s.point, "oracle")) {
+            s.true_costs_energy_gap =
                 ratio(s.energy_weighted_j_mean, o.energy_weighted_j_mean).map(|x| x - 1.0);
+        }
+        let seeds: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.point == s.point && r.policy == s.policy)
+            .map(|r| r.seed)
+            .collect();
+        if let Some((g, met_max, e)) = bound_at(bounds, s.point, &seeds) {
+            let met = rows
+                .iter()
+                .filter(|r| r.point == s.point && r.policy == s.policy)
+                .map(|r| r.metrics.deadline_met as f64)
+                .sum::<f64>()
+                / seeds.len().max(1) as f64;
+            s.bound_goodput_rps = Some(g);
+            s.bound_gap = ratio(met, met_max).map(|x| x - 1.0);
+            s.bound_energy_per_request_j = e;
         }
     }
     out
@@ -332,7 +415,7 @@ pub fn summarise(rows: &[Row], reference: Option<&str>) -> Vec<SummaryRow> {
 impl Results {
     /// Recompute the summary from the rows.
     pub fn resummarise(&mut self) {
-        self.summary = summarise(&self.rows, self.reference.as_deref());
+        self.summary = summarise_with_bounds(&self.rows, self.reference.as_deref(), &self.bounds);
     }
 
     /// The document as pretty JSON with a final newline.
@@ -456,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn summary_means_spreads_ratios_and_oracle_gap() {
+    fn summary_means_spreads_ratios_and_true_costs_gap() {
         let rows = vec![
             row(0, "a", 1, 1.0, 100.0),
             row(0, "a", 2, 3.0, 100.0),
@@ -470,8 +553,9 @@ mod tests {
         assert_eq!(s[0].goodput_rps_mean, 2.0);
         assert!((s[0].goodput_rps_std - 2f64.sqrt()).abs() < 1e-12);
         assert_eq!(s[0].goodput_ratio, Some(0.5));
-        assert!((s[0].oracle_energy_gap.unwrap() - 0.25).abs() < 1e-12);
-        assert_eq!(s[1].oracle_energy_gap, Some(0.0));
+        assert!((s[0].true_costs_energy_gap.unwrap() - 0.25).abs() < 1e-12);
+        assert_eq!(s[1].true_costs_energy_gap, Some(0.0));
+        assert_eq!(s[0].bound_gap, None, "no bound: n/a");
     }
 
     #[test]

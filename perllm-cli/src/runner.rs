@@ -93,6 +93,17 @@ pub fn execute(
     })
 }
 
+/// The goodput bound of the run of `world` (same workload as [`execute`] reads) priced by `cost`.
+pub fn bound(
+    world: &World,
+    cost: &dyn CostModel,
+) -> std::result::Result<perllm_core::bound::Bound, perllm_core::bound::BoundError> {
+    let open: &dyn Fn(&str) -> std::io::Result<Reader> = &open_trace;
+    let mut source = source_for(world, open)
+        .map_err(|e| perllm_core::bound::BoundError::Workload(e.to_string()))?;
+    perllm_core::bound::compute_for(world, cost, source.as_mut())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

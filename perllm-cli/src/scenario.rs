@@ -97,6 +97,10 @@ pub fn apply_cli(sc: &mut Scenario, seed: Option<u64>, policy: Option<&str>, ski
     if let Some(s) = seed {
         sc.seed = s;
     }
+    // Old names of built-in policies (`oracle` is now `true-costs`).
+    let policy = policy.map(perllm_core::policies::canonical);
+    let current = perllm_core::policies::canonical(&sc.policy.name).to_string();
+    sc.policy.name = current;
     match policy {
         Some(n) if n != sc.policy.name => {
             sc.policy = perllm_core::spec::PolicySpec {

@@ -5,10 +5,10 @@
 //! from any [`workload::RequestSource`].
 
 mod batching;
+pub mod bound;
 pub mod cost;
 pub mod names;
 pub mod observer;
-pub mod oracle;
 pub mod perllm;
 pub mod policies;
 pub mod policy;
@@ -20,6 +20,7 @@ pub mod simple;
 pub mod spec;
 pub mod suggest;
 pub mod testbed;
+pub mod true_costs;
 pub mod workload;
 pub mod world;
 

@@ -52,6 +52,21 @@ pub struct ServerState {
 pub const MEAN_BATCH_WINDOW_S: f64 = 30.0;
 
 impl ServerState {
+    /// Every server of `world` idle: empty, its whole KV capacity free, its link at its mean
+    /// bandwidth (the state at time 0).
+    pub fn all_idle(world: &World) -> Vec<ServerState> {
+        world
+            .servers
+            .iter()
+            .map(|s| ServerState {
+                free_kv_bytes: s.kv_capacity_bytes,
+                kv_capacity_bytes: s.kv_capacity_bytes,
+                bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
+                ..ServerState::default()
+            })
+            .collect()
+    }
+
     /// Cost-model load hint from this state.
     pub fn load_hint(&self) -> LoadHint {
         LoadHint {

@@ -514,6 +514,26 @@ pub enum SizeDist {
     },
 }
 
+impl SizeDist {
+    /// Check the parameters: finite, non-negative values, `lo <= hi`, a positive median, at least
+    /// one empirical value. What [`Scenario::build`] checks for every distribution of the
+    /// workload, and the trace replayer for its payload.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let good = match self {
+            SizeDist::Fixed { value } => ok(*value),
+            SizeDist::Uniform { lo, hi } => ok(*lo) && ok(*hi) && lo <= hi,
+            SizeDist::LogNormal { median, sigma } => ok(*median) && *median > 0.0 && ok(*sigma),
+            SizeDist::Empirical { values } => !values.is_empty() && values.iter().all(|v| ok(*v)),
+        };
+        if good {
+            Ok(())
+        } else {
+            Err(format!("invalid size distribution {self:?}"))
+        }
+    }
+}
+
 /// Trace formats understood by the replayer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -205,21 +205,8 @@ fn finite_pos(v: f64) -> bool {
 }
 
 fn check_dist(errs: &mut Vec<ScenarioError>, path: &str, d: &SizeDist) {
-    let ok = match d {
-        SizeDist::Fixed { value } => value.is_finite() && *value >= 0.0,
-        SizeDist::Uniform { lo, hi } => lo.is_finite() && hi.is_finite() && *lo >= 0.0 && lo <= hi,
-        SizeDist::LogNormal { median, sigma } => {
-            finite_pos(*median) && sigma.is_finite() && *sigma >= 0.0
-        }
-        SizeDist::Empirical { values } => {
-            !values.is_empty() && values.iter().all(|v| v.is_finite() && *v >= 0.0)
-        }
-    };
-    if !ok {
-        errs.push(ScenarioError::new(
-            path,
-            format!("invalid size distribution {d:?}"),
-        ));
+    if let Err(m) = d.check() {
+        errs.push(ScenarioError::new(path, m));
     }
 }
 
@@ -263,7 +250,7 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
         );
     }
     if let Some(p) = &t.payload
-        && let Err(m) = crate::workload::check_size_dist(p)
+        && let Err(m) = p.check()
     {
         e("workload.trace.payload", m);
     }
@@ -546,12 +533,23 @@ impl Scenario {
             if h.is_none() {
                 e(
                     format!("{p}.hardware"),
-                    format!("unknown hardware `{}`", s.hardware),
+                    format!(
+                        "unknown hardware `{}`{}",
+                        s.hardware,
+                        did_you_mean(&s.hardware, hw.keys().copied())
+                    ),
                 );
             }
             let l = links.get(s.link.as_str()).copied();
             if l.is_none() {
-                e(format!("{p}.link"), format!("unknown link `{}`", s.link));
+                e(
+                    format!("{p}.link"),
+                    format!(
+                        "unknown link `{}`{}",
+                        s.link,
+                        did_you_mean(&s.link, links.keys().copied())
+                    ),
+                );
             }
             if s.count == 0 {
                 e(
@@ -891,4 +889,10 @@ impl Scenario {
             model_shares,
         })
     }
+}
+
+/// "; did you mean `x`?" for a name close to one of `known`, else nothing.
+fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    crate::suggest::closest(name, known)
+        .map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
 }

@@ -137,8 +137,9 @@ fn builtin_policy_names() -> Vec<(String, String)> {
         .map(|n| {
             let d = match *n {
                 "perllm" => "CS-UCB with a constraint-satisfaction LP step (the paper's policy)",
-                "oracle" => {
-                    "offline oracle: reads the hidden ground truth (an upper bound, not a policy)"
+                "true-costs" => {
+                    "PerLLM's slot LP fed the true mean costs (reads the hidden ground truth; a \
+                     reference policy, not a bound; old name `oracle`)"
                 }
                 _ => "built into perllm-core",
             };

@@ -8,11 +8,15 @@
 //!   energy per request (transmission / inference / idle) there, with the ratios PerLLM / policy
 //!   and policy / cloud-only;
 //! - each policy's peak goodput over the sweep;
-//! - PerLLM's gap to the offline oracle;
+//! - PerLLM's gap to `true-costs` (its LP fed the true mean costs; formerly `oracle`), and every
+//!   policy's gap to the goodput bound no policy can beat;
 //! - the paper's three claims, checked against these numbers.
 //!
 //! The definitions are in `docs/paper-setup.md` ("Metrics and the table"); `scripts/reproduce-paper.sh`
 //! produces the inputs. Nothing here runs a simulation: the table is a pure function of the files.
+
+mod bound;
+pub use bound::BoundPoint;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +24,9 @@ use std::collections::BTreeMap;
 
 /// The paper's policy name in results files.
 pub const PERLLM: &str = "perllm";
-/// The offline oracle's name in results files.
+/// The name in results files of the reference policy that knows the true mean costs.
+pub const TRUE_COSTS: &str = "true-costs";
+/// Its old name, in files made before it was renamed.
 pub const ORACLE: &str = "oracle";
 /// The cloud-only baseline's name (the reference of the energy claim).
 pub const CLOUD_ONLY: &str = "cloud-only";
@@ -97,6 +103,8 @@ pub struct Experiment {
     pub load_key: String,
     /// Curves, in the file's policy order.
     pub curves: Vec<Curve>,
+    /// The goodput bound at each swept load.
+    pub bounds: Vec<BoundPoint>,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +219,7 @@ impl Experiment {
         }
         // Group the runs by (policy, load), in order of first appearance.
         let mut groups: Vec<(String, f64, Vec<RowIn>)> = Vec::new();
+        let mut load_of_point: BTreeMap<u64, f64> = BTreeMap::new();
         for r in rows {
             let load = match &load_key {
                 Some(k) => r.rest.get(k).and_then(number).ok_or_else(|| {
@@ -221,6 +230,9 @@ impl Experiment {
                 })?,
                 None => r.offered_load_rps,
             };
+            if let Some(p) = r.rest.get("point").and_then(Value::as_u64) {
+                load_of_point.entry(p).or_insert(load);
+            }
             match groups
                 .iter_mut()
                 .find(|g| g.0 == r.policy && (load_key.is_none() || g.1 == load))
@@ -280,7 +292,15 @@ impl Experiment {
                 ),
             ));
         }
+        if load_key.is_none() {
+            // A `compare` file: one point, at the measured offered load.
+            let offered = curves[0].points[0].load;
+            for l in load_of_point.values_mut() {
+                *l = offered;
+            }
+        }
         Ok(Experiment {
+            bounds: bound::read(&v, &load_of_point),
             name: name.to_string(),
             scenario,
             load_key: load_key.unwrap_or_else(|| "offered load".into()),
@@ -308,8 +328,9 @@ impl Experiment {
 pub enum Role {
     /// PerLLM itself.
     Perllm,
-    /// The offline oracle (reads ground truth; not a baseline).
-    Oracle,
+    /// `true-costs` (formerly `oracle`): PerLLM's LP fed the true mean costs; a reference that
+    /// reads the simulator's ground truth, not a baseline and not a bound.
+    TrueCosts,
     /// A comparison baseline.
     Baseline,
 }
@@ -318,7 +339,7 @@ pub enum Role {
 pub fn role(name: &str) -> Role {
     match name {
         PERLLM => Role::Perllm,
-        ORACLE => Role::Oracle,
+        TRUE_COSTS | ORACLE => Role::TrueCosts,
         _ => Role::Baseline,
     }
 }
@@ -355,6 +376,8 @@ pub struct PolicyRow {
     pub perllm_peak_ratio: Option<f64>,
     /// This policy's energy per request / cloud-only's, at the reference load.
     pub energy_vs_cloud_only: Option<f64>,
+    /// This policy's goodput / the bound's - 1 at the reference load (n/a: `None`).
+    pub bound_gap: Option<f64>,
 }
 
 /// The analysis of one experiment.
@@ -379,11 +402,14 @@ pub struct Analysis {
     pub fallback: bool,
     /// One row per policy, in the file's order.
     pub rows: Vec<PolicyRow>,
-    /// PerLLM's goodput / the oracle's - 1 at `L*` (when both ran).
-    pub oracle_goodput_gap: Option<f64>,
-    /// PerLLM's weighted energy / the oracle's - 1 at `L*` (when both ran).
-    pub oracle_energy_gap: Option<f64>,
-    /// At every swept load: PerLLM's attainment, the best baseline's, and the oracle's.
+    /// PerLLM's goodput / `true-costs`' - 1 at `L*` (when both ran).
+    pub true_costs_goodput_gap: Option<f64>,
+    /// PerLLM's weighted energy / `true-costs`' - 1 at `L*` (when both ran).
+    pub true_costs_energy_gap: Option<f64>,
+    /// The goodput bound at `L*`.
+    pub bound: Option<BoundPoint>,
+    /// At every swept load: PerLLM's attainment, the best baseline's, `true-costs`' and the
+    /// bound's.
     pub by_load: Vec<LoadRow>,
 }
 
@@ -396,8 +422,12 @@ pub struct LoadRow {
     pub perllm: Option<f64>,
     /// The baseline with the highest mean attainment at this load, and that attainment.
     pub best_baseline: Option<(String, f64)>,
-    /// The oracle's mean attainment (if it ran).
-    pub oracle: Option<f64>,
+    /// `true-costs`' mean attainment (if it ran).
+    pub true_costs: Option<f64>,
+    /// The bound on attainment (n/a: `None`).
+    pub bound: Option<f64>,
+    /// PerLLM's goodput / the bound's - 1 (n/a: `None`).
+    pub perllm_bound_gap: Option<f64>,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -461,6 +491,9 @@ pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
     };
     let perllm = exp.curve(PERLLM);
     let cloud = exp.curve(CLOUD_ONLY);
+    let true_costs = exp.curve(TRUE_COSTS).or_else(|| exp.curve(ORACLE));
+    let bound_at = |load: f64| exp.bounds.iter().find(|b| b.load == load);
+    let bound_ref = bound_at(reference_load).and_then(|b| b.goodput_rps);
     let rows = exp
         .curves
         .iter()
@@ -478,11 +511,14 @@ pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
                 perllm_peak_ratio: perllm.and_then(|p| ratio(peak(p).0, pk)),
                 energy_vs_cloud_only: cloud
                     .and_then(|cl| ratio(here.energy_per_request_j, at(cl).energy_per_request_j)),
+                bound_gap: bound_ref
+                    .and_then(|b| ratio(here.goodput_rps, b))
+                    .map(|x| x - 1.0),
                 at_reference: here,
             }
         })
         .collect();
-    let (og, oe) = match (perllm, exp.curve(ORACLE)) {
+    let (og, oe) = match (perllm, true_costs) {
         (Some(p), Some(o)) => {
             let (p, o) = (at(p), at(o));
             (
@@ -509,7 +545,12 @@ pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
                         Some(b) if b.1 >= x.1 => Some(b),
                         _ => Some(x),
                     }),
-                oracle: exp.curve(ORACLE).map(att),
+                true_costs: true_costs.map(att),
+                bound: bound_at(load).and_then(|b| b.attainment),
+                perllm_bound_gap: match (perllm, bound_at(load).and_then(|b| b.goodput_rps)) {
+                    (Some(p), Some(b)) => ratio(p.points[i].goodput_rps, b).map(|x| x - 1.0),
+                    _ => None,
+                },
             }
         })
         .collect();
@@ -524,8 +565,9 @@ pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
         best_baseline: best.map(|b| b.1.to_string()),
         fallback,
         rows,
-        oracle_goodput_gap: og,
-        oracle_energy_gap: oe,
+        true_costs_goodput_gap: og,
+        true_costs_energy_gap: oe,
+        bound: bound_at(reference_load).cloned(),
     }
 }
 
@@ -685,26 +727,42 @@ impl Table {
                 ));
             }
             s.push_str(&format!(
-                "PerLLM vs the oracle at L*: goodput {}, weighted energy {}.\n\n",
-                opt(a.oracle_goodput_gap.map(|x| x * 100.0), 1, "%"),
-                opt(a.oracle_energy_gap.map(|x| x * 100.0), 1, "%"),
+                "PerLLM vs `true-costs` (its LP fed the true mean costs) at L*: goodput {}, weighted energy {}.\n",
+                opt(a.true_costs_goodput_gap.map(|x| x * 100.0), 1, "%"),
+                opt(a.true_costs_energy_gap.map(|x| x * 100.0), 1, "%"),
             ));
-            s.push_str("| policy | L90 (req/s) | attainment at L* | goodput at L* (req/s) | PerLLM / it | peak goodput (at load) | PerLLM / it (peak) | energy/req at L* (J) | tx / inference / idle (J) | vs cloud-only |\n");
-            s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+            s.push_str(&match a.bound.as_ref().and_then(|b| b.goodput_rps.map(|g| (b, g))) {
+                Some((b, g)) => format!(
+                    "Goodput bound at L* (no policy can beat it): {} req/s, attainment {}; energy at least {} J per request it serves.\n\n",
+                    f(g, 2),
+                    b.attainment.map_or("n/a".into(), pct),
+                    b.energy_per_request_j.map_or("n/a".into(), |e| f(e, 0)),
+                ),
+                None => format!(
+                    "Goodput bound at L*: n/a ({}).\n\n",
+                    a.bound
+                        .as_ref()
+                        .and_then(|b| b.why_not.clone())
+                        .unwrap_or_else(|| "not computed".into())
+                ),
+            });
+            s.push_str("| policy | L90 (req/s) | attainment at L* | goodput at L* (req/s) | vs bound | PerLLM / it | peak goodput (at load) | PerLLM / it (peak) | energy/req at L* (J) | tx / inference / idle (J) | vs cloud-only |\n");
+            s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
             for r in &a.rows {
                 let p = &r.at_reference;
                 let name = match r.role {
                     Role::Perllm => format!("**{}**", r.policy),
-                    Role::Oracle => format!("{} (ground truth)", r.policy),
+                    Role::TrueCosts => format!("{} (true mean costs)", r.policy),
                     Role::Baseline => r.policy.clone(),
                 };
                 s.push_str(&format!(
-                    "| {name} | {} | {} ± {} | {} ± {} | {} | {} ({}) | {} | {} | {} / {} / {} | {} |\n",
+                    "| {name} | {} | {} ± {} | {} ± {} | {} | {} | {} ({}) | {} | {} | {} / {} / {} | {} |\n",
                     r.sustained_load.map_or("< lowest".into(), |l| f(l, 2)),
                     pct(p.attainment),
                     pct(p.attainment_std),
                     f(p.goodput_rps, 2),
                     f(p.goodput_std, 2),
+                    r.bound_gap.map_or("n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
                     opt(r.perllm_goodput_ratio, 2, "x"),
                     f(r.peak_goodput_rps, 2),
                     f(r.peak_load, 2),
@@ -716,7 +774,7 @@ impl Table {
                     opt(r.energy_vs_cloud_only, 2, "x"),
                 ));
             }
-            s.push_str("\nDeadline attainment by offered load (mean over seeds):\n\n| load (req/s) | PerLLM | best baseline | PerLLM - best | oracle |\n|---|---|---|---|---|\n");
+            s.push_str("\nDeadline attainment by offered load (mean over seeds); the bound is on attainment, and PerLLM's goodput gap to it:\n\n| load (req/s) | PerLLM | best baseline | PerLLM - best | true-costs | bound | PerLLM vs bound (goodput) |\n|---|---|---|---|---|---|---|\n");
             for l in &a.by_load {
                 let best = l
                     .best_baseline
@@ -727,10 +785,13 @@ impl Table {
                     _ => "—".into(),
                 };
                 s.push_str(&format!(
-                    "| {} | {} | {best} | {diff} | {} |\n",
+                    "| {} | {} | {best} | {diff} | {} | {} | {} |\n",
                     f(l.load, 2),
                     l.perllm.map_or("—".into(), pct),
-                    l.oracle.map_or("—".into(), pct),
+                    l.true_costs.map_or("—".into(), pct),
+                    l.bound.map_or("n/a".into(), pct),
+                    l.perllm_bound_gap
+                        .map_or("n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
                 ));
             }
         }
@@ -740,14 +801,14 @@ impl Table {
     /// The table as CSV: one row per (experiment, policy).
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "experiment,scenario,reference_load,fallback,policy,role,sustained_load,attainment_at_ref,attainment_std,goodput_at_ref,goodput_std,perllm_goodput_ratio,peak_goodput,peak_load,perllm_peak_ratio,energy_per_request_j,energy_transmission_j,energy_inference_j,energy_idle_j,energy_vs_cloud_only\n",
+            "experiment,scenario,reference_load,fallback,policy,role,sustained_load,attainment_at_ref,attainment_std,goodput_at_ref,goodput_std,perllm_goodput_ratio,peak_goodput,peak_load,perllm_peak_ratio,energy_per_request_j,energy_transmission_j,energy_inference_j,energy_idle_j,energy_vs_cloud_only,bound_gap\n",
         );
         let o = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.6}"));
         for a in &self.experiments {
             for r in &a.rows {
                 let p = &r.at_reference;
                 s.push_str(&format!(
-                    "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.3},{:.3},{:.3},{:.3},{}\n",
+                    "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.3},{:.3},{:.3},{:.3},{},{}\n",
                     a.name,
                     a.scenario,
                     a.reference_load,
@@ -755,7 +816,7 @@ impl Table {
                     r.policy,
                     match r.role {
                         Role::Perllm => "perllm",
-                        Role::Oracle => "oracle",
+                        Role::TrueCosts => "true_costs",
                         Role::Baseline => "baseline",
                     },
                     o(r.sustained_load),
@@ -772,6 +833,7 @@ impl Table {
                     p.energy_inference_j,
                     p.energy_idle_j,
                     o(r.energy_vs_cloud_only),
+                    o(r.bound_gap),
                 ));
             }
         }
@@ -780,174 +842,4 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pt(load: f64, att: f64, good: f64, e: f64) -> Point {
-        Point {
-            load,
-            offered_rps: load,
-            seeds: 2,
-            goodput_rps: good,
-            goodput_std: 0.0,
-            attainment: att,
-            attainment_std: 0.0,
-            energy_per_request_j: e,
-            energy_transmission_j: 0.0,
-            energy_inference_j: e,
-            energy_idle_j: 0.0,
-            energy_weighted_j: e * 10.0,
-        }
-    }
-
-    fn curve(policy: &str, pts: &[(f64, f64, f64, f64)]) -> Curve {
-        Curve {
-            policy: policy.into(),
-            points: pts.iter().map(|&(l, a, g, e)| pt(l, a, g, e)).collect(),
-        }
-    }
-
-    fn exp() -> Experiment {
-        Experiment {
-            name: "t".into(),
-            scenario: "s".into(),
-            load_key: "workload.arrivals.rate".into(),
-            curves: vec![
-                curve(
-                    "perllm",
-                    &[
-                        (1.0, 0.99, 1.0, 50.0),
-                        (2.0, 0.95, 1.9, 40.0),
-                        (4.0, 0.9, 3.6, 30.0),
-                    ],
-                ),
-                curve(
-                    "cloud-only",
-                    &[
-                        (1.0, 0.998, 1.0, 100.0),
-                        (2.0, 0.92, 1.8, 80.0),
-                        (4.0, 0.3, 1.2, 60.0),
-                    ],
-                ),
-                curve(
-                    "random",
-                    &[
-                        (1.0, 0.8, 0.8, 200.0),
-                        (2.0, 0.95, 0.8, 200.0),
-                        (4.0, 0.1, 0.4, 200.0),
-                    ],
-                ),
-                curve(
-                    "oracle",
-                    &[
-                        (1.0, 1.0, 1.0, 40.0),
-                        (2.0, 1.0, 2.0, 32.0),
-                        (4.0, 0.95, 3.8, 25.0),
-                    ],
-                ),
-            ],
-        }
-    }
-
-    #[test]
-    fn sustained_load_needs_every_lower_load() {
-        let e = exp();
-        assert_eq!(sustained_load(e.curve("perllm").unwrap(), 0.9), Some(4.0));
-        assert_eq!(
-            sustained_load(e.curve("cloud-only").unwrap(), 0.9),
-            Some(2.0)
-        );
-        // Meets 90% at 2 req/s but not at 1: never sustained.
-        assert_eq!(sustained_load(e.curve("random").unwrap(), 0.9), None);
-    }
-
-    #[test]
-    fn reference_load_ratios_and_gaps() {
-        let a = analyse(&exp(), 0.9);
-        assert_eq!(a.reference_load, 2.0);
-        assert_eq!(a.best_baseline.as_deref(), Some("cloud-only"));
-        assert!(!a.fallback);
-        let cloud = a.row("cloud-only").unwrap();
-        assert!((cloud.perllm_goodput_ratio.unwrap() - 1.9 / 1.8).abs() < 1e-12);
-        assert!((cloud.perllm_peak_ratio.unwrap() - 3.6 / 1.8).abs() < 1e-12);
-        assert_eq!(cloud.peak_load, 2.0);
-        let p = a.row("perllm").unwrap();
-        assert_eq!(p.energy_vs_cloud_only, Some(0.5));
-        assert!((a.oracle_goodput_gap.unwrap() - (1.9 / 2.0 - 1.0)).abs() < 1e-12);
-        assert!((a.oracle_energy_gap.unwrap() - (40.0 / 32.0 - 1.0)).abs() < 1e-12);
-        assert_eq!(a.best_baseline_attainment(), Some(("random", 0.95)));
-        assert_eq!(a.by_load.len(), 3);
-        assert_eq!(a.by_load[2].perllm, Some(0.9));
-        assert_eq!(
-            a.by_load[2].best_baseline,
-            Some(("cloud-only".to_string(), 0.3))
-        );
-        assert_eq!(a.by_load[0].oracle, Some(1.0));
-    }
-
-    #[test]
-    fn fallback_when_no_baseline_reaches_the_threshold() {
-        let a = analyse(&exp(), 0.999);
-        assert!(a.fallback);
-        assert_eq!(a.reference_load, 1.0);
-        assert_eq!(a.best_baseline, None);
-    }
-
-    #[test]
-    fn claims_pick_the_best_experiment() {
-        let t = table(&[exp()], 0.9);
-        // At L* = 2: PerLLM 1.9 vs cloud-only 1.8 and random 0.8.
-        assert!(!t.claims[0].met);
-        assert!((t.claims[0].best.as_ref().unwrap().0 - 1.9 / 1.8).abs() < 1e-12);
-        assert!(t.claims[1].met, "{:?}", t.claims[1]);
-        // At peak: 3.6 vs 1.8 and 0.8.
-        assert!(t.claims[2].met);
-        assert!(t.claims[3].met);
-        // Energy at L*: 40 / 80.
-        assert!(t.claims[4].met);
-        let md = t.markdown();
-        assert!(md.contains("Reference load L* = 2.00 req/s"), "{md}");
-        assert!(md.contains("| **perllm** | 4.00 |"), "{md}");
-        assert_eq!(t.csv().lines().count(), 5);
-    }
-
-    #[test]
-    fn reads_a_results_document() {
-        let row = |policy: &str, rate: f64, att: f64| {
-            serde_json::json!({
-                "run": 0, "point": 0, "policy": policy, "seed": 1, "scenario_hash": "x",
-                "arrived": 10, "offered_load_rps": rate, "goodput_rps": rate * att * 0.9,
-                "deadline_attainment": att, "energy_per_request_j": 10.0,
-                "energy_per_request_transmission_j": 1.0,
-                "energy_per_request_inference_j": 6.0,
-                "energy_per_request_idle_j": 3.0, "energy_weighted_j": 100.0,
-                "workload.arrivals.rate": format!("{rate}/s")
-            })
-        };
-        let doc = serde_json::json!({
-            "schema": "perllm.results", "schema_version": 2, "kind": "sweep",
-            "scenario": {"name": "paper-7b", "file": "paper-7b.perllm", "hash": "x"},
-            "parameters": [{"key": "workload.arrivals.rate", "values": ["2", "1"]}],
-            "rows": [row("perllm", 2.0, 0.9), row("cloud-only", 2.0, 0.8),
-                     row("perllm", 1.0, 0.95), row("cloud-only", 1.0, 0.97),
-                     row("perllm", 1.0, 0.85)],
-        });
-        let e = Experiment::from_results("7B", &doc.to_string()).unwrap();
-        assert_eq!(e.scenario, "paper-7b");
-        assert_eq!(e.loads(), vec![1.0, 2.0]);
-        assert_eq!(e.curves.len(), 2);
-        let p1 = &e.curve("perllm").unwrap().points[0];
-        assert_eq!(p1.seeds, 2);
-        assert!((p1.attainment - 0.9).abs() < 1e-12);
-        assert!((p1.goodput_rps - 0.9).abs() < 1e-12, "offered x attainment");
-        let a = analyse(&e, 0.9);
-        assert_eq!(a.reference_load, 1.0);
-        let err = Experiment::from_results("x", "{\"schema\": \"other\"}").unwrap_err();
-        assert!(
-            err.to_string().contains("not a perllm results file"),
-            "{err}"
-        );
-        let err = Experiment::from_results("x", "not json").unwrap_err();
-        assert!(err.to_string().starts_with("x: not valid JSON"), "{err}");
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@
 //! | `greedy` | the lowest estimated weighted energy among servers whose estimated latency meets the deadline, else the fastest |
 //! | `ucb1` | plain UCB1 over (model, server) arms on observed latency, no constraints |
 //! | `epsilon-greedy` | the best observed (model, server) arm, a random one with probability epsilon |
+//! | `cloud-first` | the cloud unless its predicted completion misses the deadline, then the edge server that meets it; else the fastest, or rejected with `admission = "reject_infeasible"` |
 //!
 //! Cost models: `roofline` (the core roofline model with its parameters as config) and
 //! `profile-table` (measured prefill and decode throughput per model, hardware and batch size
@@ -26,10 +27,10 @@ mod util;
 
 pub use cost::{ProfileTable, Roofline};
 pub use policies::{
-    CloudOnly, EdgeOnly, EpsilonGreedy, Greedy, LeastLoaded, Random, RoundRobin, Ucb1,
+    CloudFirst, CloudOnly, EdgeOnly, EpsilonGreedy, Greedy, LeastLoaded, Random, RoundRobin, Ucb1,
 };
 
 perllm_plugin_abi::export_plugins! {
-    policies: [CloudOnly, EdgeOnly, Random, RoundRobin, LeastLoaded, Greedy, Ucb1, EpsilonGreedy],
+    policies: [CloudOnly, EdgeOnly, Random, RoundRobin, LeastLoaded, Greedy, Ucb1, EpsilonGreedy, CloudFirst],
     cost_models: [Roofline, ProfileTable],
 }

@@ -455,3 +455,131 @@ impl GuestPolicy for EpsilonGreedy {
         ));
     }
 }
+
+/// Cloud first with edge overflow: each request goes to the cloud server (hosting its model)
+/// with the smallest predicted completion, unless that prediction misses the deadline; then to
+/// the edge server with the smallest predicted completion that meets it; if none meets it, to the
+/// fastest server overall, or (with `admission = "reject_infeasible"`) it is rejected.
+///
+/// Predicted completion: the host cost model's estimate from the state before the slot, with the
+/// queueing of the requests this policy placed earlier in the slot added as in `greedy`.
+#[derive(Debug)]
+pub struct CloudFirst {
+    slack: f64,
+    reject_infeasible: bool,
+    extra: Vec<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CloudFirstParams {
+    /// A server meets the deadline if its predicted completion is at most `slack x deadline`.
+    slack: f64,
+    /// `none` (default): a request no server meets goes to the fastest; `reject_infeasible`:
+    /// it is rejected.
+    admission: String,
+}
+
+impl Default for CloudFirstParams {
+    fn default() -> Self {
+        CloudFirstParams {
+            slack: 1.0,
+            admission: "none".into(),
+        }
+    }
+}
+
+/// Predicted completion of a request on server `si` (estimate plus the queue this slot's
+/// placements add); `None` when the host has no valid estimate.
+fn predicted_ns(
+    s: &perllm_plugin_abi::ServerView,
+    e: &perllm_plugin_abi::EstimateView,
+    extra: u32,
+) -> Option<u64> {
+    if e.valid != 1 {
+        return None;
+    }
+    let mb = s.max_batch.max(1);
+    let occupied = s.uploading + s.queued + s.running + extra;
+    let queue = if occupied >= mb {
+        let rounds = ((occupied - mb) / mb + 1) as u64;
+        rounds.saturating_mul(e.prefill_ns.saturating_add(e.decode_ns))
+    } else {
+        0
+    };
+    Some(
+        e.total_ns()
+            .saturating_sub(e.queue_ns)
+            .saturating_add(e.queue_ns.max(queue)),
+    )
+}
+
+impl GuestPolicy for CloudFirst {
+    const NAME: &'static str = "cloud-first";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "the cloud unless its predicted completion misses the deadline, then the edge; params slack, admission";
+    const WANTS_ESTIMATES: bool = true;
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        let p: CloudFirstParams = parse_config(Self::NAME, config)?;
+        if !(p.slack.is_finite() && p.slack > 0.0) {
+            return Err(format!(
+                "invalid config for `cloud-first`: slack must be positive, got {}",
+                p.slack
+            ));
+        }
+        let reject_infeasible = match p.admission.as_str() {
+            "none" => false,
+            "reject_infeasible" => true,
+            other => {
+                return Err(format!(
+                    "invalid config for `cloud-first`: admission must be `none` or `reject_infeasible`, got `{other}`"
+                ));
+            }
+        };
+        Ok(CloudFirst {
+            slack: p.slack,
+            reject_infeasible,
+            extra: Vec::new(),
+        })
+    }
+    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+        let servers = slot.servers();
+        let extra = &mut self.extra;
+        extra.clear();
+        extra.resize(servers.len(), 0);
+        for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
+            let limit = self.slack * r.deadline_ns as f64;
+            // Per tier: (predicted, server) of the fastest; and the fastest overall.
+            let mut cloud: Option<(u64, u32)> = None;
+            let mut edge: Option<(u64, u32)> = None;
+            for (si, (s, e)) in servers.iter().zip(slot.estimates_of(ri)).enumerate() {
+                let Some(t) = predicted_ns(s, e, extra[si]) else {
+                    continue;
+                };
+                let best = if s.tier == TIER_CLOUD {
+                    &mut cloud
+                } else {
+                    &mut edge
+                };
+                if best.is_none_or(|(b, _)| t < b) {
+                    *best = Some((t, si as u32));
+                }
+            }
+            let meets = |x: Option<(u64, u32)>| x.filter(|(t, _)| *t as f64 <= limit);
+            let fastest = match (cloud, edge) {
+                (Some(c), Some(e)) => Some(if e.0 < c.0 { e } else { c }),
+                (c, e) => c.or(e),
+            };
+            let s = meets(cloud)
+                .or(meets(edge))
+                .or(if self.reject_infeasible {
+                    None
+                } else {
+                    fastest
+                })
+                .map(|x| x.1);
+            assign(p, s, extra);
+        }
+        Ok(())
+    }
+}

@@ -12,10 +12,10 @@ use crate::inputs::Inputs;
 use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
 use crate::results::{
-    Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row, ScenarioInfo,
-    param_value,
+    BoundRow, Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row,
+    ScenarioInfo, param_value,
 };
-use crate::runner::{Details, execute};
+use crate::runner::{Details, bound, execute};
 use crate::scenario::Loaded;
 use crate::term::{Term, print_stdout};
 use crate::util::Shard;
@@ -291,11 +291,24 @@ fn run_grid(
     if !base.warnings.is_empty() {
         term.eprint_rendered(&base.warnings);
     }
-    let catalog = Catalog::for_sim(&args.sim)?;
+    let catalog = Catalog::with_call_budget(&args.sim.plugins.plugins, args.sim.call_budget)?;
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()
     } else {
-        args.policies.iter().map(|p| p.trim().to_string()).collect()
+        args.policies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                let c = perllm_core::policies::canonical(p);
+                if c != p {
+                    eprintln!(
+                        "note: policy `{p}` is now called `{c}` (a reference policy that knows the \
+                         true mean costs, not a bound; the goodput bound is reported as `bound`)"
+                    );
+                }
+                c.to_string()
+            })
+            .collect()
     };
     let mut infos: Vec<ComponentInfo> = Vec::new();
     for p in &policies {
@@ -309,7 +322,11 @@ fn run_grid(
         }
         infos.push(catalog.policy_info(p)?.clone());
     }
-    let reference = match &args.reference {
+    let reference = args
+        .reference
+        .as_deref()
+        .map(|r| perllm_core::policies::canonical(r).to_string());
+    let reference = match &reference {
         Some(r) if policies.contains(r) => r.clone(),
         Some(r) => {
             return Err(CliError::input(format!(
@@ -456,9 +473,37 @@ fn run_grid(
             })
             .collect()
     });
+    // The goodput bound of each (point, seed) this process ran at least one policy of.
+    let pairs: BTreeSet<(u64, u64)> = match &outcomes {
+        Ok(o) => o.iter().map(|(r, _, _)| (r.point, r.seed)).collect(),
+        Err(_) => BTreeSet::new(),
+    };
+    let bounds: Result<Vec<BoundRow>> = pool.install(|| {
+        pairs
+            .into_par_iter()
+            .map(|(point, seed)| {
+                let loaded = points.get(point)?;
+                let mut sc = loaded.scenario.clone();
+                crate::scenario::apply_cli(&mut sc, Some(seed), None, args.sim.skip_bad_rows);
+                let world = crate::scenario::build(&loaded, &sc)?;
+                drop(loaded);
+                let (bound, error) = match bound(&world, cost.as_ref()) {
+                    Ok(b) => (Some(b), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                Ok(BoundRow {
+                    point,
+                    seed,
+                    bound,
+                    error,
+                })
+            })
+            .collect()
+    });
     bar.finish_and_clear();
     catalog.check()?;
     let outcomes = outcomes?;
+    let bounds = bounds?;
     let mut rows = Vec::with_capacity(outcomes.len());
     let mut details = Vec::with_capacity(outcomes.len());
     let mut budgets: Vec<(String, BudgetUse)> = Vec::new();
@@ -508,6 +553,7 @@ fn run_grid(
         summary: Vec::new(),
         rows,
         details,
+        bounds,
     };
     results.resummarise();
     if let Some(f) = json_out {

@@ -164,6 +164,11 @@ pub fn merge_parts(parts: Vec<(String, Results)>) -> Result<Results> {
         )));
     }
     (merged.rows, merged.details) = pairs.into_iter().unzip();
+    // Each part holds the bounds of the (point, seed) pairs it ran: keep one of each.
+    let mut bounds: Vec<_> = parts.iter().flat_map(|(_, p)| p.bounds.clone()).collect();
+    bounds.sort_by_key(|b| (b.point, b.seed));
+    bounds.dedup_by_key(|b| (b.point, b.seed));
+    merged.bounds = bounds;
     merged.resummarise();
     Ok(merged)
 }

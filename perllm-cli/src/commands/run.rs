@@ -50,7 +50,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }
-    let catalog = Catalog::for_sim(&args.sim)?;
+    let catalog = Catalog::with_call_budget(&args.sim.plugins.plugins, args.sim.call_budget)?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
     crate::scenario::apply_cli(
@@ -109,7 +109,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         None => None,
     };
     out.refuse_inputs(&crate::inputs::of_sim(&loaded, &sc, &args.sim))?;
-    out.report_created(&term);
+    out.report_created_for(&term, args.out.as_deref());
     let bar = term.progress(1000, &format!("{} seed {}", sc.policy.name, sc.seed));
     let mut progress = ProgressObserver::new(bar.clone(), &world);
     let output = {
@@ -181,6 +181,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
             params: Default::default(),
         }],
         details: vec![output.details],
+        bounds: Vec::new(),
     };
     results.resummarise();
     if let Some((report_file, results_file)) = files {

@@ -3,7 +3,7 @@
 use crate::{SHORT, perllm, s, settings, tmp};
 use serde_json::Value;
 
-const POLICIES: &str = "perllm,oracle,least-loaded";
+const POLICIES: &str = "perllm,true-costs,least-loaded";
 
 #[test]
 fn table_is_pinned() {
@@ -49,7 +49,7 @@ fn results_do_not_depend_on_jobs() {
 }
 
 #[test]
-fn summary_has_ratios_and_oracle_gap() {
+fn summary_has_ratios_true_costs_and_bound_gaps() {
     let dir = tmp();
     let res = dir.path().join("cmp.json");
     let csv = dir.path().join("cmp.csv");
@@ -80,7 +80,7 @@ fn summary_has_ratios_and_oracle_gap() {
     let summary = v["summary"].as_array().unwrap();
     assert_eq!(summary.len(), 3);
     for row in summary {
-        assert!(row["oracle_energy_gap"].is_number(), "{row}");
+        assert!(row["true_costs_energy_gap"].is_number(), "{row}");
         assert_eq!(row["seeds"], 2);
     }
     let ll = summary
@@ -88,8 +88,25 @@ fn summary_has_ratios_and_oracle_gap() {
         .find(|r| r["policy"] == "least-loaded")
         .unwrap();
     assert_eq!(ll["goodput_ratio"], 1.0);
-    let oracle = summary.iter().find(|r| r["policy"] == "oracle").unwrap();
-    assert_eq!(oracle["oracle_energy_gap"], 0.0);
+    let tc = summary
+        .iter()
+        .find(|r| r["policy"] == "true-costs")
+        .unwrap();
+    assert_eq!(tc["true_costs_energy_gap"], 0.0);
+    // The bound of each seed, and each policy's gap to it (never above it).
+    let bounds = v["bounds"].as_array().unwrap();
+    assert_eq!(bounds.len(), 2);
+    for b in bounds {
+        assert!(b["bound"]["goodput_rps"].as_f64().unwrap() > 0.0, "{b}");
+        assert_eq!(b["error"], Value::Null);
+    }
+    for row in summary {
+        let gap = row["bound_gap"].as_f64().unwrap();
+        assert!((-1.0..=0.0).contains(&gap), "{row}");
+        assert!(
+            row["bound_goodput_rps"].as_f64().unwrap() >= row["goodput_rps_mean"].as_f64().unwrap()
+        );
+    }
     // Rows are the same in JSON and CSV.
     let rows = v["rows"].as_array().unwrap();
     let mut rdr = csv::Reader::from_path(&csv).unwrap();
@@ -117,4 +134,50 @@ fn compare_runs_the_whole_file() {
     assert_eq!(v["kind"], "compare");
     assert_eq!(v["parameters"], serde_json::json!([]));
     assert_eq!(v["rows"][0]["seed"], 5);
+}
+
+#[test]
+fn the_old_oracle_name_runs_true_costs_with_a_note() {
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        "oracle",
+        "--seeds",
+        "1",
+        "-f",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(v["rows"][0]["policy"], "true-costs");
+    assert!(
+        out.stderr.contains("`oracle` is now called `true-costs`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_bound_that_cannot_be_computed_is_n_a() {
+    // The bound is derived for core's roofline cost model; with the plugin's it is n/a.
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        "cloud-only",
+        "--seeds",
+        "1",
+        "--cost-model",
+        "plugin:roofline",
+    ]);
+    let text = out.ok();
+    assert!(
+        text.contains("bound: n/a (the bound is derived for core's roofline cost model only"),
+        "{text}"
+    );
+    assert!(text.contains("n/a"), "{text}");
 }

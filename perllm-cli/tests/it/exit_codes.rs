@@ -71,7 +71,7 @@ fn invalid_input_exits_2_with_one_sentence() {
                 "--policies",
                 "perllm",
                 "--reference",
-                "oracle",
+                "true-costs",
             ],
         ),
         (
@@ -129,7 +129,7 @@ fn failed_runs_and_outputs_exit_1() {
             "compare",
             "perllm-cli/tests/fixtures/bad-trace.perllm",
             "--policies",
-            "oracle",
+            "true-costs",
             "--seeds",
             "1",
             "-q",

@@ -193,6 +193,39 @@ fn created_output_folders_are_announced() {
         out.stderr
     );
     assert!(dest.exists());
+    // `run --out DIR` is asked to make DIR: only folders above it are announced.
+    let run_dir = dir.path().join("runs-here");
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--out",
+        s(&run_dir),
+    ]);
+    out.ok();
+    assert!(
+        !out.stderr.contains("created the directory"),
+        "{}",
+        out.stderr
+    );
+    let nested = dir.path().join("above/run");
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        TINY,
+        "--out",
+        s(&nested),
+    ]);
+    out.ok();
+    assert!(out.stderr.contains("(`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("`{}` did not exist", s(&dir.path().join("above")))),
+        "{}",
+        out.stderr
+    );
     // A command refused before its runs leaves no folder behind (the unit tests of `Outputs`
     // check that folders made for a command that then fails are removed).
     let gone = dir.path().join("gone/results.json");
@@ -208,4 +241,53 @@ fn created_output_folders_are_announced() {
     ]);
     assert_eq!(out.code, 2);
     assert!(!dir.path().join("gone").exists());
+}
+
+/// README's first session shows this file's diagnostics: it is shipped, and it fails as shown.
+#[test]
+fn the_shipped_mistakes_example_fails_with_every_error() {
+    let out = perllm(&["check", "examples/mistakes/bad.perllm"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for needle in [
+        "expected a bandwidth, found a time (`ms`)",
+        "a scenario needs at least one `slo` class",
+        "a scenario needs at least one `server`",
+        "a scenario needs a `workload` block",
+        "checked 1 file: 4 errors, 0 warnings",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "no `{needle}` in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+/// A `.json` scenario (checked by perllm-core, not the language) names a close link or hardware.
+#[test]
+fn unknown_link_and_hardware_in_a_json_scenario_suggest_the_close_name() {
+    let dir = tmp();
+    let json = dir.path().join("paper.json");
+    perllm(&["export", "examples/paper.perllm", "--out", s(&json), "-q"]).ok();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let servers = v["servers"].as_array_mut().unwrap();
+    let cloud = servers.iter_mut().find(|s| s["name"] == "cloud").unwrap();
+    cloud["link"] = "wann".into();
+    cloud["hardware"] = "a10".into();
+    std::fs::write(&json, v.to_string()).unwrap();
+    let out = perllm(&["check", s(&json)]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("unknown link `wann`; did you mean `wan`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("unknown hardware `a10`; did you mean `a100`?"),
+        "{}",
+        out.stderr
+    );
 }

@@ -229,7 +229,7 @@ fn plots_have_the_expected_series() {
         "--set",
         "workload.arrivals.rate=2/s,5/s",
         "--policies",
-        "perllm,oracle,least-loaded",
+        "perllm,true-costs,least-loaded",
         "--seeds",
         "1..2",
         "--out",
@@ -241,7 +241,7 @@ fn plots_have_the_expected_series() {
     let out = perllm(&["plot", s(&res), "--out", s(&plots)]);
     out.ok();
     assert!(out.stderr.contains("index.html"), "{}", out.stderr);
-    let policies = ["perllm", "oracle", "least-loaded"];
+    let policies = ["perllm", "true-costs", "least-loaded"];
     for chart in ["goodput", "attainment", "latency-cdf", "regret"] {
         let texts = svg_texts(&plots.join(format!("{chart}.svg")));
         for p in policies {
@@ -291,7 +291,7 @@ fn plot_of_a_single_run() {
         "--set",
         SHORT,
         "--policy",
-        "oracle",
+        "true-costs",
         "--out",
         s(&run),
         "-q",
@@ -307,7 +307,7 @@ fn plot_of_a_single_run() {
     ])
     .ok();
     let texts = svg_texts(&plots.join("goodput.svg"));
-    assert!(texts.iter().any(|t| t == "oracle"));
+    assert!(texts.iter().any(|t| t == "true-costs"));
     let html = std::fs::read_to_string(plots.join("index.html")).unwrap();
     let table =
         &html[html.find("<h2>Summary</h2>").unwrap()..html.find("<h2>Policies</h2>").unwrap()];

@@ -1,6 +1,6 @@
 //! `perllm plugins list` and running plugin policies and cost models.
 
-use crate::{SHORT, perllm, s, settings, testkit, testkit_run};
+use crate::{SHORT, perllm, s, settings, testkit, testkit_run, tmp};
 use serde_json::Value;
 
 #[test]
@@ -16,7 +16,7 @@ fn list_shows_builtins_and_bundled_plugins() {
     let out = perllm(&["plugins", "list", "--format", "json"]);
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     let items = v.as_array().unwrap();
-    for name in ["perllm", "oracle"] {
+    for name in ["perllm", "true-costs"] {
         let p = items.iter().find(|i| i["name"] == name).expect(name);
         assert_eq!(p["kind"], "policy");
         assert_eq!(p["source"], "built-in");
@@ -32,6 +32,7 @@ fn list_shows_builtins_and_bundled_plugins() {
         "greedy",
         "ucb1",
         "epsilon-greedy",
+        "cloud-first",
     ] {
         let p = items
             .iter()
@@ -251,4 +252,60 @@ fn a_bad_library_in_a_plugin_directory_is_reported_and_the_others_listed() {
     let run = perllm(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("libaaa_broken.so"), "{}", run.stderr);
+}
+
+/// `cloud-first`'s decisions on a small run, pinned: with and without admission control, and its
+/// parameters validated with the key named.
+#[test]
+fn cloud_first_decisions_are_pinned() {
+    let dir = tmp();
+    let mut pinned = String::new();
+    for admission in ["none", "reject_infeasible"] {
+        let d = dir.path().join(format!("{admission}.jsonl"));
+        perllm(&[
+            "run",
+            "examples/paper-7b.perllm",
+            "--set",
+            "scenario.duration=8s",
+            "--set",
+            "workload.arrivals.rate=3/s",
+            "--policy",
+            "cloud-first",
+            "--param",
+            &format!("admission={admission}"),
+            "--decisions",
+            s(&d),
+            "-q",
+        ])
+        .ok();
+        pinned.push_str(&format!("admission = {admission}\n"));
+        for line in std::fs::read_to_string(&d).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            pinned.push_str(&format!(
+                "t={} request={} slo={} decision={} server={}\n",
+                v["time_s"], v["request"], v["slo"], v["decision"], v["server"]
+            ));
+        }
+    }
+    settings(None).bind(|| insta::assert_snapshot!("cloud_first_decisions", pinned));
+    for (param, want) in [
+        (
+            "admission=maybe",
+            "admission must be `none` or `reject_infeasible`, got `maybe`",
+        ),
+        ("slack=-1", "slack must be positive"),
+        ("slak=1", "unknown parameter `slak`"),
+    ] {
+        let out = perllm(&[
+            "run",
+            "examples/paper-7b.perllm",
+            "--set",
+            SHORT,
+            "--policy",
+            "cloud-first",
+            "--param",
+            param,
+        ]);
+        assert!(out.stderr.contains(want), "{param}: {}", out.stderr);
+    }
 }

@@ -148,7 +148,7 @@ fn csv_is_one_tidy_row() {
         "--set",
         SHORT,
         "--policy",
-        "oracle",
+        "true-costs",
         "-f",
         "csv",
     ]);
@@ -173,7 +173,7 @@ fn csv_is_one_tidy_row() {
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1);
     let policy = header.iter().position(|h| h == "policy").unwrap();
-    assert_eq!(&rows[0][policy], "oracle");
+    assert_eq!(&rows[0][policy], "true-costs");
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn separate_log_files() {
         "--set",
         SHORT,
         "--policy",
-        "oracle",
+        "true-costs",
         "--decisions",
         s(&d),
         "--requests",
@@ -279,7 +279,7 @@ fn json_scenarios_with_dotted_overrides() {
         "run",
         "perllm-cli/tests/fixtures/paper-30s.json",
         "--policy",
-        "oracle",
+        "true-costs",
         "-f",
         "json",
         "-q",
@@ -288,7 +288,7 @@ fn json_scenarios_with_dotted_overrides() {
         "run",
         "perllm-cli/tests/fixtures/paper-30s.json",
         "--policy",
-        "oracle",
+        "true-costs",
         "-f",
         "json",
         "-q",

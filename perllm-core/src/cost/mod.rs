@@ -128,6 +128,12 @@ pub trait CostModel: Send + Sync {
     fn estimate(&self, world: &World, server: &Server, req: &Request, load: &LoadHint) -> Estimate {
         default_estimate(self, world, server, req, load)
     }
+
+    /// This model as core's [`Roofline`], if it is one: the goodput bound ([`crate::bound`]) is
+    /// derived from the roofline's step-time formulas and is computed only then.
+    fn as_roofline(&self) -> Option<&Roofline> {
+        None
+    }
 }
 
 /// The roofline cost model: prefill bound by compute, decode by memory bandwidth.
@@ -155,6 +161,10 @@ impl Default for Roofline {
 impl CostModel for Roofline {
     fn name(&self) -> &str {
         "roofline"
+    }
+
+    fn as_roofline(&self) -> Option<&Roofline> {
+        Some(self)
     }
 
     fn step_ns(&self, hw: &Hardware, count: u32, model: &ModelSpec, s: &StepShape) -> Nanos {

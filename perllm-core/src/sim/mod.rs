@@ -276,16 +276,7 @@ impl<'a> Sim<'a> {
                 }
             })
             .collect();
-        let states = world
-            .servers
-            .iter()
-            .map(|s| ServerState {
-                free_kv_bytes: s.kv_capacity_bytes,
-                kv_capacity_bytes: s.kv_capacity_bytes,
-                bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
-                ..ServerState::default()
-            })
-            .collect();
+        let states = ServerState::all_idle(world);
         Sim {
             world,
             cost,

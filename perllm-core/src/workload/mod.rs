@@ -72,23 +72,6 @@ pub fn source_for<'a>(
     }
 }
 
-/// Check a size distribution's parameters (what [`crate::Scenario::build`] checks for the
-/// workload's own distributions).
-pub fn check_size_dist(d: &SizeDist) -> Result<(), String> {
-    let ok = |v: f64| v.is_finite() && v >= 0.0;
-    let good = match d {
-        SizeDist::Fixed { value } => ok(*value),
-        SizeDist::Uniform { lo, hi } => ok(*lo) && ok(*hi) && lo <= hi,
-        SizeDist::LogNormal { median, sigma } => ok(*median) && *median > 0.0 && ok(*sigma),
-        SizeDist::Empirical { values } => !values.is_empty() && values.iter().all(|v| ok(*v)),
-    };
-    if good {
-        Ok(())
-    } else {
-        Err(format!("invalid size distribution {d:?}"))
-    }
-}
-
 /// A stream of requests in non-decreasing arrival order.
 pub trait RequestSource {
     /// The next request, `None` at the end.

@@ -335,16 +335,7 @@ fn a_request_no_server_can_hold_is_rejected_by_the_policy() {
     .into_iter()
     .map(|request| Pending { request, defers: 0 })
     .collect();
-    let states: Vec<ServerState> = world
-        .servers
-        .iter()
-        .map(|s| ServerState {
-            free_kv_bytes: s.kv_capacity_bytes,
-            kv_capacity_bytes: s.kv_capacity_bytes,
-            bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
-            ..ServerState::default()
-        })
-        .collect();
+    let states = ServerState::all_idle(&world);
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: 0,
@@ -541,7 +532,7 @@ fn deadlines_missed_before_the_decision() {
         let mut free = sc.clone();
         free.objective.constraints.clear();
         let world = free.build().unwrap();
-        for policy in ["perllm", "oracle"] {
+        for policy in ["perllm", "true-costs"] {
             for s in SETTINGS {
                 let (rep, log) = run(&world, policy, &params(s, &[]), &reqs);
                 assert_eq!((rep.completed, rep.deadline_met), (5, 0), "{policy} {s}");

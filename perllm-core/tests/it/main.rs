@@ -1,6 +1,7 @@
 //! perllm-core integration tests.
 
 mod batching;
+mod bound;
 mod degenerate;
 mod perllm;
 mod props;

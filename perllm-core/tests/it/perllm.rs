@@ -99,14 +99,18 @@ fn green_and_hot(rate: f64, secs: u64) -> Scenario {
 }
 
 #[test]
-fn registry_builds_perllm_and_oracle_only() {
+fn registry_builds_perllm_and_true_costs_only() {
     let world = testbed::paper(2.0, 10 * SECOND).build().unwrap();
-    assert_eq!(builtin_names(), &["perllm", "oracle"]);
+    assert_eq!(builtin_names(), &["perllm", "true-costs"]);
     for n in builtin_names() {
         let p = policy(n, &world, &[]);
         assert_eq!(p.name(), *n);
-        assert_eq!(p.wants_ground_truth(), *n == "oracle");
+        assert_eq!(p.wants_ground_truth(), *n == "true-costs");
     }
+    // The old name still builds it, under its current name.
+    let p = policy("true-costs", &world, &[]);
+    assert_eq!(p.name(), "true-costs");
+    assert!(p.wants_ground_truth());
     assert!(
         builtin(
             &PolicySpec {
@@ -210,7 +214,7 @@ fn regret_grows_sublinearly_on_a_stationary_scenario() {
 fn the_oracle_spends_no_more_energy_than_the_learner() {
     let world = green_and_hot(1.0, 120).build().unwrap();
     let mut learner = policy("perllm", &world, &[]);
-    let mut oracle = policy("oracle", &world, &[]);
+    let mut oracle = policy("true-costs", &world, &[]);
     let l = run_synthetic(&world, &mut learner).unwrap();
     let o = run_synthetic(&world, &mut oracle).unwrap();
     assert!(o.ground_truth_policy && !l.ground_truth_policy);
@@ -524,7 +528,7 @@ fn the_oracle_reads_the_real_bandwidth() {
     let world = collapsing_link(secs).build().unwrap();
     let hot = world.server_id("hot1").unwrap();
     let green = world.server_id("green").unwrap();
-    let mut p = policy("oracle", &world, &[]);
+    let mut p = policy("true-costs", &world, &[]);
     let (rep, log) = run_logged(&world, &mut p, false);
     let picks = |from: u64, to: u64| -> Vec<u32> {
         log.rows

@@ -9,7 +9,7 @@ use perllm_core::{Policy, Roofline, run, testbed};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
-struct Case {
+pub(super) struct Case {
     edges: usize,
     cloud: bool,
     edge_bw: f64,
@@ -42,7 +42,7 @@ fn batching(b: u8) -> BatchingKind {
     }
 }
 
-fn case() -> impl Strategy<Value = Case> {
+pub(super) fn case() -> impl Strategy<Value = Case> {
     (
         (
             1usize..4,
@@ -94,7 +94,7 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn scenario(c: &Case) -> Scenario {
+pub(super) fn scenario(c: &Case) -> Scenario {
     let mut sc = testbed::paper(c.rate, c.secs * SECOND);
     sc.seed = c.seed;
     sc.slot_ns = c.slot_ms * MILLISECOND;

@@ -125,6 +125,15 @@ impl Lowerer {
         map
     }
 
+    /// The fields of a block named by its kind alone (`scenario`, `workload`, `objective`, `sim`,
+    /// `policy`): "the `kind` block" in diagnostics, pointed at its keyword; only `objective`
+    /// takes `constraint` entries.
+    pub(super) fn block_fields<'b>(&mut self, it: &'b Item, keys: Option<&[&str]>) -> Fields<'b> {
+        let kind = it.kind.name.as_str();
+        let what = format!("the `{kind}` block");
+        self.fields(&it.body, what, it.kind.span, keys, kind == "objective")
+    }
+
     /// The head of a named block: declare `it`'s name in `table` as a `noun`, index its fields
     /// (`keys`), record where `kind[name]` and each of its entries were written.
     pub(super) fn named_block<'b>(

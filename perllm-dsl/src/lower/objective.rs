@@ -44,13 +44,7 @@ impl Lowerer {
         servers: &[ServerSpec],
         names: &Names,
     ) -> Option<Objective> {
-        let f = self.fields(
-            &it.body,
-            "the `objective` block",
-            it.kind.span,
-            Some(OBJECTIVE_KEYS),
-            true,
-        );
+        let f = self.block_fields(it, Some(OBJECTIVE_KEYS));
         let mut ok = true;
         let weights = match f.get("minimize") {
             Some(en) => {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 impl Lowerer {
     pub(super) fn policy(&mut self, it: &Item) -> Option<PolicySpec> {
         let name = it.name.as_ref()?.name.name.clone();
-        let f = self.fields(&it.body, "the `policy` block", it.kind.span, None, false);
+        let f = self.block_fields(it, None);
         let mut params = BTreeMap::new();
         let mut ok = true;
         let mut entries: Vec<&Entry> = f.entries().map(|x| x.1).collect();

@@ -21,13 +21,7 @@ impl Lowerer {
             );
             return (None, None, None, None);
         };
-        let f = self.fields(
-            &it.body,
-            "the `scenario` block",
-            it.kind.span,
-            Some(SCENARIO_KEYS),
-            false,
-        );
+        let f = self.block_fields(it, Some(SCENARIO_KEYS));
         let mut name = it.name.as_ref().map(|n| n.name.name.clone());
         if let Some(en) = f.get("name") {
             if let Some(n) = &it.name {

@@ -24,13 +24,7 @@ pub(super) const BATCHING_KINDS: [(&str, BatchingKind); 3] = [
 
 impl Lowerer {
     pub(super) fn sim(&mut self, it: &Item) -> Option<SimParams> {
-        let f = self.fields(
-            &it.body,
-            "the `sim` block",
-            it.kind.span,
-            Some(SIM_KEYS),
-            false,
-        );
+        let f = self.block_fields(it, Some(SIM_KEYS));
         self.index_entries("sim", &it.body);
         let d = SimParams::default();
         let step_noise = self.optional(&f, "step_noise", d.step_noise, |l, e| {

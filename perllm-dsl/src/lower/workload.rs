@@ -29,13 +29,7 @@ impl Lowerer {
         servers: &[ServerSpec],
         models: &[ModelSpec],
     ) -> Option<WorkloadSpec> {
-        let f = self.fields(
-            &it.body,
-            "the `workload` block",
-            it.kind.span,
-            Some(WORKLOAD_KEYS),
-            false,
-        );
+        let f = self.block_fields(it, Some(WORKLOAD_KEYS));
         self.index_entries("workload", &it.body);
         let trace = self.maybe(&f, "trace", |l, e| l.trace(e, names));
         // A trace gives the arrivals and sizes: those fields are then optional.

@@ -25,6 +25,7 @@ const POLICIES: &[&str] = &[
     "greedy",
     "ucb1",
     "epsilon-greedy",
+    "cloud-first",
 ];
 
 #[test]
@@ -80,6 +81,12 @@ fn every_bundled_policy_runs_the_paper_scenario() {
             }
             // With the roofline estimates the cloud is both faster and cheaper in energy.
             "greedy" => assert_eq!(rep.rejected, 0),
+            // The cloud meets the deadlines here, so nothing overflows to the edge; without
+            // admission control nothing is rejected.
+            "cloud-first" => {
+                assert_eq!(rep.rejected, 0);
+                assert!(assigned("cloud") > 0);
+            }
             _ => {
                 assert_eq!(rep.rejected, 0, "{name}");
                 assert!(
@@ -164,7 +171,7 @@ fn greedy_prefers_low_energy_servers_that_meet_the_deadline() {
     // Request 0: llama2-7b, 300 prompt tokens, interactive (4 s). An edge CPU needs seconds of
     // prefill alone, so only the cloud meets the deadline by estimate.
     let cost = Roofline::default();
-    let states = idle_states(&world);
+    let states = ServerState::all_idle(&world);
     let view = ClusterView {
         now_ns: 0,
         slot: 0,

@@ -185,7 +185,7 @@ fn builtins_come_first() {
         names,
         [
             "policy perllm built-in",
-            "policy oracle built-in",
+            "policy true-costs built-in",
             "cost-model roofline built-in"
         ]
     );

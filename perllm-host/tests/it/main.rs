@@ -88,7 +88,7 @@ pub fn schedule_once(
     policy: &mut dyn Policy,
     n: usize,
 ) -> (Result<(), PolicyError>, Vec<Decision>) {
-    let states = idle_states(world);
+    let states = ServerState::all_idle(world);
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: 100 * MILLISECOND,
@@ -103,20 +103,6 @@ pub fn schedule_once(
     let mut out = vec![Decision::Defer; n];
     let r = policy.schedule(&view, &pending, &mut out);
     (r, out)
-}
-
-/// Every server idle, its link at its mean bandwidth.
-pub fn idle_states(world: &World) -> Vec<ServerState> {
-    world
-        .servers
-        .iter()
-        .map(|s| ServerState {
-            free_kv_bytes: s.kv_capacity_bytes,
-            kv_capacity_bytes: s.kv_capacity_bytes,
-            bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
-            ..Default::default()
-        })
-        .collect()
 }
 
 /// `n` pending requests alternating between the paper's two models.

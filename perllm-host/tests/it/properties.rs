@@ -26,7 +26,7 @@ proptest! {
     fn bundled_policies_return_valid_placements((loads, reqs, seed) in slot_strategy()) {
         let world = paper(1.0, 1);
         let registry = bundled();
-        let mut states = idle_states(&world);
+        let mut states = ServerState::all_idle(&world);
         for (st, (u, q, r)) in states.iter_mut().zip(&loads) {
             st.uploading = *u;
             st.queued = *q;

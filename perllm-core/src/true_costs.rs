@@ -1,4 +1,9 @@
-//! The offline oracle: the PerLLM LP step fed with true costs instead of learned estimates.
+//! `true-costs`: the PerLLM LP step fed with the true mean costs instead of learned estimates.
+//!
+//! It was called `oracle` (still accepted as an alias): it is a *reference policy*, not a bound.
+//! It knows the means, not the future (arrivals, step noise draws), and decides slot by slot, so
+//! other policies can beat it, e.g. under overload. The bound nothing can beat is
+//! [`crate::bound`].
 //!
 //! The oracle reads the hidden [`crate::policy::GroundTruth`] (each server link's real bandwidth in
 //! the current redraw period, the real contention slowdown, the step noise's mean of 1) and scores
@@ -15,23 +20,24 @@ use crate::request::Outcome;
 use crate::spec::PolicySpec;
 use crate::world::World;
 
-/// The offline oracle policy (`policy oracle { ... }`, same parameters as `perllm`).
-pub struct Oracle {
+/// The `true-costs` policy (`policy true-costs { ... }`, alias `oracle`; same parameters as
+/// `perllm`).
+pub struct TrueCosts {
     core: Core,
     world_for_notes: World,
 }
 
-impl Oracle {
-    /// Build the oracle for `world` with the parameters of `spec`.
-    pub fn new(spec: &PolicySpec, world: &World) -> Result<Oracle, PolicyError> {
-        Ok(Oracle {
+impl TrueCosts {
+    /// Build the policy for `world` with the parameters of `spec`.
+    pub fn new(spec: &PolicySpec, world: &World) -> Result<TrueCosts, PolicyError> {
+        Ok(TrueCosts {
             core: Core::new(spec, world, Mode::Oracle)?,
             world_for_notes: world.clone(),
         })
     }
 }
 
-impl Policy for Oracle {
+impl Policy for TrueCosts {
     fn name(&self) -> &str {
         self.core.name()
     }

@@ -1,0 +1,230 @@
+//! Unit tests of the PerLLM engine.
+
+use super::*;
+use crate::cost::Roofline;
+use crate::policy::{GroundTruth, ServerState};
+use crate::request::Request;
+use crate::spec::{Cmp, LinearConstraint, Quantity, SECOND, Target};
+
+fn requests(world: &World, n: u64) -> Vec<Pending> {
+    (0..n)
+        .map(|i| Pending {
+            request: Request {
+                id: i,
+                arrival_ns: 0,
+                model: (i % 3 == 0) as u16,
+                prompt_tokens: 100 + 37 * (i as u32 % 11),
+                output_tokens: 50 + 13 * (i as u32 % 7),
+                input_bytes: 20_000,
+                output_bytes: 400,
+                slo: (i % world.slos.len() as u64) as u16,
+            },
+            defers: 0,
+        })
+        .collect()
+}
+
+fn run_slot(
+    p: &mut dyn Policy,
+    world: &World,
+    truth: Option<&GroundTruth>,
+    pending: &[Pending],
+) -> Vec<Decision> {
+    let servers = ServerState::all_idle(world);
+    let cost = Roofline::default();
+    let view = ClusterView {
+        now_ns: 0,
+        slot: 0,
+        world,
+        servers: &servers,
+        cost: &cost,
+        truth,
+        model_load: &[],
+    };
+    let mut out = vec![Decision::Defer; pending.len()];
+    p.schedule(&view, pending, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn paper_slot_respects_hosting_and_the_cloud_share() {
+    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
+    let pending = requests(&world, 40);
+    let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
+    let out = run_slot(&mut p, &world, None, &pending);
+    let cloud = world.server_id("cloud").unwrap();
+    let mut placed = 0;
+    let mut on_cloud = 0;
+    for (d, pd) in out.iter().zip(&pending) {
+        if let Decision::Assign(s) = d {
+            assert!(world.servers[*s as usize].hosts(pd.request.model));
+            placed += 1;
+            on_cloud += (*s == cloud) as u32;
+        }
+    }
+    assert!(placed > 0);
+    assert!(
+        on_cloud as f64 <= 0.6 * placed as f64 + 1e-9,
+        "{on_cloud} of {placed} on the cloud"
+    );
+    // Same inputs, same decisions.
+    let mut q = PerLlm::new(&world.scenario.policy, &world).unwrap();
+    assert_eq!(run_slot(&mut q, &world, None, &pending), out);
+    let mut notes = Vec::new();
+    p.explain(&mut notes);
+    assert_eq!(notes.len(), pending.len());
+    assert!(notes[0].get("class").is_some() && notes[0].get("via").is_some());
+    let st = p.stats();
+    assert!(st.values["explored"] > 0.0);
+}
+
+#[test]
+fn oracle_needs_the_truth_and_uses_it() {
+    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
+    let pending = requests(&world, 12);
+    let mut o = crate::true_costs::TrueCosts::new(
+        &PolicySpec {
+            name: "oracle".into(),
+            params: Default::default(),
+        },
+        &world,
+    )
+    .unwrap();
+    assert!(o.wants_ground_truth());
+    let servers = ServerState::all_idle(&world);
+    let cost = Roofline::default();
+    let view = ClusterView {
+        now_ns: 0,
+        slot: 0,
+        world: &world,
+        servers: &servers,
+        cost: &cost,
+        truth: None,
+        model_load: &[],
+    };
+    let mut out = vec![Decision::Defer; pending.len()];
+    let e = o.schedule(&view, &pending, &mut out).unwrap_err();
+    assert!(e.message.contains("ground truth"), "{e}");
+    let truth = GroundTruth {
+        link_bandwidth_bps: world
+            .servers
+            .iter()
+            .map(|s| world.links[s.link].bandwidth_bps)
+            .collect(),
+        contention: 0.01,
+        step_noise: 0.05,
+    };
+    let out = run_slot(&mut o, &world, Some(&truth), &pending);
+    assert!(out.iter().any(|d| matches!(d, Decision::Assign(_))));
+}
+
+#[test]
+fn a_failing_solver_falls_back_to_greedy_and_is_counted() {
+    use plan::test_hook::{Failure, with_failure};
+    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
+    let pending = requests(&world, 40);
+    // Without a failure this slot needs the LP (the cloud-share row binds).
+    let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
+    let _ = run_slot(&mut p, &world, None, &pending);
+    assert_eq!(p.stats().values["lp_solves"], 1.0);
+    let mut spec = world.scenario.policy.clone();
+    spec.params
+        .insert("use_lp".into(), crate::spec::ParamValue::Bool(false));
+    let mut g = PerLlm::new(&spec, &world).unwrap();
+    let greedy = run_slot(&mut g, &world, None, &pending);
+    assert_eq!(g.stats().values["greedy_slots"], 1.0);
+    for (how, msg) in [
+        (Failure::Infeasible, "infeasible"),
+        (Failure::Panic, "panicked"),
+    ] {
+        let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
+        let out = with_failure(how, || run_slot(&mut p, &world, None, &pending));
+        // The fallback is the greedy placement, decision for decision.
+        assert_eq!(out, greedy, "{how:?}");
+        let st = p.stats().values;
+        for (k, v) in [
+            ("slots", 1.0),
+            ("lp_fallbacks", 1.0),
+            ("lp_solves", 0.0),
+            ("greedy_slots", 0.0),
+            ("lp_skipped", 0.0),
+            ("empty_slots", 0.0),
+            ("decisions", 40.0),
+        ] {
+            assert_eq!(st[k], v, "{how:?}: {k}");
+        }
+        assert_eq!(
+            st["assigned"] + st["rejected"] + st["deferred"],
+            st["decisions"]
+        );
+        let err = p.core.counters.last_lp_error.clone().unwrap_or_default();
+        assert!(err.to_lowercase().contains(msg), "{how:?}: {err}");
+        let mut notes = Vec::new();
+        p.explain(&mut notes);
+        let fallback: Vec<_> = notes.iter().filter(|n| n["via"] == "fallback").collect();
+        assert!(!fallback.is_empty(), "{how:?}: {notes:?}");
+        for n in fallback {
+            assert_eq!(n["lp_error"], serde_json::json!(err));
+        }
+        assert!(notes.iter().all(|n| n["via"] != "lp"));
+        // The next slot's solve succeeds again; the counters keep the failure.
+        let _ = run_slot(&mut p, &world, None, &pending);
+        let st = p.stats().values;
+        assert_eq!((st["lp_fallbacks"], st["slots"]), (1.0, 2.0), "{how:?}");
+    }
+}
+
+#[test]
+fn unenforceable_constraints_are_refused() {
+    let mut sc = crate::testbed::paper(10.0, 10 * SECOND);
+    sc.objective.constraints.push(LinearConstraint {
+        terms: vec![
+            (1.0, Quantity::Latency),
+            (1.0, Quantity::Share(Target::Server("cloud".into()))),
+        ],
+        constant: -1.0,
+        cmp: Cmp::Le,
+        source: "latency + share(cloud) <= 1".into(),
+    });
+    let world = sc.build().unwrap();
+    let e = PerLlm::new(&world.scenario.policy, &world).err().unwrap();
+    assert!(
+        e.message.contains("latency + share(cloud) <= 1") && e.message.contains("mixes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn infeasible_requests_are_rejected_or_sent_best_effort() {
+    let mut sc = crate::testbed::paper(10.0, 10 * SECOND);
+    // A deadline no server can meet.
+    for s in &mut sc.slos {
+        s.deadline_ns = 1_000;
+    }
+    // Keep only `latency <= deadline` (a best-effort request still obeys per-slot rows).
+    sc.objective.constraints.truncate(1);
+    let world = sc.build().unwrap();
+    let pending = requests(&world, 5);
+    let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
+    assert!(
+        run_slot(&mut p, &world, None, &pending)
+            .iter()
+            .all(|d| *d == Decision::Reject)
+    );
+    assert_eq!(
+        p.stats().values["explored"],
+        0.0,
+        "infeasible requests never explore"
+    );
+    let mut spec = world.scenario.policy.clone();
+    spec.params.insert(
+        "infeasible".into(),
+        crate::spec::ParamValue::Text("best_effort".into()),
+    );
+    let mut p = PerLlm::new(&spec, &world).unwrap();
+    let out = run_slot(&mut p, &world, None, &pending);
+    assert!(
+        out.iter().all(|d| matches!(d, Decision::Assign(_))),
+        "{out:?}"
+    );
+}

@@ -1,0 +1,137 @@
+//! The goodput bound: no policy beats it, and it is tight where capacity does not bind.
+
+use perllm_core::bound::{self, Bound};
+use perllm_core::simple::LeastLoaded;
+use perllm_core::spec::*;
+use perllm_core::workload::Synthetic;
+use perllm_core::{Policy, Roofline, World, run, testbed};
+
+/// The bound of the synthetic run of `world`.
+pub fn bound_of(world: &World) -> Bound {
+    let mut src = Synthetic::new(world);
+    bound::compute_for(world, &Roofline::default(), &mut src).expect("the bound is computed")
+}
+
+fn builtin(world: &World, name: &str) -> Box<dyn Policy> {
+    let mut spec = world.scenario.policy.clone();
+    spec.name = name.into();
+    perllm_core::policies::builtin(&spec, world)
+        .expect("built in")
+        .expect("valid")
+}
+
+#[test]
+fn no_policy_beats_the_bound_on_the_paper_testbed_and_it_is_tight_at_light_load() {
+    for rate in [0.5, 4.0, 16.0] {
+        let sc = testbed::paper(rate, 60 * SECOND);
+        let world = sc.build().unwrap();
+        let t = std::time::Instant::now();
+        let b = bound_of(&world);
+        let secs = t.elapsed().as_secs_f64();
+        let mut best = 0.0f64;
+        for p in ["perllm", "true-costs", "least-loaded"] {
+            let mut pol: Box<dyn Policy> = if p == "least-loaded" {
+                Box::new(LeastLoaded::default())
+            } else {
+                builtin(&world, p)
+            };
+            let r = run(
+                &world,
+                pol.as_mut(),
+                &Roofline::default(),
+                &mut Synthetic::new(&world),
+                &mut [],
+            )
+            .unwrap();
+            assert!(
+                r.deadline_met <= b.deadline_met_max,
+                "{p} at {rate}/s met {} > bound {b:?}",
+                r.deadline_met
+            );
+            let g = r.deadline_met as f64 / r.duration_s;
+            assert!(
+                g <= b.goodput_rps + 1e-12,
+                "{p} at {rate}/s: goodput {g} > {b:?}"
+            );
+            best = best.max(g);
+            eprintln!(
+                "rate {rate}: {p}: met {} goodput {:.3} energy/req {:.1}",
+                r.deadline_met, r.goodput_rps, r.energy.per_request_j
+            );
+        }
+        eprintln!(
+            "rate {rate}: bound {b:?} in {secs:.3} s; best/bound {:.4}",
+            best / b.goodput_rps
+        );
+    }
+}
+
+/// Cases of the bound property: `PERLLM_BOUND_CASES=N` for longer runs (default 24).
+fn bound_cases() -> u32 {
+    std::env::var("PERLLM_BOUND_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: bound_cases(), ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Over random scenarios (servers, links and their fluctuation, batch sizes, step noise,
+    /// contention, request sizes, slot lengths, deadlines scaled from 5% to 3x), no policy meets
+    /// more deadlines or reaches a higher goodput than the bound.
+    #[test]
+    fn no_policy_beats_the_bound_on_random_scenarios(
+        c in super::props::case(),
+        deadline_scale in 0.05f64..3.0,
+    ) {
+        let mut sc = super::props::scenario(&c);
+        for s in &mut sc.slos {
+            s.deadline_ns = ((s.deadline_ns as f64 * deadline_scale) as u64).max(1);
+        }
+        let world = sc.build().expect("generated scenarios are valid");
+        let b = bound_of(&world);
+        proptest::prop_assert!(b.deadline_met_max <= b.feasible && b.feasible <= b.arrived);
+        let cloud = world.servers.len() as u32 - 1;
+        let policies: Vec<Box<dyn Policy>> = vec![
+            Box::new(LeastLoaded::default()),
+            Box::new(perllm_core::simple::Fixed(cloud)),
+            builtin(&world, "perllm"),
+            builtin(&world, "true-costs"),
+        ];
+        let cost = Roofline::default();
+        for mut p in policies {
+            let mut ch = super::sim_checker::Checker::default();
+            let r = run(&world, p.as_mut(), &cost, &mut Synthetic::new(&world), &mut [&mut ch]).unwrap();
+            // Per request: no completion is faster than its best case on its server; per server:
+            // the engine was busy at least the work the bound charges its completed requests.
+            let mut work = vec![(0.0f64, 0.0f64); world.servers.len()];
+            for o in &ch.outcomes {
+                let bc = bound::best_case(&world, &cost, &o.request, o.server)
+                    .expect("a completed request fits its server");
+                proptest::prop_assert!(o.total_ns as f64 / 1e9 >= bc.latency_s,
+                    "{}: request {} took {} ns, best case {} s", p.name(), o.request.id, o.total_ns, bc.latency_s);
+                work[o.server as usize].0 += bc.engine_memory_s;
+                work[o.server as usize].1 += bc.engine_compute_s;
+            }
+            for (sr, (m, c)) in r.servers.iter().zip(&work) {
+                proptest::prop_assert!(sr.busy_s * (1.0 + 1e-9) + 1e-9 >= m.max(*c),
+                    "{}: {} busy {} s < work {m} s (memory) / {c} s (compute)", p.name(), sr.name, sr.busy_s);
+            }
+            proptest::prop_assert!(r.deadline_met <= b.deadline_met_max,
+                "{}: met {} > bound {:?}", p.name(), r.deadline_met, b);
+            let (per_window, per_horizon) = (r.deadline_met as f64 / r.duration_s, r.deadline_met as f64 / r.horizon_s);
+            proptest::prop_assert!(per_window <= b.goodput_rps * (1.0 + 1e-12),
+                "{}: goodput {} > bound {:?}", p.name(), per_window, b);
+            proptest::prop_assert!(per_horizon <= b.goodput_horizon_rps * (1.0 + 1e-12),
+                "{}: goodput per horizon {} > bound {:?}", p.name(), per_horizon, b);
+            if let Some(e) = b.energy_min_j {
+                // A run meeting as many deadlines as the bound spends at least its energy.
+                if r.deadline_met as f64 >= b.lp_value - 1e-9 {
+                    proptest::prop_assert!(r.energy.total_j >= e * (1.0 - 1e-9),
+                        "{}: energy {} < bound's {e}", p.name(), r.energy.total_j);
+                }
+            }
+        }
+    }
+}
