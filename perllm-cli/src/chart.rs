@@ -86,23 +86,44 @@ fn draw_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> CliError + '_ {
     move |e| CliError::run(format!("cannot draw the {what} chart: {e:?}"))
 }
 
-/// A padded axis range around `[lo, hi]`.
+/// Largest magnitude an axis reaches: data beyond it are drawn at the edge. Past about 1e307 the
+/// padding overflows to infinity, and plotters' tick search never ends on an infinite or
+/// sub-ulp-wide range (issue 21: `plot` hung on such a results file).
+pub const AXIS_LIMIT: f64 = 1e300;
+
+/// `v` inside `[-AXIS_LIMIT, AXIS_LIMIT]` (NaN as 0).
+fn clamp_axis(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(-AXIS_LIMIT, AXIS_LIMIT)
+    }
+}
+
+/// [`clamp_axis`] of every value.
+fn clamp_all(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&x| clamp_axis(x)).collect()
+}
+
+/// A padded axis range around `[lo, hi]`: finite, and at least a millionth of its magnitude
+/// wide (so that tick steps are far above the floating-point resolution).
 fn range(lo: f64, hi: f64) -> std::ops::Range<f64> {
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        (lo, hi)
+    let (lo, hi) = if lo <= hi {
+        (clamp_axis(lo), clamp_axis(hi))
     } else {
         (0.0, 1.0)
     };
-    if hi - lo < 1e-12 {
-        let pad = if lo.abs() > 1e-12 {
-            lo.abs() * 0.1
-        } else {
-            1.0
-        };
-        return (lo - pad)..(hi + pad);
-    }
-    let pad = (hi - lo) * 0.05;
+    let width = (hi - lo).max(lo.abs().max(hi.abs()) * 1e-6).max(1e-12);
+    let mid = lo / 2.0 + hi / 2.0;
+    let (lo, hi) = (mid - width / 2.0, mid + width / 2.0);
+    let pad = width * 0.05;
     (lo - pad)..(hi + pad)
+}
+
+/// The top of a value axis starting at 0: `top` with `headroom`, finite and positive.
+fn top_of(top: f64, headroom: f64) -> f64 {
+    let top = clamp_axis(top);
+    if top > 0.0 { top * headroom } else { 1.0 }
 }
 
 /// An SVG document of `W x H` drawn by `f` into the plot area and the legend column below a
@@ -221,6 +242,21 @@ pub fn lines(
     x_axis: XAxis,
     y_floor_zero: bool,
 ) -> Result<String> {
+    // Every number within the axis limit: plotters maps values to i32 pixels and overflows on
+    // values far outside the drawn range.
+    let series: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            name: s.name.clone(),
+            points: s
+                .points
+                .iter()
+                .map(|&(x, y)| (clamp_axis(x), clamp_axis(y)))
+                .collect(),
+            spread: clamp_all(&s.spread),
+        })
+        .collect();
+    let series = series.as_slice();
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for s in series {
         for (k, &(x, y)) in s.points.iter().enumerate() {
@@ -256,8 +292,12 @@ pub fn lines(
                 draw_lines(&mut c, series, title)?;
             }
             XAxis::Log => {
-                let lo = if x0 > 0.0 { x0 } else { 1e-6 };
-                let hi = x1.max(lo * 10.0);
+                let lo = if x0 > 0.0 {
+                    x0.clamp(1e-290, AXIS_LIMIT / 10.0)
+                } else {
+                    1e-6
+                };
+                let hi = clamp_axis(x1).max(lo * 10.0);
                 let mut c = chart
                     .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), range(y0, y1))
                     .map_err(draw_err(title))?;
@@ -354,13 +394,14 @@ pub fn bars(
     means: &[f64],
     spread: &[f64],
 ) -> Result<String> {
+    let (means, spread) = (&clamp_all(means)[..], &clamp_all(spread)[..]);
     let n = names.len();
     let top = means
         .iter()
         .zip(spread.iter().chain(std::iter::repeat(&0.0)))
         .map(|(m, s)| m + s.max(0.0))
         .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.08 } else { 1.0 };
+    let top = top_of(top, 1.08);
     with_svg(title, false, |plot, _| {
         let labels = names.to_vec();
         let mut chart = ChartBuilder::on(plot)
@@ -431,11 +472,13 @@ pub fn stacked_bars(
     names: &[String],
     layers: &[(&str, Vec<f64>)],
 ) -> Result<String> {
+    let layers: Vec<(&str, Vec<f64>)> = layers.iter().map(|(n, v)| (*n, clamp_all(v))).collect();
+    let layers = layers.as_slice();
     let n = names.len();
     let top = (0..n)
         .map(|i| layers.iter().map(|(_, v)| v[i].max(0.0)).sum::<f64>())
         .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.05 } else { 1.0 };
+    let top = top_of(top, 1.05);
     let entries: Vec<(String, Key)> = layers
         .iter()
         .enumerate()
@@ -506,6 +549,9 @@ pub fn stacked_shares(
     xs: &[f64],
     shares: &[Vec<f64>],
 ) -> Result<String> {
+    let xs = &clamp_all(xs)[..];
+    let shares: Vec<Vec<f64>> = shares.iter().map(|v| clamp_all(v)).collect();
+    let shares = shares.as_slice();
     let entries: Vec<(String, Key)> = names
         .iter()
         .enumerate()
@@ -517,7 +563,7 @@ pub fn stacked_shares(
             .margin(10)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x1.max(1e-9), 0f64..1.0)
+            .build_cartesian_2d(0f64..top_of(x1, 1.0).max(1e-9), 0f64..1.0)
             .map_err(draw_err(title))?;
         chart
             .configure_mesh()

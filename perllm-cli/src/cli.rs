@@ -213,9 +213,18 @@ pub struct RunArgs {
     /// Write report.json, results.json, requests.csv and decisions.jsonl into this directory.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Write the decision log (JSON Lines, one object per decision) to this file.
+    /// Write the decision log (JSON Lines) to this file: at most two lines per request, its first
+    /// deferral and its final decision (repeated deferrals are counted in `deferred_slots`).
     #[arg(long, value_name = "FILE.jsonl")]
     pub decisions: Option<PathBuf>,
+    /// Log every deferral of a request, one line per slot it waits (the log can then grow with
+    /// requests x slots).
+    #[arg(long)]
+    pub decisions_every_defer: bool,
+    /// Largest decision log, e.g. 200MB or 2GiB (`none`: no limit); past it the log ends with a
+    /// `truncated` line and a warning.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = crate::util::parse_size)]
+    pub decisions_limit: u64,
     /// Write one CSV row per request to this file.
     #[arg(long, value_name = "FILE.csv")]
     pub requests: Option<PathBuf>,

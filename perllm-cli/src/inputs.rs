@@ -12,11 +12,7 @@ pub type Inputs = Vec<(String, PathBuf)>;
 /// The files a simulating command reads: the scenario file and the data files it names (trace,
 /// series), the cost model's table (`--cost-config '{"path": ...}'`) and the plugin libraries.
 pub fn of_sim(loaded: &Loaded, scenario: &Scenario, sim: &SimArgs) -> Inputs {
-    let mut v: Inputs = vec![("the scenario".into(), loaded.path.clone())];
-    v.extend(loaded.data_files.iter().cloned());
-    if let Some(t) = &scenario.workload.trace {
-        v.push(("the trace".into(), PathBuf::from(&t.path)));
-    }
+    let mut v = of_scenario(loaded, scenario);
     if let Ok(serde_json::Value::Object(m)) =
         serde_json::from_str::<serde_json::Value>(&sim.cost_config)
         && let Some(serde_json::Value::String(p)) = m.get("path")
@@ -32,6 +28,16 @@ pub fn of_sim(loaded: &Loaded, scenario: &Scenario, sim: &SimArgs) -> Inputs {
                 v.push(("a plugin library".into(), e.path()));
             }
         }
+    }
+    v
+}
+
+/// The scenario file and the data files it names (trace, series).
+pub fn of_scenario(loaded: &Loaded, scenario: &Scenario) -> Inputs {
+    let mut v: Inputs = vec![("the scenario".into(), loaded.path.clone())];
+    v.extend(loaded.data_files.iter().cloned());
+    if let Some(t) = &scenario.workload.trace {
+        v.push(("the trace".into(), PathBuf::from(&t.path)));
     }
     v
 }

@@ -247,6 +247,41 @@ pub fn pct(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 
+/// A byte size: a number with an optional unit `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`,
+/// `MiB`, `GiB` (powers of 1024), case-insensitive; `none` is no limit (`u64::MAX`).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(u64::MAX);
+    }
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use B, KB, MB, GB, KiB, MiB, GiB, or `none`)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (write e.g. `200MB` or `2GiB`)"))?;
+    let bytes = n * mult;
+    if !bytes.is_finite() || !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!(
+            "`{s}` is not a usable size (at least 1 byte; `none` for no limit)"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,9 @@ pub(crate) fn resolve(
         e(
             format!("{p}.chunk_tokens"),
             format!(
-                "applies only to `batching = chunked` (this server's batching is `{}`)",
+                "applies only to `batching = chunked` (this server's batching is `{}`); \
+                 `sim {{ chunk_tokens = N }}` sets the budget of every chunked server, whatever \
+                 the batching a sweep gives them",
                 kind.as_str()
             ),
         );

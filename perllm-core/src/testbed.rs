@@ -58,9 +58,10 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
                 memory_bandwidth_bytes_per_s: 2039e9,
                 power_idle_w: 55.0,
                 power_busy_w: 400.0,
-                compute_efficiency: None,
-                bandwidth_efficiency: None,
-                contention: None,
+                // Fitted to Vidur's profiled A100 operator times (docs/fidelity.md).
+                compute_efficiency: Some(0.535),
+                bandwidth_efficiency: Some(0.72),
+                contention: Some(0.0),
             },
         ],
         models: vec![

@@ -15,7 +15,7 @@ use crate::term::{Term, print_stdout};
 pub fn export(args: ExportArgs, term: Term) -> Result<()> {
     let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
     if !loaded.warnings.is_empty() {
-        eprint!("{}", loaded.warnings);
+        term.eprint_rendered(&loaded.warnings);
     }
     // Only a scenario that builds is exported: what comes out can be run.
     crate::scenario::build(&loaded, &loaded.scenario)?;
@@ -31,6 +31,7 @@ pub fn export(args: ExportArgs, term: Term) -> Result<()> {
         Some(path) => {
             let mut out = Outputs::new();
             let f = out.open(path)?;
+            out.refuse_inputs(&crate::inputs::of_scenario(&loaded, &loaded.scenario))?;
             out.report_created(&term);
             f.write_text(&text)?;
             for p in out.commit()? {

@@ -104,7 +104,10 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         Some(p) => {
             let f = out.open(p)?;
             let w: Box<dyn Write> = Box::new(f.into_writer());
-            Some((DecisionLog::new(&world, w), p.clone()))
+            Some((
+                DecisionLog::new(&world, w, args.decisions_every_defer, args.decisions_limit),
+                p.clone(),
+            ))
         }
         None => None,
     };
@@ -130,9 +133,35 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     {
         term.eprint_rendered(&w);
     }
-    if let Some((d, p)) = decisions {
-        d.finish().map_err(|e| CliError::write(&p, &e))?;
-    }
+    let log_note = match decisions {
+        Some((d, p)) => {
+            let st = d.finish().map_err(|e| CliError::write(&p, &e))?;
+            if st.truncated {
+                eprintln!(
+                    "warning: the decision log `{}` reached its {} limit and ends with a \
+                     `truncated` line: later decisions are not in it (raise --decisions-limit)",
+                    p.display(),
+                    perllm_dsl::files::size_text(args.decisions_limit)
+                );
+            }
+            Some(format!(
+                "decision log `{}`: {} lines, {}{}",
+                p.display(),
+                st.lines,
+                perllm_dsl::files::size_text(st.bytes),
+                if st.folded > 0 {
+                    format!(
+                        "; {} repeated deferrals counted in `deferred_slots`, not logged one by \
+                         one (--decisions-every-defer logs them)",
+                        st.folded
+                    )
+                } else {
+                    String::new()
+                }
+            ))
+        }
+        None => None,
+    };
     if let Some((r, p)) = requests {
         r.finish()
             .map_err(|e| CliError::run(format!("cannot write `{}`: {e}", p.display())))?;
@@ -199,6 +228,9 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    if let Some(n) = &log_note {
+        term.info(n);
     }
     if to_stdout {
         // An output went to standard output: print nothing else there.

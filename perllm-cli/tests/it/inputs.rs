@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Run `perllm args` from `cwd`, killed (and the test failed) after 60 s.
-fn within(cwd: &Path, args: &[&str]) -> Out {
+pub fn within(cwd: &Path, args: &[&str]) -> Out {
     let mut child = Command::new(env!("CARGO_BIN_EXE_perllm"))
         .args(args)
         .current_dir(cwd)

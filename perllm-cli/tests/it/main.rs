@@ -7,6 +7,7 @@ mod bounds;
 mod c_plugin;
 mod check;
 mod compare;
+mod decisions;
 #[cfg(unix)]
 mod destinations;
 mod exit_codes;
@@ -147,3 +148,4 @@ pub fn testkit() -> PathBuf {
     p
 }
 mod estimate_bias;
+mod gpu_fidelity;

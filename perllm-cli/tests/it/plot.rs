@@ -449,3 +449,88 @@ fn html_page_renders_in_headless_chromium() {
         png.len()
     );
 }
+
+/// Every number of a study's summary and plot details replaced by an extreme value (issue 21:
+/// `plot` hung on a results file whose axis range overflowed): each plot ends within the deadline
+/// with valid SVG files, for bars (`compare`) and lines (`sweep`).
+#[cfg(unix)]
+#[test]
+fn extreme_values_plot_without_hanging() {
+    use serde_json::Value;
+    fn walk(v: &mut Value, f: &dyn Fn(f64, usize) -> f64, k: &mut usize) {
+        match v {
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f, k)),
+            Value::Object(m) => m.values_mut().for_each(|x| walk(x, f, k)),
+            Value::Number(n) if n.is_f64() => {
+                *k += 1;
+                *v = serde_json::json!(f(n.as_f64().unwrap(), *k));
+            }
+            _ => {}
+        }
+    }
+    let dir = tmp();
+    let compare = dir.path().join("compare.json");
+    let sweep = dir.path().join("sweep.json");
+    let study = ["--policies", "least-loaded,perllm", "--seeds", "1..2", "-q"];
+    let mut a = vec![
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--out",
+        s(&compare),
+    ];
+    a.extend(study);
+    perllm(&a).ok();
+    let mut a = vec![
+        "sweep",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--set",
+        "workload.arrivals.rate=2/s,4/s",
+        "--out",
+        s(&sweep),
+    ];
+    a.extend(study);
+    perllm(&a).ok();
+    type Rewrite<'a> = (&'a str, &'a dyn Fn(f64, usize) -> f64);
+    let variants: [Rewrite; 6] = [
+        ("max", &|x, _| if x < 0.0 { -f64::MAX } else { f64::MAX }),
+        ("alternating", &|_, k| {
+            if k % 2 == 0 { f64::MAX } else { -f64::MAX }
+        }),
+        ("near-1e300", &|x, _| 1e300 * (1.0 + x * 1e-16)),
+        ("denormal", &|_, k| if k % 2 == 0 { 5e-324 } else { 0.0 }),
+        ("1e200", &|x, _| x * 1e200),
+        ("tiny-and-huge", &|_, k| {
+            if k % 3 == 0 { 1e-300 } else { 1e300 }
+        }),
+    ];
+    for file in [&compare, &sweep] {
+        let base: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for (name, f) in &variants {
+            let mut v = base.clone();
+            let mut k = 0;
+            walk(&mut v["summary"], *f, &mut k);
+            walk(&mut v["details"], *f, &mut k);
+            let input = dir.path().join(format!("{name}.json"));
+            std::fs::write(&input, v.to_string()).unwrap();
+            let out_dir = dir.path().join(format!("plots-{name}"));
+            let out = crate::inputs::within(
+                &crate::root(),
+                &["plot", s(&input), "--out", s(&out_dir), "-q"],
+            );
+            assert_eq!(out.code, 0, "{name} of {}: {}", file.display(), out.stderr);
+            let svgs: Vec<_> = std::fs::read_dir(&out_dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+                .collect();
+            assert!(svgs.len() >= 4, "{name}");
+            for p in svgs {
+                svg_texts(&p);
+            }
+        }
+    }
+}
