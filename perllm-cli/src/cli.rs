@@ -71,6 +71,21 @@ pub enum Command {
         after_help = "Example:\n  perllm plot results.json --out plots/    # then open plots/index.html"
     )]
     Plot(PlotArgs),
+    /// Time the real CPU engine (perllm-engine) over a grid of step shapes.
+    #[command(
+        after_help = "Examples:\n  perllm profile --out profile.csv\n  perllm profile --preset tiny --batch 0,1,4 --context 16,64 --prefill 0,16,64 --repeats 3 --out p.csv\n  perllm profile --out profile.csv --table table.csv   # also a profile-table cost-model CSV"
+    )]
+    Profile(crate::fidelity::profile::ProfileArgs),
+    /// Fit the analytic model (overhead, compute, bandwidth, batch interference) to a profile or a request log.
+    #[command(
+        after_help = "Examples:\n  perllm calibrate --profile profile.csv --out calibration.json --hardware engine.perllm\n  perllm calibrate --log runs/fidelity/requests-60.csv --out cal-log.json"
+    )]
+    Calibrate(crate::fidelity::calibrate::CalibrateArgs),
+    /// Serve workloads through the real engine in real time and compare with the simulator.
+    #[command(
+        after_help = "Examples:\n  perllm validate --calibration calibration.json --out runs/fidelity\n  perllm validate --calibration calibration.json --loads 0.5 --requests 40"
+    )]
+    Validate(crate::fidelity::validate::ValidateArgs),
     /// Inspect policy and cost-model plugins.
     Plugins {
         /// The plugins command.

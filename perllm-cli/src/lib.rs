@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod error;
 mod eta;
+mod fidelity;
 pub mod fuzzing;
 mod inputs;
 mod observers;

@@ -23,6 +23,9 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
         Command::Sweep(a) => grid::sweep(a, term),
         Command::Merge(a) => merge::merge(a, term),
         Command::Plot(a) => plot::plot(a, term),
+        Command::Profile(a) => crate::fidelity::profile::profile(a, term),
+        Command::Calibrate(a) => crate::fidelity::calibrate::calibrate(a, term),
+        Command::Validate(a) => crate::fidelity::validate::validate(a, term),
         Command::Plugins {
             command: PluginsCommand::List { plugins, format },
         } => plugins::list(plugins, format),

@@ -12,6 +12,7 @@ mod decisions;
 mod destinations;
 mod exit_codes;
 mod export;
+mod fidelity;
 mod help;
 #[cfg(unix)]
 mod inputs;

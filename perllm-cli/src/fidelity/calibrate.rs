@@ -1,0 +1,376 @@
+//! `perllm calibrate`: fit the analytic model's parameters to a profile or a request log, report
+//! the fit and held-out errors, write the calibrated hardware.
+
+use super::fit::{self, Ape, Dims, Params, Shape};
+use super::profile::{Profile, read_profile};
+use super::reqlog::{Log, read_log};
+use super::simulate::{Job, hardware_blocks, simulate};
+use super::{EngineArgs, median};
+use crate::error::{CliError, Result};
+use crate::output::Outputs;
+use crate::term::Term;
+use clap::Args;
+use perllm_engine::EngineConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `perllm calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A profile written by `perllm profile`.
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        conflicts_with = "log",
+        required_unless_present = "log"
+    )]
+    pub profile: Option<PathBuf>,
+    /// A request log (perllm's `perllm-requests 1` or `perllm run --requests` CSV).
+    #[arg(long, value_name = "FILE.csv")]
+    pub log: Option<PathBuf>,
+    /// The engine that served a request log without a `# engine` line.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Write the calibration (parameters, errors, engine) as JSON; `perllm validate` reads it.
+    #[arg(short, long, value_name = "FILE.json")]
+    pub out: Option<PathBuf>,
+    /// Write the calibrated `hardware`, `model` and `sim` blocks for a scenario.
+    #[arg(long, value_name = "FILE.perllm")]
+    pub hardware: Option<PathBuf>,
+}
+
+/// What `calibrate` writes and `validate` reads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Format version (1).
+    pub version: u32,
+    /// `profile` or `log`.
+    pub source: String,
+    /// The file fitted.
+    pub file: String,
+    /// The engine measured.
+    pub engine: EngineConfig,
+    /// Fixed time per step, ns (the roofline's `step_overhead_ns`).
+    pub overhead_ns: f64,
+    /// Effective compute, FLOP/s.
+    pub flops: f64,
+    /// Effective memory bandwidth, bytes/s.
+    pub bandwidth: f64,
+    /// Slow-down per extra sequence in a step (`sim.contention`).
+    pub contention: f64,
+    /// Error on the points fitted.
+    pub fit: ApeOut,
+    /// Error on the held-out points (every fifth shape of a profile, every fourth request of a
+    /// log), which the fit did not see.
+    pub held_out: ApeOut,
+}
+
+/// [`Ape`] in the JSON.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ApeOut {
+    /// Points.
+    pub n: usize,
+    /// Median absolute percentage error.
+    pub median_pct: f64,
+    /// Max absolute percentage error.
+    pub max_pct: f64,
+}
+
+impl From<Ape> for ApeOut {
+    fn from(a: Ape) -> Self {
+        ApeOut {
+            n: a.n,
+            median_pct: a.median,
+            max_pct: a.max,
+        }
+    }
+}
+
+impl Calibration {
+    /// The model's parameters.
+    pub fn params(&self) -> Params {
+        Params {
+            overhead_ns: self.overhead_ns,
+            flops: self.flops,
+            bandwidth: self.bandwidth,
+            contention: self.contention,
+        }
+    }
+    /// Read a calibration file.
+    pub fn read(path: &Path) -> Result<Calibration> {
+        let text = super::read_text(path, "calibration")?;
+        let c: Calibration = serde_json::from_str(&text).map_err(|e| {
+            CliError::input(format!(
+                "{}:{}: not a calibration written by `perllm calibrate`: {e}",
+                path.display(),
+                e.line()
+            ))
+        })?;
+        if c.version != 1 {
+            return Err(CliError::input(format!(
+                "{}: calibration version {}; this perllm reads version 1",
+                path.display(),
+                c.version
+            )));
+        }
+        Ok(c)
+    }
+}
+
+fn shape_of(p: &super::profile::Point) -> Shape {
+    Shape {
+        prefill_tokens: p.prefill_tokens as f64,
+        prefill_seqs: (p.prefill_tokens > 0) as u32 as f64,
+        decode_seqs: p.batch as f64,
+        kv_tokens: p.batch as f64 * (p.context as f64 + 1.0),
+    }
+}
+
+/// Refuse a profile that cannot determine the four parameters; say what to add.
+pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
+    let refuse = |what: String| {
+        Err(CliError::input(format!(
+            "{origin}: cannot determine the model's parameters: {what}"
+        )))
+    };
+    if p.points.len() < 8 {
+        return refuse(format!(
+            "{} shapes for 4 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
+            p.points.len()
+        ));
+    }
+    let mut pre: Vec<u32> = p
+        .points
+        .iter()
+        .filter(|x| x.prefill_tokens > 0)
+        .map(|x| x.prefill_tokens)
+        .collect();
+    pre.sort();
+    pre.dedup();
+    if pre.len() < 2 {
+        return refuse(
+            "compute and per-step overhead need prefills of at least two sizes: add e.g. `--prefill 0,128,512`".into(),
+        );
+    }
+    let mut dec: Vec<u32> = p
+        .points
+        .iter()
+        .filter(|x| x.prefill_tokens == 0 && x.batch > 0)
+        .map(|x| x.batch)
+        .collect();
+    dec.sort();
+    dec.dedup();
+    if dec.len() < 2 {
+        return refuse(
+            "bandwidth and batch interference need decode-only steps at two batch sizes at least: add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Fit a profile: (parameters, fit error, held-out error). Every fifth shape in (batch, context,
+/// prefill) order is held out (a stride that cycles through the prefill sizes of a grid).
+pub fn fit_profile(p: &Profile) -> (Params, Ape, Ape) {
+    let d = Dims::of(&p.engine);
+    let mut pts = p.points.clone();
+    pts.sort_by_key(|x| (x.batch, x.context, x.prefill_tokens));
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (i, x) in pts.iter().enumerate() {
+        if i % 5 == 4 {
+            test.push(x)
+        } else {
+            train.push(x)
+        }
+    }
+    let shapes: Vec<Shape> = train.iter().map(|x| shape_of(x)).collect();
+    let meas: Vec<f64> = train.iter().map(|x| x.median_ns).collect();
+    let params = fit::fit_steps(&d, &shapes, &meas);
+    let err = |set: &[&super::profile::Point]| {
+        let pred: Vec<f64> = set
+            .iter()
+            .map(|x| fit::step_ns(&params, &d, &shape_of(x)))
+            .collect();
+        let m: Vec<f64> = set.iter().map(|x| x.median_ns).collect();
+        fit::ape(&pred, &m)
+    };
+    (params, err(&train), err(&test))
+}
+
+/// Refuse a log that cannot determine the parameters.
+pub fn check_log(log: &Log, origin: &str) -> Result<()> {
+    let refuse = |what: String| {
+        Err(CliError::input(format!(
+            "{origin}: cannot determine the model's parameters: {what}"
+        )))
+    };
+    if log.rows.len() < 8 {
+        return refuse(format!(
+            "{} completed requests for 4 parameters and held-out requests; log at least 8",
+            log.rows.len()
+        ));
+    }
+    let distinct = |f: &dyn Fn(&Job) -> u32| {
+        let mut v: Vec<u32> = log.rows.iter().map(|r| f(&r.job)).collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    if distinct(&|j| j.prompt) < 2 {
+        return refuse("every prompt has the same length: compute and per-step overhead need prompts of several lengths".into());
+    }
+    if distinct(&|j| j.output) < 2 {
+        return refuse(
+            "every output has the same length: decode needs outputs of several lengths".into(),
+        );
+    }
+    let overlap = log
+        .rows
+        .windows(2)
+        .any(|w| w[1].job.arrival_ns < w[0].job.arrival_ns + w[0].e2e_ns);
+    if !overlap {
+        return refuse("no two requests overlap, so batch interference is not observed: add a run at a higher arrival rate".into());
+    }
+    Ok(())
+}
+
+/// Fit a request log by simulating it (every fourth request held out of the loss).
+pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
+    let d = Dims::of(cfg);
+    let jobs: Vec<Job> = log.rows.iter().map(|r| r.job).collect();
+    // Start: compute from prompts over first-token times, bandwidth from per-token decode times.
+    let mut f: Vec<f64> = log
+        .rows
+        .iter()
+        .map(|r| 2.0 * d.params * r.job.prompt as f64 / (r.ttft_ns as f64 * 1e-9))
+        .collect();
+    let mut b: Vec<f64> = log
+        .rows
+        .iter()
+        .filter(|r| r.job.output > 1)
+        .map(|r| {
+            d.weight_bytes / ((r.e2e_ns - r.ttft_ns) as f64 * 1e-9 / (r.job.output - 1) as f64)
+        })
+        .collect();
+    let x0 = fit::to_x(&Params {
+        overhead_ns: 1e5,
+        flops: median(&mut f).max(1e6),
+        bandwidth: if b.is_empty() {
+            1e10
+        } else {
+            median(&mut b).max(1e3)
+        },
+        contention: 0.01,
+    });
+    let mut failure = None;
+    let loss = |x: &[f64; 4]| -> f64 {
+        let p = fit::from_x(x);
+        match simulate(&p, cfg, &jobs) {
+            Ok(s) => log
+                .rows
+                .iter()
+                .zip(&s.latency)
+                .enumerate()
+                .filter(|(i, _)| i % 4 != 3)
+                .map(|(_, (r, &(t, e)))| {
+                    (t.max(1) as f64 / r.ttft_ns as f64).ln().powi(2)
+                        + (e.max(1) as f64 / r.e2e_ns as f64).ln().powi(2)
+                })
+                .sum(),
+            Err(e) => {
+                failure.get_or_insert(e);
+                f64::INFINITY
+            }
+        }
+    };
+    let (x, _) = fit::nelder_mead(loss, x0, 0.5, 600);
+    if let Some(e) = failure.take() {
+        return Err(e);
+    }
+    let params = fit::from_x(&x);
+    let s = simulate(&params, cfg, &jobs)?;
+    let (mut pt, mut mt, mut ph, mut mh) = (vec![], vec![], vec![], vec![]);
+    for (i, (r, &(t, e))) in log.rows.iter().zip(&s.latency).enumerate() {
+        let (p, m) = if i % 4 == 3 {
+            (&mut ph, &mut mh)
+        } else {
+            (&mut pt, &mut mt)
+        };
+        p.extend([t as f64, e as f64]);
+        m.extend([r.ttft_ns as f64, r.e2e_ns as f64]);
+    }
+    Ok((params, fit::ape(&pt, &mt), fit::ape(&ph, &mh)))
+}
+
+/// Run `perllm calibrate`.
+pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
+    let (cal, unit) = if let Some(path) = &a.profile {
+        let origin = path.display().to_string();
+        let p = read_profile(path)?;
+        check_profile(&p, &origin)?;
+        let (params, f, h) = fit_profile(&p);
+        (
+            make("profile", &origin, p.engine, params, f, h),
+            "step times",
+        )
+    } else {
+        let path = a.log.as_ref().expect("clap requires --profile or --log");
+        let origin = path.display().to_string();
+        let log = read_log(path)?;
+        check_log(&log, &origin)?;
+        let cfg = match &log.engine {
+            Some(c) => c.clone(),
+            None => a.engine.config()?,
+        };
+        let (params, f, h) = fit_log(&log, &cfg)?;
+        (
+            make("log", &origin, cfg, params, f, h),
+            "TTFT and end-to-end latencies",
+        )
+    };
+    let blocks = hardware_blocks(&cal.params(), &cal.engine, "cpu", "engine");
+    let mut s = format!(
+        "calibrated on {} ({} {}):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  batch interference {:.4} per extra sequence\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
+        cal.file,
+        cal.source,
+        unit,
+        cal.overhead_ns / 1e3,
+        cal.flops / 1e9,
+        cal.bandwidth / 1e9,
+        cal.contention,
+        cal.fit.median_pct,
+        cal.fit.max_pct,
+        cal.fit.n,
+        cal.held_out.median_pct,
+        cal.held_out.max_pct,
+        cal.held_out.n
+    );
+    s.push_str(&blocks);
+    let mut out = Outputs::new();
+    if let Some(p) = &a.out {
+        out.open(p)?
+            .write_text(&(serde_json::to_string_pretty(&cal).expect("serialisable") + "\n"))?;
+    }
+    if let Some(p) = &a.hardware {
+        out.open(p)?.write_text(&blocks)?;
+    }
+    let input = a.profile.as_ref().or(a.log.as_ref()).expect("one input");
+    out.refuse_inputs(&crate::inputs::one(input, "the input"))?;
+    out.report_created(&term);
+    out.commit()?;
+    crate::term::print_stdout(&s)
+}
+
+fn make(source: &str, file: &str, engine: EngineConfig, p: Params, f: Ape, h: Ape) -> Calibration {
+    Calibration {
+        version: 1,
+        source: source.into(),
+        file: file.into(),
+        engine,
+        overhead_ns: p.overhead_ns,
+        flops: p.flops,
+        bandwidth: p.bandwidth,
+        contention: p.contention,
+        fit: f.into(),
+        held_out: h.into(),
+    }
+}

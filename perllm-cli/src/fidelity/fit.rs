@@ -1,0 +1,232 @@
+//! The analytic step-time model the simulator uses (core's roofline with the simulator's batch
+//! interference), fitting its parameters, and error statistics.
+//!
+//! `step = (overhead + max(2 x P x (prefill + decode) / F, (W + kv x k) / B)) x (1 + c x (n - 1))`
+//! with `P` the parameters a token multiplies, `W` their bytes, `k` KV bytes per token, `n` the
+//! sequences in the step; fitted: `overhead`, effective compute `F` (FLOP/s), effective memory
+//! bandwidth `B` (bytes/s) and the interference `c` per extra sequence.
+
+use serde::Serialize;
+
+/// The model's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Params {
+    /// Fixed time per step, ns.
+    pub overhead_ns: f64,
+    /// Effective compute, FLOP/s.
+    pub flops: f64,
+    /// Effective memory bandwidth, bytes/s.
+    pub bandwidth: f64,
+    /// Slow-down per extra sequence in a step.
+    pub contention: f64,
+}
+
+/// What the model needs to know about the engine's model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dims {
+    /// Parameters multiplied per token.
+    pub params: f64,
+    /// Their bytes.
+    pub weight_bytes: f64,
+    /// KV-cache bytes per token.
+    pub kv_bytes_per_token: f64,
+}
+
+impl Dims {
+    /// The dimensions of an engine configuration (the embedding table is a lookup: not counted).
+    pub fn of(cfg: &perllm_engine::EngineConfig) -> Dims {
+        let p = cfg.compute_params() as f64;
+        Dims {
+            params: p,
+            weight_bytes: p * cfg.dtype.bytes() as f64,
+            kv_bytes_per_token: cfg.kv_bytes_per_token() as f64,
+        }
+    }
+}
+
+/// A step's shape.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shape {
+    /// Prompt tokens in the step.
+    pub prefill_tokens: f64,
+    /// Sequences prefilling.
+    pub prefill_seqs: f64,
+    /// Sequences decoding one token.
+    pub decode_seqs: f64,
+    /// Tokens the decoding sequences' caches hold.
+    pub kv_tokens: f64,
+}
+
+/// The model's step time, ns.
+pub fn step_ns(p: &Params, d: &Dims, s: &Shape) -> f64 {
+    let compute = 2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / p.flops;
+    let memory = (d.weight_bytes + s.kv_tokens * d.kv_bytes_per_token) / p.bandwidth;
+    let n = s.prefill_seqs + s.decode_seqs;
+    (p.overhead_ns + compute.max(memory) * 1e9) * (1.0 + p.contention * (n - 1.0).max(0.0))
+}
+
+/// Absolute percentage errors: median and max, in percent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Ape {
+    /// Points.
+    pub n: usize,
+    /// Median APE, %.
+    pub median: f64,
+    /// Max APE, %.
+    pub max: f64,
+}
+
+/// APE statistics of predictions against measurements.
+pub fn ape(pred: &[f64], meas: &[f64]) -> Ape {
+    let mut e: Vec<f64> = pred
+        .iter()
+        .zip(meas)
+        .map(|(p, m)| ((p - m) / m).abs() * 100.0)
+        .collect();
+    let max = e.iter().copied().fold(0.0, f64::max);
+    Ape {
+        n: e.len(),
+        median: super::median(&mut e),
+        max,
+    }
+}
+
+/// Parameters as an unconstrained vector (logs) and back.
+pub fn to_x(p: &Params) -> [f64; 4] {
+    [
+        p.overhead_ns.max(1.0).ln(),
+        p.flops.ln(),
+        p.bandwidth.ln(),
+        (p.contention.max(1e-6)).ln(),
+    ]
+}
+
+/// The inverse of [`to_x`].
+pub fn from_x(x: &[f64; 4]) -> Params {
+    Params {
+        overhead_ns: x[0].exp(),
+        flops: x[1].exp(),
+        bandwidth: x[2].exp(),
+        contention: x[3].exp(),
+    }
+}
+
+/// Minimise `f` by Nelder-Mead from `x0` (initial step `step` per coordinate), restarting from
+/// the best point until a restart no longer improves; at most `max_evals` evaluations.
+pub fn nelder_mead<F: FnMut(&[f64; 4]) -> f64>(
+    mut f: F,
+    x0: [f64; 4],
+    step: f64,
+    max_evals: usize,
+) -> ([f64; 4], f64) {
+    let mut best = (x0, f(&x0));
+    let mut evals = 1;
+    loop {
+        let start = best;
+        let mut simplex: Vec<([f64; 4], f64)> = vec![best];
+        for i in 0..4 {
+            let mut x = best.0;
+            x[i] += step;
+            simplex.push((x, f(&x)));
+            evals += 1;
+        }
+        while evals < max_evals {
+            simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let (lo, hi) = (simplex[0].1, simplex[4].1);
+            if (hi - lo).abs() <= 1e-10 * (lo.abs() + 1e-12) {
+                break;
+            }
+            let mut c = [0.0; 4];
+            for (x, _) in &simplex[..4] {
+                for k in 0..4 {
+                    c[k] += x[k] / 4.0;
+                }
+            }
+            let worst = simplex[4].0;
+            let at = |t: f64| -> [f64; 4] {
+                let mut y = [0.0; 4];
+                for k in 0..4 {
+                    y[k] = c[k] + t * (worst[k] - c[k]);
+                }
+                y
+            };
+            let xr = at(-1.0);
+            let fr = f(&xr);
+            evals += 1;
+            if fr < simplex[0].1 {
+                let xe = at(-2.0);
+                let fe = f(&xe);
+                evals += 1;
+                simplex[4] = if fe < fr { (xe, fe) } else { (xr, fr) };
+            } else if fr < simplex[3].1 {
+                simplex[4] = (xr, fr);
+            } else {
+                let xc = if fr < simplex[4].1 { at(-0.5) } else { at(0.5) };
+                let fc = f(&xc);
+                evals += 1;
+                if fc < fr.min(simplex[4].1) {
+                    simplex[4] = (xc, fc);
+                } else {
+                    let b = simplex[0].0;
+                    for s in simplex.iter_mut().skip(1) {
+                        for (v, bk) in s.0.iter_mut().zip(b) {
+                            *v = bk + 0.5 * (*v - bk);
+                        }
+                        s.1 = f(&s.0);
+                        evals += 1;
+                    }
+                }
+            }
+        }
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+        best = simplex[0];
+        if evals >= max_evals || best.1 >= start.1 * (1.0 - 1e-9) {
+            return best;
+        }
+    }
+}
+
+/// Fit [`Params`] to measured step times (least squares on log ratios).
+pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
+    let loss = |x: &[f64; 4]| -> f64 {
+        let p = from_x(x);
+        shapes
+            .iter()
+            .zip(measured_ns)
+            .map(|(s, m)| (step_ns(&p, d, s) / m).ln().powi(2))
+            .sum()
+    };
+    // Starting points: the fastest prefill sets the compute, the fastest decode the bandwidth.
+    let mut f0: f64 = 0.0;
+    let mut b0: f64 = 0.0;
+    let mut min_t = f64::INFINITY;
+    for (s, &m) in shapes.iter().zip(measured_ns) {
+        min_t = min_t.min(m);
+        let secs = m * 1e-9;
+        if s.prefill_tokens > 0.0 {
+            f0 = f0.max(2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / secs);
+        } else {
+            b0 = b0.max((d.weight_bytes + s.kv_tokens * d.kv_bytes_per_token) / secs);
+        }
+    }
+    if f0 == 0.0 {
+        f0 = 1e11;
+    }
+    if b0 == 0.0 {
+        b0 = 1e10;
+    }
+    let mut best: Option<([f64; 4], f64)> = None;
+    for (o, c) in [(0.05, 0.01), (0.3, 0.001), (0.01, 0.05)] {
+        let x0 = to_x(&Params {
+            overhead_ns: min_t * o,
+            flops: f0,
+            bandwidth: b0,
+            contention: c,
+        });
+        let r = nelder_mead(loss, x0, 0.5, 4000);
+        if best.is_none_or(|b| r.1 < b.1) {
+            best = Some(r);
+        }
+    }
+    from_x(&best.expect("three starts").0)
+}

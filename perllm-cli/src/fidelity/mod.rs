@@ -1,0 +1,128 @@
+//! Fidelity: measure the real engine (`profile`), fit the analytic model to measurements
+//! (`calibrate`), and compare the simulator with the real engine serving the same workload
+//! (`validate`). docs/fidelity.md describes the method and the published results.
+
+pub mod calibrate;
+pub mod fit;
+pub mod profile;
+pub mod reqlog;
+pub mod simulate;
+pub mod validate;
+
+use crate::error::{CliError, Result};
+use clap::Args;
+use perllm_engine::{Batching, Dtype, EngineConfig};
+
+/// The engine's configuration on the command line: a preset, then any field overridden.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// Starting configuration: `tiny` (0.2M parameters, tests) or `small` (42M, the published
+    /// measurements).
+    #[arg(long, value_name = "NAME", default_value = "small")]
+    pub preset: String,
+    /// Transformer blocks.
+    #[arg(long)]
+    pub layers: Option<u32>,
+    /// Hidden size.
+    #[arg(long)]
+    pub hidden: Option<u32>,
+    /// Query heads.
+    #[arg(long)]
+    pub heads: Option<u32>,
+    /// Key/value heads.
+    #[arg(long)]
+    pub kv_heads: Option<u32>,
+    /// MLP intermediate size.
+    #[arg(long)]
+    pub intermediate: Option<u32>,
+    /// Vocabulary size.
+    #[arg(long)]
+    pub vocab: Option<u32>,
+    /// Precision: f32, bf16 or f16.
+    #[arg(long)]
+    pub dtype: Option<Dtype>,
+    /// Compute threads.
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Most sequences in a batch.
+    #[arg(long)]
+    pub max_batch: Option<u32>,
+    /// Longest sequence (prompt + output).
+    #[arg(long)]
+    pub max_seq_len: Option<u32>,
+    /// How prompts join the batch: mixed, prefill_first or chunked:<tokens per step>.
+    #[arg(long)]
+    pub batching: Option<Batching>,
+}
+
+impl EngineArgs {
+    /// The configuration these arguments describe (validated when the engine is built).
+    pub fn config(&self) -> Result<EngineConfig> {
+        let mut c = match self.preset.as_str() {
+            "tiny" => EngineConfig::tiny(),
+            "small" => EngineConfig::small(),
+            o => {
+                return Err(CliError::input(format!(
+                    "unknown engine preset `{o}`: use `tiny` or `small`"
+                )));
+            }
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            intermediate,
+            vocab,
+            dtype,
+            threads,
+            max_batch,
+            max_seq_len,
+            batching
+        );
+        Ok(c)
+    }
+}
+
+/// Build the engine, mapping a bad configuration to an input error naming the field.
+pub fn build_engine(cfg: EngineConfig) -> Result<perllm_engine::Engine> {
+    perllm_engine::Engine::new(cfg).map_err(|e| match e {
+        perllm_engine::EngineError::Config(c) => CliError::input(c.to_string()),
+        o => CliError::run(o.to_string()),
+    })
+}
+
+/// Median of a sample (sorts it).
+pub fn median(v: &mut [f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+/// Quantile `q` of a sample by linear interpolation (sorts it); NaN if empty.
+pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let x = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (i, f) = (x.floor() as usize, x - x.floor());
+    if i + 1 < v.len() {
+        v[i] * (1.0 - f) + v[i + 1] * f
+    } else {
+        v[i]
+    }
+}
+
+/// Read a text input (a regular file, at most 64 MiB), naming it in errors.
+pub fn read_text(path: &std::path::Path, what: &str) -> Result<String> {
+    let bytes = perllm_dsl::files::read(path, what, perllm_dsl::files::MAX_PROFILE_BYTES)
+        .map_err(CliError::input)?;
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::input(format!(
+            "`{}` is not a {what} (it is not UTF-8 text)",
+            path.display()
+        ))
+    })
+}

@@ -1,0 +1,219 @@
+//! Run the simulator on an explicit list of requests against one server whose hardware is the
+//! calibrated model of the engine, and the scenario text that describes it.
+
+use super::fit::{Dims, Params};
+use crate::error::{CliError, Result};
+use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError};
+use perllm_core::workload::WorkloadError;
+use perllm_core::{Observer, Outcome, Request, Roofline, World};
+use perllm_engine::{Dtype, EngineConfig};
+
+/// One request of a workload: arrival (ns from the start), prompt and output tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Arrival, ns from the start of the run.
+    pub arrival_ns: u64,
+    /// Prompt tokens.
+    pub prompt: u32,
+    /// Output tokens.
+    pub output: u32,
+}
+
+/// What happened to each request and to the server.
+#[derive(Clone, Debug, Default)]
+pub struct Served {
+    /// Per request (in job order): (time to first token, end-to-end latency), ns.
+    pub latency: Vec<(u64, u64)>,
+    /// Time the engine was running steps, ns.
+    pub busy_ns: u64,
+    /// Sum over requests of the time they spent in the batch (admitted to last token), ns.
+    pub residence_ns: u64,
+}
+
+fn precision(d: Dtype) -> &'static str {
+    match d {
+        Dtype::F32 => "fp32",
+        Dtype::Bf16 => "bf16",
+        Dtype::F16 => "fp16",
+    }
+}
+
+/// The calibrated `hardware` (with its batch interference) and `model` blocks for a scenario.
+pub fn hardware_blocks(p: &Params, cfg: &EngineConfig, hw_name: &str, model_name: &str) -> String {
+    let d = Dims::of(cfg);
+    format!(
+        "// Calibrated by `perllm calibrate`: effective rates of the real engine (efficiencies 100%).
+hardware {hw_name} {{
+  kind = cpu
+  compute = {:.4} GFLOPS
+  memory = 64 GiB
+  memory_bandwidth = {:.4} GB/s
+  power {{ idle = 10 W, busy = 30 W }}
+  compute_efficiency = 100%
+  bandwidth_efficiency = 100%
+  contention = {:.4}%
+}}
+
+// The engine's model: parameters a token multiplies (the embedding lookup excluded).
+model {model_name} {{ params = {}, precision = {}, kv_per_token = {} B }}
+
+// `contention`: the slow-down per extra sequence in a step (batch interference). For the
+// simulated steps to match the engine's: `sim {{ step_noise = 0 }}`.
+// Run with: --cost-model roofline --cost-config '{{\"step_overhead_ns\": {:.0}}}'
+",
+        p.flops / 1e9,
+        p.bandwidth / 1e9,
+        p.contention * 100.0,
+        d.params as u64,
+        precision(cfg.dtype),
+        cfg.kv_bytes_per_token(),
+        p.overhead_ns
+    )
+}
+
+/// The server's `batching` line for the engine's batching choice.
+fn batching(cfg: &EngineConfig) -> String {
+    match cfg.batching {
+        perllm_engine::Batching::Mixed => "batching = mixed".into(),
+        perllm_engine::Batching::PrefillFirst => "batching = prefill_first".into(),
+        perllm_engine::Batching::Chunked { token_budget } => {
+            format!("batching = chunked\n  chunk_tokens = {token_budget}")
+        }
+    }
+}
+
+/// The one-server scenario the simulator runs a validation workload on.
+pub fn scenario_text(p: &Params, cfg: &EngineConfig, duration_s: f64) -> String {
+    format!(
+        "scenario \"fidelity\" {{
+  seed = 1
+  duration = {:.3} s
+  slot = 0 s
+}}
+{}
+link loopback {{ bandwidth = 100 Tbps, latency = 0 s, energy = 0 nJ/bit }}
+server engine {{
+  tier = edge
+  hardware = cpu
+  models = [engine]
+  link = loopback
+  max_batch = {}
+  {}
+}}
+sim {{ step_noise = 0 }}
+slo any {{ deadline = 1 h, share = 100% }}
+workload {{
+  arrivals = poisson(rate = 1 /s)
+  prompt_tokens = 100
+  output_tokens = 10
+  payload = 1 B
+  output_bytes_per_token = 0.001
+  models = {{ engine: 100% }}
+}}
+",
+        duration_s.max(1.0),
+        hardware_blocks(p, cfg, "cpu", "engine"),
+        cfg.max_batch,
+        batching(cfg)
+    )
+}
+
+/// Every request to server 0.
+struct First;
+
+impl Policy for First {
+    fn name(&self) -> &str {
+        "first"
+    }
+    fn schedule(
+        &mut self,
+        _view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> std::result::Result<(), PolicyError> {
+        for o in out.iter_mut().take(pending.len()) {
+            *o = Decision::Assign(0);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    out: Vec<Option<Outcome>>,
+    busy: u64,
+}
+
+impl Observer for Collect {
+    fn on_completion(&mut self, o: &Outcome) {
+        let i = o.request.id as usize;
+        if i < self.out.len() {
+            self.out[i] = Some(*o);
+        }
+    }
+    fn on_step(&mut self, _s: u32, start: u64, end: u64) {
+        self.busy += end - start;
+    }
+}
+
+/// Build the validation world for `p` and `cfg`.
+pub fn world(p: &Params, cfg: &EngineConfig, duration_s: f64) -> Result<(World, Roofline)> {
+    let text = scenario_text(p, cfg, duration_s);
+    let loaded = perllm_dsl::load_str("fidelity.perllm", &text, perllm_dsl::SourceKind::Perllm)
+        .map_err(|f| {
+            CliError::run(format!(
+                "internal: the fidelity scenario does not load: {:?}",
+                f.diagnostics
+            ))
+        })?;
+    let world = loaded
+        .scenario
+        .build()
+        .map_err(|e| CliError::run(format!("internal: the fidelity scenario is invalid: {e:?}")))?;
+    let cost = Roofline {
+        step_overhead_ns: p.overhead_ns.round().max(0.0) as u64,
+    };
+    Ok((world, cost))
+}
+
+/// Simulate `jobs` (sorted by arrival) on the calibrated model.
+pub fn simulate(p: &Params, cfg: &EngineConfig, jobs: &[Job]) -> Result<Served> {
+    let last = jobs.iter().map(|j| j.arrival_ns).max().unwrap_or(0);
+    let (world, cost) = world(p, cfg, last as f64 * 1e-9 + 1.0)?;
+    let reqs: Vec<Request> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| Request {
+            id: i as u64,
+            arrival_ns: j.arrival_ns,
+            model: 0,
+            prompt_tokens: j.prompt,
+            output_tokens: j.output,
+            input_bytes: 1,
+            output_bytes: 1,
+            slo: 0,
+        })
+        .collect();
+    let mut source = reqs.into_iter().map(Ok::<Request, WorkloadError>);
+    let mut col = Collect {
+        out: vec![None; jobs.len()],
+        ..Collect::default()
+    };
+    let mut policy = First;
+    {
+        let mut obs: [&mut dyn Observer; 1] = [&mut col];
+        perllm_core::run(&world, &mut policy, &cost, &mut source, &mut obs)
+            .map_err(|e| CliError::run(format!("the simulation failed: {e}")))?;
+    }
+    let mut served = Served {
+        busy_ns: col.busy,
+        ..Served::default()
+    };
+    for (i, o) in col.out.iter().enumerate() {
+        let o =
+            o.ok_or_else(|| CliError::run(format!("the simulator did not complete request {i}")))?;
+        served.latency.push((o.ttft_ns, o.total_ns));
+        served.residence_ns += o.prefill_ns + o.decode_ns;
+    }
+    Ok(served)
+}

@@ -1,0 +1,131 @@
+//! The three batching choices form the steps they promise.
+
+use perllm_engine::{Batching, Engine, EngineConfig, Request, StepShape};
+
+fn steps(
+    batching: Batching,
+    reqs: &[(u32, u32)],
+    late: &[(u32, u32)],
+    late_after: usize,
+) -> Vec<StepShape> {
+    let cfg = EngineConfig {
+        batching,
+        ..EngineConfig::tiny()
+    };
+    let mut e = Engine::new(cfg).unwrap();
+    let mut id = 0;
+    let mut sub = |e: &mut Engine, list: &[(u32, u32)]| {
+        for &(p, o) in list {
+            e.submit(Request {
+                id,
+                prompt: vec![1; p as usize],
+                max_tokens: o,
+            })
+            .unwrap();
+            id += 1;
+        }
+    };
+    sub(&mut e, reqs);
+    let mut out = Vec::new();
+    loop {
+        if out.len() == late_after {
+            sub(&mut e, late);
+        }
+        match e.step().unwrap() {
+            Some(s) => out.push(s.shape),
+            None if out.len() > late_after => break,
+            None => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn mixed_prefills_a_new_prompt_alongside_the_decodes() {
+    let s = steps(Batching::Mixed, &[(10, 5), (10, 5)], &[(30, 2)], 2);
+    assert_eq!(
+        (s[0].prefill_seqs, s[0].prefill_tokens, s[0].decode_seqs),
+        (2, 20, 0)
+    );
+    assert_eq!((s[1].prefill_seqs, s[1].decode_seqs), (0, 2));
+    assert_eq!(s[1].kv_tokens, 22);
+    assert_eq!(
+        (s[2].prefill_seqs, s[2].prefill_tokens, s[2].decode_seqs),
+        (1, 30, 2)
+    );
+}
+
+#[test]
+fn prefill_first_pauses_the_decodes() {
+    let s = steps(Batching::PrefillFirst, &[(10, 5), (10, 5)], &[(30, 2)], 2);
+    assert_eq!(
+        (s[2].prefill_seqs, s[2].prefill_tokens, s[2].decode_seqs),
+        (1, 30, 0)
+    );
+    assert_eq!((s[3].prefill_seqs, s[3].decode_seqs), (0, 3));
+}
+
+#[test]
+fn chunked_fills_a_token_budget() {
+    let s = steps(
+        Batching::Chunked { token_budget: 16 },
+        &[(10, 5), (10, 5)],
+        &[(30, 2)],
+        2,
+    );
+    // Step 0: 16 tokens of prompts (10 + 6); step 1: 1 decode + the last 4 prompt tokens.
+    assert_eq!(
+        (s[0].prefill_tokens, s[0].prefill_seqs, s[0].decode_seqs),
+        (16, 2, 0)
+    );
+    assert_eq!(
+        (s[1].prefill_tokens, s[1].prefill_seqs, s[1].decode_seqs),
+        (4, 1, 1)
+    );
+    for sh in &s {
+        assert!(sh.prefill_tokens + sh.decode_seqs as u64 <= 16, "{sh:?}");
+    }
+    // The late 30-token prompt is spread over several steps next to the decodes.
+    let chunks = s
+        .iter()
+        .skip(2)
+        .filter(|sh| sh.prefill_tokens > 0 && sh.decode_seqs > 0)
+        .count();
+    assert!(chunks >= 2, "{s:?}");
+}
+
+#[test]
+fn probe_times_a_synthetic_batch_and_leaves_the_engine_idle() {
+    let mut e = Engine::new(EngineConfig::tiny()).unwrap();
+    let d = e.probe(4, 100, 32).unwrap();
+    assert!(d.as_nanos() > 0);
+    assert!(e.is_idle());
+    assert!(e.probe(8, 100, 32).is_err(), "9 sequences > max_batch");
+    assert!(e.probe(1, 600, 0).is_err(), "context beyond max_seq_len");
+}
+
+#[test]
+fn cancel_frees_the_slot() {
+    let cfg = EngineConfig {
+        max_batch: 1,
+        ..EngineConfig::tiny()
+    };
+    let mut e = Engine::new(cfg).unwrap();
+    e.submit(Request {
+        id: 1,
+        prompt: vec![1; 4],
+        max_tokens: 100,
+    })
+    .unwrap();
+    e.submit(Request {
+        id: 2,
+        prompt: vec![1; 4],
+        max_tokens: 2,
+    })
+    .unwrap();
+    e.step().unwrap();
+    assert!(e.cancel(1));
+    assert!(!e.cancel(1));
+    let s = e.step().unwrap().unwrap();
+    assert_eq!(s.events[0].id, 2);
+}

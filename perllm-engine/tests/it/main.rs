@@ -1,0 +1,5 @@
+//! perllm-engine's integration tests (one binary).
+
+mod batching;
+mod correctness;
+mod machine;
