@@ -77,6 +77,24 @@ impl Catalog {
         Ok(c)
     }
 
+    /// Everything the registry knows of the policy or cost model `name` (a policy if both
+    /// kinds have it): flags and declared parameters included.
+    pub fn details(&self, name: &str) -> Result<perllm_host::PluginInfo> {
+        let info = match self.policy_info(name) {
+            Ok(i) => i.clone(),
+            Err(policy_err) => match self.cost_model_info(name) {
+                Ok(i) => i.clone(),
+                Err(_) => return Err(policy_err),
+            },
+        };
+        let plain = name.strip_prefix(PLUGIN_PREFIX).unwrap_or(name);
+        self.registry
+            .list()
+            .into_iter()
+            .find(|i| i.name == plain && i.kind.as_str() == info.kind && i.source == info.source)
+            .ok_or_else(|| CliError::input(format!("no details for `{name}`")))
+    }
+
     /// How many libraries of plugin directories failed to load (and were skipped).
     pub fn skipped_libraries(&self) -> usize {
         self.registry.skipped().len()

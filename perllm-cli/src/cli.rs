@@ -117,6 +117,21 @@ pub enum PluginsCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
+    /// Show one policy or cost model: source, ABI, flags and the parameters it accepts.
+    #[command(
+        after_help = "Examples:\n  perllm plugins info greedy\n  perllm plugins info profile-table\n  perllm plugins info my-policy --plugin target/release/libmy_policy.so --format json"
+    )]
+    Info {
+        /// The policy or cost model (as `--policy` / `--cost-model` take it).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Plugin options.
+        #[command(flatten)]
+        plugins: PluginArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }
 
 /// Format of `plugins list`.
@@ -251,8 +266,10 @@ pub struct GridArgs {
     /// Scenario file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Policies to run, comma-separated (default: every available policy).
-    #[arg(short, long, value_name = "A,B,...", value_delimiter = ',')]
+    /// Policies to run, comma-separated (default: every available policy). A policy may carry
+    /// parameters, and one policy may appear with several sets:
+    /// `perllm,perllm{exploration=0.1,window=50},greedy{slack=0.8}`.
+    #[arg(short, long, value_name = "A,B{k=v},...")]
     pub policies: Vec<String>,
     /// Seeds: `1..10` (inclusive), `1,2,5`, or a mix.
     #[arg(short, long, value_name = "SEEDS", default_value = "1..5")]

@@ -243,6 +243,10 @@ pub struct Results {
     pub scenario: ScenarioInfo,
     /// The cost model.
     pub cost_model: ComponentInfo,
+    /// The cost model's configuration (`--cost-config`, a JSON object; `{}` for none; `null`
+    /// in files written before it was recorded).
+    #[serde(default)]
+    pub cost_config: serde_json::Value,
     /// Policies of the grid, in grid order.
     pub policies: Vec<ComponentInfo>,
     /// Seeds of the grid, in grid order.
@@ -515,6 +519,15 @@ pub fn param_value(raw: &str) -> Value {
         Ok(v @ Value::Bool(_)) => v,
         _ => Value::String(raw.to_string()),
     }
+}
+
+/// The `--cost-config` string as the JSON value result files record: `{}` when empty, the
+/// parsed object otherwise (it was validated before running), the text if it does not parse.
+pub fn cost_config_value(raw: &str) -> serde_json::Value {
+    if raw.trim().is_empty() {
+        return serde_json::Value::Object(Default::default());
+    }
+    serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
 }
 
 #[cfg(test)]

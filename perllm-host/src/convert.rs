@@ -112,6 +112,7 @@ pub(crate) fn model_view(m: &ModelSpec) -> abi::ModelView {
     }
 }
 
+#[inline]
 pub(crate) fn request_view(world: &World, r: &Request, defers: u32) -> abi::RequestView {
     request_view_with(
         r,
@@ -120,6 +121,7 @@ pub(crate) fn request_view(world: &World, r: &Request, defers: u32) -> abi::Requ
     )
 }
 
+#[inline]
 pub(crate) fn request_view_with(r: &Request, deadline_ns: u64, defers: u32) -> abi::RequestView {
     abi::RequestView {
         struct_size: size_of::<abi::RequestView>() as u32,
@@ -137,6 +139,7 @@ pub(crate) fn request_view_with(r: &Request, deadline_ns: u64, defers: u32) -> a
     }
 }
 
+#[inline]
 pub(crate) fn server_view(world: &World, s: &Server, st: &ServerState) -> abi::ServerView {
     let hw = &world.hardware[s.hardware];
     abi::ServerView {
@@ -183,6 +186,7 @@ pub(crate) fn server_view_for_load(world: &World, s: &Server, load: &LoadHint) -
     server_view(world, s, &st)
 }
 
+#[inline]
 pub(crate) fn estimate_view(e: &Estimate) -> abi::EstimateView {
     abi::EstimateView {
         struct_size: size_of::<abi::EstimateView>() as u32,

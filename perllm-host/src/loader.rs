@@ -42,6 +42,8 @@ pub(crate) struct Declared {
     pub description: String,
     pub kind: u32,
     pub flags: u32,
+    /// Declared parameters (ABI 1.2), empty if not declared.
+    pub params: String,
     pub policy: Option<abi::PolicyVTable>,
     pub cost_model: Option<abi::CostModelVTable>,
     pub lib: Arc<LibInfo>,
@@ -265,7 +267,13 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
     let version = unsafe { read_str(d.version, "version") }.map_err(ctx)?;
     // SAFETY: as above.
     let description = unsafe { read_str(d.description, "description") }.map_err(ctx)?;
-    for (what, v) in [("version", &version), ("description", &description)] {
+    // SAFETY: as above (an older plugin's declaration has the empty default).
+    let params = unsafe { read_str(d.params, "params") }.map_err(ctx)?;
+    for (what, v) in [
+        ("version", &version),
+        ("description", &description),
+        ("params", &params),
+    ] {
         if v.contains('\0') {
             return Err(format!(
                 "`{name}`: its {what} \"{}\" contains a NUL byte (pass the length without the terminator)",
@@ -279,6 +287,7 @@ unsafe fn read_decl(d: &abi::PluginDecl) -> Result<Declared, String> {
         description,
         kind: d.kind,
         flags: d.flags,
+        params,
         policy: None,
         cost_model: None,
         lib: Arc::new(LibInfo {

@@ -75,6 +75,11 @@ pub struct PluginInfo {
     pub description: String,
     /// True if a built-in of the same name hides it (select it with `plugin:NAME`).
     pub shadowed: bool,
+    /// Declared flags (`wants-estimates`, `provides-estimate`).
+    pub flags: Vec<String>,
+    /// The parameters it accepts, one per line (`name (default): meaning`); empty if its
+    /// plugin does not declare them (ABI before 1.2).
+    pub params: String,
 }
 
 /// Policies and cost models by name: built-ins first, then plugins.
@@ -382,6 +387,16 @@ impl Registry {
                 source: "built-in".into(),
                 description: description.clone(),
                 shadowed: false,
+                flags: Vec::new(),
+                params: if name == "perllm" {
+                    perllm_core::perllm::params::PARAM_NAMES
+                        .iter()
+                        .map(|p| format!("{p}: see docs/perllm-policy.md"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    String::new()
+                },
             });
         }
         for (name, description) in BUILTIN_COST_MODELS {
@@ -394,6 +409,9 @@ impl Registry {
                 source: "built-in".into(),
                 description: description.to_string(),
                 shadowed: false,
+                flags: Vec::new(),
+                params: "step_overhead_ns (200000): fixed time added to every engine step, ns"
+                    .into(),
             });
         }
         let replaced = self
@@ -428,6 +446,16 @@ impl Registry {
                 source: d.lib.path.display().to_string(),
                 description: d.description.clone(),
                 shadowed,
+                flags: match (kind, d.flags & abi::FLAG_WANTS_ESTIMATES != 0) {
+                    (PluginKind::Policy, true) => vec!["wants-estimates".into()],
+                    (PluginKind::CostModel, _)
+                        if d.cost_model.is_some_and(|v| v.estimate.is_some()) =>
+                    {
+                        vec!["provides-estimate".into()]
+                    }
+                    _ => Vec::new(),
+                },
+                params: d.params.clone(),
             });
         }
         v

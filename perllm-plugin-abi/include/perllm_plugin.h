@@ -1,5 +1,5 @@
 /*
- * perllm_plugin.h: the perllm plugin ABI for C and C++ (ABI 1.1).
+ * perllm_plugin.h: the perllm plugin ABI for C and C++ (ABI 1.2).
  *
  * The contract is docs/plugin-abi.md; the Rust crate perllm-plugin-abi is the reference. A test
  * (perllm-host/tests/it/c_header.rs) compiles a C program against this header and checks every
@@ -35,7 +35,7 @@ extern "C" {
 
 /* ---- Versions and symbols ---- */
 #define PERLLM_ABI_VERSION_MAJOR 1u
-#define PERLLM_ABI_VERSION_MINOR 1u
+#define PERLLM_ABI_VERSION_MINOR 2u
 /* major << 16 | minor: what perllm_plugin_abi_version returns. */
 #define PERLLM_ABI_VERSION ((PERLLM_ABI_VERSION_MAJOR << 16) | PERLLM_ABI_VERSION_MINOR)
 #define PERLLM_ABI_VERSION_SYMBOL "perllm_plugin_abi_version"
@@ -288,6 +288,9 @@ typedef struct PerllmPluginDecl {
     uint32_t reserved;
     const PerllmPolicyVTable *policy;         /* KIND_POLICY, else NULL */
     const PerllmCostModelVTable *cost_model;  /* KIND_COST_MODEL, else NULL */
+    /* Since 1.2 (default: empty, not declared): parameters, one per line,
+     * "name (default): meaning", shown by `perllm plugins info`. */
+    PerllmStr params;
 } PerllmPluginDecl;
 
 typedef struct PerllmPluginList {

@@ -40,7 +40,8 @@ pub const ABI_VERSION_MAJOR: u32 = 1;
 ///
 /// - 1.0: the first published layout.
 /// - 1.1: [`ServerView::hardware_kind`].
-pub const ABI_VERSION_MINOR: u32 = 1;
+/// - 1.2: [`PluginDecl::params`].
+pub const ABI_VERSION_MINOR: u32 = 2;
 /// `major << 16 | minor`: what [`ABI_VERSION_SYMBOL`] returns.
 pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
 
@@ -633,6 +634,9 @@ pub struct PluginDecl {
     pub policy: *const PolicyVTable,
     /// The vtable if `kind` is [`KIND_COST_MODEL`], else null.
     pub cost_model: *const CostModelVTable,
+    /// Since 1.2: the parameters the plugin accepts, for `perllm plugins info`: one per line,
+    /// `name (default): meaning`. Default (a 1.0 or 1.1 plugin): empty, "not declared".
+    pub params: StrRef,
 }
 
 /// What [`DECLARE_SYMBOL`] returns: a static list valid for the life of the process.

@@ -24,6 +24,9 @@ pub trait GuestPolicy: Send + Sized + 'static {
     const DESCRIPTION: &'static str;
     /// Set to true to receive [`Slot::estimate`] values (the host then computes them).
     const WANTS_ESTIMATES: bool = false;
+    /// The parameters it accepts, one per line, `name (default): meaning`, shown by
+    /// `perllm plugins info` (empty: not declared).
+    const PARAMS: &'static str = "";
 
     /// Create an instance from the scenario's policy parameters (a JSON object) and a seed.
     fn create(config: &str, seed: u64) -> Result<Self, String>;
@@ -90,6 +93,9 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
     /// Set to true if [`GuestCostModel::estimate`] is implemented; otherwise the host derives
     /// estimates from [`GuestCostModel::step_ns`].
     const PROVIDES_ESTIMATE: bool = false;
+    /// The config keys it accepts, one per line, `name (default): meaning` (empty: not
+    /// declared).
+    const PARAMS: &'static str = "";
 
     /// Create an instance from its config (a JSON object).
     fn create(config: &str) -> Result<Self, String>;
@@ -106,13 +112,40 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
     }
 }
 
-/// A safe view of a [`SlotView`] for the duration of a `schedule` call.
-#[derive(Clone)]
+/// A safe view of a [`SlotView`] for the duration of a `schedule` call. (Not `Clone`: its
+/// slices may point into copies it owns.)
 pub struct Slot<'a> {
     raw: Cow<'a, SlotView>,
-    servers: Cow<'a, [ServerView]>,
-    requests: Cow<'a, [RequestView]>,
-    estimates: Cow<'a, [EstimateView]>,
+    // The arrays as plain slices (no `Cow` branch on every access in a policy's inner loop): they
+    // borrow the host's memory, or the copies in `_owned` when the host's strides differ from
+    // this SDK's sizes (a heap buffer does not move with the `Slot`).
+    servers: &'a [ServerView],
+    requests: &'a [RequestView],
+    estimates: &'a [EstimateView],
+    _owned: Option<Box<OwnedViews>>,
+}
+
+/// Copies of the host's arrays made for another minor version (never read directly: the
+/// `Slot`'s slices point into them).
+#[allow(dead_code)]
+struct OwnedViews {
+    servers: Vec<ServerView>,
+    requests: Vec<RequestView>,
+    estimates: Vec<EstimateView>,
+}
+
+/// A slice into `cow` that outlives the borrow of `cow`: `'a` if borrowed, else the life of the
+/// owned buffer (moved into the `Slot`'s `OwnedViews`, whose heap buffer never moves).
+///
+/// # Safety
+/// If `cow` is owned, the caller must keep its buffer alive and unmodified as long as the
+/// returned slice is used, and expose it only through borrows of the holder.
+unsafe fn detach<'a, T: Clone>(cow: &Cow<'a, [T]>) -> &'a [T] {
+    match cow {
+        Cow::Borrowed(s) => s,
+        // SAFETY: the caller keeps the owned buffer alive and unmoved (see above).
+        Cow::Owned(v) => unsafe { std::slice::from_raw_parts(v.as_ptr(), v.len()) },
+    }
 }
 
 impl<'a> Slot<'a> {
@@ -141,11 +174,23 @@ impl<'a> Slot<'a> {
                 )?,
             )
         };
+        // SAFETY: owned copies move into `owned` below (their heap buffers do not move) and live
+        // as long as the `Slot`; the accessors hand out borrows of `&self` only.
+        let (s, r, e) = unsafe { (detach(&servers), detach(&requests), detach(&estimates)) };
+        let owned = match (servers, requests, estimates) {
+            (Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_)) => None,
+            (servers, requests, estimates) => Some(Box::new(OwnedViews {
+                servers: servers.into_owned(),
+                requests: requests.into_owned(),
+                estimates: estimates.into_owned(),
+            })),
+        };
         Ok(Slot {
             raw,
-            servers,
-            requests,
-            estimates,
+            servers: s,
+            requests: r,
+            estimates: e,
+            _owned: owned,
         })
     }
     /// The raw view (its `servers`, `requests` and `estimates` may have another stride than
@@ -167,12 +212,12 @@ impl<'a> Slot<'a> {
     /// Every server, indexed by id.
     #[inline]
     pub fn servers(&self) -> &[ServerView] {
-        &self.servers
+        self.servers
     }
     /// The pending requests.
     #[inline]
     pub fn requests(&self) -> &[RequestView] {
-        &self.requests
+        self.requests
     }
     /// The objective's energy weights: transmission, inference, idle.
     #[inline]
@@ -624,6 +669,7 @@ pub const fn policy_decl<T: GuestPolicy>() -> PluginDecl {
         reserved: 0,
         policy: policy_vtable::<T>(),
         cost_model: std::ptr::null(),
+        params: StrRef::new(T::PARAMS),
     }
 }
 
@@ -639,6 +685,7 @@ pub const fn cost_model_decl<T: GuestCostModel>() -> PluginDecl {
         reserved: 0,
         policy: std::ptr::null(),
         cost_model: cost_model_vtable::<T>(),
+        params: StrRef::new(T::PARAMS),
     }
 }
 
@@ -699,5 +746,91 @@ macro_rules! export_policy {
 macro_rules! export_cost_model {
     ($c:ty) => {
         $crate::export_plugins! { policies: [], cost_models: [$c] }
+    };
+}
+
+/// Implement [`GuestPolicy`] without its scaffolding: the name, description and flags as
+/// fields, the version from the plugin crate's `Cargo.toml`, and the entry points as blocks
+/// with the signatures written once (the types of `config`, `seed`, `slot`, `out`, `outcome`
+/// and `stats` are the trait's).
+///
+/// ```
+/// use perllm_plugin_abi::{ACTION_ASSIGN, guest_policy};
+///
+/// /// Every request to the first server hosting its model.
+/// struct FirstFit {
+///     placed: u64,
+/// }
+///
+/// guest_policy! {
+///     impl FirstFit {
+///         name: "first-fit",
+///         description: "the first server hosting the model",
+///         wants_estimates: false, // optional, default false
+///         params: "", // optional: one per line, `name (default): meaning`
+///         create(config, seed) {
+///             if !config.trim().is_empty() && config.trim() != "{}" {
+///                 return Err(format!("first-fit takes no parameters, got {config}"));
+///             }
+///             Ok(FirstFit { placed: 0 })
+///         }
+///         schedule(self, slot, out) {
+///             for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+///                 if let Some(s) = slot.candidates(r).next() {
+///                     p.action = ACTION_ASSIGN;
+///                     p.server = s.id;
+///                     self.placed += 1;
+///                 }
+///             }
+///             Ok(())
+///         }
+///         observe(self, outcome) { Ok(()) } // optional
+///         stats(self, values) { values.push(("first_fit.placed".into(), self.placed as f64)) }
+///     }
+/// }
+///
+/// perllm_plugin_abi::export_policy!(FirstFit);
+/// # use perllm_plugin_abi::GuestPolicy;
+/// # assert_eq!(FirstFit::NAME, "first-fit");
+/// # assert!(FirstFit::create("{\"x\": 1}", 0).is_err());
+/// ```
+///
+/// It expands to `impl GuestPolicy for EdgeFirst { … }` with `VERSION =
+/// env!("CARGO_PKG_VERSION")`; export the type with [`export_plugins!`](crate::export_plugins)
+/// as usual.
+#[macro_export]
+macro_rules! guest_policy {
+    (
+        impl $ty:ty {
+            name: $name:expr,
+            description: $desc:expr,
+            $(wants_estimates: $we:expr,)?
+            $(params: $params:expr,)?
+            create($config:ident, $seed:ident) $create:block
+            schedule($s1:ident, $slot:ident, $out:ident) $schedule:block
+            $(observe($s2:ident, $outcome:ident) $observe:block)?
+            $(stats($s3:ident, $values:ident) $stats:block)?
+        }
+    ) => {
+        impl $crate::GuestPolicy for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+            const DESCRIPTION: &'static str = $desc;
+            $(const WANTS_ESTIMATES: bool = $we;)?
+            $(const PARAMS: &'static str = $params;)?
+
+            #[allow(unused_variables)]
+            fn create($config: &str, $seed: u64) -> ::std::result::Result<Self, String> $create
+
+            fn schedule(
+                &mut $s1,
+                $slot: &$crate::Slot<'_>,
+                $out: &mut [$crate::Placement],
+            ) -> ::std::result::Result<(), String> $schedule
+
+            $(fn observe(&mut $s2, $outcome: &$crate::Outcome) -> ::std::result::Result<(), String> $observe)?
+
+            $(fn stats(&$s3, $values: &mut Vec<(String, f64)>) $stats)?
+        }
     };
 }

@@ -124,7 +124,7 @@ versioned! {
     PluginDecl = 80, PluginDecl {
         struct_size: size32::<PluginDecl>(), kind: 0, name: StrRef::EMPTY,
         version: StrRef::EMPTY, description: StrRef::EMPTY, flags: 0, reserved: 0,
-        policy: std::ptr::null(), cost_model: std::ptr::null(),
+        policy: std::ptr::null(), cost_model: std::ptr::null(), params: StrRef::EMPTY,
     };
     PluginList = 24, PluginList {
         struct_size: size32::<PluginList>(), reserved: 0, plugins: Slice::empty(),

@@ -91,6 +91,9 @@ impl GuestCostModel for Roofline {
     const NAME: &'static str = "roofline";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "roofline: prefill bound by compute, decode by memory bandwidth (core's model, configurable)";
+    const PARAMS: &'static str = "step_overhead_ns (200000): fixed time added to every engine step, ns\n\
+        compute_efficiency (the hardware's): fraction of peak compute reached by prefill, in (0, 1]\n\
+        bandwidth_efficiency (the hardware's): fraction of peak memory bandwidth reached by decode, in (0, 1]";
     fn create(config: &str) -> Result<Self, String> {
         let p: RooflineParams = parse_config(Self::NAME, config)?;
         check_eff("compute_efficiency", p.compute_efficiency)?;
@@ -294,6 +297,10 @@ impl GuestCostModel for ProfileTable {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
         "measured prefill/decode throughput per model, hardware and batch size (CSV), interpolated";
+    const PARAMS: &'static str = "path (none): CSV file model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\n\
+        csv (none): the same table inline (one of path or csv)\n\
+        step_overhead_ns (0): fixed time added to every engine step, ns\n\
+        fallback (error): `error` or `roofline` for (model, hardware) pairs absent from the table";
     fn create(config: &str) -> Result<Self, String> {
         let p: ProfileParams = parse_config(Self::NAME, config)?;
         let mut t = match (&p.path, &p.csv) {

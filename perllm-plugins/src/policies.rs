@@ -7,7 +7,7 @@
 use crate::util::{SplitMix64, least_loaded, parse_config};
 use perllm_plugin_abi::{
     ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, Outcome, Placement, Slot, TIER_CLOUD,
-    TIER_EDGE,
+    TIER_EDGE, guest_policy,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,18 +47,19 @@ pub struct CloudOnly {
     extra: Vec<u32>,
 }
 
-impl GuestPolicy for CloudOnly {
-    const NAME: &'static str = "cloud-only";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "every request to the least-loaded cloud server hosting its model";
-    fn create(config: &str, _seed: u64) -> Result<Self, String> {
-        parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(CloudOnly { extra: Vec::new() })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        by_load(slot, out, Some(TIER_CLOUD), &mut self.extra);
-        Ok(())
+guest_policy! {
+    impl CloudOnly {
+        name: "cloud-only",
+        description: "every request to the least-loaded cloud server hosting its model",
+        params: "(no parameters)",
+        create(config, _seed) {
+            parse_config::<NoParams>(Self::NAME, config)?;
+            Ok(CloudOnly { extra: Vec::new() })
+        }
+        schedule(self, slot, out) {
+            by_load(slot, out, Some(TIER_CLOUD), &mut self.extra);
+            Ok(())
+        }
     }
 }
 
@@ -69,18 +70,19 @@ pub struct EdgeOnly {
     extra: Vec<u32>,
 }
 
-impl GuestPolicy for EdgeOnly {
-    const NAME: &'static str = "edge-only";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "every request to the least-loaded edge server hosting its model";
-    fn create(config: &str, _seed: u64) -> Result<Self, String> {
-        parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(EdgeOnly { extra: Vec::new() })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        by_load(slot, out, Some(TIER_EDGE), &mut self.extra);
-        Ok(())
+guest_policy! {
+    impl EdgeOnly {
+        name: "edge-only",
+        description: "every request to the least-loaded edge server hosting its model",
+        params: "(no parameters)",
+        create(config, _seed) {
+            parse_config::<NoParams>(Self::NAME, config)?;
+            Ok(EdgeOnly { extra: Vec::new() })
+        }
+        schedule(self, slot, out) {
+            by_load(slot, out, Some(TIER_EDGE), &mut self.extra);
+            Ok(())
+        }
     }
 }
 
@@ -91,18 +93,19 @@ pub struct LeastLoaded {
     extra: Vec<u32>,
 }
 
-impl GuestPolicy for LeastLoaded {
-    const NAME: &'static str = "least-loaded";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "the server hosting the model with the fewest requests per batch slot";
-    fn create(config: &str, _seed: u64) -> Result<Self, String> {
-        parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(LeastLoaded { extra: Vec::new() })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        by_load(slot, out, None, &mut self.extra);
-        Ok(())
+guest_policy! {
+    impl LeastLoaded {
+        name: "least-loaded",
+        description: "the server hosting the model with the fewest requests per batch slot",
+        params: "(no parameters)",
+        create(config, _seed) {
+            parse_config::<NoParams>(Self::NAME, config)?;
+            Ok(LeastLoaded { extra: Vec::new() })
+        }
+        schedule(self, slot, out) {
+            by_load(slot, out, None, &mut self.extra);
+            Ok(())
+        }
     }
 }
 
@@ -112,26 +115,28 @@ pub struct Random {
     rng: SplitMix64,
 }
 
-impl GuestPolicy for Random {
-    const NAME: &'static str = "random";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "a uniformly random server hosting the model (seeded)";
-    fn create(config: &str, seed: u64) -> Result<Self, String> {
-        parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(Random {
-            rng: SplitMix64::new(seed),
-        })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        let mut cands = Vec::new();
-        let mut extra = vec![0u32; slot.servers().len()];
-        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
-            cands.clear();
-            cands.extend(slot.candidates(r).map(|s| s.id));
-            let s = (!cands.is_empty()).then(|| cands[self.rng.below(cands.len())]);
-            assign(p, s, &mut extra);
+guest_policy! {
+    impl Random {
+        name: "random",
+        description: "a uniformly random server hosting the model (seeded)",
+        params: "(no parameters)",
+        create(config, seed) {
+            parse_config::<NoParams>(Self::NAME, config)?;
+            Ok(Random {
+                rng: SplitMix64::new(seed),
+            })
         }
-        Ok(())
+        schedule(self, slot, out) {
+            let mut cands = Vec::new();
+            let mut extra = vec![0u32; slot.servers().len()];
+            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+                cands.clear();
+                cands.extend(slot.candidates(r).map(|s| s.id));
+                let s = (!cands.is_empty()).then(|| cands[self.rng.below(cands.len())]);
+                assign(p, s, &mut extra);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -141,31 +146,33 @@ pub struct RoundRobin {
     next: BTreeMap<u16, usize>,
 }
 
-impl GuestPolicy for RoundRobin {
-    const NAME: &'static str = "round-robin";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "the servers hosting the model, in turn";
-    fn create(config: &str, _seed: u64) -> Result<Self, String> {
-        parse_config::<NoParams>(Self::NAME, config)?;
-        Ok(RoundRobin::default())
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        let mut cands = Vec::new();
-        let mut extra = vec![0u32; slot.servers().len()];
-        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
-            cands.clear();
-            cands.extend(slot.candidates(r).map(|s| s.id));
-            let s = if cands.is_empty() {
-                None
-            } else {
-                let k = self.next.entry(r.model).or_insert(0);
-                let s = cands[*k % cands.len()];
-                *k = k.wrapping_add(1);
-                Some(s)
-            };
-            assign(p, s, &mut extra);
+guest_policy! {
+    impl RoundRobin {
+        name: "round-robin",
+        description: "the servers hosting the model, in turn",
+        params: "(no parameters)",
+        create(config, _seed) {
+            parse_config::<NoParams>(Self::NAME, config)?;
+            Ok(RoundRobin::default())
         }
-        Ok(())
+        schedule(self, slot, out) {
+            let mut cands = Vec::new();
+            let mut extra = vec![0u32; slot.servers().len()];
+            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+                cands.clear();
+                cands.extend(slot.candidates(r).map(|s| s.id));
+                let s = if cands.is_empty() {
+                    None
+                } else {
+                    let k = self.next.entry(r.model).or_insert(0);
+                    let s = cands[*k % cands.len()];
+                    *k = k.wrapping_add(1);
+                    Some(s)
+                };
+                assign(p, s, &mut extra);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -196,66 +203,67 @@ impl Default for GreedyParams {
     }
 }
 
-impl GuestPolicy for Greedy {
-    const NAME: &'static str = "greedy";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "lowest estimated energy among servers meeting the deadline by estimate, else the fastest";
-    const WANTS_ESTIMATES: bool = true;
-    fn create(config: &str, _seed: u64) -> Result<Self, String> {
-        let p: GreedyParams = parse_config(Self::NAME, config)?;
-        if !(p.slack.is_finite() && p.slack > 0.0) {
-            return Err(format!(
-                "invalid config for `greedy`: slack must be positive, got {}",
-                p.slack
-            ));
+guest_policy! {
+    impl Greedy {
+        name: "greedy",
+        description: "lowest estimated energy among servers meeting the deadline by estimate, else the fastest",
+        wants_estimates: true,
+        params: "slack (1.0): a server is feasible if its estimated latency is at most slack x the deadline",
+        create(config, _seed) {
+            let p: GreedyParams = parse_config(Self::NAME, config)?;
+            if !(p.slack.is_finite() && p.slack > 0.0) {
+                return Err(format!(
+                    "invalid config for `greedy`: slack must be positive, got {}",
+                    p.slack
+                ));
+            }
+            Ok(Greedy {
+                slack: p.slack,
+                extra: Vec::new(),
+            })
         }
-        Ok(Greedy {
-            slack: p.slack,
-            extra: Vec::new(),
-        })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        let servers = slot.servers();
-        let w = slot.energy_weights();
-        let extra = &mut self.extra;
-        extra.clear();
-        extra.resize(servers.len(), 0);
-        for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
-            // (energy, server) of the best feasible; (latency, server) of the fastest.
-            let mut best_ok: Option<(f64, u32)> = None;
-            let mut fastest: Option<(u64, u32)> = None;
-            let limit = self.slack * r.deadline_ns as f64;
-            for (si, (s, e)) in servers.iter().zip(slot.estimates_of(ri)).enumerate() {
-                if e.valid != 1 {
-                    continue;
-                }
-                let mb = s.max_batch.max(1);
-                let occupied = s.uploading + s.queued + s.running + extra[si];
-                let queue = if occupied >= mb {
-                    let rounds = ((occupied - mb) / mb + 1) as u64;
-                    rounds.saturating_mul(e.prefill_ns.saturating_add(e.decode_ns))
-                } else {
-                    0
-                };
-                let latency = e
-                    .total_ns()
-                    .saturating_sub(e.queue_ns)
-                    .saturating_add(e.queue_ns.max(queue));
-                if fastest.is_none_or(|(l, _)| latency < l) {
-                    fastest = Some((latency, si as u32));
-                }
-                if latency as f64 <= limit {
-                    let energy = e.weighted_energy(&w);
-                    if best_ok.is_none_or(|(b, _)| energy < b) {
-                        best_ok = Some((energy, si as u32));
+        schedule(self, slot, out) {
+            let servers = slot.servers();
+            let w = slot.energy_weights();
+            let extra = &mut self.extra;
+            extra.clear();
+            extra.resize(servers.len(), 0);
+            for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
+                // (energy, server) of the best feasible; (latency, server) of the fastest.
+                let mut best_ok: Option<(f64, u32)> = None;
+                let mut fastest: Option<(u64, u32)> = None;
+                let limit = self.slack * r.deadline_ns as f64;
+                for (si, (s, e)) in servers.iter().zip(slot.estimates_of(ri)).enumerate() {
+                    if e.valid != 1 {
+                        continue;
+                    }
+                    let mb = s.max_batch.max(1);
+                    let occupied = s.uploading + s.queued + s.running + extra[si];
+                    let queue = if occupied >= mb {
+                        let rounds = ((occupied - mb) / mb + 1) as u64;
+                        rounds.saturating_mul(e.prefill_ns.saturating_add(e.decode_ns))
+                    } else {
+                        0
+                    };
+                    let latency = e
+                        .total_ns()
+                        .saturating_sub(e.queue_ns)
+                        .saturating_add(e.queue_ns.max(queue));
+                    if fastest.is_none_or(|(l, _)| latency < l) {
+                        fastest = Some((latency, si as u32));
+                    }
+                    if latency as f64 <= limit {
+                        let energy = e.weighted_energy(&w);
+                        if best_ok.is_none_or(|(b, _)| energy < b) {
+                            best_ok = Some((energy, si as u32));
+                        }
                     }
                 }
+                let s = best_ok.map(|b| b.1).or(fastest.map(|f| f.1));
+                assign(p, s, extra);
             }
-            let s = best_ok.map(|b| b.1).or(fastest.map(|f| f.1));
-            assign(p, s, extra);
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -314,57 +322,58 @@ impl Default for Ucb1Params {
     }
 }
 
-impl GuestPolicy for Ucb1 {
-    const NAME: &'static str = "ucb1";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "plain UCB1 over (model, server) arms on observed latency, no constraints";
-    fn create(config: &str, _seed: u64) -> Result<Self, String> {
-        let p: Ucb1Params = parse_config(Self::NAME, config)?;
-        if !(p.exploration.is_finite() && p.exploration >= 0.0) {
-            return Err(format!(
-                "invalid config for `ucb1`: exploration must be non-negative, got {}",
-                p.exploration
-            ));
+guest_policy! {
+    impl Ucb1 {
+        name: "ucb1",
+        description: "plain UCB1 over (model, server) arms on observed latency, no constraints",
+        params: "exploration (2.0): weight of the exploration bonus, >= 0",
+        create(config, _seed) {
+            let p: Ucb1Params = parse_config(Self::NAME, config)?;
+            if !(p.exploration.is_finite() && p.exploration >= 0.0) {
+                return Err(format!(
+                    "invalid config for `ucb1`: exploration must be non-negative, got {}",
+                    p.exploration
+                ));
+            }
+            Ok(Ucb1 {
+                exploration: p.exploration,
+                arms: BTreeMap::new(),
+                total: 0,
+            })
         }
-        Ok(Ucb1 {
-            exploration: p.exploration,
-            arms: BTreeMap::new(),
-            total: 0,
-        })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        let mut extra = vec![0u32; slot.servers().len()];
-        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
-            let ln_t = ((self.total + 1) as f64).ln();
-            let mut best: Option<(f64, u32)> = None;
-            for s in slot.candidates(r) {
-                let a = self.arms.get(&(r.model, s.id)).copied().unwrap_or_default();
-                let index = if a.pulls == 0 {
-                    f64::INFINITY
-                } else {
-                    a.mean() + (self.exploration * ln_t / a.pulls as f64).sqrt()
-                };
-                if best.is_none_or(|(b, _)| index > b) {
-                    best = Some((index, s.id));
+        schedule(self, slot, out) {
+            let mut extra = vec![0u32; slot.servers().len()];
+            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+                let ln_t = ((self.total + 1) as f64).ln();
+                let mut best: Option<(f64, u32)> = None;
+                for s in slot.candidates(r) {
+                    let a = self.arms.get(&(r.model, s.id)).copied().unwrap_or_default();
+                    let index = if a.pulls == 0 {
+                        f64::INFINITY
+                    } else {
+                        a.mean() + (self.exploration * ln_t / a.pulls as f64).sqrt()
+                    };
+                    if best.is_none_or(|(b, _)| index > b) {
+                        best = Some((index, s.id));
+                    }
                 }
+                let s = best.map(|b| b.1);
+                if let Some(s) = s {
+                    self.arms.entry((r.model, s)).or_default().pulls += 1;
+                    self.total += 1;
+                }
+                assign(p, s, &mut extra);
             }
-            let s = best.map(|b| b.1);
-            if let Some(s) = s {
-                self.arms.entry((r.model, s)).or_default().pulls += 1;
-                self.total += 1;
-            }
-            assign(p, s, &mut extra);
+            Ok(())
         }
-        Ok(())
-    }
-    fn observe(&mut self, o: &Outcome) -> Result<(), String> {
-        record(&mut self.arms, o);
-        Ok(())
-    }
-    fn stats(&self, out: &mut Vec<(String, f64)>) {
-        out.push(("ucb1.arms".into(), self.arms.len() as f64));
-        out.push(("ucb1.pulls".into(), self.total as f64));
+        observe(self, o) {
+            record(&mut self.arms, o);
+            Ok(())
+        }
+        stats(self, out) {
+            out.push(("ucb1.arms".into(), self.arms.len() as f64));
+            out.push(("ucb1.pulls".into(), self.total as f64));
+        }
     }
 }
 
@@ -391,68 +400,69 @@ impl Default for EpsilonParams {
     }
 }
 
-impl GuestPolicy for EpsilonGreedy {
-    const NAME: &'static str = "epsilon-greedy";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "best observed (model, server) arm, a random one with probability epsilon";
-    fn create(config: &str, seed: u64) -> Result<Self, String> {
-        let p: EpsilonParams = parse_config(Self::NAME, config)?;
-        if !(0.0..=1.0).contains(&p.epsilon) {
-            return Err(format!(
-                "invalid config for `epsilon-greedy`: epsilon must be in [0, 1], got {}",
-                p.epsilon
+guest_policy! {
+    impl EpsilonGreedy {
+        name: "epsilon-greedy",
+        description: "best observed (model, server) arm, a random one with probability epsilon",
+        params: "epsilon (0.1): probability of a uniformly random arm, in [0, 1]",
+        create(config, seed) {
+            let p: EpsilonParams = parse_config(Self::NAME, config)?;
+            if !(0.0..=1.0).contains(&p.epsilon) {
+                return Err(format!(
+                    "invalid config for `epsilon-greedy`: epsilon must be in [0, 1], got {}",
+                    p.epsilon
+                ));
+            }
+            Ok(EpsilonGreedy {
+                epsilon: p.epsilon,
+                rng: SplitMix64::new(seed),
+                arms: BTreeMap::new(),
+                explorations: 0,
+            })
+        }
+        schedule(self, slot, out) {
+            let mut extra = vec![0u32; slot.servers().len()];
+            let mut cands = Vec::new();
+            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+                cands.clear();
+                cands.extend(slot.candidates(r).map(|s| s.id));
+                let s = if cands.is_empty() {
+                    None
+                } else if self.rng.unit() < self.epsilon {
+                    self.explorations += 1;
+                    Some(cands[self.rng.below(cands.len())])
+                } else {
+                    let mut best: Option<(f64, u32)> = None;
+                    for &s in &cands {
+                        let a = self.arms.get(&(r.model, s)).copied().unwrap_or_default();
+                        let v = if a.pulls == 0 {
+                            f64::INFINITY
+                        } else {
+                            a.mean()
+                        };
+                        if best.is_none_or(|(b, _)| v > b) {
+                            best = Some((v, s));
+                        }
+                    }
+                    best.map(|b| b.1)
+                };
+                if let Some(s) = s {
+                    self.arms.entry((r.model, s)).or_default().pulls += 1;
+                }
+                assign(p, s, &mut extra);
+            }
+            Ok(())
+        }
+        observe(self, o) {
+            record(&mut self.arms, o);
+            Ok(())
+        }
+        stats(self, out) {
+            out.push((
+                "epsilon_greedy.explorations".into(),
+                self.explorations as f64,
             ));
         }
-        Ok(EpsilonGreedy {
-            epsilon: p.epsilon,
-            rng: SplitMix64::new(seed),
-            arms: BTreeMap::new(),
-            explorations: 0,
-        })
-    }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
-        let mut extra = vec![0u32; slot.servers().len()];
-        let mut cands = Vec::new();
-        for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
-            cands.clear();
-            cands.extend(slot.candidates(r).map(|s| s.id));
-            let s = if cands.is_empty() {
-                None
-            } else if self.rng.unit() < self.epsilon {
-                self.explorations += 1;
-                Some(cands[self.rng.below(cands.len())])
-            } else {
-                let mut best: Option<(f64, u32)> = None;
-                for &s in &cands {
-                    let a = self.arms.get(&(r.model, s)).copied().unwrap_or_default();
-                    let v = if a.pulls == 0 {
-                        f64::INFINITY
-                    } else {
-                        a.mean()
-                    };
-                    if best.is_none_or(|(b, _)| v > b) {
-                        best = Some((v, s));
-                    }
-                }
-                best.map(|b| b.1)
-            };
-            if let Some(s) = s {
-                self.arms.entry((r.model, s)).or_default().pulls += 1;
-            }
-            assign(p, s, &mut extra);
-        }
-        Ok(())
-    }
-    fn observe(&mut self, o: &Outcome) -> Result<(), String> {
-        record(&mut self.arms, o);
-        Ok(())
-    }
-    fn stats(&self, out: &mut Vec<(String, f64)>) {
-        out.push((
-            "epsilon_greedy.explorations".into(),
-            self.explorations as f64,
-        ));
     }
 }
 
@@ -519,6 +529,8 @@ impl GuestPolicy for CloudFirst {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "the cloud unless its predicted completion misses the deadline, then the edge; params slack, admission";
     const WANTS_ESTIMATES: bool = true;
+    const PARAMS: &'static str = "slack (1.0): the cloud is kept if its predicted completion is within slack x the deadline\n\
+        admission (none): `none` or `reject_infeasible`";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         let p: CloudFirstParams = parse_config(Self::NAME, config)?;
         if !(p.slack.is_finite() && p.slack > 0.0) {

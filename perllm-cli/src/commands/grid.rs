@@ -168,7 +168,7 @@ impl Points<'_> {
         let world = crate::scenario::build(&loaded, scenario).map_err(with)?;
         for p in policies {
             let mut sc = scenario.clone();
-            crate::scenario::apply_cli(&mut sc, None, Some(p), false);
+            apply_policy(&mut sc, None, p, false)?;
             let mut w = world.clone();
             w.scenario = sc;
             catalog.policy(&w.scenario.policy, &w).map_err(with)?;
@@ -295,18 +295,19 @@ fn run_grid(
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()
     } else {
-        args.policies
-            .iter()
+        split_policies(&args.policies)?
+            .into_iter()
             .map(|p| {
-                let p = p.trim();
-                let c = perllm_core::policies::canonical(p);
-                if c != p {
+                let (name, rest) = p.split_at(p.find('{').unwrap_or(p.len()));
+                let name = name.trim();
+                let c = perllm_core::policies::canonical(name);
+                if c != name {
                     eprintln!(
-                        "note: policy `{p}` is now called `{c}` (a reference policy that knows the \
+                        "note: policy `{name}` is now called `{c}` (a reference policy that knows the \
                          true mean costs, not a bound; the goodput bound is reported as `bound`)"
                     );
                 }
-                c.to_string()
+                format!("{c}{rest}")
             })
             .collect()
     };
@@ -320,7 +321,11 @@ fn run_grid(
                 "policy `{p}` is listed twice in `--policies`"
             )));
         }
-        infos.push(catalog.policy_info(p)?.clone());
+        let (name, _) = parse_policy(p)?;
+        let mut info = catalog.policy_info(&name)?.clone();
+        // Rows and summaries name the policy as listed, with its parameters.
+        info.name = p.clone();
+        infos.push(info);
     }
     let reference = args
         .reference
@@ -440,12 +445,7 @@ fn run_grid(
                 let seed = seeds[(run % n_seeds) as usize];
                 let loaded = points.get(point)?;
                 let mut sc = loaded.scenario.clone();
-                crate::scenario::apply_cli(
-                    &mut sc,
-                    Some(seed),
-                    Some(policy),
-                    args.sim.skip_bad_rows,
-                );
+                apply_policy(&mut sc, Some(seed), policy, args.sim.skip_bad_rows)?;
                 let world = crate::scenario::build(&loaded, &sc)?;
                 drop(loaded);
                 let began = std::time::Instant::now();
@@ -538,6 +538,7 @@ fn run_grid(
             overrides: fixed.clone(),
         },
         cost_model: cost_info,
+        cost_config: crate::results::cost_config_value(&args.sim.cost_config),
         policies: infos,
         seeds,
         parameters: settings
@@ -631,5 +632,123 @@ mod tests {
             point_count(&[huge.clone(), huge.clone(), huge.clone(), huge]),
             None
         );
+    }
+}
+
+/// The `--policies` values split at the commas outside braces: `perllm,perllm{a=1,b=2}` is two
+/// policies.
+fn split_policies(args: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let mut depth = 0i32;
+        let mut cur = String::new();
+        for c in arg.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(CliError::input(format!(
+                    "`--policies {arg}`: a `}}` without its `{{`"
+                )));
+            }
+            if c == ',' && depth == 0 {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+            } else {
+                cur.push(c);
+            }
+        }
+        if depth != 0 {
+            return Err(CliError::input(format!(
+                "`--policies {arg}`: a `{{` without its `}}`"
+            )));
+        }
+        out.push(cur.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// A `--policies` entry: `name` or `name{key=value,...}`.
+fn parse_policy(entry: &str) -> Result<(String, Vec<(String, String)>)> {
+    let Some(open) = entry.find('{') else {
+        return Ok((entry.to_string(), Vec::new()));
+    };
+    let bad = |why: &str| {
+        CliError::input(format!(
+            "`--policies`: `{entry}`: {why} (write `name{{key=value,key=value}}`)"
+        ))
+    };
+    let name = entry[..open].trim();
+    if name.is_empty() {
+        return Err(bad("no policy name before `{`"));
+    }
+    let Some(inner) = entry[open + 1..].strip_suffix('}') else {
+        return Err(bad("text after the closing `}`"));
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    for kv in inner.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(bad(&format!("`{kv}` is not key=value")));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || v.is_empty() {
+            return Err(bad(&format!("`{kv}` has an empty key or value")));
+        }
+        if params.iter().any(|(p, _)| p == k) {
+            return Err(bad(&format!("`{k}` is given twice")));
+        }
+        params.push((k.to_string(), v.to_string()));
+    }
+    Ok((name.to_string(), params))
+}
+
+/// Set the scenario's policy to the `--policies` entry `entry` (its parameters over the
+/// scenario's when the scenario names the same policy), and the seed.
+fn apply_policy(
+    sc: &mut perllm_core::Scenario,
+    seed: Option<u64>,
+    entry: &str,
+    skip_bad_rows: bool,
+) -> Result<()> {
+    let (name, params) = parse_policy(entry)?;
+    crate::scenario::apply_cli(sc, seed, Some(&name), skip_bad_rows);
+    for (k, v) in params {
+        sc.policy
+            .params
+            .insert(k, crate::commands::run::param_value(&v));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod policy_entry_tests {
+    use super::*;
+
+    #[test]
+    fn entries_split_outside_braces_and_parse() {
+        let v =
+            split_policies(&["perllm, perllm{exploration=0.1, window=5},greedy".into()]).unwrap();
+        assert_eq!(v, ["perllm", "perllm{exploration=0.1, window=5}", "greedy"]);
+        let (n, p) = parse_policy(&v[1]).unwrap();
+        assert_eq!(n, "perllm");
+        assert_eq!(
+            p,
+            [
+                ("exploration".to_string(), "0.1".to_string()),
+                ("window".to_string(), "5".to_string())
+            ]
+        );
+        assert!(split_policies(&["perllm{a=1".into()]).is_err());
+        assert!(split_policies(&["perllm}".into()]).is_err());
+        for bad in [
+            "{a=1}",
+            "perllm{a}",
+            "perllm{a=1}x",
+            "perllm{a=1,a=2}",
+            "perllm{=1}",
+        ] {
+            assert!(parse_policy(bad).is_err(), "{bad}");
+        }
     }
 }

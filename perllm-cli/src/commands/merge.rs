@@ -26,7 +26,7 @@ fn same_study(a: &Results, an: &str, b: &Results, bn: &str) -> Option<String> {
     let cost = |r: &Results| format!("{} {}", r.cost_model.name, r.cost_model.version);
     let reference = |r: &Results| r.reference.clone().unwrap_or_else(|| "none".into());
     #[allow(clippy::type_complexity)]
-    let fields: [(&str, &str, &dyn Fn(&Results) -> String, bool); 9] = [
+    let fields: [(&str, &str, &dyn Fn(&Results) -> String, bool); 10] = [
         ("kind", "differs", &|r| r.kind.clone(), a.kind == b.kind),
         (
             "perllm version",
@@ -36,6 +36,12 @@ fn same_study(a: &Results, an: &str, b: &Results, bn: &str) -> Option<String> {
         ),
         ("scenario", "differs", &scenario, a.scenario == b.scenario),
         ("cost model", "differs", &cost, a.cost_model == b.cost_model),
+        (
+            "cost model config",
+            "differs",
+            &|r| r.cost_config.to_string(),
+            a.cost_config == b.cost_config,
+        ),
         ("policies", "differ", &names, a.policies == b.policies),
         ("seeds", "differ", &seeds, a.seeds == b.seeds),
         (

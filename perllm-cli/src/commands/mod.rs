@@ -29,6 +29,14 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
         Command::Plugins {
             command: PluginsCommand::List { plugins, format },
         } => plugins::list(plugins, format),
+        Command::Plugins {
+            command:
+                PluginsCommand::Info {
+                    name,
+                    plugins,
+                    format,
+                },
+        } => plugins::info(&name, plugins, format),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -6,6 +6,51 @@ use crate::error::{CliError, Result};
 use crate::table::Table;
 use crate::term::print_stdout;
 
+/// Show one policy or cost model in detail.
+pub fn info(name: &str, args: PluginArgs, format: ListFormat) -> Result<()> {
+    let catalog = Catalog::discover(&args.plugins)?;
+    let i = catalog.details(name)?;
+    match format {
+        ListFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&i).expect("serialises");
+            s.push('\n');
+            print_stdout(&s)
+        }
+        ListFormat::Table => {
+            let mut out = String::new();
+            let flags = if i.flags.is_empty() {
+                "-".to_string()
+            } else {
+                i.flags.join(", ")
+            };
+            for (k, v) in [
+                ("name", i.name.as_str()),
+                ("kind", i.kind.as_str()),
+                ("version", i.version.as_str()),
+                ("abi", i.abi_version.as_str()),
+                ("source", i.source.as_str()),
+                ("description", i.description.as_str()),
+                ("flags", flags.as_str()),
+            ] {
+                out.push_str(&format!("{k:<12} {v}\n"));
+            }
+            out.push_str("parameters\n");
+            if i.params.trim().is_empty() {
+                out.push_str(if i.abi.is_some() {
+                    "  (not declared: the plugin predates ABI 1.2 or leaves `params` empty)\n"
+                } else {
+                    "  (none)\n"
+                });
+            } else {
+                for l in i.params.lines() {
+                    out.push_str(&format!("  {}\n", l.trim()));
+                }
+            }
+            print_stdout(&out)
+        }
+    }
+}
+
 /// List policies and cost models.
 pub fn list(args: PluginArgs, format: ListFormat) -> Result<()> {
     let catalog = Catalog::discover(&args.plugins)?;

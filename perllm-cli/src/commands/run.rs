@@ -38,6 +38,8 @@ pub struct ReportDoc<'a> {
     pub policy: &'a ComponentInfo,
     /// The cost model.
     pub cost_model: &'a ComponentInfo,
+    /// The cost model's configuration (`--cost-config`; `{}` for none).
+    pub cost_config: serde_json::Value,
     /// The simulator's report.
     pub report: &'a Report,
 }
@@ -182,6 +184,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         policy_params: &sc.policy.params,
         policy: &policy_info,
         cost_model: &cost_info,
+        cost_config: crate::results::cost_config_value(&args.sim.cost_config),
         report: &output.report,
     };
     let mut doc_json = serde_json::to_string_pretty(&doc).expect("reports serialise");
@@ -193,6 +196,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         perllm_version: PERLLM_VERSION.into(),
         scenario: info.clone(),
         cost_model: cost_info.clone(),
+        cost_config: crate::results::cost_config_value(&args.sim.cost_config),
         policies: vec![policy_info.clone()],
         seeds: vec![sc.seed],
         parameters: Vec::new(),
@@ -248,7 +252,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
 }
 
 /// A `--param` value: a boolean or number if it reads as one, else text.
-fn param_value(raw: &str) -> ParamValue {
+pub(crate) fn param_value(raw: &str) -> ParamValue {
     match raw {
         "true" => ParamValue::Bool(true),
         "false" => ParamValue::Bool(false),

@@ -66,7 +66,7 @@ fn the_c_example_builds_and_runs_through_the_cli() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["policy"]["name"], "c-deadline-first");
-    assert_eq!(doc["policy"]["abi"], "1.1");
+    assert_eq!(doc["policy"]["abi"], "1.2");
     let rep = &doc["report"];
     let completed = rep["completed"].as_u64().unwrap();
     assert!(completed > 10, "{completed}");

@@ -181,3 +181,60 @@ fn a_bound_that_cannot_be_computed_is_n_a() {
     );
     assert!(text.contains("n/a"), "{text}");
 }
+
+#[test]
+fn one_policy_with_several_parameter_sets_in_one_study() {
+    let out = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        "least-loaded,ucb1,ucb1{exploration=0},epsilon-greedy{epsilon=1}",
+        "--seeds",
+        "1",
+        "--cost-model",
+        "plugin:roofline",
+        "--cost-config",
+        r#"{"step_overhead_ns": 250000}"#,
+        "-f",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let names: Vec<&str> = v["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "least-loaded",
+            "ucb1",
+            "ucb1{exploration=0}",
+            "epsilon-greedy{epsilon=1}"
+        ]
+    );
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[2]["policy"], "ucb1{exploration=0}");
+    // The cost model's configuration is recorded.
+    assert_eq!(v["cost_config"]["step_overhead_ns"], 250000);
+    // The parameters reach the policy: a bad one fails before any run, naming it.
+    let bad = perllm(&[
+        "compare",
+        "examples/paper.perllm",
+        "--set",
+        SHORT,
+        "--policies",
+        "ucb1{explorashun=1}",
+        "--seeds",
+        "1",
+    ]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("explorashun"), "{}", bad.stderr);
+    let bad = perllm(&["compare", "examples/paper.perllm", "--policies", "ucb1{a=1"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("without its"), "{}", bad.stderr);
+}

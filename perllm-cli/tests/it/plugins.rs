@@ -309,3 +309,25 @@ fn cloud_first_decisions_are_pinned() {
         assert!(out.stderr.contains(want), "{param}: {}", out.stderr);
     }
 }
+
+#[test]
+fn plugins_info_shows_flags_and_parameters() {
+    let out = perllm(&["plugins", "info", "greedy"]);
+    let t = out.ok();
+    assert!(t.contains("wants-estimates"), "{t}");
+    assert!(t.contains("slack (1.0):"), "{t}");
+    assert!(t.contains("abi          1.2"), "{t}");
+    let out = perllm(&["plugins", "info", "profile-table", "--format", "json"]);
+    let v: Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(v["kind"], "cost-model");
+    assert!(v["params"].as_str().unwrap().contains("fallback (error)"));
+    let out = perllm(&["plugins", "info", "perllm"]);
+    assert!(out.ok().contains("exploration"), "{}", out.stdout);
+    let out = perllm(&["plugins", "info", "greedyy"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("did you mean `greedy`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -90,6 +90,7 @@ fn table() -> Vec<Struct> {
         }
         PluginDecl => PerllmPluginDecl {
             struct_size, kind, name, version, description, flags, reserved, policy, cost_model,
+            params,
         }
         PluginList => PerllmPluginList { struct_size, reserved, plugins }
     }

@@ -53,7 +53,7 @@ fn sizes_and_alignments() {
         ("EstimateInput", 72, 8),
         ("PolicyVTable", 48, 8),
         ("CostModelVTable", 40, 8),
-        ("PluginDecl", 80, 8),
+        ("PluginDecl", 96, 8),
         ("PluginList", 24, 8),
         ("Option<PolicyCreateFn>", 8, 8),
         ("Option<ScheduleFn>", 8, 8),
@@ -117,7 +117,7 @@ fn field_offsets() {
 
 #[test]
 fn constants_are_stable() {
-    assert_eq!(ABI_VERSION, 0x0001_0001);
+    assert_eq!(ABI_VERSION, 0x0001_0002);
     assert_eq!(HW_UNKNOWN, u32::MAX);
     assert_eq!((KIND_POLICY, KIND_COST_MODEL), (1, 2));
     assert_eq!((STATUS_OK, STATUS_ERROR, STATUS_PANIC), (0, 1, 2));
