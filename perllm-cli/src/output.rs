@@ -137,30 +137,7 @@ fn stdout_ident() -> Option<(u64, u64)> {
 
 /// What a file is, for messages: "a character device", "a FIFO", ...
 pub fn file_type_name(m: &Metadata) -> &'static str {
-    let t = m.file_type();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
-    }
+    perllm_dsl::files::kind_of(m)
 }
 
 /// The output files of one command, staged until [`Outputs::commit`].
