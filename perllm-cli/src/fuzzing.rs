@@ -66,7 +66,10 @@ fn plan(g: &GridArgs, settings: &[Setting], cores: usize) -> Result<GridPlan, St
         // Every available policy: the built-ins and the bundled plugins (about ten).
         10
     } else {
-        g.policies.len()
+        // `a,b{k=1,j=2}` is two policies: split as `compare` does, at the commas outside braces.
+        crate::commands::grid::split_policies(&g.policies)
+            .map_err(|e| e.message)?
+            .len()
     };
     GridPlan::new(
         "grid",
@@ -132,6 +135,16 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("use at most 20 shards"), "{e}");
+        // Policy parameters: the commas inside braces do not separate policies.
+        let p = check_args(&args(
+            "compare\nx\n--seeds\n1..10\n--policies\nucb1{exploration=0,window=5},b",
+        ))
+        .unwrap()
+        .plan
+        .unwrap();
+        assert_eq!(p.total, 20);
+        let e = check_args(&args("compare\nx\n--policies\na{k=1")).unwrap_err();
+        assert!(e.contains("without its"), "{e}");
         let e = check_args(&args("sweep\nx\n--set\na=1,2\n--set\na=3")).unwrap_err();
         assert!(e.contains("given twice"), "{e}");
         let e = check_args(&args("compare\nx\n--jobs\n0")).unwrap_err();

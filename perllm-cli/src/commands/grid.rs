@@ -637,7 +637,7 @@ mod tests {
 
 /// The `--policies` values split at the commas outside braces: `perllm,perllm{a=1,b=2}` is two
 /// policies.
-fn split_policies(args: &[String]) -> Result<Vec<String>> {
+pub(crate) fn split_policies(args: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for arg in args {
         let mut depth = 0i32;
