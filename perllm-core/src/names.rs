@@ -54,14 +54,11 @@ fn name_problem(name: &str) -> Option<String> {
 }
 
 /// Names no message should quote as they are (empty, control characters, too long), and more
-/// servers or SLO classes than the limits. When there is one, [`Scenario::build`] reports only
+/// SLO classes than the limit. When there is one, [`Scenario::build`] reports only
 /// these (its other messages quote names, and its tables grow with the counts).
 pub(crate) fn unusable(sc: &Scenario) -> Vec<ScenarioError> {
     let mut errs = Vec::new();
-    for (what, n, max) in [
-        ("server", sc.servers.len(), limits::MAX_SERVERS),
-        ("slo", sc.slos.len(), limits::MAX_SLO_CLASSES),
-    ] {
+    for (what, n, max) in [("slo", sc.slos.len(), limits::MAX_SLO_CLASSES)] {
         if n > max {
             errs.push(ScenarioError {
                 path: what.into(),

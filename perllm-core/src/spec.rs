@@ -69,10 +69,6 @@ pub mod limits {
     pub const MAX_LINK_J_PER_BIT: f64 = 1e-3;
     /// Largest accepted objective weight of an energy term.
     pub const MAX_OBJECTIVE_WEIGHT: f64 = 1e6;
-    /// Most servers a scenario may declare (families included). Every slot and every request
-    /// decision looks at every server, and results keep a timeline per server: a
-    /// 1,000,000-server family took 3.5 GB and did not finish in a minute.
-    pub const MAX_SERVERS: usize = 10_000;
     /// Most SLO classes a scenario may declare: a run holds about 0.5 MB per class (1,000 classes: 513 MB, 5,000: 2.5 GB).
     pub const MAX_SLO_CLASSES: usize = 100;
     /// Largest accepted coefficient of variation of gamma inter-arrival times. The gamma shape is

@@ -16,7 +16,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "batching",
     "chunk_tokens",
 ];
-const MAX_SERVERS: u64 = perllm_core::spec::limits::MAX_SERVERS as u64;
+const MAX_SERVERS: u64 = 1_000_000;
 
 impl Lowerer {
     pub(super) fn server(&mut self, it: &Item, names: &mut Names) -> Option<Vec<ServerSpec>> {
