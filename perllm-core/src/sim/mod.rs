@@ -244,7 +244,6 @@ impl<'a> Sim<'a> {
             .servers
             .iter()
             .map(|s| {
-                let hw = &world.hardware[s.hardware];
                 let spec = &world.links[s.link];
                 let bw = Bandwidth::new(spec, world.redraw_ns(s.link), seed, s.id as u64);
                 Srv {
@@ -265,7 +264,7 @@ impl<'a> Sim<'a> {
                     busy_ns: 0,
                     busy_at_decision: 0,
                     steps: 0,
-                    busy_w: hw.power_busy_w * s.count as f64,
+                    busy_w: world.server_power_w(s).1,
                     noise: stream_rng(seed, stream::SERVER_BASE + s.id as u64),
                     batch_s: 0.0,
                     batch2_s: 0.0,
