@@ -434,25 +434,8 @@ impl Policy for ForeignPolicy {
         pending: &[Pending],
         out: &mut [Decision],
     ) -> Result<(), PolicyError> {
-        if let Some(e) = &self.failure {
-            let e = e.clone();
-            return Err(PolicyError {
-                policy: self.name.clone(),
-                message: e.to_string(),
-            });
-        }
-        if let Some(e) = self.health.cost_model_failure() {
-            return Err(self.fail(e));
-        }
-        if pending.len() != out.len() {
-            return Err(PolicyError {
-                policy: self.name.clone(),
-                message: format!(
-                    "{} pending requests but {} decision slots",
-                    pending.len(),
-                    out.len()
-                ),
-            });
+        if let Some(cost_model) = precheck(&self.name, &self.failure, &self.health, pending, out)? {
+            return Err(self.fail(cost_model));
         }
         self.ensure_hosts(view.world);
         self.build_views(view, pending);
@@ -561,6 +544,38 @@ impl Policy for ForeignPolicy {
         }
         stats
     }
+}
+
+/// The checks before a `schedule` call of a plugin policy named `name`: an earlier failure of
+/// its own (repeated) or `pending` and `out` of different lengths are errors; a failure of a
+/// cost model of its registry is returned for the caller to record as its own.
+pub(crate) fn precheck(
+    name: &str,
+    failure: &Option<HostError>,
+    health: &Health,
+    pending: &[Pending],
+    out: &[Decision],
+) -> Result<Option<HostError>, PolicyError> {
+    let error = |message: String| {
+        Err(PolicyError {
+            policy: name.to_string(),
+            message,
+        })
+    };
+    if let Some(e) = failure {
+        return error(e.to_string());
+    }
+    if let Some(e) = health.cost_model_failure() {
+        return Ok(Some(e));
+    }
+    if pending.len() != out.len() {
+        return error(format!(
+            "{} pending requests but {} decision slots",
+            pending.len(),
+            out.len()
+        ));
+    }
+    Ok(None)
 }
 
 /// What a plugin's `stats` emitted: the values, or the first invalid name.

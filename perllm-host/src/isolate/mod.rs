@@ -495,24 +495,10 @@ impl Policy for IsolatedPolicy {
         pending: &[Pending],
         out: &mut [Decision],
     ) -> Result<(), PolicyError> {
-        if let Some(e) = &self.failure {
-            return Err(PolicyError {
-                policy: self.name.clone(),
-                message: e.to_string(),
-            });
-        }
-        if let Some(e) = self.health.cost_model_failure() {
-            return Err(self.fail(e));
-        }
-        if pending.len() != out.len() {
-            return Err(PolicyError {
-                policy: self.name.clone(),
-                message: format!(
-                    "{} pending requests but {} decision slots",
-                    pending.len(),
-                    out.len()
-                ),
-            });
+        if let Some(cost_model) =
+            crate::policy::precheck(&self.name, &self.failure, &self.health, pending, out)?
+        {
+            return Err(self.fail(cost_model));
         }
         self.estimates.clear();
         if self.wants_estimates {
