@@ -68,16 +68,15 @@ impl Catalog {
     }
 
     /// [`Catalog::discover`] with the simulation options: the wall-clock budget of each
-    /// plugin-policy call, and isolation (`--isolate`, `--call-timeout`); `study` is true for
-    /// `compare` and `sweep`, where `--isolate auto` isolates third-party plugins.
-    pub fn for_sim(sim: &crate::cli::SimArgs, study: bool) -> Result<Catalog> {
+    /// plugin-policy call, and isolation (`--isolate`, `--call-timeout`).
+    pub fn for_sim(sim: &crate::cli::SimArgs) -> Result<Catalog> {
         use crate::cli::IsolateChoice;
         use perllm_host::IsolateMode;
         let mut c = Catalog::discover(&sim.plugins.plugins)?;
         c.registry.set_call_budget(sim.call_budget);
         let mode = match sim.isolate {
-            IsolateChoice::Auto if study => IsolateMode::ThirdParty,
-            IsolateChoice::Auto | IsolateChoice::Never => IsolateMode::Never,
+            IsolateChoice::ThirdParty => IsolateMode::ThirdParty,
+            IsolateChoice::Never => IsolateMode::Never,
             IsolateChoice::Always => IsolateMode::Always,
         };
         if mode != IsolateMode::Never {

@@ -207,10 +207,11 @@ pub struct SimArgs {
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub call_budget: std::time::Duration,
     /// Run plugin policies in separate worker processes, so that a crash, `abort`, `exit` or a
-    /// hang of a plugin ends its run only, with an error naming the plugin and the call:
-    /// `auto` isolates plugins of libraries other than the bundled one in `compare` and `sweep`
-    /// (not in `run`); `always` every plugin policy; `never` none.
-    #[arg(long, value_enum, default_value_t = IsolateChoice::Auto, value_name = "WHEN")]
+    /// hang of a plugin ends its run only (in `compare` and `sweep` the other runs complete),
+    /// with an error naming the plugin and the call: `third-party` isolates plugins of libraries
+    /// other than the bundled one, `always` every plugin policy, `never` none. Opt-in: it
+    /// costs about 30 µs per `schedule` call and a worker start per run (BENCHMARKS.md).
+    #[arg(long, value_enum, default_value_t = IsolateChoice::Never, value_name = "WHICH")]
     pub isolate: IsolateChoice,
     /// Hard wall-clock limit of one call of an isolated plugin (and of its start): past it the
     /// worker process is killed and the run fails, e.g. 10s or 2min.
@@ -218,11 +219,11 @@ pub struct SimArgs {
     pub call_timeout: std::time::Duration,
 }
 
-/// When plugin policies run in worker processes (`--isolate`).
+/// Which plugin policies run in worker processes (`--isolate`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum IsolateChoice {
-    /// Third-party plugin libraries in `compare` and `sweep`; nothing in `run`.
-    Auto,
+    /// Plugins of libraries other than the bundled one.
+    ThirdParty,
     /// Every plugin policy.
     Always,
     /// None: every plugin runs in the perllm process.

@@ -50,7 +50,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }
-    let catalog = Catalog::for_sim(&args.sim, false)?;
+    let catalog = Catalog::for_sim(&args.sim)?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
     crate::scenario::apply_cli(

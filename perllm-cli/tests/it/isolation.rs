@@ -1,5 +1,5 @@
-//! Isolation in studies: a third-party plugin that crashes (segfault, abort, `exit`) or hangs
-//! ends its own run with a named error; every other run of the `compare` or `sweep` completes,
+//! Isolation in studies (`--isolate third-party`, opt-in): a third-party plugin that crashes
+//! (segfault, abort, `exit`) or hangs ends its own run with a named error; every other run of the `compare` or `sweep` completes,
 //! the failed runs are listed on stderr, in the table and in the results file, and the exit code
 //! is 1.
 
@@ -37,11 +37,13 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
         "1,2",
         "--call-timeout",
         "2s",
+        "--isolate",
+        "third-party",
         "--out",
         s(&json),
     ]);
     assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
-    // The isolated policies are announced; the bundled greedy is not isolated by `auto`.
+    // The isolated policies are announced; the bundled greedy is not third-party.
     assert!(
         o.stderr.contains("run in separate worker processes") && o.stderr.contains("testkit"),
         "{}",
@@ -120,6 +122,8 @@ fn a_sweep_keeps_the_points_where_the_plugin_survives() {
         "1",
         "--format",
         "json",
+        "--isolate",
+        "third-party",
     ]);
     assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
     let doc: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
@@ -136,7 +140,7 @@ fn a_sweep_keeps_the_points_where_the_plugin_survives() {
 }
 
 #[test]
-fn without_isolation_a_crash_names_the_plugin_before_the_process_dies() {
+fn without_isolation_the_default_a_crash_names_the_plugin_before_the_process_dies() {
     let kit = testkit();
     let o = perllm(&[
         "compare",
@@ -149,8 +153,6 @@ fn without_isolation_a_crash_names_the_plugin_before_the_process_dies() {
         "testkit{mode=segfault,after=2}",
         "--seeds",
         "1",
-        "--isolate",
-        "never",
     ]);
     assert_eq!(
         o.code, -1,
