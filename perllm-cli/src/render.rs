@@ -316,6 +316,22 @@ pub fn summary(res: &Results) -> String {
         }
         s.push_str(&t.render());
     }
+    if !res.failed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} run{} failed and {} not in this summary:",
+            res.failed.len(),
+            if res.failed.len() == 1 { "" } else { "s" },
+            if res.failed.len() == 1 { "is" } else { "are" }
+        );
+        for f in &res.failed {
+            let _ = writeln!(
+                s,
+                "  run {} (policy {}, seed {}, point {})",
+                f.run, f.policy, f.seed, f.point
+            );
+        }
+    }
     s.push_str("\ngoodput = requests that met their deadline per second of the arrival window\n");
     if res.seeds.len() > 1 {
         s.push_str("mean ± sample standard deviation over seeds; ");

@@ -19,7 +19,7 @@ pub enum Decision {
 }
 
 /// The observable state of one server at decision time.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServerState {
     /// Requests assigned and still uploading.
     pub uploading: u32,
@@ -152,7 +152,7 @@ impl ClusterView<'_> {
 }
 
 /// A request waiting for a decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// The request.
     pub request: Request,
@@ -171,7 +171,7 @@ pub struct PolicyError {
 }
 
 /// Counters and series a policy reports at the end of a run (e.g. LP fallbacks, regret).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyStats {
     /// Named counters and scalars.
     pub values: BTreeMap<String, f64>,

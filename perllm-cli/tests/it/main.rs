@@ -16,6 +16,7 @@ mod fidelity;
 mod help;
 #[cfg(unix)]
 mod inputs;
+mod isolation;
 mod messages;
 mod outputs;
 mod plot;
