@@ -93,11 +93,7 @@ pub fn schedule_once(
     let view = ClusterView {
         now_ns: 100 * MILLISECOND,
         slot: 1,
-        world,
-        servers: &states,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
+        ..ClusterView::new(world, &states, &cost)
     };
     let pending = pending(world, n);
     let mut out = vec![Decision::Defer; n];
@@ -172,4 +168,16 @@ pub fn err<T>(r: Result<T, perllm_host::HostError>) -> perllm_host::HostError {
         Ok(_) => panic!("expected an error"),
         Err(e) => e,
     }
+}
+
+/// Runs `cmd` and asserts that it succeeded; `what` names it in the failure message, with its
+/// stderr.
+#[track_caller]
+pub fn run_ok(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{err}");
+    out
 }
