@@ -243,17 +243,7 @@ pub fn summary(res: &Results) -> String {
         let rows: Vec<&SummaryRow> = res.summary.iter().filter(|r| r.point == p).collect();
         s.push('\n');
         if !rows[0].params.is_empty() {
-            let parts: Vec<String> = rows[0]
-                .params
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        v.as_str().map_or_else(|| v.to_string(), String::from)
-                    )
-                })
-                .collect();
-            let _ = writeln!(s, "point {p}: {}", parts.join(", "));
+            let _ = writeln!(s, "point {p}: {}", rows[0].params_text());
         }
         if has_bounds {
             s.push_str(&bound_line(res, p, rows[0]));

@@ -191,6 +191,23 @@ pub struct SummaryRow {
     pub params: BTreeMap<String, Value>,
 }
 
+impl SummaryRow {
+    /// The swept parameters as `key=value, ...` (strings without their quotes).
+    pub fn params_text(&self) -> String {
+        let parts: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map_or_else(|| v.to_string(), String::from)
+                )
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
 /// The goodput bound of one (point, seed): what no policy can beat (docs/perllm-policy.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoundRow {

@@ -103,6 +103,23 @@ pub struct ClusterView<'a> {
     pub model_load: &'a [f64],
 }
 
+impl<'a> ClusterView<'a> {
+    /// A view at time 0, slot 0, without ground truth or measured model load: for calling a
+    /// policy outside the simulator (tests, benchmarks, tools). Set other fields with
+    /// `ClusterView { now_ns, ..ClusterView::new(world, servers, cost) }`.
+    pub fn new(world: &'a World, servers: &'a [ServerState], cost: &'a dyn CostModel) -> Self {
+        ClusterView {
+            now_ns: 0,
+            slot: 0,
+            world,
+            servers,
+            cost,
+            truth: None,
+            model_load: &[],
+        }
+    }
+}
+
 /// What the simulator knows and learning policies do not: for the offline oracle only.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GroundTruth {
