@@ -29,6 +29,7 @@
 
 mod bandit;
 pub(crate) mod constraints;
+mod improved;
 pub mod params;
 pub(crate) mod plan;
 mod report;
@@ -41,7 +42,7 @@ use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyS
 use crate::request::Outcome;
 use crate::spec::PolicySpec;
 use crate::world::World;
-pub use params::{Infeasible, Params};
+pub use params::{Infeasible, Params, Variant};
 pub(crate) use state::Core;
 
 /// Where a request's costs come from.

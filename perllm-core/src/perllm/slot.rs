@@ -4,6 +4,7 @@
 
 use super::Mode;
 use super::constraints::RequestQty;
+use super::improved;
 use super::params::Infeasible;
 use super::plan::{self, Budgets, Group, Ledger, Method};
 use crate::cost::Estimate;
@@ -207,6 +208,12 @@ impl Core {
         // request is placed: request i's are `pairs[pair_start[i]..pair_start[i + 1]]`.
         let mut pairs: Vec<(ServerId, f64, f64)> = Vec::new();
         let mut pair_start: Vec<usize> = Vec::with_capacity(pending.len() + 1);
+        // The improved variant: per group, the sums of (deadline - waited) / deadline, and per
+        // feasible server those of raw predicted time / deadline and normalised energy.
+        let improved = self.is_improved();
+        let mut acc: Vec<(f64, Vec<f64>, Vec<f64>)> = Vec::new();
+        let mut bl: Vec<f64> = Vec::new();
+        let mut el: Vec<f64> = Vec::new();
         for (i, pd) in pending.iter().enumerate() {
             pair_start.push(pairs.len());
             let r = &pd.request;
@@ -217,7 +224,7 @@ impl Core {
                 )));
             }
             let c = self.classifier.class_of(r);
-            self.arms.ensure(c, n_servers);
+            self.arms.ensure(c, self.n_pools);
             req_class[i] = c;
             let deadline_s = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
             let waited_s = now.saturating_sub(r.arrival_ns) as f64 / 1e9;
@@ -226,6 +233,8 @@ impl Core {
             feas.clear();
             dlist.clear();
             tscore.clear();
+            bl.clear();
+            el.clear();
             let mut fastest: Option<(f64, ServerId)> = None;
             for s in &world.servers {
                 if !s.hosts(r.model) || kv > s.kv_capacity_bytes as f64 {
@@ -234,15 +243,27 @@ impl Core {
                 let e = self.estimate(view, r, s.id)?;
                 let (lr, er) = match self.mode {
                     Mode::Learn => {
-                        let v = self.arms.arms[c as usize][s.id as usize]
+                        let v = self.arms.arms[c as usize][self.pool[s.id as usize] as usize]
                             .view(&p, self.arms.clock[c as usize]);
-                        (v.latency_ratio, v.energy_ratio)
+                        if improved {
+                            (
+                                improved::with_prior(v.latency_ratio, v.n),
+                                improved::with_prior(v.energy_ratio, v.n),
+                            )
+                        } else {
+                            (v.latency_ratio, v.energy_ratio)
+                        }
                     }
                     Mode::Oracle => (1.0, 1.0),
                 };
                 let d = waited_s + e.total_ns() as f64 / 1e9 * lr;
                 if fastest.is_none_or(|f| d < f.0) {
                     fastest = Some((d, s.id));
+                }
+                // The improved variant never sends a request where its deadline is predicted lost.
+                if improved && d > deadline_s {
+                    self.improved.deadline_filtered += 1;
+                    continue;
                 }
                 let q = RequestQty {
                     latency_s: d,
@@ -255,6 +276,11 @@ impl Core {
                     feas.push(s.id);
                     dlist.push(d);
                     pairs.push((s.id, e.total_ns() as f64, e.energy.weighted(&self.weights)));
+                    if improved {
+                        let tokens = (r.prompt_tokens + r.output_tokens) as f64;
+                        bl.push(e.total_ns() as f64 / 1e9 / deadline_s);
+                        el.push(e.energy.weighted(&self.weights) / (tokens * e_ref));
+                    }
                     if self.mode == Mode::Oracle {
                         let tokens = (r.prompt_tokens + r.output_tokens) as f64;
                         let en = e.energy.weighted(&self.weights) / (tokens * e_ref);
@@ -275,12 +301,20 @@ impl Core {
                 Some(g) => g,
                 None => {
                     let score = match self.mode {
+                        // The improved index needs the group's means: computed below.
+                        Mode::Learn if improved => vec![0.0; feas.len()],
                         Mode::Learn => feas
                             .iter()
-                            .map(|&s| self.arms.index(&p, c, s as usize, rho[s as usize]).0)
+                            .map(|&s| {
+                                let col = self.pool[s as usize] as usize;
+                                self.arms.index(&p, c, col, rho[s as usize]).0
+                            })
                             .collect(),
                         Mode::Oracle => vec![0.0; feas.len()],
                     };
+                    if improved {
+                        acc.push((0.0, vec![0.0; feas.len()], vec![0.0; feas.len()]));
+                    }
                     groups.push(Group {
                         class: c,
                         members: Vec::new(),
@@ -306,8 +340,48 @@ impl Core {
                     grp.score[k] += tscore[k];
                 }
             }
+            if improved {
+                let a = &mut acc[g];
+                a.0 += (deadline_s - waited_s) / deadline_s;
+                for k in 0..feas.len() {
+                    a.1[k] += bl[k];
+                    a.2[k] += el[k];
+                }
+            }
         }
         pair_start.push(pairs.len());
+        if improved {
+            for (grp, a) in groups.iter_mut().zip(&acc) {
+                let n = grp.members.len() as f64;
+                let c = grp.class as usize;
+                let bounds: Vec<improved::Bounds> = grp
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &s)| {
+                        let col = self.pool[s as usize] as usize;
+                        let x = improved::PairInput {
+                            arm: self.arms.arms[c][col].view(&p, self.arms.clock[c]),
+                            class_n: self.arms.class_n[c],
+                            residuals: self.arms.residuals[c],
+                            energy: a.2[k] / n,
+                            a: a.0 / n,
+                            b: a.1[k] / n,
+                            rho: rho[s as usize],
+                        };
+                        improved::bounds(
+                            &x,
+                            p.exploration,
+                            p.constraint_weight,
+                            p.violation_penalty,
+                        )
+                    })
+                    .collect();
+                let (score, eliminated) = improved::scores(&bounds);
+                grp.score = score;
+                self.improved.eliminated += eliminated;
+            }
+        }
         for grp in groups.iter_mut() {
             let n = grp.members.len() as f64;
             grp.kv /= n;
@@ -332,7 +406,8 @@ impl Core {
         let mut ledger = Ledger::new(&budgets);
         let mut decided: Vec<Option<(ServerId, &'static str, Option<u32>)>> =
             vec![None; pending.len()];
-        if self.mode == Mode::Learn {
+        // (The improved variant starts its arms from the cost model's prediction instead.)
+        if self.mode == Mode::Learn && !improved {
             for (g, grp) in groups.iter_mut().enumerate() {
                 let c = grp.class as usize;
                 for k in 0..grp.servers.len() {
@@ -340,7 +415,7 @@ impl Core {
                     if grp.members.is_empty() {
                         break;
                     }
-                    if self.arms.arms[c][s as usize].assigned > 0
+                    if self.arms.arms[c][self.pool[s as usize] as usize].assigned > 0
                         || !ledger.fits(&budgets, grp.kv, grp.bits, s)
                     {
                         continue;
@@ -348,7 +423,7 @@ impl Core {
                     let m = grp.members.pop().expect("non-empty");
                     ledger.add(&budgets, grp.kv, grp.bits, s, 1.0);
                     decided[m as usize] = Some((s, "explore", Some(g as u32)));
-                    self.arms.arms[c][s as usize].assigned += 1;
+                    self.arms.arms[c][self.pool[s as usize] as usize].assigned += 1;
                     self.counters.explored += 1;
                 }
             }
@@ -421,9 +496,14 @@ impl Core {
                     if s.hosts(r.model) && kv <= s.kv_capacity_bytes as f64 {
                         let lr = match self.mode {
                             Mode::Learn => {
-                                self.arms.arms[req_class[i] as usize][s.id as usize]
-                                    .view(&p, self.arms.clock[req_class[i] as usize])
-                                    .latency_ratio
+                                let c = req_class[i] as usize;
+                                let v = self.arms.arms[c][self.pool[s.id as usize] as usize]
+                                    .view(&p, self.arms.clock[c]);
+                                if improved {
+                                    improved::with_prior(v.latency_ratio, v.n)
+                                } else {
+                                    v.latency_ratio
+                                }
                             }
                             Mode::Oracle => 1.0,
                         };
@@ -504,8 +584,12 @@ impl Core {
                             (e.total_ns() as f64, e.energy.weighted(&self.weights))
                         }
                     };
+                    let arm = &mut self.arms.arms[class as usize][self.pool[s as usize] as usize];
                     if via != "explore" {
-                        self.arms.arms[class as usize][s as usize].assigned += 1;
+                        if improved && arm.total_n == 0 {
+                            self.improved.first_tries += 1;
+                        }
+                        arm.assigned += 1;
                     }
                     let waited_ns = now.saturating_sub(r.arrival_ns) as f64;
                     self.inflight.insert(

@@ -75,7 +75,22 @@ fn paper_slot_respects_hosting_and_the_cloud_share() {
     assert_eq!(notes.len(), pending.len());
     assert!(notes[0].get("class").is_some() && notes[0].get("via").is_some());
     let st = p.stats();
+    // The default (improved) variant does not force trials; the paper variant does.
+    assert_eq!(st.values["explored"], 0.0);
+    assert_eq!(
+        st.values["pools"], 2.0,
+        "five identical edge servers and the cloud"
+    );
+    let mut spec = world.scenario.policy.clone();
+    spec.params.insert(
+        "variant".into(),
+        crate::spec::ParamValue::Text("paper".into()),
+    );
+    let mut paper = PerLlm::new(&spec, &world).unwrap();
+    run_slot(&mut paper, &world, None, &pending);
+    let st = paper.stats();
     assert!(st.values["explored"] > 0.0);
+    assert!(!st.values.contains_key("pools"));
 }
 
 #[test]
