@@ -16,6 +16,7 @@ mod fidelity;
 mod help;
 #[cfg(unix)]
 mod inputs;
+mod light_load;
 mod messages;
 mod outputs;
 mod plot;
