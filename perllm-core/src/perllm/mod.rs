@@ -28,7 +28,9 @@
 //! realised deadline slack, realised/predicted latency and energy, and the violation window.
 
 mod bandit;
+mod classify;
 pub(crate) mod constraints;
+mod fast;
 mod improved;
 pub mod params;
 pub(crate) mod plan;
@@ -76,6 +78,13 @@ impl PerLlm {
     /// The parameters in use.
     pub fn params(&self) -> &Params {
         &self.core.params
+    }
+
+    /// Tests: take the straightforward feasibility step even where the fast one applies.
+    #[cfg(test)]
+    pub(crate) fn straightforward(mut self) -> Self {
+        self.core.fast_path = false;
+        self
     }
 }
 

@@ -101,6 +101,10 @@ pub(crate) struct Core {
     pub(super) n_pools: usize,
     /// The improved variant's per-slot counters.
     pub(super) improved: ImprovedCounters,
+    /// Per server: its kind (the pool it would be in), for the fast path's estimate cells.
+    pub(super) est_pool: Vec<u32>,
+    /// Use the fast path where it applies (tests turn it off to compare).
+    pub(crate) fast_path: bool,
 }
 
 /// Counters of the improved variant (all zero for the paper variant).
@@ -168,9 +172,10 @@ impl Core {
         }
         let constraints = Compiled::new(&spec.name, world)?;
         let n = world.servers.len();
+        let (est_pool, n_kinds) = pools(world);
         let (pool, n_pools) = match params.variant {
             Variant::Paper => ((0..n as u32).collect(), n),
-            Variant::Improved => pools(world),
+            Variant::Improved => (est_pool.clone(), n_kinds),
         };
         Ok(Core {
             name: spec.name.clone(),
@@ -197,6 +202,8 @@ impl Core {
             pool,
             n_pools,
             improved: ImprovedCounters::default(),
+            est_pool,
+            fast_path: true,
         })
     }
 
