@@ -23,6 +23,8 @@ mod plot;
 mod plugins;
 mod run;
 mod shard;
+#[cfg(unix)]
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
