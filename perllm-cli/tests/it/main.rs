@@ -19,6 +19,7 @@ mod help;
 #[cfg(unix)]
 mod inputs;
 mod isolation;
+mod light_load;
 mod messages;
 mod outputs;
 mod plot;
