@@ -319,6 +319,14 @@ pub struct ServerSpec {
     /// `sim.chunk_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_tokens: Option<u32>,
+    /// Base URL of a real OpenAI-compatible server for this server (`perllm serve` routes to
+    /// it; the simulator ignores it), e.g. `http://10.0.0.5:8000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Name of the environment variable holding the endpoint's API key (the key itself never
+    /// appears in a scenario); `perllm serve` forwards it as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
 }
 
 /// How a server's engine lets a newly admitted prompt join the running batch (docs/batching.md).

@@ -21,6 +21,7 @@ mod outputs;
 mod plot;
 mod plugins;
 mod run;
+mod serve;
 mod shard;
 
 use std::path::{Path, PathBuf};
