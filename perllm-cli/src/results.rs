@@ -469,10 +469,15 @@ impl Results {
                 path.display()
             ))
         })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
+        Results::from_text(&text, &path.display().to_string())
+    }
+
+    /// Parse the text of a results file named `name` (for messages), checking its schema.
+    pub fn from_text(text: &str, name: &str) -> Result<Results> {
+        let v: Value = serde_json::from_str(text).map_err(|e| {
             CliError::input(format!(
                 "`{}` is not a perllm results file (it is not JSON: {e})",
-                path.display()
+                name
             ))
         })?;
         match v.get("schema").and_then(Value::as_str) {
@@ -481,7 +486,7 @@ impl Results {
                 return Err(CliError::input(format!(
                     "`{}` is not a perllm results file (its \"schema\" is not \"{RESULTS_SCHEMA}\"; \
                      results come from `perllm compare --out`, `perllm sweep --out` or `perllm run --out`)",
-                    path.display()
+                    name
                 )));
             }
         }
@@ -489,20 +494,16 @@ impl Results {
         if ver != Some(RESULTS_SCHEMA_VERSION as u64) {
             return Err(CliError::input(format!(
                 "`{}` has results schema version {}, this perllm reads version {RESULTS_SCHEMA_VERSION}",
-                path.display(),
+                name,
                 ver.map_or("(none)".to_string(), |v| v.to_string())
             )));
         }
-        let r: Results = serde_json::from_value(v).map_err(|e| {
-            CliError::input(format!(
-                "`{}` is not a valid results file: {e}",
-                path.display()
-            ))
-        })?;
+        let r: Results = serde_json::from_value(v)
+            .map_err(|e| CliError::input(format!("`{}` is not a valid results file: {e}", name)))?;
         if r.rows.len() != r.details.len() {
             return Err(CliError::input(format!(
                 "`{}` is not a valid results file: {} rows but {} details",
-                path.display(),
+                name,
                 r.rows.len(),
                 r.details.len()
             )));

@@ -136,6 +136,18 @@ impl std::str::FromStr for Shard {
     }
 }
 
+/// Refuse a key given twice to `flag` (`--set`, `--param`): the last value used to win silently.
+pub fn check_repeated(flag: &str, pairs: &[(String, String)]) -> Result<()> {
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if let Some((_, first)) = pairs[..i].iter().find(|(k0, _)| k0 == k) {
+            return Err(CliError::input(format!(
+                "`{flag} {k}` is given twice (`{k}={first}` and `{k}={v}`): give each key once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A `key=v1,v2,...` sweep setting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Setting {

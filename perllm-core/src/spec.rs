@@ -63,6 +63,24 @@ pub mod limits {
     /// core at the 600,000-800,000 requests/s of BENCHMARKS.md. Setting `max_requests` accepts
     /// more.
     pub const MAX_EXPECTED_REQUESTS: f64 = 1e9;
+    /// Largest accepted transmission energy of a link: 1 mJ per bit (cellular radios spend
+    /// about 1 µJ/bit). With the other limits (payloads <= 1e15 bytes, power <= 10 MW per
+    /// device, times < 2^64 ns) every energy figure of a run stays finite.
+    pub const MAX_LINK_J_PER_BIT: f64 = 1e-3;
+    /// Largest accepted objective weight of an energy term.
+    pub const MAX_OBJECTIVE_WEIGHT: f64 = 1e6;
+    /// Most SLO classes a scenario may declare: a run holds about 0.5 MB per class (1,000 classes: 513 MB, 5,000: 2.5 GB).
+    pub const MAX_SLO_CLASSES: usize = 100;
+    /// Largest accepted coefficient of variation of gamma inter-arrival times. The gamma shape is
+    /// `1 / cv^2`: past this, nearly every gap is zero and requests come in bursts of about
+    /// `cv^2` at one instant (cv = 1e4 at 6/s gave 102,789 arrivals where 360 were expected, and
+    /// cv = 1e5 exhausted memory). Measured arrival processes have cv of a few units.
+    pub const MAX_GAMMA_CV: f64 = 100.0;
+    /// Largest number of synthetic arrivals in one simulated second; the generator stops the run
+    /// with an error past it. Twice [`MAX_ARRIVAL_RATE`], so that a process at the rate limit
+    /// never reaches it by chance; what it catches is a process whose realised arrivals are far
+    /// above its mean rate.
+    pub const MAX_ARRIVALS_PER_SECOND: u64 = 2_000_000;
 }
 
 /// A complete description of one experiment: hardware, servers, links, models, SLO classes, workload,
@@ -725,6 +743,60 @@ pub struct LinearConstraint {
     /// The constraint as the user wrote it, for messages.
     #[serde(default)]
     pub source: String,
+}
+
+/// Smallest ratio between a non-zero coefficient (or constant) of a constraint and its largest
+/// one. A smaller one vanishes next to the largest in floating point and within the decision
+/// tolerance (1e-9 of the largest), so the constraint would not say what it was written to say.
+pub const MIN_CONSTRAINT_RATIO: f64 = 1e-12;
+
+impl LinearConstraint {
+    /// The constraint divided by its largest coefficient or constant in absolute value, so that
+    /// every row reaching the LP and the per-request filters has its largest entry at 1: scaling
+    /// a constraint (`1e-10 * latency <= 1e-10 s`) decides exactly as the unscaled one
+    /// (`latency <= 1 s`).
+    ///
+    /// Refused (an error saying why): non-finite values, subnormal values (below 2.2e-308, held
+    /// with reduced precision), and a non-zero entry more than 1e12 times smaller than the
+    /// largest ([`MIN_CONSTRAINT_RATIO`]). A constraint of zeros only is returned unchanged.
+    pub fn normalised(&self) -> Result<LinearConstraint, String> {
+        let values = || {
+            self.terms
+                .iter()
+                .map(|(c, _)| *c)
+                .chain(std::iter::once(self.constant))
+        };
+        if values().any(|v| !v.is_finite()) {
+            return Err("coefficients and constants must be finite".into());
+        }
+        if let Some(v) = values().find(|v| *v != 0.0 && v.abs() < f64::MIN_POSITIVE) {
+            return Err(format!(
+                "{v:e} is below 2.2e-308 and cannot be represented at full precision; change \
+                 the units or scale the whole constraint"
+            ));
+        }
+        let scale = values().fold(0.0f64, |m, v| m.max(v.abs()));
+        if scale == 0.0 {
+            return Ok(self.clone());
+        }
+        if let Some(v) = values().find(|v| *v != 0.0 && v.abs() / scale < MIN_CONSTRAINT_RATIO) {
+            return Err(format!(
+                "{v:e} is more than 1e12 times smaller than {scale:e}, the largest number of the \
+                 constraint: next to it, it cannot change a decision; drop the term or change \
+                 the units"
+            ));
+        }
+        Ok(LinearConstraint {
+            terms: self
+                .terms
+                .iter()
+                .map(|(c, q)| (c / scale, q.clone()))
+                .collect(),
+            constant: self.constant / scale,
+            cmp: self.cmp,
+            source: self.source.clone(),
+        })
+    }
 }
 
 /// The objective block.

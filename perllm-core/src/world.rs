@@ -165,6 +165,18 @@ fn arrival_rates(a: &Arrivals, duration_ns: Nanos) -> (f64, f64) {
     a.rates(duration_ns)
 }
 
+/// A sum of shares that is not 1 as a percentage with enough decimals to show that it is not
+/// 100% (`99.99995%`, never `100.0%`), at most 12.
+fn share_sum(sum: f64) -> String {
+    let off = ((sum - 1.0).abs() * 100.0).max(1e-12);
+    let decimals = ((-off.log10()).ceil() as i64 + 1).clamp(1, 12) as usize;
+    if sum.is_finite() && sum.abs() < 1e6 {
+        format!("{:.decimals$}%", sum * 100.0)
+    } else {
+        format!("{:e}%", sum * 100.0)
+    }
+}
+
 /// A number for a message: plain below a million, else in scientific notation.
 fn fmt_num(v: f64) -> String {
     if v.abs() < 1e6 && v.fract() == 0.0 {
@@ -277,7 +289,11 @@ fn check_trace(errs: &mut Vec<ScenarioError>, t: &TraceSpec, servers: &[Server],
 impl Scenario {
     /// Validate and resolve names; every problem found is returned, not just the first.
     pub fn build(&self) -> Result<World, Vec<ScenarioError>> {
-        let mut errs = Vec::new();
+        let unusable = crate::names::unusable(self);
+        if !unusable.is_empty() {
+            return Err(unusable);
+        }
+        let mut errs = crate::names::ambiguous(self);
         let mut e = |p: String, m: String| errs.push(ScenarioError::new(p, m));
 
         if self.duration_ns == 0 {
@@ -439,6 +455,16 @@ impl Scenario {
                 e(
                     format!("{p}.energy"),
                     "must be a non-negative finite number".into(),
+                );
+            } else if l.energy_j_per_bit > limits::MAX_LINK_J_PER_BIT {
+                e(
+                    format!("{p}.energy"),
+                    format!(
+                        "{} J/bit is above the maximum of 1 mJ/bit (a unit mistake? radios spend \
+                         nJ to µJ per bit: write e.g. `{} nJ/bit`)",
+                        fmt_num(l.energy_j_per_bit),
+                        fmt_num(l.energy_j_per_bit)
+                    ),
                 );
             }
             if let Some(r) = l.redraw_ns
@@ -618,7 +644,7 @@ impl Scenario {
         if !self.slos.is_empty() && (share - 1.0).abs() > 1e-6 {
             e(
                 "slo".into(),
-                format!("SLO shares sum to {:.1}%, not 100%", share * 100.0),
+                format!("SLO shares sum to {}, not 100%", share_sum(share)),
             );
         }
 
@@ -657,7 +683,7 @@ impl Scenario {
         } else if (msum - 1.0).abs() > 1e-6 {
             e(
                 "workload.models".into(),
-                format!("model shares sum to {:.1}%, not 100%", msum * 100.0),
+                format!("model shares sum to {}, not 100%", share_sum(msum)),
             );
         }
         check_dist(&mut errs, "workload.prompt_tokens", &w.prompt_tokens);
@@ -719,6 +745,18 @@ impl Scenario {
                     "workload.arrivals",
                     "arrival rates must be positive and finite, times increasing".into(),
                 );
+            } else if let Arrivals::Gamma { cv, .. } = &w.arrivals
+                && *cv > limits::MAX_GAMMA_CV
+            {
+                e(
+                    "workload.arrivals",
+                    format!(
+                        "gamma cv = {} is above the maximum of 100: nearly every gap would be \
+                         zero, in bursts of about cv^2 requests at one instant (measured \
+                         arrivals have cv of a few units)",
+                        fmt_num(*cv)
+                    ),
+                );
             } else {
                 let (peak, mean) = arrival_rates(&w.arrivals, self.duration_ns);
                 let expected = mean * self.duration_ns as f64 / 1e9;
@@ -774,6 +812,15 @@ impl Scenario {
                     &format!("objective.minimize.{n}"),
                     "energy weights must be non-negative and finite".into(),
                 );
+            } else if v > limits::MAX_OBJECTIVE_WEIGHT {
+                e(
+                    &format!("objective.minimize.{n}"),
+                    format!(
+                        "the weight {} is above the maximum of 1e6 (only the ratios between the \
+                         weights matter: scale them down)",
+                        fmt_num(v)
+                    ),
+                );
             }
         }
         let sim = &self.sim;
@@ -801,6 +848,10 @@ impl Scenario {
                     "objective.constraint",
                     format!("`{}`: constants must be finite", c.source),
                 );
+            } else if let Err(m) = c.normalised()
+                && c.terms.iter().all(|(k, _)| k.is_finite())
+            {
+                e("objective.constraint", format!("`{}`: {m}", c.source));
             }
             for (coef, q) in &c.terms {
                 if !coef.is_finite() {

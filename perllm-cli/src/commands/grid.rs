@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 
 /// `perllm compare`.
 pub fn compare(args: CompareArgs, term: Term) -> Result<()> {
+    crate::util::check_repeated("--set", &args.set)?;
     // `--set k=a,b` is a sweep: if the scenario refuses such a value, say where lists go.
     let lists: Vec<(String, String)> = args
         .set
@@ -55,8 +56,14 @@ pub fn compare(args: CompareArgs, term: Term) -> Result<()> {
 
 /// `perllm sweep`.
 pub fn sweep(args: SweepArgs, term: Term) -> Result<()> {
+    check_sweep_settings(&args.set)?;
+    run_grid(args.grid, Vec::new(), args.set, "sweep", term)
+}
+
+/// A sweep key may be given once (its values in one `--set`).
+pub fn check_sweep_settings(settings: &[Setting]) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
-    for s in &args.set {
+    for s in settings {
         if !seen.insert(s.key.as_str()) {
             return Err(CliError::input(format!(
                 "`--set {}` is given twice; list all its values in one `--set`",
@@ -64,7 +71,7 @@ pub fn sweep(args: SweepArgs, term: Term) -> Result<()> {
             )));
         }
     }
-    run_grid(args.grid, Vec::new(), args.set, "sweep", term)
+    Ok(())
 }
 
 /// Largest number of runs one process executes (the runs of its shard): each keeps its result
@@ -178,6 +185,97 @@ impl Points<'_> {
     }
 }
 
+/// The size of a grid and what one process runs of it, computed from the command line alone
+/// (no scenario is loaded): every check of `--seeds`, `--set`, `--shard` and `--jobs` that does
+/// not need the scenario. [`crate::fuzzing`] calls it too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridPlan {
+    /// Runs per sweep point (policies x seeds).
+    pub per_point: u64,
+    /// Runs of the whole grid.
+    pub total: u64,
+    /// The shard run (`1/1` without `--shard`).
+    pub shard: Shard,
+    /// Runs of this process.
+    pub mine: u64,
+    /// Worker threads.
+    pub jobs: usize,
+    /// The note printed when `--jobs` was capped.
+    pub jobs_note: Option<String>,
+}
+
+impl GridPlan {
+    /// The plan of a `kind` (`compare` or `sweep`) grid of `seeds` seeds, `policies` policies
+    /// and the cartesian product of `settings`, for `shard` with `jobs` on `cores` cores.
+    pub fn new(
+        kind: &str,
+        seeds: usize,
+        policies: usize,
+        settings: &[Setting],
+        shard: Option<Shard>,
+        jobs: Option<usize>,
+        cores: usize,
+    ) -> Result<GridPlan> {
+        if jobs == Some(0) {
+            return Err(CliError::input("`--jobs` must be at least 1"));
+        }
+        let per_point = (policies as u64)
+            .checked_mul(seeds as u64)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| CliError::input("the grid has no policy or no seed"))?;
+        let total = point_count(settings)
+            .and_then(|n| n.checked_mul(per_point))
+            .ok_or_else(|| CliError::input("the grid has more than 2^64 runs"))?;
+        if total == 0 {
+            return Err(CliError::input("a `--set` has no value"));
+        }
+        let shard = shard.unwrap_or(Shard { index: 1, count: 1 });
+        shard
+            .check(total)
+            .map_err(|m| CliError::input(format!("`--shard`: {m}")))?;
+        // Runs `K-1, K-1+N, ...` below `total` (`shard.check` made `K-1 < N <= total`).
+        let mine = (total - shard.index) / shard.count + 1;
+        if mine > MAX_RUNS_PER_PROCESS {
+            let split = total.div_ceil(MAX_RUNS_PER_PROCESS);
+            return Err(CliError::input(format!(
+                "this {kind} would run {mine} runs in one process, more than the \
+                 {MAX_RUNS_PER_PROCESS} whose results one process keeps; split it with \
+                 `--shard K/{split}` (or more shards) and combine the parts with `perllm merge`"
+            )));
+        }
+        let cores = cores.max(1);
+        let useful = (cores.saturating_mul(MAX_JOBS_PER_CORE))
+            .min(usize::try_from(mine).unwrap_or(usize::MAX))
+            .max(1);
+        let (jobs, jobs_note) = match jobs {
+            Some(j) if j > useful => {
+                let why = if useful as u64 == mine {
+                    "the number of runs to do".to_string()
+                } else {
+                    format!(
+                        "{MAX_JOBS_PER_CORE} per core on {cores} core{}",
+                        if cores == 1 { "" } else { "s" }
+                    )
+                };
+                (
+                    useful,
+                    Some(format!("note: `--jobs {j}` capped at {useful} ({why})")),
+                )
+            }
+            Some(j) => (j, None),
+            None => (cores.min(useful), None),
+        };
+        Ok(GridPlan {
+            per_point,
+            total,
+            shard,
+            mine,
+            jobs,
+            jobs_note,
+        })
+    }
+}
+
 fn run_grid(
     args: GridArgs,
     fixed: Vec<(String, String)>,
@@ -247,48 +345,28 @@ fn run_grid(
     let cost_info = catalog.cost_model_info(&args.sim.cost_model)?.clone();
     let cost = catalog.cost_model(&args.sim.cost_model, &args.sim.cost_config)?;
 
-    // The grid's size, without building it.
-    let n_seeds = seeds.len() as u64;
-    let per_point = policies.len() as u64 * n_seeds;
-    let total = point_count(&settings)
-        .and_then(|n| n.checked_mul(per_point))
-        .ok_or_else(|| CliError::input("the grid has more than 2^64 runs"))?;
-    let shard = args.shard.unwrap_or(Shard { index: 1, count: 1 });
-    shard
-        .check(total)
-        .map_err(|m| CliError::input(format!("`--shard`: {m}")))?;
-    // Runs `K-1, K-1+N, ...` below `total` (`shard.check` made `K-1 < N <= total`).
-    let mine = (total - shard.index) / shard.count + 1;
-    if mine > MAX_RUNS_PER_PROCESS {
-        let split = total.div_ceil(MAX_RUNS_PER_PROCESS);
-        return Err(CliError::input(format!(
-            "this {kind} would run {mine} runs in one process, more than the {MAX_RUNS_PER_PROCESS} \
-             whose results one process keeps; split it with `--shard K/{split}` (or more shards) \
-             and combine the parts with `perllm merge`"
-        )));
-    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let useful = (cores * MAX_JOBS_PER_CORE)
-        .min(usize::try_from(mine).unwrap_or(usize::MAX))
-        .max(1);
-    let jobs = match args.jobs {
-        Some(j) if j > useful => {
-            term.info(&format!(
-                "note: `--jobs {j}` capped at {useful} ({})",
-                if (useful as u64) == mine {
-                    "the number of runs to do".to_string()
-                } else {
-                    format!(
-                        "{MAX_JOBS_PER_CORE} per core on {cores} core{}",
-                        if cores == 1 { "" } else { "s" }
-                    )
-                }
-            ));
-            useful
-        }
-        Some(j) => j,
-        None => cores.min(useful),
-    };
+    let plan = GridPlan::new(
+        kind,
+        seeds.len(),
+        policies.len(),
+        &settings,
+        args.shard,
+        args.jobs,
+        cores,
+    )?;
+    if let Some(note) = &plan.jobs_note {
+        term.info(note);
+    }
+    let GridPlan {
+        per_point,
+        total,
+        shard,
+        mine,
+        jobs,
+        ..
+    } = plan;
+    let n_seeds = seeds.len() as u64;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
@@ -559,7 +637,7 @@ mod tests {
 
 /// The `--policies` values split at the commas outside braces: `perllm,perllm{a=1,b=2}` is two
 /// policies.
-fn split_policies(args: &[String]) -> Result<Vec<String>> {
+pub(crate) fn split_policies(args: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for arg in args {
         let mut depth = 0i32;

@@ -46,6 +46,8 @@ pub struct ReportDoc<'a> {
 
 /// Run one simulation and print or write its report.
 pub fn run(args: RunArgs, term: Term) -> Result<()> {
+    crate::util::check_repeated("--set", &args.set)?;
+    crate::util::check_repeated("--param", &args.params)?;
     let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);

@@ -361,3 +361,77 @@ fn jobs_beyond_what_helps_are_capped_with_a_note() {
         out.stderr
     );
 }
+
+#[test]
+fn repeated_keys_and_out_of_range_seeds_are_errors() {
+    // `--set` and `--param` keys given twice name both values (the last one won silently).
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        "scenario.duration=1ms",
+        "--set",
+        "scenario.duration=2ms",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "`--set scenario.duration` is given twice (`scenario.duration=1ms` and \
+             `scenario.duration=2ms`)"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--policy",
+        "epsilon-greedy",
+        "--param",
+        "epsilon=0.1",
+        "--param",
+        "epsilon=0.2",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`--param epsilon` is given twice"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&tiny(&[
+        "--set",
+        "scenario.seed=1",
+        "--set",
+        "scenario.seed=2",
+    ]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("is given twice"), "{}", out.stderr);
+    // seed = 2^64 was clamped to 2^64 - 1; integers above 2^53 lost digits.
+    let out = perllm(&[
+        "run",
+        "examples/paper.perllm",
+        "--set",
+        "scenario.seed=18446744073709551616",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("too large (the limit is 18446744073709551615)"),
+        "{}",
+        out.stderr
+    );
+    for seed in ["18446744073709551615", "9007199254740993"] {
+        let out = perllm(&[
+            "run",
+            "examples/paper.perllm",
+            "--set",
+            "scenario.duration=1ms",
+            "--set",
+            &format!("scenario.seed={seed}"),
+            "-f",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(out.ok()).unwrap();
+        assert_eq!(v["seed"].to_string(), seed);
+    }
+}

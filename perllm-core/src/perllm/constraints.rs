@@ -209,9 +209,9 @@ impl Compiled {
             policy: policy.to_string(),
             message: format!("objective constraint {} `{}`: {m}", i + 1, c.source),
         };
-        if !c.constant.is_finite() || c.terms.iter().any(|(k, _)| !k.is_finite()) {
-            return Err(err("coefficients must be finite".into()));
-        }
+        // Rows are normalised (largest entry 1) so that scaling a constraint never changes a
+        // decision; `Scenario::build` already refused what cannot be normalised.
+        let c = &c.normalised().map_err(err)?;
         let per_req = c
             .terms
             .iter()

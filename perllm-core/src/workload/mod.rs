@@ -13,7 +13,7 @@ pub use trace::{Opener, Reader, TraceSource};
 
 use crate::request::Request;
 use crate::rng::{Rng, stream, stream_rng, unit_f64};
-use crate::spec::{Arrivals, Nanos, SizeDist};
+use crate::spec::{Arrivals, Nanos, SizeDist, limits};
 use crate::world::{ModelId, SloId, World};
 
 /// An error while producing requests (a malformed trace row, an out-of-order arrival).
@@ -26,6 +26,19 @@ pub struct WorkloadError {
     pub row: u64,
     /// What is wrong.
     pub message: String,
+}
+
+/// `n` with thousands separators: `2,000,000`.
+fn group_thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl WorkloadError {
@@ -130,6 +143,10 @@ pub struct Synthetic {
     next_id: u64,
     limit: u64,
     done: bool,
+    /// The simulated second of the last arrival and the arrivals in it so far.
+    second: (u64, u64),
+    /// Most arrivals accepted in one simulated second.
+    per_second: u64,
 }
 
 impl Synthetic {
@@ -157,7 +174,17 @@ impl Synthetic {
             next_id: 0,
             limit: w.max_requests.unwrap_or(u64::MAX),
             done: false,
+            second: (0, 0),
+            per_second: limits::MAX_ARRIVALS_PER_SECOND,
         }
+    }
+
+    /// Stop with an error after `n` arrivals in one simulated second instead of
+    /// [`limits::MAX_ARRIVALS_PER_SECOND`] (a stricter bound for embedders and tests; a larger
+    /// `n` is capped at the default).
+    pub fn with_arrival_limit(mut self, n: u64) -> Self {
+        self.per_second = n.min(limits::MAX_ARRIVALS_PER_SECOND);
+        self
     }
 
     fn next_gap(&mut self) -> Option<f64> {
@@ -270,6 +297,25 @@ impl RequestSource for Synthetic {
         if arrival_ns >= self.end_ns {
             self.done = true;
             return None;
+        }
+        let second = arrival_ns / crate::spec::SECOND;
+        if second == self.second.0 {
+            self.second.1 += 1;
+        } else {
+            self.second = (second, 1);
+        }
+        if self.second.1 > self.per_second {
+            self.done = true;
+            return Some(Err(WorkloadError::new(
+                "workload.arrivals",
+                0,
+                format!(
+                    "more than {} requests arrive in simulated second {second}, above the \
+                     limit of the simulator (the process's realised arrivals are far above its \
+                     mean rate: lower a gamma `cv` or the rate)",
+                    group_thousands(self.per_second)
+                ),
+            )));
         }
         let r = &mut self.rng;
         let model = pick_weighted(&self.models, r);

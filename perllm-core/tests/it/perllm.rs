@@ -592,3 +592,71 @@ fn the_oracle_reads_the_real_bandwidth() {
     );
     assert_eq!(rep.policy_stats.values["explored"], 0.0);
 }
+
+/// Scaling a constraint never changes a decision (issue 21): `k * latency <= k * 1 s` and
+/// `k * share(cloud) <= k * 30%` decide exactly as `k = 1` for k from 1e-300 to 1e300 (before,
+/// 1e-10 changed the decisions and 1e-300 ignored the constraint); what cannot be represented is
+/// a build error naming the constraint.
+#[test]
+fn scaled_constraints_decide_as_unscaled_ones() {
+    let scenario = |k: f64| {
+        let mut sc = testbed::paper(6.0, 20 * SECOND);
+        sc.objective.constraints = vec![
+            LinearConstraint {
+                terms: vec![(k, Quantity::Latency)],
+                constant: -k * 1.0,
+                cmp: Cmp::Le,
+                source: "latency <= 1 s (scaled)".into(),
+            },
+            LinearConstraint {
+                terms: vec![(k, Quantity::Share(Target::Server("cloud".into())))],
+                constant: -k * 0.3,
+                cmp: Cmp::Le,
+                source: "share(cloud) <= 30% (scaled)".into(),
+            },
+        ];
+        sc.build().unwrap()
+    };
+    let decisions = |k: f64| {
+        let w = scenario(k);
+        let mut p = policy("perllm", &w, &[]);
+        let (rep, log) = run_logged(&w, p.as_mut(), false);
+        (rep.completed, log.rows)
+    };
+    let reference = decisions(1.0);
+    // The constraint binds: without it the decisions differ.
+    let mut free = testbed::paper(6.0, 20 * SECOND);
+    free.objective.constraints.clear();
+    let w = free.build().unwrap();
+    let mut p = policy("perllm", &w, &[]);
+    assert_ne!(run_logged(&w, p.as_mut(), false).1.rows, reference.1);
+    for k in [1e-300, 1e-10, 1e-3, 7.0, 1e10, 1e300] {
+        assert!(
+            decisions(k) == reference,
+            "scale {k:e} changed the decisions"
+        );
+    }
+    // Not representable: a subnormal coefficient, a term 1e13 times smaller than another.
+    let mut sc = testbed::paper(6.0, 20 * SECOND);
+    sc.objective.constraints = vec![LinearConstraint {
+        terms: vec![(1e-310, Quantity::Latency)],
+        constant: -1e-310,
+        cmp: Cmp::Le,
+        source: "1e-310 * latency <= 1e-310 s".into(),
+    }];
+    let m = format!("{:?}", sc.build().unwrap_err());
+    assert!(
+        m.contains("objective.constraint")
+            && m.contains("1e-310 * latency")
+            && m.contains("below 2.2e-308"),
+        "{m}"
+    );
+    sc.objective.constraints = vec![LinearConstraint {
+        terms: vec![(1.0, Quantity::Latency), (1e-13, Quantity::Energy)],
+        constant: -1.0,
+        cmp: Cmp::Le,
+        source: "latency + 1e-13 * energy <= 1 s".into(),
+    }];
+    let m = format!("{:?}", sc.build().unwrap_err());
+    assert!(m.contains("more than 1e12 times smaller"), "{m}");
+}

@@ -152,6 +152,23 @@ impl Lowerer {
     /// A non-negative integer quantity (time in ns, bytes, counts).
     pub(super) fn integer(&mut self, e: &Expr, dim: Dim, max: u64) -> Option<u64> {
         let v = self.quantity(e, dim)?;
+        // A plain integer literal is read exactly: through f64, integers above 2^53 lose digits
+        // and 2^64 rounds to u64::MAX (a seed of 2^64 was clamped silently).
+        if let ExprKind::Quantity {
+            text, unit: None, ..
+        } = &e.kind
+            && dim == Dim::Count
+            && let Ok(n) = text.replace('_', "").parse::<u128>()
+        {
+            if n > max as u128 {
+                self.err(
+                    DiagBuilder::error(codes::RANGE, format!("too large (the limit is {max})"))
+                        .label(e.span, "too large"),
+                );
+                return None;
+            }
+            return Some(n as u64);
+        }
         if v < 0.0 {
             self.err(
                 DiagBuilder::error(codes::RANGE, "must not be negative").label(e.span, "negative"),

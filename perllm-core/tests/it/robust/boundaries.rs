@@ -64,6 +64,23 @@ fn every_limit_at_its_boundary_runs() {
                 rate: limits::MAX_ARRIVAL_RATE,
             }
         }),
+        ("gamma.cv", |s| {
+            s.workload.arrivals = Arrivals::Gamma {
+                rate: 4.0,
+                cv: limits::MAX_GAMMA_CV,
+            }
+        }),
+        ("link.energy + payload 1e15 bytes + weights", |s| {
+            for l in &mut s.links {
+                l.energy_j_per_bit = limits::MAX_LINK_J_PER_BIT;
+            }
+            s.workload.payload_bytes = SizeDist::Fixed { value: 1e15 };
+            s.objective.weights = ObjectiveWeights {
+                transmission: limits::MAX_OBJECTIVE_WEIGHT,
+                inference: limits::MAX_OBJECTIVE_WEIGHT,
+                idle: limits::MAX_OBJECTIVE_WEIGHT,
+            };
+        }),
     ];
     let mut failures = Vec::new();
     for (name, set) in &rows {
@@ -104,6 +121,14 @@ fn a_hopeless_scenario_stops_at_the_drain_limit() {
     sc.workload.output_bytes_per_token = limits::MAX_OUTPUT_BYTES_PER_TOKEN;
     sc.workload.payload_bytes = SizeDist::Fixed { value: 1e15 };
     sc.sim.contention = limits::MAX_CONTENTION;
+    for l in &mut sc.links {
+        l.energy_j_per_bit = limits::MAX_LINK_J_PER_BIT;
+    }
+    sc.objective.weights = ObjectiveWeights {
+        transmission: limits::MAX_OBJECTIVE_WEIGHT,
+        inference: limits::MAX_OBJECTIVE_WEIGHT,
+        idle: limits::MAX_OBJECTIVE_WEIGHT,
+    };
     let w = sc.build().expect("every value is at its limit, not beyond");
     let drain = w.drain_ns();
     assert_eq!(

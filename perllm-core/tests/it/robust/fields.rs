@@ -58,7 +58,7 @@ fn float_fields() -> Vec<FloatRow> {
         (
             "link.energy_j_per_bit",
             "link[edge-lan].energy",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_LINK_J_PER_BIT,
             |s, v| s.links[0].energy_j_per_bit = v,
         ),
         (
@@ -199,9 +199,12 @@ fn float_fields() -> Vec<FloatRow> {
         ("arrivals.gamma.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::Gamma { rate: v, cv: 2.0 }
         }),
-        ("arrivals.gamma.cv", "workload.arrivals", pos, |s, v| {
-            s.workload.arrivals = Arrivals::Gamma { rate: 4.0, cv: v }
-        }),
+        (
+            "arrivals.gamma.cv",
+            "workload.arrivals",
+            |v| pos(v) && v <= limits::MAX_GAMMA_CV,
+            |s, v| s.workload.arrivals = Arrivals::Gamma { rate: 4.0, cv: v },
+        ),
         ("arrivals.on_off.rate", "workload.arrivals", rate, |s, v| {
             s.workload.arrivals = Arrivals::OnOff {
                 rate: v,
@@ -248,31 +251,33 @@ fn float_fields() -> Vec<FloatRow> {
         (
             "objective.weight.transmission",
             "objective.minimize.transmission",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_OBJECTIVE_WEIGHT,
             |s, v| s.objective.weights.transmission = v,
         ),
         (
             "objective.weight.inference",
             "objective.minimize.inference",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_OBJECTIVE_WEIGHT,
             |s, v| s.objective.weights.inference = v,
         ),
         (
             "objective.weight.idle",
             "objective.minimize.idle",
-            nonneg,
+            |v| nonneg(v) && v <= limits::MAX_OBJECTIVE_WEIGHT,
             |s, v| s.objective.weights.idle = v,
         ),
         (
             "objective.constraint.coefficient",
             "objective.constraint",
-            any_finite,
+            // `v * share(cloud) - 0.6 <= 0`: zero, or within 1e12 of 0.6 and not subnormal.
+            |v| representable(v, 0.6),
             |s, v| s.objective.constraints[1].terms[0].0 = v,
         ),
         (
             "objective.constraint.constant",
             "objective.constraint",
-            any_finite,
+            // `share(cloud) + v <= 0`.
+            |v| representable(v, 1.0),
             |s, v| s.objective.constraints[1].constant = v,
         ),
         (

@@ -8,6 +8,7 @@
 //! arithmetic overflow in a debug build, an `expect`) anywhere is a failure.
 
 mod boundaries;
+mod bounds;
 mod fields;
 mod trace;
 
@@ -76,8 +77,13 @@ fn unit_closed(v: f64) -> bool {
 fn unit_half_open(v: f64) -> bool {
     v.is_finite() && (0.0..1.0).contains(&v)
 }
-fn any_finite(v: f64) -> bool {
+/// Can `v` stand in a constraint whose other number is `other` (see
+/// `LinearConstraint::normalised`)?
+fn representable(v: f64, other: f64) -> bool {
+    let a = v.abs();
     v.is_finite()
+        && (v == 0.0
+            || (a >= f64::MIN_POSITIVE && a.min(other) / a.max(other) >= MIN_CONSTRAINT_RATIO))
 }
 
 fn fluctuate(s: &mut Scenario, f: Fluctuation) {
