@@ -136,6 +136,14 @@ pub fn backends(
                 server: s.name.clone(),
                 message: "has no `endpoint`".into(),
             })?;
+            if url.starts_with("https://") {
+                return Err(GatewayError::Backend {
+                    server: s.name.clone(),
+                    message: format!(
+                        "`{url}`: this build has no TLS client; reach the backend over http on a private network or through a local TLS proxy (docs/serve.md)"
+                    ),
+                });
+            }
             let auth = match &s.api_key_env {
                 Some(var) => Some(format!(
                     "Bearer {}",
