@@ -23,6 +23,8 @@ mod plugins;
 mod run;
 mod serve;
 mod shard;
+#[cfg(unix)]
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -188,9 +188,11 @@ impl Lowerer {
         }
         for m in &member_names {
             names.servers.insert(m.clone(), Decl { span: n.span });
-            let p = format!("server[{m}]");
-            self.idx(p.clone(), n.span);
-            self.index_entries(&p, &it.body);
+            if self.want_index {
+                let p = format!("server[{m}]");
+                self.idx(p.clone(), n.span);
+                self.index_entries(&p, &it.body);
+            }
         }
         let family = n.range.map(|_| id.name.clone());
         let (tier, hardware, count, models, link, max_batch, batching, chunk_tokens) = (
