@@ -1,9 +1,10 @@
 //! Gateway overhead benchmark (BENCHMARKS.md). Three roles, one binary:
 //!
 //! - `gateway_bench stub ADDR`: an OpenAI-compatible backend that answers instantly (a fixed
-//!   2-token completion; streamed as 2 events when asked).
+//!   2-token completion); streamed, it sends the first event at once and the last one second
+//!   later, so a burst of streaming clients is all open at the same time.
 //! - `gateway_bench gateway SCENARIO ADDR`: the gateway (the scenario's policy if built in,
-//!   else `perllm`) on one worker thread, to pin with `taskset -c 0`.
+//!   `assign-all` for a policy that costs nothing, else `perllm`) on one worker thread, to pin with `taskset -c 0`.
 //! - `gateway_bench latency DIRECT_URL GATEWAY_URL N`: N sequential non-streaming requests,
 //!   alternating direct to the stub and through the gateway; prints p50/p99 of each and of the
 //!   added latency (gateway minus direct, quantile by quantile).
@@ -30,10 +31,26 @@ async fn complete(body: axum::body::Bytes) -> Response {
     if stream {
         let chunk = r#"{"id":"x","object":"text_completion","choices":[{"index":0,"text":" abc","finish_reason":null}]}"#;
         let last = r#"{"id":"x","object":"text_completion","choices":[{"index":0,"text":" def","finish_reason":"length"}],"usage":{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4}}"#;
-        let text = format!("data: {chunk}\n\ndata: {last}\n\ndata: [DONE]\n\n");
+        // The first event at once, the rest after a second: every stream of a burst is open at
+        // the same time.
+        let first = format!("data: {chunk}\n\n");
+        let rest = format!("data: {last}\n\ndata: [DONE]\n\n");
+        let s = futures_util::stream::unfold(0u8, move |k| {
+            let (first, rest) = (first.clone(), rest.clone());
+            async move {
+                match k {
+                    0 => Some((Ok::<_, std::convert::Infallible>(first), 1)),
+                    1 => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Some((Ok(rest), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
         return (
             [(header::CONTENT_TYPE, "text/event-stream")],
-            Body::from(text),
+            Body::from_stream(s),
         )
             .into_response();
     }
@@ -42,6 +59,29 @@ async fn complete(body: axum::body::Bytes) -> Response {
         r#"{"id":"x","object":"text_completion","created":0,"model":"tiny","choices":[{"index":0,"text":" abc def","logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4}}"#,
     )
         .into_response()
+}
+
+/// Every request to the first server hosting its model (policy `assign-all`): the gateway's own
+/// cost with a policy that costs nothing.
+struct AssignAll;
+
+impl perllm_core::Policy for AssignAll {
+    fn name(&self) -> &str {
+        "assign-all"
+    }
+    fn schedule(
+        &mut self,
+        view: &perllm_core::ClusterView<'_>,
+        pending: &[perllm_core::Pending],
+        out: &mut [perllm_core::Decision],
+    ) -> Result<(), perllm_core::PolicyError> {
+        for (p, o) in pending.iter().zip(out.iter_mut()) {
+            if let Some(s) = view.candidates(&p.request).next() {
+                *o = perllm_core::Decision::Assign(s);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn q(v: &mut [f64], p: f64) -> f64 {
@@ -73,7 +113,10 @@ fn main() {
             let l = perllm_dsl::load_file(std::path::Path::new(&args[2])).expect("scenario");
             let world: &'static perllm_core::World =
                 Box::leak(Box::new(l.scenario.build().expect("valid scenario")));
-            let policy = perllm_core::policies::builtin(&world.scenario.policy, world)
+            let policy: Box<dyn perllm_core::Policy> = if world.scenario.policy.name == "assign-all" {
+                Box::new(AssignAll)
+            } else {
+                perllm_core::policies::builtin(&world.scenario.policy, world)
                 .unwrap_or_else(|| {
                     perllm_core::policies::builtin(
                         &perllm_core::spec::PolicySpec {
@@ -84,7 +127,8 @@ fn main() {
                     )
                     .unwrap()
                 })
-                .expect("policy");
+                .expect("policy")
+            };
             let backends = perllm_gateway::backends(world, &|v| std::env::var(v).ok()).unwrap();
             let gw = perllm_gateway::Gateway::start(
                 perllm_gateway::GatewayConfig::default(),
