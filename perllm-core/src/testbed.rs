@@ -20,6 +20,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         chunk_tokens: None,
         endpoint: None,
         api_key_env: None,
+        pue: None,
+        idle_charge: None,
     });
     let mut servers: Vec<ServerSpec> = edge_servers.collect();
     servers.push(ServerSpec {
@@ -35,6 +37,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         chunk_tokens: None,
         endpoint: None,
         api_key_env: None,
+        pue: None,
+        idle_charge: None,
     });
     Scenario {
         name: "perllm-paper".into(),

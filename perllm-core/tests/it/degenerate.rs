@@ -109,6 +109,8 @@ fn cluster(n: usize, max_batch: u32, deadline: Nanos) -> Scenario {
             chunk_tokens: None,
             endpoint: None,
             api_key_env: None,
+            pue: None,
+            idle_charge: None,
         })
         .collect();
     sc.workload.models = vec![("llama2-7b".into(), 1.0)];

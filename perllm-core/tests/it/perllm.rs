@@ -87,6 +87,8 @@ fn green_and_hot(rate: f64, secs: u64) -> Scenario {
             chunk_tokens: None,
             endpoint: None,
             api_key_env: None,
+            pue: None,
+            idle_charge: None,
         })
         .collect();
     sc.models.truncate(1);

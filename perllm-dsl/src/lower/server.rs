@@ -3,6 +3,7 @@
 use super::*;
 use crate::ast::*;
 use crate::diag::{DiagBuilder, codes};
+use crate::units::Dim;
 use perllm_core::spec::*;
 
 /// Keys of a `server` block.
@@ -17,6 +18,14 @@ pub const SERVER_KEYS: &[&str] = &[
     "chunk_tokens",
     "endpoint",
     "api_key_env",
+    "pue",
+    "idle_charge",
+];
+/// Values of a server's `idle_charge`.
+const IDLE_CHARGES: [(&str, IdleCharge); 3] = [
+    ("always", IdleCharge::Always),
+    ("if_used", IdleCharge::IfUsed),
+    ("never", IdleCharge::Never),
 ];
 const MAX_SERVERS: u64 = 1_000_000;
 
@@ -111,6 +120,10 @@ impl Lowerer {
                 return None;
             }
             Some(name)
+        });
+        let pue = self.maybe(&f, "pue", |l, e| l.pue(e));
+        let idle_charge = self.maybe(&f, "idle_charge", |l, e| {
+            l.choice(e, "idle_charge", &IDLE_CHARGES)
         });
 
         // Expand the family and declare every member.
@@ -207,6 +220,7 @@ impl Lowerer {
         );
         let (endpoint, api_key_env) = (endpoint?, api_key_env?);
         let lo = n.range.map(|r| r.0).unwrap_or(0);
+        let (pue, idle_charge) = (pue?, idle_charge?);
         let models: Vec<String> = models.into_iter().map(|m| m.name).collect();
         Some(
             member_names
@@ -227,9 +241,33 @@ impl Lowerer {
                     max_batch,
                     batching,
                     chunk_tokens,
+                    pue,
+                    idle_charge,
                 })
                 .collect(),
         )
+    }
+}
+
+impl Lowerer {
+    /// A power usage effectiveness: a plain number in [1, 5] (`limits::MAX_PUE`).
+    fn pue(&mut self, e: &Expr) -> Option<f64> {
+        let v = self.quantity(e, Dim::Fraction)?;
+        if !(1.0..=limits::MAX_PUE).contains(&v) {
+            self.err(
+                DiagBuilder::error(
+                    codes::RANGE,
+                    format!("pue must be between 1 and {}", limits::MAX_PUE),
+                )
+                .label(e.span, format!("this is {v}"))
+                .help(
+                    "PUE is the facility's energy per joule its IT equipment draws: 1.0 counts \
+                     the devices alone, published data-centre averages are about 1.1 to 1.6",
+                ),
+            );
+            return None;
+        }
+        Some(v)
     }
 }
 
