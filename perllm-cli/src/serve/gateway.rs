@@ -115,7 +115,7 @@ pub fn serve(a: ServeArgs, term: crate::term::Term) -> Result<()> {
     sc.servers = with;
     let world = crate::scenario::build(&loaded, &sc)?;
     let world: &'static World = Box::leak(Box::new(world));
-    let catalog = Catalog::with_call_budget(&a.plugins.plugins, Duration::from_millis(50))?;
+    let catalog = Catalog::discover(&a.plugins.plugins)?;
     let cost = catalog.cost_model(&a.cost_model, &a.cost_config)?;
     let policy = catalog.policy(&sc.policy, world)?;
     let backends = perllm_gateway::backends(world, &|v| std::env::var(v).ok())
