@@ -25,6 +25,7 @@ mod outputs;
 mod plot;
 mod plugins;
 mod run;
+mod serve;
 mod shard;
 #[cfg(unix)]
 mod slurm;
