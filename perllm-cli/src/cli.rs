@@ -203,6 +203,10 @@ pub struct SimArgs {
     /// Slower calls are counted and reported after the run, never interrupted.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub call_budget: std::time::Duration,
+    /// Refuse, before running, a scenario whose estimated memory (servers and SLO classes;
+    /// docs/robustness.md) is above this size: e.g. 8GiB, or `none`.
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::util::parse_size)]
+    pub memory_limit: u64,
 }
 
 /// Output format of reports.

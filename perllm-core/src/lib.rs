@@ -7,6 +7,7 @@
 mod batching;
 pub mod bound;
 pub mod cost;
+pub mod footprint;
 pub mod names;
 pub mod observer;
 pub mod perllm;

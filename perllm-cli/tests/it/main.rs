@@ -20,6 +20,7 @@ mod messages;
 mod outputs;
 mod plot;
 mod plugins;
+mod resources;
 mod run;
 mod shard;
 
