@@ -67,14 +67,39 @@ impl Catalog {
         Ok(Catalog { registry, items })
     }
 
-    /// [`Catalog::discover`] with a wall-clock budget for each plugin-policy call.
-    pub fn with_call_budget(
-        plugins: &[PathBuf],
-        call_budget: std::time::Duration,
-    ) -> Result<Catalog> {
-        let mut c = Catalog::discover(plugins)?;
-        c.registry.set_call_budget(call_budget);
+    /// [`Catalog::discover`] with the simulation options: the wall-clock budget of each
+    /// plugin-policy call, and isolation (`--isolate`, `--call-timeout`).
+    pub fn for_sim(sim: &crate::cli::SimArgs) -> Result<Catalog> {
+        use crate::cli::IsolateChoice;
+        use perllm_host::IsolateMode;
+        let mut c = Catalog::discover(&sim.plugins.plugins)?;
+        c.registry.set_call_budget(sim.call_budget);
+        let mode = match sim.isolate {
+            IsolateChoice::ThirdParty => IsolateMode::ThirdParty,
+            IsolateChoice::Never => IsolateMode::Never,
+            IsolateChoice::Always => IsolateMode::Always,
+        };
+        if mode != IsolateMode::Never {
+            // The worker is this very program, re-executed with the hidden `plugin-worker`
+            // command: an installed perllm needs nothing else.
+            let program = std::env::current_exe().map_err(|e| {
+                CliError::run(format!(
+                    "cannot find the perllm executable to start isolated plugin workers: {e} (use --isolate never)"
+                ))
+            })?;
+            c.registry.set_isolation(Some(perllm_host::Isolation {
+                mode,
+                program,
+                args: vec!["plugin-worker".into()],
+                call_timeout: sim.call_timeout,
+            }));
+        }
         Ok(c)
+    }
+
+    /// Does the policy `name` run in a worker process?
+    pub fn is_isolated(&self, name: &str) -> bool {
+        self.registry.is_isolated(name)
     }
 
     /// Everything the registry knows of the policy or cost model `name` (a policy if both
@@ -171,6 +196,19 @@ impl Catalog {
         self.registry
             .policy(spec, world, world.scenario.seed)
             .map_err(|e| CliError::input(format!("cannot set up policy `{}`: {e}", spec.name)))
+    }
+
+    /// [`Catalog::policy`] for one run of a study: the run's failures are its own (check them
+    /// with [`perllm_host::RunCheck::check`] after the run), not [`Catalog::check`]'s.
+    pub fn policy_for_run(
+        &self,
+        spec: &PolicySpec,
+        world: &World,
+    ) -> Result<(Box<dyn Policy>, perllm_host::RunCheck)> {
+        self.policy_info(&spec.name)?;
+        self.registry
+            .policy_for_run(spec, world, world.scenario.seed)
+            .map_err(|e| CliError::policy(format!("cannot set up policy `{}`: {e}", spec.name)))
     }
 
     /// The cost model `name` with its JSON configuration (empty for defaults).

@@ -7,7 +7,8 @@
 
 use crate::error::{CliError, Result};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
@@ -403,24 +404,7 @@ pub fn bars(
         .fold(0.0f64, f64::max);
     let top = top_of(top, 1.08);
     with_svg(title, false, |plot, _| {
-        let labels = names.to_vec();
-        let mut chart = ChartBuilder::on(plot)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(label_width(names))
-            .build_cartesian_2d(0f64..top, (0..n.saturating_sub(1)).into_segmented())
-            .map_err(draw_err(title))?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc(value_desc)
-            .y_labels(n + 1)
-            .y_label_formatter(&|v| category(&labels, v))
-            // plotters draws no tick label for a single category: name it on the axis instead.
-            .y_desc(if n == 1 { names[0].as_str() } else { "" })
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
+        let mut chart = bar_axes(plot, title, value_desc, names, top)?;
         chart
             .draw_series(
                 Histogram::horizontal(&chart)
@@ -485,24 +469,7 @@ pub fn stacked_bars(
         .map(|(i, (s, _))| (s.to_string(), Key::Block(color(i))))
         .collect();
     with_svg(title, true, |plot, leg| {
-        let labels = names.to_vec();
-        let mut chart = ChartBuilder::on(plot)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(label_width(names))
-            .build_cartesian_2d(0f64..top, (0..n.saturating_sub(1)).into_segmented())
-            .map_err(draw_err(title))?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc(value_desc)
-            .y_labels(n + 1)
-            .y_label_formatter(&|v| category(&labels, v))
-            // plotters draws no tick label for a single category: name it on the axis instead.
-            .y_desc(if n == 1 { names[0].as_str() } else { "" })
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(draw_err(title))?;
+        let mut chart = bar_axes(plot, title, value_desc, names, top)?;
         let mut base = vec![0.0; n];
         for (li, (_, vals)) in layers.iter().enumerate() {
             let lows = base.clone();
@@ -525,6 +492,39 @@ pub fn stacked_bars(
         }
         legend(leg, &entries, title)
     })
+}
+
+/// The axes of a horizontal bar chart: one row per name (first at the top), values `0..top`.
+type BarChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordusize>>>;
+
+/// Draws the axes of a horizontal bar chart (see [`BarChart`]) on `plot`.
+fn bar_axes<'a, 'b>(
+    plot: &'a Area<'b>,
+    title: &str,
+    value_desc: &str,
+    names: &[String],
+    top: f64,
+) -> Result<BarChart<'a, 'b>> {
+    let n = names.len();
+    let mut chart = ChartBuilder::on(plot)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(label_width(names))
+        .build_cartesian_2d(0f64..top, (0..n.saturating_sub(1)).into_segmented())
+        .map_err(draw_err(title))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(value_desc)
+        .y_labels(n + 1)
+        .y_label_formatter(&|v| category(names, v))
+        // plotters draws no tick label for a single category: name it on the axis instead.
+        .y_desc(if n == 1 { names[0].as_str() } else { "" })
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(draw_err(title))?;
+    Ok(chart)
 }
 
 /// The name of the bar at a category position (the first name at the top row).

@@ -92,6 +92,9 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// The isolated plugin worker (started by perllm itself with pipes; not for direct use).
+    #[command(hide = true, name = "plugin-worker")]
+    PluginWorker,
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  perllm completions bash > ~/.local/share/bash-completion/completions/perllm\n  perllm completions zsh > ~/.zfunc/_perllm"
@@ -207,6 +210,28 @@ pub struct SimArgs {
     /// docs/robustness.md) is above this size: e.g. 8GiB, or `none`.
     #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::util::parse_size)]
     pub memory_limit: u64,
+    /// Run plugin policies in separate worker processes, so that a crash, `abort`, `exit` or a
+    /// hang of a plugin ends its run only (in `compare` and `sweep` the other runs complete),
+    /// with an error naming the plugin and the call: `third-party` isolates plugins of libraries
+    /// other than the bundled one, `always` every plugin policy, `never` none. Opt-in: it
+    /// costs about 30 µs per `schedule` call and a worker start per run (BENCHMARKS.md).
+    #[arg(long, value_enum, default_value_t = IsolateChoice::Never, value_name = "WHICH")]
+    pub isolate: IsolateChoice,
+    /// Hard wall-clock limit of one call of an isolated plugin (and of its start): past it the
+    /// worker process is killed and the run fails, e.g. 10s or 2min.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub call_timeout: std::time::Duration,
+}
+
+/// Which plugin policies run in worker processes (`--isolate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsolateChoice {
+    /// Plugins of libraries other than the bundled one.
+    ThirdParty,
+    /// Every plugin policy.
+    Always,
+    /// None: every plugin runs in the perllm process.
+    Never,
 }
 
 /// Output format of reports.

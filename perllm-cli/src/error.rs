@@ -13,6 +13,9 @@ pub enum Kind {
     Input,
     /// A run or writing its output failed: exit code 1.
     Run,
+    /// A run failed because of its policy (an error, an invalid decision, a crash or hang of
+    /// its plugin): exit code 1. In a study it ends that run only.
+    Policy,
 }
 
 /// An error shown to the user as one sentence on stderr, optionally preceded by rendered
@@ -46,6 +49,15 @@ impl CliError {
         }
     }
 
+    /// A run failed because of its policy (exit 1; in `compare` and `sweep`, that run only).
+    pub fn policy(message: impl Into<String>) -> Self {
+        CliError {
+            kind: Kind::Policy,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
     /// Attach rendered diagnostics.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         let d = detail.into();
@@ -59,7 +71,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self.kind {
             Kind::Input => ExitCode::from(2),
-            Kind::Run => ExitCode::from(1),
+            Kind::Run | Kind::Policy => ExitCode::from(1),
         }
     }
 

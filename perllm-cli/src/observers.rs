@@ -319,17 +319,8 @@ impl Observer for RequestCsv<'_> {
         let w = self.world;
         let r = &o.request;
         let s = &w.servers[o.server as usize];
-        let rec = vec![
-            r.id.to_string(),
-            "completed".into(),
-            String::new(),
-            secs(r.arrival_ns).to_string(),
-            w.models[r.model as usize].name.clone(),
-            w.slos[r.slo as usize].name.clone(),
-            r.prompt_tokens.to_string(),
-            r.output_tokens.to_string(),
-            r.input_bytes.to_string(),
-            r.output_bytes.to_string(),
+        let mut rec = request_cells(w, r, "completed", "");
+        rec.extend([
             s.name.clone(),
             s.tier.as_str().into(),
             secs(o.decided_ns).to_string(),
@@ -345,24 +336,15 @@ impl Observer for RequestCsv<'_> {
             o.energy.transmission.to_string(),
             o.energy.inference.to_string(),
             secs(r.arrival_ns + o.total_ns).to_string(),
-        ];
+        ]);
         self.write(&rec);
     }
 
     fn on_rejection(&mut self, now: Nanos, r: &Request, reason: RejectReason) {
         let w = self.world;
         let e = String::new;
-        let rec = vec![
-            r.id.to_string(),
-            "rejected".into(),
-            reason.as_str().into(),
-            secs(r.arrival_ns).to_string(),
-            w.models[r.model as usize].name.clone(),
-            w.slos[r.slo as usize].name.clone(),
-            r.prompt_tokens.to_string(),
-            r.output_tokens.to_string(),
-            r.input_bytes.to_string(),
-            r.output_bytes.to_string(),
+        let mut rec = request_cells(w, r, "rejected", reason.as_str());
+        rec.extend([
             e(),
             e(),
             e(),
@@ -378,9 +360,25 @@ impl Observer for RequestCsv<'_> {
             e(),
             e(),
             secs(now).to_string(),
-        ];
+        ]);
         self.write(&rec);
     }
+}
+
+/// The first cells of a request's row: id, status, reason, arrival, model, SLO class and sizes.
+fn request_cells(w: &World, r: &Request, status: &str, reason: &str) -> Vec<String> {
+    vec![
+        r.id.to_string(),
+        status.into(),
+        reason.into(),
+        secs(r.arrival_ns).to_string(),
+        w.models[r.model as usize].name.clone(),
+        w.slos[r.slo as usize].name.clone(),
+        r.prompt_tokens.to_string(),
+        r.output_tokens.to_string(),
+        r.input_bytes.to_string(),
+        r.output_bytes.to_string(),
+    ]
 }
 
 /// Moves a progress bar with simulated arrival time (position in per-mille of the duration).

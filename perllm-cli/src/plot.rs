@@ -38,17 +38,7 @@ fn point_desc(res: &Results, point: u64) -> String {
     if s.params.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = s
-        .params
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                v.as_str().map_or_else(|| v.to_string(), String::from)
-            )
-        })
-        .collect();
-    format!(" at {}", parts.join(", "))
+    format!(" at {}", s.params_text())
 }
 
 fn file_safe(name: &str) -> String {

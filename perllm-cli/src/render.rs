@@ -284,17 +284,7 @@ pub fn summary(res: &Results) -> String {
         rows.extend(na);
         s.push('\n');
         if !rows[0].params.is_empty() {
-            let parts: Vec<String> = rows[0]
-                .params
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        v.as_str().map_or_else(|| v.to_string(), String::from)
-                    )
-                })
-                .collect();
-            let _ = writeln!(s, "point {p}: {}", parts.join(", "));
+            let _ = writeln!(s, "point {p}: {}", rows[0].params_text());
         }
         if has_bounds {
             s.push_str(&bound_line(res, p, rows[0]));
@@ -361,6 +351,22 @@ pub fn summary(res: &Results) -> String {
                 s,
                 "n/a: energy/request and p99 latency do not exist, ranked last: {}",
                 na_policies.join(", ")
+            );
+        }
+    }
+    if !res.failed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} run{} failed and {} not in this summary:",
+            res.failed.len(),
+            if res.failed.len() == 1 { "" } else { "s" },
+            if res.failed.len() == 1 { "is" } else { "are" }
+        );
+        for f in &res.failed {
+            let _ = writeln!(
+                s,
+                "  run {} (policy {}, seed {}, point {})",
+                f.run, f.policy, f.seed, f.point
             );
         }
     }

@@ -240,6 +240,23 @@ pub struct SummaryRow {
     pub params: BTreeMap<String, Value>,
 }
 
+impl SummaryRow {
+    /// The swept parameters as `key=value, ...` (strings without their quotes).
+    pub fn params_text(&self) -> String {
+        let parts: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map_or_else(|| v.to_string(), String::from)
+                )
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
 /// The goodput bound of one (point, seed): what no policy can beat (docs/perllm-policy.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoundRow {
@@ -317,6 +334,25 @@ pub struct Results {
     /// The goodput bound of each (point, seed) of the grid, in (point, seed) order.
     #[serde(default)]
     pub bounds: Vec<BoundRow>,
+    /// Runs of the grid that failed (a plugin's error, crash or hang), in grid order; they have
+    /// no row, and summaries are over the other runs. Absent when every run succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedRun>,
+}
+
+/// A run of the grid that failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailedRun {
+    /// Index in the grid.
+    pub run: u64,
+    /// Sweep point.
+    pub point: u64,
+    /// Policy, as listed.
+    pub policy: String,
+    /// Seed.
+    pub seed: u64,
+    /// Why (names the plugin, library, entry point and call for a plugin failure).
+    pub error: String,
 }
 
 fn mean_std(xs: &[f64]) -> (f64, f64) {

@@ -69,11 +69,17 @@ pub fn execute(
             obs.push(&mut **o);
         }
         perllm_core::run(world, policy, cost, source.as_mut(), &mut obs).map_err(|e| {
-            CliError::run(format!(
+            let message = format!(
                 "the run of policy `{}` with seed {} failed: {e}",
                 policy.name(),
                 world.scenario.seed
-            ))
+            );
+            match e {
+                // The policy's own failure: in a study, that run only.
+                perllm_core::SimError::Policy(_)
+                | perllm_core::SimError::InvalidDecision { .. } => CliError::policy(message),
+                _ => CliError::run(message),
+            }
         })?
     };
     let regret = report

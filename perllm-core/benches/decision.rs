@@ -98,11 +98,7 @@ fn bench(c: &mut Criterion) {
             let view = ClusterView {
                 now_ns: now,
                 slot: 1,
-                world: &w,
-                servers: &states,
-                cost: &cost,
-                truth: None,
-                model_load: &[],
+                ..ClusterView::new(&w, &states, &cost)
             };
             let mut out = vec![Decision::Defer; n];
             p.schedule(&view, &pending, &mut out).expect("warm-up slot");

@@ -19,7 +19,7 @@
 
 use crate::cost::Roofline;
 use crate::request::Request;
-use crate::spec::{Fluctuation, limits};
+use crate::spec::{Fluctuation, IdleCharge, limits};
 use crate::world::World;
 use good_lp::{Expression, ProblemVariables, Solution, SolverModel, microlp, variable};
 use std::collections::HashMap;
@@ -118,8 +118,14 @@ struct Group {
     link_bps_max: f64,
     link_latency_s: f64,
     j_per_bit: f64,
+    /// Busy power (PUE included).
     busy_w: f64,
+    /// Idle power a busy second displaces: the server's idle power, 0 if its idle is never
+    /// charged (then each busy second costs its whole busy power).
     idle_w: f64,
+    /// Power charged whether the server is used or not: the smaller of idle and busy power if
+    /// its idle is always charged, else 0.
+    floor_w: f64,
 }
 
 /// The best case of one request on one group.
@@ -150,7 +156,17 @@ fn max_factor(f: &Fluctuation) -> f64 {
 
 fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
     let mut out: Vec<Group> = Vec::new();
-    let mut keys: Vec<(usize, u32, Vec<crate::world::ModelId>, usize, u32, u64)> = Vec::new();
+    type Key = (
+        usize,
+        u32,
+        Vec<crate::world::ModelId>,
+        usize,
+        u32,
+        u64,
+        u64,
+        IdleCharge,
+    );
+    let mut keys: Vec<Key> = Vec::new();
     let mut of_server = Vec::new();
     for s in &world.servers {
         let key = (
@@ -160,6 +176,8 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
             s.link,
             s.max_batch,
             s.kv_capacity_bytes,
+            s.pue.to_bits(),
+            s.idle_charge,
         );
         if let Some(i) = keys.iter().position(|k| *k == key) {
             out[i].members += 1.0;
@@ -171,6 +189,7 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
         let n = s.count.max(1) as f64;
         let b = s.max_batch.max(1) as f64;
         let kappa = s.contention.max(0.0);
+        let (idle_w, busy_w) = world.server_power_w(s);
         out.push(Group {
             members: 1.0,
             models: s.models.clone(),
@@ -182,8 +201,15 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
             link_bps_max: link.bandwidth_bps * max_factor(&link.fluctuation),
             link_latency_s: link.latency_ns as f64 / 1e9,
             j_per_bit: link.energy_j_per_bit,
-            busy_w: hw.power_busy_w * s.count as f64,
-            idle_w: hw.power_idle_w * s.count as f64,
+            busy_w,
+            idle_w: match s.idle_charge {
+                IdleCharge::Never => 0.0,
+                IdleCharge::Always | IdleCharge::IfUsed => idle_w,
+            },
+            floor_w: match s.idle_charge {
+                IdleCharge::Always => idle_w.min(busy_w),
+                IdleCharge::IfUsed | IdleCharge::Never => 0.0,
+            },
         });
         keys.push(key);
         of_server.push(out.len() - 1);
@@ -484,12 +510,13 @@ pub fn best_case(
     })
 }
 
-/// Energy every run spends whatever it does: each server draws at least the smaller of its idle
-/// and busy power over the shortest horizon.
+/// Energy every run spends whatever it does: each server whose idle power is always charged
+/// draws at least the smaller of its idle and busy power over the shortest horizon (a server
+/// charged `if_used` or `never` may cost nothing).
 fn idle_floor(_world: &World, groups: &[Group], horizon_s: f64) -> f64 {
     groups
         .iter()
-        .map(|g| g.members * g.idle_w.min(g.busy_w) * horizon_s)
+        .map(|g| g.members * g.floor_w * horizon_s)
         .sum()
 }
 

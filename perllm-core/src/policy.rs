@@ -19,7 +19,7 @@ pub enum Decision {
 }
 
 /// The observable state of one server at decision time.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServerState {
     /// Requests assigned and still uploading.
     pub uploading: u32,
@@ -103,6 +103,23 @@ pub struct ClusterView<'a> {
     pub model_load: &'a [f64],
 }
 
+impl<'a> ClusterView<'a> {
+    /// A view at time 0, slot 0, without ground truth or measured model load: for calling a
+    /// policy outside the simulator (tests, benchmarks, tools). Set other fields with
+    /// `ClusterView { now_ns, ..ClusterView::new(world, servers, cost) }`.
+    pub fn new(world: &'a World, servers: &'a [ServerState], cost: &'a dyn CostModel) -> Self {
+        ClusterView {
+            now_ns: 0,
+            slot: 0,
+            world,
+            servers,
+            cost,
+            truth: None,
+            model_load: &[],
+        }
+    }
+}
+
 /// What the simulator knows and learning policies do not: for the offline oracle only.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GroundTruth {
@@ -152,7 +169,7 @@ impl ClusterView<'_> {
 }
 
 /// A request waiting for a decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// The request.
     pub request: Request,
@@ -171,7 +188,7 @@ pub struct PolicyError {
 }
 
 /// Counters and series a policy reports at the end of a run (e.g. LP fallbacks, regret).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyStats {
     /// Named counters and scalars.
     pub values: BTreeMap<String, f64>,

@@ -8,7 +8,7 @@
 use crate::observer::Observer;
 use crate::policy::{Decision, PolicyStats};
 use crate::request::{Energy, Outcome, RejectReason, Request};
-use crate::spec::Nanos;
+use crate::spec::{IdleCharge, Nanos};
 use crate::world::World;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -403,10 +403,16 @@ impl Metrics {
         let (mut inf_j, mut idle_j) = (0.0, 0.0);
         for s in &world.servers {
             let i = s.id as usize;
-            let hw = &world.hardware[s.hardware];
+            let (idle_w, busy_w) = world.server_power_w(s);
             let busy = totals.busy_ns[i].min(horizon_ns);
-            let inference_j = hw.power_busy_w * s.count as f64 * busy as f64 / 1e9;
-            let idle = hw.power_idle_w * s.count as f64 * (horizon_ns - busy) as f64 / 1e9;
+            let inference_j = busy_w * busy as f64 / 1e9;
+            let idle = match s.idle_charge {
+                IdleCharge::Always => idle_w * (horizon_ns - busy) as f64 / 1e9,
+                IdleCharge::IfUsed if totals.steps[i] > 0 => {
+                    idle_w * (horizon_ns - busy) as f64 / 1e9
+                }
+                IdleCharge::IfUsed | IdleCharge::Never => 0.0,
+            };
             inf_j += inference_j;
             idle_j += idle;
             servers.push(ServerReport {

@@ -38,6 +38,10 @@ pub mod limits {
     pub const MIN_EFFICIENCY: f64 = 1e-3;
     /// Largest accepted power draw of one device: 10 MW.
     pub const MAX_POWER_W: f64 = 1e7;
+    /// Largest accepted power usage effectiveness of a server's facility (the smallest is 1).
+    /// Published fleet averages are 1.1-1.6 and the worst surveyed facilities about 2.5; a
+    /// value above 5 is a typing mistake (a percentage, or a power) in practice.
+    pub const MAX_PUE: f64 = 5.0;
     /// Smallest accepted mean link bandwidth: 1 kbit/s.
     pub const MIN_LINK_BPS: f64 = 1e3;
     /// Bandwidth factors (series points, and the floor of uniform and random-walk fluctuation)
@@ -339,6 +343,46 @@ pub struct ServerSpec {
     /// `sim.chunk_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_tokens: Option<u32>,
+    /// Power usage effectiveness of the facility the server sits in: the energy the facility
+    /// draws (cooling, power distribution) per joule the devices draw. It multiplies the
+    /// server's busy and idle power everywhere energy is counted or estimated. `None`: 1.0 (only
+    /// the devices' own power is counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pue: Option<f64>,
+    /// How the server's idle power is charged to the run; `None`: [`IdleCharge::Always`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_charge: Option<IdleCharge>,
+}
+
+/// How a server's idle power is charged to a run (docs/architecture.md, "Energy").
+///
+/// Busy power is charged for every engine step in every mode; the modes differ only in who pays
+/// for the time the server is not running a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleCharge {
+    /// The server is provisioned for this workload and powered for the whole run: its idle
+    /// power is charged whenever it is not running a step, whether the policy uses it or not.
+    #[default]
+    Always,
+    /// A server that runs no engine step during the run is switched off and charged nothing;
+    /// one that runs any step is charged as with `Always`. Models provisioning that follows the
+    /// policy: a deployment that never uses its edge servers would not power them.
+    IfUsed,
+    /// Idle power is never charged to this workload: the server is shared with other work that
+    /// pays for its idle time, or powers down between steps (perfect energy proportionality).
+    Never,
+}
+
+impl IdleCharge {
+    /// Lower-case name, as written in scenarios.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdleCharge::Always => "always",
+            IdleCharge::IfUsed => "if_used",
+            IdleCharge::Never => "never",
+        }
+    }
 }
 
 /// How a server's engine lets a newly admitted prompt join the running batch (docs/batching.md).

@@ -18,6 +18,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         max_batch: 4,
         batching: None,
         chunk_tokens: None,
+        pue: None,
+        idle_charge: None,
     });
     let mut servers: Vec<ServerSpec> = edge_servers.collect();
     servers.push(ServerSpec {
@@ -31,6 +33,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         max_batch: 64,
         batching: None,
         chunk_tokens: None,
+        pue: None,
+        idle_charge: None,
     });
     Scenario {
         name: "perllm-paper".into(),

@@ -57,6 +57,10 @@ pub struct Server {
     pub batching: Batching,
     /// Batch interference of its hardware (the hardware's `contention` or `sim.contention`).
     pub contention: f64,
+    /// Power usage effectiveness of its facility (`pue`, default 1.0).
+    pub pue: f64,
+    /// How its idle power is charged (`idle_charge`, default always).
+    pub idle_charge: IdleCharge,
 }
 
 impl Server {
@@ -127,11 +131,22 @@ impl World {
             .map(|s| s.id)
             .collect()
     }
-    /// Sum of all servers' idle power (W): the floor of the energy rate.
+    /// A server's (idle, busy) power in watts as the run is charged for it: its devices' power
+    /// times their count times its facility's PUE. The idle figure is what the server draws when
+    /// powered and not running a step, whatever its [`IdleCharge`].
+    pub fn server_power_w(&self, s: &Server) -> (f64, f64) {
+        let hw = &self.hardware[s.hardware];
+        let k = s.count as f64 * s.pue;
+        (hw.power_idle_w * k, hw.power_busy_w * k)
+    }
+    /// Sum of the idle power (W) of the servers whose idle power is always charged
+    /// ([`IdleCharge::Always`], PUE included): the floor of the energy rate whatever a policy
+    /// does. Servers charged `if_used` or `never` may cost nothing and add nothing.
     pub fn idle_power_w(&self) -> f64 {
         self.servers
             .iter()
-            .map(|s| self.hardware[s.hardware].power_idle_w * s.count as f64)
+            .filter(|s| s.idle_charge == IdleCharge::Always)
+            .map(|s| self.server_power_w(s).0)
             .sum()
     }
     /// Redraw period of a link's fluctuation: its own `redraw`, else the slot length (at least
@@ -200,6 +215,29 @@ fn fmt_ns(ns: Nanos) -> String {
         format!("{} us", ns / 1_000)
     } else {
         format!("{ns} ns")
+    }
+}
+
+/// A server's PUE: 1.0 when not given; otherwise finite, at least 1 and at most
+/// [`limits::MAX_PUE`] (an error is reported and 1.0 used).
+fn check_pue(pue: Option<f64>, p: &str, e: &mut impl FnMut(String, String)) -> f64 {
+    let Some(v) = pue else { return 1.0 };
+    if !(v.is_finite() && v >= 1.0) {
+        e(
+            format!("{p}.pue"),
+            format!(
+                "{v} is not a PUE: it must be at least 1 (facility energy per joule of IT energy)"
+            ),
+        );
+        1.0
+    } else if v > limits::MAX_PUE {
+        e(
+            format!("{p}.pue"),
+            format!("{v} is above the limit of 5 (a percentage or a power typed as a PUE?)"),
+        );
+        1.0
+    } else {
+        v
     }
 }
 
@@ -616,6 +654,8 @@ impl Scenario {
                 contention: h.map_or(self.sim.contention, |h| {
                     crate::batching::contention_of(&self.hardware[h], &self.sim)
                 }),
+                pue: check_pue(s.pue, &p, &mut e),
+                idle_charge: s.idle_charge.unwrap_or_default(),
             });
         }
         if self.servers.is_empty() {

@@ -78,19 +78,11 @@ pub fn check(path: &Path, what: &str, limit: u64) -> Result<Metadata, String> {
         if e.kind() == std::io::ErrorKind::NotFound {
             format!("the {what} `{}` does not exist", path.display())
         } else {
-            format!(
-                "cannot read the {what} `{}`: {}",
-                path.display(),
-                io_text(&e)
-            )
+            cannot_read(path, what, &e)
         }
     })?;
     if !m.is_file() {
-        return Err(format!(
-            "the {what} `{}` is {}, not a regular file",
-            path.display(),
-            kind_of(&m)
-        ));
+        return Err(not_regular(path, what, &m));
     }
     if m.len() > limit {
         return Err(format!(
@@ -107,41 +99,39 @@ pub fn check(path: &Path, what: &str, limit: u64) -> Result<Metadata, String> {
 /// have been replaced meanwhile). Reads of it should go through `take(limit)`.
 pub fn open(path: &Path, what: &str, limit: u64) -> Result<File, String> {
     check(path, what, limit)?;
-    let f = File::open(path).map_err(|e| {
-        format!(
-            "cannot read the {what} `{}`: {}",
-            path.display(),
-            io_text(&e)
-        )
-    })?;
-    let m = f.metadata().map_err(|e| {
-        format!(
-            "cannot read the {what} `{}`: {}",
-            path.display(),
-            io_text(&e)
-        )
-    })?;
+    let f = File::open(path).map_err(|e| cannot_read(path, what, &e))?;
+    let m = f.metadata().map_err(|e| cannot_read(path, what, &e))?;
     if !m.is_file() {
-        return Err(format!(
-            "the {what} `{}` is {}, not a regular file",
-            path.display(),
-            kind_of(&m)
-        ));
+        return Err(not_regular(path, what, &m));
     }
     Ok(f)
+}
+
+/// "cannot read the WHAT `PATH`: why".
+fn cannot_read(path: &Path, what: &str, e: &std::io::Error) -> String {
+    format!(
+        "cannot read the {what} `{}`: {}",
+        path.display(),
+        io_text(e)
+    )
+}
+
+/// "the WHAT `PATH` is a directory (...), not a regular file".
+fn not_regular(path: &Path, what: &str, m: &Metadata) -> String {
+    format!(
+        "the {what} `{}` is {}, not a regular file",
+        path.display(),
+        kind_of(m)
+    )
 }
 
 /// The whole content of `path`, a regular file of at most `limit` bytes.
 pub fn read(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, String> {
     let f = open(path, what, limit)?;
     let mut buf = Vec::new();
-    f.take(limit + 1).read_to_end(&mut buf).map_err(|e| {
-        format!(
-            "cannot read the {what} `{}`: {}",
-            path.display(),
-            io_text(&e)
-        )
-    })?;
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| cannot_read(path, what, &e))?;
     if buf.len() as u64 > limit {
         return Err(format!(
             "the {what} `{}` grew past the {} a {what} may have while it was read",

@@ -7,6 +7,8 @@ use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::cell::RefCell;
 
+mod fast;
+
 mod grammar {
     #![allow(missing_docs)]
     #[derive(pest_derive::Parser)]
@@ -464,71 +466,26 @@ impl<'a> Builder<'a> {
     }
 
     fn infix(&self, lhs: Expr, op: Pair<'_, Rule>, rhs: Expr) -> Expr {
-        let span = lhs.span.to(rhs.span);
         let op_span = self.span(&op);
-        match op.as_rule() {
-            Rule::add | Rule::sub => {
-                let neg = op.as_rule() == Rule::sub;
-                match lhs.kind {
-                    ExprKind::Sum(mut v) => {
-                        v.push((neg, rhs));
-                        Expr {
-                            kind: ExprKind::Sum(v),
-                            span,
-                        }
-                    }
-                    _ => Expr {
-                        kind: ExprKind::Sum(vec![(false, lhs), (neg, rhs)]),
-                        span,
-                    },
-                }
-            }
-            Rule::mul => match lhs.kind {
-                ExprKind::Product(mut v) => {
-                    v.push(rhs);
-                    Expr {
-                        kind: ExprKind::Product(v),
-                        span,
-                    }
-                }
-                _ => Expr {
-                    kind: ExprKind::Product(vec![lhs, rhs]),
-                    span,
-                },
-            },
-            r => {
-                let bop = match r {
-                    Rule::plus_minus => BinOp::PlusMinus,
-                    Rule::times => BinOp::Times,
-                    Rule::le => BinOp::Le,
-                    Rule::ge => BinOp::Ge,
-                    _ => BinOp::Eq,
-                };
-                if let ExprKind::Binary { op: prev, .. } = &lhs.kind {
-                    let cmp = |o: BinOp| matches!(o, BinOp::Le | BinOp::Ge | BinOp::Eq);
-                    if *prev == bop || (cmp(*prev) && cmp(bop)) {
-                        let what = if cmp(bop) {
-                            "comparisons cannot be chained"
-                        } else {
-                            "this operator cannot be chained"
-                        };
-                        self.err(
-                            DiagBuilder::error(codes::SYNTAX, what)
-                                .label(op_span, "second operator here")
-                                .help("split it into two entries"),
-                        );
-                        return lhs;
-                    }
-                }
-                Expr {
-                    kind: ExprKind::Binary {
-                        op: bop,
-                        op_span,
-                        lhs: Box::new(lhs),
-                        rhs: Box::new(rhs),
-                    },
-                    span,
-                }
+        let op = match op.as_rule() {
+            Rule::add => InfixOp::Add,
+            Rule::sub => InfixOp::Sub,
+            Rule::mul => InfixOp::Mul,
+            Rule::plus_minus => InfixOp::PlusMinus,
+            Rule::times => InfixOp::Times,
+            Rule::le => InfixOp::Le,
+            Rule::ge => InfixOp::Ge,
+            _ => InfixOp::Eq,
+        };
+        match combine(lhs, op, op_span, rhs) {
+            Ok(e) => e,
+            Err((lhs, what)) => {
+                self.err(
+                    DiagBuilder::error(codes::SYNTAX, what)
+                        .label(op_span, "second operator here")
+                        .help("split it into two entries"),
+                );
+                lhs
             }
         }
     }
@@ -611,6 +568,95 @@ impl<'a> Builder<'a> {
         };
         Expr { kind, span }
     }
+}
+
+/// Infix operators, as both parsers fold them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InfixOp {
+    Add,
+    Sub,
+    Mul,
+    PlusMinus,
+    Times,
+    Le,
+    Ge,
+    Eq,
+}
+
+impl InfixOp {
+    /// Binding power (all left-associative), as in [`Builder::new`]'s Pratt parser.
+    fn precedence(self) -> u8 {
+        match self {
+            InfixOp::Le | InfixOp::Ge | InfixOp::Eq => 0,
+            InfixOp::PlusMinus => 1,
+            InfixOp::Add | InfixOp::Sub => 2,
+            InfixOp::Mul | InfixOp::Times => 3,
+        }
+    }
+}
+
+/// `lhs op rhs`: sums and products stay n-ary; the other operators cannot be chained (then the
+/// error gives back `lhs` and what to say).
+fn combine(lhs: Expr, op: InfixOp, op_span: Span, rhs: Expr) -> Result<Expr, (Expr, &'static str)> {
+    let span = lhs.span.to(rhs.span);
+    let bop = match op {
+        InfixOp::Add | InfixOp::Sub => {
+            let neg = op == InfixOp::Sub;
+            return Ok(match lhs.kind {
+                ExprKind::Sum(mut v) => {
+                    v.push((neg, rhs));
+                    Expr {
+                        kind: ExprKind::Sum(v),
+                        span,
+                    }
+                }
+                _ => Expr {
+                    kind: ExprKind::Sum(vec![(false, lhs), (neg, rhs)]),
+                    span,
+                },
+            });
+        }
+        InfixOp::Mul => {
+            return Ok(match lhs.kind {
+                ExprKind::Product(mut v) => {
+                    v.push(rhs);
+                    Expr {
+                        kind: ExprKind::Product(v),
+                        span,
+                    }
+                }
+                _ => Expr {
+                    kind: ExprKind::Product(vec![lhs, rhs]),
+                    span,
+                },
+            });
+        }
+        InfixOp::PlusMinus => BinOp::PlusMinus,
+        InfixOp::Times => BinOp::Times,
+        InfixOp::Le => BinOp::Le,
+        InfixOp::Ge => BinOp::Ge,
+        InfixOp::Eq => BinOp::Eq,
+    };
+    if let ExprKind::Binary { op: prev, .. } = &lhs.kind {
+        let cmp = |o: BinOp| matches!(o, BinOp::Le | BinOp::Ge | BinOp::Eq);
+        if *prev == bop || (cmp(*prev) && cmp(bop)) {
+            let what = if cmp(bop) {
+                "comparisons cannot be chained"
+            } else {
+                "this operator cannot be chained"
+            };
+            return Err((lhs, what));
+        }
+    }
+    Ok(Expr {
+        kind: ExprKind::Binary {
+            op: bop,
+            op_span,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+    })
 }
 
 fn str_inner(p: Pair<'_, Rule>) -> &str {
@@ -704,8 +750,18 @@ fn long_word(text: &str) -> Option<(usize, usize)> {
 pub fn parse_file(sources: &Sources, src: u32) -> Result<File, Vec<Diagnostic>> {
     let text = sources.get(src).text.clone();
     check_input(sources, src, &text, 0, false)?;
+    // The common case (no error) by hand, 5x faster; pest for everything else (fast.rs).
+    if let Some(file) = fast::parse(&text, src) {
+        return Ok(file);
+    }
+    parse_file_pest(sources, src, &text)
+}
+
+/// [`parse_file`] with pest only (the reference the hand-written parser is tested against).
+#[doc(hidden)]
+pub fn parse_file_pest(sources: &Sources, src: u32, text: &str) -> Result<File, Vec<Diagnostic>> {
     let mut pairs =
-        Grammar::parse(Rule::file, &text).map_err(|e| vec![syntax_error(sources, src, 0, e)])?;
+        Grammar::parse(Rule::file, text).map_err(|e| vec![syntax_error(sources, src, 0, e)])?;
     let b = Builder::new(sources, src, 0);
     let file = b.file(pairs.next().expect("file"));
     let errs = b.errors.into_inner();
@@ -752,4 +808,10 @@ pub fn parse_item_name(
     let name = b.item_name(n);
     let errs = b.errors.into_inner();
     if errs.is_empty() { Ok(name) } else { Err(errs) }
+}
+
+/// The hand-written parser alone: `None` where [`parse_file`] falls back to pest (tests).
+#[doc(hidden)]
+pub fn parse_file_fast(text: &str, src: u32) -> Option<File> {
+    fast::parse(text, src)
 }

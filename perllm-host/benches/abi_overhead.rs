@@ -167,11 +167,7 @@ fn bench(c: &mut Criterion) {
     let view = ClusterView {
         now_ns: SECOND,
         slot: 10,
-        world: &world,
-        servers: &states,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
+        ..ClusterView::new(&world, &states, &cost)
     };
     let mut out = vec![Decision::Defer; pending.len()];
 

@@ -3,6 +3,7 @@
 use crate::convert::{
     Capture, estimate_from_view, hardware_view, model_view, request_view, server_view_for_load,
 };
+use crate::crash::{self, Note};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
 use crate::loader::Declared;
@@ -32,6 +33,8 @@ pub struct ForeignCostModel {
     panicked: AtomicBool,
     health: Arc<Health>,
     fallback: Roofline,
+    /// What a crash says during `step_ns` and `estimate` (see [`crate::crash`]).
+    notes: [Note; 2],
 }
 
 // SAFETY: the ABI requires cost-model instances to be callable from several threads at once
@@ -60,9 +63,16 @@ impl ForeignCostModel {
             .cost_model
             .expect("validated at load: a cost-model declaration has a cost-model vtable");
         let create = vt.create.expect("validated at load");
+        crash::install();
+        let note =
+            |f: &str, label: &'static str| Note::new("cost-model", &d.name, &d.lib.path, f, label);
         let mut cap = Capture::default();
         let sink = cap.sink();
-        let instance = create(abi::StrRef::new(config), &sink);
+        let instance = {
+            let create_note = note("create", "");
+            let _active = crash::enter(&create_note, 0);
+            create(abi::StrRef::new(config), &sink)
+        };
         if instance.is_null() {
             return Err(HostError::Call {
                 plugin: d.name.clone(),
@@ -80,6 +90,7 @@ impl ForeignCostModel {
             panicked: AtomicBool::new(false),
             health,
             fallback: Roofline::default(),
+            notes: [note("step_ns", ""), note("estimate", ", request ")],
         })
     }
 
@@ -147,7 +158,10 @@ impl CostModel for ForeignCostModel {
         let mut cap = Capture::default();
         let sink = cap.sink();
         let step = self.vt.step_ns.expect("validated at load");
-        let status = step(self.instance, &h, count, &m, &s, &mut ns, &sink);
+        let status = {
+            let _active = crash::enter(&self.notes[0], 0);
+            step(self.instance, &h, count, &m, &s, &mut ns, &sink)
+        };
         if status != abi::STATUS_OK {
             self.fail("step_ns", status, &mut cap, None);
             return self.fallback.step_ns(hw, count, model, shape);
@@ -197,7 +211,10 @@ impl CostModel for ForeignCostModel {
         let mut out = <abi::EstimateView as abi::Versioned>::DEFAULT;
         let mut cap = Capture::default();
         let sink = cap.sink();
-        let status = estimate(self.instance, &input, &mut out, &sink);
+        let status = {
+            let _active = crash::enter(&self.notes[1], req.id);
+            estimate(self.instance, &input, &mut out, &sink)
+        };
         if status != abi::STATUS_OK {
             self.fail("estimate", status, &mut cap, None);
             return default_estimate(&self.fallback, world, server, req, load);

@@ -142,4 +142,60 @@ pub enum HostError {
         /// Its library.
         path: PathBuf,
     },
+    /// A plugin running in an isolated worker process failed; `message` is the worker's error
+    /// (it names the plugin, library and entry point, as in-process).
+    #[error("{message} (in its isolated worker process)")]
+    Remote {
+        /// The plugin.
+        plugin: String,
+        /// Its library.
+        path: PathBuf,
+        /// The worker's message.
+        message: String,
+    },
+    /// The worker process running an isolated plugin died during a call (a crash, an abort,
+    /// `exit`).
+    #[error(
+        "plugin `{plugin}` (`{path}`) crashed its isolated worker process in `{function}` ({call}): {how}"
+    )]
+    Crashed {
+        /// The plugin.
+        plugin: String,
+        /// Its library.
+        path: PathBuf,
+        /// The entry point that was running (from the worker's crash report when it has one).
+        function: String,
+        /// The call (slot, time, requests).
+        call: String,
+        /// How the worker ended (signal or exit status), and what it said before it died.
+        how: String,
+    },
+    /// An isolated call did not return within the hard timeout; the worker was killed.
+    #[error(
+        "plugin `{plugin}` (`{path}`): `{function}` ({call}) did not return within the {timeout} call timeout; its isolated worker process was killed (raise the limit with --call-timeout)"
+    )]
+    TimedOut {
+        /// The plugin.
+        plugin: String,
+        /// Its library.
+        path: PathBuf,
+        /// The entry point called.
+        function: String,
+        /// The call.
+        call: String,
+        /// The timeout.
+        timeout: String,
+    },
+    /// The worker process could not be started, or broke the protocol.
+    #[error("plugin `{plugin}` (`{path}`): isolated worker `{worker}`: {problem}")]
+    Worker {
+        /// The plugin.
+        plugin: String,
+        /// Its library.
+        path: PathBuf,
+        /// The worker command.
+        worker: String,
+        /// What went wrong.
+        problem: String,
+    },
 }

@@ -10,6 +10,9 @@ pub(crate) struct Health {
     failures: Mutex<Vec<(Kind, String, HostError)>>,
     /// Set once a cost model failed: the per-slot check needs no lock.
     cost_model_failed: AtomicBool,
+    /// The registry's health, for the health of one run: cost-model failures are the
+    /// registry's (its cost models are shared by runs), policy failures the run's own.
+    parent: Option<std::sync::Arc<Health>>,
 }
 
 /// What failed.
@@ -27,8 +30,18 @@ impl Health {
             self.cost_model_failed.store(true, Ordering::Release);
         }
     }
+    /// A health for one run's policy, whose cost-model failures are `parent`'s.
+    pub fn child(parent: &std::sync::Arc<Health>) -> Health {
+        Health {
+            parent: Some(parent.clone()),
+            ..Health::default()
+        }
+    }
     /// The first failure of any cost model.
     pub fn cost_model_failure(&self) -> Option<HostError> {
+        if let Some(p) = &self.parent {
+            return p.cost_model_failure();
+        }
         if !self.cost_model_failed.load(Ordering::Acquire) {
             return None;
         }

@@ -11,15 +11,23 @@
 //! - Every error is a [`HostError`] naming the plugin, the library path and the symbol or entry
 //!   point.
 //!
+//! - [`isolate`]: [`IsolatedPolicy`] runs a plugin policy in a worker process, so that a crash
+//!   or a hang ends one run with a named error; without isolation, the crash reporter still says
+//!   which plugin and call were running when the process died.
+//!
 //! The `unsafe` code of the host is confined to the modules that call into libraries
-//! (`loader`, `convert`, `policy`, `cost`), each block with a `// SAFETY:` comment.
+//! (`loader`, `convert`, `policy`, `cost`) and the process-level shims (`crash`: signal
+//! handlers; `isolate`: `poll`, `dup`), each block with a `// SAFETY:` comment.
 
 #[allow(unsafe_code)]
 mod convert;
 #[allow(unsafe_code)]
 mod cost;
+#[allow(unsafe_code)]
+mod crash;
 mod error;
 mod health;
+pub mod isolate;
 #[allow(unsafe_code)]
 mod loader;
 #[allow(unsafe_code)]
@@ -28,9 +36,10 @@ mod registry;
 
 pub use cost::ForeignCostModel;
 pub use error::HostError;
+pub use isolate::{DEFAULT_CALL_TIMEOUT, IsolateMode, IsolatedPolicy, Isolation};
 pub use loader::Symbols;
 pub use policy::{CallTiming, DEFAULT_CALL_BUDGET, ForeignPolicy, WALLCLOCK_PREFIX};
 pub use registry::{
-    BUNDLED_PREFIX, PLUGIN_PATH_VAR, PLUGIN_PREFIX, PluginInfo, PluginKind, Registry,
+    BUNDLED_PREFIX, PLUGIN_PATH_VAR, PLUGIN_PREFIX, PluginInfo, PluginKind, Registry, RunCheck,
     bundled_candidates, bundled_library_name,
 };

@@ -1,6 +1,7 @@
 //! [`ForeignPolicy`]: a plugin policy behind the core [`Policy`] trait.
 
 use crate::convert::{Capture, outcome_parts, outcome_view, request_view, server_view};
+use crate::crash::{self, Note};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
 use crate::loader::Declared;
@@ -34,7 +35,7 @@ pub struct CallTiming {
 }
 
 impl CallTiming {
-    fn record(&mut self, d: Duration, budget: Duration) {
+    pub(crate) fn record(&mut self, d: Duration, budget: Duration) {
         let ns = d.as_nanos().min(u64::MAX as u128) as u64;
         self.calls += 1;
         self.total_ns = self.total_ns.saturating_add(ns);
@@ -43,7 +44,7 @@ impl CallTiming {
             self.over_budget += 1;
         }
     }
-    fn put(&self, stats: &mut PolicyStats, what: &str) {
+    pub(crate) fn put(&self, stats: &mut PolicyStats, what: &str) {
         let v = &mut stats.values;
         v.insert(
             format!("{WALLCLOCK_PREFIX}plugin.{what}.calls"),
@@ -97,6 +98,8 @@ pub struct ForeignPolicy {
     /// Per model, the indices of the servers that host it and of those that do not.
     hosted: Vec<Vec<usize>>,
     unhosted: Vec<Vec<usize>>,
+    /// What a crash says during `schedule`, `observe` and `stats` (see [`crate::crash`]).
+    notes: [Note; 3],
 }
 
 // SAFETY: the ABI requires a policy instance to be usable from any thread as long as calls are
@@ -127,9 +130,21 @@ impl ForeignPolicy {
             .policy
             .expect("validated at load: a policy declaration has a policy vtable");
         let create = vt.create.expect("validated at load");
+        crash::install();
+        let note =
+            |f: &str, label: &'static str| Note::new("policy", &d.name, &d.lib.path, f, label);
+        let notes = [
+            note("schedule", ", slot "),
+            note("observe", ", outcome of request "),
+            note("stats", ""),
+        ];
         let mut cap = Capture::default();
         let sink = cap.sink();
-        let instance = create(abi::StrRef::new(config), seed, &sink);
+        let instance = {
+            let create_note = note("create", "");
+            let _active = crash::enter(&create_note, 0);
+            create(abi::StrRef::new(config), seed, &sink)
+        };
         if instance.is_null() {
             return Err(HostError::Call {
                 plugin: d.name.clone(),
@@ -159,6 +174,7 @@ impl ForeignPolicy {
             hosts_key: Vec::new(),
             hosted: Vec::new(),
             unhosted: Vec::new(),
+            notes,
         })
     }
 
@@ -173,6 +189,10 @@ impl ForeignPolicy {
     /// Set the per-call time budget (calls over it are counted, not interrupted).
     pub fn set_call_budget(&mut self, budget: Duration) {
         self.budget = budget;
+    }
+    /// Does the plugin want estimates (`FLAG_WANTS_ESTIMATES`)?
+    pub(crate) fn wants_estimates(&self) -> bool {
+        self.wants_estimates
     }
     /// Wall-clock statistics of `schedule` calls.
     pub fn schedule_timing(&self) -> CallTiming {
@@ -414,25 +434,8 @@ impl Policy for ForeignPolicy {
         pending: &[Pending],
         out: &mut [Decision],
     ) -> Result<(), PolicyError> {
-        if let Some(e) = &self.failure {
-            let e = e.clone();
-            return Err(PolicyError {
-                policy: self.name.clone(),
-                message: e.to_string(),
-            });
-        }
-        if let Some(e) = self.health.cost_model_failure() {
-            return Err(self.fail(e));
-        }
-        if pending.len() != out.len() {
-            return Err(PolicyError {
-                policy: self.name.clone(),
-                message: format!(
-                    "{} pending requests but {} decision slots",
-                    pending.len(),
-                    out.len()
-                ),
-            });
+        if let Some(cost_model) = precheck(&self.name, &self.failure, &self.health, pending, out)? {
+            return Err(self.fail(cost_model));
         }
         self.ensure_hosts(view.world);
         self.build_views(view, pending);
@@ -457,13 +460,16 @@ impl Policy for ForeignPolicy {
         let mut cap = Capture::default();
         let sink = cap.sink();
         let t0 = Instant::now();
-        let status = schedule(
-            self.instance,
-            &slot,
-            self.out.as_mut_ptr(),
-            self.out.len(),
-            &sink,
-        );
+        let status = {
+            let _active = crash::enter(&self.notes[0], view.slot);
+            schedule(
+                self.instance,
+                &slot,
+                self.out.as_mut_ptr(),
+                self.out.len(),
+                &sink,
+            )
+        };
         self.schedule_timing.record(t0.elapsed(), self.budget);
         if status != abi::STATUS_OK {
             let e = self.status_error("schedule", status, &mut cap);
@@ -487,7 +493,10 @@ impl Policy for ForeignPolicy {
         let mut cap = Capture::default();
         let sink = cap.sink();
         let t0 = Instant::now();
-        let status = observe(self.instance, &o, &sink);
+        let status = {
+            let _active = crash::enter(&self.notes[1], outcome.request.id);
+            observe(self.instance, &o, &sink)
+        };
         self.observe_timing.record(t0.elapsed(), self.budget);
         if status != abi::STATUS_OK {
             // `observe` cannot fail in the core trait: the failure is kept and the next
@@ -516,7 +525,10 @@ impl Policy for ForeignPolicy {
                 ctx: (&mut got as *mut Stats).cast(),
                 emit: stats_emit,
             };
-            let status = f(self.instance, &sink);
+            let status = {
+                let _active = crash::enter(&self.notes[2], 0);
+                f(self.instance, &sink)
+            };
             if let Some(problem) = got.bad {
                 let e = self.invalid_in("stats", problem);
                 if self.failure.is_none() {
@@ -532,6 +544,38 @@ impl Policy for ForeignPolicy {
         }
         stats
     }
+}
+
+/// The checks before a `schedule` call of a plugin policy named `name`: an earlier failure of
+/// its own (repeated) or `pending` and `out` of different lengths are errors; a failure of a
+/// cost model of its registry is returned for the caller to record as its own.
+pub(crate) fn precheck(
+    name: &str,
+    failure: &Option<HostError>,
+    health: &Health,
+    pending: &[Pending],
+    out: &[Decision],
+) -> Result<Option<HostError>, PolicyError> {
+    let error = |message: String| {
+        Err(PolicyError {
+            policy: name.to_string(),
+            message,
+        })
+    };
+    if let Some(e) = failure {
+        return error(e.to_string());
+    }
+    if let Some(e) = health.cost_model_failure() {
+        return Ok(Some(e));
+    }
+    if pending.len() != out.len() {
+        return error(format!(
+            "{} pending requests but {} decision slots",
+            pending.len(),
+            out.len()
+        ));
+    }
+    Ok(None)
 }
 
 /// What a plugin's `stats` emitted: the values, or the first invalid name.

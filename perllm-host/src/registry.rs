@@ -3,6 +3,7 @@
 use crate::cost::ForeignCostModel;
 use crate::error::HostError;
 use crate::health::Health;
+use crate::isolate::{IsolateMode, IsolatedPolicy, Isolation};
 use crate::loader::{Declared, LibInfo, Symbols, kind_name, load};
 use crate::policy::{DEFAULT_CALL_BUDGET, ForeignPolicy};
 use perllm_core::World;
@@ -97,6 +98,29 @@ pub struct Registry {
     searched: Vec<PathBuf>,
     health: Arc<Health>,
     budget: Duration,
+    isolation: Option<Isolation>,
+}
+
+/// The failures of one run's policy (see [`Registry::policy_for_run`]).
+#[derive(Debug)]
+pub struct RunCheck {
+    health: Arc<Health>,
+}
+
+impl RunCheck {
+    /// The first failure of the run's plugin policy (an error, a panic, an invalid result, a
+    /// crash or hang of its isolated worker, a failed `observe` or `stats`), or of a cost model
+    /// of the registry. A run for which this returns an error must not be reported as valid.
+    pub fn check(&self) -> Result<(), HostError> {
+        match self
+            .health
+            .first(None)
+            .or_else(|| self.health.cost_model_failure())
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Declared {
@@ -176,7 +200,38 @@ impl Registry {
             searched: Vec::new(),
             health: Arc::new(Health::default()),
             budget: DEFAULT_CALL_BUDGET,
+            isolation: None,
         }
+    }
+
+    /// Run plugin policies created from now on in worker processes, as `isolation.mode` says
+    /// (`None`: all in-process, the default).
+    pub fn set_isolation(&mut self, isolation: Option<Isolation>) {
+        self.isolation = isolation;
+    }
+
+    /// Would the policy `name` run in a worker process? (False for built-ins and unknown names.)
+    pub fn is_isolated(&self, name: &str) -> bool {
+        let plain = match name.strip_prefix(PLUGIN_PREFIX) {
+            Some(n) => n,
+            None if perllm_core::policies::builtin_names().contains(&name) => return false,
+            None => name,
+        };
+        self.find(abi::KIND_POLICY, plain)
+            .is_some_and(|d| self.isolates(d))
+    }
+
+    fn isolates(&self, d: &Declared) -> bool {
+        match self.isolation.as_ref().map(|i| i.mode) {
+            None | Some(IsolateMode::Never) => false,
+            Some(IsolateMode::Always) => true,
+            Some(IsolateMode::ThirdParty) => self.bundled.as_deref() != Some(d.lib.path.as_path()),
+        }
+    }
+
+    /// The registry's failure record (the worker creates its policy with it).
+    pub(crate) fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 
     /// Find and load plugins: the `explicit` libraries or directories (`--plugin PATH`, in order), then every
@@ -461,6 +516,11 @@ impl Registry {
         v
     }
 
+    /// The declaration of the plugin of `kind` named `name` (`bundled:` prefix accepted).
+    pub(crate) fn declared(&self, kind: u32, name: &str) -> Option<&Declared> {
+        self.find(kind, name)
+    }
+
     fn find(&self, kind: u32, name: &str) -> Option<&Declared> {
         if let Some(n) = name.strip_prefix(BUNDLED_PREFIX) {
             let bundled = self.bundled.as_deref()?;
@@ -522,6 +582,30 @@ impl Registry {
         world: &World,
         seed: u64,
     ) -> Result<Box<dyn Policy>, HostError> {
+        self.make_policy(spec, world, seed, self.health.clone())
+    }
+
+    /// [`Registry::policy`] for one run of a study: the policy's failures are recorded for this
+    /// run only ([`RunCheck`]), not in [`Registry::check`], so that one failing run does not
+    /// invalidate the others. Check the run with [`RunCheck::check`] after it.
+    pub fn policy_for_run(
+        &self,
+        spec: &PolicySpec,
+        world: &World,
+        seed: u64,
+    ) -> Result<(Box<dyn Policy>, RunCheck), HostError> {
+        let health = Arc::new(Health::child(&self.health));
+        let p = self.make_policy(spec, world, seed, health.clone())?;
+        Ok((p, RunCheck { health }))
+    }
+
+    fn make_policy(
+        &self,
+        spec: &PolicySpec,
+        world: &World,
+        seed: u64,
+        health: Arc<Health>,
+    ) -> Result<Box<dyn Policy>, HostError> {
         let name = match spec.name.strip_prefix(PLUGIN_PREFIX) {
             Some(n) => n,
             None => {
@@ -539,11 +623,23 @@ impl Registry {
             use rand::Rng as _;
             perllm_core::rng::stream_rng(seed, perllm_core::rng::stream::POLICY).next_u64()
         };
+        if let Some(iso) = self.isolation.as_ref().filter(|_| self.isolates(d)) {
+            return Ok(Box::new(IsolatedPolicy::create(
+                &d.name,
+                &d.lib.path,
+                &config,
+                plugin_seed,
+                world,
+                health,
+                self.budget,
+                iso,
+            )?));
+        }
         Ok(Box::new(ForeignPolicy::create(
             d,
             &config,
             plugin_seed,
-            self.health.clone(),
+            health,
             self.budget,
         )?))
     }

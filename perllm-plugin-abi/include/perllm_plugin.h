@@ -120,8 +120,8 @@ typedef struct PerllmServerView {
     uint64_t link_latency_ns;
     double bandwidth_estimate_bps;
     double recent_utilization;
-    double power_idle_w;
-    double power_busy_w;
+    double power_idle_w;  /* device idle power x device count x the facility's PUE, W */
+    double power_busy_w;  /* device busy power x device count x the facility's PUE, W */
     PerllmStr name;
     /* Since 1.1 (default PERLLM_HW_UNKNOWN): */
     uint32_t hardware_kind;

@@ -273,9 +273,10 @@ pub struct ServerView {
     pub bandwidth_estimate_bps: f64,
     /// Fraction of time the engine was busy over the last slot.
     pub recent_utilization: f64,
-    /// Hardware idle power x device count, W.
+    /// Hardware idle power x device count x the facility's PUE (the server's `pue`, 1 by
+    /// default), W.
     pub power_idle_w: f64,
-    /// Hardware busy power x device count, W.
+    /// Hardware busy power x device count x the facility's PUE, W.
     pub power_busy_w: f64,
     /// The server's name.
     pub name: StrRef,

@@ -3,7 +3,9 @@
 //! - Policy `testkit`: config `{"mode": M, "after": N, "sleep_ms": T}`. It behaves (each request
 //!   to the first server hosting its model) for `N` slots, then does `M`: `ok`, `panic`, `error`,
 //!   `bad-server` (a server id that does not exist), `unhosted` (a server without the model),
-//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`.
+//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`,
+//!   and the faults no host can catch in-process: `abort` (`std::process::abort`), `segfault` (a
+//!   write through a null pointer), `exit` (`std::process::exit(3)`) and `hang` (never returns).
 //!   `fail-create` and `panic-create` fail at creation.
 //! - Cost model `testkit-cost`: config `{"mode": M, "after": N}`; correct for `N` calls, then
 //!   `nan` (NaN energy), `negative` (negative energy), `zero-step` (a zero step time),
@@ -102,6 +104,18 @@ impl GuestPolicy for Testkit {
                 }
             }
             "bad-action" => out[0].action = 77,
+            "abort" => std::process::abort(),
+            "segfault" => {
+                // SAFETY: none: the point is to crash the process as a buggy C plugin would
+                // (SIGSEGV). Address 16 is aligned and non-null (so the standard library's debug
+                // checks let it through) but in the never-mapped first page; `write_volatile`
+                // keeps the compiler from removing the write.
+                unsafe { (16usize as *mut u64).write_volatile(1) };
+            }
+            "exit" => std::process::exit(3),
+            "hang" => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
             _ => {}
         }
         Ok(())

@@ -9,6 +9,7 @@
 //! exploration of the edge servers costs it a few points there in the 7B and 13B deployments
 //! (docs/results/README.md). The test prints the L* comparison for the record.
 
+use crate::run_ok;
 use perllm_paper::{Experiment, Role, analyse, role};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -45,15 +46,9 @@ fn build() -> Bins {
     if has_plugins {
         args.extend(["-p", "perllm-plugins"]);
     }
-    let out = Command::new(cargo)
-        .current_dir(workspace())
-        .args(&args)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(cargo).current_dir(workspace()).args(&args),
+        "cargo build",
     );
     let (mut perllm, mut paper, mut plugins) = (None, None, None);
     for line in String::from_utf8_lossy(&out.stdout).lines() {

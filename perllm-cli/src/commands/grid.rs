@@ -12,7 +12,7 @@ use crate::inputs::Inputs;
 use crate::output::Outputs;
 use crate::provenance::{PERLLM_VERSION, scenario_hash};
 use crate::results::{
-    BoundRow, Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row,
+    BoundRow, FailedRun, Metrics, Parameter, RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, Results, Row,
     ScenarioInfo, param_value,
 };
 use crate::runner::{Details, bound, execute};
@@ -295,7 +295,7 @@ fn run_grid(
     if !base.warnings.is_empty() {
         term.eprint_rendered(&base.warnings);
     }
-    let catalog = Catalog::with_call_budget(&args.sim.plugins.plugins, args.sim.call_budget)?;
+    let catalog = Catalog::for_sim(&args.sim)?;
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()
     } else {
@@ -330,6 +330,21 @@ fn run_grid(
         // Rows and summaries name the policy as listed, with its parameters.
         info.name = p.clone();
         infos.push(info);
+    }
+    let isolated: Vec<&str> = policies
+        .iter()
+        .map(|p| p.split('{').next().unwrap_or(p).trim())
+        .filter(|p| catalog.is_isolated(p))
+        .collect();
+    if !isolated.is_empty() {
+        term.info(&format!(
+            "note: plugin polic{} {} run{} in separate worker processes, so that a crash or a hang \
+             ends one run only (--isolate never runs {} in this process)",
+            if isolated.len() == 1 { "y" } else { "ies" },
+            isolated.join(", "),
+            if isolated.len() == 1 { "s" } else { "" },
+            if isolated.len() == 1 { "it" } else { "them" },
+        ));
     }
     let reference = args
         .reference
@@ -439,8 +454,10 @@ fn run_grid(
     ));
     let bar = term.progress_eta(mine, kind, eta.clone());
     let start = shard.index - 1;
-    // The first failing run stops the others (a grid is only written when every run succeeds).
-    let outcomes: Result<Vec<(Row, Details, Option<BudgetUse>)>> = pool.install(|| {
+    // A run that its policy fails (a plugin's error, crash or hang) is recorded and the others
+    // go on; any other failure (a point that does not load, a bad trace row, which every run
+    // would meet) stops the grid.
+    let outcomes: Result<Vec<RunResult>> = pool.install(|| {
         (0..mine)
             .into_par_iter()
             .map(|j| {
@@ -454,15 +471,39 @@ fn run_grid(
                 let world = crate::scenario::build(&loaded, &sc)?;
                 drop(loaded);
                 let began = std::time::Instant::now();
-                let mut instance = catalog.policy(&sc.policy, &world)?;
-                let out = execute(&world, instance.as_mut(), cost.as_ref(), &mut []);
+                let out =
+                    catalog
+                        .policy_for_run(&sc.policy, &world)
+                        .and_then(|(mut instance, check)| {
+                            let out = execute(&world, instance.as_mut(), cost.as_ref(), &mut [])?;
+                            drop(instance);
+                            check.check().map_err(|e| {
+                                CliError::run(format!(
+                                    "the run of policy `{}` with seed {seed} failed: {e}",
+                                    sc.policy.name
+                                ))
+                            })?;
+                            Ok(out)
+                        });
                 eta.finished(j as usize, began.elapsed().as_secs_f64());
                 bar.inc(1);
-                let mut out = out?;
+                let mut out = match out {
+                    Ok(o) => o,
+                    Err(e) if e.kind == crate::error::Kind::Policy => {
+                        return Ok(Err(FailedRun {
+                            run,
+                            point,
+                            policy: policy.clone(),
+                            seed,
+                            error: e.message,
+                        }));
+                    }
+                    Err(e) => return Err(e),
+                };
                 out.details.run = run;
                 let budget = BudgetUse::from_stats(&out.report.policy_stats);
                 let meta = &metas[&point];
-                Ok((
+                Ok(Ok((
                     Row {
                         run,
                         point,
@@ -474,15 +515,22 @@ fn run_grid(
                     },
                     out.details,
                     budget,
-                ))
+                )))
             })
             .collect()
     });
-    // The goodput bound of each (point, seed) this process ran at least one policy of.
-    let pairs: BTreeSet<(u64, u64)> = match &outcomes {
-        Ok(o) => o.iter().map(|(r, _, _)| (r.point, r.seed)).collect(),
-        Err(_) => BTreeSet::new(),
+    let (outcomes, failed): (Vec<_>, Vec<_>) = match outcomes {
+        Ok(o) => o.into_iter().partition(std::result::Result::is_ok),
+        Err(e) => {
+            bar.finish_and_clear();
+            return Err(e);
+        }
     };
+    let outcomes: Vec<(Row, Details, Option<BudgetUse>)> =
+        outcomes.into_iter().filter_map(|r| r.ok()).collect();
+    let failed: Vec<FailedRun> = failed.into_iter().filter_map(|r| r.err()).collect();
+    // The goodput bound of each (point, seed) this process ran at least one policy of.
+    let pairs: BTreeSet<(u64, u64)> = outcomes.iter().map(|(r, _, _)| (r.point, r.seed)).collect();
     let bounds: Result<Vec<BoundRow>> = pool.install(|| {
         pairs
             .into_par_iter()
@@ -507,7 +555,6 @@ fn run_grid(
     });
     bar.finish_and_clear();
     catalog.check()?;
-    let outcomes = outcomes?;
     let bounds = bounds?;
     let mut rows = Vec::with_capacity(outcomes.len());
     let mut details = Vec::with_capacity(outcomes.len());
@@ -560,6 +607,7 @@ fn run_grid(
         rows,
         details,
         bounds,
+        failed,
     };
     results.resummarise();
     if let Some(f) = json_out {
@@ -572,16 +620,49 @@ fn run_grid(
     for p in out.commit()? {
         term.info(&format!("wrote {}", p.display()));
     }
-    if to_stdout {
-        // An output went to standard output: print nothing else there.
+    if !to_stdout {
+        // (When an output went to standard output, nothing else is printed there.)
+        match args.format {
+            Format::Table => print_stdout(&crate::render::summary(&results))?,
+            Format::Json => print_stdout(&results.to_json())?,
+            Format::Csv => print_stdout(&results.rows_csv())?,
+        }
+    }
+    failed_runs_error(&results.failed, mine)
+}
+
+/// The error (exit code 1) listing the runs that failed, if any; the others were kept.
+fn failed_runs_error(failed: &[FailedRun], ran: u64) -> Result<()> {
+    if failed.is_empty() {
         return Ok(());
     }
-    match args.format {
-        Format::Table => print_stdout(&crate::render::summary(&results)),
-        Format::Json => print_stdout(&results.to_json()),
-        Format::Csv => print_stdout(&results.rows_csv()),
-    }
+    let list: String = failed
+        .iter()
+        .map(|f| {
+            format!(
+                "  run {} (policy {}, seed {}{}): {}\n",
+                f.run,
+                f.policy,
+                f.seed,
+                if f.point > 0 {
+                    format!(", point {}", f.point)
+                } else {
+                    String::new()
+                },
+                f.error
+            )
+        })
+        .collect();
+    Err(CliError::run(format!(
+        "{} of {ran} runs failed (listed above and in the results' `failed`); the results hold the other {}",
+        failed.len(),
+        ran - failed.len() as u64
+    ))
+    .with_detail(format!("failed runs:\n{list}")))
 }
+
+/// One run's result: its row, plot details and budget use, or why it failed.
+type RunResult = std::result::Result<(Row, Details, Option<BudgetUse>), FailedRun>;
 
 /// Index of a shard's first run.
 fn start_of(shard: &Shard) -> u64 {

@@ -155,20 +155,36 @@ pub fn merge_parts(parts: Vec<(String, Results)>) -> Result<Results> {
         .flat_map(|(_, p)| p.rows.iter().cloned().zip(p.details.iter().cloned()))
         .collect();
     pairs.sort_by_key(|(r, _)| r.run);
-    for (i, (r, d)) in pairs.iter().enumerate() {
-        if r.run != i as u64 || d.run != r.run {
+    // Runs that failed have no row: a part lists them in `failed`.
+    let mut failed: Vec<_> = parts.iter().flat_map(|(_, p)| p.failed.clone()).collect();
+    failed.sort_by_key(|f| f.run);
+    if let Some((r, d)) = pairs.iter().find(|(r, d)| d.run != r.run) {
+        return Err(CliError::input(format!(
+            "run {} of the grid has the plot details of run {}",
+            r.run, d.run
+        )));
+    }
+    let mut held: Vec<u64> = pairs
+        .iter()
+        .map(|(r, _)| r.run)
+        .chain(failed.iter().map(|f| f.run))
+        .collect();
+    held.sort_unstable();
+    for (i, &r) in held.iter().enumerate() {
+        if r != i as u64 {
             return Err(CliError::input(format!(
                 "the parts do not hold run {i} of the grid exactly once"
             )));
         }
     }
-    if pairs.len() as u64 != merged.runs {
+    if held.len() as u64 != merged.runs {
         return Err(CliError::input(format!(
             "the parts hold {} runs, the grid has {}",
-            pairs.len(),
+            held.len(),
             merged.runs
         )));
     }
+    merged.failed = failed;
     (merged.rows, merged.details) = pairs.into_iter().unzip();
     // Each part holds the bounds of the (point, seed) pairs it ran: keep one of each.
     let mut bounds: Vec<_> = parts.iter().flat_map(|(_, p)| p.bounds.clone()).collect();
@@ -202,5 +218,16 @@ pub fn merge(args: MergeArgs, term: Term) -> Result<()> {
         merged.runs,
         args.out.display()
     ));
+    if !merged.failed.is_empty() {
+        let runs: Vec<String> = merged.failed.iter().map(|f| f.run.to_string()).collect();
+        eprintln!(
+            "warning: {} run{} of the grid failed in {} part and {} listed in `failed`, not in the rows: {}",
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
+            if runs.len() == 1 { "its" } else { "their" },
+            if runs.len() == 1 { "is" } else { "are" },
+            runs.join(", ")
+        );
+    }
     Ok(())
 }

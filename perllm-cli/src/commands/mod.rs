@@ -37,6 +37,8 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
                     format,
                 },
         } => plugins::info(&name, plugins, format),
+        Command::PluginWorker => perllm_host::isolate::serve_stdio()
+            .map_err(|e| crate::error::CliError::run(format!("plugin worker: {e}"))),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -53,7 +53,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }
-    let catalog = Catalog::with_call_budget(&args.sim.plugins.plugins, args.sim.call_budget)?;
+    let catalog = Catalog::for_sim(&args.sim)?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
     crate::scenario::apply_cli(
@@ -216,6 +216,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
         }],
         details: vec![output.details],
         bounds: Vec::new(),
+        failed: Vec::new(),
     };
     results.resummarise();
     if let Some((report_file, results_file)) = files {

@@ -67,6 +67,13 @@ pub struct Quantiles {
     pub p99: f64,
 }
 
+impl Quantiles {
+    /// The quantiles with their names (`p50`, `p90`, `p99`).
+    fn named(&self) -> [(&'static str, f64); 3] {
+        [("p50", self.p50), ("p90", self.p90), ("p99", self.p99)]
+    }
+}
+
 /// One side (engine or simulator) of one run.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Side {
@@ -441,37 +448,16 @@ pub fn render(s: &Summary) -> String {
         "| load | rate /s | metric | engine | simulator | error |\n|---|---|---|---|---|---|\n",
     );
     for r in &s.runs {
-        let rows: [(&str, f64, f64); 9] = [
-            (
-                "TTFT p50 (ms)",
-                r.engine.ttft_s.p50 * 1e3,
-                r.sim.ttft_s.p50 * 1e3,
-            ),
-            (
-                "TTFT p90 (ms)",
-                r.engine.ttft_s.p90 * 1e3,
-                r.sim.ttft_s.p90 * 1e3,
-            ),
-            (
-                "TTFT p99 (ms)",
-                r.engine.ttft_s.p99 * 1e3,
-                r.sim.ttft_s.p99 * 1e3,
-            ),
-            (
-                "E2E p50 (ms)",
-                r.engine.e2e_s.p50 * 1e3,
-                r.sim.e2e_s.p50 * 1e3,
-            ),
-            (
-                "E2E p90 (ms)",
-                r.engine.e2e_s.p90 * 1e3,
-                r.sim.e2e_s.p90 * 1e3,
-            ),
-            (
-                "E2E p99 (ms)",
-                r.engine.e2e_s.p99 * 1e3,
-                r.sim.e2e_s.p99 * 1e3,
-            ),
+        let mut rows: Vec<(String, f64, f64)> = Vec::with_capacity(9);
+        for (what, e, m) in [
+            ("TTFT", r.engine.ttft_s, r.sim.ttft_s),
+            ("E2E", r.engine.e2e_s, r.sim.e2e_s),
+        ] {
+            for ((p, e), (_, m)) in e.named().into_iter().zip(m.named()) {
+                rows.push((format!("{what} {p} (ms)"), e * 1e3, m * 1e3));
+            }
+        }
+        for (name, e, m) in [
             (
                 "throughput (req/s)",
                 r.engine.throughput_rps,
@@ -479,7 +465,9 @@ pub fn render(s: &Summary) -> String {
             ),
             ("mean batch", r.engine.mean_batch, r.sim.mean_batch),
             ("busy fraction", r.engine.busy_fraction, r.sim.busy_fraction),
-        ];
+        ] {
+            rows.push((name.to_string(), e, m));
+        }
         for (name, e, m) in rows {
             let _ = writeln!(
                 o,

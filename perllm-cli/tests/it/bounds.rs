@@ -190,18 +190,8 @@ fn merge_refuses_parts_with_impossible_shard_fields() {
     }
     let out = merge(&a, &b);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("shards 3/18446744073709551615, 4/18446744073709551615"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("and 18446744073709551603 more are missing"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("shards 3/18446744073709551615, 4/18446744073709551615");
+    out.stderr_has("and 18446744073709551603 more are missing");
 }
 
 #[test]
@@ -238,11 +228,7 @@ fn a_hundred_thousand_seeds_start_at_once_and_stop_at_the_first_failure() {
     );
     // Before: every run's world and policy were built first (7.7 GB, then an abort).
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("row 3: prompt tokens: `x`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("row 3: prompt tokens: `x`");
 }
 
 #[test]
@@ -323,15 +309,11 @@ fn grids_too_large_for_one_process_name_the_shards_to_use() {
     }
     let out = perllm_limited(&args, LIMIT_KB);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("more than 2^64 runs"), "{}", out.stderr);
+    out.stderr_has("more than 2^64 runs");
     // More than a million seeds in one list, even split into ranges.
     let out = run(&tiny(&["--seeds", "0..999999,1000000..1999999"]));
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("more than a million seeds"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("more than a million seeds");
 }
 
 #[test]
@@ -354,12 +336,7 @@ fn jobs_beyond_what_helps_are_capped_with_a_note() {
         LIMIT_KB,
     );
     assert_eq!(out.stdout.lines().count(), 4, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("note: `--jobs 100000` capped at 3 (the number of runs to do)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("note: `--jobs 100000` capped at 3 (the number of runs to do)");
 }
 
 #[test]

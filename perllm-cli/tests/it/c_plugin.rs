@@ -12,30 +12,26 @@ fn build_c_example(dir: &Path) -> PathBuf {
         std::env::consts::DLL_SUFFIX
     ));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(cc)
-        .args([
-            "-O2",
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-shared",
-            "-fPIC",
-            "-fvisibility=hidden",
-            "-I",
-        ])
-        .arg(root().join("perllm-plugin-abi/include"))
-        .arg("-o")
-        .arg(&lib)
-        .arg(root().join("examples/c-policy/deadline_first.c"))
-        .arg("-lm")
-        .output()
-        .expect("the system C compiler (cc, or $CC) runs");
-    assert!(
-        out.status.success(),
-        "building the C example failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(cc)
+            .args([
+                "-O2",
+                "-std=c11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-shared",
+                "-fPIC",
+                "-fvisibility=hidden",
+                "-I",
+            ])
+            .arg(root().join("perllm-plugin-abi/include"))
+            .arg("-o")
+            .arg(&lib)
+            .arg(root().join("examples/c-policy/deadline_first.c"))
+            .arg("-lm"),
+        "building the C example",
     );
     lib
 }
@@ -47,22 +43,22 @@ fn the_c_example_builds_and_runs_through_the_cli() {
 
     let list = perllm(&["plugins", "list", "--plugin", s(&lib)]);
     assert_eq!(list.code, 0, "{}", list.stderr);
-    assert!(list.stdout.contains("c-deadline-first"), "{}", list.stdout);
+    has(&list.stdout, "c-deadline-first");
 
-    let run = perllm(&[
+    let run = paper(
         "run",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--plugin",
-        s(&lib),
-        "--policy",
-        "c-deadline-first",
-        "--param",
-        "slack=0.9",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--plugin",
+            s(&lib),
+            "--policy",
+            "c-deadline-first",
+            "--param",
+            "slack=0.9",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["policy"]["name"], "c-deadline-first");
@@ -79,18 +75,18 @@ fn the_c_example_builds_and_runs_through_the_cli() {
     assert!(v["c_deadline_first.placed"].as_f64().unwrap() >= completed as f64);
 
     // A bad parameter: the C plugin's own message, naming the plugin and `create`.
-    let bad = perllm(&[
+    let bad = paper(
         "run",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--plugin",
-        s(&lib),
-        "--policy",
-        "c-deadline-first",
-        "--param",
-        "slack=3",
-    ]);
+        &[
+            "--plugin",
+            s(&lib),
+            "--policy",
+            "c-deadline-first",
+            "--param",
+            "slack=3",
+        ],
+    );
     assert_ne!(bad.code, 0);
     assert!(
         bad.stderr.contains("slack must be a number in (0, 1]")

@@ -1,6 +1,6 @@
 //! `perllm check`.
 
-use crate::{perllm, settings};
+use crate::{paper, perllm, settings};
 
 #[test]
 fn valid_files_pass() {
@@ -22,11 +22,7 @@ fn errors_are_diagnosed_with_exit_2() {
         "examples/paper.perllm",
     ]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("did you mean `cpu1`?"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("did you mean `cpu1`?");
     settings(None).bind(|| insta::assert_snapshot!("check_errors", out.stderr));
 }
 
@@ -37,22 +33,9 @@ fn json_scenarios_are_checked_too() {
     // A run's report is not a scenario: check rejects it with the reason.
     let dir = crate::tmp();
     let report = dir.path().join("report.json");
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        crate::SHORT,
-        "--format",
-        "json",
-        "-q",
-    ]);
+    let out = paper("run", crate::SHORT, &["--format", "json", "-q"]);
     std::fs::write(&report, out.ok()).unwrap();
     let out = perllm(&["check", crate::s(&report)]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("is not a valid scenario: unknown field"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("is not a valid scenario: unknown field");
 }

@@ -1,42 +1,37 @@
 //! `perllm compare`.
 
-use crate::{SHORT, perllm, s, settings, tmp};
+use crate::{SHORT, has, paper, perllm, s, settings, tmp};
 use serde_json::Value;
 
 const POLICIES: &str = "perllm,true-costs,least-loaded";
 
 #[test]
 fn table_is_pinned() {
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        POLICIES,
-        "--seeds",
-        "1..2",
-    ]);
+        &["--policies", POLICIES, "--seeds", "1..2"],
+    );
     settings(None).bind(|| insta::assert_snapshot!("compare_table", out.ok()));
 }
 
 #[test]
 fn results_do_not_depend_on_jobs() {
     let run = |jobs: &str| {
-        let out = perllm(&[
+        let out = paper(
             "compare",
-            "examples/paper.perllm",
-            "--set",
             SHORT,
-            "--policies",
-            POLICIES,
-            "--seeds",
-            "1..3",
-            "--jobs",
-            jobs,
-            "-f",
-            "json",
-        ]);
+            &[
+                "--policies",
+                POLICIES,
+                "--seeds",
+                "1..3",
+                "--jobs",
+                jobs,
+                "-f",
+                "json",
+            ],
+        );
         out.ok().to_string()
     };
     let one = run("1");
@@ -53,23 +48,23 @@ fn summary_has_ratios_true_costs_and_bound_gaps() {
     let dir = tmp();
     let res = dir.path().join("cmp.json");
     let csv = dir.path().join("cmp.csv");
-    perllm(&[
+    paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        POLICIES,
-        "--seeds",
-        "1,2",
-        "--reference",
-        "least-loaded",
-        "--out",
-        s(&res),
-        "--csv",
-        s(&csv),
-        "-q",
-    ])
+        &[
+            "--policies",
+            POLICIES,
+            "--seeds",
+            "1,2",
+            "--reference",
+            "least-loaded",
+            "--out",
+            s(&res),
+            "--csv",
+            s(&csv),
+            "-q",
+        ],
+    )
     .ok();
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
     assert_eq!(v["schema"], "perllm.results");
@@ -138,68 +133,57 @@ fn compare_runs_the_whole_file() {
 
 #[test]
 fn the_old_oracle_name_runs_true_costs_with_a_note() {
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        "oracle",
-        "--seeds",
-        "1",
-        "-f",
-        "json",
-    ]);
+        &["--policies", "oracle", "--seeds", "1", "-f", "json"],
+    );
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     assert_eq!(v["rows"][0]["policy"], "true-costs");
-    assert!(
-        out.stderr.contains("`oracle` is now called `true-costs`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`oracle` is now called `true-costs`");
 }
 
 #[test]
 fn a_bound_that_cannot_be_computed_is_n_a() {
     // The bound is derived for core's roofline cost model; with the plugin's it is n/a.
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        "cloud-only",
-        "--seeds",
-        "1",
-        "--cost-model",
-        "plugin:roofline",
-    ]);
-    let text = out.ok();
-    assert!(
-        text.contains("bound: n/a (the bound is derived for core's roofline cost model only"),
-        "{text}"
+        &[
+            "--policies",
+            "cloud-only",
+            "--seeds",
+            "1",
+            "--cost-model",
+            "plugin:roofline",
+        ],
     );
-    assert!(text.contains("n/a"), "{text}");
+    let text = out.ok();
+    has(
+        text,
+        "bound: n/a (the bound is derived for core's roofline cost model only",
+    );
+    has(text, "n/a");
 }
 
 #[test]
 fn one_policy_with_several_parameter_sets_in_one_study() {
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        "least-loaded,ucb1,ucb1{exploration=0},epsilon-greedy{epsilon=1}",
-        "--seeds",
-        "1",
-        "--cost-model",
-        "plugin:roofline",
-        "--cost-config",
-        r#"{"step_overhead_ns": 250000}"#,
-        "-f",
-        "json",
-    ]);
+        &[
+            "--policies",
+            "least-loaded,ucb1,ucb1{exploration=0},epsilon-greedy{epsilon=1}",
+            "--seeds",
+            "1",
+            "--cost-model",
+            "plugin:roofline",
+            "--cost-config",
+            r#"{"step_overhead_ns": 250000}"#,
+            "-f",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
     let names: Vec<&str> = v["policies"]
         .as_array()
@@ -222,19 +206,14 @@ fn one_policy_with_several_parameter_sets_in_one_study() {
     // The cost model's configuration is recorded.
     assert_eq!(v["cost_config"]["step_overhead_ns"], 250000);
     // The parameters reach the policy: a bad one fails before any run, naming it.
-    let bad = perllm(&[
+    let bad = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        "ucb1{explorashun=1}",
-        "--seeds",
-        "1",
-    ]);
+        &["--policies", "ucb1{explorashun=1}", "--seeds", "1"],
+    );
     assert_ne!(bad.code, 0);
-    assert!(bad.stderr.contains("explorashun"), "{}", bad.stderr);
+    bad.stderr_has("explorashun");
     let bad = perllm(&["compare", "examples/paper.perllm", "--policies", "ucb1{a=1"]);
     assert_ne!(bad.code, 0);
-    assert!(bad.stderr.contains("without its"), "{}", bad.stderr);
+    bad.stderr_has("without its");
 }

@@ -102,6 +102,6 @@ fn the_log_stops_at_its_limit() {
         let arg = format!("--decisions-limit={bad}");
         let out = perllm(&["run", "examples/paper.perllm", &arg]);
         assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
-        assert!(out.stderr.contains("--decisions-limit"), "{}", out.stderr);
+        out.stderr_has("--decisions-limit");
     }
 }

@@ -4,7 +4,7 @@
 //! outputs never mix them; an interrupt while a commit waits replaces nothing and says so.
 //! Device nodes are made with `mknod` in a temporary directory, never the machine's /dev.
 
-use crate::{Out, SHORT, perllm, root, s, testkit, tmp};
+use crate::{Out, SHORT, has, perllm, root, s, testkit, tmp};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,14 +82,10 @@ fn devices_fifos_stdout_and_links_are_written_into() {
     assert!(is_char_device(&null));
     let out = with(&COMPARE, &["--out", s(&full)]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!(
-            "cannot write `{}`: no space left on device",
-            s(&full)
-        )),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&format!(
+        "cannot write `{}`: no space left on device",
+        s(&full)
+    ));
     assert!(is_char_device(&full));
     assert_eq!(
         names(dir.path()),
@@ -109,11 +105,7 @@ fn devices_fifos_stdout_and_links_are_written_into() {
     }
     let out = with(&run, &["--out", "-"]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("`--out` of `run` is a directory"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`--out` of `run` is a directory");
 
     // A FIFO: a reader gets the CSV, the FIFO stays.
     let fifo = dir.path().join("fifo");
@@ -212,7 +204,7 @@ fn a_non_root_user_writes_writable_paths() {
     assert!(o.status.success(), "{stderr}");
     assert!(is_char_device(&null));
     let text = std::fs::read_to_string(&shared).unwrap();
-    assert!(text.contains("perllm.results"), "{text}");
+    has(&text, "perllm.results");
     assert_eq!(
         std::fs::metadata(&shared).unwrap().ino(),
         ino,
@@ -369,7 +361,7 @@ fn an_output_that_is_an_input_is_refused() {
     std::fs::copy(&parts[1], &page).unwrap();
     let out = perllm(&["plot", s(&page), "--out", s(&plots)]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("is the results file"), "{}", out.stderr);
+    out.stderr_has("is the results file");
     // Nothing was left behind by the refused commands.
     assert!(
         names(d).iter().all(|n| !n.ends_with(".tmp")),
@@ -517,10 +509,7 @@ fn an_interrupt_while_the_commit_waits_replaces_nothing() {
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{stderr}");
-    assert!(
-        stderr.contains("interrupted: no output file was replaced"),
-        "{stderr}"
-    );
+    has(&stderr, "interrupted: no output file was replaced");
     let after: Vec<(String, Vec<u8>)> = names(&out_dir)
         .into_iter()
         .map(|n| (n.clone(), std::fs::read(out_dir.join(&n)).unwrap()))

@@ -1,6 +1,6 @@
 //! `perllm export`: the serialised scenario that `.json` scenarios and the scenario hash are.
 
-use crate::{perllm, s, tmp};
+use crate::{paper, perllm, s, tmp};
 
 fn hash_line(report: &str) -> &str {
     report
@@ -13,26 +13,14 @@ fn hash_line(report: &str) -> &str {
 fn an_exported_scenario_runs_as_the_original() {
     let dir = tmp();
     let json = dir.path().join("out/paper-5s.json");
-    let out = perllm(&[
-        "export",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=5s",
-        "--out",
-        s(&json),
-    ]);
+    let out = paper("export", "scenario.duration=5s", &["--out", s(&json)]);
     out.ok();
-    assert!(out.stderr.contains("wrote "), "{}", out.stderr);
+    out.stderr_has("wrote ");
     let check = perllm(&["check", s(&json)]);
     check.ok();
     // Same scenario, same hash, same report.
     let a = perllm(&["run", s(&json)]);
-    let b = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=5s",
-    ]);
+    let b = paper("run", "scenario.duration=5s", &[]);
     assert_eq!(hash_line(a.ok()), hash_line(b.ok()));
     assert_eq!(
         a.ok().replace(&s(&json).to_string(), ""),
@@ -40,12 +28,7 @@ fn an_exported_scenario_runs_as_the_original() {
         "the same report"
     );
     // To standard output by default, the same text.
-    let stdout = perllm(&[
-        "export",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=5s",
-    ]);
+    let stdout = paper("export", "scenario.duration=5s", &[]);
     assert_eq!(stdout.ok(), std::fs::read_to_string(&json).unwrap());
 }
 
@@ -56,5 +39,5 @@ fn only_a_valid_scenario_is_exported() {
     assert!(out.stdout.is_empty());
     let out = perllm(&["export", "examples/paper.perllm", "--format", "yaml"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("json"), "{}", out.stderr);
+    out.stderr_has("json");
 }

@@ -1,7 +1,7 @@
 //! `perllm profile`, `calibrate` and `validate` on the tiny engine: the whole fidelity pipeline
 //! in a few seconds, with a loose bound this shared machine meets; bad input names file and line.
 
-use crate::perllm;
+use crate::{has, perllm};
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -55,11 +55,9 @@ fn profile_calibrate_validate_on_the_tiny_engine() {
         1 + 4 * 3 * 4 + 3
     );
     let tab = std::fs::read_to_string(&table).unwrap();
-    assert!(
-        tab.contains(
-            "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\nengine,cpu,1,"
-        ),
-        "{tab}"
+    has(
+        &tab,
+        "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\nengine,cpu,1,",
     );
 
     let out = perllm(&[
@@ -72,7 +70,7 @@ fn profile_calibrate_validate_on_the_tiny_engine() {
         s(&hw),
     ]);
     let stdout = out.ok();
-    assert!(stdout.contains("held-out error"), "{stdout}");
+    has(stdout, "held-out error");
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
     assert_eq!(c["version"], 1);
@@ -155,12 +153,8 @@ fn calibrate_refuses_data_that_cannot_determine_the_parameters() {
     .ok();
     let out = perllm(&["calibrate", "--profile", s(&prof)]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("prefills of at least two sizes"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--prefill"), "{}", out.stderr);
+    out.stderr_has("prefills of at least two sizes");
+    out.stderr_has("--prefill");
 }
 
 #[test]
@@ -174,11 +168,7 @@ fn malformed_rows_name_file_and_line() {
     .unwrap();
     let out = perllm(&["calibrate", "--profile", s(&prof)]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("bad.csv:5: median_ns: `abc`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("bad.csv:5: median_ns: `abc`");
     let log = t.path().join("log.csv");
     std::fs::write(
         &log,
@@ -187,11 +177,7 @@ fn malformed_rows_name_file_and_line() {
     .unwrap();
     let out = perllm(&["calibrate", "--log", s(&log), "--preset", "tiny"]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("log.csv:3: prompt_tokens: `x`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("log.csv:3: prompt_tokens: `x`");
 }
 
 #[test]
@@ -208,12 +194,7 @@ fn bad_engine_configs_name_the_field() {
         s(&p),
     ]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("`hidden`: 66 is not divisible by heads = 4"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`hidden`: 66 is not divisible by heads = 4");
     let out = perllm(&[
         "profile",
         "--preset",
@@ -228,6 +209,6 @@ fn bad_engine_configs_name_the_field() {
         s(&p),
     ]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("`max_batch`"), "{}", out.stderr);
+    out.stderr_has("`max_batch`");
     assert!(!p.exists());
 }

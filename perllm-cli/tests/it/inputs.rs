@@ -120,7 +120,7 @@ fn special_and_huge_input_files_fail_fast() {
     }
     let out = within(d, &["check", "fifo.perllm"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains(FIFO), "{}", out.stderr);
+    out.stderr_has(FIFO);
 
     // Series files.
     for (name, needle) in [

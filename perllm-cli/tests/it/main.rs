@@ -16,6 +16,7 @@ mod fidelity;
 mod help;
 #[cfg(unix)]
 mod inputs;
+mod isolation;
 mod messages;
 mod outputs;
 mod plot;
@@ -23,6 +24,8 @@ mod plugins;
 mod resources;
 mod run;
 mod shard;
+#[cfg(unix)]
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +47,18 @@ impl Out {
         assert_eq!(self.code, 0, "exit {}; stderr:\n{}", self.code, self.stderr);
         &self.stdout
     }
+
+    /// Assert that stderr contains `needle` (showing stderr if not).
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) {
+        has(&self.stderr, needle);
+    }
+}
+
+/// Assert that `text` contains `needle` (showing `text` if not).
+#[track_caller]
+pub fn has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "no `{needle}` in:\n{text}");
 }
 
 /// The workspace root (commands run there, so paths in outputs are relative).
@@ -77,6 +92,13 @@ pub fn perllm_env(args: &[&str], env: &[(&str, &str)]) -> Out {
         stdout: String::from_utf8(o.stdout).expect("UTF-8 stdout"),
         stderr: String::from_utf8(o.stderr).expect("UTF-8 stderr"),
     }
+}
+
+/// `perllm COMMAND examples/paper.perllm --set SET EXTRA..`: a command on the paper scenario.
+pub fn paper(command: &str, set: &str, extra: &[&str]) -> Out {
+    let mut a = vec![command, "examples/paper.perllm", "--set", set];
+    a.extend_from_slice(extra);
+    perllm(&a)
 }
 
 /// A short run of the paper scenario: 30 simulated seconds.
@@ -151,3 +173,12 @@ pub fn testkit() -> PathBuf {
 }
 mod estimate_bias;
 mod gpu_fidelity;
+
+/// Runs `cmd` and asserts that it succeeded; `what` names it in the failure message, with its
+/// stderr.
+pub fn run_ok(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let out = cmd.output().expect(what);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{err}");
+    out
+}

@@ -1,20 +1,13 @@
 //! Messages a newcomer meets (issue 17, item 7): each says what is wrong and what to do.
 
-use crate::{SHORT, perllm, s, tmp};
+use crate::{SHORT, has, paper, perllm, s, tmp};
 
 const TINY: &str = "scenario.duration=5s";
 
 #[test]
 fn unknown_policy_parameters_suggest_the_close_name() {
     // The built-in policy.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        TINY,
-        "--param",
-        "explorationn=0.3",
-    ]);
+    let out = paper("run", TINY, &["--param", "explorationn=0.3"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr
@@ -23,16 +16,7 @@ fn unknown_policy_parameters_suggest_the_close_name() {
         out.stderr
     );
     // A bundled plugin: the same words, not serde's "expected `x`" for any name.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        TINY,
-        "--policy",
-        "greedy",
-        "--param",
-        "slak=0.3",
-    ]);
+    let out = paper("run", TINY, &["--policy", "greedy", "--param", "slak=0.3"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr
@@ -40,22 +24,12 @@ fn unknown_policy_parameters_suggest_the_close_name() {
         "{}",
         out.stderr
     );
-    let out = perllm(&[
+    let out = paper(
         "run",
-        "examples/paper.perllm",
-        "--set",
         TINY,
-        "--policy",
-        "cloud-only",
-        "--param",
-        "slack=1",
-    ]);
-    assert!(
-        out.stderr
-            .contains("unknown parameter `slack`: it takes no parameters"),
-        "{}",
-        out.stderr
+        &["--policy", "cloud-only", "--param", "slack=1"],
     );
+    out.stderr_has("unknown parameter `slack`: it takes no parameters");
 }
 
 #[test]
@@ -63,14 +37,7 @@ fn a_file_that_is_not_a_library_says_why() {
     let dir = tmp();
     let fake = dir.path().join("libfake.so");
     std::fs::write(&fake, "not ELF").unwrap();
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        TINY,
-        "--plugin",
-        s(&fake),
-    ]);
+    let out = paper("run", TINY, &["--plugin", s(&fake)]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let line = out
         .stderr
@@ -82,56 +49,36 @@ fn a_file_that_is_not_a_library_says_why() {
 
 #[test]
 fn compare_with_a_list_points_to_sweep() {
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         "workload.arrivals.rate=2/s,4/s",
-        "--seeds",
-        "1",
-    ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "use `perllm sweep examples/paper.perllm --set workload.arrivals.rate=2/s,4/s`"
-        ),
-        "{}",
-        out.stderr
+        &["--seeds", "1"],
     );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.stderr_has("use `perllm sweep examples/paper.perllm --set workload.arrivals.rate=2/s,4/s`");
 }
 
 #[test]
 fn a_mistyped_extension_suggests_the_file() {
     let out = perllm(&["check", "examples/paper.perlm"]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("did you mean `examples/paper.perllm`?"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("`.json`"), "{}", out.stderr);
+    out.stderr_has("did you mean `examples/paper.perllm`?");
+    out.stderr_has("`.json`");
 }
 
 #[test]
 fn one_seed_shows_no_spread() {
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policies",
-        "perllm,cloud-only",
-        "--seeds",
-        "1",
-    ]);
+        &["--policies", "perllm,cloud-only", "--seeds", "1"],
+    );
     let text = out.ok();
     assert!(!text.contains('±'), "{text}");
-    assert!(text.contains("one seed, so no spread"), "{text}");
-    assert!(
-        text.contains(
-            "goodput = requests that met their deadline per second of the arrival window"
-        ),
-        "{text}"
+    has(text, "one seed, so no spread");
+    has(
+        text,
+        "goodput = requests that met their deadline per second of the arrival window",
     );
 }
 
@@ -141,27 +88,23 @@ fn a_shard_past_the_grid_is_refused() {
     let part = dir.path().join("part.json");
     // 2 policies x 1 seed = 2 runs: shard 3/3 would hold none (it was a warning and an empty
     // part; a shard count above the grid size is now refused, issue 21).
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         TINY,
-        "--policies",
-        "cloud-only,random",
-        "--seeds",
-        "1",
-        "--shard",
-        "3/3",
-        "--out",
-        s(&part),
-    ]);
+        &[
+            "--policies",
+            "cloud-only,random",
+            "--seeds",
+            "1",
+            "--shard",
+            "3/3",
+            "--out",
+            s(&part),
+        ],
+    );
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "`--shard`: shard 3/3 splits a grid of 2 runs into 3 shards: use at most 2 shards, or none"
-        ),
-        "{}",
-        out.stderr
+    out.stderr_has(
+        "`--shard`: shard 3/3 splits a grid of 2 runs into 3 shards: use at most 2 shards, or none",
     );
     assert!(!part.exists());
 }
@@ -170,39 +113,28 @@ fn a_shard_past_the_grid_is_refused() {
 fn created_output_folders_are_announced() {
     let dir = tmp();
     let dest = dir.path().join("new/deeper/results.json");
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         TINY,
-        "--policies",
-        "cloud-only",
-        "--seeds",
-        "1",
-        "--out",
-        s(&dest),
-    ]);
-    out.ok();
-    assert!(
-        out.stderr.contains(&format!(
-            "note: created the directory `{}` for the outputs (`{}` did not exist)",
-            s(&dir.path().join("new/deeper")),
-            s(&dir.path().join("new"))
-        )),
-        "{}",
-        out.stderr
+        &[
+            "--policies",
+            "cloud-only",
+            "--seeds",
+            "1",
+            "--out",
+            s(&dest),
+        ],
     );
+    out.ok();
+    out.stderr_has(&format!(
+        "note: created the directory `{}` for the outputs (`{}` did not exist)",
+        s(&dir.path().join("new/deeper")),
+        s(&dir.path().join("new"))
+    ));
     assert!(dest.exists());
     // `run --out DIR` is asked to make DIR: only folders above it are announced.
     let run_dir = dir.path().join("runs-here");
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        TINY,
-        "--out",
-        s(&run_dir),
-    ]);
+    let out = paper("run", TINY, &["--out", s(&run_dir)]);
     out.ok();
     assert!(
         !out.stderr.contains("created the directory"),
@@ -210,35 +142,18 @@ fn created_output_folders_are_announced() {
         out.stderr
     );
     let nested = dir.path().join("above/run");
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        TINY,
-        "--out",
-        s(&nested),
-    ]);
+    let out = paper("run", TINY, &["--out", s(&nested)]);
     out.ok();
-    assert!(out.stderr.contains("(`"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains(&format!("`{}` did not exist", s(&dir.path().join("above")))),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("(`");
+    out.stderr_has(&format!("`{}` did not exist", s(&dir.path().join("above"))));
     // A command refused before its runs leaves no folder behind (the unit tests of `Outputs`
     // check that folders made for a command that then fails are removed).
     let gone = dir.path().join("gone/results.json");
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         TINY,
-        "--policies",
-        "no-such-policy",
-        "--out",
-        s(&gone),
-    ]);
+        &["--policies", "no-such-policy", "--out", s(&gone)],
+    );
     assert_eq!(out.code, 2);
     assert!(!dir.path().join("gone").exists());
 }

@@ -264,11 +264,7 @@ fn unwritable_outputs_are_named_before_the_run() {
     let twice = dir.path().join("twice");
     let out = with(&run, &["--decisions", s(&twice), "--requests", s(&twice)]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("named for two outputs"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("named for two outputs");
     assert!(!twice.exists());
 
     // A read-only directory (only checkable without privileges: root writes anyway).

@@ -1,6 +1,6 @@
 //! `perllm plot`: valid SVG with the expected series, and an HTML page with them inline.
 
-use crate::{SHORT, perllm, s, tmp};
+use crate::{SHORT, paper, perllm, run_ok, s, tmp};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use std::path::Path;
@@ -221,26 +221,26 @@ fn chart_layout_legends_log_axis_and_bars() {
 fn plots_have_the_expected_series() {
     let dir = tmp();
     let res = dir.path().join("sweep.json");
-    perllm(&[
+    paper(
         "sweep",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--set",
-        "workload.arrivals.rate=2/s,5/s",
-        "--policies",
-        "perllm,true-costs,least-loaded",
-        "--seeds",
-        "1..2",
-        "--out",
-        s(&res),
-        "-q",
-    ])
+        &[
+            "--set",
+            "workload.arrivals.rate=2/s,5/s",
+            "--policies",
+            "perllm,true-costs,least-loaded",
+            "--seeds",
+            "1..2",
+            "--out",
+            s(&res),
+            "-q",
+        ],
+    )
     .ok();
     let plots = dir.path().join("plots");
     let out = perllm(&["plot", s(&res), "--out", s(&plots)]);
     out.ok();
-    assert!(out.stderr.contains("index.html"), "{}", out.stderr);
+    out.stderr_has("index.html");
     let policies = ["perllm", "true-costs", "least-loaded"];
     for chart in ["goodput", "attainment", "latency-cdf", "regret"] {
         let texts = svg_texts(&plots.join(format!("{chart}.svg")));
@@ -285,17 +285,11 @@ fn plots_have_the_expected_series() {
 fn plot_of_a_single_run() {
     let dir = tmp();
     let run = dir.path().join("run");
-    perllm(&[
+    paper(
         "run",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policy",
-        "true-costs",
-        "--out",
-        s(&run),
-        "-q",
-    ])
+        &["--policy", "true-costs", "--out", s(&run), "-q"],
+    )
     .ok();
     let plots = dir.path().join("plots");
     perllm(&[
@@ -420,26 +414,22 @@ fn html_page_renders_in_headless_chromium() {
     // A screenshot of the whole page, for the eye.
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("perllm-page.png");
     let _ = std::fs::remove_file(&shot);
-    let out = std::process::Command::new("timeout")
-        .arg("120")
-        .arg(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1100,4200",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "chromium screenshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new("timeout")
+            .arg("120")
+            .arg(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--window-size=1100,4200",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", page.display())),
+        "chromium screenshot",
     );
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");

@@ -1,6 +1,6 @@
 //! `perllm plugins list` and running plugin policies and cost models.
 
-use crate::{SHORT, perllm, s, settings, testkit, testkit_run, tmp};
+use crate::{SHORT, has, paper, perllm, s, settings, testkit, testkit_run, tmp};
 use serde_json::Value;
 
 #[test]
@@ -83,23 +83,15 @@ fn plugin_failures_exit_1_and_bad_setup_exits_2() {
     };
     let out = run(&["--param", "mode=panic", "--param", "after=3"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("panicked in `schedule`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("panicked in `schedule`");
     let out = run(&["--param", "mode=bad-server", "--param", "after=2"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let out = run(&["--param", "mode=fail-create"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot set up policy `testkit`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("cannot set up policy `testkit`");
     let out = perllm(&["plugins", "list", "--plugin", "no/such/lib.so"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("no/such/lib.so"), "{}", out.stderr);
+    out.stderr_has("no/such/lib.so");
 }
 
 #[test]
@@ -204,21 +196,21 @@ fn slow_plugin_calls_are_reported_not_killed() {
 #[test]
 fn compare_reports_slow_plugin_calls_once_per_policy() {
     let kit = testkit();
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--plugin",
-        s(&kit),
-        "--policies",
-        "testkit,perllm",
-        "--seeds",
-        "1..2",
-        "--call-budget",
-        "1ns",
-        "-q",
-    ]);
+        &[
+            "--plugin",
+            s(&kit),
+            "--policies",
+            "testkit,perllm",
+            "--seeds",
+            "1..2",
+            "--call-budget",
+            "1ns",
+            "-q",
+        ],
+    );
     out.ok();
     assert_eq!(
         out.stderr.matches("plugin policy `testkit`").count(),
@@ -237,7 +229,7 @@ fn a_bad_library_in_a_plugin_directory_is_reported_and_the_others_listed() {
     std::fs::write(dir.path().join("libaaa_broken.so"), "not a library").unwrap();
     let out = perllm(&["plugins", "list", "--plugin", s(dir.path())]);
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("testkit"), "{}", out.stdout);
+    has(&out.stdout, "testkit");
     assert!(
         out.stderr
             .contains("warning: skipped a plugin library that failed to load")
@@ -251,7 +243,7 @@ fn a_bad_library_in_a_plugin_directory_is_reported_and_the_others_listed() {
     args[5] = s(dir.path());
     let run = perllm(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("libaaa_broken.so"), "{}", run.stderr);
+    run.stderr_has("libaaa_broken.so");
 }
 
 /// `cloud-first`'s decisions on a small run, pinned: with and without admission control, and its
@@ -314,9 +306,9 @@ fn cloud_first_decisions_are_pinned() {
 fn plugins_info_shows_flags_and_parameters() {
     let out = perllm(&["plugins", "info", "greedy"]);
     let t = out.ok();
-    assert!(t.contains("wants-estimates"), "{t}");
-    assert!(t.contains("slack (1.0):"), "{t}");
-    assert!(t.contains("abi          1.2"), "{t}");
+    has(t, "wants-estimates");
+    has(t, "slack (1.0):");
+    has(t, "abi          1.2");
     let out = perllm(&["plugins", "info", "profile-table", "--format", "json"]);
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     assert_eq!(v["kind"], "cost-model");
@@ -325,9 +317,5 @@ fn plugins_info_shows_flags_and_parameters() {
     assert!(out.ok().contains("exploration"), "{}", out.stdout);
     let out = perllm(&["plugins", "info", "greedyy"]);
     assert_ne!(out.code, 0);
-    assert!(
-        out.stderr.contains("did you mean `greedy`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("did you mean `greedy`");
 }

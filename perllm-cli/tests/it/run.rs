@@ -1,48 +1,25 @@
 //! `perllm run`.
 
-use crate::{SHORT, perllm, s, settings, tmp};
+use crate::{SHORT, has, paper, perllm, s, settings, tmp};
 use serde_json::Value;
 
 #[test]
 fn table_report_is_pinned() {
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--seed",
-        "3",
-    ]);
+    let out = paper("run", SHORT, &["--seed", "3"]);
     let text = out.ok();
-    assert!(text.contains("\npolicy stats: "), "{text}");
+    has(text, "\npolicy stats: ");
     // The policy's own counters change with the policy; the table around them is pinned.
     let mut st = settings(None);
     st.add_filter(r"(?m)^policy stats: .*$", "policy stats: [POLICY STATS]");
     st.bind(|| insta::assert_snapshot!("run_table", text));
     // Same scenario and seed: the same report.
-    let again = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--seed",
-        "3",
-    ]);
+    let again = paper("run", SHORT, &["--seed", "3"]);
     assert_eq!(again.ok(), text);
 }
 
 #[test]
 fn json_report_records_provenance() {
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--seed",
-        "3",
-        "-f",
-        "json",
-    ]);
+    let out = paper("run", SHORT, &["--seed", "3", "-f", "json"]);
     let v: Value = serde_json::from_str(out.ok()).expect("valid JSON");
     assert_eq!(v["schema"], "perllm.report");
     assert_eq!(v["schema_version"], 2);
@@ -66,16 +43,7 @@ fn json_report_records_provenance() {
         r["completed"].as_u64().unwrap() + r["rejected"].as_u64().unwrap()
     );
     // Another seed is another workload, under the same scenario hash.
-    let other = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--seed",
-        "4",
-        "-f",
-        "json",
-    ]);
+    let other = paper("run", SHORT, &["--seed", "4", "-f", "json"]);
     let w: Value = serde_json::from_str(other.ok()).unwrap();
     assert_eq!(w["scenario"]["hash"], v["scenario"]["hash"]);
     assert_ne!(w["report"]["arrived"], Value::Null);
@@ -87,16 +55,7 @@ fn json_report_records_provenance() {
 /// goodput is per second of the arrival window, with the per-horizon rate kept under its own name.
 #[test]
 fn report_names_and_units_say_what_they_measure() {
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--seed",
-        "3",
-        "-f",
-        "json",
-    ]);
+    let out = paper("run", SHORT, &["--seed", "3", "-f", "json"]);
     let v: Value = serde_json::from_str(out.ok()).expect("valid JSON");
     let r = &v["report"];
     assert_eq!(r["schema_version"], 2);
@@ -123,35 +82,16 @@ fn report_names_and_units_say_what_they_measure() {
     let offered = r["arrived"].as_u64().unwrap() as f64 / f("duration_s");
     assert!((f("goodput_rps") - offered * f("deadline_attainment")).abs() < 1e-9);
 
-    let table = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--seed",
-        "3",
-    ]);
+    let table = paper("run", SHORT, &["--seed", "3"]);
     let table = table.ok();
-    assert!(
-        table.contains("(per second of the 30.0 s arrival window, in which"),
-        "{table}"
-    );
-    assert!(table.contains("busy = share of the "), "{table}");
+    has(table, "(per second of the 30.0 s arrival window, in which");
+    has(table, "busy = share of the ");
     assert!(!table.contains("utilization"), "{table}");
 }
 
 #[test]
 fn csv_is_one_tidy_row() {
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--policy",
-        "true-costs",
-        "-f",
-        "csv",
-    ]);
+    let out = paper("run", SHORT, &["--policy", "true-costs", "-f", "csv"]);
     let text = out.ok();
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
@@ -180,16 +120,7 @@ fn csv_is_one_tidy_row() {
 fn out_dir_has_report_results_requests_and_decisions() {
     let dir = tmp();
     let out_dir = dir.path().join("run");
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--out",
-        s(&out_dir),
-        "-f",
-        "json",
-    ]);
+    let out = paper("run", SHORT, &["--out", s(&out_dir), "-f", "json"]);
     let stdout: Value = serde_json::from_str(out.ok()).unwrap();
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
@@ -251,19 +182,19 @@ fn separate_log_files() {
     let dir = tmp();
     let d = dir.path().join("d.jsonl");
     let r = dir.path().join("nested/r.csv");
-    let out = perllm(&[
+    let out = paper(
         "run",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--policy",
-        "true-costs",
-        "--decisions",
-        s(&d),
-        "--requests",
-        s(&r),
-        "-q",
-    ]);
+        &[
+            "--policy",
+            "true-costs",
+            "--decisions",
+            s(&d),
+            "--requests",
+            s(&r),
+            "-q",
+        ],
+    );
     out.ok();
     assert!(std::fs::read_to_string(&d).unwrap().lines().count() > 10);
     assert!(

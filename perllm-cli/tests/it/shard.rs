@@ -64,11 +64,7 @@ fn merged_shards_equal_the_single_machine_run() {
         s(&merged_csv),
     ]);
     out.ok();
-    assert!(
-        out.stderr.contains("merged 3 parts (8 runs)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("merged 3 parts (8 runs)");
     let a = std::fs::read(&full).unwrap();
     let b = std::fs::read(&merged).unwrap();
     assert!(
@@ -95,11 +91,7 @@ fn merged_shards_equal_the_single_machine_run() {
     // Missing, duplicated and foreign parts are refused with exit 2.
     let out = perllm(&["merge", s(&parts[0]), s(&parts[1]), "--out", s(&merged)]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("shard 3/3 is missing"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("shard 3/3 is missing");
     let out = perllm(&[
         "merge",
         s(&parts[0]),
@@ -109,10 +101,10 @@ fn merged_shards_equal_the_single_machine_run() {
         s(&merged),
     ]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("are both shard 2/3"), "{}", out.stderr);
+    out.stderr_has("are both shard 2/3");
     let out = perllm(&["merge", s(&full), "--out", s(&merged)]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("is not a shard"), "{}", out.stderr);
+    out.stderr_has("is not a shard");
     let other = dir.path().join("other.json");
     let mut o = sweep(&["--shard", "3/3", "--out", s(&other)]);
     assert_eq!(o[8], "--seeds");

@@ -39,7 +39,6 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     req: &Request,
     load: &LoadHint,
 ) -> Estimate {
-    let hw = &world.hardware[server.hardware];
     let model = &world.models[req.model as usize];
     let link = &world.links[server.link];
     let share_bps = (load.bandwidth_bps / (load.active_uploads as f64 + 1.0)).max(1.0);
@@ -129,7 +128,7 @@ pub fn default_estimate<C: CostModel + ?Sized>(
     } else {
         0
     };
-    let busy_w = hw.power_busy_w * server.count as f64;
+    let busy_w = world.server_power_w(server).1;
     let inference = busy_w * (prefill_ns as f64 / 1e9) + busy_w * (decode_ns as f64 / 1e9) / batch;
     let transmission =
         (req.input_bytes as f64 + req.output_bytes as f64) * 8.0 * link.energy_j_per_bit;

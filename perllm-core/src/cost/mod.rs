@@ -50,7 +50,7 @@ impl LoadHint {
 }
 
 /// A cost estimate for one request on one server.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Estimate {
     /// Upload: latency + transfer at the estimated bandwidth share.
     pub upload_ns: Nanos,

@@ -33,13 +33,8 @@ fn run_slot(
     let servers = ServerState::all_idle(world);
     let cost = Roofline::default();
     let view = ClusterView {
-        now_ns: 0,
-        slot: 0,
-        world,
-        servers: &servers,
-        cost: &cost,
         truth,
-        model_load: &[],
+        ..ClusterView::new(world, &servers, &cost)
     };
     let mut out = vec![Decision::Defer; pending.len()];
     p.schedule(&view, pending, &mut out).unwrap();
@@ -93,15 +88,7 @@ fn oracle_needs_the_truth_and_uses_it() {
     assert!(o.wants_ground_truth());
     let servers = ServerState::all_idle(&world);
     let cost = Roofline::default();
-    let view = ClusterView {
-        now_ns: 0,
-        slot: 0,
-        world: &world,
-        servers: &servers,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
-    };
+    let view = ClusterView::new(&world, &servers, &cost);
     let mut out = vec![Decision::Defer; pending.len()];
     let e = o.schedule(&view, &pending, &mut out).unwrap_err();
     assert!(e.message.contains("ground truth"), "{e}");

@@ -56,7 +56,6 @@ pub(super) struct Srv {
 impl Srv {
     /// Server `s` idle, its link at its nominal bandwidth.
     pub(super) fn new(world: &World, s: &Server, seed: u64) -> Self {
-        let hw = &world.hardware[s.hardware];
         let spec = &world.links[s.link];
         let bw = Bandwidth::new(spec, world.redraw_ns(s.link), seed, s.id as u64);
         Srv {
@@ -77,7 +76,7 @@ impl Srv {
             busy_ns: 0,
             busy_at_decision: 0,
             steps: 0,
-            busy_w: hw.power_busy_w * s.count as f64,
+            busy_w: world.server_power_w(s).1,
             noise: stream_rng(seed, stream::SERVER_BASE + s.id as u64),
             batch_s: 0.0,
             batch2_s: 0.0,

@@ -78,16 +78,26 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: bound_cases(), ..proptest::prelude::ProptestConfig::default() })]
 
     /// Over random scenarios (servers, links and their fluctuation, batch sizes, step noise,
-    /// contention, request sizes, slot lengths, deadlines scaled from 5% to 3x), no policy meets
-    /// more deadlines or reaches a higher goodput than the bound.
+    /// contention, request sizes, slot lengths, deadlines scaled from 5% to 3x, the last
+    /// server's PUE, every server's idle charge), no policy meets more deadlines or reaches a
+    /// higher goodput than the bound, nor spends less than its energy when it meets as many.
     #[test]
     fn no_policy_beats_the_bound_on_random_scenarios(
         c in super::props::case(),
         deadline_scale in 0.05f64..3.0,
+        pue in 1.0f64..2.0,
+        charge in 0usize..3,
     ) {
         let mut sc = super::props::scenario(&c);
         for s in &mut sc.slos {
             s.deadline_ns = ((s.deadline_ns as f64 * deadline_scale) as u64).max(1);
+        }
+        let charge = [IdleCharge::Always, IdleCharge::IfUsed, IdleCharge::Never][charge];
+        for s in &mut sc.servers {
+            s.idle_charge = Some(charge);
+        }
+        if let Some(last) = sc.servers.last_mut() {
+            last.pue = Some(pue);
         }
         let world = sc.build().expect("generated scenarios are valid");
         let b = bound_of(&world);

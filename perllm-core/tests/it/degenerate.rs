@@ -107,6 +107,8 @@ fn cluster(n: usize, max_batch: u32, deadline: Nanos) -> Scenario {
             max_batch,
             batching: None,
             chunk_tokens: None,
+            pue: None,
+            idle_charge: None,
         })
         .collect();
     sc.workload.models = vec![("llama2-7b".into(), 1.0)];
@@ -337,15 +339,7 @@ fn a_request_no_server_can_hold_is_rejected_by_the_policy() {
     .collect();
     let states = ServerState::all_idle(&world);
     let cost = Roofline::default();
-    let view = ClusterView {
-        now_ns: 0,
-        slot: 0,
-        world: &world,
-        servers: &states,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
-    };
+    let view = ClusterView::new(&world, &states, &cost);
     for s in SETTINGS {
         let spec = PolicySpec {
             name: "perllm".into(),
@@ -643,15 +637,7 @@ fn an_empty_slot_and_single_requests() {
     let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
     let states = vec![ServerState::default(); world.servers.len()];
     let cost = Roofline::default();
-    let view = ClusterView {
-        now_ns: 0,
-        slot: 0,
-        world: &world,
-        servers: &states,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
-    };
+    let view = ClusterView::new(&world, &states, &cost);
     p.schedule(&view, &[], &mut []).unwrap();
     let mut notes = Vec::new();
     p.explain(&mut notes);

@@ -3,6 +3,7 @@
 mod batching;
 mod bound;
 mod degenerate;
+mod energy;
 mod perllm;
 mod props;
 mod robust;

@@ -5,8 +5,8 @@ use perllm_core::policy::Decision;
 use perllm_core::request::{Outcome, Request};
 use perllm_core::simple::{Fixed, LeastLoaded};
 use perllm_core::spec::*;
-use perllm_core::workload::Synthetic;
-use perllm_core::{Roofline, SimError, run, run_synthetic, testbed};
+use perllm_core::workload::{RequestSource, Synthetic};
+use perllm_core::{Roofline, SimError, World, run, run_synthetic, testbed};
 
 fn paper(rate: f64, secs: u64) -> Scenario {
     testbed::paper(rate, secs * SECOND)
@@ -127,29 +127,22 @@ fn spaced_outcomes(sc: &Scenario, n: u64) -> Vec<Outcome> {
             ..Request::default()
         })
     };
-    let mut src = (0..n).map(req);
-    let mut ch = Checker::default();
-    run(
-        &world,
-        &mut Fixed(0),
-        &Roofline::default(),
-        &mut src,
-        &mut [&mut ch],
-    )
-    .unwrap();
-    assert!(ch.violations.is_empty(), "{:?}", ch.violations);
-    ch.outcomes
+    fixed_outcomes(&world, &mut (0..n).map(req))
 }
 
 fn outcomes(sc: &Scenario) -> Vec<Outcome> {
     let world = sc.build().unwrap();
+    fixed_outcomes(&world, &mut Synthetic::new(&world))
+}
+
+/// Outcomes of the requests of `src`, all sent to server 0, checked by the [`Checker`].
+fn fixed_outcomes(world: &World, src: &mut dyn RequestSource) -> Vec<Outcome> {
     let mut ch = Checker::default();
-    let mut src = Synthetic::new(&world);
     run(
-        &world,
+        world,
         &mut Fixed(0),
         &Roofline::default(),
-        &mut src,
+        src,
         &mut [&mut ch],
     )
     .unwrap();

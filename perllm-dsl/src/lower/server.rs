@@ -3,6 +3,7 @@
 use super::*;
 use crate::ast::*;
 use crate::diag::{DiagBuilder, codes};
+use crate::units::Dim;
 use perllm_core::spec::*;
 
 /// Keys of a `server` block.
@@ -15,6 +16,14 @@ pub const SERVER_KEYS: &[&str] = &[
     "max_batch",
     "batching",
     "chunk_tokens",
+    "pue",
+    "idle_charge",
+];
+/// Values of a server's `idle_charge`.
+const IDLE_CHARGES: [(&str, IdleCharge); 3] = [
+    ("always", IdleCharge::Always),
+    ("if_used", IdleCharge::IfUsed),
+    ("never", IdleCharge::Never),
 ];
 const MAX_SERVERS: u64 = 1_000_000;
 
@@ -78,6 +87,10 @@ impl Lowerer {
             l.choice(e, "batching", &super::sim::BATCHING_KINDS)
         });
         let chunk_tokens = self.maybe(&f, "chunk_tokens", |l, e| l.positive_u32(e, "chunk_tokens"));
+        let pue = self.maybe(&f, "pue", |l, e| l.pue(e));
+        let idle_charge = self.maybe(&f, "idle_charge", |l, e| {
+            l.choice(e, "idle_charge", &IDLE_CHARGES)
+        });
 
         // Expand the family and declare every member.
         let member_names: Vec<String> = match n.range {
@@ -154,9 +167,11 @@ impl Lowerer {
         }
         for m in &member_names {
             names.servers.insert(m.clone(), Decl { span: n.span });
-            let p = format!("server[{m}]");
-            self.idx(p.clone(), n.span);
-            self.index_entries(&p, &it.body);
+            if self.want_index {
+                let p = format!("server[{m}]");
+                self.idx(p.clone(), n.span);
+                self.index_entries(&p, &it.body);
+            }
         }
         let family = n.range.map(|_| id.name.clone());
         let (tier, hardware, count, models, link, max_batch, batching, chunk_tokens) = (
@@ -169,6 +184,7 @@ impl Lowerer {
             batching?,
             chunk_tokens?,
         );
+        let (pue, idle_charge) = (pue?, idle_charge?);
         let models: Vec<String> = models.into_iter().map(|m| m.name).collect();
         Some(
             member_names
@@ -184,9 +200,33 @@ impl Lowerer {
                     max_batch,
                     batching,
                     chunk_tokens,
+                    pue,
+                    idle_charge,
                 })
                 .collect(),
         )
+    }
+}
+
+impl Lowerer {
+    /// A power usage effectiveness: a plain number in [1, 5] (`limits::MAX_PUE`).
+    fn pue(&mut self, e: &Expr) -> Option<f64> {
+        let v = self.quantity(e, Dim::Fraction)?;
+        if !(1.0..=limits::MAX_PUE).contains(&v) {
+            self.err(
+                DiagBuilder::error(
+                    codes::RANGE,
+                    format!("pue must be between 1 and {}", limits::MAX_PUE),
+                )
+                .label(e.span, format!("this is {v}"))
+                .help(
+                    "PUE is the facility's energy per joule its IT equipment draws: 1.0 counts \
+                     the devices alone, published data-centre averages are about 1.1 to 1.6",
+                ),
+            );
+            return None;
+        }
+        Some(v)
     }
 }
 

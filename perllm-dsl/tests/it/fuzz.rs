@@ -10,18 +10,18 @@ use perllm_dsl::{LoadOptions, SourceKind, load_str_with};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn cases() -> u32 {
+pub(crate) fn cases() -> u32 {
     std::env::var("PERLLM_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300)
 }
 
-fn fixture_dir() -> PathBuf {
+pub(crate) fn fixture_dir() -> PathBuf {
     crate::common::crate_dir().join("tests/fixtures")
 }
 
-fn seeds(ext: &str) -> Vec<String> {
+pub(crate) fn seeds(ext: &str) -> Vec<String> {
     let mut out = Vec::new();
     for d in ["valid", "invalid"] {
         let mut files: Vec<_> = std::fs::read_dir(fixture_dir().join(d))
@@ -42,7 +42,7 @@ fn seeds(ext: &str) -> Vec<String> {
 }
 
 /// The shipped scenarios, `examples/*.perllm` and `examples/*.toml`: (file name, text, kind).
-fn shipped() -> Vec<(String, String, SourceKind)> {
+pub(crate) fn shipped() -> Vec<(String, String, SourceKind)> {
     let mut files: Vec<_> = std::fs::read_dir(crate::common::examples_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -180,7 +180,7 @@ fn check_in(
 
 /// One mutation of a text.
 #[derive(Clone, Debug)]
-enum Mutation {
+pub(crate) enum Mutation {
     Delete(usize, usize),
     Insert(usize, usize),
     DuplicateLine(usize),
@@ -188,7 +188,7 @@ enum Mutation {
     ByteFlip(usize, u8),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1usize..40).prop_map(|(a, n)| Mutation::Delete(a, n)),
         (any::<usize>(), 0..TOKENS.len()).prop_map(|(a, t)| Mutation::Insert(a, t)),
@@ -198,7 +198,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-fn apply(src: &str, muts: &[Mutation]) -> String {
+pub(crate) fn apply(src: &str, muts: &[Mutation]) -> String {
     String::from_utf8_lossy(&apply_bytes(src.as_bytes(), muts, TOKENS)).into_owned()
 }
 

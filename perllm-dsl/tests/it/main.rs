@@ -1,6 +1,7 @@
 //! Integration tests of perllm-dsl.
 
 mod common;
+mod fast_parse;
 mod fixtures;
 mod fuzz;
 mod overrides;

@@ -172,15 +172,7 @@ fn greedy_prefers_low_energy_servers_that_meet_the_deadline() {
     // prefill alone, so only the cloud meets the deadline by estimate.
     let cost = Roofline::default();
     let states = ServerState::all_idle(&world);
-    let view = ClusterView {
-        now_ns: 0,
-        slot: 0,
-        world: &world,
-        servers: &states,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
-    };
+    let view = ClusterView::new(&world, &states, &cost);
     let req = pending(&world, 1)[0].request;
     let feasible: Vec<u32> = world
         .servers

@@ -188,18 +188,14 @@ fn the_c_header_matches_the_rust_layout() {
     let src = dir.path().join("layout.c");
     let exe = dir.path().join("layout");
     std::fs::write(&src, &c).unwrap();
-    let out = Command::new(c_compiler())
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
-        .arg(&header_dir)
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("the system C compiler (cc, or $CC) runs");
-    assert!(
-        out.status.success(),
-        "compiling against perllm_plugin.h failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(c_compiler())
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+            .arg(&header_dir)
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe),
+        "compiling against perllm_plugin.h",
     );
     let run = Command::new(&exe).output().unwrap();
     assert!(run.status.success());

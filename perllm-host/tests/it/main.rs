@@ -6,6 +6,7 @@ mod c_header;
 mod compat;
 mod errors;
 mod faults;
+mod isolation;
 mod layout;
 mod misbehaving;
 mod properties;
@@ -93,11 +94,7 @@ pub fn schedule_once(
     let view = ClusterView {
         now_ns: 100 * MILLISECOND,
         slot: 1,
-        world,
-        servers: &states,
-        cost: &cost,
-        truth: None,
-        model_load: &[],
+        ..ClusterView::new(world, &states, &cost)
     };
     let pending = pending(world, n);
     let mut out = vec![Decision::Defer; n];
@@ -172,4 +169,13 @@ pub fn err<T>(r: Result<T, perllm_host::HostError>) -> perllm_host::HostError {
         Ok(_) => panic!("expected an error"),
         Err(e) => e,
     }
+}
+
+/// Runs `cmd` and asserts that it succeeded; `what` names it in the failure message, with its
+/// stderr.
+pub fn run_ok(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let out = cmd.output().expect(what);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{err}");
+    out
 }

@@ -10,17 +10,13 @@ fn third_party_example_builds_and_runs() {
     // Its own target directory inside ours: no lock contention with the running cargo.
     let target = deps_dir().parent().unwrap().join("third-party-policy");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "--offline", "--manifest-path"])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "building the example failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(cargo)
+            .args(["build", "--quiet", "--offline", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target),
+        "building the example",
     );
     let lib = target.join("debug").join(format!(
         "{}third_party_policy{}",
