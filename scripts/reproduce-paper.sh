@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce the PerLLM paper experiment (issue 8; setup and sources in docs/paper-setup.md).
 #
-# For each deployment (7B, 13B, 33B at the cloud, Llama-2-7B at the edge) it runs PerLLM, the
-# offline oracle and every bundled baseline over 10 seeds, on a synthetic load sweep and on the
+# For each deployment (7B, 13B, 33B at the cloud, Llama-2-7B at the edge) it runs PerLLM (and its
+# paper variant), true-costs and every bundled baseline (those offering admission control also
+# with it on) over 10 seeds, on a synthetic load sweep and on the
 # shipped Azure trace slice (time rescaled to several rates), with `perllm sweep`; draws the plots
 # with `perllm plot`; and builds the table with `perllm-paper table`. Everything lands in
 # docs/results/ (or --out). A run is a pure function of (scenario, seed): same inputs, same files.
@@ -58,7 +59,20 @@ plugin_args=()
 if [[ -n "${PERLLM_PLUGINS:-}" ]]; then plugin_args=(--plugin "$PERLLM_PLUGINS"); fi
 
 mkdir -p "$out"
-echo "reproduce-paper: policies: $("$PERLLM" plugins list "${plugin_args[@]}" --format table | awk 'NR>2 && $2=="policy" {printf "%s ", $1}')" >&2
+# Every available policy; PerLLM's paper variant beside the default (improved) one; and every
+# baseline that offers admission control a second time with it on, so the table separates what
+# admission control buys from what placement buys.
+policies=()
+for p in $("$PERLLM" plugins list "${plugin_args[@]}" --format table | awk 'NR>2 && $2=="policy" {print $1}'); do
+  policies+=("$p")
+  if [[ $p == perllm ]]; then
+    policies+=("perllm{variant=paper}")
+  elif [[ $p != true-costs ]] && "$PERLLM" plugins info "$p" "${plugin_args[@]}" --format json | grep -q '"params":.*admission'; then
+    policies+=("$p{admission=reject_infeasible}")
+  fi
+done
+policy_list="$(IFS=,; echo "${policies[*]}")"
+echo "reproduce-paper: policies: $policy_list" >&2
 
 tables=()
 for dep in 7b 13b 33b; do
@@ -74,6 +88,7 @@ for dep in 7b 13b 33b; do
     mkdir -p "$dir"
     echo "reproduce-paper: $name: sweeping $key over $values, seeds $seeds" >&2
     "$PERLLM" --quiet sweep "$file" --set "$key=$values" "${duration[@]}" --seeds "$seeds" \
+      --policies "$policy_list" \
       "${plugin_args[@]}" "${jobs[@]}" --out "$dir/sweep.json" --csv "$dir/runs.csv" \
       --format table > "$dir/summary.txt"
     "$PERLLM" --quiet plot "$dir/sweep.json" --out "$dir/plots"
@@ -91,5 +106,6 @@ done
   echo "- machine: $(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') cores"
   echo "- synthetic loads (workload.arrivals.rate): $rates"
   echo "- trace loads (workload.trace.target_rate): $trace_rates"
+  echo "- policies: $policy_list"
 } > "$out/PROVENANCE.md"
 echo "reproduce-paper: table in $out/table.md" >&2

@@ -67,6 +67,10 @@ pub mod limits {
     /// core at the 600,000-800,000 requests/s of BENCHMARKS.md. Setting `max_requests` accepts
     /// more.
     pub const MAX_EXPECTED_REQUESTS: f64 = 1e9;
+    /// Default limit of the simulation's per-server state (`sim.max_memory`): 4 GiB, about
+    /// 440,000 servers (see [`crate::sim::state_bytes_per_server`]). A scenario over it fails
+    /// when it is loaded, with the size it needs, instead of being killed for lack of memory.
+    pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 4 << 30;
     /// Largest accepted transmission energy of a link: 1 mJ per bit (cellular radios spend
     /// about 1 µJ/bit). With the other limits (payloads <= 1e15 bytes, power <= 10 MW per
     /// device, times < 2^64 ns) every energy figure of a run stays finite.
@@ -924,6 +928,10 @@ pub struct SimParams {
     /// hardware and links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_ns: Option<Nanos>,
+    /// Largest simulation state accepted, in bytes: servers x [`crate::sim::state_bytes_per_server`].
+    /// `None`: [`limits::DEFAULT_MAX_MEMORY_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
 }
 
 fn default_noise() -> f64 {
@@ -954,6 +962,7 @@ impl Default for SimParams {
             contention: default_contention(),
             max_defers: default_max_defers(),
             drain_ns: None,
+            max_memory_bytes: None,
             batching: BatchingKind::Mixed,
             chunk_tokens: DEFAULT_CHUNK_TOKENS,
         }

@@ -35,6 +35,13 @@ impl TrueCosts {
             world_for_notes: world.clone(),
         })
     }
+
+    /// Tests: take the straightforward feasibility step even where the fast one applies.
+    #[cfg(test)]
+    pub(crate) fn straightforward(mut self) -> Self {
+        self.core.fast_path = false;
+        self
+    }
 }
 
 impl Policy for TrueCosts {

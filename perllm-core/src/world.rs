@@ -888,6 +888,24 @@ impl Scenario {
         if sim.drain_ns == Some(0) {
             e("sim.drain", "must be positive".into());
         }
+        let limit = sim
+            .max_memory_bytes
+            .unwrap_or(limits::DEFAULT_MAX_MEMORY_BYTES);
+        let per_server = crate::sim::state_bytes_per_server(self.models.len());
+        let need = (servers.len() as u64).saturating_mul(per_server);
+        if need > limit {
+            let raise = need.div_ceil(1 << 30);
+            e(
+                "sim.max_memory",
+                format!(
+                    "the simulation state of {} servers needs about {} ({} bytes per server), over the limit of {}; raise the limit with `sim {{ max_memory = {raise} GiB }}` or `--set sim.max_memory={raise}GiB` if the machine has the memory",
+                    servers.len(),
+                    human_bytes(need),
+                    per_server,
+                    human_bytes(limit),
+                ),
+            );
+        }
         let tmp_world_servers = &servers;
         for c in &self.objective.constraints {
             if !c.constant.is_finite() {
@@ -942,4 +960,13 @@ impl Scenario {
 fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     crate::suggest::closest(name, known)
         .map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
+}
+
+/// `n` bytes in MiB or GiB, for messages.
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 30 {
+        format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    }
 }

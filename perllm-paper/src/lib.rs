@@ -16,6 +16,7 @@
 //! produces the inputs. Nothing here runs a simulation: the table is a pure function of the files.
 
 mod bound;
+pub mod paired;
 pub use bound::BoundPoint;
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,9 @@ pub struct Point {
     pub energy_idle_j: f64,
     /// Mean weighted energy of the run (the objective), joules.
     pub energy_weighted_j: f64,
+    /// Per seed: (attainment, energy per request), for the paired comparison (not in table.json).
+    #[serde(skip)]
+    pub per_seed: BTreeMap<u64, (f64, f64)>,
 }
 
 /// One policy's load curve.
@@ -263,6 +267,13 @@ impl Experiment {
                 energy_inference_j: mean_std(&col(|r| r.energy_per_request_inference_j)).0,
                 energy_idle_j: mean_std(&col(|r| r.energy_per_request_idle_j)).0,
                 energy_weighted_j: mean_std(&col(|r| r.energy_weighted_j)).0,
+                per_seed: runs
+                    .iter()
+                    .filter_map(|r| {
+                        let seed = r.rest.get("seed").and_then(Value::as_u64)?;
+                        Some((seed, (r.deadline_attainment, r.energy_per_request_j)))
+                    })
+                    .collect(),
             };
             match curves.iter_mut().find(|c| c.policy == policy) {
                 Some(c) => c.points.push(p),
@@ -333,6 +344,9 @@ pub enum Role {
     TrueCosts,
     /// A comparison baseline.
     Baseline,
+    /// PerLLM with other parameters (e.g. `perllm{variant=paper}`, the paper's algorithm):
+    /// shown, not a baseline.
+    Variant,
 }
 
 /// The role of the policy named `name`.
@@ -340,6 +354,7 @@ pub fn role(name: &str) -> Role {
     match name {
         PERLLM => Role::Perllm,
         TRUE_COSTS | ORACLE => Role::TrueCosts,
+        n if n.starts_with("perllm{") => Role::Variant,
         _ => Role::Baseline,
     }
 }
@@ -660,12 +675,19 @@ pub struct Table {
     pub experiments: Vec<Analysis>,
     /// The paper's claims.
     pub claims: Vec<Claim>,
+    /// PerLLM against every baseline, paired over seeds, per experiment.
+    pub paired: Vec<paired::Paired>,
 }
 
 /// Analyse every experiment and check the claims.
 pub fn table(experiments: &[Experiment], threshold: f64) -> Table {
+    let paired = experiments
+        .iter()
+        .map(|e| paired::paired(e, threshold))
+        .collect();
     let experiments: Vec<Analysis> = experiments.iter().map(|e| analyse(e, threshold)).collect();
     Table {
+        paired,
         threshold,
         claims: claims(&experiments),
         experiments,
@@ -700,7 +722,9 @@ impl Table {
                 if c.met { "yes" } else { "no" }
             ));
         }
-        for a in &self.experiments {
+        s.push('\n');
+        s.push_str(&paired::summary_markdown(&self.paired));
+        for (i, a) in self.experiments.iter().enumerate() {
             s.push_str(&format!("\n## {}\n\n", a.name));
             s.push_str(&format!(
                 "Scenario `{}`; swept `{}` over {}.\n",
@@ -754,6 +778,7 @@ impl Table {
                     Role::Perllm => format!("**{}**", r.policy),
                     Role::TrueCosts => format!("{} (true mean costs)", r.policy),
                     Role::Baseline => r.policy.clone(),
+                    Role::Variant => format!("{} (PerLLM variant)", r.policy),
                 };
                 s.push_str(&format!(
                     "| {name} | {} | {} ± {} | {} ± {} | {} | {} | {} ({}) | {} | {} | {} / {} / {} | {} |\n",
@@ -794,6 +819,9 @@ impl Table {
                         .map_or("n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
                 ));
             }
+            if let Some(p) = self.paired.get(i) {
+                s.push_str(&paired::markdown(p));
+            }
         }
         s
     }
@@ -818,6 +846,7 @@ impl Table {
                         Role::Perllm => "perllm",
                         Role::TrueCosts => "true_costs",
                         Role::Baseline => "baseline",
+                        Role::Variant => "variant",
                     },
                     o(r.sustained_load),
                     p.attainment,

@@ -15,6 +15,7 @@ fn pt(load: f64, att: f64, good: f64, e: f64) -> Point {
         energy_inference_j: e,
         energy_idle_j: 0.0,
         energy_weighted_j: e * 10.0,
+        per_seed: [(1, (att - 0.01, e)), (2, (att + 0.01, e))].into(),
     }
 }
 
@@ -214,4 +215,57 @@ fn reads_a_results_document() {
     );
     let err = Experiment::from_results("x", "not json").unwrap_err();
     assert!(err.to_string().starts_with("x: not valid JSON"), "{err}");
+}
+
+#[test]
+fn paired_differences_energy_and_bound_gap_per_load() {
+    let mut e = exp();
+    // Seed 2 of random at load 1 differs: the paired differences are then -3 and +1 points.
+    let r = e.curves.iter_mut().find(|c| c.policy == "random").unwrap();
+    r.points[0]
+        .per_seed
+        .insert(2, (0.99 + 0.01 - 0.03 - 0.19, 200.0));
+    e.curves.push(curve(
+        "perllm{variant=paper}",
+        &[
+            (1.0, 0.5, 0.5, 1.0),
+            (2.0, 0.5, 1.0, 1.0),
+            (4.0, 0.5, 2.0, 1.0),
+        ],
+    ));
+    assert_eq!(role("perllm{variant=paper}"), Role::Variant);
+    let p = paired::paired(&e, 0.9);
+    assert_eq!(p.baselines, vec!["cloud-only", "random"]);
+    let l1 = &p.loads[0];
+    let cloud = &l1.diffs[0].1;
+    assert!(
+        (cloud.mean - -0.8).abs() < 1e-9 && cloud.half_width.unwrap().abs() < 1e-9,
+        "{cloud:?}"
+    );
+    let random = &l1.diffs[1].1;
+    // Differences +19 (0.98 - 0.79) and +22 (1.00 - 0.78): sd 2.12, standard error 1.5.
+    assert_eq!(random.n, 2);
+    assert!((random.mean - 20.5).abs() < 1e-9, "{random:?}");
+    assert!((random.half_width.unwrap() - 12.706 * 1.5).abs() < 1e-9);
+    assert_eq!(l1.worst.as_ref().unwrap().0, "cloud-only");
+    assert_eq!(l1.energy_vs_cloud_only, Some(0.5));
+    assert_eq!(l1.bound_gap, Some(0.0));
+    let l2 = &p.loads[1];
+    assert!((l2.bound_gap.unwrap() - -0.05).abs() < 1e-9);
+    assert_eq!(l2.energy_vs_cloud_only, Some(0.5));
+    // Cloud-only misses 90% at load 4: no energy comparison; the bound is n/a there.
+    assert_eq!(
+        (p.loads[2].energy_vs_cloud_only, p.loads[2].bound_gap),
+        (None, None)
+    );
+    assert_eq!(p.attainment_goal(), (3, 3));
+    assert_eq!(p.energy_goal(), (2, 2));
+    let md = paired::markdown(&p);
+    assert!(md.contains("| 1.00 | -0.8 ± 0.0 | +20.5 ± 19.1 |"), "{md}");
+    assert!(md.contains("— (cloud-only < 90%)"), "{md}");
+    let sum = paired::summary_markdown(std::slice::from_ref(&p));
+    assert!(
+        sum.contains("| t | 3 of 3 | -0.8 ± 0.0 vs `cloud-only` at 1.00 req/s | 2 of 2 | 0.500x"),
+        "{sum}"
+    );
 }

@@ -17,6 +17,7 @@ mod help;
 #[cfg(unix)]
 mod inputs;
 mod isolation;
+mod light_load;
 mod messages;
 mod outputs;
 mod plot;

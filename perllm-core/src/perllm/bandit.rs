@@ -224,6 +224,11 @@ pub(crate) struct Arms {
     /// Per class: the lowest mean energy and the highest mean slack of its observed arms
     /// (the optimistic prior of unobserved arms), refreshed at each observation of the class.
     prior: Vec<Option<(f64, f64)>>,
+    /// Per class: sums of the squared prediction errors of the arms' corrected latency and
+    /// energy ratios (realised ratio minus the arm's prior-shrunk mean before the sample), and
+    /// their count: how far the corrected cost model is off for the class (the improved
+    /// variant's confidence bound; the paper variant does not read it).
+    pub residuals: Vec<(f64, f64, f64)>,
 }
 
 impl Arms {
@@ -234,6 +239,7 @@ impl Arms {
             self.clock.push(0);
             self.class_n.push(0.0);
             self.prior.push(None);
+            self.residuals.push((0.0, 0.0, 0.0));
         }
     }
 
@@ -277,6 +283,11 @@ impl Arms {
         };
         self.class_n[c] = self.class_n[c] * d + 1.0;
         let clock = self.clock[c];
+        let before = self.arms[c][s].view(p, clock);
+        let dl = sample.latency_ratio - super::improved::with_prior(before.latency_ratio, before.n);
+        let de = sample.energy_ratio - super::improved::with_prior(before.energy_ratio, before.n);
+        let r = &mut self.residuals[c];
+        *r = (r.0 + dl * dl, r.1 + de * de, r.2 + 1.0);
         self.arms[c][s].observe(p, clock, sample, reward, violated);
         let mut prior: Option<(f64, f64)> = None;
         for a in self.arms[c].iter().filter(|a| a.w > 0.0) {

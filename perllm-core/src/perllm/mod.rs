@@ -28,7 +28,10 @@
 //! realised deadline slack, realised/predicted latency and energy, and the violation window.
 
 mod bandit;
+mod classify;
 pub(crate) mod constraints;
+mod fast;
+mod improved;
 pub mod params;
 pub(crate) mod plan;
 mod report;
@@ -41,7 +44,7 @@ use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyS
 use crate::request::Outcome;
 use crate::spec::PolicySpec;
 use crate::world::World;
-pub use params::{Infeasible, Params};
+pub use params::{Infeasible, Params, Variant};
 pub(crate) use state::Core;
 
 /// Where a request's costs come from.
@@ -75,6 +78,13 @@ impl PerLlm {
     /// The parameters in use.
     pub fn params(&self) -> &Params {
         &self.core.params
+    }
+
+    /// Tests: take the straightforward feasibility step even where the fast one applies.
+    #[cfg(test)]
+    pub(crate) fn straightforward(mut self) -> Self {
+        self.core.fast_path = false;
+        self
     }
 }
 

@@ -15,6 +15,19 @@ pub enum Infeasible {
     BestEffort,
 }
 
+/// Which PerLLM algorithm runs (`variant`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// The default: interchangeable servers share their arms, arms start from the cost model's
+    /// prediction, and exploration happens only where it can still pay off
+    /// (docs/perllm-policy.md, "The improved variant").
+    Improved,
+    /// The paper's CS-UCB as first implemented: one arm per (class, server), optimistic priors
+    /// and one forced trial of every arm. Kept for reproduction.
+    Paper,
+}
+
 /// Which request attributes form a request class (the first half of an arm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ClassKeys {
@@ -29,6 +42,8 @@ pub struct ClassKeys {
 /// The parameters of the CS-UCB policy, with the documented defaults (see `docs/perllm-policy.md`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Params {
+    /// `variant`: `improved` (default) or `paper`.
+    pub variant: Variant,
     /// `exploration` (delta): weight of the exploration bonus `sqrt(ln t / n)`. Default 0.5.
     pub exploration: f64,
     /// `constraint_weight` (lambda): weight of the constraint-satisfaction score f(y). Default 1.
@@ -67,6 +82,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
+            variant: Variant::Improved,
             exploration: 0.5,
             constraint_weight: 1.0,
             violation_penalty: 1.0,
@@ -92,6 +108,7 @@ impl Default for Params {
 
 /// Every parameter name the policy accepts.
 pub const PARAM_NAMES: &[&str] = &[
+    "variant",
     "exploration",
     "constraint_weight",
     "violation_penalty",
@@ -165,6 +182,16 @@ impl Params {
                         return Err(err(
                             name,
                             format!("expected true or false, found `{other}`"),
+                        ));
+                    }
+                },
+                "variant" => match value {
+                    ParamValue::Text(t) if t == "improved" => p.variant = Variant::Improved,
+                    ParamValue::Text(t) if t == "paper" => p.variant = Variant::Paper,
+                    other => {
+                        return Err(err(
+                            name,
+                            format!("expected `improved` or `paper`, found `{other}`"),
                         ));
                     }
                 },
@@ -259,8 +286,10 @@ mod tests {
             ("infeasible", ParamValue::Text("best_effort".into())),
             ("use_lp", ParamValue::Bool(false)),
             ("window", ParamValue::Number(50.0)),
+            ("variant", ParamValue::Text("paper".into())),
         ]))
         .unwrap();
+        assert_eq!(p.variant, Variant::Paper);
         assert_eq!(p.exploration, 0.1);
         assert_eq!(
             p.classes,
@@ -301,5 +330,11 @@ mod tests {
         let e = Params::from_spec(&spec(&[("classes", ParamValue::Text("slo,colour".into()))]))
             .unwrap_err();
         assert!(e.message.contains("`colour`"), "{e}");
+        let e =
+            Params::from_spec(&spec(&[("variant", ParamValue::Text("fast".into()))])).unwrap_err();
+        assert!(
+            e.message.contains("`variant`") && e.message.contains("`paper`"),
+            "{e}"
+        );
     }
 }

@@ -276,22 +276,41 @@ const MIN_CANDIDATES: usize = 4;
 /// [`MIN_CANDIDATES`]. Keeps the LP's size independent of the number of servers; servers left
 /// out can still receive the group's requests in the greedy fill after rounding.
 fn candidates(g: &Group, b: &Budgets, ledger: &Ledger) -> Vec<usize> {
-    let mut ks: Vec<usize> = (0..g.servers.len()).collect();
-    ks.sort_by(|&a, &c| g.score[c].total_cmp(&g.score[a]).then(a.cmp(&c)));
+    let by_score = |a: &usize, c: &usize| g.score[*c].total_cmp(&g.score[*a]).then(a.cmp(c));
     let need = 2.0 * g.n() as f64;
-    let mut room = 0.0;
-    let mut keep = 0;
-    for &k in &ks {
-        if keep >= MIN_CANDIDATES && room >= need {
-            break;
+    let len = g.servers.len();
+    // Only the best few servers are usually needed: order a prefix (the same prefix a full sort
+    // gives, the order being total), widen it if it runs out.
+    let mut m = 64usize;
+    loop {
+        let mut ks: Vec<usize> = (0..len).collect();
+        let full = m >= len;
+        if full {
+            ks.sort_by(by_score);
+        } else {
+            ks.select_nth_unstable_by(m, by_score);
+            ks.truncate(m);
+            ks.sort_by(by_score);
         }
-        let s = g.servers[k] as usize;
-        room += (b.batch[s] - ledger.batch[s]).max(0.0);
-        keep += 1;
+        let mut room = 0.0;
+        let mut keep = 0;
+        let mut done = full;
+        for &k in &ks {
+            if keep >= MIN_CANDIDATES && room >= need {
+                done = true;
+                break;
+            }
+            let s = g.servers[k] as usize;
+            room += (b.batch[s] - ledger.batch[s]).max(0.0);
+            keep += 1;
+        }
+        if done {
+            ks.truncate(keep);
+            ks.sort_unstable();
+            return ks;
+        }
+        m *= 4;
     }
-    ks.truncate(keep);
-    ks.sort_unstable();
-    ks
 }
 
 /// Tests only: make the solver fail on this thread, to exercise the fallback (the LP built from
@@ -478,17 +497,28 @@ fn round_and_repair(
     // (a share row has negative coefficients on the other servers). Remove the lowest-scoring
     // unit with a positive coefficient in the worst row until every row holds. An empty
     // placement satisfies every row, so this terminates.
+    // The placed (group, position) pairs in scan order: only they can be removed.
+    let placed: Vec<(usize, usize)> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(g, c)| {
+            c.iter()
+                .enumerate()
+                .filter(|x| *x.1 > 0)
+                .map(move |(k, _)| (g, k))
+        })
+        .collect();
     while let Some(r) = ledger.worst_user_row(b) {
         let row = &b.user[r];
         let mut pick: Option<(usize, usize, f64)> = None;
-        for (g, grp) in groups.iter().enumerate() {
-            for (k, &s) in grp.servers.iter().enumerate() {
-                if counts[g][k] > 0
-                    && row.coef[s as usize] > 0.0
-                    && pick.is_none_or(|p| grp.score[k] < p.2)
-                {
-                    pick = Some((g, k, grp.score[k]));
-                }
+        for &(g, k) in &placed {
+            let grp = &groups[g];
+            let s = grp.servers[k];
+            if counts[g][k] > 0
+                && row.coef[s as usize] > 0.0
+                && pick.is_none_or(|p| grp.score[k] < p.2)
+            {
+                pick = Some((g, k, grp.score[k]));
             }
         }
         let Some((g, k, _)) = pick else { break };
@@ -530,12 +560,22 @@ pub(crate) fn greedy_fill(
         .iter()
         .enumerate()
         .map(|(g, grp)| {
-            let mut s: Vec<f64> = grp.score.clone();
-            s.sort_by(|a, b| b.total_cmp(a));
-            let regret = match s.len() {
+            // The gap between the two largest scores (in total order, as a sort gives them).
+            let regret = match grp.score.len() {
                 0 => 0.0,
                 1 => f64::INFINITY,
-                _ => s[0] - s[1],
+                _ => {
+                    let (mut a, mut c) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+                    for &x in &grp.score {
+                        if x.total_cmp(&a).is_gt() {
+                            c = a;
+                            a = x;
+                        } else if x.total_cmp(&c).is_gt() {
+                            c = x;
+                        }
+                    }
+                    a - c
+                }
             };
             (regret, g)
         })
@@ -546,18 +586,50 @@ pub(crate) fn greedy_fill(
         let mut ks: Vec<usize> = (0..grp.servers.len()).collect();
         ks.sort_by(|&a, &c| grp.score[c].total_cmp(&grp.score[a]).then(a.cmp(&c)));
         let mut left = grp.n() - counts[g].iter().sum::<u32>();
+        if left == 0 {
+            continue;
+        }
+        // A server whose batch, KV or link budget cannot take one more of this group never
+        // will again in this pass (the fill only adds): it leaves the scan, which otherwise
+        // visits the same servers in the same order.
+        let mut full = vec![false; ks.len()];
         'units: while left > 0 {
-            for &k in &ks {
-                if ledger.fits(b, grp.kv, grp.bits, grp.servers[k]) {
+            let mut any_full = false;
+            for (i, &k) in ks.iter().enumerate() {
+                if full[i] {
+                    continue;
+                }
+                let s = grp.servers[k];
+                if !ledger.fits_capacity(b, grp.kv, grp.bits, s) {
+                    full[i] = true;
+                    any_full = true;
+                    continue;
+                }
+                if ledger.fits(b, grp.kv, grp.bits, s) {
                     counts[g][k] += 1;
-                    ledger.add(b, grp.kv, grp.bits, grp.servers[k], 1.0);
+                    ledger.add(b, grp.kv, grp.bits, s, 1.0);
                     left -= 1;
+                    if any_full {
+                        compact(&mut ks, &mut full);
+                    }
                     continue 'units;
                 }
             }
             break;
         }
     }
+}
+
+/// Drop the positions marked full from `ks` (keeping the order) and clear the marks.
+fn compact(ks: &mut Vec<usize>, full: &mut Vec<bool>) {
+    let mut i = 0;
+    ks.retain(|_| {
+        let keep = !full[i];
+        i += 1;
+        keep
+    });
+    full.clear();
+    full.resize(ks.len(), false);
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ impl Core {
     fn regret_series(&self) -> Vec<(f64, f64)> {
         let min_obs = self.params.regret_min_obs;
         let mean = |c: u32, s: ServerId| {
-            let a = &self.arms.arms[c as usize][s as usize];
+            let a = &self.arms.arms[c as usize][self.pool[s as usize] as usize];
             (a.total_n > 0).then(|| (a.total_reward / a.total_n as f64, a.total_n))
         };
         let mut cum = 0.0;
@@ -77,6 +77,17 @@ impl Core {
             ("energy_ref_j_per_token", self.e_ref.unwrap_or(0.0)),
         ] {
             st.values.insert(k.to_string(), v);
+        }
+        if self.is_improved() {
+            let im = &self.improved;
+            for (k, v) in [
+                ("pools", self.n_pools as f64),
+                ("eliminated", im.eliminated as f64),
+                ("deadline_filtered", im.deadline_filtered as f64),
+                ("first_tries", im.first_tries as f64),
+            ] {
+                st.values.insert(k.to_string(), v);
+            }
         }
         // At most 2,000 points (plus the last) so reports stay small.
         let stride = series.len().div_ceil(2000).max(1);
@@ -145,7 +156,8 @@ impl Core {
             if let (Some(c), Some(s)) = (n.class, server)
                 && self.mode == Mode::Learn
             {
-                let v = self.arms.arms[c as usize][s as usize].view(p, self.arms.clock[c as usize]);
+                let v = self.arms.arms[c as usize][self.pool[s as usize] as usize]
+                    .view(p, self.arms.clock[c as usize]);
                 o.insert("estimate".into(), Self::arm_json(&v));
                 o.insert("rho".into(), json!(self.last_rho.get(s as usize)));
             }

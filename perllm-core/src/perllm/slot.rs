@@ -3,21 +3,18 @@
 //! module documentation of `perllm`.
 
 use super::Mode;
-use super::constraints::RequestQty;
+use super::improved;
 use super::params::Infeasible;
-use super::plan::{self, Budgets, Group, Ledger, Method};
+use super::plan::{self, Budgets, Ledger, Method};
 use crate::cost::Estimate;
 use crate::policy::{ClusterView, Decision, Pending, PolicyError};
 use crate::request::Request;
-use crate::world::{ServerId, World};
+use crate::world::ServerId;
 use std::collections::HashMap;
 
 use super::state::{Core, InFlight, Note, Record};
 
-fn kv_bytes(world: &World, r: &Request) -> f64 {
-    (r.prompt_tokens as f64 + r.output_tokens as f64)
-        * world.models[r.model as usize].kv_bytes_per_token as f64
-}
+use super::classify::{Classified, kv_bytes};
 
 impl Core {
     /// The energy normaliser: the largest weighted energy per token of a reference request
@@ -60,7 +57,7 @@ impl Core {
 
     /// Estimate of `r` on `s`: the cost model's (learned mode) or with the true link bandwidth
     /// (oracle mode).
-    fn estimate(
+    pub(super) fn estimate(
         &self,
         view: &ClusterView<'_>,
         r: &Request,
@@ -191,123 +188,54 @@ impl Core {
             c.rows(i, world, view.servers, &self.recent, &mut budgets.user);
         }
 
-        // 2-3. Feasibility, scores, groups.
-        let mut groups: Vec<Group> = Vec::new();
-        // Feasible set -> [(class, group)]: looked up by slice, so no allocation per request.
-        let mut group_of: HashMap<Vec<ServerId>, Vec<(u32, usize)>> = HashMap::new();
-        let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        // (request, fastest server hosting its model with KV memory enough; None: no such server)
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
-        let mut req_class = vec![0u32; pending.len()];
-        let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
-        let mut feas: Vec<ServerId> = Vec::new();
-        let mut dlist: Vec<f64> = Vec::new();
-        let mut tscore: Vec<f64> = Vec::new();
-        // Raw estimates (total ns, weighted J) of each request's feasible pairs, reused when the
-        // request is placed: request i's are `pairs[pair_start[i]..pair_start[i + 1]]`.
-        let mut pairs: Vec<(ServerId, f64, f64)> = Vec::new();
-        let mut pair_start: Vec<usize> = Vec::with_capacity(pending.len() + 1);
-        for (i, pd) in pending.iter().enumerate() {
-            pair_start.push(pairs.len());
-            let r = &pd.request;
-            if r.model as usize >= world.models.len() || r.slo as usize >= world.slos.len() {
-                return Err(self.err(format!(
-                    "request {} names an unknown model or SLO class",
-                    r.id
-                )));
-            }
-            let c = self.classifier.class_of(r);
-            self.arms.ensure(c, n_servers);
-            req_class[i] = c;
-            let deadline_s = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
-            let waited_s = now.saturating_sub(r.arrival_ns) as f64 / 1e9;
-            member_urgency[i] = deadline_s - waited_s;
-            let kv = kv_bytes(world, r);
-            feas.clear();
-            dlist.clear();
-            tscore.clear();
-            let mut fastest: Option<(f64, ServerId)> = None;
-            for s in &world.servers {
-                if !s.hosts(r.model) || kv > s.kv_capacity_bytes as f64 {
-                    continue;
-                }
-                let e = self.estimate(view, r, s.id)?;
-                let (lr, er) = match self.mode {
-                    Mode::Learn => {
-                        let v = self.arms.arms[c as usize][s.id as usize]
-                            .view(&p, self.arms.clock[c as usize]);
-                        (v.latency_ratio, v.energy_ratio)
-                    }
-                    Mode::Oracle => (1.0, 1.0),
-                };
-                let d = waited_s + e.total_ns() as f64 / 1e9 * lr;
-                if fastest.is_none_or(|f| d < f.0) {
-                    fastest = Some((d, s.id));
-                }
-                let q = RequestQty {
-                    latency_s: d,
-                    deadline_s,
-                    e_tx: e.energy.transmission * er,
-                    e_inf: e.energy.inference * er,
-                    e_idle: e.energy.idle * er,
-                };
-                if self.constraints.per_request.iter().all(|k| k.holds(&q)) {
-                    feas.push(s.id);
-                    dlist.push(d);
-                    pairs.push((s.id, e.total_ns() as f64, e.energy.weighted(&self.weights)));
-                    if self.mode == Mode::Oracle {
-                        let tokens = (r.prompt_tokens + r.output_tokens) as f64;
-                        let en = e.energy.weighted(&self.weights) / (tokens * e_ref);
-                        let slack = ((deadline_s - d) / deadline_s).clamp(-1.0, 1.0);
-                        tscore.push(-en + p.constraint_weight * slack.min(rho[s.id as usize]));
-                    }
-                }
-            }
-            if feas.is_empty() {
-                infeasible.push((i, fastest.map(|f| f.1)));
-                continue;
-            }
-            let found = group_of
-                .get(feas.as_slice())
-                .and_then(|v| v.iter().find(|x| x.0 == c))
-                .map(|x| x.1);
-            let g = match found {
-                Some(g) => g,
-                None => {
-                    let score = match self.mode {
-                        Mode::Learn => feas
-                            .iter()
-                            .map(|&s| self.arms.index(&p, c, s as usize, rho[s as usize]).0)
-                            .collect(),
-                        Mode::Oracle => vec![0.0; feas.len()],
-                    };
-                    groups.push(Group {
-                        class: c,
-                        members: Vec::new(),
-                        servers: feas.clone(),
-                        score,
-                        mean_d: vec![0.0; feas.len()],
-                        kv: 0.0,
-                        bits: 0.0,
-                    });
-                    let g = groups.len() - 1;
-                    group_of.entry(feas.clone()).or_default().push((c, g));
-                    g
-                }
-            };
-            member_group[i] = Some(g as u32);
-            let grp = &mut groups[g];
-            grp.members.push(i as u32);
-            grp.kv += kv;
-            grp.bits += r.input_bytes as f64 * 8.0;
-            for k in 0..feas.len() {
-                grp.mean_d[k] += dlist[k];
-                if self.mode == Mode::Oracle {
-                    grp.score[k] += tscore[k];
-                }
+        // 2-3. Feasibility, scores, groups (the fast path when the cost model is core's
+        // roofline; see `fast.rs`).
+        let improved = self.is_improved();
+        let Classified {
+            mut groups,
+            member_urgency,
+            infeasible,
+            req_class,
+            member_group,
+            acc,
+            est,
+        } = if self.fast_path_applies(view) {
+            self.classify_fast(view, pending, &rho, e_ref)?
+        } else {
+            self.classify_plain(view, pending, &rho, e_ref)?
+        };
+        if improved {
+            for (grp, a) in groups.iter_mut().zip(&acc) {
+                let n = grp.members.len() as f64;
+                let c = grp.class as usize;
+                let bounds: Vec<improved::Bounds> = grp
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &s)| {
+                        let col = self.pool[s as usize] as usize;
+                        let x = improved::PairInput {
+                            arm: self.arms.arms[c][col].view(&p, self.arms.clock[c]),
+                            class_n: self.arms.class_n[c],
+                            residuals: self.arms.residuals[c],
+                            energy: a.2[k] / n,
+                            a: a.0 / n,
+                            b: a.1[k] / n,
+                            rho: rho[s as usize],
+                        };
+                        improved::bounds(
+                            &x,
+                            p.exploration,
+                            p.constraint_weight,
+                            p.violation_penalty,
+                        )
+                    })
+                    .collect();
+                let (score, eliminated) = improved::scores(&bounds);
+                grp.score = score;
+                self.improved.eliminated += eliminated;
             }
         }
-        pair_start.push(pairs.len());
         for grp in groups.iter_mut() {
             let n = grp.members.len() as f64;
             grp.kv /= n;
@@ -332,7 +260,8 @@ impl Core {
         let mut ledger = Ledger::new(&budgets);
         let mut decided: Vec<Option<(ServerId, &'static str, Option<u32>)>> =
             vec![None; pending.len()];
-        if self.mode == Mode::Learn {
+        // (The improved variant starts its arms from the cost model's prediction instead.)
+        if self.mode == Mode::Learn && !improved {
             for (g, grp) in groups.iter_mut().enumerate() {
                 let c = grp.class as usize;
                 for k in 0..grp.servers.len() {
@@ -340,7 +269,7 @@ impl Core {
                     if grp.members.is_empty() {
                         break;
                     }
-                    if self.arms.arms[c][s as usize].assigned > 0
+                    if self.arms.arms[c][self.pool[s as usize] as usize].assigned > 0
                         || !ledger.fits(&budgets, grp.kv, grp.bits, s)
                     {
                         continue;
@@ -348,7 +277,7 @@ impl Core {
                     let m = grp.members.pop().expect("non-empty");
                     ledger.add(&budgets, grp.kv, grp.bits, s, 1.0);
                     decided[m as usize] = Some((s, "explore", Some(g as u32)));
-                    self.arms.arms[c][s as usize].assigned += 1;
+                    self.arms.arms[c][self.pool[s as usize] as usize].assigned += 1;
                     self.counters.explored += 1;
                 }
             }
@@ -421,9 +350,14 @@ impl Core {
                     if s.hosts(r.model) && kv <= s.kv_capacity_bytes as f64 {
                         let lr = match self.mode {
                             Mode::Learn => {
-                                self.arms.arms[req_class[i] as usize][s.id as usize]
-                                    .view(&p, self.arms.clock[req_class[i] as usize])
-                                    .latency_ratio
+                                let c = req_class[i] as usize;
+                                let v = self.arms.arms[c][self.pool[s.id as usize] as usize]
+                                    .view(&p, self.arms.clock[c]);
+                                if improved {
+                                    improved::with_prior(v.latency_ratio, v.n)
+                                } else {
+                                    v.latency_ratio
+                                }
                             }
                             Mode::Oracle => 1.0,
                         };
@@ -447,6 +381,7 @@ impl Core {
         let infeasible_set: HashMap<usize, bool> =
             infeasible.iter().map(|x| (x.0, x.1.is_some())).collect();
         let t_s = now as f64 / 1e9;
+        let mut set_of_group: Vec<Option<u32>> = vec![None; groups.len()];
         for (i, pd) in pending.iter().enumerate() {
             let r = &pd.request;
             self.counters.decisions += 1;
@@ -494,18 +429,19 @@ impl Core {
                         self.window.push_back((now, s));
                         self.recent[s as usize] += 1;
                     }
-                    let (est_ns, est_j) = match pairs[pair_start[i]..pair_start[i + 1]]
-                        .iter()
-                        .find(|x| x.0 == s)
-                    {
-                        Some(&(_, t, j)) => (t, j),
+                    let (est_ns, est_j) = match est.get(i, s) {
+                        Some(x) => x,
                         None => {
                             let e = self.estimate(view, r, s)?;
                             (e.total_ns() as f64, e.energy.weighted(&self.weights))
                         }
                     };
+                    let arm = &mut self.arms.arms[class as usize][self.pool[s as usize] as usize];
                     if via != "explore" {
-                        self.arms.arms[class as usize][s as usize].assigned += 1;
+                        if improved && arm.total_n == 0 {
+                            self.improved.first_tries += 1;
+                        }
+                        arm.assigned += 1;
                     }
                     let waited_ns = now.saturating_sub(r.arrival_ns) as f64;
                     self.inflight.insert(
@@ -525,18 +461,30 @@ impl Core {
                     self.mean_bits[su] =
                         (m + (r.input_bytes as f64 * 8.0 - m) / (n + 1) as f64, n + 1);
                     if let Some(g) = group {
-                        let set: Vec<ServerId> = groups[g as usize]
-                            .servers
-                            .iter()
-                            .copied()
-                            .filter(|&x| budgets.batch[x as usize] >= 1.0 || x == s)
-                            .collect();
-                        let id = match self.set_index.get(&set) {
-                            Some(&id) => id,
-                            None => {
-                                let id = self.sets.len() as u32;
-                                self.sets.push(set.clone());
-                                self.set_index.insert(set, id);
+                        // The group's servers with batch budget (and `s`); the same for every
+                        // member placed on a server with budget, so computed once per group.
+                        let cached = budgets.batch[s as usize] >= 1.0;
+                        let id = match set_of_group[g as usize] {
+                            Some(id) if cached => id,
+                            _ => {
+                                let set: Vec<ServerId> = groups[g as usize]
+                                    .servers
+                                    .iter()
+                                    .copied()
+                                    .filter(|&x| budgets.batch[x as usize] >= 1.0 || x == s)
+                                    .collect();
+                                let id = match self.set_index.get(&set) {
+                                    Some(&id) => id,
+                                    None => {
+                                        let id = self.sets.len() as u32;
+                                        self.sets.push(set.clone());
+                                        self.set_index.insert(set, id);
+                                        id
+                                    }
+                                };
+                                if cached {
+                                    set_of_group[g as usize] = Some(id);
+                                }
                                 id
                             }
                         };

@@ -5,7 +5,7 @@
 use super::Mode;
 use super::bandit::{Arms, Classifier, Sample};
 use super::constraints::Compiled;
-use super::params::Params;
+use super::params::{Params, Variant};
 use super::plan::{Group, Method};
 use crate::policy::{Decision, PolicyError};
 use crate::request::Outcome;
@@ -94,13 +94,89 @@ pub(crate) struct Core {
     /// Placements within the share window: (time, server), oldest first, and counts per server.
     pub(super) window: std::collections::VecDeque<(u64, ServerId)>,
     pub(super) recent: Vec<u32>,
+    /// Per server: its arm column (its pool). The paper variant gives every server its own; the
+    /// improved variant shares one among interchangeable servers (see [`pools`]).
+    pub(super) pool: Vec<u32>,
+    /// Number of arm columns.
+    pub(super) n_pools: usize,
+    /// The improved variant's per-slot counters.
+    pub(super) improved: ImprovedCounters,
+    /// Per server: its kind (the pool it would be in), for the fast path's estimate cells.
+    pub(super) est_pool: Vec<u32>,
+    /// Use the fast path where it applies (tests turn it off to compare).
+    pub(crate) fast_path: bool,
+}
+
+/// Counters of the improved variant (all zero for the paper variant).
+#[derive(Clone, Debug, Default)]
+pub(super) struct ImprovedCounters {
+    /// (group, server) pairs whose optimistic index could not beat the best pessimistic one:
+    /// scored by their mean, without exploration bonus.
+    pub(super) eliminated: u64,
+    /// (request, server) pairs left out because the request's deadline was predicted lost there.
+    pub(super) deadline_filtered: u64,
+    /// Placements on an arm (class, pool) that had no observation yet.
+    pub(super) first_tries: u64,
+}
+
+/// What makes servers interchangeable for the improved variant: same tier, hardware (kind and
+/// count), link type, hosted models, batch limit, KV memory, batching choice and contention.
+/// Returns each server's pool and the number of pools (pools numbered in order of first server).
+pub(crate) fn pools(world: &World) -> (Vec<u32>, usize) {
+    type Key = (
+        crate::spec::Tier,
+        usize,
+        u32,
+        usize,
+        Vec<crate::world::ModelId>,
+        u32,
+        u64,
+        crate::spec::Batching,
+        u64,
+    );
+    let mut seen: HashMap<Key, u32> = HashMap::new();
+    let mut out = Vec::with_capacity(world.servers.len());
+    for s in &world.servers {
+        let key: Key = (
+            s.tier,
+            s.hardware,
+            s.count,
+            s.link,
+            s.models.clone(),
+            s.max_batch,
+            s.kv_capacity_bytes,
+            s.batching,
+            s.contention.to_bits(),
+        );
+        let next = seen.len() as u32;
+        out.push(*seen.entry(key).or_insert(next));
+    }
+    let n = seen.len();
+    (out, n)
 }
 
 impl Core {
     pub(crate) fn new(spec: &PolicySpec, world: &World, mode: Mode) -> Result<Core, PolicyError> {
-        let params = Params::from_spec(spec)?;
+        let mut params = Params::from_spec(spec)?;
+        if mode == Mode::Oracle {
+            if spec.params.contains_key("variant") {
+                return Err(PolicyError {
+                    policy: spec.name.clone(),
+                    message: "parameter `variant`: this policy learns nothing, so it has no \
+                              variants (`variant` is a parameter of `perllm`)"
+                        .into(),
+                });
+            }
+            // The improved variant changes only how the learner learns and explores.
+            params.variant = Variant::Paper;
+        }
         let constraints = Compiled::new(&spec.name, world)?;
         let n = world.servers.len();
+        let (est_pool, n_kinds) = pools(world);
+        let (pool, n_pools) = match params.variant {
+            Variant::Paper => ((0..n as u32).collect(), n),
+            Variant::Improved => (est_pool.clone(), n_kinds),
+        };
         Ok(Core {
             name: spec.name.clone(),
             mode,
@@ -123,7 +199,17 @@ impl Core {
             last_rho: Vec::new(),
             window: std::collections::VecDeque::new(),
             recent: vec![0; n],
+            pool,
+            n_pools,
+            improved: ImprovedCounters::default(),
+            est_pool,
+            fast_path: true,
         })
+    }
+
+    /// Does the improved variant's learning run (learned mode, `variant = improved`)?
+    pub(super) fn is_improved(&self) -> bool {
+        self.mode == Mode::Learn && self.params.variant == Variant::Improved
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -178,8 +264,8 @@ impl Core {
             energy_ratio,
         };
         let p = self.params.clone();
-        self.arms.ensure(f.class, self.mean_kv.len());
-        self.arms
-            .observe(&p, f.class, f.server as usize, sample, reward, !o.met);
+        self.arms.ensure(f.class, self.n_pools);
+        let col = self.pool[f.server as usize] as usize;
+        self.arms.observe(&p, f.class, col, sample, reward, !o.met);
     }
 }

@@ -70,7 +70,22 @@ fn paper_slot_respects_hosting_and_the_cloud_share() {
     assert_eq!(notes.len(), pending.len());
     assert!(notes[0].get("class").is_some() && notes[0].get("via").is_some());
     let st = p.stats();
+    // The default (improved) variant does not force trials; the paper variant does.
+    assert_eq!(st.values["explored"], 0.0);
+    assert_eq!(
+        st.values["pools"], 2.0,
+        "five identical edge servers and the cloud"
+    );
+    let mut spec = world.scenario.policy.clone();
+    spec.params.insert(
+        "variant".into(),
+        crate::spec::ParamValue::Text("paper".into()),
+    );
+    let mut paper = PerLlm::new(&spec, &world).unwrap();
+    run_slot(&mut paper, &world, None, &pending);
+    let st = paper.stats();
     assert!(st.values["explored"] > 0.0);
+    assert!(!st.values.contains_key("pools"));
 }
 
 #[test]
@@ -214,4 +229,79 @@ fn infeasible_requests_are_rejected_or_sent_best_effort() {
         out.iter().all(|d| matches!(d, Decision::Assign(_))),
         "{out:?}"
     );
+}
+
+/// The fast feasibility step (estimate cells, `fast.rs`) decides exactly like the
+/// straightforward one: whole runs through the simulator, both variants and `true-costs`, on a
+/// scaled cluster (many identical servers in different load states, so cells split and merge)
+/// and on the paper testbed with its share and occupancy rows; every decision and the whole
+/// report (regret, counters) identical.
+#[test]
+fn the_fast_path_decides_like_the_straightforward_one() {
+    use crate::observer::Observer;
+    #[derive(Default)]
+    struct Log(Vec<(u64, u64, Decision)>);
+    impl Observer for Log {
+        fn on_decision(
+            &mut self,
+            now: crate::spec::Nanos,
+            _slot: u64,
+            r: &Request,
+            d: Decision,
+            _note: Option<&serde_json::Value>,
+        ) {
+            self.0.push((now, r.id, d));
+        }
+    }
+    let worlds = [
+        crate::testbed::scaled(20, 12.0, 10 * SECOND)
+            .build()
+            .unwrap(),
+        crate::testbed::paper(8.0, 15 * SECOND).build().unwrap(),
+    ];
+    for world in &worlds {
+        for variant in ["improved", "paper", "true-costs"] {
+            let run = |fast: bool| {
+                let mut spec = world.scenario.policy.clone();
+                let mut p: Box<dyn Policy> = if variant == "true-costs" {
+                    spec.name = "true-costs".into();
+                    let t = crate::true_costs::TrueCosts::new(&spec, world).unwrap();
+                    Box::new(if fast { t } else { t.straightforward() })
+                } else {
+                    spec.params.insert(
+                        "variant".into(),
+                        crate::spec::ParamValue::Text(variant.into()),
+                    );
+                    let q = PerLlm::new(&spec, world).unwrap();
+                    Box::new(if fast { q } else { q.straightforward() })
+                };
+                let mut log = Log::default();
+                let mut src = crate::workload::Synthetic::new(world);
+                let rep = crate::run(
+                    world,
+                    &mut *p,
+                    &Roofline::default(),
+                    &mut src,
+                    &mut [&mut log],
+                )
+                .unwrap();
+                (log.0, serde_json::to_string(&rep).unwrap())
+            };
+            let (fast, fast_rep) = run(true);
+            let (plain, plain_rep) = run(false);
+            assert!(
+                fast.len() > 100,
+                "{}: {} decisions",
+                world.scenario.name,
+                fast.len()
+            );
+            assert!(fast.iter().any(|d| matches!(d.2, Decision::Assign(_))));
+            assert_eq!(fast, plain, "{} {variant}", world.scenario.name);
+            assert!(
+                fast_rep == plain_rep,
+                "{} {variant}: the reports differ",
+                world.scenario.name
+            );
+        }
+    }
 }

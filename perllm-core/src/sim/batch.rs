@@ -10,7 +10,7 @@ use crate::spec::{Batching, Nanos};
 use crate::world::{ModelId, ServerId};
 
 /// Largest number of engine steps planned in one run (bounds the work wasted when a run is cut).
-const MAX_RUN_STEPS: usize = 256;
+pub(super) const MAX_RUN_STEPS: usize = 256;
 
 /// The shape of model `m` in `shapes`, added empty if absent.
 fn shape_of(shapes: &mut Vec<(ModelId, StepShape)>, m: ModelId) -> &mut StepShape {
@@ -37,7 +37,7 @@ impl Sim<'_> {
         let server = &self.world.servers[s as usize];
         let hw = &self.world.hardware[server.hardware];
         let srv = &mut self.srv[s as usize];
-        srv.account_batch(self.now);
+        srv.account_batch(self.now, &mut self.decay);
         let st = &mut self.states[s as usize];
         let flights = &mut self.flights;
         // Prompt tokens step 0 may still prefill (`None`: no limit).

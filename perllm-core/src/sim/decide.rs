@@ -32,7 +32,7 @@ impl Sim<'_> {
             let busy = upto.saturating_sub(s.busy_at_decision);
             st.recent_utilization = (busy as f64 / elapsed as f64).min(1.0);
             st.free_kv_bytes = s.kv_free;
-            s.account_batch(self.now);
+            s.account_batch(self.now, &mut self.decay);
             st.mean_batch = if s.batch_s > 0.0 {
                 s.batch2_s / s.batch_s
             } else {

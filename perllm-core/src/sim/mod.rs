@@ -51,7 +51,7 @@ use crate::spec::Nanos;
 use crate::workload::{RequestSource, Synthetic, WorkloadError};
 use crate::world::{ModelId, ServerId, World};
 use events::Ev;
-use server::Srv;
+use server::{DecayMemo, Srv};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -95,6 +95,28 @@ pub fn run(
 ) -> Result<Report, SimError> {
     let mut sim = Sim::new(world, cost);
     sim.run(policy, source, observers)
+}
+
+/// Upper estimate of the simulation state one server needs, in bytes, with `models` models: the
+/// simulator's and the policy view's per-server state, a full run of steps planned ahead
+/// (`batch::MAX_RUN_STEPS` step ends and energy shares), per-model counters, the built-in
+/// metrics' per-server accumulators and the world's description of the server. Requests in
+/// flight come on top (they grow with the load, not with the cluster).
+/// `sim.max_memory` bounds `servers x` this (checked when the scenario is built).
+pub fn state_bytes_per_server(models: usize) -> u64 {
+    use std::mem::size_of;
+    let fixed = size_of::<Srv>()
+        + size_of::<crate::policy::ServerState>()
+        + size_of::<crate::world::Server>()
+        // The server's name and family, hosted models (typical sizes).
+        + 64;
+    // Step ends (u64) and energy-share prefix sums (f64); a Vec's capacity may double past need.
+    let run = 2 * batch::MAX_RUN_STEPS * 8 * 2;
+    // Simulator (running count, integral), view (load) and metrics (per-model columns).
+    let per_model = models * (4 + 8 + 8 + 8);
+    // Metrics: completed, assigned, tokens, transmission energy and a few more per-server columns.
+    let metrics = 16 * 8;
+    (fixed + run + per_model + metrics) as u64
 }
 
 /// Run `policy` on `world` with the roofline cost model and the scenario's synthetic workload.
@@ -154,6 +176,8 @@ struct Sim<'a> {
     est: Vec<Nanos>,
     /// See [`crate::policy::ClusterView::model_load`].
     model_load: Vec<f64>,
+    /// The last decay factor of the mean-batch integrals (see [`DecayMemo`]).
+    decay: DecayMemo,
 }
 
 impl<'a> Sim<'a> {
@@ -188,6 +212,7 @@ impl<'a> Sim<'a> {
             shapes1: Vec::new(),
             est: Vec::new(),
             model_load: Vec::new(),
+            decay: DecayMemo::default(),
         }
     }
 }

@@ -88,10 +88,11 @@ impl Srv {
     }
 
     /// Adds the time since the last call, at the current batch, to the mean-batch integrals.
-    pub(super) fn account_batch(&mut self, now: Nanos) {
-        let dt = now.saturating_sub(self.batch_at) as f64 / 1e9;
-        if dt > 0.0 {
-            let decay = (-dt / MEAN_BATCH_WINDOW_S).exp();
+    pub(super) fn account_batch(&mut self, now: Nanos, decay: &mut DecayMemo) {
+        let elapsed = now.saturating_sub(self.batch_at);
+        if elapsed > 0 {
+            let dt = elapsed as f64 / 1e9;
+            let decay = decay.factor(elapsed, dt);
             let r = self.running.len() as f64;
             self.batch_s = self.batch_s * decay + r * dt;
             self.batch2_s = self.batch2_s * decay + r * r * dt;
@@ -101,6 +102,27 @@ impl Srv {
             }
         }
         self.batch_at = now;
+    }
+}
+
+/// The decay factor `exp(-dt / MEAN_BATCH_WINDOW_S)` of the last interval it was asked for.
+///
+/// Every server is brought up to date at each decision, so most of them ask for the same
+/// interval (since the previous decision): with 10,000 servers the exponential was a sixth of
+/// the instructions of a run (callgrind). Same interval, same bits: results do not change.
+#[derive(Default)]
+pub(super) struct DecayMemo {
+    elapsed: Nanos,
+    factor: f64,
+}
+
+impl DecayMemo {
+    fn factor(&mut self, elapsed: Nanos, dt: f64) -> f64 {
+        if elapsed != self.elapsed || self.elapsed == 0 {
+            self.elapsed = elapsed;
+            self.factor = (-dt / MEAN_BATCH_WINDOW_S).exp();
+        }
+        self.factor
     }
 }
 
@@ -144,7 +166,7 @@ impl Sim<'_> {
         let now = self.now;
         let srv = &mut self.srv[s as usize];
         let run = srv.run.take().expect("RunEnd only for an active run");
-        srv.account_batch(now);
+        srv.account_batch(now, &mut self.decay);
         let done_steps = run.end_idx + 1;
         srv.busy_ns += srv.step_ends[run.end_idx] - run.start;
         srv.steps += done_steps as u64;

@@ -148,6 +148,9 @@ fn params(infeasible: &str, extra: &[(&str, ParamValue)]) -> Vec<(String, ParamV
         ),
         // One class for equal requests; sizes do not split them.
         ("classes".to_string(), ParamValue::Text("slo,model".into())),
+        // These tests pin the paper variant's paths (forced `explore` trials included); the
+        // improved variant's are checked by `the_improved_variant_in_degenerate_slots`.
+        ("variant".to_string(), ParamValue::Text("paper".into())),
     ];
     v.extend(extra.iter().map(|(k, p)| (k.to_string(), p.clone())));
     v
@@ -156,7 +159,12 @@ fn params(infeasible: &str, extra: &[(&str, ParamValue)]) -> Vec<(String, ParamV
 fn build(name: &str, world: &World, params: &[(String, ParamValue)]) -> Box<dyn Policy> {
     let spec = PolicySpec {
         name: name.into(),
-        params: params.iter().cloned().collect(),
+        // `variant` is a parameter of `perllm` only.
+        params: params
+            .iter()
+            .filter(|p| name == "perllm" || p.0 != "variant")
+            .cloned()
+            .collect(),
     };
     builtin(&spec, world)
         .expect("built in")
@@ -665,4 +673,49 @@ fn an_empty_slot_and_single_requests() {
         let n = (servers as f64, 3.0 - servers as f64);
         assert_eq!((stat(&rep, "empty_slots"), stat(&rep, "lp_skipped")), n);
     }
+}
+
+/// The improved variant through the same degenerate slots: every identity of `check` holds, it
+/// never forces a trial, and it never sends a request whose deadline is predicted lost, even
+/// without a `latency <= deadline` constraint (the paper variant places those and they complete
+/// late, see `deadlines_missed_before_the_decision`).
+#[test]
+fn the_improved_variant_in_degenerate_slots() {
+    let improved = |infeasible: &str, extra: &[(&str, ParamValue)]| {
+        let mut v = params(infeasible, extra);
+        v.retain(|p| p.0 != "variant");
+        v
+    };
+    // Budgets full: two placed, four wait for capacity, all complete; nothing explored.
+    let world = cluster(2, 1, 120 * SECOND).build().unwrap();
+    let q0 = ("queue_factor", ParamValue::Number(0.0));
+    for s in SETTINGS {
+        let (rep, log) = run(
+            &world,
+            "perllm",
+            &improved(s, std::slice::from_ref(&q0)),
+            &burst(6, 0),
+        );
+        assert_eq!(ends(&log), vec![e("completed", 6)], "{s}");
+        assert_eq!(stat(&rep, "explored"), 0.0, "{s}");
+        assert_eq!(
+            stat(&rep, "pools"),
+            1.0,
+            "{s}: two identical servers, one pool"
+        );
+    }
+    // A deadline already lost at the decision, no per-request constraint: rejected (default)
+    // or sent best effort, never placed as if it could be met.
+    let mut sc = cluster(2, 8, 1);
+    sc.objective.constraints.clear();
+    let world = sc.build().unwrap();
+    let reqs: Vec<Request> = (0..5)
+        .map(|i| req(i, (i + 1) * MILLISECOND, 256, 64, 100_000))
+        .collect();
+    let (rep, log) = run(&world, "perllm", &improved("reject", &[]), &reqs);
+    assert_eq!(vias(&log), vec![("infeasible", 5)]);
+    assert!(stat(&rep, "deadline_filtered") >= 5.0);
+    let (rep, log) = run(&world, "perllm", &improved("best_effort", &[]), &reqs);
+    assert_eq!(vias(&log), vec![("best_effort", 5)]);
+    assert_eq!((rep.completed, rep.deadline_met), (5, 0));
 }

@@ -4,6 +4,7 @@ mod batching;
 mod bound;
 mod degenerate;
 mod energy;
+mod memory_limit;
 mod perllm;
 mod props;
 mod robust;

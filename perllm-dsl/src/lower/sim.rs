@@ -13,6 +13,7 @@ pub const SIM_KEYS: &[&str] = &[
     "drain",
     "batching",
     "chunk_tokens",
+    "max_memory",
 ];
 
 /// Batching choices by name (see `perllm_core::spec::BatchingKind`).
@@ -43,6 +44,9 @@ impl Lowerer {
         let chunk_tokens = self.optional(&f, "chunk_tokens", d.chunk_tokens, |l, e| {
             l.positive_u32(e, "chunk_tokens")
         });
+        let max_memory_bytes = self.optional(&f, "max_memory", d.max_memory_bytes, |l, e| {
+            l.positive_bytes(e, "max_memory").map(Some)
+        });
         Some(SimParams {
             step_noise: step_noise?,
             contention: contention?,
@@ -50,6 +54,7 @@ impl Lowerer {
             drain_ns: drain_ns?,
             batching: batching?,
             chunk_tokens: chunk_tokens?,
+            max_memory_bytes: max_memory_bytes?,
         })
     }
 }

@@ -284,3 +284,44 @@ fn a_huge_word_is_one_short_diagnostic() {
     );
     assert!(msg.len() < 1_000, "{} bytes", msg.len());
 }
+
+/// `sim.max_memory`: a file whose cluster needs more simulation state than the limit fails at
+/// load with the size it needs and the limit (a located error); raising it in the file or with
+/// an override loads it.
+#[test]
+fn a_cluster_over_the_memory_limit_fails_at_load_and_loads_when_raised() {
+    use perllm_dsl::{LoadOptions, SourceKind, load_str_with};
+    let src = "scenario \"m\" { seed = 1, duration = 2 s, slot = 100 ms }
+hardware xeon { kind = cpu, compute = 1.6 TFLOPS, memory = 192 GiB, memory_bandwidth = 115 GB/s, power { idle = 60 W, busy = 125 W } }
+model m7 { params = 7 B, precision = int8, kv_per_token = 512 KiB }
+link lan { bandwidth = 100 Mbps, latency = 5 ms, energy = 50 nJ/bit }
+server edge[1..2000] { tier = edge, hardware = xeon, models = [m7], link = lan, max_batch = 4 }
+slo s { deadline = 10 s, share = 100% }
+workload { arrivals = poisson(rate = 20 /s), prompt_tokens = 100, output_tokens = 10, payload = 1 KB, models = { m7: 100% } }
+sim { max_memory = 1 MiB }
+";
+    let load = |overrides: Vec<(String, String)>| {
+        load_str_with(
+            "m.perllm",
+            src,
+            SourceKind::Perllm,
+            &LoadOptions {
+                base_dir: None,
+                overrides,
+            },
+        )
+    };
+    let err = load(vec![]).expect_err("over the limit").render(false);
+    assert!(
+        err.contains("sim.max_memory: the simulation state of 2000 servers needs about")
+            && err.contains("over the limit of 1.0 MiB")
+            && err.contains("max_memory = 1 MiB"),
+        "{err}"
+    );
+    let l = load(vec![("sim.max_memory".into(), "1 GiB".into())]).expect("raised");
+    assert_eq!(l.scenario.servers.len(), 2000);
+    let world = l.scenario.build().expect("builds");
+    let r = perllm_core::run_synthetic(&world, &mut perllm_core::simple::RoundRobin::default())
+        .expect("runs");
+    assert!(r.completed > 0);
+}

@@ -111,7 +111,8 @@ fn names_are_usable_and_unambiguous() {
         .collect();
     let e = errs(&sc);
     assert!(
-        e[0].0.contains("10001 slo declarations, more than the 10000"),
+        e[0].0
+            .contains("10001 slo declarations, more than the 10000"),
         "{e:?}"
     );
     // A server named like the `edge` family.
