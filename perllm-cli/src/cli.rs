@@ -86,6 +86,24 @@ pub enum Command {
         after_help = "Examples:\n  perllm validate --calibration calibration.json --out runs/fidelity\n  perllm validate --calibration calibration.json --loads 0.5 --requests 40"
     )]
     Validate(crate::fidelity::validate::ValidateArgs),
+    /// Route real requests with a scenario's policy: an OpenAI-compatible gateway over the
+    /// scenario's servers that have an `endpoint` (docs/serve.md).
+    #[command(
+        after_help = "Examples:\n  perllm serve cluster.perllm --listen 0.0.0.0:8080 --decisions decisions.jsonl --requests requests.csv\n  perllm serve cluster.perllm --policy greedy --set scenario.slot=0s\n  GATEWAY_KEYS=k1,k2 perllm serve cluster.perllm --api-keys-env GATEWAY_KEYS"
+    )]
+    Serve(crate::serve::gateway::ServeArgs),
+    /// The real CPU engine as a server.
+    Engine {
+        /// The engine command.
+        #[command(subcommand)]
+        command: EngineCommand,
+    },
+    /// Replay a scenario's workload against an OpenAI-compatible endpoint in real time (open loop)
+    /// and write the simulator's per-request CSV.
+    #[command(
+        after_help = "Examples:\n  perllm load cluster.perllm --url http://127.0.0.1:8080 --out real.csv\n  perllm load cluster.perllm --url http://127.0.0.1:8080 --set scenario.duration=30s --out real.csv"
+    )]
+    Load(crate::serve::load::LoadArgs),
     /// Inspect policy and cost-model plugins.
     Plugins {
         /// The plugins command.
@@ -103,6 +121,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `perllm engine` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EngineCommand {
+    /// Serve perllm-engine (continuous batching) over the OpenAI-compatible API.
+    #[command(
+        after_help = "Examples:\n  perllm engine serve --preset tiny --listen 127.0.0.1:8001 --model llama2-7b\n  perllm engine serve --preset small --threads 1 --max-batch 8 --listen 127.0.0.1:8002"
+    )]
+    Serve(crate::serve::engine::EngineServeArgs),
 }
 
 /// `perllm plugins` subcommands.
@@ -400,7 +428,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-fn parse_override(s: &str) -> Result<(String, String), String> {
+pub fn parse_override(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
             Ok((k.trim().to_string(), v.trim().to_string()))

@@ -22,6 +22,7 @@ mod render;
 mod results;
 mod runner;
 mod scenario;
+mod serve;
 mod table;
 mod term;
 mod util;
@@ -46,11 +47,18 @@ pub fn main_entry() -> ExitCode {
     // An interrupt deletes the staged output files (the previous outputs stay as they were; a
     // commit in progress ends first), says which outputs were written, and exits with 130, the
     // shell's code for a command ended by SIGINT.
-    let _ = ctrlc::set_handler(|| {
-        let msg = output::interrupted();
-        eprintln!("\n{}", term::safe(&msg, false));
-        std::process::exit(130);
-    });
+    // The servers (`serve`, `engine serve`) handle SIGTERM and Ctrl-C themselves: they drain.
+    let serving = matches!(
+        cli.command,
+        cli::Command::Serve(_) | cli::Command::Engine { .. }
+    );
+    if !serving {
+        let _ = ctrlc::set_handler(|| {
+            let msg = output::interrupted();
+            eprintln!("\n{}", term::safe(&msg, false));
+            std::process::exit(130);
+        });
+    }
     let term = term::Term::new(cli.color, cli.quiet);
     match commands::dispatch(cli, term) {
         Ok(()) => ExitCode::SUCCESS,

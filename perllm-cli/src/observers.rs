@@ -279,6 +279,7 @@ pub const REQUEST_COLUMNS: &[&str] = &[
     "energy_transmission_j",
     "energy_inference_j",
     "ended_s",
+    "energy_source",
 ];
 
 /// Streams one CSV row per request when it ends (completion or rejection), in that order.
@@ -336,6 +337,7 @@ impl Observer for RequestCsv<'_> {
             o.energy.transmission.to_string(),
             o.energy.inference.to_string(),
             secs(r.arrival_ns + o.total_ns).to_string(),
+            "simulated".into(),
         ]);
         self.write(&rec);
     }
@@ -360,6 +362,7 @@ impl Observer for RequestCsv<'_> {
             e(),
             e(),
             secs(now).to_string(),
+            e(),
         ]);
         self.write(&rec);
     }

@@ -43,7 +43,7 @@ pub fn downsample(series: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
 
 /// Open a trace file named in a scenario (the scenario loader already resolved it against the
 /// scenario file's directory).
-fn open_trace(path: &str) -> std::io::Result<Reader> {
+pub fn open_trace(path: &str) -> std::io::Result<Reader> {
     // Streamed: no size limit (the readers bound each line), but only a regular file.
     let f = perllm_dsl::files::open(std::path::Path::new(path), "trace file", u64::MAX)
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;

@@ -347,6 +347,14 @@ pub struct ServerSpec {
     /// `sim.chunk_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_tokens: Option<u32>,
+    /// Base URL of a real OpenAI-compatible server for this server (`perllm serve` routes to
+    /// it; the simulator ignores it), e.g. `http://10.0.0.5:8000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Name of the environment variable holding the endpoint's API key (the key itself never
+    /// appears in a scenario); `perllm serve` forwards it as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
     /// Power usage effectiveness of the facility the server sits in: the energy the facility
     /// draws (cooling, power distribution) per joule the devices draw. It multiplies the
     /// server's busy and idle power everywhere energy is counted or estimated. `None`: 1.0 (only

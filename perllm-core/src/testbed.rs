@@ -18,6 +18,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         max_batch: 4,
         batching: None,
         chunk_tokens: None,
+        endpoint: None,
+        api_key_env: None,
         pue: None,
         idle_charge: None,
     });
@@ -33,6 +35,8 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         max_batch: 64,
         batching: None,
         chunk_tokens: None,
+        endpoint: None,
+        api_key_env: None,
         pue: None,
         idle_charge: None,
     });

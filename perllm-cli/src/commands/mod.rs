@@ -8,7 +8,7 @@ pub mod plot;
 pub mod plugins;
 pub mod run;
 
-use crate::cli::{Cli, Command, PluginsCommand};
+use crate::cli::{Cli, Command, EngineCommand, PluginsCommand};
 use crate::error::Result;
 use crate::term::Term;
 use clap::CommandFactory;
@@ -26,6 +26,11 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
         Command::Profile(a) => crate::fidelity::profile::profile(a, term),
         Command::Calibrate(a) => crate::fidelity::calibrate::calibrate(a, term),
         Command::Validate(a) => crate::fidelity::validate::validate(a, term),
+        Command::Serve(a) => crate::serve::gateway::serve(a, term),
+        Command::Engine {
+            command: EngineCommand::Serve(a),
+        } => crate::serve::engine::engine_serve(a),
+        Command::Load(a) => crate::serve::load::load(a, term),
         Command::Plugins {
             command: PluginsCommand::List { plugins, format },
         } => plugins::list(plugins, format),

@@ -254,7 +254,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
 }
 
 /// A `--param` value: a boolean or number if it reads as one, else text.
-pub(crate) fn param_value(raw: &str) -> ParamValue {
+pub fn param_value(raw: &str) -> ParamValue {
     match raw {
         "true" => ParamValue::Bool(true),
         "false" => ParamValue::Bool(false),

@@ -24,6 +24,7 @@ mod plot;
 mod plugins;
 mod resources;
 mod run;
+mod serve;
 mod shard;
 #[cfg(unix)]
 mod slurm;

@@ -107,6 +107,8 @@ fn cluster(n: usize, max_batch: u32, deadline: Nanos) -> Scenario {
             max_batch,
             batching: None,
             chunk_tokens: None,
+            endpoint: None,
+            api_key_env: None,
             pue: None,
             idle_charge: None,
         })

@@ -85,6 +85,8 @@ fn green_and_hot(rate: f64, secs: u64) -> Scenario {
             max_batch: 64,
             batching: None,
             chunk_tokens: None,
+            endpoint: None,
+            api_key_env: None,
             pue: None,
             idle_charge: None,
         })

@@ -16,6 +16,8 @@ pub const SERVER_KEYS: &[&str] = &[
     "max_batch",
     "batching",
     "chunk_tokens",
+    "endpoint",
+    "api_key_env",
     "pue",
     "idle_charge",
 ];
@@ -87,6 +89,38 @@ impl Lowerer {
             l.choice(e, "batching", &super::sim::BATCHING_KINDS)
         });
         let chunk_tokens = self.maybe(&f, "chunk_tokens", |l, e| l.positive_u32(e, "chunk_tokens"));
+        let endpoint = self.maybe(&f, "endpoint", |l, e| {
+            let url = l.string(e, "the base URL of an OpenAI-compatible server")?;
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() <= "https://".len()
+            {
+                l.err(
+                    DiagBuilder::error(codes::RANGE, format!("`{url}` is not an http(s) URL"))
+                        .label(e.span, "here")
+                        .help("write the server's base URL, e.g. `endpoint = \"http://10.0.0.5:8000\"`; in a family, `{i}` stands for the member's number"),
+                );
+                return None;
+            }
+            Some(url)
+        });
+        let api_key_env = self.maybe(&f, "api_key_env", |l, e| {
+            let name = l.string(e, "the name of an environment variable")?;
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                l.err(
+                    DiagBuilder::error(
+                        codes::RANGE,
+                        format!("`{name}` is not an environment variable name"),
+                    )
+                    .label(e.span, "here")
+                    .help("name the variable that holds the key (letters, digits, `_`), never the key itself"),
+                );
+                return None;
+            }
+            Some(name)
+        });
         let pue = self.maybe(&f, "pue", |l, e| l.pue(e));
         let idle_charge = self.maybe(&f, "idle_charge", |l, e| {
             l.choice(e, "idle_charge", &IDLE_CHARGES)
@@ -184,12 +218,19 @@ impl Lowerer {
             batching?,
             chunk_tokens?,
         );
+        let (endpoint, api_key_env) = (endpoint?, api_key_env?);
+        let lo = n.range.map(|r| r.0).unwrap_or(0);
         let (pue, idle_charge) = (pue?, idle_charge?);
         let models: Vec<String> = models.into_iter().map(|m| m.name).collect();
         Some(
             member_names
                 .into_iter()
-                .map(|name| ServerSpec {
+                .enumerate()
+                .map(|(k, name)| ServerSpec {
+                    endpoint: endpoint
+                        .as_ref()
+                        .map(|u| u.replace("{i}", &(lo + k as u64).to_string())),
+                    api_key_env: api_key_env.clone(),
                     name,
                     family: family.clone(),
                     tier,

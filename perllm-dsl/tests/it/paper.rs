@@ -43,3 +43,50 @@ fn every_field_has_a_toml_twin() {
         load_file(&dir.join("all-features.toml")).unwrap_or_else(|f| panic!("{}", f.render(false)));
     assert_eq!(dsl.scenario, toml.scenario);
 }
+
+#[test]
+fn server_endpoints_in_both_syntaxes() {
+    let src = std::fs::read_to_string(examples_dir().join("paper.perllm")).unwrap();
+    let with = src
+        .replace(
+            "  link = edge-lan\n",
+            "  link = edge-lan\n  endpoint = \"http://10.0.0.{i}:8000\"\n  api_key_env = \"EDGE_KEY\"\n",
+        )
+        .replace("  link = wan\n", "  link = wan\n  endpoint = \"https://cloud.example:443/\"\n");
+    let l = perllm_dsl::load_str("p.perllm", &with, perllm_dsl::SourceKind::Perllm).unwrap();
+    let s = &l.scenario.servers;
+    assert_eq!(s[0].endpoint.as_deref(), Some("http://10.0.0.1:8000"));
+    assert_eq!(s[4].endpoint.as_deref(), Some("http://10.0.0.5:8000"));
+    assert_eq!(s[4].api_key_env.as_deref(), Some("EDGE_KEY"));
+    assert_eq!(s[5].endpoint.as_deref(), Some("https://cloud.example:443/"));
+    assert_eq!(s[5].api_key_env, None);
+    // The TOML twin reads the same keys.
+    let toml = std::fs::read_to_string(examples_dir().join("paper.toml")).unwrap();
+    let toml = toml.replacen(
+        "link = \"wan\"",
+        "link = \"wan\"\nendpoint = \"http://c:1\"\napi_key_env = \"K\"",
+        1,
+    );
+    let t = perllm_dsl::load_str("p.toml", &toml, perllm_dsl::SourceKind::Toml).unwrap();
+    let c = t
+        .scenario
+        .servers
+        .iter()
+        .find(|s| s.name == "cloud")
+        .unwrap();
+    assert_eq!(
+        (c.endpoint.as_deref(), c.api_key_env.as_deref()),
+        (Some("http://c:1"), Some("K"))
+    );
+    // A key in the scenario instead of a variable name, and a URL that is none, are errors.
+    for bad in [
+        "  api_key_env = \"sk-123-abc!\"\n",
+        "  endpoint = \"10.0.0.5:8000\"\n",
+    ] {
+        let b = src.replace("  link = wan\n", &format!("  link = wan\n{bad}"));
+        assert!(
+            perllm_dsl::load_str("p.perllm", &b, perllm_dsl::SourceKind::Perllm).is_err(),
+            "{bad}"
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Real traffic: `perllm serve` (the gateway), `perllm engine serve` (the engine behind the
+//! OpenAI API) and `perllm load` (an open-loop load generator). docs/serve.md is the guide.
+
+pub mod engine;
+pub mod gateway;
+pub mod load;
+
+use crate::error::{CliError, Result};
+
+/// A multi-threaded tokio runtime with `threads` workers (0: one per core).
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        b.worker_threads(threads);
+    }
+    b.enable_all()
+        .build()
+        .map_err(|e| CliError::run(format!("cannot start the async runtime: {e}")))
+}
+
+/// Bind a listening socket, naming the address in the error.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::input(format!("cannot listen on `{addr}`: {e}")))
+}

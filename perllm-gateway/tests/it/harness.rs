@@ -1,0 +1,275 @@
+//! Test harness: engine child processes, a scenario over them, the gateway in process.
+
+use perllm_core::{Decision, Observer, Policy, Request, World};
+use perllm_gateway::{Gateway, GatewayConfig, Parts, RequestLog};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Every test gives up after this long.
+pub const BOUND: Duration = Duration::from_secs(60);
+
+/// A running engine process.
+pub struct EngineProc {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for EngineProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start an engine child process (optionally requiring `key`) and wait for its address.
+pub fn engine(key: Option<&str>) -> EngineProc {
+    engine_with(key, false)
+}
+
+/// [`engine`], with a slower model when `slow`.
+pub fn engine_with(key: Option<&str>, slow: bool) -> EngineProc {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "child::engine_process",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("PERLLM_TEST_CHILD", "engine")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if let Some(k) = key {
+        cmd.env("PERLLM_TEST_KEY", k);
+    }
+    if slow {
+        cmd.env("PERLLM_TEST_SLOW", "1");
+    }
+    let mut child = cmd.spawn().expect("spawn the engine child");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            // libtest prints `test child::engine_process ... ` before it, on the same line.
+            if let Some(i) = line.find("LISTEN ") {
+                let _ = tx.send(line[i + 7..].trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the engine child printed its address");
+    EngineProc {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+/// A scenario with one server per URL (`cloud` first, then `edge1`, `edge2`, ...), one model
+/// `tiny`, SLO classes `fast` (5 s) and `slow` (60 s), slot `slot`, policy `policy`.
+pub fn scenario(urls: &[&str], slot: &str, policy: &str) -> String {
+    let mut s = format!(
+        r#"scenario "gw" {{ seed = 1, duration = 10 s, slot = {slot} }}
+hardware cpu {{
+  kind = cpu
+  compute = 1 TFLOPS
+  memory = 16 GiB
+  memory_bandwidth = 50 GB/s
+  power {{ idle = 10 W, busy = 50 W }}
+}}
+model tiny {{ params = 1 M, precision = fp16, kv_per_token = 1 KiB }}
+link lo {{ bandwidth = 1 Gbps, latency = 1 ms, energy = 1 nJ/bit }}
+slo fast {{ deadline = 5 s, share = 50% }}
+slo slow {{ deadline = 60 s, share = 50% }}
+workload {{
+  arrivals = poisson(rate = 1 /s)
+  prompt_tokens = fixed(value = 8)
+  output_tokens = fixed(value = 8)
+  payload = fixed(value = 100 B)
+  models = {{ tiny: 100% }}
+}}
+policy {policy} {{ }}
+"#
+    );
+    for (i, u) in urls.iter().enumerate() {
+        let (name, tier) = if i == 0 {
+            ("cloud".to_string(), "cloud")
+        } else {
+            (format!("edge{i}"), "edge")
+        };
+        s.push_str(&format!(
+            "server {name} {{ tier = {tier}\n hardware = cpu\n models = [tiny]\n link = lo\n max_batch = 8\n endpoint = \"{u}\" }}\n"
+        ));
+    }
+    s
+}
+
+/// The world of a scenario text (leaked, as the gateway wants).
+pub fn world(src: &str) -> &'static World {
+    let l = perllm_dsl::load_str("gw.perllm", src, perllm_dsl::SourceKind::Perllm)
+        .unwrap_or_else(|e| panic!("scenario: {e:?}"));
+    Box::leak(Box::new(l.scenario.build().expect("valid scenario")))
+}
+
+/// Records decisions and completions (the decision log's events) for assertions.
+#[derive(Clone, Default)]
+pub struct Seen {
+    pub decisions: Arc<Mutex<Vec<(u64, Decision)>>>,
+    pub completed: Arc<Mutex<Vec<(u64, u32, bool)>>>,
+}
+
+struct SeenObs(Seen);
+
+impl Observer for SeenObs {
+    fn on_decision(
+        &mut self,
+        _now: u64,
+        _slot: u64,
+        r: &Request,
+        d: Decision,
+        _note: Option<&serde_json::Value>,
+    ) {
+        self.0.decisions.lock().unwrap().push((r.id, d));
+    }
+    fn on_completion(&mut self, o: &perllm_core::Outcome) {
+        self.0
+            .completed
+            .lock()
+            .unwrap()
+            .push((o.request.id, o.server, o.met));
+    }
+}
+
+/// A running gateway on loopback.
+pub struct Gw {
+    pub url: String,
+    pub seen: Seen,
+    pub rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl Gw {
+    /// Stop the gateway (drain at most 5 s) and return the scheduler's result.
+    pub fn stop(mut self) -> Result<(), String> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let d = self.done.take().expect("running");
+        self.rt
+            .block_on(async { tokio::time::timeout(BOUND, d).await })
+            .expect("stopped in time")
+            .expect("joined")
+    }
+}
+
+/// Start a gateway over `world` with `policy`.
+pub fn gateway(
+    world: &'static World,
+    policy: Box<dyn Policy>,
+    cfg: GatewayConfig,
+    requests: Option<Box<dyn std::io::Write + Send>>,
+) -> Gw {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let seen = Seen::default();
+    let s2 = seen.clone();
+    let backends = perllm_gateway::backends(world, &|v| std::env::var(v).ok()).expect("backends");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let done = rt.spawn(async move {
+        let gw = Gateway::start(
+            cfg,
+            Parts {
+                world,
+                policy,
+                cost: Arc::new(perllm_core::Roofline::default()),
+                observers: Box::new(move |_w| vec![Box::new(SeenObs(s2)) as Box<dyn Observer>]),
+                requests: requests.map(RequestLog::new),
+            },
+            backends,
+        )
+        .map_err(|e| e.to_string())?;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = url_tx.send(format!(
+            "http://{}",
+            l.local_addr().map_err(|e| e.to_string())?
+        ));
+        let served = perllm_openai::serve_until(
+            l,
+            gw.router.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        let f = gw.finish();
+        served.map_err(|e| e.to_string())?;
+        f
+    });
+    let url = url_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the gateway started");
+    Gw {
+        url,
+        seen,
+        rt,
+        stop: Some(stop_tx),
+        done: Some(done),
+    }
+}
+
+/// Assigns round-robin over the servers that host the model; rejects every request whose id
+/// is in `reject`.
+pub struct RoundRobin {
+    pub next: u32,
+    pub reject: Vec<u64>,
+}
+
+impl Policy for RoundRobin {
+    fn name(&self) -> &str {
+        "round-robin"
+    }
+    fn schedule(
+        &mut self,
+        view: &perllm_core::ClusterView<'_>,
+        pending: &[perllm_core::Pending],
+        out: &mut [Decision],
+    ) -> Result<(), perllm_core::PolicyError> {
+        let n = view.world.servers.len() as u32;
+        for (p, o) in pending.iter().zip(out.iter_mut()) {
+            if self.reject.contains(&p.request.id) {
+                *o = Decision::Reject;
+                continue;
+            }
+            // Skip a server the view shows unreachable (unhealthy).
+            let mut s = self.next % n;
+            for _ in 0..n {
+                if view.servers[s as usize].bandwidth_estimate_bps > 1.0 {
+                    break;
+                }
+                s = (s + 1) % n;
+            }
+            self.next = s + 1;
+            *o = Decision::Assign(s);
+        }
+        Ok(())
+    }
+}
+
+/// A blocking HTTP client for the tests.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(BOUND)
+        .build()
+        .expect("client")
+}

@@ -1,0 +1,159 @@
+//! End to end through the gateway to real engine processes, streaming and not.
+
+use crate::harness::*;
+use perllm_gateway::GatewayConfig;
+
+fn complete(c: &reqwest::blocking::Client, url: &str, body: &str) -> reqwest::blocking::Response {
+    c.post(format!("{url}/v1/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("the gateway answered")
+}
+
+#[test]
+fn non_streaming_and_streaming_through_real_engines() {
+    let (cloud, edge) = (engine(None), engine(None));
+    let world = world(&scenario(&[&cloud.url, &edge.url], "0 s", "perllm"));
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("requests.csv");
+    let gw = gateway(
+        world,
+        Box::new(RoundRobin {
+            next: 0,
+            reject: vec![],
+        }),
+        GatewayConfig::default(),
+        Some(Box::new(std::fs::File::create(&csv).unwrap())),
+    );
+    let c = client();
+    // Non-streaming completion: the engine's answer, with its backend named.
+    let r = complete(
+        &c,
+        &gw.url,
+        r#"{"model":"tiny","prompt":"hello edge and cloud","max_tokens":6}"#,
+    );
+    assert_eq!(r.status(), 200);
+    let backend = r.headers()["x-perllm-backend"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 6);
+    assert_eq!(v["choices"][0]["text"].as_str().unwrap().len(), 24);
+    // Streaming chat: 5 token chunks, then [DONE], on the other backend (round robin).
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("x-perllm-slo", "slow")
+        .body(r#"{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"stream":true}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    assert_ne!(r.headers()["x-perllm-backend"].to_str().unwrap(), backend);
+    let text = r.text().unwrap();
+    let datas: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(datas.len(), 6, "{text}");
+    assert_eq!(datas[5], "[DONE]");
+    let first: serde_json::Value = serde_json::from_str(datas[0]).unwrap();
+    assert_eq!(first["object"], "chat.completion.chunk");
+    // Models and metrics.
+    let m: serde_json::Value = c
+        .get(format!("{}/v1/models", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(m["data"][0]["id"], "tiny");
+    let metrics = c
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for needle in [
+        "perllm_gateway_requests_total{endpoint=\"completions\",status=\"200\"} 1",
+        "perllm_gateway_decisions_total{decision=\"assign\",backend=\"cloud\"} 1",
+        "perllm_gateway_slo_completed_total{slo=\"slow\"} 1",
+        "perllm_gateway_slo_attainment{slo=\"fast\"} 1",
+        "perllm_gateway_ttft_seconds_bucket",
+        "perllm_gateway_backend_in_flight{backend=\"edge1\"} 0",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+    gw.stop().unwrap();
+    let seen_csv = std::fs::read_to_string(&csv).unwrap();
+    let mut rows = csv::Reader::from_path(&csv).unwrap();
+    let head = rows.headers().unwrap().clone();
+    assert_eq!(
+        head.iter().collect::<Vec<_>>(),
+        perllm_gateway::REQUEST_COLUMNS
+    );
+    let recs: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(recs.len(), 2, "{seen_csv}");
+    let col = |r: &csv::StringRecord, c: &str| {
+        r[perllm_gateway::REQUEST_COLUMNS
+            .iter()
+            .position(|x| *x == c)
+            .unwrap()]
+        .to_string()
+    };
+    for r in &recs {
+        assert_eq!(col(r, "status"), "completed");
+        // What a gateway cannot see is empty, not zero; energy is the cost model's estimate.
+        assert_eq!(col(r, "upload_s"), "");
+        assert_eq!(col(r, "queue_s"), "");
+        assert_eq!(col(r, "energy_source"), "estimated");
+        assert!(col(r, "latency_s").parse::<f64>().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn the_perllm_policy_routes_real_requests() {
+    let (cloud, edge) = (engine(None), engine(None));
+    let world = world(&scenario(&[&cloud.url, &edge.url], "50 ms", "perllm"));
+    let policy = perllm_core::policies::builtin(&world.scenario.policy, world)
+        .unwrap()
+        .unwrap();
+    let gw = gateway(world, policy, GatewayConfig::default(), None);
+    let c = client();
+    let mut ok = 0;
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let (c, url) = (&c, &gw.url);
+                s.spawn(move || {
+                    let r = complete(c, url, &format!(r#"{{"model":"tiny","prompt":"request {i}","max_tokens":4,"stream":{}}}"#, i % 2 == 0));
+                    let st = r.status().as_u16();
+                    let body = r.text().unwrap();
+                    if st == 200 {
+                        assert!(body.contains("\"completion_tokens\":4"), "{body}");
+                    }
+                    st
+                })
+            })
+            .collect();
+        for h in hs {
+            let st = h.join().unwrap();
+            assert!(st == 200 || st == 429, "status {st}");
+            ok += (st == 200) as u32;
+        }
+    });
+    assert!(ok > 0);
+    let seen = gw.seen.clone();
+    gw.stop().unwrap();
+    let done = seen.completed.lock().unwrap().len();
+    assert_eq!(done, ok as usize, "every 200 reached observe");
+    assert_eq!(
+        seen.decisions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| !matches!(d.1, perllm_core::Decision::Defer))
+            .count(),
+        8
+    );
+}
