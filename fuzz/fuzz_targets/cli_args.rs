@@ -10,13 +10,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Some(rest) = data.strip_prefix(b"M") {
-        let parts: Vec<&[u8]> = rest.split(|b| *b == 0).take(16).collect();
-        let _ = perllm_cli::fuzzing::merge_texts(&parts);
-    } else {
-        let s = String::from_utf8_lossy(data);
-        let args: Vec<String> = s.split('\n').take(64).map(str::to_string).collect();
-        let _ = perllm_cli::fuzzing::check_args(&args);
-    }
-});
+fuzz_target!(|data: &[u8]| perllm_cli::fuzzing::fuzz_one(data));

@@ -234,6 +234,10 @@ pub struct SimArgs {
     /// Slower calls are counted and reported after the run, never interrupted.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub call_budget: std::time::Duration,
+    /// Refuse, before running, a scenario whose estimated memory (servers and SLO classes;
+    /// docs/robustness.md) is above this size: e.g. 8GiB, or `none`.
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::util::parse_size)]
+    pub memory_limit: u64,
     /// Run plugin policies in separate worker processes, so that a crash, `abort`, `exit` or a
     /// hang of a plugin ends its run only (in `compare` and `sweep` the other runs complete),
     /// with an error naming the plugin and the call: `third-party` isolates plugins of libraries

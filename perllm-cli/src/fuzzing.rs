@@ -15,6 +15,21 @@ use crate::results::Results;
 use crate::util::{Setting, parse_seeds};
 use clap::Parser;
 
+/// One fuzz input, as the `cli_args` target reads it: if it starts with `M`, the rest is results
+/// files separated by NUL bytes (at most 16), merged by [`merge_texts`]; otherwise a command
+/// line, one argument per line (at most 64), checked by [`check_args`]. Errors are expected;
+/// a panic is a bug.
+pub fn fuzz_one(data: &[u8]) {
+    if let Some(rest) = data.strip_prefix(b"M") {
+        let parts: Vec<&[u8]> = rest.split(|b| *b == 0).take(16).collect();
+        let _ = merge_texts(&parts);
+    } else {
+        let s = String::from_utf8_lossy(data);
+        let args: Vec<String> = s.split('\n').take(64).map(str::to_string).collect();
+        let _ = check_args(&args);
+    }
+}
+
 /// What [`check_args`] found for a valid grid command.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArgsOutcome {
@@ -155,6 +170,22 @@ mod tests {
                 .plan
                 .is_none()
         );
+    }
+
+    /// The stable companion of the fuzz target: every committed input (the seeds and the
+    /// minimized corpus of the recorded runs, `tests/fixtures/cli-args-fuzz/`) replays without a
+    /// panic.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli-args-fuzz");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(e.unwrap().path()).unwrap();
+            fuzz_one(&data);
+            n += 1;
+        }
+        assert!(n >= 9, "{n} inputs");
     }
 
     #[test]

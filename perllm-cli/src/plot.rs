@@ -178,12 +178,27 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
                 .find(|s| s.point == point && &s.policy == p)
         })
         .collect();
+    // Energy per completed request does not exist for a policy that completed nothing in some
+    // seed: no bar (a bar at 0 would look best), named in the caption.
+    let (here, na): (Vec<&SummaryRow>, Vec<&SummaryRow>) = here
+        .into_iter()
+        .partition(|s| s.energy_per_request_j_mean.is_some());
+    let na_note = if na.is_empty() {
+        String::new()
+    } else {
+        let n: Vec<&str> = na.iter().map(|s| s.policy.as_str()).collect();
+        format!(
+            " n/a ({}): {}.",
+            crate::results::NO_COMPLETIONS,
+            n.join(", ")
+        )
+    };
     let names: Vec<String> = here.iter().map(|s| s.policy.clone()).collect();
     out.push(Chart {
         stem: "energy".into(),
         title: format!("Energy per request{at}"),
         caption: format!(
-            "Transmission, inference and idle energy per completed request{at}, mean over seeds."
+            "Transmission, inference and idle energy per completed request{at}, mean over seeds.{na_note}"
         ),
         svg: stacked_bars(
             &format!("Energy per request{at}"),
@@ -193,19 +208,19 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
                 (
                     "transmission",
                     here.iter()
-                        .map(|s| s.energy_per_request_transmission_j_mean)
+                        .map(|s| s.energy_per_request_transmission_j_mean.unwrap_or(0.0))
                         .collect(),
                 ),
                 (
                     "inference",
                     here.iter()
-                        .map(|s| s.energy_per_request_inference_j_mean)
+                        .map(|s| s.energy_per_request_inference_j_mean.unwrap_or(0.0))
                         .collect(),
                 ),
                 (
                     "idle",
                     here.iter()
-                        .map(|s| s.energy_per_request_idle_j_mean)
+                        .map(|s| s.energy_per_request_idle_j_mean.unwrap_or(0.0))
                         .collect(),
                 ),
             ],
@@ -419,6 +434,10 @@ Cost model <code>{}</code>. perllm {}.</p>",
                 format!("{m:.digits$}")
             }
         };
+        let msn = |m: Option<f64>, sd: Option<f64>, digits: usize| match (m, sd) {
+            (Some(m), Some(sd)) => ms(m, sd, digits),
+            _ => crate::results::NA.to_string(),
+        };
         let _ = writeln!(
             h,
             "<td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}%</td><td>{}</td>\
@@ -433,9 +452,9 @@ Cost model <code>{}</code>. perllm {}.</p>",
                 1
             ),
             opt(s.attainment_ratio, |x| format!("{x:.2}")),
-            ms(s.energy_per_request_j_mean, s.energy_per_request_j_std, 1),
+            msn(s.energy_per_request_j_mean, s.energy_per_request_j_std, 1),
             opt(s.energy_per_request_ratio, |x| format!("{x:.2}")),
-            ms(s.latency_p99_s_mean, s.latency_p99_s_std, 3),
+            msn(s.latency_p99_s_mean, s.latency_p99_s_std, 3),
             opt(s.latency_p99_ratio, |x| format!("{x:.2}")),
             opt(s.bound_gap, |g| format!("{:+.1}%", g * 100.0)),
             opt(s.true_costs_energy_gap, |g| format!("{:+.1}%", g * 100.0)),

@@ -1,6 +1,6 @@
 //! Human-readable rendering of reports and result summaries.
 
-use crate::results::{Results, SummaryRow};
+use crate::results::{NA, NO_COMPLETIONS, Results, SummaryRow};
 use crate::table::Table;
 use crate::util::{pct, si, sig3};
 use perllm_core::report::Report;
@@ -72,22 +72,30 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
             })
         ),
     );
+    let none = r.completed == 0;
+    let na = |v: String| {
+        if none {
+            format!("{NA} ({NO_COMPLETIONS})")
+        } else {
+            v
+        }
+    };
     let p = &r.latency_s;
     kv(
         "latency D",
-        format!(
+        na(format!(
             "mean {}, p50 {}, p90 {}, p99 {}, max {}",
             si(p.mean, "s"),
             si(p.p50, "s"),
             si(p.p90, "s"),
             si(p.p99, "s"),
             si(p.max, "s")
-        ),
+        )),
     );
     let q = &r.ttft_s;
     kv(
         "first token",
-        format!("p50 {}, p99 {}", si(q.p50, "s"), si(q.p99, "s")),
+        na(format!("p50 {}, p99 {}", si(q.p50, "s"), si(q.p99, "s"))),
     );
     let e = &r.energy;
     kv(
@@ -102,11 +110,11 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
     );
     kv(
         "energy/request",
-        format!(
+        na(format!(
             "{} ({} per output token)",
             si(e.per_request_j, "J"),
             si(e.per_output_token_j, "J")
-        ),
+        )),
     );
     kv(
         "objective",
@@ -131,8 +139,16 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
             c.arrived.to_string(),
             c.met.to_string(),
             pct(c.attainment),
-            si(c.latency_s.p50, "s"),
-            si(c.latency_s.p99, "s"),
+            if c.completed == 0 {
+                NA.to_string()
+            } else {
+                si(c.latency_s.p50, "s")
+            },
+            if c.completed == 0 {
+                NA.to_string()
+            } else {
+                si(c.latency_s.p99, "s")
+            },
         ]);
     }
     s.push_str(&t.render());
@@ -183,7 +199,7 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
 
 /// A number without needless decimals.
 pub fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    if v.fract() == 0.0 && v.abs() < crate::util::BIG {
         format!("{}", v as i64)
     } else {
         sig3(v)
@@ -200,6 +216,14 @@ fn mean_sd(seeds: u64, m: f64, sd: f64, f: impl Fn(f64) -> String) -> String {
         format!("{} ± {}", f(m), f(sd))
     } else {
         f(m)
+    }
+}
+
+/// [`mean_sd`] of a per-completion figure: `n/a` when it does not exist.
+fn mean_sd_opt(seeds: u64, m: Option<f64>, sd: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    match (m, sd) {
+        (Some(m), Some(sd)) => mean_sd(seeds, m, sd, f),
+        _ => NA.to_string(),
     }
 }
 
@@ -240,7 +264,24 @@ pub fn summary(res: &Results) -> String {
     let mut points: Vec<u64> = res.summary.iter().map(|r| r.point).collect();
     points.dedup();
     for p in points {
-        let rows: Vec<&SummaryRow> = res.summary.iter().filter(|r| r.point == p).collect();
+        // Policies whose per-completion figures do not exist (no completed request in some
+        // seed) are ranked last: their n/a must not read as the lowest energy or latency.
+        let (mut rows, na): (Vec<&SummaryRow>, Vec<&SummaryRow>) = res
+            .summary
+            .iter()
+            .filter(|r| r.point == p)
+            .partition(|r| r.na_reason.is_none());
+        let na_policies: Vec<String> = na
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} ({})",
+                    r.policy,
+                    r.na_reason.as_deref().unwrap_or(NO_COMPLETIONS)
+                )
+            })
+            .collect();
+        rows.extend(na);
         s.push('\n');
         if !rows[0].params.is_empty() {
             let _ = writeln!(s, "point {p}: {}", rows[0].params_text());
@@ -278,14 +319,14 @@ pub fn summary(res: &Results) -> String {
                     pct,
                 ),
                 ratio(r.attainment_ratio),
-                mean_sd(
+                mean_sd_opt(
                     r.seeds,
                     r.energy_per_request_j_mean,
                     r.energy_per_request_j_std,
                     |x| si(x, "J"),
                 ),
                 ratio(r.energy_per_request_ratio),
-                mean_sd(r.seeds, r.latency_p99_s_mean, r.latency_p99_s_std, |x| {
+                mean_sd_opt(r.seeds, r.latency_p99_s_mean, r.latency_p99_s_std, |x| {
                     si(x, "s")
                 }),
                 ratio(r.latency_p99_ratio),
@@ -305,6 +346,13 @@ pub fn summary(res: &Results) -> String {
             t.row(cells);
         }
         s.push_str(&t.render());
+        if !na_policies.is_empty() {
+            let _ = writeln!(
+                s,
+                "n/a: energy/request and p99 latency do not exist, ranked last: {}",
+                na_policies.join(", ")
+            );
+        }
     }
     if !res.failed.is_empty() {
         let _ = writeln!(

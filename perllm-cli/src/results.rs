@@ -29,7 +29,7 @@ macro_rules! metrics {
             pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
             /// Values as CSV cells, in [`Metrics::NAMES`] order.
             pub fn cells(&self) -> Vec<String> {
-                vec![$( self.$name.to_string() ),*]
+                vec![$( Cell::cell(&self.$name) ),*]
             }
             /// The metrics of a report.
             pub fn from_report(report: &Report) -> Metrics {
@@ -37,6 +37,48 @@ macro_rules! metrics {
             }
         }
     };
+}
+
+/// A metric value as a CSV cell: numbers as Rust prints them, `n/a` for a figure that does not
+/// exist (no completed request), the text of a reason.
+trait Cell {
+    fn cell(&self) -> String;
+}
+
+impl Cell for u64 {
+    fn cell(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Cell for f64 {
+    fn cell(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Cell for Option<f64> {
+    fn cell(&self) -> String {
+        self.map_or_else(|| NA.to_string(), |v| v.to_string())
+    }
+}
+
+impl Cell for Option<String> {
+    fn cell(&self) -> String {
+        self.clone().unwrap_or_default()
+    }
+}
+
+/// How tables and CSV cells show a figure that does not exist.
+pub const NA: &str = "n/a";
+
+/// Why the per-completion figures of a run with no completed request are `null`.
+pub use perllm_core::report::NO_COMPLETIONS;
+
+/// A per-completion figure: `None` when nothing completed (its mean, percentile or per-request
+/// share does not exist; 0 would make a policy that completes nothing look best).
+fn per_completion(r: &Report, v: f64) -> Option<f64> {
+    (r.completed > 0).then_some(v)
 }
 
 fn cloud_share(r: &Report) -> f64 {
@@ -67,19 +109,19 @@ metrics! {
     /// Deadline-met requests / arrived requests.
     deadline_attainment: f64 = |r| r.deadline_attainment;
     /// Mean processing time D of completed requests, seconds.
-    latency_mean_s: f64 = |r| r.latency_s.mean;
+    latency_mean_s: Option<f64> = |r| per_completion(r, r.latency_s.mean);
     /// Median D, seconds.
-    latency_p50_s: f64 = |r| r.latency_s.p50;
+    latency_p50_s: Option<f64> = |r| per_completion(r, r.latency_s.p50);
     /// 90th percentile of D, seconds.
-    latency_p90_s: f64 = |r| r.latency_s.p90;
+    latency_p90_s: Option<f64> = |r| per_completion(r, r.latency_s.p90);
     /// 99th percentile of D, seconds.
-    latency_p99_s: f64 = |r| r.latency_s.p99;
+    latency_p99_s: Option<f64> = |r| per_completion(r, r.latency_s.p99);
     /// Largest D, seconds.
-    latency_max_s: f64 = |r| r.latency_s.max;
+    latency_max_s: Option<f64> = |r| per_completion(r, r.latency_s.max);
     /// Median time to first token, seconds.
-    ttft_p50_s: f64 = |r| r.ttft_s.p50;
+    ttft_p50_s: Option<f64> = |r| per_completion(r, r.ttft_s.p50);
     /// 99th percentile of the time to first token, seconds.
-    ttft_p99_s: f64 = |r| r.ttft_s.p99;
+    ttft_p99_s: Option<f64> = |r| per_completion(r, r.ttft_s.p99);
     /// Total energy, joules.
     energy_total_j: f64 = |r| r.energy.total_j;
     /// Transmission energy, joules.
@@ -91,19 +133,22 @@ metrics! {
     /// The objective: energy weighted by the scenario's weights, joules.
     energy_weighted_j: f64 = |r| r.energy.weighted_j;
     /// Total energy per completed request, joules.
-    energy_per_request_j: f64 = |r| r.energy.per_request_j;
+    energy_per_request_j: Option<f64> = |r| per_completion(r, r.energy.per_request_j);
     /// Transmission energy per completed request, joules.
-    energy_per_request_transmission_j: f64 = |r| r.energy.per_request_transmission_j;
+    energy_per_request_transmission_j: Option<f64> = |r| per_completion(r, r.energy.per_request_transmission_j);
     /// Inference energy per completed request, joules.
-    energy_per_request_inference_j: f64 = |r| r.energy.per_request_inference_j;
+    energy_per_request_inference_j: Option<f64> = |r| per_completion(r, r.energy.per_request_inference_j);
     /// Idle energy per completed request, joules.
-    energy_per_request_idle_j: f64 = |r| r.energy.per_request_idle_j;
+    energy_per_request_idle_j: Option<f64> = |r| per_completion(r, r.energy.per_request_idle_j);
     /// Total energy per output token, joules.
-    energy_per_output_token_j: f64 = |r| r.energy.per_output_token_j;
+    energy_per_output_token_j: Option<f64> = |r| per_completion(r, r.energy.per_output_token_j);
     /// Share of completed requests that ran on cloud servers.
     cloud_share: f64 = |r| cloud_share(r);
     /// Time of the last event, seconds.
     horizon_s: f64 = |r| r.horizon_s;
+    /// Why the latency, first-token and per-request energy figures are `null` (`no request
+    /// completed`); `null` when they are numbers.
+    na_reason: Option<String> = |r| (r.completed == 0).then(|| NO_COMPLETIONS.to_string());
 }
 
 /// One run: a (point, policy, seed) of the grid.
@@ -150,23 +195,27 @@ pub struct SummaryRow {
     /// Sample standard deviation of deadline attainment.
     pub deadline_attainment_std: f64,
     /// Mean energy per completed request, joules.
-    pub energy_per_request_j_mean: f64,
+    pub energy_per_request_j_mean: Option<f64>,
     /// Sample standard deviation of energy per completed request.
-    pub energy_per_request_j_std: f64,
+    pub energy_per_request_j_std: Option<f64>,
     /// Mean transmission energy per completed request, joules.
-    pub energy_per_request_transmission_j_mean: f64,
+    pub energy_per_request_transmission_j_mean: Option<f64>,
     /// Mean inference energy per completed request, joules.
-    pub energy_per_request_inference_j_mean: f64,
+    pub energy_per_request_inference_j_mean: Option<f64>,
     /// Mean idle energy per completed request, joules.
-    pub energy_per_request_idle_j_mean: f64,
+    pub energy_per_request_idle_j_mean: Option<f64>,
     /// Mean weighted energy (the objective), joules.
     pub energy_weighted_j_mean: f64,
     /// Sample standard deviation of weighted energy.
     pub energy_weighted_j_std: f64,
     /// Mean p99 latency, seconds.
-    pub latency_p99_s_mean: f64,
+    pub latency_p99_s_mean: Option<f64>,
     /// Sample standard deviation of p99 latency.
-    pub latency_p99_s_std: f64,
+    pub latency_p99_s_std: Option<f64>,
+    /// Why the per-completion means above are `null`: some seed completed no request (a mean
+    /// over the other seeds would hide it). `null` when they are numbers.
+    #[serde(default)]
+    pub na_reason: Option<String>,
     /// Goodput mean / the reference's goodput mean.
     pub goodput_ratio: Option<f64>,
     /// Attainment mean / the reference's.
@@ -319,6 +368,21 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// Mean and sample standard deviation of a per-completion figure: `None` when any value is.
+fn mean_std_opt(xs: &[Option<f64>]) -> (Option<f64>, Option<f64>) {
+    match xs.iter().copied().collect::<Option<Vec<f64>>>() {
+        Some(v) => {
+            let (m, sd) = mean_std(&v);
+            (Some(m), Some(sd))
+        }
+        None => (None, None),
+    }
+}
+
+fn ratio_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    ratio(a?, b?)
+}
+
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b != 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
 }
@@ -385,9 +449,15 @@ pub fn summarise_with_bounds(
                 |f: fn(&Metrics) -> f64| rs.iter().map(|r| f(&r.metrics)).collect::<Vec<f64>>();
             let (gp, gps) = mean_std(&col(|m| m.goodput_rps));
             let (att, atts) = mean_std(&col(|m| m.deadline_attainment));
-            let (epr, eprs) = mean_std(&col(|m| m.energy_per_request_j));
+            let opt = |f: fn(&Metrics) -> Option<f64>| {
+                rs.iter()
+                    .map(|r| f(&r.metrics))
+                    .collect::<Vec<Option<f64>>>()
+            };
+            let (epr, eprs) = mean_std_opt(&opt(|m| m.energy_per_request_j));
             let (ew, ews) = mean_std(&col(|m| m.energy_weighted_j));
-            let (p99, p99s) = mean_std(&col(|m| m.latency_p99_s));
+            let (p99, p99s) = mean_std_opt(&opt(|m| m.latency_p99_s));
+            let none = rs.iter().filter(|r| r.metrics.completed == 0).count();
             SummaryRow {
                 point: *point,
                 policy: policy.clone(),
@@ -400,19 +470,22 @@ pub fn summarise_with_bounds(
                 deadline_attainment_std: atts,
                 energy_per_request_j_mean: epr,
                 energy_per_request_j_std: eprs,
-                energy_per_request_transmission_j_mean: mean_std(&col(|m| {
+                energy_per_request_transmission_j_mean: mean_std_opt(&opt(|m| {
                     m.energy_per_request_transmission_j
                 }))
                 .0,
-                energy_per_request_inference_j_mean: mean_std(&col(|m| {
+                energy_per_request_inference_j_mean: mean_std_opt(&opt(|m| {
                     m.energy_per_request_inference_j
                 }))
                 .0,
-                energy_per_request_idle_j_mean: mean_std(&col(|m| m.energy_per_request_idle_j)).0,
+                energy_per_request_idle_j_mean: mean_std_opt(&opt(|m| m.energy_per_request_idle_j))
+                    .0,
                 energy_weighted_j_mean: ew,
                 energy_weighted_j_std: ews,
                 latency_p99_s_mean: p99,
                 latency_p99_s_std: p99s,
+                na_reason: (none > 0)
+                    .then(|| format!("{NO_COMPLETIONS} in {none} of {} seed(s)", rs.len())),
                 params: rs[0].params.clone(),
                 ..SummaryRow::default()
             }
@@ -425,8 +498,8 @@ pub fn summarise_with_bounds(
             s.goodput_ratio = ratio(s.goodput_rps_mean, r.goodput_rps_mean);
             s.attainment_ratio = ratio(s.deadline_attainment_mean, r.deadline_attainment_mean);
             s.energy_per_request_ratio =
-                ratio(s.energy_per_request_j_mean, r.energy_per_request_j_mean);
-            s.latency_p99_ratio = ratio(s.latency_p99_s_mean, r.latency_p99_s_mean);
+                ratio_opt(s.energy_per_request_j_mean, r.energy_per_request_j_mean);
+            s.latency_p99_ratio = ratio_opt(s.latency_p99_s_mean, r.latency_p99_s_mean);
         }
         if let Some(o) = find(s.point, "true-costs").or_else(|| find(s.point, "oracle")) {
             s.true_costs_energy_gap =
@@ -580,7 +653,7 @@ mod tests {
             metrics: Metrics {
                 goodput_rps: goodput,
                 energy_weighted_j: energy,
-                energy_per_request_j: energy / 10.0,
+                energy_per_request_j: Some(energy / 10.0),
                 ..Metrics::default()
             },
             params: [("workload.arrivals.rate".to_string(), param_value("4"))].into(),

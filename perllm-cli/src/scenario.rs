@@ -48,6 +48,20 @@ fn is_json(path: &Path) -> bool {
 }
 
 /// Load a scenario file, with `overrides` (`key`, `value`) applied in order.
+/// Refuse a scenario whose estimated run memory is above `limit` bytes (`--memory-limit`),
+/// before anything is built: the message gives the size needed and the limit.
+pub fn check_memory(loaded: &Loaded, limit: u64) -> Result<()> {
+    perllm_core::footprint::Footprint::of(&loaded.scenario)
+        .check(limit)
+        .map_err(|m| {
+            CliError::input(format!(
+                "`{}`: {m}; raise it with `--memory-limit SIZE` (e.g. 8GiB, or `none`) if the \
+                 machine has the memory",
+                loaded.path.display()
+            ))
+        })
+}
+
 pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<Loaded> {
     if !path.exists() {
         return Err(CliError::input(format!(

@@ -205,6 +205,10 @@ pub fn si(v: f64, unit: &str) -> String {
         return format!("{v} {unit}");
     }
     let a = v.abs();
+    if a >= BIG {
+        // Past the largest prefix: scientific notation, never dozens of digits.
+        return format!("{} {unit}", sig3(v));
+    }
     if unit == "s" && a >= 1000.0 {
         // Long durations read better in plain seconds than in kiloseconds.
         return format!("{v:.0} s");
@@ -229,9 +233,17 @@ pub fn si(v: f64, unit: &str) -> String {
     format!("{} {prefix}{unit}", sig3(v / scale))
 }
 
-/// Three significant digits, without trailing zeros beyond what is needed.
+/// From this magnitude on, numbers print in scientific notation (`1.23e15`): a printed number
+/// has at most 15 digits before its point, whatever the value (1e300 once printed 301 digits).
+pub const BIG: f64 = 1e12;
+
+/// Three significant digits, without trailing zeros beyond what is needed; scientific notation
+/// from [`BIG`] on.
 pub fn sig3(v: f64) -> String {
     let a = v.abs();
+    if a >= BIG && a.is_finite() {
+        return format!("{v:.2e}");
+    }
     let decimals = if a >= 100.0 || a == 0.0 {
         0
     } else if a >= 10.0 {
@@ -244,6 +256,9 @@ pub fn sig3(v: f64) -> String {
 
 /// A fraction as a percentage with one decimal.
 pub fn pct(v: f64) -> String {
+    if (v * 100.0).abs() >= BIG {
+        return format!("{}%", sig3(v * 100.0));
+    }
     format!("{:.1}%", v * 100.0)
 }
 
@@ -335,6 +350,24 @@ mod tests {
         assert_eq!(si(0.0, "J"), "0 J");
         assert_eq!(si(1234.5, "s"), "1234 s");
         assert_eq!(pct(0.9134), "91.3%");
+        // Bounded digits whatever the value (issue 21: 300-digit numbers).
+        assert_eq!(si(1e300, "s"), "1.00e300 s");
+        assert_eq!(si(-1e300, "J"), "-1.00e300 J");
+        assert_eq!(sig3(1e300), "1.00e300");
+        assert_eq!(pct(1e300), "1.00e302%");
+        assert_eq!(crate::render::fmt_num(1e300), "1.00e300");
+        assert_eq!(crate::render::fmt_num(123.0), "123");
+        for v in [1e12, 9.99e11, 1e15, 1e300, f64::MAX, 5e-324, 1e-300] {
+            for t in [
+                si(v, "s"),
+                si(v, "J"),
+                sig3(v),
+                pct(v),
+                crate::render::fmt_num(v),
+            ] {
+                assert!(t.len() <= 24, "{v}: {t}");
+            }
+        }
         assert_eq!(closest("perlm", &["perllm", "oracle"]), Some("perllm"));
         assert_eq!(closest("zzz", &["perllm", "oracle"]), None);
     }

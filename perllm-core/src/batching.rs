@@ -11,7 +11,9 @@ pub(crate) fn check_contention(what: &str, v: f64, e: &mut impl FnMut(String, St
         e(
             what.to_string(),
             format!(
-                "{v} is above the limit of 10 (each extra sequence in a batch would add {v} times the step's estimate)"
+                "{} is above the limit of 10 (each extra sequence in a batch would add {} times the step's estimate)",
+                crate::world::fmt_num(v),
+                crate::world::fmt_num(v)
             ),
         );
     }

@@ -8,6 +8,7 @@ pub mod admission;
 mod batching;
 pub mod bound;
 pub mod cost;
+pub mod footprint;
 pub mod names;
 pub mod observer;
 pub mod perllm;

@@ -1,7 +1,9 @@
 //! The run report and the streaming metrics observer that builds it.
 //!
 //! Aggregates are streamed: memory is proportional to servers and SLO classes (plus fixed-size
-//! latency histograms), never to the number of requests.
+//! latency histograms: two for the run, and one per SLO class once that class has more than
+//! 4,096 completions; a class with fewer keeps its samples in a list), never to the number of
+//! requests beyond that.
 
 use crate::observer::Observer;
 use crate::policy::{Decision, PolicyStats};
@@ -15,9 +17,16 @@ use std::collections::BTreeMap;
 /// Version of the report's JSON schema (docs/report-schema.md).
 pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
-/// Percentiles of a latency distribution, seconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Why a figure is `null` in a serialised report: nothing it could be computed from.
+pub const NO_COMPLETIONS: &str = "no request completed";
+
+/// Percentiles of a latency distribution, seconds. Serialised with every figure `null` and
+/// `na_reason` beside them when [`Percentiles::count`] is 0 (no completed request: 0 s would
+/// read as the best latency).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Percentiles {
+    /// Completed requests the figures are over (not serialised).
+    pub count: u64,
     /// Mean.
     pub mean: f64,
     /// Median.
@@ -30,9 +39,12 @@ pub struct Percentiles {
     pub max: f64,
 }
 
-/// Energy totals, joules.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Energy totals, joules. Serialised with the `per_*` figures `null` and `na_reason` beside them
+/// when [`EnergyReport::completed`] is 0.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EnergyReport {
+    /// Completed requests the per-request figures are over (not serialised).
+    pub completed: u64,
     /// Transmission energy over all links.
     pub transmission_j: f64,
     /// Inference (busy) energy over all servers.
@@ -53,6 +65,55 @@ pub struct EnergyReport {
     pub per_request_inference_j: f64,
     /// Per completed request, split: idle.
     pub per_request_idle_j: f64,
+}
+
+fn na(v: f64, exists: bool) -> Option<f64> {
+    exists.then_some(v)
+}
+
+impl Serialize for Percentiles {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let ok = self.count > 0;
+        let mut st = s.serialize_struct("Percentiles", if ok { 5 } else { 6 })?;
+        st.serialize_field("mean", &na(self.mean, ok))?;
+        st.serialize_field("p50", &na(self.p50, ok))?;
+        st.serialize_field("p90", &na(self.p90, ok))?;
+        st.serialize_field("p99", &na(self.p99, ok))?;
+        st.serialize_field("max", &na(self.max, ok))?;
+        if !ok {
+            st.serialize_field("na_reason", NO_COMPLETIONS)?;
+        }
+        st.end()
+    }
+}
+
+impl Serialize for EnergyReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let ok = self.completed > 0;
+        let mut st = s.serialize_struct("EnergyReport", if ok { 10 } else { 11 })?;
+        st.serialize_field("transmission_j", &self.transmission_j)?;
+        st.serialize_field("inference_j", &self.inference_j)?;
+        st.serialize_field("idle_j", &self.idle_j)?;
+        st.serialize_field("total_j", &self.total_j)?;
+        st.serialize_field("weighted_j", &self.weighted_j)?;
+        st.serialize_field("per_request_j", &na(self.per_request_j, ok))?;
+        st.serialize_field("per_output_token_j", &na(self.per_output_token_j, ok))?;
+        st.serialize_field(
+            "per_request_transmission_j",
+            &na(self.per_request_transmission_j, ok),
+        )?;
+        st.serialize_field(
+            "per_request_inference_j",
+            &na(self.per_request_inference_j, ok),
+        )?;
+        st.serialize_field("per_request_idle_j", &na(self.per_request_idle_j, ok))?;
+        if !ok {
+            st.serialize_field("na_reason", NO_COMPLETIONS)?;
+        }
+        st.end()
+    }
 }
 
 /// Per-server figures.
@@ -184,7 +245,57 @@ fn hist() -> Histogram<u64> {
 }
 
 fn record(h: &mut Histogram<u64>, ns: Nanos) {
-    h.saturating_record((ns / 1_000).max(1));
+    h.saturating_record(micros(ns));
+}
+
+fn micros(ns: Nanos) -> u64 {
+    (ns / 1_000).max(1)
+}
+
+/// Samples a class keeps as a list before they move into a histogram: a histogram with the
+/// report's bounds and precision holds about 0.5 MB of counters, a list of this many samples
+/// 32 KB, so a scenario with thousands of rarely used classes does not pay 0.5 MB for each
+/// (5,000 classes took 2.5 GB).
+const SLO_SAMPLES_BEFORE_HISTOGRAM: usize = 4096;
+
+/// The latencies of one SLO class: a list while short, then a histogram. Both give the same
+/// percentiles (the list is recorded into a histogram when the report is built).
+enum ClassLatency {
+    Samples(Vec<u64>),
+    Histogram(Box<Histogram<u64>>),
+}
+
+impl ClassLatency {
+    fn record(&mut self, ns: Nanos) {
+        match self {
+            ClassLatency::Samples(v) if v.len() < SLO_SAMPLES_BEFORE_HISTOGRAM => {
+                v.push(micros(ns))
+            }
+            ClassLatency::Samples(v) => {
+                let mut h = hist();
+                for &x in v.iter() {
+                    h.saturating_record(x);
+                }
+                record(&mut h, ns);
+                *self = ClassLatency::Histogram(Box::new(h));
+            }
+            ClassLatency::Histogram(h) => record(h, ns),
+        }
+    }
+
+    fn percentiles(&self) -> Percentiles {
+        match self {
+            ClassLatency::Samples(v) if v.is_empty() => Percentiles::default(),
+            ClassLatency::Samples(v) => {
+                let mut h = hist();
+                for &x in v {
+                    h.saturating_record(x);
+                }
+                percentiles(&h)
+            }
+            ClassLatency::Histogram(h) => percentiles(h),
+        }
+    }
 }
 
 fn percentiles(h: &Histogram<u64>) -> Percentiles {
@@ -193,6 +304,7 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
     let s = |v: u64| v as f64 / 1e6;
     Percentiles {
+        count: h.len(),
         mean: h.mean() / 1e6,
         p50: s(h.value_at_quantile(0.5)),
         p90: s(h.value_at_quantile(0.9)),
@@ -213,7 +325,7 @@ struct SloAcc {
 pub struct Metrics {
     latency: Histogram<u64>,
     ttft: Histogram<u64>,
-    slo_latency: Vec<Histogram<u64>>,
+    slo_latency: Vec<ClassLatency>,
     slo: Vec<SloAcc>,
     server_completed: Vec<u64>,
     server_assigned: Vec<u64>,
@@ -234,7 +346,11 @@ impl Metrics {
         Metrics {
             latency: hist(),
             ttft: hist(),
-            slo_latency: world.slos.iter().map(|_| hist()).collect(),
+            slo_latency: world
+                .slos
+                .iter()
+                .map(|_| ClassLatency::Samples(Vec::new()))
+                .collect(),
             slo: world.slos.iter().map(|_| SloAcc::default()).collect(),
             server_completed: vec![0; n],
             server_assigned: vec![0; n],
@@ -350,7 +466,7 @@ impl Metrics {
                 rejected: a.rejected,
                 met: a.met,
                 attainment: frac(a.met, a.arrived),
-                latency_s: percentiles(h),
+                latency_s: h.percentiles(),
             })
             .collect();
         let rejected: u64 = self.rejected.values().sum();
@@ -381,6 +497,7 @@ impl Metrics {
             latency_s: percentiles(&self.latency),
             ttft_s: percentiles(&self.ttft),
             energy: EnergyReport {
+                completed: self.completed,
                 transmission_j: e.transmission,
                 inference_j: e.inference,
                 idle_j: e.idle,
@@ -437,7 +554,7 @@ impl Observer for Metrics {
         }
         record(&mut self.latency, o.total_ns);
         record(&mut self.ttft, o.ttft_ns);
-        record(&mut self.slo_latency[o.request.slo as usize], o.total_ns);
+        self.slo_latency[o.request.slo as usize].record(o.total_ns);
     }
     fn on_rejection(&mut self, _now: Nanos, req: &Request, reason: RejectReason) {
         *self.rejected.entry(reason).or_default() += 1;

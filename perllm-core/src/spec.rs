@@ -77,8 +77,10 @@ pub mod limits {
     pub const MAX_LINK_J_PER_BIT: f64 = 1e-3;
     /// Largest accepted objective weight of an energy term.
     pub const MAX_OBJECTIVE_WEIGHT: f64 = 1e6;
-    /// Most SLO classes a scenario may declare: a run holds about 0.5 MB per class (1,000 classes: 513 MB, 5,000: 2.5 GB).
-    pub const MAX_SLO_CLASSES: usize = 100;
+    /// Most SLO classes a scenario may declare. A class costs a run at most about 33 KB until it
+    /// has more than 4,096 completions (it held a 0.5 MB histogram from the start: 5,000 classes
+    /// took 2.5 GB); the memory estimate of `footprint` counts them.
+    pub const MAX_SLO_CLASSES: usize = 10_000;
     /// Largest accepted coefficient of variation of gamma inter-arrival times. The gamma shape is
     /// `1 / cv^2`: past this, nearly every gap is zero and requests come in bursts of about
     /// `cv^2` at one instant (cv = 1e4 at 6/s gave 102,789 arrivals where 360 were expected, and

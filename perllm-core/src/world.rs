@@ -192,9 +192,12 @@ fn share_sum(sum: f64) -> String {
     }
 }
 
-/// A number for a message: plain below a million, else in scientific notation.
-fn fmt_num(v: f64) -> String {
-    if v.abs() < 1e6 && v.fract() == 0.0 {
+/// A number for a message: plain from 0.001 to a million, else in scientific notation (never
+/// hundreds of digits).
+pub(crate) fn fmt_num(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:e}")
+    } else if v.abs() < 1e6 && v.fract() == 0.0 {
         format!("{v}")
     } else if v.abs() < 1e6 {
         format!("{}", (v * 1000.0).round() / 1000.0)
@@ -389,7 +392,7 @@ impl Scenario {
                     format!("{p}.compute"),
                     format!(
                         "{} FLOP/s is below the 1 MFLOP/s minimum (a unit mistake? write e.g. `14 TFLOPS`)",
-                        h.compute_flops
+                        fmt_num(h.compute_flops)
                     ),
                 );
             }
@@ -406,7 +409,7 @@ impl Scenario {
                     format!("{p}.memory_bandwidth"),
                     format!(
                         "{} B/s is below the 1 MB/s minimum (a unit mistake? write e.g. `140 GB/s`)",
-                        h.memory_bandwidth_bytes_per_s
+                        fmt_num(h.memory_bandwidth_bytes_per_s)
                     ),
                 );
             }
@@ -426,7 +429,7 @@ impl Scenario {
                     format!("{p}.power.busy"),
                     format!(
                         "{} W is above the 10 MW limit per device (a unit mistake?)",
-                        h.power_busy_w
+                        fmt_num(h.power_busy_w)
                     ),
                 );
             }
@@ -446,7 +449,10 @@ impl Scenario {
                 {
                     e(
                         format!("{p}.{n}"),
-                        format!("{v} is below the 0.1% minimum (a unit mistake? write e.g. `60%`)"),
+                        format!(
+                            "{} is below the 0.1% minimum (a unit mistake? write e.g. `60%`)",
+                            fmt_num(v)
+                        ),
                     );
                 }
             }
@@ -475,7 +481,7 @@ impl Scenario {
                     format!("{p}.bandwidth"),
                     format!(
                         "{} bit/s is below the 1 kbit/s minimum (a unit mistake? write e.g. `100 Mbps`)",
-                        l.bandwidth_bps
+                        fmt_num(l.bandwidth_bps)
                     ),
                 );
             }
@@ -740,7 +746,7 @@ impl Scenario {
                 "workload.output_bytes_per_token",
                 format!(
                     "{} bytes per token is above the 1 MB limit",
-                    w.output_bytes_per_token
+                    fmt_num(w.output_bytes_per_token)
                 ),
             );
         }
@@ -874,7 +880,8 @@ impl Scenario {
                 "sim.contention",
                 format!(
                     "{} is above the limit of 10 (each extra sequence in a batch would add {} times the step's estimate)",
-                    sim.contention, sim.contention
+                    fmt_num(sim.contention),
+                    fmt_num(sim.contention)
                 ),
             );
         }

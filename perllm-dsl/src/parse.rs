@@ -708,7 +708,42 @@ fn check_input(
     if let Some(at) = too_deep(text, toml_comments) {
         return Err(vec![nesting_error(sources, src, at + base)]);
     }
+    if let Some((at, len)) = long_word(text) {
+        // No label: a snippet would print the word's whole line.
+        let line = text[..at].matches('\n').count() + 1;
+        let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+        let excerpt: String = text[at..].chars().take(40).collect();
+        return Err(vec![
+            DiagBuilder::error(
+                codes::SYNTAX,
+                format!(
+                    "a {len}-byte word at line {line}, column {col} (`{excerpt}…`): names, \
+                     keys and numbers are at most {MAX_WORD_BYTES} bytes"
+                ),
+            )
+            .help("names are at most 256 bytes; check for a generated or truncated file")
+            .build(sources),
+        ]);
+    }
     Ok(())
+}
+
+/// Longest run of name characters (letters, digits, `_`, `-`, `.`) the parser accepts. Names are
+/// at most 256 bytes; a 250 MB identifier took 5 GB through the parser and the lowering.
+const MAX_WORD_BYTES: usize = 65_536;
+
+/// The first run of name characters longer than [`MAX_WORD_BYTES`]: its start and length.
+fn long_word(text: &str) -> Option<(usize, usize)> {
+    let mut start = 0;
+    for (i, c) in text.bytes().chain(std::iter::once(b' ')).enumerate() {
+        if !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')) {
+            if i - start > MAX_WORD_BYTES {
+                return Some((start, i - start));
+            }
+            start = i + 1;
+        }
+    }
+    None
 }
 
 /// Parse a whole `.perllm` source.

@@ -119,6 +119,7 @@ struct Points<'a> {
     settings: &'a [Setting],
     base: &'a Loaded,
     color: bool,
+    memory_limit: u64,
     recent: Mutex<VecDeque<(u64, Arc<Loaded>)>>,
     keep: usize,
 }
@@ -133,7 +134,9 @@ impl Points<'_> {
         }
         let overrides = point_overrides(self.settings, point);
         let all: Vec<(String, String)> = self.fixed.iter().chain(&overrides).cloned().collect();
-        let loaded = Arc::new(crate::scenario::load(self.file, &all, self.color)?);
+        let loaded = crate::scenario::load(self.file, &all, self.color)?;
+        crate::scenario::check_memory(&loaded, self.memory_limit)?;
+        let loaded = Arc::new(loaded);
         let mut recent = self.lock();
         if recent.len() >= self.keep {
             recent.pop_front();
@@ -288,6 +291,7 @@ fn run_grid(
     }
     let seeds = parse_seeds(&args.seeds)?;
     let base = crate::scenario::load(&args.file, &fixed, term.color_stderr)?;
+    crate::scenario::check_memory(&base, args.sim.memory_limit)?;
     if !base.warnings.is_empty() {
         term.eprint_rendered(&base.warnings);
     }
@@ -395,6 +399,7 @@ fn run_grid(
         settings: &settings,
         base: &base,
         color: term.color_stderr,
+        memory_limit: args.sim.memory_limit,
         recent: Mutex::new(VecDeque::new()),
         keep: 2 * jobs,
     };

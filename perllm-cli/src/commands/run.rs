@@ -49,6 +49,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     crate::util::check_repeated("--set", &args.set)?;
     crate::util::check_repeated("--param", &args.params)?;
     let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
+    crate::scenario::check_memory(&loaded, args.sim.memory_limit)?;
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }

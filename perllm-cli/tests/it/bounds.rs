@@ -31,7 +31,7 @@ fn run(args: &[String]) -> Out {
 
 /// Run `perllm` with its address space limited to `limit_kb` (`ulimit -v`): a run that
 /// allocates past it aborts (exit 134) instead of exhausting the machine.
-fn perllm_limited(args: &[&str], limit_kb: u64) -> Out {
+pub(crate) fn perllm_limited(args: &[&str], limit_kb: u64) -> Out {
     let o = Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -v {limit_kb} && exec \"$0\" \"$@\""))

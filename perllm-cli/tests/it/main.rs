@@ -24,6 +24,7 @@ mod messages;
 mod outputs;
 mod plot;
 mod plugins;
+mod resources;
 mod run;
 mod serve;
 mod shard;

@@ -103,15 +103,15 @@ impl Lowerer {
                     let span = f.get("models").map(|e| e.value.span).unwrap_or(it.span);
                     let detail: Vec<String> = hosted
                         .iter()
-                        .map(|m| format!("{} {:.1} GB", m.name, m.weight_bytes() / 1e9))
+                        .map(|m| format!("{} {} GB", m.name, gb(m.weight_bytes())))
                         .collect();
                     let mut d = DiagBuilder::error(
                         codes::MEMORY,
                         format!(
-                            "the models of server `{}` do not fit in its memory: {:.1} GB of weights, {:.1} GB of memory",
+                            "the models of server `{}` do not fit in its memory: {} GB of weights, {} GB of memory",
                             sources_name(it.name.as_ref().expect("server name")),
-                            weights / 1e9,
-                            mem / 1e9
+                            gb(weights),
+                            gb(mem)
                         ),
                     )
                     .label(span, format!("weights: {}", detail.join(", ")));
@@ -208,7 +208,9 @@ impl Lowerer {
                     decode_seqs: 1,
                     kv_tokens: 1,
                 };
-                let t = l.latency_ns + cm.step_ns(h, s.count, m, &shape);
+                let t = l
+                    .latency_ns
+                    .saturating_add(cm.step_ns(h, s.count, m, &shape));
                 if best.as_ref().is_none_or(|b| t < b.0) {
                     best = Some((t, s.name.clone()));
                 }
@@ -229,5 +231,15 @@ impl Lowerer {
                     );
             }
         }
+    }
+}
+
+/// Bytes as GB with one decimal, in scientific notation when huge.
+fn gb(bytes: f64) -> String {
+    let v = bytes / 1e9;
+    if v.abs() < 1e12 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2e}")
     }
 }

@@ -95,8 +95,8 @@ impl Lowerer {
             let (bs, is) = (f["busy"].value.span, f["idle"].value.span);
             self.err(
                 DiagBuilder::error(codes::RANGE, "busy power must be at least the idle power")
-                    .label(bs, format!("busy: {bz} W"))
-                    .label(is, format!("idle: {i} W")),
+                    .label(bs, format!("busy: {} W", super::values::num(bz)))
+                    .label(is, format!("idle: {} W", super::values::num(i))),
             );
             return (idle, None);
         }

@@ -655,9 +655,19 @@ fn example_unit(dim: Dim) -> &'static str {
 }
 
 pub(super) fn pct(v: f64) -> String {
-    let p = v * 100.0;
-    let r = (p * 1000.0).round() / 1000.0;
-    format!("{r}%")
+    format!("{}%", num(v * 100.0))
+}
+
+/// A number for a message: three decimals at most from 0.001 to 1e12, else scientific notation
+/// (`1e300`), so no message prints hundreds of digits.
+pub(crate) fn num(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-3..1e12).contains(&a) {
+        let r = (v * 1000.0).round() / 1000.0;
+        format!("{r}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// `value` written as `text` in `unit`, in SI units with time in seconds (not the ns of

@@ -202,6 +202,89 @@ fn a_large_list_loads() {
     }
 }
 
+/// The longest run of digits in `s`.
+fn longest_digit_run(s: &str) -> usize {
+    s.split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn messages_quote_numbers_with_bounded_digits() {
+    // Issue 21: numbers were printed with 300 digits. Every number of the paper scenario in
+    // turn becomes huge, tiny or long; every message must keep numbers short.
+    let src = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm")).unwrap();
+    let mut starts = Vec::new();
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let digit = bytes[i].is_ascii_digit();
+        let word = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'-');
+        if digit && !word {
+            let mut j = i;
+            while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'.') {
+                j += 1;
+            }
+            starts.push((i, j));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    assert!(starts.len() > 30, "{}", starts.len());
+    let mut failures = 0;
+    let mut long = Vec::new();
+    for &(a, b) in &starts {
+        for v in [
+            "1e300",
+            "1e-300",
+            "123456789012345678901234567890",
+            "1.7976931348623157e308",
+        ] {
+            let text = format!("{}{v}{}", &src[..a], &src[b..]);
+            if let Err(f) = load_str("input", &text, SourceKind::Perllm) {
+                failures += 1;
+                let msg = f.render(false);
+                let run = longest_digit_run(&msg.replace(v, ""));
+                if run > 20 {
+                    let line = msg
+                        .lines()
+                        .find(|l| longest_digit_run(&l.replace(v, "")) > 20)
+                        .unwrap_or_default();
+                    long.push(format!("{v} at byte {a}: {}", &line[..line.len().min(120)]));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "{}", long.join("\n"));
+    assert!(failures > 30, "{failures}");
+}
+
+#[test]
+fn a_huge_word_is_one_short_diagnostic() {
+    // A 250 MB server name took 5 GB and printed a 1.7 GB error; any word over 64 KiB is now
+    // refused before parsing, quoting 40 characters (the CLI test loads 250 MB).
+    let src = std::fs::read_to_string(crate::common::examples_dir().join("paper.perllm"))
+        .unwrap()
+        .replace("server cloud", &format!("server {}", "e".repeat(1_000_000)));
+    let f = load_str("input", &src, SourceKind::Perllm).unwrap_err();
+    let msg = f.render(false);
+    assert!(msg.len() < 1_000, "{} bytes", msg.len());
+    assert!(msg.contains("a 1000000-byte word at line"), "{msg}");
+    // A name at the limit of names parses to the name rule's message.
+    let ok = src.replace(&"e".repeat(1_000_000), &"e".repeat(60_000));
+    let msg = load_str("input", &ok, SourceKind::Perllm)
+        .unwrap_err()
+        .render(false);
+    assert!(
+        !msg.contains("-byte word"),
+        "{}",
+        &msg[..msg.len().min(500)]
+    );
+    assert!(msg.len() < 1_000, "{} bytes", msg.len());
+}
+
 /// `sim.max_memory`: a file whose cluster needs more simulation state than the limit fails at
 /// load with the size it needs and the limit (a located error); raising it in the file or with
 /// an override loads it.
