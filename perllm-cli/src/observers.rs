@@ -252,35 +252,7 @@ impl Observer for DecisionLog<'_> {
     }
 }
 
-/// Column names of the per-request CSV.
-pub const REQUEST_COLUMNS: &[&str] = &[
-    "request",
-    "status",
-    "reject_reason",
-    "arrival_s",
-    "model",
-    "slo",
-    "prompt_tokens",
-    "output_tokens",
-    "input_bytes",
-    "output_bytes",
-    "server",
-    "tier",
-    "decided_s",
-    "upload_s",
-    "queue_s",
-    "prefill_s",
-    "decode_s",
-    "download_s",
-    "ttft_s",
-    "latency_s",
-    "deadline_s",
-    "met",
-    "energy_transmission_j",
-    "energy_inference_j",
-    "ended_s",
-    "energy_source",
-];
+pub use perllm_core::REQUEST_COLUMNS;
 
 /// Streams one CSV row per request when it ends (completion or rejection), in that order.
 pub struct RequestCsv<'w> {

@@ -31,7 +31,7 @@ pub use observer::Observer;
 pub use policy::{
     ClusterView, Decision, GroundTruth, Pending, Policy, PolicyError, PolicyStats, ServerState,
 };
-pub use report::Report;
+pub use report::{REQUEST_COLUMNS, Report};
 pub use request::{Energy, Outcome, RejectReason, Request};
 pub use sim::{SimError, run, run_synthetic};
 pub use spec::{Nanos, Scenario};

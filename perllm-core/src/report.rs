@@ -561,3 +561,34 @@ impl Observer for Metrics {
         self.slo[req.slo as usize].rejected += 1;
     }
 }
+
+/// The columns of the per-request CSV (`perllm run --requests`, docs/report-schema.md), in order;
+/// the simulator and the gateway both write them.
+pub const REQUEST_COLUMNS: &[&str] = &[
+    "request",
+    "status",
+    "reject_reason",
+    "arrival_s",
+    "model",
+    "slo",
+    "prompt_tokens",
+    "output_tokens",
+    "input_bytes",
+    "output_bytes",
+    "server",
+    "tier",
+    "decided_s",
+    "upload_s",
+    "queue_s",
+    "prefill_s",
+    "decode_s",
+    "download_s",
+    "ttft_s",
+    "latency_s",
+    "deadline_s",
+    "met",
+    "energy_transmission_j",
+    "energy_inference_j",
+    "ended_s",
+    "energy_source",
+];

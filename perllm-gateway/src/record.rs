@@ -5,35 +5,7 @@ use perllm_core::spec::Nanos;
 use perllm_core::{Outcome, RejectReason, Request, ServerId, World};
 use std::io::Write;
 
-/// The simulator's per-request columns, in its order (`perllm run --requests`).
-pub const REQUEST_COLUMNS: &[&str] = &[
-    "request",
-    "status",
-    "reject_reason",
-    "arrival_s",
-    "model",
-    "slo",
-    "prompt_tokens",
-    "output_tokens",
-    "input_bytes",
-    "output_bytes",
-    "server",
-    "tier",
-    "decided_s",
-    "upload_s",
-    "queue_s",
-    "prefill_s",
-    "decode_s",
-    "download_s",
-    "ttft_s",
-    "latency_s",
-    "deadline_s",
-    "met",
-    "energy_transmission_j",
-    "energy_inference_j",
-    "ended_s",
-    "energy_source",
-];
+pub use perllm_core::REQUEST_COLUMNS;
 
 /// Seconds, as the simulator writes them.
 pub fn secs(ns: Nanos) -> String {
