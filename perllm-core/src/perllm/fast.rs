@@ -14,9 +14,9 @@
 //! take the straightforward path.
 
 use super::Mode;
+use super::bandit::with_prior;
 use super::classify::{Classified, EstLookup, kv_bytes};
 use super::constraints::RequestQty;
-use super::improved;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
@@ -107,8 +107,8 @@ impl Core {
                             self.arms.arms[c as usize][col].view(p, self.arms.clock[c as usize]);
                         if improved {
                             (
-                                improved::with_prior(v.latency_ratio, v.n),
-                                improved::with_prior(v.energy_ratio, v.n),
+                                with_prior(v.latency_ratio, v.n),
+                                with_prior(v.energy_ratio, v.n),
                             )
                         } else {
                             (v.latency_ratio, v.energy_ratio)
