@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cost::Roofline;
-use crate::policy::{GroundTruth, ServerState};
+use crate::policy::{ClusterView, Decision, GroundTruth, Pending, Policy, ServerState};
 use crate::request::Request;
 use crate::spec::{Cmp, LinearConstraint, Quantity, SECOND, Target};
 
