@@ -87,26 +87,7 @@ fn world(servers: usize) -> perllm_core::World {
     } else {
         testbed::scaled(servers, rate, 100 * SECOND)
     };
-    sc.objective.constraints = vec![
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
-            constant: 0.0,
-            cmp: Cmp::Le,
-            source: "latency <= deadline".into(),
-        },
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Share(Target::Tier(Tier::Cloud)))],
-            constant: -0.6,
-            cmp: Cmp::Le,
-            source: "share(cloud) <= 60%".into(),
-        },
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Occupancy(Target::Tier(Tier::Edge)))],
-            constant: -0.9,
-            cmp: Cmp::Le,
-            source: "occupancy(edge) <= 90%".into(),
-        },
-    ];
+    sc.objective.constraints = testbed::tier_constraints();
     sc.workload.max_requests = None;
     sc.build().expect("valid benchmark scenario")
 }

@@ -306,32 +306,6 @@ fn the_fast_path_decides_like_the_straightforward_one() {
     }
 }
 
-/// The constraints of the decision benchmark: latency within the deadline, at most 60% of a
-/// slot's requests on the cloud tier, edge tier at most 90% occupied.
-fn bench_constraints() -> Vec<LinearConstraint> {
-    use crate::spec::Tier;
-    vec![
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
-            constant: 0.0,
-            cmp: Cmp::Le,
-            source: "latency <= deadline".into(),
-        },
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Share(Target::Tier(Tier::Cloud)))],
-            constant: -0.6,
-            cmp: Cmp::Le,
-            source: "share(cloud) <= 60%".into(),
-        },
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Occupancy(Target::Tier(Tier::Edge)))],
-            constant: -0.9,
-            cmp: Cmp::Le,
-            source: "occupancy(edge) <= 90%".into(),
-        },
-    ]
-}
-
 /// Large random clusters, slot by slot: hundreds of servers whose load states are drawn from a
 /// small palette (so that estimate cells hold many servers) or drawn alone (cells of one),
 /// hundreds of pending requests; three consecutive slots per cluster, each with new states and
@@ -346,7 +320,7 @@ fn large_random_clusters_decide_alike_on_both_paths() {
         let n_servers = [300, 170, 420][seed as usize];
         let mut sc = crate::testbed::scaled(n_servers, 40.0 + 30.0 * seed as f64, 100 * SECOND);
         sc.seed = 17 + seed;
-        sc.objective.constraints = bench_constraints();
+        sc.objective.constraints = crate::testbed::tier_constraints();
         if seed > 0 {
             // Without the cloud share row, which keeps every request off the cloud when no
             // edge server can meet its deadline.
