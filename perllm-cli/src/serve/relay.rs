@@ -27,10 +27,10 @@ pub struct RelayArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub to: String,
     /// One-way delay added in each direction (none: 0).
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub delay: Option<Duration>,
     /// Standard deviation of a normal variation of the delay (order is kept; never below 0).
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub jitter: Option<Duration>,
     /// Seed of the jitter draws.
     #[arg(long, value_name = "N", default_value_t = 1)]
