@@ -112,6 +112,10 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// A TCP relay adding a one-way delay each way: the latency of an emulated link on kernels
+    /// without `netem` (started by scripts/netem-links.sh; docs/serve.md).
+    #[command(hide = true, name = "link-relay")]
+    LinkRelay(crate::serve::relay::RelayArgs),
     /// The isolated plugin worker (started by perllm itself with pipes; not for direct use).
     #[command(hide = true, name = "plugin-worker")]
     PluginWorker,
@@ -185,7 +189,8 @@ pub struct ExportArgs {
     /// Override a scenario value first, e.g. `workload.arrivals.rate=8/s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     pub set: Vec<(String, String)>,
-    /// Output format (only `json` so far: the serialised scenario).
+    /// Output format: `json` (the serialised scenario) or `links` (each backend's link, one
+    /// tab-separated line per server with an `endpoint`, for scripts/netem-links.sh).
     #[arg(short, long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// Write to this file instead of standard output.
@@ -198,6 +203,10 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     /// perllm-core's `Scenario` as JSON (field names as in `docs/report-schema.md`'s hash).
     Json,
+    /// One tab-separated line per server with an `endpoint`: `server host port link
+    /// bandwidth_bps latency_ns fluctuation` (after a `#` header line), what
+    /// scripts/netem-links.sh emulates.
+    Links,
 }
 
 /// `perllm check`.

@@ -50,7 +50,7 @@ pub fn main_entry() -> ExitCode {
     // The servers (`serve`, `engine serve`) handle SIGTERM and Ctrl-C themselves: they drain.
     let serving = matches!(
         cli.command,
-        cli::Command::Serve(_) | cli::Command::Engine { .. }
+        cli::Command::Serve(_) | cli::Command::Engine { .. } | cli::Command::LinkRelay(_)
     );
     if !serving {
         let _ = ctrlc::set_handler(|| {

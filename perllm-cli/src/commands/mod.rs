@@ -31,6 +31,7 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
             command: EngineCommand::Serve(a),
         } => crate::serve::engine::engine_serve(a),
         Command::Load(a) => crate::serve::load::load(a, term),
+        Command::LinkRelay(a) => crate::serve::relay::link_relay(a),
         Command::Plugins {
             command: PluginsCommand::List { plugins, format },
         } => plugins::list(plugins, format),

@@ -21,6 +21,8 @@ mod inputs;
 mod isolation;
 mod light_load;
 mod messages;
+#[cfg(unix)]
+mod netem;
 mod outputs;
 mod plot;
 mod plugins;
