@@ -1,7 +1,9 @@
 //! Command-line arguments (clap derive).
 
+use crate::catalog::{Catalog, DEFAULT_COST_MODEL, PluginArgs};
+use crate::error::{CliError, Result};
 use crate::term::ColorChoice;
-use crate::util::{Setting, Shard};
+use crate::util::{Setting, Shard, parse_duration, parse_override};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -214,14 +216,6 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Plugin loading.
-#[derive(Debug, Args, Clone, Default)]
-pub struct PluginArgs {
-    /// Load policy or cost-model plugins from this library or directory (repeatable).
-    #[arg(long = "plugin", value_name = "PATH")]
-    pub plugins: Vec<PathBuf>,
-}
-
 /// Options shared by every command that simulates.
 #[derive(Debug, Args, Clone)]
 pub struct SimArgs {
@@ -229,7 +223,7 @@ pub struct SimArgs {
     #[command(flatten)]
     pub plugins: PluginArgs,
     /// Cost model pricing engine steps.
-    #[arg(long, value_name = "NAME", default_value = crate::catalog::DEFAULT_COST_MODEL)]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_COST_MODEL)]
     pub cost_model: String,
     /// Configuration of the cost model, a JSON object (e.g. '{"step_overhead_ns": 2000000}').
     #[arg(long, value_name = "JSON", default_value = "")]
@@ -257,6 +251,38 @@ pub struct SimArgs {
     /// worker process is killed and the run fails, e.g. 10s or 2min.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub call_timeout: std::time::Duration,
+}
+
+impl SimArgs {
+    /// [`Catalog::discover`] with these simulation options: the wall-clock budget of each
+    /// plugin-policy call, and isolation (`--isolate`, `--call-timeout`).
+    pub fn catalog(&self) -> Result<Catalog> {
+        use perllm_host::IsolateMode;
+        let sim = self;
+        let mut c = Catalog::discover(&sim.plugins.plugins)?;
+        c.registry_mut().set_call_budget(sim.call_budget);
+        let mode = match sim.isolate {
+            IsolateChoice::ThirdParty => IsolateMode::ThirdParty,
+            IsolateChoice::Never => IsolateMode::Never,
+            IsolateChoice::Always => IsolateMode::Always,
+        };
+        if mode != IsolateMode::Never {
+            // The worker is this very program, re-executed with the hidden `plugin-worker`
+            // command: an installed perllm needs nothing else.
+            let program = std::env::current_exe().map_err(|e| {
+                CliError::run(format!(
+                    "cannot find the perllm executable to start isolated plugin workers: {e} (use --isolate never)"
+                ))
+            })?;
+            c.registry_mut().set_isolation(Some(perllm_host::Isolation {
+                mode,
+                program,
+                args: vec!["plugin-worker".into()],
+                call_timeout: sim.call_timeout,
+            }));
+        }
+        Ok(c)
+    }
 }
 
 /// Which plugin policies run in worker processes (`--isolate`).
@@ -407,40 +433,4 @@ pub struct PlotArgs {
     /// Output directory for the SVG files and index.html.
     #[arg(short, long, value_name = "DIR", default_value = "plots")]
     pub out: PathBuf,
-}
-
-/// A wall-clock duration: a positive number and a unit (`ns`, `us`, `ms`, `s`, `min`).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
-        .ok_or_else(|| format!("`{s}` has no unit (write e.g. `50ms` or `2s`)"))?;
-    let (num, unit) = (t[..split].trim(), t[split..].trim());
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{num}` is not a number (write e.g. `50ms` or `2s`)"))?;
-    let scale = match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "min" => 60.0,
-        _ => return Err(format!("unknown unit `{unit}` (use ns, us, ms, s or min)")),
-    };
-    let secs = v * scale;
-    if secs.is_nan() || secs <= 0.0 || secs > 86_400.0 {
-        return Err(format!(
-            "`{s}` must be positive and at most one day (e.g. `50ms`)"
-        ));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
-pub fn parse_override(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
-            Ok((k.trim().to_string(), v.trim().to_string()))
-        }
-        _ => Err(format!("`{s}` is not of the form key=value")),
-    }
 }

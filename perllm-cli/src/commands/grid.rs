@@ -298,7 +298,7 @@ fn run_grid(
     if !base.warnings.is_empty() {
         term.eprint_rendered(&base.warnings);
     }
-    let catalog = Catalog::for_sim(&args.sim)?;
+    let catalog = args.sim.catalog()?;
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()
     } else {

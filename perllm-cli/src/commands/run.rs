@@ -1,6 +1,6 @@
 //! `perllm run`: one simulation.
 
-use crate::catalog::{BudgetUse, Catalog, ComponentInfo};
+use crate::catalog::{BudgetUse, ComponentInfo};
 use crate::cli::{Format, RunArgs};
 use crate::error::{CliError, Result};
 use crate::observers::{DecisionLog, ProgressObserver, RequestCsv};
@@ -57,7 +57,7 @@ pub fn run(args: RunArgs, term: Term) -> Result<()> {
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }
-    let catalog = Catalog::for_sim(&args.sim)?;
+    let catalog = args.sim.catalog()?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
     crate::scenario::apply_cli(

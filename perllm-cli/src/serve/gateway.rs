@@ -1,9 +1,10 @@
 //! `perllm serve SCENARIO`: the OpenAI-compatible gateway over the scenario's real servers.
 
 use crate::catalog::Catalog;
-use crate::cli::{PluginArgs, parse_override};
+use crate::catalog::PluginArgs;
 use crate::error::{CliError, Result};
 use crate::observers::DecisionLog;
+use crate::util::parse_override;
 use clap::Args;
 use perllm_core::{Observer, World};
 use perllm_gateway::{Gateway, GatewayConfig, Parts, RequestLog};
@@ -56,16 +57,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME")]
     pub default_slo: Option<String>,
     /// A backend that takes longer to accept a connection is marked unhealthy.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::util::parse_duration)]
     pub connect_timeout: Duration,
     /// A backend that sends no response headers within this is marked unhealthy.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = crate::util::parse_duration)]
     pub response_timeout: Duration,
     /// Interval of the health probes (`GET /v1/models` on every backend).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::util::parse_duration)]
     pub probe_interval: Duration,
     /// On SIGTERM or Ctrl-C: stop accepting, and wait this long for requests in flight.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::util::parse_duration)]
     pub drain: Duration,
     /// Worker threads of the HTTP side (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -1,6 +1,6 @@
 //! `admission = reject_infeasible`, the option perllm adds to every policy.
 
-use crate::{SHORT, perllm, s, tmp};
+use crate::{SHORT, perllm, perllm_cmd, s, tmp};
 use serde_json::Value;
 
 /// The paper-7b deployment overloaded (12 requests/s for 30 s): some requests are predicted to
@@ -124,8 +124,6 @@ fn plugins_info_lists_admission_for_every_policy() {
         assert!(t.contains("admission (none):"), "{p}: {t}");
     }
     // Cost models do not take it.
-    let t = perllm(&["plugins", "info", "profile-table"])
-        .ok()
-        .to_string();
+    let t = perllm_cmd("plugins info profile-table").ok().to_string();
     assert!(!t.contains("admission"), "{t}");
 }

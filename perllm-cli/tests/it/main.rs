@@ -60,6 +60,15 @@ impl Out {
     pub fn stderr_has(&self, needle: &str) {
         has(&self.stderr, needle);
     }
+
+    /// Assert exit code `code` and that stderr contains each of `needles` (showing stderr if not).
+    #[track_caller]
+    pub fn fails(&self, code: i32, needles: &[&str]) {
+        assert_eq!(self.code, code, "stderr:\n{}", self.stderr);
+        for n in needles {
+            self.stderr_has(n);
+        }
+    }
 }
 
 /// Assert that `text` contains `needle` (showing `text` if not).
@@ -79,6 +88,12 @@ pub fn root() -> PathBuf {
 /// Run `perllm` with `args` from the workspace root, without colour, at a fixed width.
 pub fn perllm(args: &[&str]) -> Out {
     perllm_env(args, &[])
+}
+
+/// [`perllm`] with the command line written as one string, split at white space (for arguments
+/// without spaces).
+pub fn perllm_cmd(line: &str) -> Out {
+    perllm(&line.split_whitespace().collect::<Vec<_>>())
 }
 
 /// [`perllm`] with extra environment variables.

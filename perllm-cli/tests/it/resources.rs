@@ -2,7 +2,7 @@
 //! take large memory, runs in which nothing completes, numbers and names in messages.
 
 use crate::bounds::perllm_limited;
-use crate::{perllm, s, tmp};
+use crate::{paper, perllm, perllm_cmd, s, tmp};
 use serde_json::Value;
 
 /// The paper scenario with the `edge[1..5]` family made `n` servers long.
@@ -43,12 +43,7 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
         "--memory-limit",
         "300MiB",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("above the memory limit of 300 MiB"),
-        "{}",
-        out.stderr
-    );
+    out.fails(2, &["above the memory limit of 300 MiB"]);
     // The same file runs under the default limit (2 GiB), within 1.5 GB of address space.
     let out = perllm_limited(
         &[
@@ -63,25 +58,13 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     // The flag lowers it too, and takes `none`.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "--memory-limit",
-        "1MiB",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms --memory-limit 1MiB");
     assert_eq!(out.code, 2, "{}", out.stderr);
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "--memory-limit",
-        "none",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms --memory-limit none");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = perllm(&["run", "examples/paper.perllm", "--memory-limit", "lots"]);
+    let out = perllm_cmd("run examples/paper.perllm --memory-limit lots");
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
 
@@ -207,18 +190,18 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     let json = dir.path().join("none.json");
     // 1 ms of arrivals: requests arrive, none completes within the run... or none arrives; both
     // leave no completed request.
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         "scenario.duration=1ms",
-        "--policies",
-        "least-loaded,cloud-only",
-        "--seeds",
-        "1,2",
-        "--out",
-        s(&json),
-    ]);
+        &[
+            "--policies",
+            "least-loaded,cloud-only",
+            "--seeds",
+            "1,2",
+            "--out",
+            s(&json),
+        ],
+    );
     let table = out.ok();
     assert!(
         table.contains("n/a: energy/request and p99 latency do not exist, ranked last"),
@@ -245,28 +228,12 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     // The whole energy total still exists.
     assert!(row["energy_total_j"].is_number(), "{row}");
     // CSV: n/a cells.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "-p",
-        "least-loaded",
-        "-f",
-        "csv",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms -p least-loaded -f csv");
     assert!(out.ok().contains(",n/a,"), "{}", out.stdout);
     // The report document: the simulator's report has the same nulls and reasons.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "-p",
-        "least-loaded",
-        "-f",
-        "json",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms -p least-loaded -f json");
     let doc: Value = serde_json::from_str(out.ok()).unwrap();
     let rep = &doc["report"];
     assert!(rep["latency_s"]["p99"].is_null(), "{rep}");
@@ -276,14 +243,7 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     assert_eq!(rep["energy"]["na_reason"], "no request completed");
     assert!(rep["slos"][0]["latency_s"]["p50"].is_null(), "{rep}");
     // The run table says n/a with the reason.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "-p",
-        "least-loaded",
-    ]);
+    let out = perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms -p least-loaded");
     assert!(
         out.ok().contains("n/a (no request completed)"),
         "{}",
@@ -300,21 +260,21 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     let a = dir.path().join("a.json");
     let b = dir.path().join("b.json");
     for (part, f) in [("1/2", &a), ("2/2", &b)] {
-        perllm(&[
+        paper(
             "compare",
-            "examples/paper.perllm",
-            "--set",
             "scenario.duration=1ms",
-            "--policies",
-            "least-loaded",
-            "--seeds",
-            "1,2",
-            "--shard",
-            part,
-            "-q",
-            "--out",
-            s(f),
-        ])
+            &[
+                "--policies",
+                "least-loaded",
+                "--seeds",
+                "1,2",
+                "--shard",
+                part,
+                "-q",
+                "--out",
+                s(f),
+            ],
+        )
         .ok();
     }
     let merged = dir.path().join("m.json");
@@ -337,8 +297,7 @@ fn export_refuses_to_overwrite_its_input() {
         "--out",
         s(&f),
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("input"), "{}", out.stderr);
+    out.fails(2, &["input"]);
     assert_eq!(std::fs::read(&f).unwrap(), before, "the input is untouched");
 }
 
@@ -354,29 +313,16 @@ fn a_250_mb_identifier_gives_a_short_message_in_bounded_memory() {
     let out = perllm_limited(&["check", s(&f)], 2_000_000);
     assert_eq!(out.code, 2, "{}", &out.stderr[..out.stderr.len().min(2000)]);
     assert!(out.stderr.len() < 20_000, "{} bytes", out.stderr.len());
-    assert!(out.stderr.contains("eeee"), "{}", out.stderr);
+    out.stderr_has("eeee");
 }
 
 #[test]
 fn a_policy_that_completes_nothing_is_ranked_last() {
     // Deadlines no server can meet: `cloud-first` with admission rejects every request, so it
     // completes nothing (before: 0 J and 0 s per request, the best figures of the table).
-    let out = perllm(&[
-        "compare",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=3s",
-        "--set",
-        "slo.interactive.deadline=1ms",
-        "--set",
-        "slo.standard.deadline=1ms",
-        "--set",
-        "slo.batch.deadline=1ms",
-        "--policies",
-        "cloud-first{admission=reject_infeasible},least-loaded",
-        "--seeds",
-        "1",
-    ]);
+    let out = perllm_cmd(
+        "compare examples/paper.perllm --set scenario.duration=3s --set slo.interactive.deadline=1ms --set slo.standard.deadline=1ms --set slo.batch.deadline=1ms --policies cloud-first{admission=reject_infeasible},least-loaded --seeds 1",
+    );
     let table = out.ok();
     let rows: Vec<&str> = table
         .lines()

@@ -179,6 +179,9 @@ struct Sim<'a> {
     model_load: Vec<f64>,
     /// The last decay factor of the mean-batch integrals (see [`DecayMemo`]).
     decay: DecayMemo,
+    /// Whether the policy reads the view's load statistics
+    /// ([`Policy::reads_load_statistics`]): if not, they are not computed.
+    stats: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -214,6 +217,7 @@ impl<'a> Sim<'a> {
             est: Vec::new(),
             model_load: Vec::new(),
             decay: DecayMemo::default(),
+            stats: true,
         }
     }
 }

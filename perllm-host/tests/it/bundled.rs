@@ -2,19 +2,8 @@
 
 use super::*;
 use perllm_core::cost::StepShape;
-use perllm_core::spec::{ParamValue, PolicySpec};
+use perllm_core::spec::ParamValue;
 use perllm_host::PluginKind;
-use std::collections::BTreeMap;
-
-fn spec(name: &str, params: &[(&str, ParamValue)]) -> PolicySpec {
-    PolicySpec {
-        name: name.into(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    }
-}
 
 const POLICIES: &[&str] = &[
     "cloud-only",
