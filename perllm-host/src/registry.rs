@@ -29,7 +29,7 @@ pub const BUNDLED_PREFIX: &str = "bundled:";
 /// Names of the built-in cost models.
 const BUILTIN_COST_MODELS: &[(&str, &str)] = &[(
     "roofline",
-    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, kv_token_ns",
+    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, prefill_seq_ns, kv_token_ns",
 )];
 
 /// What a registry entry is.
@@ -468,6 +468,7 @@ impl Registry {
                 flags: Vec::new(),
                 params: "step_overhead_ns (200000): fixed time added to every engine step, ns\n\
                     decode_seq_ns (0): time added per decoding sequence, ns (fitted by `perllm calibrate`)\n\
+                    prefill_seq_ns (0): time added per prefilling sequence, ns (fitted by `perllm calibrate`)\n\
                     kv_token_ns (0): time added per KV-cache token a step reads, ns (fitted by `perllm calibrate`)"
                     .into(),
             });
@@ -704,6 +705,8 @@ struct RooflineConfig {
     #[serde(default)]
     decode_seq_ns: f64,
     #[serde(default)]
+    prefill_seq_ns: f64,
+    #[serde(default)]
     kv_token_ns: f64,
 }
 
@@ -711,8 +714,8 @@ fn default_overhead() -> u64 {
     Roofline::default().step_overhead_ns
 }
 
-/// Core's roofline, or with `decode_seq_ns` / `kv_token_ns` (what `perllm calibrate` fits) the
-/// roofline plus those per-sequence terms ([`perllm_core::cost::Calibrated`]).
+/// Core's roofline, or with `decode_seq_ns` / `prefill_seq_ns` / `kv_token_ns` (what `perllm
+/// calibrate` fits) the roofline plus those per-sequence terms ([`perllm_core::cost::Calibrated`]).
 fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     let t = config.trim();
     if t.is_empty() || t == "null" {
@@ -725,11 +728,12 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     };
     let c: RooflineConfig = serde_json::from_str(t).map_err(|e| {
         bad(format!(
-            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns` and `kv_token_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
+            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
         ))
     })?;
     for (k, v) in [
         ("decode_seq_ns", c.decode_seq_ns),
+        ("prefill_seq_ns", c.prefill_seq_ns),
         ("kv_token_ns", c.kv_token_ns),
     ] {
         if !(v.is_finite() && v >= 0.0) {
@@ -741,12 +745,13 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     let roofline = Roofline {
         step_overhead_ns: c.step_overhead_ns,
     };
-    if c.decode_seq_ns == 0.0 && c.kv_token_ns == 0.0 {
+    if c.decode_seq_ns == 0.0 && c.prefill_seq_ns == 0.0 && c.kv_token_ns == 0.0 {
         return Ok(Arc::new(roofline));
     }
     Ok(Arc::new(perllm_core::cost::Calibrated {
         roofline,
         decode_seq_ns: c.decode_seq_ns,
+        prefill_seq_ns: c.prefill_seq_ns,
         kv_token_ns: c.kv_token_ns,
     }))
 }

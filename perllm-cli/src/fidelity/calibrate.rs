@@ -40,7 +40,8 @@ pub struct CalibrateArgs {
 }
 
 /// Version of the calibration files this perllm writes and reads (2: the per-sequence terms
-/// `decode_seq_ns` and `kv_token_ns` replaced the batch interference `contention`).
+/// `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns` replaced the batch interference
+/// `contention`).
 pub const CALIBRATION_VERSION: u32 = 2;
 
 /// What `calibrate` writes and `validate` reads.
@@ -62,6 +63,8 @@ pub struct Calibration {
     pub bandwidth: f64,
     /// Time per decoding sequence, ns (the roofline's `decode_seq_ns`).
     pub decode_seq_ns: f64,
+    /// Time per prefilling sequence, ns (the roofline's `prefill_seq_ns`).
+    pub prefill_seq_ns: f64,
     /// Time per KV-cache token a step reads, ns (the roofline's `kv_token_ns`).
     pub kv_token_ns: f64,
     /// Error on the points fitted.
@@ -100,6 +103,7 @@ impl Calibration {
             flops: self.flops,
             bandwidth: self.bandwidth,
             decode_seq_ns: self.decode_seq_ns,
+            prefill_seq_ns: self.prefill_seq_ns,
             kv_token_ns: self.kv_token_ns,
         }
     }
@@ -153,7 +157,7 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
     };
     if p.points.len() < 8 {
         return refuse(format!(
-            "{} shapes for 5 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
+            "{} shapes for 6 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
             p.points.len()
         ));
     }
@@ -236,7 +240,7 @@ pub fn check_log(log: &Log, origin: &str) -> Result<()> {
     };
     if log.rows.len() < 8 {
         return refuse(format!(
-            "{} completed requests for 5 parameters and held-out requests; log at least 8",
+            "{} completed requests for 6 parameters and held-out requests; log at least 8",
             log.rows.len()
         ));
     }
@@ -291,6 +295,7 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
             median(&mut b).max(1e3)
         },
         decode_seq_ns: 1e5,
+        prefill_seq_ns: 1e5,
         kv_token_ns: 100.0,
     });
     let mut failure = None;
@@ -361,7 +366,7 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
     };
     let blocks = hardware_blocks(&cal.params(), &cal.engine, "cpu", "engine");
     let mut s = format!(
-        "calibrated on {} ({} {}):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per KV token      {:.3} µs\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
+        "calibrated on {} ({} {}):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per KV token      {:.3} µs\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
         cal.file,
         cal.source,
         unit,
@@ -369,6 +374,7 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         cal.flops / 1e9,
         cal.bandwidth / 1e9,
         cal.decode_seq_ns / 1e3,
+        cal.prefill_seq_ns / 1e3,
         cal.kv_token_ns / 1e3,
         cal.fit.median_pct,
         cal.fit.max_pct,
@@ -403,6 +409,7 @@ fn make(source: &str, file: &str, engine: EngineConfig, p: Params, f: Ape, h: Ap
         flops: p.flops,
         bandwidth: p.bandwidth,
         decode_seq_ns: p.decode_seq_ns,
+        prefill_seq_ns: p.prefill_seq_ns,
         kv_token_ns: p.kv_token_ns,
         fit: f.into(),
         held_out: h.into(),

@@ -1,11 +1,11 @@
 //! The analytic step-time model the simulator uses (core's roofline plus per-sequence attention
 //! terms, `perllm_core::cost::Calibrated`), fitting its parameters, and error statistics.
 //!
-//! `step = overhead + max(2 x P x (prefill + decode) / F, (W + kv x k) / B) + d x s + kv x a`
+//! `step = overhead + max(2 x P x (prefill + decode) / F, (W + kv x k) / B) + d x s + p x q + kv x a`
 //! with `P` the parameters a token multiplies, `W` their bytes, `k` KV bytes per token, `d` the
-//! decoding sequences and `kv` the KV tokens they read; fitted: `overhead`, effective compute `F`
-//! (FLOP/s), effective memory bandwidth `B` (bytes/s), the time `s` per decoding sequence and
-//! `a` per KV token. (Until this version the two last terms were a multiplicative batch
+//! decoding sequences, `p` the prefilling ones and `kv` the KV tokens they read; fitted:
+//! `overhead`, effective compute `F` (FLOP/s), effective memory bandwidth `B` (bytes/s), the time
+//! `s` per decoding sequence, `q` per prefilling sequence and `a` per KV token. (Until this version the two last terms were a multiplicative batch
 //! interference `1 + c x (n - 1)`; the engine's step logs showed it over-pricing mixed steps and
 //! under-pricing large decodes: docs/fidelity.md.)
 
@@ -22,12 +22,14 @@ pub struct Params {
     pub bandwidth: f64,
     /// Time per decoding sequence, ns.
     pub decode_seq_ns: f64,
+    /// Time per prefilling sequence, ns.
+    pub prefill_seq_ns: f64,
     /// Time per KV-cache token the step reads, ns.
     pub kv_token_ns: f64,
 }
 
 /// Number of fitted parameters.
-pub const N_PARAMS: usize = 5;
+pub const N_PARAMS: usize = 6;
 
 /// What the model needs to know about the engine's model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,6 +74,7 @@ pub fn step_ns(p: &Params, d: &Dims, s: &Shape) -> f64 {
     p.overhead_ns
         + compute.max(memory) * 1e9
         + s.decode_seqs * p.decode_seq_ns
+        + s.prefill_seqs * p.prefill_seq_ns
         + s.kv_tokens * p.kv_token_ns
 }
 
@@ -108,6 +111,7 @@ pub fn to_x(p: &Params) -> [f64; N_PARAMS] {
         p.flops.ln(),
         p.bandwidth.ln(),
         p.decode_seq_ns.max(1e-3).ln(),
+        p.prefill_seq_ns.max(1e-3).ln(),
         p.kv_token_ns.max(1e-6).ln(),
     ]
 }
@@ -124,7 +128,8 @@ pub fn from_x(x: &[f64; N_PARAMS]) -> Params {
         flops: x[1].exp(),
         bandwidth: x[2].exp().min(MAX_BANDWIDTH),
         decode_seq_ns: x[3].exp(),
-        kv_token_ns: x[4].exp(),
+        prefill_seq_ns: x[4].exp(),
+        kv_token_ns: x[5].exp(),
     }
 }
 
@@ -239,6 +244,7 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
             flops: f0,
             bandwidth: b0,
             decode_seq_ns: min_t * c,
+            prefill_seq_ns: min_t * c,
             kv_token_ns: min_t * c * 1e-2,
         });
         let r = nelder_mead(loss, x0, 0.5, 4000);

@@ -3,33 +3,40 @@
 use super::{CostModel, Roofline, StepShape};
 use crate::spec::{Hardware, ModelSpec, Nanos};
 
-/// Core's [`Roofline`] plus two terms that a step's decoding sequences add to it:
-/// `decode_seq_ns` for each decoding sequence (the fixed part of its attention: gathering its
-/// cache, its small per-sequence products) and `kv_token_ns` for each KV-cache token the step's
+/// Core's [`Roofline`] plus three terms that a step's sequences add to it: `decode_seq_ns` for
+/// each decoding sequence (the fixed part of its attention: gathering its cache, its small
+/// per-sequence products), `prefill_seq_ns` for each prefilling sequence (a prompt's own
+/// attention: its causal mask and products) and `kv_token_ns` for each KV-cache token the step's
 /// attention reads (the part growing with context):
 ///
-/// `step = roofline(shape) + decode_seqs x decode_seq_ns + kv_tokens x kv_token_ns`.
+/// `step = roofline(shape) + decode_seqs x decode_seq_ns + prefill_seqs x prefill_seq_ns
+///         + kv_tokens x kv_token_ns`.
 ///
 /// The terms are added to, not overlapped with, the roofline's time, and they do not scale the
 /// prefill: measured on the CPU engine (docs/fidelity.md), a decode step grows with its batch
 /// and context by about this much whatever the prompt tokens next to it, where a multiplicative
 /// batch interference (`contention`) over-priced mixed steps and under-priced large decodes.
-/// With both terms 0 it prices exactly like the roofline. `perllm calibrate` fits them; the
-/// built-in `roofline` cost model takes them as config (`decode_seq_ns`, `kv_token_ns`).
+/// With the terms 0 it prices exactly like the roofline. `perllm calibrate` fits them; the
+/// built-in `roofline` cost model takes them as config (`decode_seq_ns`, `prefill_seq_ns`,
+/// `kv_token_ns`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibrated {
     /// The roofline part (its fixed per-step overhead included).
     pub roofline: Roofline,
     /// Time per decoding sequence, ns.
     pub decode_seq_ns: f64,
+    /// Time per prefilling sequence (a prompt or a chunk of one), ns.
+    pub prefill_seq_ns: f64,
     /// Time per KV-cache token read by the step, ns.
     pub kv_token_ns: f64,
 }
 
 impl Calibrated {
     fn extra(&self, s: &StepShape) -> Nanos {
-        (s.decode_seqs as f64 * self.decode_seq_ns + s.kv_tokens as f64 * self.kv_token_ns + 0.5)
-            as Nanos
+        (s.decode_seqs as f64 * self.decode_seq_ns
+            + s.prefill_seqs as f64 * self.prefill_seq_ns
+            + s.kv_tokens as f64 * self.kv_token_ns
+            + 0.5) as Nanos
     }
 }
 
@@ -77,6 +84,7 @@ mod tests {
         let c = Calibrated {
             roofline: r.clone(),
             decode_seq_ns: 1000.0,
+            prefill_seq_ns: 5000.0,
             kv_token_ns: 10.0,
         };
         let dec = StepShape {
@@ -95,12 +103,13 @@ mod tests {
         };
         assert_eq!(
             c.step_ns(&hw, 1, &model, &pre),
-            r.step_ns(&hw, 1, &model, &pre)
+            r.step_ns(&hw, 1, &model, &pre) + 5000
         );
         assert_eq!(c.step_ns(&hw, 1, &model, &StepShape::default()), 0);
         let plain = Calibrated {
             roofline: r.clone(),
             decode_seq_ns: 0.0,
+            prefill_seq_ns: 0.0,
             kv_token_ns: 0.0,
         };
         assert_eq!(
