@@ -145,7 +145,8 @@ fn left_out_errors(keep: impl Fn(u32, u64) -> bool) -> Vec<f64> {
 fn interpolation_between_measured_shapes_stays_within_five_percent() {
     // Batch sizes: every odd batch size left out, interpolated from its two neighbours.
     // Contexts: 448 and 512 left out where 384 and 576 were measured (batches 1-61).
-    let cases: [(&str, Box<dyn Fn(u32, u64) -> bool>); 2] = [
+    type Keep = Box<dyn Fn(u32, u64) -> bool>;
+    let cases: [(&str, Keep); 2] = [
         (
             "odd batch sizes",
             Box::new(|b, _| b % 2 == 0 || b == 1 || b == 85),
