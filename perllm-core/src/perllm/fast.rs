@@ -27,7 +27,8 @@ use std::collections::HashMap;
 struct Cell {
     /// Ascending; the first is the representative.
     servers: Vec<ServerId>,
-    /// The arm's (latency ratio, energy ratio) as the feasibility step uses them.
+    /// The arm's (latency ratio, energy ratio) as the feasibility step uses them (the improved
+    /// variant: the optimistic latency ratio).
     lr: f64,
     er: f64,
 }
@@ -107,7 +108,10 @@ impl Core {
                             self.arms.arms[c as usize][col].view(p, self.arms.clock[c as usize]);
                         if improved {
                             (
-                                improved::with_prior(v.latency_ratio, v.n),
+                                improved::optimistic_latency_ratio(
+                                    improved::with_prior(v.latency_ratio, v.n),
+                                    self.arms.residuals[c as usize],
+                                ),
                                 improved::with_prior(v.energy_ratio, v.n),
                             )
                         } else {
