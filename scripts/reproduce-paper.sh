@@ -19,20 +19,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/docs/results"
-seeds=""
-jobs=()
-quick=0
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --quick) quick=1 ;;
-    --out) out="$2"; shift ;;
-    --seeds) seeds="$2"; shift ;;
-    --jobs) jobs=(--jobs "$2"); shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "reproduce-paper: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+# shellcheck source=lib/sweep-args.sh
+source "$root/scripts/lib/sweep-args.sh"
+sweep_args reproduce-paper "$@"
 
 if [[ $quick -eq 1 ]]; then
   seeds="${seeds:-1..2}"

@@ -3,6 +3,7 @@
 //! The one place the CLI talks to the plugin host.
 
 use crate::error::{CliError, Result};
+use clap::Args;
 use perllm_core::spec::PolicySpec;
 use perllm_core::{CostModel, Policy, World};
 use perllm_host::{PLUGIN_PREFIX, PluginKind, Registry};
@@ -26,6 +27,14 @@ pub struct ComponentInfo {
     /// One-line description.
     #[serde(default)]
     pub description: String,
+}
+
+/// Plugin loading.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PluginArgs {
+    /// Load policy or cost-model plugins from this library or directory (repeatable).
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 /// The catalogue of policies and cost models.
@@ -67,34 +76,9 @@ impl Catalog {
         Ok(Catalog { registry, items })
     }
 
-    /// [`Catalog::discover`] with the simulation options: the wall-clock budget of each
-    /// plugin-policy call, and isolation (`--isolate`, `--call-timeout`).
-    pub fn for_sim(sim: &crate::cli::SimArgs) -> Result<Catalog> {
-        use crate::cli::IsolateChoice;
-        use perllm_host::IsolateMode;
-        let mut c = Catalog::discover(&sim.plugins.plugins)?;
-        c.registry.set_call_budget(sim.call_budget);
-        let mode = match sim.isolate {
-            IsolateChoice::ThirdParty => IsolateMode::ThirdParty,
-            IsolateChoice::Never => IsolateMode::Never,
-            IsolateChoice::Always => IsolateMode::Always,
-        };
-        if mode != IsolateMode::Never {
-            // The worker is this very program, re-executed with the hidden `plugin-worker`
-            // command: an installed perllm needs nothing else.
-            let program = std::env::current_exe().map_err(|e| {
-                CliError::run(format!(
-                    "cannot find the perllm executable to start isolated plugin workers: {e} (use --isolate never)"
-                ))
-            })?;
-            c.registry.set_isolation(Some(perllm_host::Isolation {
-                mode,
-                program,
-                args: vec!["plugin-worker".into()],
-                call_timeout: sim.call_timeout,
-            }));
-        }
-        Ok(c)
+    /// The plugin registry behind the catalogue, to set call budgets and isolation.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Does the policy `name` run in a worker process?

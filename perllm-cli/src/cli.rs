@@ -1,7 +1,9 @@
 //! Command-line arguments (clap derive).
 
+use crate::catalog::{Catalog, DEFAULT_COST_MODEL, PluginArgs};
+use crate::error::{CliError, Result};
 use crate::term::ColorChoice;
-use crate::util::{Setting, Shard};
+use crate::util::{Setting, Shard, parse_duration, parse_override};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -71,33 +73,39 @@ pub enum Command {
         after_help = "Example:\n  perllm plot results.json --out plots/    # then open plots/index.html"
     )]
     Plot(PlotArgs),
+    #[cfg(feature = "engine")]
     /// Time the real CPU engine (perllm-engine) over a grid of step shapes.
     #[command(
         after_help = "Examples:\n  perllm profile --out profile.csv\n  perllm profile --preset tiny --batch 0,1,4 --context 16,64 --prefill 0,16,64 --repeats 3 --out p.csv\n  perllm profile --out profile.csv --table table.csv   # also a profile-table cost-model CSV"
     )]
     Profile(crate::fidelity::profile::ProfileArgs),
+    #[cfg(feature = "engine")]
     /// Fit the analytic model (overhead, compute, bandwidth, batch interference) to a profile or a request log.
     #[command(
         after_help = "Examples:\n  perllm calibrate --profile profile.csv --out calibration.json --hardware engine.perllm\n  perllm calibrate --log runs/fidelity/requests-60.csv --out cal-log.json"
     )]
     Calibrate(crate::fidelity::calibrate::CalibrateArgs),
+    #[cfg(feature = "engine")]
     /// Serve workloads through the real engine in real time and compare with the simulator.
     #[command(
         after_help = "Examples:\n  perllm validate --calibration calibration.json --out runs/fidelity\n  perllm validate --calibration calibration.json --loads 0.5 --requests 40"
     )]
     Validate(crate::fidelity::validate::ValidateArgs),
+    #[cfg(feature = "engine")]
     /// Route real requests with a scenario's policy: an OpenAI-compatible gateway over the
     /// scenario's servers that have an `endpoint` (docs/serve.md).
     #[command(
         after_help = "Examples:\n  perllm serve cluster.perllm --listen 0.0.0.0:8080 --decisions decisions.jsonl --requests requests.csv\n  perllm serve cluster.perllm --policy greedy --set scenario.slot=0s\n  GATEWAY_KEYS=k1,k2 perllm serve cluster.perllm --api-keys-env GATEWAY_KEYS"
     )]
     Serve(crate::serve::gateway::ServeArgs),
+    #[cfg(feature = "engine")]
     /// The real CPU engine as a server.
     Engine {
         /// The engine command.
         #[command(subcommand)]
         command: EngineCommand,
     },
+    #[cfg(feature = "engine")]
     /// Replay a scenario's workload against an OpenAI-compatible endpoint in real time (open loop)
     /// and write the simulator's per-request CSV.
     #[command(
@@ -110,6 +118,10 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// A TCP relay adding a one-way delay each way: the latency of an emulated link on kernels
+    /// without `netem` (started by scripts/netem-links.sh; docs/serve.md).
+    #[command(hide = true, name = "link-relay")]
+    LinkRelay(crate::serve::relay::RelayArgs),
     /// The isolated plugin worker (started by perllm itself with pipes; not for direct use).
     #[command(hide = true, name = "plugin-worker")]
     PluginWorker,
@@ -124,6 +136,7 @@ pub enum Command {
 }
 
 /// `perllm engine` subcommands.
+#[cfg(feature = "engine")]
 #[derive(Debug, Subcommand)]
 pub enum EngineCommand {
     /// Serve perllm-engine (continuous batching) over the OpenAI-compatible API.
@@ -183,7 +196,8 @@ pub struct ExportArgs {
     /// Override a scenario value first, e.g. `workload.arrivals.rate=8/s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     pub set: Vec<(String, String)>,
-    /// Output format (only `json` so far: the serialised scenario).
+    /// Output format: `json` (the serialised scenario) or `links` (each backend's link, one
+    /// tab-separated line per server with an `endpoint`, for scripts/netem-links.sh).
     #[arg(short, long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// Write to this file instead of standard output.
@@ -196,6 +210,10 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     /// perllm-core's `Scenario` as JSON (field names as in `docs/report-schema.md`'s hash).
     Json,
+    /// One tab-separated line per server with an `endpoint`: `server host port link
+    /// bandwidth_bps latency_ns fluctuation` (after a `#` header line), what
+    /// scripts/netem-links.sh emulates.
+    Links,
 }
 
 /// `perllm check`.
@@ -207,14 +225,6 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Plugin loading.
-#[derive(Debug, Args, Clone, Default)]
-pub struct PluginArgs {
-    /// Load policy or cost-model plugins from this library or directory (repeatable).
-    #[arg(long = "plugin", value_name = "PATH")]
-    pub plugins: Vec<PathBuf>,
-}
-
 /// Options shared by every command that simulates.
 #[derive(Debug, Args, Clone)]
 pub struct SimArgs {
@@ -222,7 +232,7 @@ pub struct SimArgs {
     #[command(flatten)]
     pub plugins: PluginArgs,
     /// Cost model pricing engine steps.
-    #[arg(long, value_name = "NAME", default_value = crate::catalog::DEFAULT_COST_MODEL)]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_COST_MODEL)]
     pub cost_model: String,
     /// Configuration of the cost model, a JSON object (e.g. '{"step_overhead_ns": 2000000}').
     #[arg(long, value_name = "JSON", default_value = "")]
@@ -234,10 +244,11 @@ pub struct SimArgs {
     /// Slower calls are counted and reported after the run, never interrupted.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub call_budget: std::time::Duration,
-    /// Refuse, before running, a scenario whose estimated memory (servers and SLO classes;
-    /// docs/robustness.md) is above this size: e.g. 8GiB, or `none`.
-    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::util::parse_size)]
-    pub memory_limit: u64,
+    /// The memory limit: sets the scenario's `sim.max_memory` (default 2GiB) for this command.
+    /// A scenario whose estimated memory (servers, models, SLO classes; docs/robustness.md) is
+    /// above it is refused before anything runs, with the size it needs: e.g. 8GiB, or `none`.
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::parse_size)]
+    pub memory_limit: Option<u64>,
     /// Run plugin policies in separate worker processes, so that a crash, `abort`, `exit` or a
     /// hang of a plugin ends its run only (in `compare` and `sweep` the other runs complete),
     /// with an error naming the plugin and the call: `third-party` isolates plugins of libraries
@@ -249,6 +260,38 @@ pub struct SimArgs {
     /// worker process is killed and the run fails, e.g. 10s or 2min.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub call_timeout: std::time::Duration,
+}
+
+impl SimArgs {
+    /// [`Catalog::discover`] with these simulation options: the wall-clock budget of each
+    /// plugin-policy call, and isolation (`--isolate`, `--call-timeout`).
+    pub fn catalog(&self) -> Result<Catalog> {
+        use perllm_host::IsolateMode;
+        let sim = self;
+        let mut c = Catalog::discover(&sim.plugins.plugins)?;
+        c.registry_mut().set_call_budget(sim.call_budget);
+        let mode = match sim.isolate {
+            IsolateChoice::ThirdParty => IsolateMode::ThirdParty,
+            IsolateChoice::Never => IsolateMode::Never,
+            IsolateChoice::Always => IsolateMode::Always,
+        };
+        if mode != IsolateMode::Never {
+            // The worker is this very program, re-executed with the hidden `plugin-worker`
+            // command: an installed perllm needs nothing else.
+            let program = std::env::current_exe().map_err(|e| {
+                CliError::run(format!(
+                    "cannot find the perllm executable to start isolated plugin workers: {e} (use --isolate never)"
+                ))
+            })?;
+            c.registry_mut().set_isolation(Some(perllm_host::Isolation {
+                mode,
+                program,
+                args: vec!["plugin-worker".into()],
+                call_timeout: sim.call_timeout,
+            }));
+        }
+        Ok(c)
+    }
 }
 
 /// Which plugin policies run in worker processes (`--isolate`).
@@ -399,40 +442,4 @@ pub struct PlotArgs {
     /// Output directory for the SVG files and index.html.
     #[arg(short, long, value_name = "DIR", default_value = "plots")]
     pub out: PathBuf,
-}
-
-/// A wall-clock duration: a positive number and a unit (`ns`, `us`, `ms`, `s`, `min`).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
-        .ok_or_else(|| format!("`{s}` has no unit (write e.g. `50ms` or `2s`)"))?;
-    let (num, unit) = (t[..split].trim(), t[split..].trim());
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{num}` is not a number (write e.g. `50ms` or `2s`)"))?;
-    let scale = match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "min" => 60.0,
-        _ => return Err(format!("unknown unit `{unit}` (use ns, us, ms, s or min)")),
-    };
-    let secs = v * scale;
-    if secs.is_nan() || secs <= 0.0 || secs > 86_400.0 {
-        return Err(format!(
-            "`{s}` must be positive and at most one day (e.g. `50ms`)"
-        ));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
-pub fn parse_override(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
-            Ok((k.trim().to_string(), v.trim().to_string()))
-        }
-        _ => Err(format!("`{s}` is not of the form key=value")),
-    }
 }

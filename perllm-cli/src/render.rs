@@ -2,7 +2,7 @@
 
 use crate::results::{NA, NO_COMPLETIONS, Results, SummaryRow};
 use crate::table::Table;
-use crate::util::{pct, si, sig3};
+use crate::util::{fmt_num, pct, si, sig3};
 use perllm_core::report::Report;
 use std::fmt::Write;
 
@@ -195,15 +195,6 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
     }
     let _ = writeln!(s, "\nscenario {hash} | perllm {version}");
     s
-}
-
-/// A number without needless decimals.
-pub fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < crate::util::BIG {
-        format!("{}", v as i64)
-    } else {
-        sig3(v)
-    }
 }
 
 fn ratio(v: Option<f64>) -> String {

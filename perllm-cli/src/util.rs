@@ -297,6 +297,82 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Host and port of an `http://` or `https://` URL (default ports 80 and 443); IPv6 hosts lose
+/// their brackets.
+pub fn host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    Some((host.to_string(), port))
+}
+
+/// A number without needless decimals.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < BIG {
+        format!("{}", v as i64)
+    } else {
+        sig3(v)
+    }
+}
+
+/// A wall-clock duration: a positive number and a unit (`ns`, `us`, `ms`, `s`, `min`).
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .ok_or_else(|| format!("`{s}` has no unit (write e.g. `50ms` or `2s`)"))?;
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{num}` is not a number (write e.g. `50ms` or `2s`)"))?;
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "min" => 60.0,
+        _ => return Err(format!("unknown unit `{unit}` (use ns, us, ms, s or min)")),
+    };
+    let secs = v * scale;
+    if secs.is_nan() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!(
+            "`{s}` must be positive and at most one day (e.g. `50ms`)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// A `key=value` option (`--set`, `--param`).
+pub fn parse_override(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        }
+        _ => Err(format!("`{s}` is not of the form key=value")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,16 +431,10 @@ mod tests {
         assert_eq!(si(-1e300, "J"), "-1.00e300 J");
         assert_eq!(sig3(1e300), "1.00e300");
         assert_eq!(pct(1e300), "1.00e302%");
-        assert_eq!(crate::render::fmt_num(1e300), "1.00e300");
-        assert_eq!(crate::render::fmt_num(123.0), "123");
+        assert_eq!(fmt_num(1e300), "1.00e300");
+        assert_eq!(fmt_num(123.0), "123");
         for v in [1e12, 9.99e11, 1e15, 1e300, f64::MAX, 5e-324, 1e-300] {
-            for t in [
-                si(v, "s"),
-                si(v, "J"),
-                sig3(v),
-                pct(v),
-                crate::render::fmt_num(v),
-            ] {
+            for t in [si(v, "s"), si(v, "J"), sig3(v), pct(v), fmt_num(v)] {
                 assert!(t.len() <= 24, "{v}: {t}");
             }
         }

@@ -71,18 +71,7 @@ fn generate(path: &Path, format: TraceFormat, rows: u64) {
 
 fn world(format: TraceFormat) -> (World, TraceSpec) {
     let mut sc = testbed::paper(1.0, 10_000_000 * SECOND);
-    let spec = TraceSpec {
-        path: "bench".into(),
-        format,
-        speedup: 1.0,
-        target_rate: None,
-        window_ns: None,
-        repeat: 1,
-        skip_bad_rows: false,
-        slo_assign: Default::default(),
-        model_assign: Default::default(),
-        payload: None,
-    };
+    let spec = testbed::trace("bench", format);
     sc.workload.trace = Some(spec.clone());
     (sc.build().expect("valid scenario"), spec)
 }

@@ -210,6 +210,11 @@ impl<P: Policy> Policy for Admission<P> {
         self.inner.wants_ground_truth()
     }
 
+    fn reads_load_statistics(&self) -> bool {
+        // Its check estimates every placement (load hints included).
+        self.mode != AdmissionMode::None || self.inner.reads_load_statistics()
+    }
+
     fn stats(&self) -> PolicyStats {
         let mut s = self.inner.stats();
         if self.mode != AdmissionMode::None {

@@ -23,6 +23,7 @@ pub mod spec;
 pub mod suggest;
 pub mod testbed;
 pub mod true_costs;
+pub mod validate;
 pub mod workload;
 pub mod world;
 

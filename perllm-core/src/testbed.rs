@@ -2,44 +2,78 @@
 
 use crate::spec::*;
 
+/// One server (`count = 1`, no family) with every optional field unset: batching, chunking,
+/// endpoint, PUE and idle charge take their defaults.
+pub fn server(
+    name: &str,
+    tier: Tier,
+    hardware: &str,
+    models: &[&str],
+    link: &str,
+    max_batch: u32,
+) -> ServerSpec {
+    ServerSpec {
+        name: name.into(),
+        family: None,
+        tier,
+        hardware: hardware.into(),
+        count: 1,
+        models: models.iter().map(|m| m.to_string()).collect(),
+        link: link.into(),
+        max_batch,
+        batching: None,
+        chunk_tokens: None,
+        endpoint: None,
+        api_key_env: None,
+        pue: None,
+        idle_charge: None,
+    }
+}
+
+/// A replay of the trace at `path` with every option at its default, as a scenario file that
+/// names only `path` and `format` gets: speedup 1, no target rate or window, one pass, bad rows
+/// refused, SLO classes and models drawn by the workload's shares, payloads from the trace.
+pub fn trace(path: &str, format: TraceFormat) -> TraceSpec {
+    TraceSpec {
+        path: path.into(),
+        format,
+        speedup: 1.0,
+        target_rate: None,
+        window_ns: None,
+        repeat: 1,
+        skip_bad_rows: false,
+        slo_assign: Assign::ByShare,
+        model_assign: Assign::ByShare,
+        payload: None,
+    }
+}
+
 /// The PerLLM paper's testbed: five Xeon Silver 4214R edge servers (llama2-7b int8) and one
 /// A100 cloud server (llama2-7b and llama-33b), 100 Mbps edge and 300 Mbps cloud links with
 /// +/-20% fluctuation, three SLO classes, Poisson arrivals at `rate` per second for `duration_ns`.
 /// It is the same scenario as `examples/paper.perllm`.
 pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
-    let edge_servers = (1..=5).map(|i| ServerSpec {
-        name: format!("edge{i}"),
-        family: Some("edge".into()),
-        tier: Tier::Edge,
-        hardware: "xeon-4214r".into(),
-        count: 1,
-        models: vec!["llama2-7b".into()],
-        link: "edge-lan".into(),
-        max_batch: 4,
-        batching: None,
-        chunk_tokens: None,
-        endpoint: None,
-        api_key_env: None,
-        pue: None,
-        idle_charge: None,
-    });
-    let mut servers: Vec<ServerSpec> = edge_servers.collect();
-    servers.push(ServerSpec {
-        name: "cloud".into(),
-        family: None,
-        tier: Tier::Cloud,
-        hardware: "a100".into(),
-        count: 1,
-        models: vec!["llama2-7b".into(), "llama-33b".into()],
-        link: "wan".into(),
-        max_batch: 64,
-        batching: None,
-        chunk_tokens: None,
-        endpoint: None,
-        api_key_env: None,
-        pue: None,
-        idle_charge: None,
-    });
+    let mut servers: Vec<ServerSpec> = (1..=5)
+        .map(|i| ServerSpec {
+            family: Some("edge".into()),
+            ..server(
+                &format!("edge{i}"),
+                Tier::Edge,
+                "xeon-4214r",
+                &["llama2-7b"],
+                "edge-lan",
+                4,
+            )
+        })
+        .collect();
+    servers.push(server(
+        "cloud",
+        Tier::Cloud,
+        "a100",
+        &["llama2-7b", "llama-33b"],
+        "wan",
+        64,
+    ));
     Scenario {
         name: "perllm-paper".into(),
         seed: 7,
@@ -150,12 +184,7 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
                 idle: 0.5,
             },
             constraints: vec![
-                LinearConstraint {
-                    terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
-                    constant: 0.0,
-                    cmp: Cmp::Le,
-                    source: "latency <= deadline".into(),
-                },
+                within_deadline(),
                 LinearConstraint {
                     terms: vec![(1.0, Quantity::Share(Target::Server("cloud".into())))],
                     constant: -0.6,
@@ -182,6 +211,37 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         },
         sim: SimParams::default(),
     }
+}
+
+/// `latency <= deadline`.
+fn within_deadline() -> LinearConstraint {
+    LinearConstraint {
+        terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
+        constant: 0.0,
+        cmp: Cmp::Le,
+        source: "latency <= deadline".into(),
+    }
+}
+
+/// The paper testbed's three constraints by tier, for clusters whose servers are not named as
+/// the paper's: `latency <= deadline`, `share(cloud tier) <= 60%`, `occupancy(edge tier) <= 90%`
+/// (the decision benchmark's and its tests').
+pub fn tier_constraints() -> Vec<LinearConstraint> {
+    vec![
+        within_deadline(),
+        LinearConstraint {
+            terms: vec![(1.0, Quantity::Share(Target::Tier(Tier::Cloud)))],
+            constant: -0.6,
+            cmp: Cmp::Le,
+            source: "share(cloud) <= 60%".into(),
+        },
+        LinearConstraint {
+            terms: vec![(1.0, Quantity::Occupancy(Target::Tier(Tier::Edge)))],
+            constant: -0.9,
+            cmp: Cmp::Le,
+            source: "occupancy(edge) <= 90%".into(),
+        },
+    ]
 }
 
 /// The paper's hardware scaled out to `servers` servers: one A100 cloud server (both models) per

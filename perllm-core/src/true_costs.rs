@@ -14,9 +14,8 @@
 //! without exploration. It does not know the per-step noise draws, so it is the best this LP
 //! can do with perfect knowledge of the means: the reference for the energy gap.
 
-use crate::perllm::{Core, Mode};
-use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
-use crate::request::Outcome;
+use crate::perllm::{Core, Mode, core_policy};
+use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
 use crate::world::World;
 
@@ -35,37 +34,6 @@ impl TrueCosts {
             world_for_notes: world.clone(),
         })
     }
-
-    /// Tests: take the straightforward feasibility step even where the fast one applies.
-    #[cfg(test)]
-    pub(crate) fn straightforward(mut self) -> Self {
-        self.core.fast_path = false;
-        self
-    }
 }
 
-impl Policy for TrueCosts {
-    fn name(&self) -> &str {
-        self.core.name()
-    }
-    fn schedule(
-        &mut self,
-        view: &ClusterView<'_>,
-        pending: &[Pending],
-        out: &mut [Decision],
-    ) -> Result<(), PolicyError> {
-        self.core.schedule(view, pending, out)
-    }
-    fn observe(&mut self, outcome: &Outcome) {
-        self.core.observe(outcome)
-    }
-    fn wants_ground_truth(&self) -> bool {
-        true
-    }
-    fn stats(&self) -> PolicyStats {
-        self.core.stats()
-    }
-    fn explain(&mut self, out: &mut Vec<serde_json::Value>) {
-        self.core.explain(&self.world_for_notes, out)
-    }
-}
+core_policy!(TrueCosts, ground_truth = true);

@@ -24,87 +24,78 @@ pub const MAX_NESTING: usize = 64;
 /// Largest source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256 << 20;
 
+/// The brackets of `text` outside strings and comments (`#`, and `//` unless `toml_comments`),
+/// with their byte offsets.
+fn brackets(text: &str, toml_comments: bool) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let b = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            match b[i] {
+                b'"' => {
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                        if b[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                }
+                b'#' => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'/' if !toml_comments && b.get(i + 1) == Some(&b'/') => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                c @ (b'(' | b'[' | b'{' | b')' | b']' | b'}') => {
+                    i += 1;
+                    return Some((i - 1, c));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    })
+}
+
 /// Check bracket depth (outside strings and comments). Returns the offset of the first bracket
 /// that goes deeper than [`MAX_NESTING`].
 pub fn too_deep(text: &str, toml_comments: bool) -> Option<usize> {
-    let b = text.as_bytes();
     let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
+    for (i, c) in brackets(text, toml_comments) {
+        if matches!(c, b'(' | b'[' | b'{') {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Some(i);
             }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if !toml_comments && b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some(i);
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        } else {
+            depth = depth.saturating_sub(1);
         }
-        i += 1;
     }
     None
 }
 
 /// The first opening bracket that is never closed (outside strings and comments), if any.
 pub fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
-    let b = text.as_bytes();
     let mut stack: Vec<(usize, u8)> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
+    for (i, c) in brackets(text, false) {
+        let open = match c {
+            b')' => b'(',
+            b']' => b'[',
+            b'}' => b'{',
+            _ => {
+                stack.push((i, c));
+                continue;
             }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            c @ (b'(' | b'[' | b'{') => stack.push((i, c)),
-            c @ (b')' | b']' | b'}') => {
-                let open = match c {
-                    b')' => b'(',
-                    b']' => b'[',
-                    _ => b'{',
-                };
-                if stack.last().is_some_and(|t| t.1 == open) {
-                    stack.pop();
-                }
-            }
-            _ => {}
+        };
+        if stack.last().is_some_and(|t| t.1 == open) {
+            stack.pop();
         }
-        i += 1;
     }
     stack.first().map(|&(i, c)| (i, c as char))
 }
@@ -775,18 +766,15 @@ pub fn parse_value(
     text: &str,
     base: usize,
 ) -> Result<Expr, Vec<Diagnostic>> {
-    check_input(sources, src, text, base, false)?;
-    let mut pairs = Grammar::parse(Rule::value_only, text)
-        .map_err(|e| vec![syntax_error(sources, src, base, e)])?;
-    let b = Builder::new(sources, src, base);
-    let top = pairs.next().expect("value_only");
-    let e = top
-        .into_inner()
-        .find(|p| p.as_rule() == Rule::expr)
-        .expect("expr");
-    let expr = b.expr(e);
-    let errs = b.errors.into_inner();
-    if errs.is_empty() { Ok(expr) } else { Err(errs) }
+    parse_fragment(
+        sources,
+        src,
+        text,
+        base,
+        Rule::value_only,
+        Rule::expr,
+        |b, p| b.expr(p),
+    )
 }
 
 /// Parse an item name such as `edge[1..5]`; `text` sits at byte `base` of source `src`.
@@ -796,18 +784,41 @@ pub fn parse_item_name(
     text: &str,
     base: usize,
 ) -> Result<ItemName, Vec<Diagnostic>> {
+    parse_fragment(
+        sources,
+        src,
+        text,
+        base,
+        Rule::name_only,
+        Rule::item_name,
+        |b, p| b.item_name(p),
+    )
+}
+
+/// Parse `text` (at byte `base` of source `src`) as the grammar's `top` rule and build its `inner`
+/// pair with `build`: the one-piece parsers (`--set` values, item names).
+fn parse_fragment<T>(
+    sources: &Sources,
+    src: u32,
+    text: &str,
+    base: usize,
+    top: Rule,
+    inner: Rule,
+    build: impl FnOnce(&Builder, Pair<'_, Rule>) -> T,
+) -> Result<T, Vec<Diagnostic>> {
     check_input(sources, src, text, base, false)?;
-    let mut pairs = Grammar::parse(Rule::name_only, text)
-        .map_err(|e| vec![syntax_error(sources, src, base, e)])?;
+    let mut pairs =
+        Grammar::parse(top, text).map_err(|e| vec![syntax_error(sources, src, base, e)])?;
     let b = Builder::new(sources, src, base);
-    let top = pairs.next().expect("name_only");
-    let n = top
+    let p = pairs
+        .next()
+        .expect("the top rule")
         .into_inner()
-        .find(|p| p.as_rule() == Rule::item_name)
-        .expect("item_name");
-    let name = b.item_name(n);
+        .find(|p| p.as_rule() == inner)
+        .expect("the inner rule");
+    let out = build(&b, p);
     let errs = b.errors.into_inner();
-    if errs.is_empty() { Ok(name) } else { Err(errs) }
+    if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
 /// The hand-written parser alone: `None` where [`parse_file`] falls back to pest (tests).

@@ -4,7 +4,7 @@
 //! spread as the load changes rather than sent to the server that was least loaded before it.
 //! A request whose model no eligible server hosts is rejected.
 
-use crate::util::{SplitMix64, least_loaded, parse_config, predicted_ns};
+use crate::util::{SplitMix64, check_positive, least_loaded, parse_config, predicted_ns};
 use perllm_plugin_abi::{
     ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, Outcome, Placement, Slot, TIER_CLOUD,
     TIER_EDGE, guest_policy,
@@ -40,74 +40,59 @@ fn by_load(slot: &Slot<'_>, out: &mut [Placement], tier: Option<u32>, extra: &mu
     }
 }
 
-/// Every request to the least-loaded cloud server hosting its model; rejected if none does.
-#[derive(Debug)]
-pub struct CloudOnly {
-    /// Requests placed in the current slot, per server (reused between slots).
-    extra: Vec<u32>,
+/// Declares a policy that sends every request to the least-loaded server hosting its model among
+/// the servers of one tier (`None`: all of them), rejecting it if there is none: cloud-only,
+/// edge-only and least-loaded differ only in that filter.
+macro_rules! by_load_policy {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $desc:literal, $tier:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $ty {
+            /// Requests placed in the current slot, per server (reused between slots).
+            extra: Vec<u32>,
+        }
+
+        guest_policy! {
+            impl $ty {
+                name: $name,
+                description: $desc,
+                params: "(no parameters)",
+                create(config, _seed) {
+                    parse_config::<NoParams>(Self::NAME, config)?;
+                    Ok($ty { extra: Vec::new() })
+                }
+                schedule(self, slot, out) {
+                    by_load(slot, out, $tier, &mut self.extra);
+                    Ok(())
+                }
+            }
+        }
+    };
 }
 
-guest_policy! {
-    impl CloudOnly {
-        name: "cloud-only",
-        description: "every request to the least-loaded cloud server hosting its model",
-        params: "(no parameters)",
-        create(config, _seed) {
-            parse_config::<NoParams>(Self::NAME, config)?;
-            Ok(CloudOnly { extra: Vec::new() })
-        }
-        schedule(self, slot, out) {
-            by_load(slot, out, Some(TIER_CLOUD), &mut self.extra);
-            Ok(())
-        }
-    }
-}
+by_load_policy!(
+    /// Every request to the least-loaded cloud server hosting its model; rejected if none does.
+    CloudOnly,
+    "cloud-only",
+    "every request to the least-loaded cloud server hosting its model",
+    Some(TIER_CLOUD)
+);
 
-/// Every request to the least-loaded edge server hosting its model; rejected if none does.
-#[derive(Debug)]
-pub struct EdgeOnly {
-    /// Requests placed in the current slot, per server (reused between slots).
-    extra: Vec<u32>,
-}
+by_load_policy!(
+    /// Every request to the least-loaded edge server hosting its model; rejected if none does.
+    EdgeOnly,
+    "edge-only",
+    "every request to the least-loaded edge server hosting its model",
+    Some(TIER_EDGE)
+);
 
-guest_policy! {
-    impl EdgeOnly {
-        name: "edge-only",
-        description: "every request to the least-loaded edge server hosting its model",
-        params: "(no parameters)",
-        create(config, _seed) {
-            parse_config::<NoParams>(Self::NAME, config)?;
-            Ok(EdgeOnly { extra: Vec::new() })
-        }
-        schedule(self, slot, out) {
-            by_load(slot, out, Some(TIER_EDGE), &mut self.extra);
-            Ok(())
-        }
-    }
-}
-
-/// Every request to the server hosting its model with the fewest requests per batch slot.
-#[derive(Debug)]
-pub struct LeastLoaded {
-    /// Requests placed in the current slot, per server (reused between slots).
-    extra: Vec<u32>,
-}
-
-guest_policy! {
-    impl LeastLoaded {
-        name: "least-loaded",
-        description: "the server hosting the model with the fewest requests per batch slot",
-        params: "(no parameters)",
-        create(config, _seed) {
-            parse_config::<NoParams>(Self::NAME, config)?;
-            Ok(LeastLoaded { extra: Vec::new() })
-        }
-        schedule(self, slot, out) {
-            by_load(slot, out, None, &mut self.extra);
-            Ok(())
-        }
-    }
-}
+by_load_policy!(
+    /// Every request to the server hosting its model with the fewest requests per batch slot.
+    LeastLoaded,
+    "least-loaded",
+    "the server hosting the model with the fewest requests per batch slot",
+    None
+);
 
 /// A uniformly random server hosting the model, from the run's seed.
 #[derive(Debug)]
@@ -211,12 +196,7 @@ guest_policy! {
         params: "slack (1.0): a server is feasible if its estimated latency is at most slack x the deadline",
         create(config, _seed) {
             let p: GreedyParams = parse_config(Self::NAME, config)?;
-            if !(p.slack.is_finite() && p.slack > 0.0) {
-                return Err(format!(
-                    "invalid config for `greedy`: slack must be positive, got {}",
-                    p.slack
-                ));
-            }
+            check_positive(Self::NAME, "slack", p.slack)?;
             Ok(Greedy {
                 slack: p.slack,
                 extra: Vec::new(),
@@ -502,12 +482,7 @@ impl GuestPolicy for CloudFirst {
         "slack (1.0): the cloud is kept if its predicted completion is within slack x the deadline";
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         let p: CloudFirstParams = parse_config(Self::NAME, config)?;
-        if !(p.slack.is_finite() && p.slack > 0.0) {
-            return Err(format!(
-                "invalid config for `cloud-first`: slack must be positive, got {}",
-                p.slack
-            ));
-        }
+        check_positive(Self::NAME, "slack", p.slack)?;
         Ok(CloudFirst {
             slack: p.slack,
             extra: Vec::new(),

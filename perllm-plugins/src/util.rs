@@ -42,6 +42,17 @@ pub fn check_at_least(plugin: &str, name: &str, v: f64, min: f64) -> Result<(), 
     }
 }
 
+/// A factor such as a slack must be finite and positive: the error names the parameter.
+pub fn check_positive(plugin: &str, name: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid config for `{plugin}`: {name} must be positive, got {v}"
+        ))
+    }
+}
+
 /// A word parameter must be one of `allowed`: the error names the parameter and the choices.
 pub fn check_one_of(plugin: &str, name: &str, v: &str, allowed: &[&str]) -> Result<(), String> {
     if allowed.contains(&v) {

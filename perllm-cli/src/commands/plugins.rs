@@ -1,7 +1,8 @@
 //! `perllm plugins list`.
 
 use crate::catalog::Catalog;
-use crate::cli::{ListFormat, PluginArgs};
+use crate::catalog::PluginArgs;
+use crate::cli::ListFormat;
 use crate::error::{CliError, Result};
 use crate::table::Table;
 use crate::term::print_stdout;

@@ -1,6 +1,6 @@
 //! `perllm run`: one simulation.
 
-use crate::catalog::{BudgetUse, Catalog, ComponentInfo};
+use crate::catalog::{BudgetUse, ComponentInfo};
 use crate::cli::{Format, RunArgs};
 use crate::error::{CliError, Result};
 use crate::observers::{DecisionLog, ProgressObserver, RequestCsv};
@@ -48,12 +48,16 @@ pub struct ReportDoc<'a> {
 pub fn run(args: RunArgs, term: Term) -> Result<()> {
     crate::util::check_repeated("--set", &args.set)?;
     crate::util::check_repeated("--param", &args.params)?;
-    let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
-    crate::scenario::check_memory(&loaded, args.sim.memory_limit)?;
+    let loaded = crate::scenario::load_limited(
+        &args.file,
+        &args.set,
+        args.sim.memory_limit,
+        term.color_stderr,
+    )?;
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }
-    let catalog = Catalog::for_sim(&args.sim)?;
+    let catalog = args.sim.catalog()?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();
     crate::scenario::apply_cli(

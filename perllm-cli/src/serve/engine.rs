@@ -23,7 +23,7 @@ pub struct EngineServeArgs {
     #[arg(long, value_name = "VAR")]
     pub api_keys_env: Option<String>,
     /// On SIGTERM or Ctrl-C, wait this long for requests in flight before exiting.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::util::parse_duration)]
     pub drain: Duration,
 }
 

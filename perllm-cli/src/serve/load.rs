@@ -23,7 +23,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "URL")]
     pub url: String,
     /// Override a scenario value, e.g. `scenario.duration=30s` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::cli::parse_override)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::util::parse_override)]
     pub set: Vec<(String, String)>,
     /// Seed of the synthetic workload (default: the scenario's).
     #[arg(short, long, value_name = "N")]
@@ -41,7 +41,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub chat: bool,
     /// Give up on a request after this long.
-    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = crate::util::parse_duration)]
     pub timeout: Duration,
 }
 

@@ -1,6 +1,6 @@
 //! `admission = reject_infeasible`, the option perllm adds to every policy.
 
-use crate::{SHORT, perllm, s, tmp};
+use crate::{SHORT, perllm, perllm_cmd, s, tmp};
 use serde_json::Value;
 
 /// The paper-7b deployment overloaded (12 requests/s for 30 s): some requests are predicted to
@@ -14,17 +14,9 @@ const OVERLOAD: [&str; 4] = [
 
 #[test]
 fn every_bundled_baseline_takes_admission_in_compare() {
-    let policies = [
-        "cloud-only",
-        "edge-only",
-        "random",
-        "round-robin",
-        "least-loaded",
-        "greedy",
-        "ucb1",
-        "epsilon-greedy",
-        "cloud-first",
-    ];
+    // The paper's baselines and cloud-first: the bundled policies without admission of their own.
+    let mut policies = perllm_plugins::PAPER_BASELINES.to_vec();
+    policies.push("cloud-first");
     let list: Vec<String> = policies
         .iter()
         .flat_map(|p| [p.to_string(), format!("{p}{{admission=reject_infeasible}}")])
@@ -124,8 +116,6 @@ fn plugins_info_lists_admission_for_every_policy() {
         assert!(t.contains("admission (none):"), "{p}: {t}");
     }
     // Cost models do not take it.
-    let t = perllm(&["plugins", "info", "profile-table"])
-        .ok()
-        .to_string();
+    let t = perllm_cmd("plugins info profile-table").ok().to_string();
     assert!(!t.contains("admission"), "{t}");
 }

@@ -192,7 +192,7 @@ fn parameters_are_validated_with_the_parameter_named() {
     }
     let out = perllm(&args);
     assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("every weight is 0"), "{}", out.stderr);
+    out.stderr_has("every weight is 0");
 }
 
 #[test]

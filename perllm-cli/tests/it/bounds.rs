@@ -1,7 +1,7 @@
 //! Hostile study sizes and shard specs (issue 21, items 4 and 5): validated before anything runs,
 //! no panic, no allocation that grows with a number the user typed rather than with the runs.
 
-use crate::{Out, perllm, root, s, tmp};
+use crate::{Out, paper, perllm, perllm_cmd, root, s, tmp};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -283,15 +283,7 @@ fn grids_too_large_for_one_process_name_the_shards_to_use() {
         ],
         LIMIT_KB,
     );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "would run 20000000 runs in one process, more than the 1000000 whose results one \
-             process keeps; split it with `--shard K/20`"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.fails(2, &["would run 20000000 runs in one process, more than the 1000000 whose results one process keeps; split it with `--shard K/20`"]);
     // A grid past 2^64 runs: five settings of 2^13 values.
     let v: Vec<String> = (0..8192).map(|i| format!("{}", i + 1)).collect();
     let v = v.join(",");
@@ -342,72 +334,30 @@ fn jobs_beyond_what_helps_are_capped_with_a_note() {
 #[test]
 fn repeated_keys_and_out_of_range_seeds_are_errors() {
     // `--set` and `--param` keys given twice name both values (the last one won silently).
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "--set",
-        "scenario.duration=2ms",
-    ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "`--set scenario.duration` is given twice (`scenario.duration=1ms` and \
-             `scenario.duration=2ms`)"
-        ),
-        "{}",
-        out.stderr
+    let out = perllm_cmd(
+        "run examples/paper.perllm --set scenario.duration=1ms --set scenario.duration=2ms",
     );
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--policy",
-        "epsilon-greedy",
-        "--param",
-        "epsilon=0.1",
-        "--param",
-        "epsilon=0.2",
-    ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("`--param epsilon` is given twice"),
-        "{}",
-        out.stderr
+    out.fails(2, &["`--set scenario.duration` is given twice (`scenario.duration=1ms` and `scenario.duration=2ms`)"]);
+    let out = perllm_cmd(
+        "run examples/paper.perllm --policy epsilon-greedy --param epsilon=0.1 --param epsilon=0.2",
     );
+    out.fails(2, &["`--param epsilon` is given twice"]);
     let out = run(&tiny(&[
         "--set",
         "scenario.seed=1",
         "--set",
         "scenario.seed=2",
     ]));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("is given twice"), "{}", out.stderr);
+    out.fails(2, &["is given twice"]);
     // seed = 2^64 was clamped to 2^64 - 1; integers above 2^53 lost digits.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.seed=18446744073709551616",
-    ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("too large (the limit is 18446744073709551615)"),
-        "{}",
-        out.stderr
-    );
+    let out = perllm_cmd("run examples/paper.perllm --set scenario.seed=18446744073709551616");
+    out.fails(2, &["too large (the limit is 18446744073709551615)"]);
     for seed in ["18446744073709551615", "9007199254740993"] {
-        let out = perllm(&[
+        let out = paper(
             "run",
-            "examples/paper.perllm",
-            "--set",
             "scenario.duration=1ms",
-            "--set",
-            &format!("scenario.seed={seed}"),
-            "-f",
-            "json",
-        ]);
+            &["--set", &format!("scenario.seed={seed}"), "-f", "json"],
+        );
         let v: Value = serde_json::from_str(out.ok()).unwrap();
         assert_eq!(v["seed"].to_string(), seed);
     }

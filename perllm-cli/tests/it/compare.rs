@@ -1,6 +1,6 @@
 //! `perllm compare`.
 
-use crate::{SHORT, has, paper, perllm, s, settings, tmp};
+use crate::{SHORT, has, paper, perllm_cmd, s, settings, tmp};
 use serde_json::Value;
 
 const POLICIES: &str = "perllm,true-costs,least-loaded";
@@ -115,16 +115,9 @@ fn summary_has_ratios_true_costs_and_bound_gaps() {
 #[test]
 fn compare_runs_the_whole_file() {
     // `compare` with no --set runs the file as written (a JSON scenario of 30 s).
-    let out = perllm(&[
-        "compare",
-        "perllm-cli/tests/fixtures/paper-30s.json",
-        "--policies",
-        "least-loaded",
-        "--seeds",
-        "5",
-        "-f",
-        "json",
-    ]);
+    let out = perllm_cmd(
+        "compare perllm-cli/tests/fixtures/paper-30s.json --policies least-loaded --seeds 5 -f json",
+    );
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     assert_eq!(v["kind"], "compare");
     assert_eq!(v["parameters"], serde_json::json!([]));
@@ -213,7 +206,7 @@ fn one_policy_with_several_parameter_sets_in_one_study() {
     );
     assert_ne!(bad.code, 0);
     bad.stderr_has("explorashun");
-    let bad = perllm(&["compare", "examples/paper.perllm", "--policies", "ucb1{a=1"]);
+    let bad = perllm_cmd("compare examples/paper.perllm --policies ucb1{a=1");
     assert_ne!(bad.code, 0);
     bad.stderr_has("without its");
 }

@@ -1,6 +1,6 @@
 //! `perllm export`: the serialised scenario that `.json` scenarios and the scenario hash are.
 
-use crate::{paper, perllm, s, tmp};
+use crate::{paper, perllm, perllm_cmd, s, tmp};
 
 fn hash_line(report: &str) -> &str {
     report
@@ -34,10 +34,10 @@ fn an_exported_scenario_runs_as_the_original() {
 
 #[test]
 fn only_a_valid_scenario_is_exported() {
-    let out = perllm(&["export", "perllm-cli/tests/fixtures/bad.perllm"]);
+    let out = perllm_cmd("export perllm-cli/tests/fixtures/bad.perllm");
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stdout.is_empty());
-    let out = perllm(&["export", "examples/paper.perllm", "--format", "yaml"]);
+    let out = perllm_cmd("export examples/paper.perllm --format yaml");
     assert_eq!(out.code, 2);
     out.stderr_has("json");
 }

@@ -1,6 +1,6 @@
 //! Help texts, version and completions.
 
-use crate::{perllm, settings};
+use crate::{perllm, perllm_cmd, settings};
 
 #[test]
 fn help_texts() {
@@ -41,6 +41,6 @@ fn completions_for_every_shell() {
             assert!(text.contains(sub), "{shell} completions lack `{sub}`");
         }
     }
-    assert!(perllm(&["completions", "bash"]).ok().contains("--policies"));
-    assert_eq!(perllm(&["completions", "tcsh"]).code, 2);
+    assert!(perllm_cmd("completions bash").ok().contains("--policies"));
+    assert_eq!(perllm_cmd("completions tcsh").code, 2);
 }

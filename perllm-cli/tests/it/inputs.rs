@@ -265,9 +265,5 @@ fn escape_sequences_from_a_trace_never_reach_the_terminal() {
     let out = within(d, &["run", "a.perllm", "-q"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!out.stderr.contains('\x1b') && !out.stderr.contains('\x07'));
-    assert!(
-        out.stderr.contains("\\x1b[2j\\x1b]0;pwned\\x07"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("\\x1b[2j\\x1b]0;pwned\\x07");
 }

@@ -3,7 +3,7 @@
 //! the failed runs are listed on stderr, in the table and in the results file, and the exit code
 //! is 1.
 
-use crate::{SHORT, perllm, s, testkit, tmp};
+use crate::{SHORT, paper, perllm, s, testkit, tmp};
 
 const FAULTS: [(&str, &str); 4] = [
     ("segfault", "signal 11 (SIGSEGV, segmentation fault)"),
@@ -24,24 +24,24 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
     policies.push("greedy".into());
     policies.push("testkit".into());
     let policies = policies.join(",");
-    let o = perllm(&[
+    let o = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--plugin",
-        s(&kit),
-        "--policies",
-        &policies,
-        "--seeds",
-        "1,2",
-        "--call-timeout",
-        "2s",
-        "--isolate",
-        "third-party",
-        "--out",
-        s(&json),
-    ]);
+        &[
+            "--plugin",
+            s(&kit),
+            "--policies",
+            &policies,
+            "--seeds",
+            "1,2",
+            "--call-timeout",
+            "2s",
+            "--isolate",
+            "third-party",
+            "--out",
+            s(&json),
+        ],
+    );
     assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
     // The isolated policies are announced; the bundled greedy is not third-party.
     assert!(
@@ -49,7 +49,7 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
         "{}",
         o.stderr
     );
-    assert!(o.stderr.contains("8 of 12 runs failed"), "{}", o.stderr);
+    o.stderr_has("8 of 12 runs failed");
     let kit_path = kit.canonicalize().unwrap();
     for (mode, how) in FAULTS {
         let policy = format!("testkit{{mode={mode},after=2}}");
@@ -109,22 +109,22 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
 #[test]
 fn a_sweep_keeps_the_points_where_the_plugin_survives() {
     let kit = testkit();
-    let o = perllm(&[
+    let o = paper(
         "sweep",
-        "examples/paper.perllm",
-        "--set",
         "scenario.duration=20s,30s",
-        "--plugin",
-        s(&kit),
-        "--policies",
-        "testkit{mode=segfault,after=2},least-loaded",
-        "--seeds",
-        "1",
-        "--format",
-        "json",
-        "--isolate",
-        "third-party",
-    ]);
+        &[
+            "--plugin",
+            s(&kit),
+            "--policies",
+            "testkit{mode=segfault,after=2},least-loaded",
+            "--seeds",
+            "1",
+            "--format",
+            "json",
+            "--isolate",
+            "third-party",
+        ],
+    );
     assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
     let doc: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(doc["rows"].as_array().unwrap().len(), 2);
@@ -136,37 +136,33 @@ fn a_sweep_keeps_the_points_where_the_plugin_survives() {
             .collect::<Vec<_>>(),
         [0, 1]
     );
-    assert!(o.stderr.contains("2 of 4 runs failed"), "{}", o.stderr);
+    o.stderr_has("2 of 4 runs failed");
 }
 
 #[test]
 fn without_isolation_the_default_a_crash_names_the_plugin_before_the_process_dies() {
     let kit = testkit();
-    let o = perllm(&[
+    let o = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         SHORT,
-        "--plugin",
-        s(&kit),
-        "--policies",
-        "testkit{mode=segfault,after=2}",
-        "--seeds",
-        "1",
-    ]);
+        &[
+            "--plugin",
+            s(&kit),
+            "--policies",
+            "testkit{mode=segfault,after=2}",
+            "--seeds",
+            "1",
+        ],
+    );
     assert_eq!(
         o.code, -1,
         "killed by the signal, not an exit code: {}",
         o.stderr
     );
-    assert!(
-        o.stderr.contains(&format!(
+    o.stderr_has(&format!(
             "perllm: fatal: SIGSEGV (segmentation fault) during a call of policy plugin `testkit` (`{}`), entry point `schedule`, slot ",
             kit.canonicalize().unwrap().display()
-        )),
-        "{}",
-        o.stderr
-    );
+        ));
 }
 
 #[test]

@@ -14,6 +14,8 @@ mod decisions;
 mod destinations;
 mod exit_codes;
 mod export;
+// The real engine and HTTP serving: the default `engine` feature.
+#[cfg(feature = "engine")]
 mod fidelity;
 mod help;
 #[cfg(unix)]
@@ -21,11 +23,14 @@ mod inputs;
 mod isolation;
 mod light_load;
 mod messages;
+#[cfg(unix)]
+mod netem;
 mod outputs;
 mod plot;
 mod plugins;
 mod resources;
 mod run;
+#[cfg(feature = "engine")]
 mod serve;
 mod shard;
 #[cfg(unix)]
@@ -57,6 +62,15 @@ impl Out {
     pub fn stderr_has(&self, needle: &str) {
         has(&self.stderr, needle);
     }
+
+    /// Assert exit code `code` and that stderr contains each of `needles` (showing stderr if not).
+    #[track_caller]
+    pub fn fails(&self, code: i32, needles: &[&str]) {
+        assert_eq!(self.code, code, "stderr:\n{}", self.stderr);
+        for n in needles {
+            self.stderr_has(n);
+        }
+    }
 }
 
 /// Assert that `text` contains `needle` (showing `text` if not).
@@ -76,6 +90,12 @@ pub fn root() -> PathBuf {
 /// Run `perllm` with `args` from the workspace root, without colour, at a fixed width.
 pub fn perllm(args: &[&str]) -> Out {
     perllm_env(args, &[])
+}
+
+/// [`perllm`] with the command line written as one string, split at white space (for arguments
+/// without spaces).
+pub fn perllm_cmd(line: &str) -> Out {
+    perllm(&line.split_whitespace().collect::<Vec<_>>())
 }
 
 /// [`perllm`] with extra environment variables.

@@ -1,6 +1,6 @@
 //! Messages a newcomer meets (issue 17, item 7): each says what is wrong and what to do.
 
-use crate::{SHORT, has, paper, perllm, s, tmp};
+use crate::{SHORT, has, paper, perllm, perllm_cmd, s, tmp};
 
 const TINY: &str = "scenario.duration=5s";
 
@@ -8,21 +8,15 @@ const TINY: &str = "scenario.duration=5s";
 fn unknown_policy_parameters_suggest_the_close_name() {
     // The built-in policy.
     let out = paper("run", TINY, &["--param", "explorationn=0.3"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("unknown parameter `explorationn`; did you mean `exploration`?"),
-        "{}",
-        out.stderr
+    out.fails(
+        2,
+        &["unknown parameter `explorationn`; did you mean `exploration`?"],
     );
     // A bundled plugin: the same words, not serde's "expected `x`" for any name.
     let out = paper("run", TINY, &["--policy", "greedy", "--param", "slak=0.3"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("unknown parameter `slak`; did you mean `slack`? known parameters: slack"),
-        "{}",
-        out.stderr
+    out.fails(
+        2,
+        &["unknown parameter `slak`; did you mean `slack`? known parameters: slack"],
     );
     let out = paper(
         "run",
@@ -60,7 +54,7 @@ fn compare_with_a_list_points_to_sweep() {
 
 #[test]
 fn a_mistyped_extension_suggests_the_file() {
-    let out = perllm(&["check", "examples/paper.perlm"]);
+    let out = perllm_cmd("check examples/paper.perlm");
     assert_eq!(out.code, 2);
     out.stderr_has("did you mean `examples/paper.perllm`?");
     out.stderr_has("`.json`");
@@ -161,7 +155,7 @@ fn created_output_folders_are_announced() {
 /// README's first session shows this file's diagnostics: it is shipped, and it fails as shown.
 #[test]
 fn the_shipped_mistakes_example_fails_with_every_error() {
-    let out = perllm(&["check", "examples/mistakes/bad.perllm"]);
+    let out = perllm_cmd("check examples/mistakes/bad.perllm");
     assert_eq!(out.code, 2, "{}", out.stderr);
     for needle in [
         "expected a bandwidth, found a time (`ms`)",
@@ -192,17 +186,11 @@ fn unknown_link_and_hardware_in_a_json_scenario_suggest_the_close_name() {
     cloud["hardware"] = "a10".into();
     std::fs::write(&json, v.to_string()).unwrap();
     let out = perllm(&["check", s(&json)]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("unknown link `wann`; did you mean `wan`?"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("unknown hardware `a10`; did you mean `a100`?"),
-        "{}",
-        out.stderr
+    out.fails(
+        2,
+        &[
+            "unknown link `wann`; did you mean `wan`?",
+            "unknown hardware `a10`; did you mean `a100`?",
+        ],
     );
 }

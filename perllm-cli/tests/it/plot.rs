@@ -3,7 +3,7 @@
 use crate::{SHORT, paper, perllm, run_ok, s, tmp};
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Parse an SVG document fully; return the text of its `<text>` elements.
 fn svg_texts(path: &Path) -> Vec<String> {
@@ -110,30 +110,30 @@ fn data_max_x(els: &[El]) -> f64 {
         .fold(f64::MIN, f64::max)
 }
 
+/// `perllm COMMAND examples/paper-7b.perllm --set SHORT EXTRA.. --policies perllm,cloud-only,greedy
+/// --seeds 1..2` into `dir`, then `perllm plot` of its results: the folder of the plots.
+fn plotted(dir: &Path, command: &str, extra: &[&str]) -> PathBuf {
+    let results = dir.join(format!("{command}.json"));
+    let mut args = vec![command, "examples/paper-7b.perllm", "--set", SHORT];
+    args.extend_from_slice(extra);
+    args.extend(["--policies", "perllm,cloud-only,greedy", "--seeds", "1..2"]);
+    args.extend(["--out", s(&results), "-q"]);
+    perllm(&args).ok();
+    let plots = dir.join(format!("{command}-plots"));
+    perllm(&["plot", s(&results), "--out", s(&plots), "-q"]).ok();
+    plots
+}
+
 /// Issue 17: legends beside the plot, never over the data; the latency CDF on a log time axis;
 /// a load sweep with error bars; one load (`compare`) as bars with error bars.
 #[test]
 fn chart_layout_legends_log_axis_and_bars() {
     let dir = tmp();
-    let sweep = dir.path().join("sweep.json");
-    perllm(&[
+    let plots = plotted(
+        dir.path(),
         "sweep",
-        "examples/paper-7b.perllm",
-        "--set",
-        SHORT,
-        "--set",
-        "workload.arrivals.rate=2/s,8/s",
-        "--policies",
-        "perllm,cloud-only,greedy",
-        "--seeds",
-        "1..2",
-        "--out",
-        s(&sweep),
-        "-q",
-    ])
-    .ok();
-    let plots = dir.path().join("sweep-plots");
-    perllm(&["plot", s(&sweep), "--out", s(&plots), "-q"]).ok();
+        &["--set", "workload.arrivals.rate=2/s,8/s"],
+    );
     for chart in ["goodput", "attainment", "latency-cdf"] {
         let els = svg_elements(&plots.join(format!("{chart}.svg")));
         let right = data_max_x(&els);
@@ -177,23 +177,7 @@ fn chart_layout_legends_log_axis_and_bars() {
     assert!(whiskers >= 4, "{whiskers} whiskers");
 
     // One load: bars (one filled rectangle per policy at least), whiskers, no lines over load.
-    let cmp = dir.path().join("compare.json");
-    perllm(&[
-        "compare",
-        "examples/paper-7b.perllm",
-        "--set",
-        SHORT,
-        "--policies",
-        "perllm,cloud-only,greedy",
-        "--seeds",
-        "1..2",
-        "--out",
-        s(&cmp),
-        "-q",
-    ])
-    .ok();
-    let plots = dir.path().join("compare-plots");
-    perllm(&["plot", s(&cmp), "--out", s(&plots), "-q"]).ok();
+    let plots = plotted(dir.path(), "compare", &[]);
     for chart in ["goodput", "attainment"] {
         let els = svg_elements(&plots.join(format!("{chart}.svg")));
         let bars = els

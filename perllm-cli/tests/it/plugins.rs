@@ -1,11 +1,11 @@
 //! `perllm plugins list` and running plugin policies and cost models.
 
-use crate::{SHORT, has, paper, perllm, s, settings, testkit, testkit_run, tmp};
+use crate::{SHORT, has, paper, perllm, perllm_cmd, s, settings, testkit, testkit_run, tmp};
 use serde_json::Value;
 
 #[test]
 fn list_shows_builtins_and_bundled_plugins() {
-    let out = perllm(&["plugins", "list"]);
+    let out = perllm_cmd("plugins list");
     // Column widths follow the library's path, which differs between checkouts, and the bundled
     // library may be found in the binary's directory or its `deps/`: normalise both.
     let mut st = settings(None);
@@ -13,7 +13,7 @@ fn list_shows_builtins_and_bundled_plugins() {
     st.add_filter(r" {2,}", "  ");
     st.add_filter(r"-{2,}", "--");
     st.bind(|| insta::assert_snapshot!("plugins_list", out.ok()));
-    let out = perllm(&["plugins", "list", "--format", "json"]);
+    let out = perllm_cmd("plugins list --format json");
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     let items = v.as_array().unwrap();
     for name in ["perllm", "true-costs"] {
@@ -23,17 +23,11 @@ fn list_shows_builtins_and_bundled_plugins() {
         assert_eq!(p["abi"], Value::Null);
         assert_eq!(p["version"], env!("CARGO_PKG_VERSION"));
     }
-    for name in [
-        "cloud-only",
-        "edge-only",
-        "random",
-        "round-robin",
-        "least-loaded",
-        "greedy",
-        "ucb1",
-        "epsilon-greedy",
-        "cloud-first",
-    ] {
+    for name in perllm_plugins::PAPER_BASELINES
+        .iter()
+        .copied()
+        .chain(["cloud-first"])
+    {
         let p = items
             .iter()
             .find(|i| i["name"] == name)
@@ -89,7 +83,7 @@ fn plugin_failures_exit_1_and_bad_setup_exits_2() {
     let out = run(&["--param", "mode=fail-create"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.stderr_has("cannot set up policy `testkit`");
-    let out = perllm(&["plugins", "list", "--plugin", "no/such/lib.so"]);
+    let out = perllm_cmd("plugins list --plugin no/such/lib.so");
     assert_eq!(out.code, 2);
     out.stderr_has("no/such/lib.so");
 }
@@ -304,18 +298,18 @@ fn cloud_first_decisions_are_pinned() {
 
 #[test]
 fn plugins_info_shows_flags_and_parameters() {
-    let out = perllm(&["plugins", "info", "greedy"]);
+    let out = perllm_cmd("plugins info greedy");
     let t = out.ok();
     has(t, "wants-estimates");
     has(t, "slack (1.0):");
     has(t, "abi          1.2");
-    let out = perllm(&["plugins", "info", "profile-table", "--format", "json"]);
+    let out = perllm_cmd("plugins info profile-table --format json");
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     assert_eq!(v["kind"], "cost-model");
     assert!(v["params"].as_str().unwrap().contains("fallback (error)"));
-    let out = perllm(&["plugins", "info", "perllm"]);
+    let out = perllm_cmd("plugins info perllm");
     assert!(out.ok().contains("exploration"), "{}", out.stdout);
-    let out = perllm(&["plugins", "info", "greedyy"]);
+    let out = perllm_cmd("plugins info greedyy");
     assert_ne!(out.code, 0);
     out.stderr_has("did you mean `greedy`");
 }

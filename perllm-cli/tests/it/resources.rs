@@ -2,7 +2,7 @@
 //! take large memory, runs in which nothing completes, numbers and names in messages.
 
 use crate::bounds::perllm_limited;
-use crate::{perllm, s, tmp};
+use crate::{paper, perllm, perllm_cmd, s, tmp};
 use serde_json::Value;
 
 /// The paper scenario with the `edge[1..5]` family made `n` servers long.
@@ -13,19 +13,23 @@ fn family(n: u64) -> String {
         .replace("  constraint occupancy(edge) <= 90%\n", "")
 }
 
+/// The one memory limit (`sim.max_memory`, default 2 GiB; `--memory-limit` sets it for one
+/// command): a scenario whose estimate is above it is refused before it runs, by `check` too,
+/// with the size needed, the limit and how to raise it.
 #[test]
 fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
     let dir = tmp();
     let f = dir.path().join("wide.perllm");
     std::fs::write(&f, family(100_000)).unwrap();
-    // 100,001 servers: about 455 MiB by the estimate, above a 300 MiB limit.
+    // 100,001 servers: about 0.97 GiB by the estimate, above a 300 MiB limit.
     let out = perllm(&["run", s(&f), "-p", "cloud-only", "--memory-limit", "300MiB"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     for part in [
-        "needs about 455 MiB",
-        "100001 servers x 4.00 KiB",
+        "sim.max_memory: a run of this scenario needs about",
+        "(100001 servers x 9.",
         "above the memory limit of 300 MiB",
-        "--memory-limit SIZE",
+        "`--memory-limit 1GiB`",
+        "`sim { max_memory = 1 GiB }`",
     ] {
         assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
     }
@@ -39,13 +43,8 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
         "--memory-limit",
         "300MiB",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("above the memory limit"),
-        "{}",
-        out.stderr
-    );
-    // The same file runs under the default limit (2 GiB), within 1 GB of address space.
+    out.fails(2, &["above the memory limit of 300 MiB"]);
+    // The same file runs under the default limit (2 GiB), within 1.5 GB of address space.
     let out = perllm_limited(
         &[
             "run",
@@ -59,26 +58,93 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     // The flag lowers it too, and takes `none`.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "--memory-limit",
-        "1MiB",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms --memory-limit 1MiB");
     assert_eq!(out.code, 2, "{}", out.stderr);
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "--memory-limit",
-        "none",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms --memory-limit none");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = perllm(&["run", "examples/paper.perllm", "--memory-limit", "lots"]);
+    let out = perllm_cmd("run examples/paper.perllm --memory-limit lots");
     assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+/// `sim.max_memory` in the file, `--set sim.max_memory` and `--memory-limit` are one limit:
+/// `check` applies the file's value, the flag overrides it for one command, both flags at
+/// once are refused, JSON scenarios take the same key, and the limit is not part of the
+/// scenario hash.
+#[test]
+fn the_memory_limit_is_one_setting_of_the_scenario() {
+    let dir = tmp();
+    let src = std::fs::read_to_string(crate::root().join("examples/paper.perllm")).unwrap();
+    let f = dir.path().join("tight.perllm");
+    std::fs::write(&f, format!("{src}\nsim {{ max_memory = 1 MiB }}\n")).unwrap();
+    let short = ["--set", "scenario.duration=1ms"];
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", s(&f), "-p", "cloud-only"];
+        a.extend_from_slice(&short);
+        a.extend_from_slice(extra);
+        perllm(&a)
+    };
+    let out = perllm(&["check", s(&f)]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("above the memory limit of 1.00 MiB"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("above the memory limit of 1.00 MiB"),
+        "{}",
+        out.stderr
+    );
+    // The flag overrides the file's value, as `--set` does.
+    run(&["--memory-limit", "2GiB"]).ok();
+    run(&["--set", "sim.max_memory=2GiB"]).ok();
+    let out = run(&["--set", "sim.max_memory=2GiB", "--memory-limit", "4GiB"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`--memory-limit` and `--set sim.max_memory=2GiB` both set the memory limit"),
+        "{}",
+        out.stderr
+    );
+    // A JSON scenario: the same key and the same flag.
+    let json = dir.path().join("paper.json");
+    let out = perllm(&["export", "examples/paper.perllm", "--out", s(&json)]);
+    out.ok();
+    for extra in [["--memory-limit", "1MiB"], ["--set", "sim.max_memory=1MiB"]] {
+        // (Refused before it runs: the full duration is never simulated.)
+        let mut a = vec!["run", s(&json), "-p", "cloud-only"];
+        a.extend_from_slice(&extra);
+        let out = perllm(&a);
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("sim.max_memory: a run of this scenario needs about")
+                && out.stderr.contains("above the memory limit of 1.00 MiB"),
+            "{extra:?}: {}",
+            out.stderr
+        );
+    }
+    // The limit decides whether a run starts, not what it computes: one scenario hash.
+    let hash = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "examples/paper.perllm",
+            "-p",
+            "cloud-only",
+            "-f",
+            "json",
+        ];
+        a.extend_from_slice(&short);
+        a.extend_from_slice(extra);
+        let v: Value = serde_json::from_str(perllm(&a).ok()).unwrap();
+        v["scenario"]["hash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash(&[]), hash(&["--memory-limit", "none"]));
+    assert_eq!(hash(&[]), hash(&["--memory-limit", "3GiB"]));
 }
 
 #[test]
@@ -124,18 +190,18 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     let json = dir.path().join("none.json");
     // 1 ms of arrivals: requests arrive, none completes within the run... or none arrives; both
     // leave no completed request.
-    let out = perllm(&[
+    let out = paper(
         "compare",
-        "examples/paper.perllm",
-        "--set",
         "scenario.duration=1ms",
-        "--policies",
-        "least-loaded,cloud-only",
-        "--seeds",
-        "1,2",
-        "--out",
-        s(&json),
-    ]);
+        &[
+            "--policies",
+            "least-loaded,cloud-only",
+            "--seeds",
+            "1,2",
+            "--out",
+            s(&json),
+        ],
+    );
     let table = out.ok();
     assert!(
         table.contains("n/a: energy/request and p99 latency do not exist, ranked last"),
@@ -162,28 +228,12 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     // The whole energy total still exists.
     assert!(row["energy_total_j"].is_number(), "{row}");
     // CSV: n/a cells.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "-p",
-        "least-loaded",
-        "-f",
-        "csv",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms -p least-loaded -f csv");
     assert!(out.ok().contains(",n/a,"), "{}", out.stdout);
     // The report document: the simulator's report has the same nulls and reasons.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "-p",
-        "least-loaded",
-        "-f",
-        "json",
-    ]);
+    let out =
+        perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms -p least-loaded -f json");
     let doc: Value = serde_json::from_str(out.ok()).unwrap();
     let rep = &doc["report"];
     assert!(rep["latency_s"]["p99"].is_null(), "{rep}");
@@ -193,14 +243,7 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     assert_eq!(rep["energy"]["na_reason"], "no request completed");
     assert!(rep["slos"][0]["latency_s"]["p50"].is_null(), "{rep}");
     // The run table says n/a with the reason.
-    let out = perllm(&[
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "-p",
-        "least-loaded",
-    ]);
+    let out = perllm_cmd("run examples/paper.perllm --set scenario.duration=1ms -p least-loaded");
     assert!(
         out.ok().contains("n/a (no request completed)"),
         "{}",
@@ -217,21 +260,21 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     let a = dir.path().join("a.json");
     let b = dir.path().join("b.json");
     for (part, f) in [("1/2", &a), ("2/2", &b)] {
-        perllm(&[
+        paper(
             "compare",
-            "examples/paper.perllm",
-            "--set",
             "scenario.duration=1ms",
-            "--policies",
-            "least-loaded",
-            "--seeds",
-            "1,2",
-            "--shard",
-            part,
-            "-q",
-            "--out",
-            s(f),
-        ])
+            &[
+                "--policies",
+                "least-loaded",
+                "--seeds",
+                "1,2",
+                "--shard",
+                part,
+                "-q",
+                "--out",
+                s(f),
+            ],
+        )
         .ok();
     }
     let merged = dir.path().join("m.json");
@@ -254,8 +297,7 @@ fn export_refuses_to_overwrite_its_input() {
         "--out",
         s(&f),
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("input"), "{}", out.stderr);
+    out.fails(2, &["input"]);
     assert_eq!(std::fs::read(&f).unwrap(), before, "the input is untouched");
 }
 
@@ -271,29 +313,16 @@ fn a_250_mb_identifier_gives_a_short_message_in_bounded_memory() {
     let out = perllm_limited(&["check", s(&f)], 2_000_000);
     assert_eq!(out.code, 2, "{}", &out.stderr[..out.stderr.len().min(2000)]);
     assert!(out.stderr.len() < 20_000, "{} bytes", out.stderr.len());
-    assert!(out.stderr.contains("eeee"), "{}", out.stderr);
+    out.stderr_has("eeee");
 }
 
 #[test]
 fn a_policy_that_completes_nothing_is_ranked_last() {
     // Deadlines no server can meet: `cloud-first` with admission rejects every request, so it
     // completes nothing (before: 0 J and 0 s per request, the best figures of the table).
-    let out = perllm(&[
-        "compare",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=3s",
-        "--set",
-        "slo.interactive.deadline=1ms",
-        "--set",
-        "slo.standard.deadline=1ms",
-        "--set",
-        "slo.batch.deadline=1ms",
-        "--policies",
-        "cloud-first{admission=reject_infeasible},least-loaded",
-        "--seeds",
-        "1",
-    ]);
+    let out = perllm_cmd(
+        "compare examples/paper.perllm --set scenario.duration=3s --set slo.interactive.deadline=1ms --set slo.standard.deadline=1ms --set slo.batch.deadline=1ms --policies cloud-first{admission=reject_infeasible},least-loaded --seeds 1",
+    );
     let table = out.ok();
     let rows: Vec<&str> = table
         .lines()

@@ -1,6 +1,6 @@
 //! `perllm run`.
 
-use crate::{SHORT, has, paper, perllm, s, settings, tmp};
+use crate::{SHORT, has, paper, perllm_cmd, s, settings, tmp};
 use serde_json::Value;
 
 #[test]
@@ -206,26 +206,11 @@ fn separate_log_files() {
 
 #[test]
 fn json_scenarios_with_dotted_overrides() {
-    let base = perllm(&[
-        "run",
-        "perllm-cli/tests/fixtures/paper-30s.json",
-        "--policy",
-        "true-costs",
-        "-f",
-        "json",
-        "-q",
-    ]);
-    let more = perllm(&[
-        "run",
-        "perllm-cli/tests/fixtures/paper-30s.json",
-        "--policy",
-        "true-costs",
-        "-f",
-        "json",
-        "-q",
-        "--set",
-        "workload.arrivals.rate=6",
-    ]);
+    let base =
+        perllm_cmd("run perllm-cli/tests/fixtures/paper-30s.json --policy true-costs -f json -q");
+    let more = perllm_cmd(
+        "run perllm-cli/tests/fixtures/paper-30s.json --policy true-costs -f json -q --set workload.arrivals.rate=6",
+    );
     let a: Value = serde_json::from_str(base.ok()).unwrap();
     let b: Value = serde_json::from_str(more.ok()).unwrap();
     assert!(b["report"]["arrived"].as_u64() > a["report"]["arrived"].as_u64());
@@ -234,15 +219,10 @@ fn json_scenarios_with_dotted_overrides() {
 
 #[test]
 fn malformed_trace_rows_fail_the_run_unless_skipped() {
-    let out = perllm(&["run", "perllm-cli/tests/fixtures/bad-trace.perllm", "-q"]);
+    let out = perllm_cmd("run perllm-cli/tests/fixtures/bad-trace.perllm -q");
     assert_eq!(out.code, 1, "{}", out.stderr);
     settings(None).bind(|| insta::assert_snapshot!("run_bad_trace", out.stderr));
-    let out = perllm(&[
-        "run",
-        "perllm-cli/tests/fixtures/bad-trace.perllm",
-        "-q",
-        "--skip-bad-rows",
-    ]);
+    let out = perllm_cmd("run perllm-cli/tests/fixtures/bad-trace.perllm -q --skip-bad-rows");
     assert!(
         out.ok().contains("trace rows skipped as malformed: 1"),
         "{}",

@@ -120,13 +120,9 @@ fn merged_shards_equal_the_single_machine_run() {
     ]);
     assert_eq!(out.code, 2);
     // One subject, one verb, and the values that differ.
-    assert!(
-        out.stderr.contains(&format!(
-            "their seeds differ (`{}`: 1, 2; `{}`: 1, 2, 3)",
-            s(&parts[0]),
-            s(&other)
-        )),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&format!(
+        "their seeds differ (`{}`: 1, 2; `{}`: 1, 2, 3)",
+        s(&parts[0]),
+        s(&other)
+    ));
 }

@@ -50,7 +50,11 @@ impl LoadHint {
 }
 
 /// A cost estimate for one request on one server.
+///
+/// `#[repr(C)]`: the plugin host writes estimates straight into the ABI's `EstimateView`,
+/// whose value fields have this layout (checked at compile time in perllm-host).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[repr(C)]
 pub struct Estimate {
     /// Upload: latency + transfer at the estimated bandwidth share.
     pub upload_ns: Nanos,

@@ -5,6 +5,16 @@ use crate::request::Request;
 use crate::world::World;
 use std::collections::{BTreeMap, VecDeque};
 
+/// Pseudo-observations the cost model's prediction counts as, in every arm's ratios and in its
+/// confidence bound. A constant of the algorithm, the same for every deployment.
+pub(crate) const PRIOR_OBS: f64 = 4.0;
+
+/// A learned mean ratio shrunk towards the model's prediction (ratio 1) by [`PRIOR_OBS`].
+pub(crate) fn with_prior(mean: f64, n: f64) -> f64 {
+    let n = n.max(0.0);
+    (PRIOR_OBS + n * mean) / (PRIOR_OBS + n)
+}
+
 /// What identifies a request class (fields not in use are 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct ClassKey {
@@ -284,8 +294,8 @@ impl Arms {
         self.class_n[c] = self.class_n[c] * d + 1.0;
         let clock = self.clock[c];
         let before = self.arms[c][s].view(p, clock);
-        let dl = sample.latency_ratio - super::improved::with_prior(before.latency_ratio, before.n);
-        let de = sample.energy_ratio - super::improved::with_prior(before.energy_ratio, before.n);
+        let dl = sample.latency_ratio - with_prior(before.latency_ratio, before.n);
+        let de = sample.energy_ratio - with_prior(before.energy_ratio, before.n);
         let r = &mut self.residuals[c];
         *r = (r.0 + dl * dl, r.1 + de * de, r.2 + 1.0);
         self.arms[c][s].observe(p, clock, sample, reward, violated);

@@ -3,8 +3,9 @@
 //! with one estimate per class of identical servers; a test checks both agree.
 
 use super::Mode;
+use super::bandit::with_prior;
 use super::constraints::RequestQty;
-use super::improved;
+use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
@@ -140,8 +141,8 @@ impl Core {
                             .view(&p, self.arms.clock[c as usize]);
                         if improved {
                             (
-                                improved::with_prior(v.latency_ratio, v.n),
-                                improved::with_prior(v.energy_ratio, v.n),
+                                with_prior(v.latency_ratio, v.n),
+                                with_prior(v.energy_ratio, v.n),
                             )
                         } else {
                             (v.latency_ratio, v.energy_ratio)
@@ -151,7 +152,7 @@ impl Core {
                 };
                 // The improved variant filters and orders by the optimistic latency ratio.
                 let lr = if improved {
-                    improved::optimistic_latency_ratio(lr, self.arms.residuals[c as usize])
+                    optimistic_latency_ratio(lr, self.arms.residuals[c as usize])
                 } else {
                     lr
                 };

@@ -14,9 +14,10 @@
 //! take the straightforward path.
 
 use super::Mode;
+use super::bandit::with_prior;
 use super::classify::{Classified, EstLookup, kv_bytes};
 use super::constraints::RequestQty;
-use super::improved;
+use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
@@ -95,24 +96,25 @@ impl Core {
         // (usually one: a short list, no hashing).
         let n_ec = est_cell.iter().map(|&e| e as usize + 1).max().unwrap_or(0);
         let mut by_ec: Vec<Vec<(u64, u64, u64, u32)>> = vec![Vec::new(); n_ec];
-        // Per arm column: its (lr, er), computed once.
-        let mut ratios: HashMap<usize, (f64, f64)> = HashMap::new();
+        // Per arm column: its (lr, er), computed once (indexed by column: no hashing in this
+        // per-server loop).
+        let mut ratios: Vec<Option<(f64, f64)>> = vec![None; self.n_pools];
         let mut cells: Vec<Cell> = Vec::new();
         let mut cell_of = Vec::with_capacity(est_cell.len());
         for (s, &ec) in est_cell.iter().enumerate() {
             let (lr, er) = match self.mode {
                 Mode::Learn => {
                     let col = self.pool[s] as usize;
-                    *ratios.entry(col).or_insert_with(|| {
+                    *ratios[col].get_or_insert_with(|| {
                         let v =
                             self.arms.arms[c as usize][col].view(p, self.arms.clock[c as usize]);
                         if improved {
                             (
-                                improved::optimistic_latency_ratio(
-                                    improved::with_prior(v.latency_ratio, v.n),
+                                optimistic_latency_ratio(
+                                    with_prior(v.latency_ratio, v.n),
                                     self.arms.residuals[c as usize],
                                 ),
-                                improved::with_prior(v.energy_ratio, v.n),
+                                with_prior(v.energy_ratio, v.n),
                             )
                         } else {
                             (v.latency_ratio, v.energy_ratio)

@@ -26,17 +26,7 @@
 //! confidence bound: it is scored by its mean `M` (no exploration bonus), so it only receives
 //! requests the better servers have no room for.
 
-use super::bandit::ArmView;
-
-/// Pseudo-observations the cost model's prediction counts as, in every arm's ratios and in its
-/// confidence bound. A constant of the algorithm, the same for every deployment.
-pub(crate) const PRIOR_OBS: f64 = 4.0;
-
-/// A learned mean ratio shrunk towards the model's prediction (ratio 1) by [`PRIOR_OBS`].
-pub(crate) fn with_prior(mean: f64, n: f64) -> f64 {
-    let n = n.max(0.0);
-    (PRIOR_OBS + n * mean) / (PRIOR_OBS + n)
-}
+use super::bandit::{ArmView, PRIOR_OBS, with_prior};
 
 /// The class's root-mean-square prediction error of the corrected latency ratio, starting from
 /// [`PRIOR_OBS`] pseudo-errors of 1 (100%); `residuals` as in [`PairInput::residuals`].

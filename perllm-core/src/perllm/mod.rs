@@ -41,12 +41,54 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
-use crate::request::Outcome;
+use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
 use crate::world::World;
 pub use params::{Infeasible, Params, Variant};
 pub(crate) use state::Core;
+
+/// `impl Policy` (and the tests' `straightforward`) for a policy that is a [`Core`] plus the world
+/// its decision notes name: PerLLM, and `true-costs`, which differs only in its [`Mode`] and in
+/// reading the ground truth.
+macro_rules! core_policy {
+    ($ty:ident, ground_truth = $gt:expr) => {
+        impl $crate::policy::Policy for $ty {
+            fn name(&self) -> &str {
+                self.core.name()
+            }
+            fn schedule(
+                &mut self,
+                view: &$crate::policy::ClusterView<'_>,
+                pending: &[$crate::policy::Pending],
+                out: &mut [$crate::policy::Decision],
+            ) -> Result<(), $crate::policy::PolicyError> {
+                self.core.schedule(view, pending, out)
+            }
+            fn observe(&mut self, outcome: &$crate::request::Outcome) {
+                self.core.observe(outcome)
+            }
+            fn wants_ground_truth(&self) -> bool {
+                $gt
+            }
+            fn stats(&self) -> $crate::policy::PolicyStats {
+                self.core.stats()
+            }
+            fn explain(&mut self, out: &mut Vec<serde_json::Value>) {
+                self.core.explain(&self.world_for_notes, out)
+            }
+        }
+
+        impl $ty {
+            /// Tests: take the straightforward feasibility step even where the fast one applies.
+            #[cfg(test)]
+            pub(crate) fn straightforward(mut self) -> Self {
+                self.core.fast_path = false;
+                self
+            }
+        }
+    };
+}
+pub(crate) use core_policy;
 
 /// Where a request's costs come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,34 +122,6 @@ impl PerLlm {
     pub fn params(&self) -> &Params {
         &self.core.params
     }
-
-    /// Tests: take the straightforward feasibility step even where the fast one applies.
-    #[cfg(test)]
-    pub(crate) fn straightforward(mut self) -> Self {
-        self.core.fast_path = false;
-        self
-    }
 }
 
-impl Policy for PerLlm {
-    fn name(&self) -> &str {
-        self.core.name()
-    }
-    fn schedule(
-        &mut self,
-        view: &ClusterView<'_>,
-        pending: &[Pending],
-        out: &mut [Decision],
-    ) -> Result<(), PolicyError> {
-        self.core.schedule(view, pending, out)
-    }
-    fn observe(&mut self, outcome: &Outcome) {
-        self.core.observe(outcome)
-    }
-    fn stats(&self) -> PolicyStats {
-        self.core.stats()
-    }
-    fn explain(&mut self, out: &mut Vec<serde_json::Value>) {
-        self.core.explain(&self.world_for_notes, out)
-    }
-}
+core_policy!(PerLlm, ground_truth = false);

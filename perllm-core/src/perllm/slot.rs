@@ -355,7 +355,7 @@ impl Core {
                                 let v = self.arms.arms[c][self.pool[s.id as usize] as usize]
                                     .view(&p, self.arms.clock[c]);
                                 if improved {
-                                    improved::with_prior(v.latency_ratio, v.n)
+                                    super::bandit::with_prior(v.latency_ratio, v.n)
                                 } else {
                                     v.latency_ratio
                                 }

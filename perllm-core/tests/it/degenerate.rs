@@ -96,21 +96,15 @@ fn cluster(n: usize, max_batch: u32, deadline: Nanos) -> Scenario {
     let mut sc = testbed::paper(1.0, 10 * SECOND);
     sc.name = format!("degenerate-{n}");
     sc.servers = (1..=n)
-        .map(|i| ServerSpec {
-            name: format!("gpu{i}"),
-            family: None,
-            tier: Tier::Cloud,
-            hardware: "a100".into(),
-            count: 1,
-            models: vec!["llama2-7b".into()],
-            link: "wan".into(),
-            max_batch,
-            batching: None,
-            chunk_tokens: None,
-            endpoint: None,
-            api_key_env: None,
-            pue: None,
-            idle_charge: None,
+        .map(|i| {
+            testbed::server(
+                &format!("gpu{i}"),
+                Tier::Cloud,
+                "a100",
+                &["llama2-7b"],
+                "wan",
+                max_batch,
+            )
         })
         .collect();
     sc.workload.models = vec![("llama2-7b".into(), 1.0)];

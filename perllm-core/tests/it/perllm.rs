@@ -70,25 +70,9 @@ fn green_and_hot(rate: f64, secs: u64) -> Scenario {
     sc.hardware.push(hot);
     sc.servers = ["hot1", "green", "hot2"]
         .iter()
-        .map(|n| ServerSpec {
-            name: n.to_string(),
-            family: None,
-            tier: Tier::Cloud,
-            hardware: if *n == "green" {
-                "a100".into()
-            } else {
-                "a100-hot".into()
-            },
-            count: 1,
-            models: vec!["llama2-7b".into()],
-            link: "wan".into(),
-            max_batch: 64,
-            batching: None,
-            chunk_tokens: None,
-            endpoint: None,
-            api_key_env: None,
-            pue: None,
-            idle_charge: None,
+        .map(|n| {
+            let hw = if *n == "green" { "a100" } else { "a100-hot" };
+            testbed::server(n, Tier::Cloud, hw, &["llama2-7b"], "wan", 64)
         })
         .collect();
     sc.models.truncate(1);

@@ -2,34 +2,10 @@
 
 use super::*;
 use perllm_core::cost::StepShape;
-use perllm_core::spec::{ParamValue, PolicySpec};
+use perllm_core::spec::ParamValue;
 use perllm_host::PluginKind;
-use std::collections::BTreeMap;
 
-fn spec(name: &str, params: &[(&str, ParamValue)]) -> PolicySpec {
-    PolicySpec {
-        name: name.into(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    }
-}
-
-const POLICIES: &[&str] = &[
-    "cloud-only",
-    "edge-only",
-    "random",
-    "round-robin",
-    "least-loaded",
-    "greedy",
-    "ucb1",
-    "epsilon-greedy",
-    "cloud-first",
-    "edf",
-    "filter-score",
-    "two-choices",
-];
+const POLICIES: &[&str] = &perllm_plugins::POLICY_NAMES;
 
 #[test]
 fn list_shows_every_bundled_plugin() {

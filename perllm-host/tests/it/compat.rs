@@ -4,7 +4,6 @@
 //! 1.0 views (built here with the frozen copy's types), seeing the documented defaults.
 
 use super::*;
-use perllm_core::spec::PolicySpec;
 use perllm_plugin_abi as abi;
 use perllm_plugin_abi_1_0 as v1_0;
 
@@ -13,13 +12,6 @@ fn compat_registry() -> Registry {
     r.load_library(&lib("perllm_plugin_compat"))
         .expect("the 1.0 plugin loads");
     r
-}
-
-fn spec(name: &str) -> PolicySpec {
-    PolicySpec {
-        name: name.into(),
-        params: Default::default(),
-    }
 }
 
 /// The report without the names of its policy and cost model and without statistics.
@@ -55,8 +47,10 @@ fn a_plugin_built_for_1_0_runs_in_this_host_like_the_bundled_one() {
         .expect("listed");
     assert!(info.source.contains("perllm_plugin_compat"), "{info:?}");
     let world = paper(4.0, 6);
-    let mut old = r.policy(&spec("compat-least-loaded"), &world, 3).unwrap();
-    let mut new = r.policy(&spec("least-loaded"), &world, 3).unwrap();
+    let mut old = r
+        .policy(&spec("compat-least-loaded", &[]), &world, 3)
+        .unwrap();
+    let mut new = r.policy(&spec("least-loaded", &[]), &world, 3).unwrap();
     let old_rep = run(&world, &mut *old, &Roofline::default()).unwrap();
     let new_rep = run(&world, &mut *new, &Roofline::default()).unwrap();
     r.check().unwrap();
@@ -88,8 +82,8 @@ fn a_cost_model_built_for_1_0_prices_like_the_same_formulas_built_now() {
     let world = paper(4.0, 4);
     let old = r.cost_model("compat-cost", "").unwrap();
     let new = t.cost_model("testkit-cost", "").unwrap();
-    let mut p1 = r.policy(&spec("greedy"), &world, 1).unwrap();
-    let mut p2 = t.policy(&spec("greedy"), &world, 1).unwrap();
+    let mut p1 = r.policy(&spec("greedy", &[]), &world, 1).unwrap();
+    let mut p2 = t.policy(&spec("greedy", &[]), &world, 1).unwrap();
     let a = run(&world, &mut *p1, &*old).unwrap();
     let b = run(&world, &mut *p2, &*new).unwrap();
     r.check().unwrap();
@@ -192,7 +186,7 @@ fn declarations_of_a_later_minor_with_larger_structs_load() {
     .expect("a 1.x library with larger structs loads");
     // (A struct smaller than 1.0's is refused: `errors::malformed_declarations`, short list.)
     let world = paper(2.0, 2);
-    let mut p = r.policy(&spec("testkit-future"), &world, 1).unwrap();
+    let mut p = r.policy(&spec("testkit-future", &[]), &world, 1).unwrap();
     let rep = run(&world, &mut *p, &Roofline::default()).unwrap();
     assert_eq!(rep.completed, rep.arrived);
     r.check().unwrap();

@@ -17,16 +17,6 @@ fn isolation(mode: IsolateMode, timeout: Duration) -> Isolation {
     }
 }
 
-fn spec(name: &str, params: &[(&str, ParamValue)]) -> PolicySpec {
-    PolicySpec {
-        name: name.into(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    }
-}
-
 fn testkit_spec(mode: &str, after: f64) -> PolicySpec {
     spec(
         "testkit",

@@ -13,11 +13,22 @@ mod properties;
 mod third_party;
 
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, ServerState};
-use perllm_core::spec::{MILLISECOND, SECOND};
+use perllm_core::spec::{MILLISECOND, ParamValue, PolicySpec, SECOND};
 use perllm_core::workload::Synthetic;
 use perllm_core::{CostModel, Report, Roofline, SimError, World};
 use perllm_host::{Registry, WALLCLOCK_PREFIX};
 use std::path::{Path, PathBuf};
+
+/// The policy `name` with `params`.
+pub fn spec(name: &str, params: &[(&str, ParamValue)]) -> PolicySpec {
+    PolicySpec {
+        name: name.into(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
 
 /// The directory of the test executable (`target/<profile>/deps`), where cargo puts the shared
 /// libraries of the plugin crates this crate dev-depends on.

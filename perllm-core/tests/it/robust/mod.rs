@@ -288,16 +288,5 @@ const TRACE: &str = "arrival_s,prompt_tokens,output_tokens,payload_bytes\n\
 0.0,100,20,1000\n0.5,200,30,\n1.0,50,10,5000\n1.5,300,40,\n2.0,80,12,2000\n";
 
 fn trace_spec() -> TraceSpec {
-    TraceSpec {
-        path: "robust.csv".into(),
-        format: TraceFormat::Csv,
-        speedup: 1.0,
-        target_rate: None,
-        window_ns: None,
-        repeat: 1,
-        skip_bad_rows: false,
-        slo_assign: Assign::ByShare,
-        model_assign: Assign::ByShare,
-        payload: None,
-    }
+    testbed::trace("robust.csv", TraceFormat::Csv)
 }

@@ -31,18 +31,7 @@ fn reader(s: &str) -> Reader {
 }
 
 fn spec(format: TraceFormat) -> TraceSpec {
-    TraceSpec {
-        path: "fixture".into(),
-        format,
-        speedup: 1.0,
-        target_rate: None,
-        window_ns: None,
-        repeat: 1,
-        skip_bad_rows: false,
-        slo_assign: Assign::ByShare,
-        model_assign: Assign::ByShare,
-        payload: None,
-    }
+    testbed::trace("fixture", format)
 }
 
 /// The paper testbed with a long duration (so replays are not cut) and `trace` as the workload.
