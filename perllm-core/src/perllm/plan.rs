@@ -144,7 +144,7 @@ impl Ledger {
     }
 
     /// The user row violated the most (relative to its right-hand side), if any.
-    fn worst_user_row(&self, b: &Budgets) -> Option<usize> {
+    pub fn worst_user_row(&self, b: &Budgets) -> Option<usize> {
         let mut worst = None;
         let mut wv = 0.0;
         for (k, (r, &lhs)) in b.user.iter().zip(&self.user).enumerate() {
