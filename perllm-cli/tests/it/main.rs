@@ -14,6 +14,8 @@ mod decisions;
 mod destinations;
 mod exit_codes;
 mod export;
+// The real engine and HTTP serving: the default `engine` feature.
+#[cfg(feature = "engine")]
 mod fidelity;
 mod help;
 #[cfg(unix)]
@@ -28,6 +30,7 @@ mod plot;
 mod plugins;
 mod resources;
 mod run;
+#[cfg(feature = "engine")]
 mod serve;
 mod shard;
 #[cfg(unix)]
