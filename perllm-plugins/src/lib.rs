@@ -42,6 +42,26 @@ pub use policies::{
 };
 pub use two_choices::TwoChoices;
 
+/// The bundled policies' names, in the order the library declares them (`export_plugins!` below).
+pub const POLICY_NAMES: [&str; 12] = [
+    "cloud-only",
+    "edge-only",
+    "random",
+    "round-robin",
+    "least-loaded",
+    "greedy",
+    "ucb1",
+    "epsilon-greedy",
+    "cloud-first",
+    "edf",
+    "filter-score",
+    "two-choices",
+];
+
+/// The baselines of the PerLLM paper's comparison: the first eight bundled policies, which place
+/// requests without admission control of their own.
+pub const PAPER_BASELINES: &[&str] = POLICY_NAMES.split_at(8).0;
+
 perllm_plugin_abi::export_plugins! {
     policies: [
         CloudOnly, EdgeOnly, Random, RoundRobin, LeastLoaded, Greedy, Ucb1, EpsilonGreedy, CloudFirst,

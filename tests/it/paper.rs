@@ -201,7 +201,7 @@ fn quick_paper_experiment_produces_the_table_and_perllm_keeps_up() {
             // refuses what it predicts to miss and may beat PerLLM at the top load.
             .filter(|c| {
                 role(&c.policy) == Role::Baseline
-                    && PAPER_BASELINES.contains(&c.policy.as_str())
+                    && perllm_plugins::PAPER_BASELINES.contains(&c.policy.as_str())
                     && !c.policy.contains('{')
             })
             .map(|c| (c.policy.as_str(), at_top(&c.policy)))
@@ -218,15 +218,3 @@ fn quick_paper_experiment_produces_the_table_and_perllm_keeps_up() {
         );
     }
 }
-
-/// The baselines of the paper's comparison (none has admission control).
-const PAPER_BASELINES: &[&str] = &[
-    "cloud-only",
-    "edge-only",
-    "random",
-    "round-robin",
-    "least-loaded",
-    "greedy",
-    "ucb1",
-    "epsilon-greedy",
-];

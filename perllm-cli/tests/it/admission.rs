@@ -14,17 +14,9 @@ const OVERLOAD: [&str; 4] = [
 
 #[test]
 fn every_bundled_baseline_takes_admission_in_compare() {
-    let policies = [
-        "cloud-only",
-        "edge-only",
-        "random",
-        "round-robin",
-        "least-loaded",
-        "greedy",
-        "ucb1",
-        "epsilon-greedy",
-        "cloud-first",
-    ];
+    // The paper's baselines and cloud-first: the bundled policies without admission of their own.
+    let mut policies = perllm_plugins::PAPER_BASELINES.to_vec();
+    policies.push("cloud-first");
     let list: Vec<String> = policies
         .iter()
         .flat_map(|p| [p.to_string(), format!("{p}{{admission=reject_infeasible}}")])

@@ -23,17 +23,11 @@ fn list_shows_builtins_and_bundled_plugins() {
         assert_eq!(p["abi"], Value::Null);
         assert_eq!(p["version"], env!("CARGO_PKG_VERSION"));
     }
-    for name in [
-        "cloud-only",
-        "edge-only",
-        "random",
-        "round-robin",
-        "least-loaded",
-        "greedy",
-        "ucb1",
-        "epsilon-greedy",
-        "cloud-first",
-    ] {
+    for name in perllm_plugins::PAPER_BASELINES
+        .iter()
+        .copied()
+        .chain(["cloud-first"])
+    {
         let p = items
             .iter()
             .find(|i| i["name"] == name)

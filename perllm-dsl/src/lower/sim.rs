@@ -44,7 +44,11 @@ impl Lowerer {
         let chunk_tokens = self.optional(&f, "chunk_tokens", d.chunk_tokens, |l, e| {
             l.positive_u32(e, "chunk_tokens")
         });
+        // The scenario's memory limit (perllm_core::footprint): a size, or `none` for no limit.
         let max_memory_bytes = self.optional(&f, "max_memory", d.max_memory_bytes, |l, e| {
+            if matches!(&e.kind, ExprKind::Path(p) if p.len() == 1 && p[0].name == "none") {
+                return Some(Some(u64::MAX));
+            }
             l.positive_bytes(e, "max_memory").map(Some)
         });
         Some(SimParams {

@@ -3,14 +3,6 @@
 use crate::harness::*;
 use perllm_gateway::GatewayConfig;
 
-fn complete(c: &reqwest::blocking::Client, url: &str, body: &str) -> reqwest::blocking::Response {
-    c.post(format!("{url}/v1/completions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .expect("the gateway answered")
-}
-
 #[test]
 fn non_streaming_and_streaming_through_real_engines() {
     let (cloud, edge) = (engine(None), engine(None));

@@ -5,20 +5,7 @@ use perllm_core::cost::StepShape;
 use perllm_core::spec::ParamValue;
 use perllm_host::PluginKind;
 
-const POLICIES: &[&str] = &[
-    "cloud-only",
-    "edge-only",
-    "random",
-    "round-robin",
-    "least-loaded",
-    "greedy",
-    "ucb1",
-    "epsilon-greedy",
-    "cloud-first",
-    "edf",
-    "filter-score",
-    "two-choices",
-];
+const POLICIES: &[&str] = &perllm_plugins::POLICY_NAMES;
 
 #[test]
 fn list_shows_every_bundled_plugin() {
