@@ -73,33 +73,39 @@ pub enum Command {
         after_help = "Example:\n  perllm plot results.json --out plots/    # then open plots/index.html"
     )]
     Plot(PlotArgs),
+    #[cfg(feature = "engine")]
     /// Time the real CPU engine (perllm-engine) over a grid of step shapes.
     #[command(
         after_help = "Examples:\n  perllm profile --out profile.csv\n  perllm profile --preset tiny --batch 0,1,4 --context 16,64 --prefill 0,16,64 --repeats 3 --out p.csv\n  perllm profile --out profile.csv --table table.csv   # also a profile-table cost-model CSV"
     )]
     Profile(crate::fidelity::profile::ProfileArgs),
+    #[cfg(feature = "engine")]
     /// Fit the analytic model (overhead, compute, bandwidth, batch interference) to a profile or a request log.
     #[command(
         after_help = "Examples:\n  perllm calibrate --profile profile.csv --out calibration.json --hardware engine.perllm\n  perllm calibrate --log runs/fidelity/requests-60.csv --out cal-log.json"
     )]
     Calibrate(crate::fidelity::calibrate::CalibrateArgs),
+    #[cfg(feature = "engine")]
     /// Serve workloads through the real engine in real time and compare with the simulator.
     #[command(
         after_help = "Examples:\n  perllm validate --calibration calibration.json --out runs/fidelity\n  perllm validate --calibration calibration.json --loads 0.5 --requests 40"
     )]
     Validate(crate::fidelity::validate::ValidateArgs),
+    #[cfg(feature = "engine")]
     /// Route real requests with a scenario's policy: an OpenAI-compatible gateway over the
     /// scenario's servers that have an `endpoint` (docs/serve.md).
     #[command(
         after_help = "Examples:\n  perllm serve cluster.perllm --listen 0.0.0.0:8080 --decisions decisions.jsonl --requests requests.csv\n  perllm serve cluster.perllm --policy greedy --set scenario.slot=0s\n  GATEWAY_KEYS=k1,k2 perllm serve cluster.perllm --api-keys-env GATEWAY_KEYS"
     )]
     Serve(crate::serve::gateway::ServeArgs),
+    #[cfg(feature = "engine")]
     /// The real CPU engine as a server.
     Engine {
         /// The engine command.
         #[command(subcommand)]
         command: EngineCommand,
     },
+    #[cfg(feature = "engine")]
     /// Replay a scenario's workload against an OpenAI-compatible endpoint in real time (open loop)
     /// and write the simulator's per-request CSV.
     #[command(
@@ -112,6 +118,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// A TCP relay adding a one-way delay each way: the latency of an emulated link on kernels
+    /// without `netem` (started by scripts/netem-links.sh; docs/serve.md).
+    #[cfg(feature = "engine")]
+    #[command(hide = true, name = "link-relay")]
+    LinkRelay(crate::serve::relay::RelayArgs),
     /// The isolated plugin worker (started by perllm itself with pipes; not for direct use).
     #[command(hide = true, name = "plugin-worker")]
     PluginWorker,
@@ -126,6 +137,7 @@ pub enum Command {
 }
 
 /// `perllm engine` subcommands.
+#[cfg(feature = "engine")]
 #[derive(Debug, Subcommand)]
 pub enum EngineCommand {
     /// Serve perllm-engine (continuous batching) over the OpenAI-compatible API.
@@ -185,7 +197,8 @@ pub struct ExportArgs {
     /// Override a scenario value first, e.g. `workload.arrivals.rate=8/s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     pub set: Vec<(String, String)>,
-    /// Output format (only `json` so far: the serialised scenario).
+    /// Output format: `json` (the serialised scenario) or `links` (each backend's link, one
+    /// tab-separated line per server with an `endpoint`, for scripts/netem-links.sh).
     #[arg(short, long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// Write to this file instead of standard output.
@@ -198,6 +211,10 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     /// perllm-core's `Scenario` as JSON (field names as in `docs/report-schema.md`'s hash).
     Json,
+    /// One tab-separated line per server with an `endpoint`: `server host port link
+    /// bandwidth_bps latency_ns fluctuation` (after a `#` header line), what
+    /// scripts/netem-links.sh emulates.
+    Links,
 }
 
 /// `perllm check`.
@@ -228,10 +245,11 @@ pub struct SimArgs {
     /// Slower calls are counted and reported after the run, never interrupted.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub call_budget: std::time::Duration,
-    /// Refuse, before running, a scenario whose estimated memory (servers and SLO classes;
-    /// docs/robustness.md) is above this size: e.g. 8GiB, or `none`.
-    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::util::parse_size)]
-    pub memory_limit: u64,
+    /// The memory limit: sets the scenario's `sim.max_memory` (default 2GiB) for this command.
+    /// A scenario whose estimated memory (servers, models, SLO classes; docs/robustness.md) is
+    /// above it is refused before anything runs, with the size it needs: e.g. 8GiB, or `none`.
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::parse_size)]
+    pub memory_limit: Option<u64>,
     /// Run plugin policies in separate worker processes, so that a crash, `abort`, `exit` or a
     /// hang of a plugin ends its run only (in `compare` and `sweep` the other runs complete),
     /// with an error naming the plugin and the call: `third-party` isolates plugins of libraries

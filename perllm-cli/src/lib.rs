@@ -1,5 +1,9 @@
 //! The `perllm` command-line interface: check, run, compare, sweep, merge, plot and list plugins.
 //!
+//! The default feature `engine` adds the real CPU engine and HTTP serving (`profile`,
+//! `calibrate`, `validate`, `serve`, `engine serve`, `load`, `link-relay`); without it the crate builds the
+//! simulator's commands only (what the `cli_args` fuzz target uses).
+//!
 //! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.
 //!
 //! The binary (`src/main.rs`) only calls [`main_entry`]. The library exists so that the fuzz
@@ -11,6 +15,7 @@ mod cli;
 mod commands;
 mod error;
 mod eta;
+#[cfg(feature = "engine")]
 mod fidelity;
 pub mod fuzzing;
 mod inputs;
@@ -22,6 +27,7 @@ mod render;
 mod results;
 mod runner;
 mod scenario;
+#[cfg(feature = "engine")]
 mod serve;
 mod table;
 mod term;
@@ -48,10 +54,13 @@ pub fn main_entry() -> ExitCode {
     // commit in progress ends first), says which outputs were written, and exits with 130, the
     // shell's code for a command ended by SIGINT.
     // The servers (`serve`, `engine serve`) handle SIGTERM and Ctrl-C themselves: they drain.
+    #[cfg(feature = "engine")]
     let serving = matches!(
         cli.command,
-        cli::Command::Serve(_) | cli::Command::Engine { .. }
+        cli::Command::Serve(_) | cli::Command::Engine { .. } | cli::Command::LinkRelay(_)
     );
+    #[cfg(not(feature = "engine"))]
+    let serving = false;
     if !serving {
         let _ = ctrlc::set_handler(|| {
             let msg = output::interrupted();

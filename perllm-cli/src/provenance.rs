@@ -15,17 +15,14 @@ pub const PERLLM_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// machines) would otherwise get two hashes, and its shards could not be merged; and two traces
 /// with the same name but different rows must not pass for one.
 pub fn scenario_hash(s: &Scenario) -> String {
-    let json = match &s.workload.trace {
-        Some(t) => {
-            let mut c = s.clone();
-            if let Some(ct) = c.workload.trace.as_mut() {
-                ct.path = trace_identity(&t.path);
-            }
-            serde_json::to_string(&c)
-        }
-        None => serde_json::to_string(s),
+    let mut c = s.clone();
+    if let Some(t) = c.workload.trace.as_mut() {
+        t.path = trace_identity(&t.path);
     }
-    .expect("a scenario serialises to JSON");
+    // The memory limit decides whether a run may start, not what it computes: shards run with
+    // different `--memory-limit` values merge.
+    c.sim.max_memory_bytes = None;
+    let json = serde_json::to_string(&c).expect("a scenario serialises to JSON");
     hex_sha256(&Sha256::digest(json.as_bytes()))
 }
 

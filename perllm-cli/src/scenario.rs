@@ -48,20 +48,39 @@ fn is_json(path: &Path) -> bool {
 }
 
 /// Load a scenario file, with `overrides` (`key`, `value`) applied in order.
-/// Refuse a scenario whose estimated run memory is above `limit` bytes (`--memory-limit`),
-/// before anything is built: the message gives the size needed and the limit.
-pub fn check_memory(loaded: &Loaded, limit: u64) -> Result<()> {
-    perllm_core::footprint::Footprint::of(&loaded.scenario)
-        .check(limit)
-        .map_err(|m| {
-            CliError::input(format!(
-                "`{}`: {m}; raise it with `--memory-limit SIZE` (e.g. 8GiB, or `none`) if the \
-                 machine has the memory",
-                loaded.path.display()
-            ))
-        })
+/// The scenario key of the memory limit (`perllm_core::footprint`), as `--set` names it.
+pub const MEMORY_KEY: &str = "sim.max_memory";
+
+/// [`load`] with `--memory-limit`: when given, it sets the scenario's `sim.max_memory` (the one
+/// memory limit, default 2 GiB, checked when the scenario is built: a scenario whose estimate
+/// is above it is refused with the size it needs, before anything runs). Giving it together
+/// with `--set sim.max_memory=...` is an error, not a silent choice.
+pub fn load_limited(
+    path: &Path,
+    overrides: &[(String, String)],
+    memory_limit: Option<u64>,
+    color: bool,
+) -> Result<Loaded> {
+    let Some(limit) = memory_limit else {
+        return load(path, overrides, color);
+    };
+    if let Some((k, v)) = overrides.iter().find(|(k, _)| k == MEMORY_KEY) {
+        return Err(CliError::input(format!(
+            "`--memory-limit` and `--set {k}={v}` both set the memory limit: give one"
+        )));
+    }
+    // The scenario language's byte counts stop at 2^63: a limit that large is no limit.
+    let value = if limit >= u64::MAX / 2 {
+        "none".to_string()
+    } else {
+        format!("{limit} B")
+    };
+    let mut all = overrides.to_vec();
+    all.push((MEMORY_KEY.to_string(), value));
+    load(path, &all, color)
 }
 
+/// Load a scenario file, with `overrides` (`key`, `value`) applied in order.
 pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<Loaded> {
     if !path.exists() {
         return Err(CliError::input(format!(
@@ -82,8 +101,14 @@ pub fn load(path: &Path, overrides: &[(String, String)], color: bool) -> Result<
         let mut value: Value = serde_json::from_str(&text)
             .map_err(|e| CliError::input(format!("`{}` is not valid JSON: {e}", path.display())))?;
         for (k, v) in overrides {
-            set_path(&mut value, k, v)
-                .map_err(|m| CliError::input(format!("cannot apply `--set {k}={v}`: {m}")))?;
+            let set = if k == MEMORY_KEY {
+                // Serialised as `sim.max_memory_bytes`; the value as the language writes it.
+                crate::util::parse_size(v)
+                    .and_then(|n| set_path(&mut value, "sim.max_memory_bytes", &n.to_string()))
+            } else {
+                set_path(&mut value, k, v)
+            };
+            set.map_err(|m| CliError::input(format!("cannot apply `--set {k}={v}`: {m}")))?;
         }
         let scenario: Scenario = serde_json::from_value(value).map_err(|e| {
             CliError::input(format!("`{}` is not a valid scenario: {e}", path.display()))

@@ -20,43 +20,14 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use perllm_core::perllm::PerLlm;
-use perllm_core::policy::{ClusterView, Decision, Pending, Policy, ServerState};
+use perllm_core::policy::{ClusterView, Decision, Policy};
 use perllm_core::spec::*;
-use perllm_core::workload::{RequestSource, Synthetic};
-use perllm_core::{CostModel, Roofline, StepShape, testbed};
+use perllm_core::{CostModel, Roofline, StepShape};
 use std::hint::black_box;
 
-fn world(servers: usize) -> perllm_core::World {
-    // Enough arrivals in 100 s for the slot (10,000 requests at 5,000 servers).
-    let rate = 50.0 * (servers as f64 / 500.0).max(1.0);
-    let mut sc = if servers == 6 {
-        testbed::paper(rate, 100 * SECOND)
-    } else {
-        testbed::scaled(servers, rate, 100 * SECOND)
-    };
-    sc.objective.constraints = vec![
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
-            constant: 0.0,
-            cmp: Cmp::Le,
-            source: "latency <= deadline".into(),
-        },
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Share(Target::Tier(Tier::Cloud)))],
-            constant: -0.6,
-            cmp: Cmp::Le,
-            source: "share(cloud) <= 60%".into(),
-        },
-        LinearConstraint {
-            terms: vec![(1.0, Quantity::Occupancy(Target::Tier(Tier::Edge)))],
-            constant: -0.9,
-            cmp: Cmp::Le,
-            source: "occupancy(edge) <= 90%".into(),
-        },
-    ];
-    sc.workload.max_requests = None;
-    sc.build().expect("valid benchmark scenario")
-}
+#[path = "common/decision_slot.rs"]
+mod decision_slot;
+use decision_slot::{Slot, perllm_spec};
 
 /// Core's roofline behind a wrapper that does not say it is one: the policy then takes the
 /// straightforward feasibility step, as with a plugin cost model.
@@ -87,54 +58,19 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("perllm_decision_per_slot");
     g.sample_size(10);
     for (servers, n) in [(6usize, 100usize), (500, 1000), (5000, 10000)] {
-        let w = world(servers);
-        let states: Vec<ServerState> = w
-            .servers
-            .iter()
-            .map(|s| ServerState {
-                running: s.max_batch / 4,
-                queued: 0,
-                uploading: 1,
-                downloading: 0,
-                free_kv_bytes: s.kv_capacity_bytes * 3 / 4,
-                kv_capacity_bytes: s.kv_capacity_bytes,
-                pending_output_tokens: 0,
-                bandwidth_estimate_bps: w.links[s.link].bandwidth_bps,
-                recent_utilization: 0.25,
-                ..ServerState::default()
-            })
-            .collect();
-        let mut src = Synthetic::new(&w);
-        let reqs: Vec<_> = (0..n)
-            .map(|_| src.next_request().expect("enough requests").expect("valid"))
-            .collect();
-        let now = reqs.last().unwrap().arrival_ns + 300 * MILLISECOND;
-        let pending: Vec<Pending> = reqs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut r = *r;
-                r.arrival_ns = now - (i as u64 % 4) * 100 * MILLISECOND;
-                Pending {
-                    request: r,
-                    defers: 0,
-                }
-            })
-            .collect();
+        let Slot {
+            w,
+            states,
+            pending,
+            now,
+        } = Slot::new(servers, n);
         for variant in ["improved", "paper"] {
             let mut decisions: Vec<Vec<Decision>> = Vec::new();
             for (path, cost) in [("fast", &fast as &dyn CostModel), ("plain", &plain)] {
                 if path == "plain" && servers > 1000 {
                     continue;
                 }
-                let spec = PolicySpec {
-                    name: "perllm".into(),
-                    params: [
-                        ("share_window".to_string(), ParamValue::Number(0.0)),
-                        ("variant".to_string(), ParamValue::Text(variant.into())),
-                    ]
-                    .into(),
-                };
+                let spec = perllm_spec(variant);
                 let mut p = PerLlm::new(&spec, &w).expect("policy");
                 let view = ClusterView {
                     now_ns: now,

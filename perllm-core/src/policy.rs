@@ -219,6 +219,18 @@ pub trait Policy: Send {
         false
     }
 
+    /// Does this policy read the view's load statistics: [`ServerState::recent_utilization`],
+    /// [`ServerState::mean_batch`], [`ClusterView::model_load`], or anything built on them
+    /// ([`ServerState::load_hint`], [`ClusterView::estimate`], cost-model estimates)? Default:
+    /// yes. A policy that says no sees them as 0 and empty, and the simulator does not compute
+    /// them, which saves a pass over every server at each slot (the O(servers) part of a
+    /// decision in a large cluster). The counts (`uploading`, `queued`, `running`,
+    /// `downloading`), free KV bytes, `running_models` and the bandwidth estimate are kept up to
+    /// date either way. Results of a policy that says no are the same as if it said yes.
+    fn reads_load_statistics(&self) -> bool {
+        true
+    }
+
     /// Counters and series for the report.
     fn stats(&self) -> PolicyStats {
         PolicyStats::default()
@@ -249,6 +261,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
     fn wants_ground_truth(&self) -> bool {
         (**self).wants_ground_truth()
+    }
+    fn reads_load_statistics(&self) -> bool {
+        (**self).reads_load_statistics()
     }
     fn explain(&mut self, out: &mut Vec<serde_json::Value>) {
         (**self).explain(out)

@@ -25,8 +25,10 @@ pub struct Request {
     pub slo: SloId,
 }
 
-/// Energy split into the objective's three terms, joules.
+/// Energy split into the objective's three terms, joules. (`#[repr(C)]`: part of
+/// [`crate::cost::Estimate`]'s fixed layout.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[repr(C)]
 pub struct Energy {
     /// Moving bits over links.
     pub transmission: f64,

@@ -18,6 +18,10 @@ impl Policy for LeastLoaded {
         "least-loaded (core)"
     }
 
+    fn reads_load_statistics(&self) -> bool {
+        false
+    }
+
     fn schedule(
         &mut self,
         view: &ClusterView<'_>,
@@ -59,6 +63,10 @@ impl Policy for Fixed {
         "fixed"
     }
 
+    fn reads_load_statistics(&self) -> bool {
+        false
+    }
+
     fn schedule(
         &mut self,
         view: &ClusterView<'_>,
@@ -87,6 +95,10 @@ pub struct RoundRobin {
 impl Policy for RoundRobin {
     fn name(&self) -> &str {
         "round-robin (core)"
+    }
+
+    fn reads_load_statistics(&self) -> bool {
+        false
     }
 
     fn schedule(

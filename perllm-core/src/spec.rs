@@ -67,10 +67,6 @@ pub mod limits {
     /// core at the 600,000-800,000 requests/s of BENCHMARKS.md. Setting `max_requests` accepts
     /// more.
     pub const MAX_EXPECTED_REQUESTS: f64 = 1e9;
-    /// Default limit of the simulation's per-server state (`sim.max_memory`): 4 GiB, about
-    /// 440,000 servers (see [`crate::sim::state_bytes_per_server`]). A scenario over it fails
-    /// when it is loaded, with the size it needs, instead of being killed for lack of memory.
-    pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 4 << 30;
     /// Largest accepted transmission energy of a link: 1 mJ per bit (cellular radios spend
     /// about 1 µJ/bit). With the other limits (payloads <= 1e15 bytes, power <= 10 MW per
     /// device, times < 2^64 ns) every energy figure of a run stays finite.
@@ -936,8 +932,10 @@ pub struct SimParams {
     /// hardware and links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_ns: Option<Nanos>,
-    /// Largest simulation state accepted, in bytes: servers x [`crate::sim::state_bytes_per_server`].
-    /// `None`: [`limits::DEFAULT_MAX_MEMORY_BYTES`].
+    /// The memory limit of a run, in bytes: the scenario's estimated memory
+    /// ([`crate::footprint::Footprint`]) above it is a build error. `None`:
+    /// [`crate::footprint::DEFAULT_MEMORY_LIMIT`] (2 GiB); `u64::MAX`: no limit. Not part of
+    /// what a run computes (the CLI leaves it out of the scenario hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_bytes: Option<u64>,
 }

@@ -184,12 +184,7 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
                 idle: 0.5,
             },
             constraints: vec![
-                LinearConstraint {
-                    terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
-                    constant: 0.0,
-                    cmp: Cmp::Le,
-                    source: "latency <= deadline".into(),
-                },
+                within_deadline(),
                 LinearConstraint {
                     terms: vec![(1.0, Quantity::Share(Target::Server("cloud".into())))],
                     constant: -0.6,
@@ -216,6 +211,37 @@ pub fn paper(rate: f64, duration_ns: Nanos) -> Scenario {
         },
         sim: SimParams::default(),
     }
+}
+
+/// `latency <= deadline`.
+fn within_deadline() -> LinearConstraint {
+    LinearConstraint {
+        terms: vec![(1.0, Quantity::Latency), (-1.0, Quantity::Deadline)],
+        constant: 0.0,
+        cmp: Cmp::Le,
+        source: "latency <= deadline".into(),
+    }
+}
+
+/// The paper testbed's three constraints by tier, for clusters whose servers are not named as
+/// the paper's: `latency <= deadline`, `share(cloud tier) <= 60%`, `occupancy(edge tier) <= 90%`
+/// (the decision benchmark's and its tests').
+pub fn tier_constraints() -> Vec<LinearConstraint> {
+    vec![
+        within_deadline(),
+        LinearConstraint {
+            terms: vec![(1.0, Quantity::Share(Target::Tier(Tier::Cloud)))],
+            constant: -0.6,
+            cmp: Cmp::Le,
+            source: "share(cloud) <= 60%".into(),
+        },
+        LinearConstraint {
+            terms: vec![(1.0, Quantity::Occupancy(Target::Tier(Tier::Edge)))],
+            constant: -0.9,
+            cmp: Cmp::Le,
+            source: "occupancy(edge) <= 90%".into(),
+        },
+    ]
 }
 
 /// The paper's hardware scaled out to `servers` servers: one A100 cloud server (both models) per

@@ -707,23 +707,13 @@ impl Scenario {
         if sim.drain_ns == Some(0) {
             e("sim.drain", "must be positive".into());
         }
+        // The one memory limit of a scenario (perllm_core::footprint): its estimate against
+        // `sim.max_memory`.
         let limit = sim
             .max_memory_bytes
-            .unwrap_or(limits::DEFAULT_MAX_MEMORY_BYTES);
-        let per_server = crate::sim::state_bytes_per_server(self.models.len());
-        let need = (servers.len() as u64).saturating_mul(per_server);
-        if need > limit {
-            let raise = need.div_ceil(1 << 30);
-            e(
-                "sim.max_memory",
-                format!(
-                    "the simulation state of {} servers needs about {} ({} bytes per server), over the limit of {}; raise the limit with `sim {{ max_memory = {raise} GiB }}` or `--set sim.max_memory={raise}GiB` if the machine has the memory",
-                    servers.len(),
-                    human_bytes(need),
-                    per_server,
-                    human_bytes(limit),
-                ),
-            );
+            .unwrap_or(crate::footprint::DEFAULT_MEMORY_LIMIT);
+        if let Err(m) = crate::footprint::Footprint::of(self).check(limit) {
+            e("sim.max_memory", m);
         }
         let tmp_world_servers = &servers;
         for c in &self.objective.constraints {
@@ -779,13 +769,4 @@ impl Scenario {
 fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     crate::suggest::closest(name, known)
         .map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
-}
-
-/// `n` bytes in MiB or GiB, for messages.
-fn human_bytes(n: u64) -> String {
-    if n >= 1 << 30 {
-        format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64)
-    } else {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    }
 }

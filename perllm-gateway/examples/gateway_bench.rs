@@ -138,6 +138,7 @@ fn main() {
                     cost: std::sync::Arc::new(perllm_core::Roofline::default()),
                     observers: Box::new(|_| Vec::new()),
                     requests: None,
+                    energy: None,
                 },
                 backends,
             )

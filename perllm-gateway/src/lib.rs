@@ -16,12 +16,14 @@
 //! client sees; a client that goes away cancels its backend request; on shutdown the gateway
 //! stops accepting and drains what is in flight for a bounded time.
 
+mod energy;
 mod measured;
 mod metrics;
 mod proxy;
 mod record;
 mod sched;
 
+pub use energy::{EnergyMeter, share_out};
 pub use measured::{Measured, MeasuredCost};
 pub use metrics::Metrics;
 pub use record::{REQUEST_COLUMNS, RequestLog, Row, secs};
@@ -110,6 +112,9 @@ pub struct Parts {
     pub observers: Box<dyn FnOnce(&'static World) -> Vec<Box<dyn Observer>> + Send>,
     /// The per-request CSV, if one is wanted.
     pub requests: Option<RequestLog>,
+    /// Measured energy of the backends on this machine (RAPL), if any: their requests' inference
+    /// energy is measured instead of estimated.
+    pub energy: Option<EnergyMeter>,
 }
 
 /// A running gateway: its router, and the handle to stop its scheduler.
@@ -180,12 +185,13 @@ impl Gateway {
         let (tx, rx) = std::sync::mpsc::channel();
         let sched_metrics = metrics.clone();
         let make = parts.observers;
-        let (policy, cost, log) = (parts.policy, parts.cost, parts.requests);
+        let (policy, cost, log, meter) = (parts.policy, parts.cost, parts.requests, parts.energy);
         let scheduler = std::thread::Builder::new()
             .name("perllm-gateway-scheduler".into())
             .spawn(move || {
                 let observers = make(world);
                 sched::Scheduler::new(world, policy, cost, observers, log, sched_metrics, start)
+                    .with_meter(meter)
                     .run(rx)
             })
             .map_err(|e| GatewayError::Client(e.to_string()))?;

@@ -91,8 +91,10 @@ impl RequestLog {
     }
 
     /// A completed request seen by the gateway. The upload, queue, prefill and download phases
-    /// are not observable from outside a backend: empty. Energy is the cost model's estimate.
-    pub fn completed(&mut self, w: &World, o: &Outcome, now: Nanos) {
+    /// are not observable from outside a backend: empty. `energy_source` says where the energy
+    /// comes from: `estimated` (the cost model) or `measured` (RAPL: the inference energy; the
+    /// transmission energy stays estimated).
+    pub fn completed(&mut self, w: &World, o: &Outcome, now: Nanos, energy_source: &str) {
         let r = &o.request;
         let s = &w.servers[o.server as usize];
         let mut row = Row::request(w, r);
@@ -107,7 +109,7 @@ impl RequestLog {
             .set("energy_transmission_j", o.energy.transmission)
             .set("energy_inference_j", o.energy.inference)
             .set("ended_s", secs(now))
-            .set("energy_source", "estimated");
+            .set("energy_source", energy_source);
         self.write(&row);
     }
 

@@ -6,6 +6,7 @@
 //! token, the measured time to first token, decode rate, round trip and throughput through
 //! [`MeasuredCost`]), returns one decision per pending request, and is told each outcome.
 
+use crate::energy::{EnergyMeter, share_out};
 use crate::measured::{Measured, MeasuredCost};
 use crate::metrics::Metrics;
 use crate::record::RequestLog;
@@ -106,6 +107,8 @@ struct Flight {
     sent_ns: Nanos,
     first: bool,
     energy: Energy,
+    /// Its share of the measured package energy (a backend the meter covers), joules.
+    measured_j: Option<f64>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -136,6 +139,7 @@ pub struct Scheduler {
     backends: Vec<Backend>,
     slot: u64,
     last_decision_ns: Nanos,
+    meter: Option<EnergyMeter>,
 }
 
 impl Scheduler {
@@ -170,6 +174,27 @@ impl Scheduler {
             backends,
             slot: 0,
             last_decision_ns: 0,
+            meter: None,
+        }
+    }
+
+    /// Measure the energy of the backends `meter` covers (RAPL) instead of estimating it.
+    pub fn with_meter(mut self, meter: Option<EnergyMeter>) -> Scheduler {
+        self.meter = meter;
+        self
+    }
+
+    /// Charge the package energy spent since the last event to the measured requests in
+    /// flight (call before the set of requests in flight changes).
+    fn meter_tick(&mut self) {
+        if let Some(m) = &mut self.meter {
+            let j = m.take();
+            share_out(
+                j,
+                self.flights
+                    .values_mut()
+                    .filter_map(|f| f.measured_j.as_mut()),
+            );
         }
     }
 
@@ -264,8 +289,12 @@ impl Scheduler {
                     }
                 }
             }
-            Msg::Ended { id, end } => self.ended(id, end),
+            Msg::Ended { id, end } => {
+                self.meter_tick();
+                self.ended(id, end)
+            }
             Msg::BackendDown { id, why } => {
+                self.meter_tick();
                 if let Some(f) = self.flights.remove(&id) {
                     self.leave(&f);
                     self.set_health(f.server, false, Some(&why));
@@ -368,6 +397,16 @@ impl Scheduler {
                 let deadline_ns = slo.deadline_ns;
                 let met = total_ns <= deadline_ns;
                 let rtt = b.measured.rtt_s.unwrap_or(0.0);
+                // Measured inference energy where the meter covers the backend (the package's,
+                // idle power included: no idle term on top), else the cost model's estimate.
+                let energy = match f.measured_j {
+                    Some(j) => Energy {
+                        inference: j,
+                        idle: 0.0,
+                        ..f.energy
+                    },
+                    None => f.energy,
+                };
                 let o = Outcome {
                     request: Request {
                         output_tokens: tokens.max(1),
@@ -385,7 +424,7 @@ impl Scheduler {
                     total_ns,
                     deadline_ns,
                     met,
-                    energy: f.energy,
+                    energy,
                 };
                 self.metrics
                     .completed(name, &slo.name, ttft_ns, total_ns, met);
@@ -394,7 +433,12 @@ impl Scheduler {
                     ob.on_completion(&o);
                 }
                 if let Some(log) = &mut self.log {
-                    log.completed(w, &o, now);
+                    let source = if f.measured_j.is_some() {
+                        "measured"
+                    } else {
+                        "estimated"
+                    };
+                    log.completed(w, &o, now, source);
                 }
             }
             End::Failed | End::Cancelled => {
@@ -477,6 +521,7 @@ impl Scheduler {
     }
 
     fn decide(&mut self) -> Result<(), String> {
+        self.meter_tick();
         let now = self.now();
         let states = self.states(now);
         self.last_decision_ns = now;
@@ -560,6 +605,11 @@ impl Scheduler {
                             sent_ns: now,
                             first: false,
                             energy: energy.unwrap_or_default(),
+                            measured_j: self
+                                .meter
+                                .as_ref()
+                                .is_some_and(|m| m.covers(s as usize))
+                                .then_some(0.0),
                         },
                     );
                     if reply.send(Placement::Backend(s)).is_err() {

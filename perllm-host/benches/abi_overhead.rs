@@ -1,6 +1,6 @@
 #![allow(missing_docs)]
 //! The cost of calling a policy through the plugin ABI versus the same policy in-process, on a
-//! slot of 100 pending requests of the paper's testbed.
+//! slot of 100 pending requests of the paper's testbed (`ABI_OVERHEAD_REQUESTS=<n>` for another size).
 //!
 //! - `greedy`: the bundled `greedy` plugin (host precomputes the 100 x 6 cost-model estimates,
 //!   converts the views, calls through the C ABI, validates the placements) against the same
@@ -119,7 +119,7 @@ impl Policy for NativeLeastLoaded {
     }
 }
 
-fn slot(world: &World) -> (Vec<ServerState>, Vec<Pending>) {
+fn slot(world: &World, requests: u64) -> (Vec<ServerState>, Vec<Pending>) {
     let states = world
         .servers
         .iter()
@@ -134,7 +134,7 @@ fn slot(world: &World) -> (Vec<ServerState>, Vec<Pending>) {
             ..Default::default()
         })
         .collect();
-    let pending = (0..100u64)
+    let pending = (0..requests)
         .map(|i| Pending {
             request: Request {
                 id: i,
@@ -162,7 +162,14 @@ fn bench(c: &mut Criterion) {
         .expect("dir")
         .to_path_buf();
     let registry = Registry::discover_with(&[], None, Some(&exe_dir)).expect("bundled plugins");
-    let (states, pending) = slot(&world);
+    // `ABI_OVERHEAD_REQUESTS=<n>`: a slot of `n` pending requests
+    // instead of 100, e.g. 1 for the fixed cost of a call (a paper-7b run decides about 1.2
+    // requests per call).
+    let requests = std::env::var("ABI_OVERHEAD_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(100);
+    let (states, pending) = slot(&world, requests);
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: SECOND,
@@ -234,7 +241,7 @@ fn bench(c: &mut Criterion) {
         std::process::exit(0);
     }
     for (name, foreign, native) in &mut cases {
-        let mut g = c.benchmark_group(format!("slot100/{name}"));
+        let mut g = c.benchmark_group(format!("slot{requests}/{name}"));
         g.bench_function("abi", |bch| {
             bch.iter(|| foreign.schedule(black_box(&view), black_box(&pending), &mut out))
         });
@@ -277,7 +284,7 @@ fn bench(c: &mut Criterion) {
             v[v.len() / 2]
         };
         println!(
-            "paired slot100/{name}: abi median {:.2} us, in-process median {:.2} us, median per-round ratio {:.3} ({rounds} rounds)",
+            "paired slot{requests}/{name}: abi median {:.2} us, in-process median {:.2} us, median per-round ratio {:.3} ({rounds} rounds)",
             median(&mut fa) / 1e3,
             median(&mut na) / 1e3,
             median(&mut ratio)

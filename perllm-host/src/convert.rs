@@ -142,6 +142,7 @@ pub(crate) fn request_view_with(r: &Request, deadline_ns: u64, defers: u32) -> a
 #[inline]
 pub(crate) fn server_view(world: &World, s: &Server, st: &ServerState) -> abi::ServerView {
     let hw = &world.hardware[s.hardware];
+    let (power_idle_w, power_busy_w) = world.server_power_w(s);
     abi::ServerView {
         struct_size: size_of::<abi::ServerView>() as u32,
         reserved: 0,
@@ -160,8 +161,8 @@ pub(crate) fn server_view(world: &World, s: &Server, st: &ServerState) -> abi::S
         link_latency_ns: world.links[s.link].latency_ns,
         bandwidth_estimate_bps: st.bandwidth_estimate_bps,
         recent_utilization: st.recent_utilization,
-        power_idle_w: world.server_power_w(s).0,
-        power_busy_w: world.server_power_w(s).1,
+        power_idle_w,
+        power_busy_w,
         name: abi::StrRef::new(&s.name),
         hardware_kind: hardware_kind(hw),
         reserved_1_1: 0,
@@ -186,20 +187,65 @@ pub(crate) fn server_view_for_load(world: &World, s: &Server, load: &LoadHint) -
     server_view(world, s, &st)
 }
 
-#[inline]
-pub(crate) fn estimate_view(e: &Estimate) -> abi::EstimateView {
-    abi::EstimateView {
+/// An [`abi::EstimateView`] as the host builds it for a slot: the view's header followed by the
+/// core's [`Estimate`], whose `#[repr(C)]` layout is the view's eight value fields (checked at
+/// compile time below). The cost model's result is written straight into the array the plugin
+/// reads, with no copy into another layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EstimateSlot {
+    /// `size_of::<abi::EstimateView>()`.
+    pub struct_size: u32,
+    /// 1 if `estimate` holds an estimate, 0 if the server does not host the request's model.
+    pub valid: u32,
+    /// The estimate (zero when `valid` is 0).
+    pub estimate: Estimate,
+}
+
+impl EstimateSlot {
+    /// An entry for a server that does not host the request's model: `valid` 0, every value 0
+    /// (the view's documented default).
+    pub const NOT_HOSTED: EstimateSlot = EstimateSlot {
         struct_size: size_of::<abi::EstimateView>() as u32,
-        valid: 1,
-        upload_ns: e.upload_ns,
-        queue_ns: e.queue_ns,
-        prefill_ns: e.prefill_ns,
-        decode_ns: e.decode_ns,
-        download_ns: e.download_ns,
-        energy_transmission_j: e.energy.transmission,
-        energy_inference_j: e.energy.inference,
-        energy_idle_j: e.energy.idle,
-    }
+        valid: 0,
+        estimate: Estimate {
+            upload_ns: 0,
+            queue_ns: 0,
+            prefill_ns: 0,
+            decode_ns: 0,
+            download_ns: 0,
+            energy: Energy {
+                transmission: 0.0,
+                inference: 0.0,
+                idle: 0.0,
+            },
+        },
+    };
+}
+
+// `EstimateSlot` is an `abi::EstimateView`: same size and alignment, every field at the same
+// offset (and of the same type: `tests::estimate_slot_is_an_estimate_view`). The host hands `&[EstimateSlot]` to plugins as `Slice<EstimateView>` on the strength of this.
+const _: () = {
+    use std::mem::offset_of;
+    type V = abi::EstimateView;
+    type S = EstimateSlot;
+    assert!(size_of::<S>() == size_of::<V>());
+    assert!(align_of::<S>() == align_of::<V>());
+    assert!(offset_of!(S, struct_size) == offset_of!(V, struct_size));
+    assert!(offset_of!(S, valid) == offset_of!(V, valid));
+    assert!(offset_of!(S, estimate.upload_ns) == offset_of!(V, upload_ns));
+    assert!(offset_of!(S, estimate.queue_ns) == offset_of!(V, queue_ns));
+    assert!(offset_of!(S, estimate.prefill_ns) == offset_of!(V, prefill_ns));
+    assert!(offset_of!(S, estimate.decode_ns) == offset_of!(V, decode_ns));
+    assert!(offset_of!(S, estimate.download_ns) == offset_of!(V, download_ns));
+    assert!(offset_of!(S, estimate.energy.transmission) == offset_of!(V, energy_transmission_j));
+    assert!(offset_of!(S, estimate.energy.inference) == offset_of!(V, energy_inference_j));
+    assert!(offset_of!(S, estimate.energy.idle) == offset_of!(V, energy_idle_j));
+};
+
+/// `slots` as the ABI's estimate array (the same memory: see the layout check above).
+pub(crate) fn estimate_views(slots: &[EstimateSlot]) -> abi::Slice<abi::EstimateView> {
+    abi::Slice::new_raw(slots.as_ptr().cast(), slots.len())
 }
 
 /// Check and convert a plugin's estimate.
@@ -278,5 +324,53 @@ pub(crate) fn outcome_view(
         total_ns: o.total_ns,
         request: &parts.0,
         phases: &parts.1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_slot_is_an_estimate_view() {
+        let slots = [
+            EstimateSlot::NOT_HOSTED,
+            EstimateSlot {
+                valid: 1,
+                estimate: Estimate {
+                    upload_ns: 1,
+                    queue_ns: 2,
+                    prefill_ns: 3,
+                    decode_ns: 4,
+                    download_ns: 5,
+                    energy: Energy {
+                        transmission: 6.5,
+                        inference: 7.5,
+                        idle: 8.5,
+                    },
+                },
+                ..EstimateSlot::NOT_HOSTED
+            },
+        ];
+        let views = estimate_views(&slots);
+        // SAFETY: `views` points into `slots`, alive for the test, with the layout of
+        // `EstimateView` (compile-time check above).
+        let v = unsafe { views.as_slice() };
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0], <abi::EstimateView as abi::Versioned>::DEFAULT);
+        let expected = abi::EstimateView {
+            struct_size: size_of::<abi::EstimateView>() as u32,
+            valid: 1,
+            upload_ns: 1,
+            queue_ns: 2,
+            prefill_ns: 3,
+            decode_ns: 4,
+            download_ns: 5,
+            energy_transmission_j: 6.5,
+            energy_inference_j: 7.5,
+            energy_idle_j: 8.5,
+        };
+        assert_eq!(v[1], expected);
+        assert_eq!(estimate_from_view(&v[1]), Ok(slots[1].estimate));
     }
 }

@@ -1,6 +1,8 @@
 //! [`ForeignPolicy`]: a plugin policy behind the core [`Policy`] trait.
 
-use crate::convert::{Capture, outcome_parts, outcome_view, request_view, server_view};
+use crate::convert::{
+    Capture, EstimateSlot, estimate_views, outcome_parts, outcome_view, request_view, server_view,
+};
 use crate::crash::{self, Note};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
@@ -87,7 +89,9 @@ pub struct ForeignPolicy {
     observe_timing: CallTiming,
     servers: Vec<abi::ServerView>,
     requests: Vec<abi::RequestView>,
-    estimates: Vec<abi::EstimateView>,
+    /// The estimates of the slot, in the ABI's layout (see [`EstimateSlot`]), one row of
+    /// `servers` entries per request.
+    estimates: Vec<EstimateSlot>,
     out: Vec<abi::Placement>,
     /// `hosts[model * servers + server]`: does the server host the model? Built for the world
     /// of the first call, rebuilt if a later call's world hosts models differently.
@@ -263,7 +267,11 @@ impl ForeignPolicy {
                 .hosts_key
                 .iter()
                 .zip(&world.servers)
-                .all(|(k, s)| k[..] == s.models[..]);
+                // Element by element: the lists are a model or two long, shorter than a
+                // `memcmp` call's own cost.
+                .all(|(k, s)| {
+                    k.len() == s.models.len() && k.iter().zip(&s.models).all(|(a, b)| a == b)
+                });
         if same {
             return;
         }
@@ -297,6 +305,8 @@ impl ForeignPolicy {
                 .unwrap_or(false)
     }
 
+    /// Fill the view buffers for this call. They are kept across calls (no allocation once they
+    /// are large enough); every element the plugin will read is rewritten.
     fn build_views(&mut self, view: &ClusterView<'_>, pending: &[Pending]) {
         let world = view.world;
         self.servers.clear();
@@ -313,37 +323,39 @@ impl ForeignPolicy {
                 .iter()
                 .map(|p| request_view(world, &p.request, p.defers)),
         );
-        let ns = world.servers.len();
-        if self.wants_estimates && ns > 0 {
-            // Every entry is overwritten below, so resizing only pays for growth.
-            self.estimates
-                .resize(pending.len() * ns, abi::EstimateView::default());
-            let rows = self.estimates.chunks_exact_mut(ns).zip(pending);
-            for (row, p) in rows {
-                let req = &p.request;
-                let m = req.model as usize;
-                let (Some(hosted), Some(unhosted)) = (self.hosted.get(m), self.unhosted.get(m))
-                else {
-                    row.fill(abi::EstimateView::default());
-                    continue;
-                };
-                for &s in unhosted {
-                    if let Some(e) = row.get_mut(s) {
-                        *e = abi::EstimateView::default();
-                    }
-                }
-                for &s in hosted {
-                    if let Some(e) = row.get_mut(s) {
-                        *e = crate::convert::estimate_view(&view.estimate(req, s as u32));
-                    }
-                }
-            }
-        } else {
-            self.estimates.clear();
-        }
         self.out.clear();
         self.out
             .resize(pending.len(), <abi::Placement as abi::Versioned>::DEFAULT);
+        let ns = world.servers.len();
+        if !self.wants_estimates || ns == 0 {
+            self.estimates.clear();
+            return;
+        }
+        // Every entry is overwritten below, so resizing only pays for growth.
+        self.estimates
+            .resize(pending.len() * ns, EstimateSlot::NOT_HOSTED);
+        for (row, p) in self.estimates.chunks_exact_mut(ns).zip(pending) {
+            let req = &p.request;
+            let m = req.model as usize;
+            let (Some(hosted), Some(unhosted)) = (self.hosted.get(m), self.unhosted.get(m)) else {
+                row.fill(EstimateSlot::NOT_HOSTED);
+                continue;
+            };
+            for &s in unhosted {
+                if let Some(e) = row.get_mut(s) {
+                    *e = EstimateSlot::NOT_HOSTED;
+                }
+            }
+            for &s in hosted {
+                if let Some(e) = row.get_mut(s) {
+                    // The core's estimate, in place but for one 64-byte copy of the value the
+                    // cost model returns (the call may unwind, so the compiler cannot make `e`
+                    // its return slot).
+                    e.valid = 1;
+                    e.estimate = view.estimate(req, s as u32);
+                }
+            }
+        }
     }
 
     /// The decision placement `p` makes for request `req`, if it is valid (`ns`: the number of
@@ -405,7 +417,9 @@ impl ForeignPolicy {
     }
 
     /// Check the plugin's placements and translate them into decisions: placement `i` decides
-    /// pending request `i`.
+    /// pending request `i`. (Out of line: inlined into `schedule`, its loop ran short of
+    /// registers.)
+    #[inline(never)]
     fn validate(
         &self,
         world: &World,
@@ -413,11 +427,14 @@ impl ForeignPolicy {
         out: &mut [Decision],
     ) -> Result<(), HostError> {
         let ns = world.servers.len();
-        for ((p, q), d) in self.out.iter().zip(pending).zip(out.iter_mut()) {
-            match self.decision(ns, &q.request, p) {
-                Some(x) => *d = x,
-                None => return Err(self.undecidable(world, &q.request, p)),
-            }
+        let n = pending.len().min(out.len()).min(self.out.len());
+        let (placements, pending, out) = (&self.out[..n], &pending[..n], &mut out[..n]);
+        for i in 0..n {
+            let (p, req) = (&placements[i], &pending[i].request);
+            out[i] = match self.decision(ns, req, p) {
+                Some(x) => x,
+                None => return Err(self.undecidable(world, req, p)),
+            };
         }
         Ok(())
     }
@@ -446,7 +463,7 @@ impl Policy for ForeignPolicy {
             now_ns: view.now_ns,
             servers: abi::Slice::new(&self.servers),
             requests: abi::Slice::new(&self.requests),
-            estimates: abi::Slice::new(&self.estimates),
+            estimates: estimate_views(&self.estimates),
             energy_weights: {
                 let w = &view.world.scenario.objective.weights;
                 [w.transmission, w.inference, w.idle]

@@ -156,6 +156,11 @@ impl<'a> Slot<'a> {
     /// `raw` must point to a slot view, and every pointer in it (and in its servers' `models`
     /// and `name`) must be valid for `'a`, as the ABI's rules require of the host.
     pub unsafe fn from_raw(raw: *const SlotView) -> Result<Slot<'a>, String> {
+        // The common case, a host of this SDK's minor version: everything is borrowed as is.
+        // SAFETY: the caller guarantees a valid view for 'a, which begins with its size.
+        if let Some(slot) = unsafe { Self::borrow_same_layout(raw) } {
+            return Ok(slot);
+        }
         // SAFETY: the caller guarantees a valid view for 'a.
         let raw: Cow<'a, SlotView> = unsafe { view(raw) }?;
         // SAFETY: the host's arrays with the strides it declares, valid for 'a.
@@ -191,6 +196,42 @@ impl<'a> Slot<'a> {
             requests: r,
             estimates: e,
             _owned: owned,
+        })
+    }
+    /// The slot as is if the host's slot view and array strides are this SDK's sizes (no copy,
+    /// no check beyond the sizes), else `None`.
+    ///
+    /// # Safety
+    /// As for [`Slot::from_raw`].
+    #[inline]
+    unsafe fn borrow_same_layout(raw: *const SlotView) -> Option<Slot<'a>> {
+        // SAFETY: a valid view begins with its `struct_size`.
+        let size = unsafe { raw.cast::<u32>().read() } as usize;
+        if size < size_of::<SlotView>() {
+            return None;
+        }
+        // SAFETY: the view holds at least this SDK's fields, valid for 'a.
+        let r: &'a SlotView = unsafe { &*raw };
+        if r.server_size as usize != size_of::<ServerView>()
+            || r.request_size as usize != size_of::<RequestView>()
+            || r.estimate_size as usize != size_of::<EstimateView>()
+        {
+            return None;
+        }
+        // SAFETY: arrays of this SDK's element sizes, valid for 'a (the caller's contract).
+        let (servers, requests, estimates) = unsafe {
+            (
+                r.servers.as_slice(),
+                r.requests.as_slice(),
+                r.estimates.as_slice(),
+            )
+        };
+        Some(Slot {
+            raw: Cow::Borrowed(r),
+            servers,
+            requests,
+            estimates,
+            _owned: None,
         })
     }
     /// The raw view (its `servers`, `requests` and `estimates` may have another stride than

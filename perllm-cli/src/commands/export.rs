@@ -5,6 +5,10 @@
 //! (compact there, indented here; loading it back gives the same scenario and the same hash).
 //! Paths of trace and series files are written as they were resolved: relative to the working
 //! directory the export ran in.
+//!
+//! `--format links` writes instead what a network emulator needs (scripts/netem-links.sh): one
+//! tab-separated line per server with an `endpoint`, its host and port and its link's mean
+//! bandwidth, one-way latency and fluctuation kind.
 
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{CliError, Result};
@@ -26,6 +30,7 @@ pub fn export(args: ExportArgs, term: Term) -> Result<()> {
             t.push('\n');
             t
         }
+        ExportFormat::Links => links(&loaded.scenario)?,
     };
     match &args.out {
         Some(path) => {
@@ -45,4 +50,36 @@ pub fn export(args: ExportArgs, term: Term) -> Result<()> {
         }
         None => print_stdout(&text),
     }
+}
+
+/// The `links` format: a `#` header, then `server host port link bandwidth_bps latency_ns
+/// fluctuation`, tab-separated, one line per server with an endpoint (in the scenario's order).
+fn links(sc: &perllm_core::spec::Scenario) -> Result<String> {
+    use perllm_core::spec::Fluctuation;
+    let mut t =
+        String::from("# server\thost\tport\tlink\tbandwidth_bps\tlatency_ns\tfluctuation\n");
+    for s in &sc.servers {
+        let Some(url) = &s.endpoint else { continue };
+        let (host, port) = crate::util::host_port(url).ok_or_else(|| {
+            CliError::input(format!(
+                "server `{}`: cannot read a host and port from its endpoint `{url}` (expected `http://HOST:PORT`)",
+                s.name
+            ))
+        })?;
+        let link =
+            sc.links.iter().find(|l| l.name == s.link).ok_or_else(|| {
+                CliError::run(format!("server `{}`: no link `{}`", s.name, s.link))
+            })?;
+        let fluct = match &link.fluctuation {
+            Fluctuation::None => "none".to_string(),
+            Fluctuation::Uniform { frac } => format!("uniform:{frac}"),
+            Fluctuation::RandomWalk { .. } => "random_walk".to_string(),
+            Fluctuation::Series { .. } => "series".to_string(),
+        };
+        t.push_str(&format!(
+            "{}\t{host}\t{port}\t{}\t{}\t{}\t{fluct}\n",
+            s.name, link.name, link.bandwidth_bps, link.latency_ns
+        ));
+    }
+    Ok(t)
 }

@@ -119,7 +119,7 @@ struct Points<'a> {
     settings: &'a [Setting],
     base: &'a Loaded,
     color: bool,
-    memory_limit: u64,
+    memory_limit: Option<u64>,
     recent: Mutex<VecDeque<(u64, Arc<Loaded>)>>,
     keep: usize,
 }
@@ -134,8 +134,7 @@ impl Points<'_> {
         }
         let overrides = point_overrides(self.settings, point);
         let all: Vec<(String, String)> = self.fixed.iter().chain(&overrides).cloned().collect();
-        let loaded = crate::scenario::load(self.file, &all, self.color)?;
-        crate::scenario::check_memory(&loaded, self.memory_limit)?;
+        let loaded = crate::scenario::load_limited(self.file, &all, self.memory_limit, self.color)?;
         let loaded = Arc::new(loaded);
         let mut recent = self.lock();
         if recent.len() >= self.keep {
@@ -290,8 +289,12 @@ fn run_grid(
         return Err(CliError::input("`--jobs` must be at least 1"));
     }
     let seeds = parse_seeds(&args.seeds)?;
-    let base = crate::scenario::load(&args.file, &fixed, term.color_stderr)?;
-    crate::scenario::check_memory(&base, args.sim.memory_limit)?;
+    let base = crate::scenario::load_limited(
+        &args.file,
+        &fixed,
+        args.sim.memory_limit,
+        term.color_stderr,
+    )?;
     if !base.warnings.is_empty() {
         term.eprint_rendered(&base.warnings);
     }

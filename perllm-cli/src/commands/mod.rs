@@ -8,7 +8,9 @@ pub mod plot;
 pub mod plugins;
 pub mod run;
 
-use crate::cli::{Cli, Command, EngineCommand, PluginsCommand};
+#[cfg(feature = "engine")]
+use crate::cli::EngineCommand;
+use crate::cli::{Cli, Command, PluginsCommand};
 use crate::error::Result;
 use crate::term::Term;
 use clap::CommandFactory;
@@ -23,14 +25,22 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
         Command::Sweep(a) => grid::sweep(a, term),
         Command::Merge(a) => merge::merge(a, term),
         Command::Plot(a) => plot::plot(a, term),
+        #[cfg(feature = "engine")]
         Command::Profile(a) => crate::fidelity::profile::profile(a, term),
+        #[cfg(feature = "engine")]
         Command::Calibrate(a) => crate::fidelity::calibrate::calibrate(a, term),
+        #[cfg(feature = "engine")]
         Command::Validate(a) => crate::fidelity::validate::validate(a, term),
+        #[cfg(feature = "engine")]
         Command::Serve(a) => crate::serve::gateway::serve(a, term),
+        #[cfg(feature = "engine")]
         Command::Engine {
             command: EngineCommand::Serve(a),
         } => crate::serve::engine::engine_serve(a),
+        #[cfg(feature = "engine")]
         Command::Load(a) => crate::serve::load::load(a, term),
+        #[cfg(feature = "engine")]
+        Command::LinkRelay(a) => crate::serve::relay::link_relay(a),
         Command::Plugins {
             command: PluginsCommand::List { plugins, format },
         } => plugins::list(plugins, format),

@@ -48,8 +48,12 @@ pub struct ReportDoc<'a> {
 pub fn run(args: RunArgs, term: Term) -> Result<()> {
     crate::util::check_repeated("--set", &args.set)?;
     crate::util::check_repeated("--param", &args.params)?;
-    let loaded = crate::scenario::load(&args.file, &args.set, term.color_stderr)?;
-    crate::scenario::check_memory(&loaded, args.sim.memory_limit)?;
+    let loaded = crate::scenario::load_limited(
+        &args.file,
+        &args.set,
+        args.sim.memory_limit,
+        term.color_stderr,
+    )?;
     if !loaded.warnings.is_empty() {
         term.eprint_rendered(&loaded.warnings);
     }

@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// On SIGTERM or Ctrl-C: stop accepting, and wait this long for requests in flight.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::util::parse_duration)]
     pub drain: Duration,
+    /// Backends that run on this machine, comma-separated: their requests' inference energy is
+    /// measured with RAPL where the machine exposes it (the package's energy, shared among the
+    /// requests in flight on them), else estimated. Default: backends with a loopback endpoint;
+    /// `none`: estimate every backend's energy.
+    #[arg(long, value_name = "NAME,...")]
+    pub local_backends: Option<String>,
     /// Worker threads of the HTTP side (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
@@ -121,6 +127,7 @@ pub fn serve(a: ServeArgs, term: crate::term::Term) -> Result<()> {
     let policy = catalog.policy(&sc.policy, world)?;
     let backends = perllm_gateway::backends(world, &|v| std::env::var(v).ok())
         .map_err(|e| CliError::input(e.to_string()))?;
+    let energy = energy_meter(a.local_backends.as_deref(), world)?;
     let default_slo = match &a.default_slo {
         None => 0,
         Some(n) => world.slo_id(n).ok_or_else(|| {
@@ -182,6 +189,7 @@ pub fn serve(a: ServeArgs, term: crate::term::Term) -> Result<()> {
                 cost,
                 observers,
                 requests,
+                energy,
             },
             backends,
         )
@@ -204,4 +212,69 @@ pub fn serve(a: ServeArgs, term: crate::term::Term) -> Result<()> {
         eprintln!("perllm serve: stopped");
         Ok(())
     })
+}
+
+/// The RAPL meter of the backends on this machine (`--local-backends`), or `None` when no backend
+/// is local or the machine exposes no RAPL counters (said on stderr: their energy is estimated).
+fn energy_meter(arg: Option<&str>, world: &World) -> Result<Option<perllm_gateway::EnergyMeter>> {
+    let servers = &world.scenario.servers;
+    let local: Vec<bool> = match arg.map(str::trim) {
+        Some("none") => return Ok(None),
+        Some(list) => {
+            let names: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+            for n in &names {
+                if !servers.iter().any(|s| s.name == *n) {
+                    return Err(CliError::input(format!(
+                        "--local-backends: `{n}` is not a backend of the scenario"
+                    )));
+                }
+            }
+            servers
+                .iter()
+                .map(|s| names.contains(&s.name.as_str()))
+                .collect()
+        }
+        None => servers
+            .iter()
+            .map(|s| {
+                s.endpoint
+                    .as_deref()
+                    .and_then(crate::util::host_port)
+                    .is_some_and(|(h, _)| {
+                        h == "localhost"
+                            || h.parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback())
+                    })
+            })
+            .collect(),
+    };
+    if !local.iter().any(|l| *l) {
+        return Ok(None);
+    }
+    let names: Vec<&str> = servers
+        .iter()
+        .zip(&local)
+        .filter(|(_, l)| **l)
+        .map(|(s, _)| s.name.as_str())
+        .collect();
+    match perllm_engine::Rapl::open() {
+        Ok(r) => {
+            eprintln!(
+                "perllm serve: the energy of {} is measured with RAPL (package energy, shared among their requests in flight)",
+                names.join(", ")
+            );
+            Ok(Some(perllm_gateway::EnergyMeter::new(r, local)))
+        }
+        Err(why) => {
+            eprintln!(
+                "perllm serve: the energy of {} is estimated, not measured: {why}",
+                names.join(", ")
+            );
+            Ok(None)
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! Real traffic: `perllm serve` (the gateway), `perllm engine serve` (the engine behind the
-//! OpenAI API) and `perllm load` (an open-loop load generator). docs/serve.md is the guide.
+//! OpenAI API), `perllm load` (an open-loop load generator) and `perllm link-relay` (the
+//! latency of an emulated link). docs/serve.md is the guide.
 
 pub mod engine;
 pub mod gateway;
 pub mod load;
+pub mod relay;
 
 use crate::error::{CliError, Result};
 

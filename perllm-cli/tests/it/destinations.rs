@@ -120,6 +120,23 @@ fn devices_fifos_stdout_and_links_are_written_into() {
             .is_fifo()
     );
 
+    // `/dev/stdout` is a link to the process's descriptor 1 (here a pipe): made in the
+    // temporary directory (`stdout` -> `/proc/self/fd/1`), never the machine's own `/dev`. The
+    // document goes down the pipe; the link stays a link.
+    if Path::new("/proc/self/fd/1").exists() {
+        let stdout = dir.path().join("stdout");
+        std::os::unix::fs::symlink("/proc/self/fd/1", &stdout).unwrap();
+        let out = with(&COMPARE, &["--out", s(&stdout)]);
+        let v: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON on stdout");
+        assert_eq!(v["schema"], "perllm.results");
+        assert!(
+            std::fs::symlink_metadata(&stdout)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
     // A symbolic link to a regular file: the target is replaced, the link stays.
     let target = dir.path().join("target.json");
     std::fs::write(&target, "old").unwrap();
@@ -205,7 +222,7 @@ fn a_non_root_user_writes_writable_paths() {
 
 /// An output that is one of the inputs is refused before running (exit 2) and the input is
 /// unchanged: by its path, another name for it, or a hard link; scenario (language and JSON),
-/// trace, plugin library, merge part, plotted results.
+/// trace, series file, cost-model table, plugin library, merge part, plotted results.
 #[test]
 fn an_output_that_is_an_input_is_refused() {
     let dir = tmp();
@@ -285,6 +302,14 @@ fn an_output_that_is_an_input_is_refused() {
         "link edge-lan { bandwidth = 100 Mbps, fluctuation = series(\"lan.csv\"),",
     );
     std::fs::write(&with_series, text).unwrap();
+    let table = d.join("table.csv");
+    std::fs::write(
+        &table,
+        "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\n\
+         llama2-7b,xeon-4214r,1,60,9\nllama2-7b,a100,1,9000,90\nllama-33b,a100,1,2500,30\n",
+    )
+    .unwrap();
+    let cfg = format!("{{\"path\": \"{}\"}}", s(&table));
     let run_azure = |extra: &[&str]| {
         let mut a: Vec<String> = ["run", s(&azure), "--set", "scenario.duration=5s", "-q"]
             .iter()
@@ -314,6 +339,26 @@ fn an_output_that_is_an_input_is_refused() {
             run_azure(&["--requests", s(&trace)]),
             &trace,
             "is the trace",
+        ),
+        (
+            plus(grid(&with_series), &["--csv", s(&series)]),
+            &series,
+            "is a series file",
+        ),
+        (
+            plus(
+                grid(&sc),
+                &[
+                    "--cost-model",
+                    "profile-table",
+                    "--cost-config",
+                    &cfg,
+                    "--out",
+                    s(&table),
+                ],
+            ),
+            &table,
+            "is the cost model's table",
         ),
         (
             plus(grid(&sc), &["--plugin", s(&kit), "--csv", s(&kit)]),

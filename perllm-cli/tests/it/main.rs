@@ -14,6 +14,8 @@ mod decisions;
 mod destinations;
 mod exit_codes;
 mod export;
+// The real engine and HTTP serving: the default `engine` feature.
+#[cfg(feature = "engine")]
 mod fidelity;
 mod help;
 #[cfg(unix)]
@@ -21,11 +23,15 @@ mod inputs;
 mod isolation;
 mod light_load;
 mod messages;
+#[cfg(unix)]
+#[cfg(feature = "engine")]
+mod netem;
 mod outputs;
 mod plot;
 mod plugins;
 mod resources;
 mod run;
+#[cfg(feature = "engine")]
 mod serve;
 mod shard;
 #[cfg(unix)]

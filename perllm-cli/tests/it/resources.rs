@@ -13,19 +13,23 @@ fn family(n: u64) -> String {
         .replace("  constraint occupancy(edge) <= 90%\n", "")
 }
 
+/// The one memory limit (`sim.max_memory`, default 2 GiB; `--memory-limit` sets it for one
+/// command): a scenario whose estimate is above it is refused before it runs, by `check` too,
+/// with the size needed, the limit and how to raise it.
 #[test]
 fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
     let dir = tmp();
     let f = dir.path().join("wide.perllm");
     std::fs::write(&f, family(100_000)).unwrap();
-    // 100,001 servers: about 455 MiB by the estimate, above a 300 MiB limit.
+    // 100,001 servers: about 0.97 GiB by the estimate, above a 300 MiB limit.
     let out = perllm(&["run", s(&f), "-p", "cloud-only", "--memory-limit", "300MiB"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     for part in [
-        "needs about 455 MiB",
-        "100001 servers x 4.00 KiB",
+        "sim.max_memory: a run of this scenario needs about",
+        "(100001 servers x 9.",
         "above the memory limit of 300 MiB",
-        "--memory-limit SIZE",
+        "`--memory-limit 1GiB`",
+        "`sim { max_memory = 1 GiB }`",
     ] {
         assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
     }
@@ -39,8 +43,8 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
         "--memory-limit",
         "300MiB",
     ]);
-    out.fails(2, &["above the memory limit"]);
-    // The same file runs under the default limit (2 GiB), within 1 GB of address space.
+    out.fails(2, &["above the memory limit of 300 MiB"]);
+    // The same file runs under the default limit (2 GiB), within 1.5 GB of address space.
     let out = perllm_limited(
         &[
             "run",
@@ -62,6 +66,112 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = perllm_cmd("run examples/paper.perllm --memory-limit lots");
     assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+/// Issue 21 case 7: a 1,000,000-server family in a small file. Its estimate (about 9.1 GiB) is
+/// checked from the family's range before the family is expanded: `check` and `run` exit 2 at
+/// once within 500 MB of address space (expanding it first peaked at 1.7 GB and took a minute
+/// in a debug build; before the limit, `run` took 3.5 GB and did not finish in a minute).
+#[test]
+fn a_million_server_family_is_refused_before_it_is_expanded() {
+    let dir = tmp();
+    let f = dir.path().join("big1m.perllm");
+    std::fs::write(&f, family(1_000_000)).unwrap();
+    for cmd in [&["check", s(&f)][..], &["run", s(&f), "-p", "cloud-only"]] {
+        let out = perllm_limited(cmd, 500_000);
+        out.fails(
+            2,
+            &[
+                "sim.max_memory: a run of this scenario needs about 9.",
+                "(1000001 servers x ",
+                "above the memory limit of 2.00 GiB",
+                "`--memory-limit 10GiB`",
+                "1000000 servers",
+            ],
+        );
+    }
+    // The limit checked early is the command's: `--memory-limit` is named in the message.
+    let out = perllm_limited(&["run", s(&f), "--memory-limit", "1GiB"], 500_000);
+    out.fails(2, &["above the memory limit of 1.00 GiB"]);
+}
+
+/// `sim.max_memory` in the file, `--set sim.max_memory` and `--memory-limit` are one limit:
+/// `check` applies the file's value, the flag overrides it for one command, both flags at
+/// once are refused, JSON scenarios take the same key, and the limit is not part of the
+/// scenario hash.
+#[test]
+fn the_memory_limit_is_one_setting_of_the_scenario() {
+    let dir = tmp();
+    let src = std::fs::read_to_string(crate::root().join("examples/paper.perllm")).unwrap();
+    let f = dir.path().join("tight.perllm");
+    std::fs::write(&f, format!("{src}\nsim {{ max_memory = 1 MiB }}\n")).unwrap();
+    let short = ["--set", "scenario.duration=1ms"];
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", s(&f), "-p", "cloud-only"];
+        a.extend_from_slice(&short);
+        a.extend_from_slice(extra);
+        perllm(&a)
+    };
+    let out = perllm(&["check", s(&f)]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("above the memory limit of 1.00 MiB"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("above the memory limit of 1.00 MiB"),
+        "{}",
+        out.stderr
+    );
+    // The flag overrides the file's value, as `--set` does.
+    run(&["--memory-limit", "2GiB"]).ok();
+    run(&["--set", "sim.max_memory=2GiB"]).ok();
+    let out = run(&["--set", "sim.max_memory=2GiB", "--memory-limit", "4GiB"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`--memory-limit` and `--set sim.max_memory=2GiB` both set the memory limit"),
+        "{}",
+        out.stderr
+    );
+    // A JSON scenario: the same key and the same flag.
+    let json = dir.path().join("paper.json");
+    let out = perllm(&["export", "examples/paper.perllm", "--out", s(&json)]);
+    out.ok();
+    for extra in [["--memory-limit", "1MiB"], ["--set", "sim.max_memory=1MiB"]] {
+        // (Refused before it runs: the full duration is never simulated.)
+        let mut a = vec!["run", s(&json), "-p", "cloud-only"];
+        a.extend_from_slice(&extra);
+        let out = perllm(&a);
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("sim.max_memory: a run of this scenario needs about")
+                && out.stderr.contains("above the memory limit of 1.00 MiB"),
+            "{extra:?}: {}",
+            out.stderr
+        );
+    }
+    // The limit decides whether a run starts, not what it computes: one scenario hash.
+    let hash = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "examples/paper.perllm",
+            "-p",
+            "cloud-only",
+            "-f",
+            "json",
+        ];
+        a.extend_from_slice(&short);
+        a.extend_from_slice(extra);
+        let v: Value = serde_json::from_str(perllm(&a).ok()).unwrap();
+        v["scenario"]["hash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash(&[]), hash(&["--memory-limit", "none"]));
+    assert_eq!(hash(&[]), hash(&["--memory-limit", "3GiB"]));
 }
 
 #[test]

@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Proc {
-    child: Child,
-    url: String,
+pub struct Proc {
+    pub child: Child,
+    pub url: String,
 }
 
 impl Drop for Proc {
@@ -20,7 +20,7 @@ impl Drop for Proc {
 }
 
 /// Start `perllm ARGS` (a server) and wait for the `http://ADDR` it prints on stdout.
-fn start(args: &[&str]) -> Proc {
+pub fn start(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_perllm"))
         .args(args)
         .current_dir(root())
@@ -44,7 +44,7 @@ fn start(args: &[&str]) -> Proc {
     Proc { child, url }
 }
 
-fn engine(threads: &str, extra: &[&str]) -> Proc {
+pub fn engine(threads: &str, extra: &[&str]) -> Proc {
     let mut a = vec![
         "engine",
         "serve",
@@ -61,7 +61,7 @@ fn engine(threads: &str, extra: &[&str]) -> Proc {
     start(&a)
 }
 
-fn scenario(urls: &[&str], policy: &str) -> String {
+pub fn scenario(urls: &[&str], policy: &str) -> String {
     let mut s = format!(
         r#"scenario "serve-test" {{ seed = 3, duration = 4 s, slot = 100 ms }}
 hardware cpu {{
@@ -164,7 +164,7 @@ fn a_workload_through_the_gateway_over_three_engines() {
     assert!(t0.elapsed() < Duration::from_secs(120));
 }
 
-fn wait(c: &mut Child, bound: Duration) -> Option<i32> {
+pub fn wait(c: &mut Child, bound: Duration) -> Option<i32> {
     let t = Instant::now();
     while t.elapsed() < bound {
         if let Ok(Some(st)) = c.try_wait() {

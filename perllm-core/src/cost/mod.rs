@@ -4,7 +4,9 @@ use crate::request::{Energy, Request};
 use crate::spec::{Hardware, ModelSpec, Nanos};
 use crate::world::{Server, World};
 
+mod calibrated;
 mod estimate;
+pub use calibrated::Calibrated;
 pub use estimate::default_estimate;
 
 /// The shape of one engine step for one model: what the cost model prices.
@@ -50,7 +52,11 @@ impl LoadHint {
 }
 
 /// A cost estimate for one request on one server.
+///
+/// `#[repr(C)]`: the plugin host writes estimates straight into the ABI's `EstimateView`,
+/// whose value fields have this layout (checked at compile time in perllm-host).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[repr(C)]
 pub struct Estimate {
     /// Upload: latency + transfer at the estimated bandwidth share.
     pub upload_ns: Nanos,

@@ -17,6 +17,7 @@ use super::Mode;
 use super::bandit::with_prior;
 use super::classify::{Classified, EstLookup, kv_bytes};
 use super::constraints::RequestQty;
+use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
@@ -27,7 +28,8 @@ use std::collections::HashMap;
 struct Cell {
     /// Ascending; the first is the representative.
     servers: Vec<ServerId>,
-    /// The arm's (latency ratio, energy ratio) as the feasibility step uses them.
+    /// The arm's (latency ratio, energy ratio) as the feasibility step uses them (the improved
+    /// variant: the optimistic latency ratio).
     lr: f64,
     er: f64,
 }
@@ -94,20 +96,24 @@ impl Core {
         // (usually one: a short list, no hashing).
         let n_ec = est_cell.iter().map(|&e| e as usize + 1).max().unwrap_or(0);
         let mut by_ec: Vec<Vec<(u64, u64, u64, u32)>> = vec![Vec::new(); n_ec];
-        // Per arm column: its (lr, er), computed once.
-        let mut ratios: HashMap<usize, (f64, f64)> = HashMap::new();
+        // Per arm column: its (lr, er), computed once (indexed by column: no hashing in this
+        // per-server loop).
+        let mut ratios: Vec<Option<(f64, f64)>> = vec![None; self.n_pools];
         let mut cells: Vec<Cell> = Vec::new();
         let mut cell_of = Vec::with_capacity(est_cell.len());
         for (s, &ec) in est_cell.iter().enumerate() {
             let (lr, er) = match self.mode {
                 Mode::Learn => {
                     let col = self.pool[s] as usize;
-                    *ratios.entry(col).or_insert_with(|| {
+                    *ratios[col].get_or_insert_with(|| {
                         let v =
                             self.arms.arms[c as usize][col].view(p, self.arms.clock[c as usize]);
                         if improved {
                             (
-                                with_prior(v.latency_ratio, v.n),
+                                optimistic_latency_ratio(
+                                    with_prior(v.latency_ratio, v.n),
+                                    self.arms.residuals[c as usize],
+                                ),
                                 with_prior(v.energy_ratio, v.n),
                             )
                         } else {

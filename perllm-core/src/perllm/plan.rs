@@ -144,7 +144,7 @@ impl Ledger {
     }
 
     /// The user row violated the most (relative to its right-hand side), if any.
-    fn worst_user_row(&self, b: &Budgets) -> Option<usize> {
+    pub fn worst_user_row(&self, b: &Budgets) -> Option<usize> {
         let mut worst = None;
         let mut wv = 0.0;
         for (k, (r, &lhs)) in b.user.iter().zip(&self.user).enumerate() {
@@ -484,9 +484,13 @@ fn round_and_repair(
     counts: &mut [Vec<u32>],
 ) {
     for (g, grp) in groups.iter().enumerate() {
+        // Units of the group placed so far (a running sum: summing `counts[g]` at each server
+        // made this loop quadratic in the servers).
+        let mut sum: u32 = counts[g].iter().sum();
         for (k, &s) in grp.servers.iter().enumerate() {
             let f = (y[g][k] + 1e-6).floor().max(0.0) as u32;
-            let f = f.min(grp.n() - counts[g].iter().sum::<u32>());
+            let f = f.min(grp.n() - sum);
+            sum = sum - counts[g][k] + f;
             counts[g][k] = f;
             for _ in 0..f {
                 ledger.add(b, grp.kv, grp.bits, s, 1.0);
@@ -583,26 +587,51 @@ pub(crate) fn greedy_fill(
     order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     for (_, g) in order {
         let grp = &groups[g];
-        let mut ks: Vec<usize> = (0..grp.servers.len()).collect();
-        ks.sort_by(|&a, &c| grp.score[c].total_cmp(&grp.score[a]).then(a.cmp(&c)));
         let mut left = grp.n() - counts[g].iter().sum::<u32>();
         if left == 0 {
             continue;
         }
+        // The positions in decreasing score (ties: lower position first), ordered lazily: the
+        // scan usually stops within the first few servers, so only `ks[..sorted]` is in order,
+        // extended when the scan reaches its end (the order being total, this is the order a
+        // full sort gives).
+        // A group no server can take one more of now places nothing (the scan below would
+        // find nothing): skip it without ordering its servers.
+        if !grp
+            .servers
+            .iter()
+            .any(|&s| ledger.fits(b, grp.kv, grp.bits, s))
+        {
+            continue;
+        }
+        let by_score =
+            |a: &usize, c: &usize| grp.score[*c].total_cmp(&grp.score[*a]).then(a.cmp(c));
+        let mut ks: Vec<usize> = (0..grp.servers.len()).collect();
+        let mut sorted = 0;
         // A server whose batch, KV or link budget cannot take one more of this group never
         // will again in this pass (the fill only adds): it leaves the scan, which otherwise
         // visits the same servers in the same order.
         let mut full = vec![false; ks.len()];
         'units: while left > 0 {
             let mut any_full = false;
-            for (i, &k) in ks.iter().enumerate() {
+            let mut i = 0;
+            loop {
+                if i == sorted {
+                    if sorted == ks.len() {
+                        break;
+                    }
+                    sorted = extend_order(&mut ks, sorted, &by_score);
+                }
                 if full[i] {
+                    i += 1;
                     continue;
                 }
+                let k = ks[i];
                 let s = grp.servers[k];
                 if !ledger.fits_capacity(b, grp.kv, grp.bits, s) {
                     full[i] = true;
                     any_full = true;
+                    i += 1;
                     continue;
                 }
                 if ledger.fits(b, grp.kv, grp.bits, s) {
@@ -610,18 +639,40 @@ pub(crate) fn greedy_fill(
                     ledger.add(b, grp.kv, grp.bits, s, 1.0);
                     left -= 1;
                     if any_full {
-                        compact(&mut ks, &mut full);
+                        // Every position marked full is in the ordered prefix.
+                        sorted -= compact(&mut ks, &mut full);
                     }
                     continue 'units;
                 }
+                i += 1;
             }
             break;
         }
     }
 }
 
-/// Drop the positions marked full from `ks` (keeping the order) and clear the marks.
-fn compact(ks: &mut Vec<usize>, full: &mut Vec<bool>) {
+/// Orders more of `ks` after its ordered prefix `ks[..sorted]`: the next (at least 64, and as
+/// many as are ordered already) positions in `by`'s order; returns the new prefix length.
+fn extend_order(
+    ks: &mut [usize],
+    sorted: usize,
+    by: &impl Fn(&usize, &usize) -> std::cmp::Ordering,
+) -> usize {
+    let rest = &mut ks[sorted..];
+    let m = sorted.max(64);
+    if m >= rest.len() {
+        rest.sort_by(by);
+        return ks.len();
+    }
+    rest.select_nth_unstable_by(m, by);
+    rest[..m].sort_by(by);
+    sorted + m
+}
+
+/// Drop the positions marked full from `ks` (keeping the order) and clear the marks; returns
+/// how many were dropped.
+fn compact(ks: &mut Vec<usize>, full: &mut Vec<bool>) -> usize {
+    let before = ks.len();
     let mut i = 0;
     ks.retain(|_| {
         let keep = !full[i];
@@ -630,6 +681,7 @@ fn compact(ks: &mut Vec<usize>, full: &mut Vec<bool>) {
     });
     full.clear();
     full.resize(ks.len(), false);
+    before - ks.len()
 }
 
 #[cfg(test)]

@@ -305,3 +305,194 @@ fn the_fast_path_decides_like_the_straightforward_one() {
         }
     }
 }
+
+/// Large random clusters, slot by slot: hundreds of servers whose load states are drawn from a
+/// small palette (so that estimate cells hold many servers) or drawn alone (cells of one),
+/// hundreds of pending requests; three consecutive slots per cluster, each with new states and
+/// the arms as the earlier slots left them. Both variants: the fast path decides every slot
+/// like the straightforward one.
+#[test]
+fn large_random_clusters_decide_alike_on_both_paths() {
+    use crate::rng::{stream_rng, unit_f64};
+    use crate::workload::{RequestSource, Synthetic};
+    let mut placed = 0;
+    for seed in 0..3u64 {
+        let n_servers = [300, 170, 420][seed as usize];
+        let mut sc = crate::testbed::scaled(n_servers, 40.0 + 30.0 * seed as f64, 100 * SECOND);
+        sc.seed = 17 + seed;
+        sc.objective.constraints = crate::testbed::tier_constraints();
+        if seed > 0 {
+            // Without the cloud share row, which keeps every request off the cloud when no
+            // edge server can meet its deadline.
+            sc.objective.constraints.remove(1);
+        }
+        let world = sc.build().unwrap();
+        let mut rng = stream_rng(seed, 99);
+        let mut draw = |k: u32| (unit_f64(&mut rng) * k as f64) as u32;
+        let mut src = Synthetic::new(&world);
+        for variant in ["improved", "paper"] {
+            let mut spec = world.scenario.policy.clone();
+            spec.params.insert(
+                "variant".into(),
+                crate::spec::ParamValue::Text(variant.into()),
+            );
+            let mut fast = PerLlm::new(&spec, &world).unwrap();
+            let mut plain = PerLlm::new(&spec, &world).unwrap().straightforward();
+            for slot in 0..3u64 {
+                let palette: Vec<(u32, u32, u32, u32)> = (0..4)
+                    .map(|_| (draw(9), draw(3), draw(3), draw(4)))
+                    .collect();
+                let states: Vec<ServerState> = world
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        let (running, queued, uploading, kv_quarters) = if draw(3) == 0 {
+                            (draw(9), draw(3), draw(3), draw(4))
+                        } else {
+                            palette[draw(4) as usize]
+                        };
+                        ServerState {
+                            running: running.min(s.max_batch),
+                            queued,
+                            uploading,
+                            free_kv_bytes: s.kv_capacity_bytes / 4 * kv_quarters as u64,
+                            kv_capacity_bytes: s.kv_capacity_bytes,
+                            bandwidth_estimate_bps: world.links[s.link].bandwidth_bps,
+                            running_models: if running > 0 { 1 } else { 0 },
+                            mean_batch: running as f64,
+                            ..ServerState::default()
+                        }
+                    })
+                    .collect();
+                let n = 150 + draw(300) as usize;
+                let reqs: Vec<Request> = (0..n)
+                    .map(|_| src.next_request().unwrap().unwrap())
+                    .collect();
+                let now = reqs.last().unwrap().arrival_ns + 300 * crate::spec::MILLISECOND;
+                // Waited 0-300 ms, as in the decision benchmark.
+                let pending: Vec<Pending> = reqs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut request)| {
+                        request.arrival_ns = now - (i as u64 % 4) * 100 * crate::spec::MILLISECOND;
+                        Pending { request, defers: 0 }
+                    })
+                    .collect();
+                let cost = Roofline::default();
+                let view = ClusterView {
+                    now_ns: now,
+                    slot,
+                    ..ClusterView::new(&world, &states, &cost)
+                };
+                let mut a = vec![Decision::Defer; n];
+                let mut b = vec![Decision::Defer; n];
+                fast.schedule(&view, &pending, &mut a).unwrap();
+                plain.schedule(&view, &pending, &mut b).unwrap();
+                placed += a
+                    .iter()
+                    .filter(|d| matches!(d, Decision::Assign(_)))
+                    .count();
+                assert_eq!(a, b, "seed {seed} {variant} slot {slot}");
+            }
+            assert_eq!(fast.stats(), plain.stats(), "seed {seed} {variant}");
+        }
+    }
+    assert!(placed > 500, "{placed} requests placed in all");
+}
+
+/// The greedy fill orders each group's servers lazily (only as far as its scan goes); on
+/// random slots, many servers, tied scores, binding budgets and user rows, it places exactly
+/// as the straightforward fill (every server in full score order).
+#[test]
+fn the_lazily_ordered_greedy_fill_places_like_the_full_sort() {
+    use super::constraints::UserRow;
+    use super::plan::{Budgets, Group, Ledger, greedy_fill};
+    use crate::rng::{stream_rng, unit_f64};
+    use crate::world::ServerId;
+    // The fill as it was before the lazy order: the whole order up front.
+    fn reference(groups: &[Group], b: &Budgets, ledger: &mut Ledger, counts: &mut [Vec<u32>]) {
+        let mut order: Vec<(f64, usize)> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, grp)| {
+                let mut s = grp.score.clone();
+                s.sort_by(|a, b| b.total_cmp(a));
+                let regret = match s.len() {
+                    0 => 0.0,
+                    1 => f64::INFINITY,
+                    _ => s[0] - s[1],
+                };
+                (regret, g)
+            })
+            .collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, g) in order {
+            let grp = &groups[g];
+            let mut ks: Vec<usize> = (0..grp.servers.len()).collect();
+            ks.sort_by(|&a, &c| grp.score[c].total_cmp(&grp.score[a]).then(a.cmp(&c)));
+            let mut left = grp.n() - counts[g].iter().sum::<u32>();
+            'units: while left > 0 {
+                for &k in &ks {
+                    if ledger.fits(b, grp.kv, grp.bits, grp.servers[k]) {
+                        counts[g][k] += 1;
+                        ledger.add(b, grp.kv, grp.bits, grp.servers[k], 1.0);
+                        left -= 1;
+                        continue 'units;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    let mut rng = stream_rng(7, 3);
+    let mut u = move || unit_f64(&mut rng);
+    let mut busy = 0;
+    for case in 0..60 {
+        let n_servers = 1 + (u() * 600.0) as usize;
+        let user = (0..(u() * 3.0) as usize)
+            .map(|_| UserRow {
+                coef: (0..n_servers).map(|_| (u() * 4.0).floor() - 1.0).collect(),
+                rhs: u() * 20.0,
+                tol: 0.0,
+                constraint: 0,
+            })
+            .collect();
+        let b = Budgets {
+            batch: (0..n_servers).map(|_| (u() * 3.0).floor()).collect(),
+            kv: (0..n_servers).map(|_| u() * 5.0).collect(),
+            link: (0..n_servers).map(|_| u() * 5.0).collect(),
+            link_cap: (0..n_servers).map(|_| 4.0).collect(),
+            user,
+        };
+        let groups: Vec<Group> = (0..1 + (u() * 12.0) as usize)
+            .map(|_| {
+                let servers: Vec<ServerId> =
+                    (0..n_servers as ServerId).filter(|_| u() < 0.7).collect();
+                // Few distinct scores: many ties.
+                let score = servers.iter().map(|_| (u() * 5.0).floor()).collect();
+                Group {
+                    class: 0,
+                    members: (0..(u() * 200.0) as u32).collect(),
+                    mean_d: vec![1.0; servers.len()],
+                    servers,
+                    score,
+                    kv: u(),
+                    bits: u(),
+                }
+            })
+            .collect();
+        let mut l1 = Ledger::new(&b);
+        let mut l2 = Ledger::new(&b);
+        let mut c1: Vec<Vec<u32>> = groups.iter().map(|g| vec![0; g.servers.len()]).collect();
+        let mut c2 = c1.clone();
+        greedy_fill(&groups, &b, &mut l1, &mut c1);
+        reference(&groups, &b, &mut l2, &mut c2);
+        assert_eq!(c1, c2, "case {case}");
+        assert_eq!(l1.placed, l2.placed, "case {case}");
+        let placed: u32 = c1.iter().flatten().sum();
+        let wanted: u32 = groups.iter().map(|g| g.n()).sum();
+        busy += (placed > 0 && placed < wanted) as u32;
+    }
+    // Most cases place some requests and leave others for lack of room (the interesting ones).
+    assert!(busy > 30, "{busy} of 60 cases partly placed");
+}

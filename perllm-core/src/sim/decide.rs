@@ -57,7 +57,9 @@ impl Sim<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.refresh_states();
+        if self.stats {
+            self.refresh_states();
+        }
         let slot = self.world.scenario.slot_ns;
         let slot_idx = self.now.checked_div(slot).unwrap_or(self.slot_counter);
         self.slot_counter += 1;

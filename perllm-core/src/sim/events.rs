@@ -50,6 +50,7 @@ impl Sim<'_> {
         obs: &mut [&mut dyn Observer],
     ) -> Result<Report, SimError> {
         let wants_truth = policy.wants_ground_truth();
+        self.stats = policy.reads_load_statistics();
         let drain = self.world.drain_ns();
         self.pull(source)?;
         while let Some(Reverse((t, _, ev))) = self.heap.pop() {

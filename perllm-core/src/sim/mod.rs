@@ -102,7 +102,8 @@ pub fn run(
 /// (`batch::MAX_RUN_STEPS` step ends and energy shares), per-model counters, the built-in
 /// metrics' per-server accumulators and the world's description of the server. Requests in
 /// flight come on top (they grow with the load, not with the cluster).
-/// `sim.max_memory` bounds `servers x` this (checked when the scenario is built).
+/// The per-server term of [`crate::footprint::Footprint`], the estimate `sim.max_memory`
+/// bounds (checked when the scenario is built).
 pub fn state_bytes_per_server(models: usize) -> u64 {
     use std::mem::size_of;
     let fixed = size_of::<Srv>()
@@ -178,6 +179,9 @@ struct Sim<'a> {
     model_load: Vec<f64>,
     /// The last decay factor of the mean-batch integrals (see [`DecayMemo`]).
     decay: DecayMemo,
+    /// Whether the policy reads the view's load statistics
+    /// ([`Policy::reads_load_statistics`]): if not, they are not computed.
+    stats: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -213,6 +217,7 @@ impl<'a> Sim<'a> {
             est: Vec::new(),
             model_load: Vec::new(),
             decay: DecayMemo::default(),
+            stats: true,
         }
     }
 }

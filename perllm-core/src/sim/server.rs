@@ -166,7 +166,9 @@ impl Sim<'_> {
         let now = self.now;
         let srv = &mut self.srv[s as usize];
         let run = srv.run.take().expect("RunEnd only for an active run");
-        srv.account_batch(now, &mut self.decay);
+        if self.stats {
+            srv.account_batch(now, &mut self.decay);
+        }
         let done_steps = run.end_idx + 1;
         srv.busy_ns += srv.step_ends[run.end_idx] - run.start;
         srv.steps += done_steps as u64;

@@ -382,3 +382,66 @@ fn bandwidth_fluctuation_changes_upload_times() {
         "upload times {lo} .. {hi}"
     );
 }
+
+/// A policy that says it reads the load statistics, wrapping one that does not: the simulator
+/// then computes them at every slot (and every run), which must change nothing else. Records
+/// the sum of the mean batches it saw at each slot.
+struct ReadsStatistics(Box<dyn perllm_core::Policy>, Vec<f64>);
+
+impl perllm_core::Policy for ReadsStatistics {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn schedule(
+        &mut self,
+        view: &perllm_core::policy::ClusterView<'_>,
+        pending: &[perllm_core::policy::Pending],
+        out: &mut [Decision],
+    ) -> Result<(), perllm_core::policy::PolicyError> {
+        self.1.push(view.servers.iter().map(|s| s.mean_batch).sum());
+        self.0.schedule(view, pending, out)
+    }
+    fn reads_load_statistics(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn skipping_the_load_statistics_changes_no_result() {
+    use perllm_core::Policy;
+    use perllm_core::simple::RoundRobin;
+    let mut sc = testbed::scaled(40, 30.0, 60 * SECOND);
+    sc.workload.max_requests = Some(1500);
+    let world = sc.build().expect("valid scenario");
+    let report = |p: &mut dyn Policy| {
+        let mut ch = Checker::default();
+        let r = run(
+            &world,
+            p,
+            &Roofline::default(),
+            &mut Synthetic::new(&world),
+            &mut [&mut ch],
+        )
+        .expect("run");
+        (serde_json::to_string(&r).expect("report"), ch.outcomes)
+    };
+    let policies = || -> [Box<dyn Policy>; 2] {
+        [
+            Box::new(RoundRobin::default()),
+            Box::new(LeastLoaded::default()),
+        ]
+    };
+    for (mut lazy, eager) in policies().into_iter().zip(policies()) {
+        assert!(!lazy.reads_load_statistics(), "{}", lazy.name());
+        let (skipped, skipped_out) = report(&mut *lazy);
+        let mut eager = ReadsStatistics(eager, Vec::new());
+        let (computed, computed_out) = report(&mut eager);
+        assert!(
+            eager.1.iter().any(|&m| m > 0.0),
+            "the statistics were computed"
+        );
+        assert!(skipped_out.len() > 1000, "{} outcomes", skipped_out.len());
+        assert_eq!(skipped_out, computed_out, "{}", lazy.name());
+        assert_eq!(skipped, computed, "{}", lazy.name());
+    }
+}

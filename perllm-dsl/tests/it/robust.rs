@@ -285,9 +285,9 @@ fn a_huge_word_is_one_short_diagnostic() {
     assert!(msg.len() < 1_000, "{} bytes", msg.len());
 }
 
-/// `sim.max_memory`: a file whose cluster needs more simulation state than the limit fails at
-/// load with the size it needs and the limit (a located error); raising it in the file or with
-/// an override loads it.
+/// `sim.max_memory`: a file whose estimated memory is above the limit fails at load with the
+/// size it needs, the limit and how to raise it (a located error); raising it in the file or
+/// with an override, or `none`, loads it.
 #[test]
 fn a_cluster_over_the_memory_limit_fails_at_load_and_loads_when_raised() {
     use perllm_dsl::{LoadOptions, SourceKind, load_str_with};
@@ -313,11 +313,14 @@ sim { max_memory = 1 MiB }
     };
     let err = load(vec![]).expect_err("over the limit").render(false);
     assert!(
-        err.contains("sim.max_memory: the simulation state of 2000 servers needs about")
-            && err.contains("over the limit of 1.0 MiB")
+        err.contains("sim.max_memory: a run of this scenario needs about")
+            && err.contains("(2000 servers x ")
+            && err.contains("above the memory limit of 1.00 MiB")
+            && err.contains("`--memory-limit 1GiB`")
             && err.contains("max_memory = 1 MiB"),
         "{err}"
     );
+    assert!(load(vec![("sim.max_memory".into(), "none".into())]).is_ok());
     let l = load(vec![("sim.max_memory".into(), "1 GiB".into())]).expect("raised");
     assert_eq!(l.scenario.servers.len(), 2000);
     let world = l.scenario.build().expect("builds");

@@ -173,6 +173,17 @@ pub fn gateway(
     cfg: GatewayConfig,
     requests: Option<Box<dyn std::io::Write + Send>>,
 ) -> Gw {
+    gateway_with(world, policy, cfg, requests, None)
+}
+
+/// [`gateway`] with an energy meter.
+pub fn gateway_with(
+    world: &'static World,
+    policy: Box<dyn Policy>,
+    cfg: GatewayConfig,
+    requests: Option<Box<dyn std::io::Write + Send>>,
+    energy: Option<perllm_gateway::EnergyMeter>,
+) -> Gw {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -180,7 +191,13 @@ pub fn gateway(
         .expect("runtime");
     let seen = Seen::default();
     let s2 = seen.clone();
-    let backends = perllm_gateway::backends(world, &|v| std::env::var(v).ok()).expect("backends");
+    // Backend keys: from the environment, and `PERLLM_TEST_BACKEND_KEY` is `backend-key`.
+    let backends = perllm_gateway::backends(world, &|v| {
+        std::env::var(v)
+            .ok()
+            .or_else(|| (v == "PERLLM_TEST_BACKEND_KEY").then(|| "backend-key".to_string()))
+    })
+    .expect("backends");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (url_tx, url_rx) = std::sync::mpsc::channel();
     let done = rt.spawn(async move {
@@ -192,6 +209,7 @@ pub fn gateway(
                 cost: Arc::new(perllm_core::Roofline::default()),
                 observers: Box::new(move |_w| vec![Box::new(SeenObs(s2)) as Box<dyn Observer>]),
                 requests: requests.map(RequestLog::new),
+                energy,
             },
             backends,
         )
@@ -272,4 +290,17 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(BOUND)
         .build()
         .expect("client")
+}
+
+/// POST a completion to the gateway at `url`.
+pub fn complete(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    body: &str,
+) -> reqwest::blocking::Response {
+    c.post(format!("{url}/v1/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("the gateway answered")
 }

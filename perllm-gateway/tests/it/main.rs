@@ -2,6 +2,7 @@
 //! that serves perllm-engine over HTTP on loopback), the gateway in process, real HTTP between.
 
 mod child;
+mod energy;
 mod faults;
 mod harness;
 mod routing;

@@ -3,14 +3,6 @@
 use crate::harness::*;
 use perllm_gateway::GatewayConfig;
 
-fn complete(c: &reqwest::blocking::Client, url: &str, body: &str) -> reqwest::blocking::Response {
-    c.post(format!("{url}/v1/completions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .expect("the gateway answered")
-}
-
 #[test]
 fn non_streaming_and_streaming_through_real_engines() {
     let (cloud, edge) = (engine(None), engine(None));
@@ -156,4 +148,52 @@ fn the_perllm_policy_routes_real_requests() {
             .count(),
         8
     );
+}
+
+#[test]
+fn each_backend_gets_its_own_key_and_never_the_clients() {
+    // Both engines require a key; `cloud` gets the right one from its `api_key_env`, `edge1`
+    // is configured with the wrong one. Clients present the gateway's own key.
+    let (cloud, edge) = (engine(Some("backend-key")), engine(Some("another-key")));
+    let mut text = scenario(&[&cloud.url, &edge.url], "0 s", "perllm");
+    for u in [&cloud.url, &edge.url] {
+        text = text.replace(
+            &format!("endpoint = \"{u}\""),
+            &format!("endpoint = \"{u}\"\n api_key_env = \"PERLLM_TEST_BACKEND_KEY\""),
+        );
+    }
+    let world = world(&text);
+    let cfg = GatewayConfig {
+        api_keys: vec!["client-key".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = gateway(
+        world,
+        Box::new(RoundRobin {
+            next: 0,
+            reject: vec![],
+        }),
+        cfg,
+        None,
+    );
+    let c = client();
+    let send = || {
+        let r = c
+            .post(format!("{}/v1/completions", gw.url))
+            .bearer_auth("client-key")
+            .header("content-type", "application/json")
+            .body(r#"{"model":"tiny","prompt":"keys","max_tokens":2}"#)
+            .send()
+            .unwrap();
+        let backend = r
+            .headers()
+            .get(perllm_gateway::BACKEND_HEADER)
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), backend)
+    };
+    // Round robin: cloud answers (its key was sent, not the client's), then edge1 refuses the
+    // gateway's key for it, and its 401 reaches the client unchanged.
+    assert_eq!(send(), (200, Some("cloud".into())));
+    assert_eq!(send(), (401, Some("edge1".into())));
+    gw.stop().unwrap();
 }
