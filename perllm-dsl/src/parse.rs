@@ -24,13 +24,11 @@ pub const MAX_NESTING: usize = 64;
 /// Largest source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256 << 20;
 
-/// Calls `f` with the byte offset of every bracket of `text` outside strings and comments (`#`,
-/// and `//` unless `toml_comments`), until `f` returns `false`. A loop with a callback rather
-/// than an iterator: this runs over every byte of every file before it is parsed, and the
-/// callback compiles to the same loop as a hand-written one (an iterator cost 1.2% of a
-/// 10,000-server load; BENCHMARKS.md).
-fn for_each_bracket(text: &str, toml_comments: bool, mut f: impl FnMut(usize, u8) -> bool) {
+/// Check bracket depth (outside strings and comments). Returns the offset of the first bracket
+/// that goes deeper than [`MAX_NESTING`].
+pub fn too_deep(text: &str, toml_comments: bool) -> Option<usize> {
     let b = text.as_bytes();
+    let mut depth = 0usize;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -53,55 +51,61 @@ fn for_each_bracket(text: &str, toml_comments: bool, mut f: impl FnMut(usize, u8
                     i += 1;
                 }
             }
-            c @ (b'(' | b'[' | b'{' | b')' | b']' | b'}') => {
-                if !f(i, c) {
-                    return;
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The first opening bracket that is never closed (outside strings and comments), if any.
+pub fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
+    let b = text.as_bytes();
+    let mut stack: Vec<(usize, u8)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c @ (b'(' | b'[' | b'{') => stack.push((i, c)),
+            c @ (b')' | b']' | b'}') => {
+                let open = match c {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                if stack.last().is_some_and(|t| t.1 == open) {
+                    stack.pop();
                 }
             }
             _ => {}
         }
         i += 1;
     }
-}
-
-/// Check bracket depth (outside strings and comments). Returns the offset of the first bracket
-/// that goes deeper than [`MAX_NESTING`].
-pub fn too_deep(text: &str, toml_comments: bool) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut deep = None;
-    for_each_bracket(text, toml_comments, |i, c| {
-        if matches!(c, b'(' | b'[' | b'{') {
-            depth += 1;
-            if depth > MAX_NESTING {
-                deep = Some(i);
-                return false;
-            }
-        } else {
-            depth = depth.saturating_sub(1);
-        }
-        true
-    });
-    deep
-}
-
-/// The first opening bracket that is never closed (outside strings and comments), if any.
-pub fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
-    let mut stack: Vec<(usize, u8)> = Vec::new();
-    for_each_bracket(text, false, |i, c| {
-        let open = match c {
-            b')' => b'(',
-            b']' => b'[',
-            b'}' => b'{',
-            _ => {
-                stack.push((i, c));
-                return true;
-            }
-        };
-        if stack.last().is_some_and(|t| t.1 == open) {
-            stack.pop();
-        }
-        true
-    });
     stack.first().map(|&(i, c)| (i, c as char))
 }
 
