@@ -595,6 +595,15 @@ pub(crate) fn greedy_fill(
         // scan usually stops within the first few servers, so only `ks[..sorted]` is in order,
         // extended when the scan reaches its end (the order being total, this is the order a
         // full sort gives).
+        // A group no server can take one more of now places nothing (the scan below would
+        // find nothing): skip it without ordering its servers.
+        if !grp
+            .servers
+            .iter()
+            .any(|&s| ledger.fits(b, grp.kv, grp.bits, s))
+        {
+            continue;
+        }
         let by_score =
             |a: &usize, c: &usize| grp.score[*c].total_cmp(&grp.score[*a]).then(a.cmp(c));
         let mut ks: Vec<usize> = (0..grp.servers.len()).collect();
