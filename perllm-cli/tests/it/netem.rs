@@ -276,7 +276,9 @@ fn an_emulated_link_delays_the_first_token_and_caps_the_bandwidth() {
     }
     let t0 = Instant::now();
     let prefix = prefix();
-    let far_addr = format!("10.214.{}.2:8000", std::process::id() % 200 + 20);
+    // An address of this process's own (two test runs at once do not collide).
+    let pid = std::process::id();
+    let far_addr = format!("10.{}.{}.2:8000", 200 + (pid / 250) % 50, pid % 250 + 1);
     // `near` on loopback, `edge1` behind the 200 ms, 1 Mbps link, taken in turn (round robin).
     let near = engine("1", &[]);
     let dir = tempfile::tempdir().unwrap();

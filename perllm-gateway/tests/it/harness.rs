@@ -191,7 +191,13 @@ pub fn gateway_with(
         .expect("runtime");
     let seen = Seen::default();
     let s2 = seen.clone();
-    let backends = perllm_gateway::backends(world, &|v| std::env::var(v).ok()).expect("backends");
+    // Backend keys: from the environment, and `PERLLM_TEST_BACKEND_KEY` is `backend-key`.
+    let backends = perllm_gateway::backends(world, &|v| {
+        std::env::var(v)
+            .ok()
+            .or_else(|| (v == "PERLLM_TEST_BACKEND_KEY").then(|| "backend-key".to_string()))
+    })
+    .expect("backends");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (url_tx, url_rx) = std::sync::mpsc::channel();
     let done = rt.spawn(async move {

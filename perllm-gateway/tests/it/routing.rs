@@ -149,3 +149,51 @@ fn the_perllm_policy_routes_real_requests() {
         8
     );
 }
+
+#[test]
+fn each_backend_gets_its_own_key_and_never_the_clients() {
+    // Both engines require a key; `cloud` gets the right one from its `api_key_env`, `edge1`
+    // is configured with the wrong one. Clients present the gateway's own key.
+    let (cloud, edge) = (engine(Some("backend-key")), engine(Some("another-key")));
+    let mut text = scenario(&[&cloud.url, &edge.url], "0 s", "perllm");
+    for u in [&cloud.url, &edge.url] {
+        text = text.replace(
+            &format!("endpoint = \"{u}\""),
+            &format!("endpoint = \"{u}\"\n api_key_env = \"PERLLM_TEST_BACKEND_KEY\""),
+        );
+    }
+    let world = world(&text);
+    let cfg = GatewayConfig {
+        api_keys: vec!["client-key".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = gateway(
+        world,
+        Box::new(RoundRobin {
+            next: 0,
+            reject: vec![],
+        }),
+        cfg,
+        None,
+    );
+    let c = client();
+    let send = || {
+        let r = c
+            .post(format!("{}/v1/completions", gw.url))
+            .bearer_auth("client-key")
+            .header("content-type", "application/json")
+            .body(r#"{"model":"tiny","prompt":"keys","max_tokens":2}"#)
+            .send()
+            .unwrap();
+        let backend = r
+            .headers()
+            .get(perllm_gateway::BACKEND_HEADER)
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), backend)
+    };
+    // Round robin: cloud answers (its key was sent, not the client's), then edge1 refuses the
+    // gateway's key for it, and its 401 reaches the client unchanged.
+    assert_eq!(send(), (200, Some("cloud".into())));
+    assert_eq!(send(), (401, Some("edge1".into())));
+    gw.stop().unwrap();
+}
