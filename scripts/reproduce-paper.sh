@@ -49,15 +49,21 @@ if [[ -n "${PERLLM_PLUGINS:-}" ]]; then plugin_args=(--plugin "$PERLLM_PLUGINS")
 
 mkdir -p "$out"
 # Every available policy; PerLLM's paper variant beside the default (improved) one; and every
-# baseline that offers admission control a second time with it on, so the table separates what
-# admission control buys from what placement buys.
+# baseline a second time with admission control switched the other way (on for those without
+# it by default, `admission=none` for those, like edf, that reject by default), so the table
+# separates what admission control buys from what placement buys.
 policies=()
 for p in $("$PERLLM" plugins list "${plugin_args[@]}" --format table | awk 'NR>2 && $2=="policy" {print $1}'); do
   policies+=("$p")
   if [[ $p == perllm ]]; then
     policies+=("perllm{variant=paper}")
-  elif [[ $p != true-costs ]] && "$PERLLM" plugins info "$p" "${plugin_args[@]}" --format json | grep -q '"params":.*admission'; then
-    policies+=("$p{admission=reject_infeasible}")
+  elif [[ $p != true-costs ]]; then
+    info="$("$PERLLM" plugins info "$p" "${plugin_args[@]}" --format json)"
+    if grep -q 'admission (reject_infeasible)' <<<"$info"; then
+      policies+=("$p{admission=none}")
+    elif grep -q '"params":.*admission' <<<"$info"; then
+      policies+=("$p{admission=reject_infeasible}")
+    fi
   fi
 done
 policy_list="$(IFS=,; echo "${policies[*]}")"

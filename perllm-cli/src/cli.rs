@@ -120,6 +120,7 @@ pub enum Command {
     },
     /// A TCP relay adding a one-way delay each way: the latency of an emulated link on kernels
     /// without `netem` (started by scripts/netem-links.sh; docs/serve.md).
+    #[cfg(feature = "engine")]
     #[command(hide = true, name = "link-relay")]
     LinkRelay(crate::serve::relay::RelayArgs),
     /// The isolated plugin worker (started by perllm itself with pipes; not for direct use).

@@ -185,7 +185,7 @@ mod tests {
             fuzz_one(&data);
             n += 1;
         }
-        assert!(n >= 9, "{n} inputs");
+        assert!(n >= 230, "{n} inputs");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `perllm` command-line interface: check, run, compare, sweep, merge, plot and list plugins.
 //!
 //! The default feature `engine` adds the real CPU engine and HTTP serving (`profile`,
-//! `calibrate`, `validate`, `serve`, `engine serve`, `load`); without it the crate builds the
+//! `calibrate`, `validate`, `serve`, `engine serve`, `load`, `link-relay`); without it the crate builds the
 //! simulator's commands only (what the `cli_args` fuzz target uses).
 //!
 //! Exit codes: 0 success, 1 a run failed, 2 bad usage or invalid input.

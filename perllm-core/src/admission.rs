@@ -65,6 +65,29 @@ pub fn predicted_ns(
     server: ServerId,
     admitted: u32,
 ) -> Nanos {
+    predict(view, req, server, admitted).total_ns
+}
+
+/// What [`predict`] returns: the cost model's estimate and the queueing admission control
+/// predicts on top of the server's state.
+#[derive(Clone, Copy, Debug)]
+pub struct Prediction {
+    /// The cost model's estimate from the state before the slot.
+    pub estimate: crate::cost::Estimate,
+    /// Predicted queueing: the estimate's, raised to the rounds the server's occupancy
+    /// (with the slot's earlier admissions) implies.
+    pub queue_ns: Nanos,
+    /// Predicted completion, counted from `view.now_ns`.
+    pub total_ns: Nanos,
+}
+
+/// [`predicted_ns`] with its parts.
+pub fn predict(
+    view: &ClusterView<'_>,
+    req: &Request,
+    server: ServerId,
+    admitted: u32,
+) -> Prediction {
     let e = view.estimate(req, server);
     let st = &view.servers[server as usize];
     let mb = view.world.servers[server as usize].max_batch.max(1);
@@ -79,9 +102,15 @@ pub fn predicted_ns(
     } else {
         0
     };
-    e.total_ns()
-        .saturating_sub(e.queue_ns)
-        .saturating_add(e.queue_ns.max(queue))
+    let queue_ns = e.queue_ns.max(queue);
+    Prediction {
+        estimate: e,
+        queue_ns,
+        total_ns: e
+            .total_ns()
+            .saturating_sub(e.queue_ns)
+            .saturating_add(queue_ns),
+    }
 }
 
 /// A request admission control rejected in the last slot (for the decision log).

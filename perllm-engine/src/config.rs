@@ -51,7 +51,9 @@ impl std::str::FromStr for Dtype {
     }
 }
 
-/// How a new prompt joins the running batch (the same three choices the simulated engine has).
+/// How a new prompt joins the running batch: the same three choices as the simulated engine,
+/// under the same names (`batching = mixed | prefill_first | chunked` and, for `chunked`,
+/// `chunk_tokens`; docs/batching.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Batching {
@@ -62,48 +64,36 @@ pub enum Batching {
     /// the running sequences' decodes pause; otherwise the step decodes.
     PrefillFirst,
     /// Sarathi-Serve / vLLM's current default: every step decodes one token of each running
-    /// sequence and fills the rest of a per-step token budget with chunks of prompts.
+    /// sequence and fills the rest of a per-step token budget with chunks of prompts; a waiting
+    /// request is admitted only while the step has budget left for one of its prompt tokens.
     Chunked {
-        /// Tokens per step (decode tokens plus prompt-chunk tokens); at least 1.
-        token_budget: u32,
+        /// Tokens per step (decode tokens plus prompt-chunk tokens); at least `max_batch`.
+        /// (Calibration files of earlier versions call it `token_budget`.)
+        #[serde(alias = "token_budget")]
+        chunk_tokens: u32,
     },
 }
 
+/// The simulator's default chunk budget (`sim.chunk_tokens`), also the engine's.
+pub const DEFAULT_CHUNK_TOKENS: u32 = 512;
+
 impl Batching {
-    /// A short label: `mixed`, `prefill_first`, `chunked(512)`.
-    pub fn label(&self) -> String {
+    /// The choice's name in scenarios and on the command line: `mixed`, `prefill_first`,
+    /// `chunked`.
+    pub fn name(&self) -> &'static str {
         match self {
-            Batching::Mixed => "mixed".into(),
-            Batching::PrefillFirst => "prefill_first".into(),
-            Batching::Chunked { token_budget } => format!("chunked({token_budget})"),
+            Batching::Mixed => "mixed",
+            Batching::PrefillFirst => "prefill_first",
+            Batching::Chunked { .. } => "chunked",
         }
     }
-}
-
-impl std::str::FromStr for Batching {
-    type Err = String;
-    /// `mixed`, `prefill_first` (or `prefill-first`), `chunked:512`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mixed" | "orca" => Ok(Batching::Mixed),
-            "prefill_first" | "prefill-first" => Ok(Batching::PrefillFirst),
-            o => {
-                if let Some(b) = o.strip_prefix("chunked:") {
-                    let token_budget: u32 = b.parse().map_err(|_| {
-                        format!("batching `{o}`: the token budget `{b}` is not a positive integer")
-                    })?;
-                    if token_budget == 0 {
-                        return Err(format!(
-                            "batching `{o}`: the token budget must be at least 1"
-                        ));
-                    }
-                    Ok(Batching::Chunked { token_budget })
-                } else {
-                    Err(format!(
-                        "batching must be `mixed`, `prefill_first` or `chunked:<tokens per step>`, got `{o}`"
-                    ))
-                }
+    /// A short label: `mixed`, `prefill_first`, `chunked (chunk_tokens = 512)`.
+    pub fn label(&self) -> String {
+        match self {
+            Batching::Chunked { chunk_tokens } => {
+                format!("chunked (chunk_tokens = {chunk_tokens})")
             }
+            o => o.name().into(),
         }
     }
 }
@@ -277,10 +267,15 @@ impl EngineConfig {
                 ),
             );
         }
-        if let Batching::Chunked { token_budget: 0 } = self.batching {
+        if let Batching::Chunked { chunk_tokens } = self.batching
+            && chunk_tokens < self.max_batch
+        {
             return err(
-                "batching",
-                "the chunked token budget must be at least 1".into(),
+                "chunk_tokens",
+                format!(
+                    "{chunk_tokens} is less than max_batch = {}: every running sequence takes one token of each step, and the budget must leave room for prompt tokens (the simulator's rule too)",
+                    self.max_batch
+                ),
             );
         }
         if let Some(avail) = available_memory {

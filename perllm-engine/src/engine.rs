@@ -210,11 +210,28 @@ impl Engine {
         self.steps
     }
 
+    /// Admit waiting requests (FIFO) while a batch slot is free. With `chunked`, as in the
+    /// simulated engine, only while this step has prompt budget left: the budget less one token
+    /// per decoding sequence and the prompt tokens the sequences still prefilling will take.
     fn admit(&mut self) {
-        while self.running.len() < self.cfg.max_batch as usize {
+        let mut budget = match self.cfg.batching {
+            Batching::Chunked { chunk_tokens } => {
+                let mut left = chunk_tokens as usize;
+                for s in &self.running {
+                    let need = s.prompt.len() - s.prefilled;
+                    left = left.saturating_sub(if need == 0 { 1 } else { need });
+                }
+                Some(left)
+            }
+            _ => None,
+        };
+        while self.running.len() < self.cfg.max_batch as usize && budget != Some(0) {
             let Some(req) = self.waiting.pop_front() else {
                 break;
             };
+            if let Some(b) = budget.as_mut() {
+                *b = b.saturating_sub(req.prompt.len());
+            }
             let slot = self.free_slots.pop().expect("a free cache per batch slot");
             self.caches[slot].len = 0;
             self.running.push(Seq {
@@ -258,8 +275,8 @@ impl Engine {
                     }
                 }
             }
-            Batching::Chunked { token_budget } => {
-                let mut left = token_budget as usize;
+            Batching::Chunked { chunk_tokens } => {
+                let mut left = chunk_tokens as usize;
                 for (i, s) in self.running.iter().enumerate() {
                     if s.prefilled >= s.prompt.len() {
                         plan.push((i, None));

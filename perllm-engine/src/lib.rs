@@ -28,6 +28,8 @@ mod engine;
 mod machine;
 mod model;
 
-pub use config::{Batching, ConfigError, Dtype, EngineConfig, available_memory};
+pub use config::{
+    Batching, ConfigError, DEFAULT_CHUNK_TOKENS, Dtype, EngineConfig, available_memory,
+};
 pub use engine::{Engine, EngineError, Request, StepReport, StepShape, TokenEvent};
 pub use machine::{Machine, Rapl};

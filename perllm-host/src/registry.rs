@@ -29,7 +29,7 @@ pub const BUNDLED_PREFIX: &str = "bundled:";
 /// Names of the built-in cost models.
 const BUILTIN_COST_MODELS: &[(&str, &str)] = &[(
     "roofline",
-    "core's roofline model (the default); config: step_overhead_ns",
+    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, prefill_seq_ns, kv_token_ns",
 )];
 
 /// What a registry entry is.
@@ -466,7 +466,10 @@ impl Registry {
                 description: description.to_string(),
                 shadowed: false,
                 flags: Vec::new(),
-                params: "step_overhead_ns (200000): fixed time added to every engine step, ns"
+                params: "step_overhead_ns (200000): fixed time added to every engine step, ns\n\
+                    decode_seq_ns (0): time added per decoding sequence, ns (fitted by `perllm calibrate`)\n\
+                    prefill_seq_ns (0): time added per prefilling sequence, ns (fitted by `perllm calibrate`)\n\
+                    kv_token_ns (0): time added per KV-cache token a step reads, ns (fitted by `perllm calibrate`)"
                     .into(),
             });
         }
@@ -662,8 +665,7 @@ impl Registry {
             Some(n) => n,
             None => {
                 if name == "roofline" {
-                    return builtin_roofline(config_json)
-                        .map(|r| Arc::new(r) as Arc<dyn CostModel>);
+                    return builtin_roofline(config_json);
                 }
                 name
             }
@@ -700,27 +702,58 @@ impl Registry {
 struct RooflineConfig {
     #[serde(default = "default_overhead")]
     step_overhead_ns: u64,
+    #[serde(default)]
+    decode_seq_ns: f64,
+    #[serde(default)]
+    prefill_seq_ns: f64,
+    #[serde(default)]
+    kv_token_ns: f64,
 }
 
 fn default_overhead() -> u64 {
     Roofline::default().step_overhead_ns
 }
 
-fn builtin_roofline(config: &str) -> Result<Roofline, HostError> {
+/// Core's roofline, or with `decode_seq_ns` / `prefill_seq_ns` / `kv_token_ns` (what `perllm
+/// calibrate` fits) the roofline plus those per-sequence terms ([`perllm_core::cost::Calibrated`]).
+fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     let t = config.trim();
     if t.is_empty() || t == "null" {
-        return Ok(Roofline::default());
+        return Ok(Arc::new(Roofline::default()));
     }
-    let c: RooflineConfig = serde_json::from_str(t).map_err(|e| HostError::Builtin {
+    let bad = |message: String| HostError::Builtin {
         kind: "cost model".into(),
         name: "roofline".into(),
-        message: format!(
-            "invalid config: {e} (the built-in accepts only `step_overhead_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
-        ),
+        message,
+    };
+    let c: RooflineConfig = serde_json::from_str(t).map_err(|e| {
+        bad(format!(
+            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
+        ))
     })?;
-    Ok(Roofline {
+    for (k, v) in [
+        ("decode_seq_ns", c.decode_seq_ns),
+        ("prefill_seq_ns", c.prefill_seq_ns),
+        ("kv_token_ns", c.kv_token_ns),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(bad(format!(
+                "invalid config: `{k}` must be a finite number of ns, at least 0, got {v}"
+            )));
+        }
+    }
+    let roofline = Roofline {
         step_overhead_ns: c.step_overhead_ns,
-    })
+    };
+    if c.decode_seq_ns == 0.0 && c.prefill_seq_ns == 0.0 && c.kv_token_ns == 0.0 {
+        return Ok(Arc::new(roofline));
+    }
+    Ok(Arc::new(perllm_core::cost::Calibrated {
+        roofline,
+        decode_seq_ns: c.decode_seq_ns,
+        prefill_seq_ns: c.prefill_seq_ns,
+        kv_token_ns: c.kv_token_ns,
+    }))
 }
 
 /// A policy's declared parameters with the `admission` option perllm adds to every policy that

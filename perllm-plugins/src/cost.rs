@@ -121,6 +121,8 @@ impl GuestCostModel for Roofline {
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Point {
     batch: u32,
+    /// Tokens in each decoding sequence's KV cache (the optional `context` column).
+    context: Option<u32>,
     prefill_tps: f64,
     decode_tps: f64,
 }
@@ -135,6 +137,13 @@ struct Point {
 /// `overhead + prefill_tokens / (count x prefill(prefill_seqs)) + decode_seqs / (count x decode(decode_seqs))`,
 /// with throughput interpolated linearly between measured batch sizes and held constant below the
 /// smallest and above the largest. The KV-cache term is whatever the measurement included.
+///
+/// An optional `context` column (tokens in each decoding sequence's KV cache) makes the decode
+/// throughput a function of batch size AND context: it is interpolated linearly in context at
+/// the two measured batch sizes around the step's (held constant outside each one's measured
+/// contexts), then in batch size; a step's context is `kv_tokens / decode_seqs`. Prefill
+/// throughput is read the same way at the smallest measured context. Within one (model,
+/// hardware), either every row gives a context or none does.
 ///
 /// Config: `path` (a CSV file) or `csv` (its text inline), exactly one; `step_overhead_ns`
 /// (default 0); `fallback`: `"error"` (default: a (model, hardware) pair absent from the table is an
@@ -160,6 +169,8 @@ struct Row {
     model: String,
     hardware: String,
     batch: u32,
+    #[serde(default)]
+    context: Option<u32>,
     prefill_tokens_per_s: f64,
     decode_tokens_per_s: f64,
 }
@@ -202,14 +213,30 @@ impl ProfileTable {
                 .or_default()
                 .entry(r.hardware.clone())
                 .or_default();
-            if pts.iter().any(|p| p.batch == r.batch) {
+            if let Some(p) = pts.first()
+                && p.context.is_some() != r.context.is_some()
+            {
                 return Err(format!(
-                    "{origin}: line {l}: a second row for model `{}`, hardware `{}`, batch {}",
+                    "{origin}: line {l}: the rows of model `{}` on hardware `{}` must all give a context or none",
+                    r.model, r.hardware
+                ));
+            }
+            if pts
+                .iter()
+                .any(|p| p.batch == r.batch && p.context == r.context)
+            {
+                let ctx = r
+                    .context
+                    .map(|c| format!(", context {c}"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{origin}: line {l}: a second row for model `{}`, hardware `{}`, batch {}{ctx}",
                     r.model, r.hardware, r.batch
                 ));
             }
             pts.push(Point {
                 batch: r.batch,
+                context: r.context,
                 prefill_tps: r.prefill_tokens_per_s,
                 decode_tps: r.decode_tokens_per_s,
             });
@@ -220,7 +247,7 @@ impl ProfileTable {
         }
         for hw in table.values_mut() {
             for pts in hw.values_mut() {
-                pts.sort_by_key(|p| p.batch);
+                pts.sort_by_key(|p| (p.batch, p.context));
             }
         }
         Ok(ProfileTable {
@@ -234,20 +261,51 @@ impl ProfileTable {
         self.table.get(model)?.get(hardware).map(|v| v.as_slice())
     }
 
-    /// Interpolated (prefill, decode) throughput at `batch` from sorted points.
-    fn throughput(pts: &[Point], batch: u32) -> (f64, f64) {
+    /// Interpolated (prefill, decode) throughput at `batch` and `context` from points sorted by
+    /// (batch, context): in context within each of the two measured batch sizes around `batch`,
+    /// then in batch size; held constant outside the measured ranges.
+    fn throughput(pts: &[Point], batch: u32, context: f64) -> (f64, f64) {
         let b = batch.max(1);
-        let first = pts[0];
-        let last = pts[pts.len() - 1];
-        if b <= first.batch {
+        // The points of the measured batch size nearest below (or at) and above `b`.
+        let first = pts[0].batch;
+        let last = pts[pts.len() - 1].batch;
+        let lo_b = if b <= first {
+            first
+        } else {
+            pts[pts.partition_point(|p| p.batch <= b) - 1].batch
+        };
+        let hi_b = if b >= last {
+            last
+        } else {
+            pts[pts.partition_point(|p| p.batch < b)].batch
+        };
+        let at = |bb: u32| -> (f64, f64) {
+            let s = pts.partition_point(|p| p.batch < bb);
+            let e = pts.partition_point(|p| p.batch <= bb);
+            Self::along_context(&pts[s..e], context)
+        };
+        let lo = at(lo_b);
+        if hi_b == lo_b {
+            return lo;
+        }
+        let hi = at(hi_b);
+        let t = (b - lo_b) as f64 / (hi_b - lo_b) as f64;
+        (lo.0 + t * (hi.0 - lo.0), lo.1 + t * (hi.1 - lo.1))
+    }
+
+    /// Interpolate in context among the points of one batch size (sorted by context).
+    fn along_context(pts: &[Point], context: f64) -> (f64, f64) {
+        let c = |p: &Point| p.context.unwrap_or(0) as f64;
+        let (first, last) = (pts[0], pts[pts.len() - 1]);
+        if context <= c(&first) || pts.len() == 1 {
             return (first.prefill_tps, first.decode_tps);
         }
-        if b >= last.batch {
+        if context >= c(&last) {
             return (last.prefill_tps, last.decode_tps);
         }
-        let k = pts.partition_point(|p| p.batch <= b);
+        let k = pts.partition_point(|p| c(p) <= context);
         let (lo, hi) = (pts[k - 1], pts[k]);
-        let t = (b - lo.batch) as f64 / (hi.batch - lo.batch) as f64;
+        let t = (context - c(&lo)) / (c(&hi) - c(&lo));
         (
             lo.prefill_tps + t * (hi.prefill_tps - lo.prefill_tps),
             lo.decode_tps + t * (hi.decode_tps - lo.decode_tps),
@@ -297,7 +355,7 @@ impl GuestCostModel for ProfileTable {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
         "measured prefill/decode throughput per model, hardware and batch size (CSV), interpolated";
-    const PARAMS: &'static str = "path (none): CSV file model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s\n\
+    const PARAMS: &'static str = "path (none): CSV file model,hardware,batch[,context],prefill_tokens_per_s,decode_tokens_per_s\n\
         csv (none): the same table inline (one of path or csv)\n\
         step_overhead_ns (0): fixed time added to every engine step, ns\n\
         fallback (error): `error` or `roofline` for (model, hardware) pairs absent from the table";
@@ -346,11 +404,12 @@ impl GuestCostModel for ProfileTable {
         let n = q.device_count.max(1) as f64;
         let mut secs = 0.0;
         if s.prefill_tokens > 0 {
-            let (p, _) = Self::throughput(pts, s.prefill_seqs.max(1));
+            let (p, _) = Self::throughput(pts, s.prefill_seqs.max(1), 0.0);
             secs += s.prefill_tokens as f64 / (p * n);
         }
         if s.decode_seqs > 0 {
-            let (_, d) = Self::throughput(pts, s.decode_seqs);
+            let context = s.kv_tokens as f64 / s.decode_seqs as f64;
+            let (_, d) = Self::throughput(pts, s.decode_seqs, context);
             secs += s.decode_seqs as f64 / (d * n);
         }
         Ok(self
@@ -506,6 +565,66 @@ mod tests {
             ))
             .unwrap()
                 > 0
+        );
+    }
+
+    #[test]
+    fn profile_interpolates_in_context_then_batch() {
+        let csv = "model,hardware,batch,context,prefill_tokens_per_s,decode_tokens_per_s\n\
+            llama,xeon,1,100,100,10\n\
+            llama,xeon,1,300,100,5\n\
+            llama,xeon,4,100,200,40\n\
+            llama,xeon,4,300,200,20\n";
+        let p = ProfileTable::create(&serde_json::json!({ "csv": csv }).to_string()).unwrap();
+        let (h, m) = (hw(), model());
+        let dec = |b: u32, ctx: u64| {
+            p.step_ns(&q(
+                &h,
+                &m,
+                StepShapeView {
+                    decode_seqs: b,
+                    kv_tokens: ctx * b as u64,
+                    ..Default::default()
+                },
+                "xeon",
+                "llama",
+            ))
+            .unwrap()
+        };
+        // Measured points exactly.
+        assert_eq!(dec(1, 100), 100_000_000);
+        assert_eq!(dec(4, 300), 200_000_000);
+        // Context 200 at batch 1: 7.5 tok/s; clamped outside the measured contexts.
+        assert_eq!(dec(1, 200), (1e9_f64 / 7.5).round() as u64);
+        assert_eq!(dec(1, 1000), 200_000_000);
+        assert_eq!(dec(1, 10), 100_000_000);
+        // Batch 2 at context 200: between 7.5 (batch 1) and 30 (batch 4): 15 tok/s.
+        assert_eq!(dec(2, 200), (2e9_f64 / 15.0).round() as u64);
+        // Prefill reads the smallest context: 100 tokens at 100 tok/s.
+        let pre = p
+            .step_ns(&q(
+                &h,
+                &m,
+                StepShapeView {
+                    prefill_tokens: 100,
+                    prefill_seqs: 1,
+                    ..Default::default()
+                },
+                "xeon",
+                "llama",
+            ))
+            .unwrap();
+        assert_eq!(pre, 1_000_000_000);
+        // A context on some rows only, and a duplicate (batch, context), are refused.
+        let mixed = "model,hardware,batch,context,prefill_tokens_per_s,decode_tokens_per_s\nllama,xeon,1,100,100,10\nllama,xeon,2,,100,10\n";
+        assert_eq!(
+            ProfileTable::from_csv("p.csv", mixed, 0).unwrap_err(),
+            "p.csv: line 3: the rows of model `llama` on hardware `xeon` must all give a context or none"
+        );
+        let dup = "model,hardware,batch,context,prefill_tokens_per_s,decode_tokens_per_s\nllama,xeon,1,100,100,10\nllama,xeon,1,100,100,10\n";
+        assert_eq!(
+            ProfileTable::from_csv("p.csv", dup, 0).unwrap_err(),
+            "p.csv: line 3: a second row for model `llama`, hardware `xeon`, batch 1, context 100"
         );
     }
 

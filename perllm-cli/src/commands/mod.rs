@@ -39,6 +39,7 @@ pub fn dispatch(cli: Cli, term: Term) -> Result<()> {
         } => crate::serve::engine::engine_serve(a),
         #[cfg(feature = "engine")]
         Command::Load(a) => crate::serve::load::load(a, term),
+        #[cfg(feature = "engine")]
         Command::LinkRelay(a) => crate::serve::relay::link_relay(a),
         Command::Plugins {
             command: PluginsCommand::List { plugins, format },

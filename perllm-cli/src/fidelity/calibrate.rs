@@ -39,10 +39,15 @@ pub struct CalibrateArgs {
     pub hardware: Option<PathBuf>,
 }
 
+/// Version of the calibration files this perllm writes and reads (2: the per-sequence terms
+/// `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns` replaced the batch interference
+/// `contention`).
+pub const CALIBRATION_VERSION: u32 = 2;
+
 /// What `calibrate` writes and `validate` reads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Calibration {
-    /// Format version (1).
+    /// Format version ([`CALIBRATION_VERSION`]).
     pub version: u32,
     /// `profile` or `log`.
     pub source: String,
@@ -56,8 +61,12 @@ pub struct Calibration {
     pub flops: f64,
     /// Effective memory bandwidth, bytes/s.
     pub bandwidth: f64,
-    /// Slow-down per extra sequence in a step (`sim.contention`).
-    pub contention: f64,
+    /// Time per decoding sequence, ns (the roofline's `decode_seq_ns`).
+    pub decode_seq_ns: f64,
+    /// Time per prefilling sequence, ns (the roofline's `prefill_seq_ns`).
+    pub prefill_seq_ns: f64,
+    /// Time per KV-cache token a step reads, ns (the roofline's `kv_token_ns`).
+    pub kv_token_ns: f64,
     /// Error on the points fitted.
     pub fit: ApeOut,
     /// Error on the held-out points (every fifth shape of a profile, every fourth request of a
@@ -93,12 +102,25 @@ impl Calibration {
             overhead_ns: self.overhead_ns,
             flops: self.flops,
             bandwidth: self.bandwidth,
-            contention: self.contention,
+            decode_seq_ns: self.decode_seq_ns,
+            prefill_seq_ns: self.prefill_seq_ns,
+            kv_token_ns: self.kv_token_ns,
         }
     }
     /// Read a calibration file.
     pub fn read(path: &Path) -> Result<Calibration> {
         let text = super::read_text(path, "calibration")?;
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("version").and_then(|x| x.as_u64()));
+        if let Some(v) = version
+            && v != CALIBRATION_VERSION as u64
+        {
+            return Err(CliError::input(format!(
+                "{}: calibration version {v}; this perllm reads version {CALIBRATION_VERSION}: run `perllm calibrate` again",
+                path.display()
+            )));
+        }
         let c: Calibration = serde_json::from_str(&text).map_err(|e| {
             CliError::input(format!(
                 "{}:{}: not a calibration written by `perllm calibrate`: {e}",
@@ -106,9 +128,9 @@ impl Calibration {
                 e.line()
             ))
         })?;
-        if c.version != 1 {
+        if c.version != CALIBRATION_VERSION {
             return Err(CliError::input(format!(
-                "{}: calibration version {}; this perllm reads version 1",
+                "{}: calibration version {}; this perllm reads version {CALIBRATION_VERSION}: run `perllm calibrate` again",
                 path.display(),
                 c.version
             )));
@@ -135,7 +157,7 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
     };
     if p.points.len() < 8 {
         return refuse(format!(
-            "{} shapes for 4 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
+            "{} shapes for 6 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
             p.points.len()
         ));
     }
@@ -162,7 +184,20 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
     dec.dedup();
     if dec.len() < 2 {
         return refuse(
-            "bandwidth and batch interference need decode-only steps at two batch sizes at least: add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
+            "bandwidth and the per-sequence time need decode-only steps at two batch sizes at least: add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
+        );
+    }
+    let mut ctx: Vec<u32> = p
+        .points
+        .iter()
+        .filter(|x| x.prefill_tokens == 0 && x.batch > 0)
+        .map(|x| x.context)
+        .collect();
+    ctx.sort();
+    ctx.dedup();
+    if ctx.len() < 2 {
+        return refuse(
+            "the per-KV-token time needs decode-only steps at two contexts at least: add e.g. `--context 64,256`".into(),
         );
     }
     Ok(())
@@ -205,7 +240,7 @@ pub fn check_log(log: &Log, origin: &str) -> Result<()> {
     };
     if log.rows.len() < 8 {
         return refuse(format!(
-            "{} completed requests for 4 parameters and held-out requests; log at least 8",
+            "{} completed requests for 6 parameters and held-out requests; log at least 8",
             log.rows.len()
         ));
     }
@@ -259,10 +294,12 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
         } else {
             median(&mut b).max(1e3)
         },
-        contention: 0.01,
+        decode_seq_ns: 1e5,
+        prefill_seq_ns: 1e5,
+        kv_token_ns: 100.0,
     });
     let mut failure = None;
-    let loss = |x: &[f64; 4]| -> f64 {
+    let loss = |x: &[f64; fit::N_PARAMS]| -> f64 {
         let p = fit::from_x(x);
         match simulate(&p, cfg, &jobs) {
             Ok(s) => log
@@ -329,14 +366,16 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
     };
     let blocks = hardware_blocks(&cal.params(), &cal.engine, "cpu", "engine");
     let mut s = format!(
-        "calibrated on {} ({} {}):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  batch interference {:.4} per extra sequence\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
+        "calibrated on {} ({} {}):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per KV token      {:.3} µs\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
         cal.file,
         cal.source,
         unit,
         cal.overhead_ns / 1e3,
         cal.flops / 1e9,
         cal.bandwidth / 1e9,
-        cal.contention,
+        cal.decode_seq_ns / 1e3,
+        cal.prefill_seq_ns / 1e3,
+        cal.kv_token_ns / 1e3,
         cal.fit.median_pct,
         cal.fit.max_pct,
         cal.fit.n,
@@ -362,14 +401,16 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
 
 fn make(source: &str, file: &str, engine: EngineConfig, p: Params, f: Ape, h: Ape) -> Calibration {
     Calibration {
-        version: 1,
+        version: CALIBRATION_VERSION,
         source: source.into(),
         file: file.into(),
         engine,
         overhead_ns: p.overhead_ns,
         flops: p.flops,
         bandwidth: p.bandwidth,
-        contention: p.contention,
+        decode_seq_ns: p.decode_seq_ns,
+        prefill_seq_ns: p.prefill_seq_ns,
+        kv_token_ns: p.kv_token_ns,
         fit: f.into(),
         held_out: h.into(),
     }

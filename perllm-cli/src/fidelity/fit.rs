@@ -1,10 +1,13 @@
-//! The analytic step-time model the simulator uses (core's roofline with the simulator's batch
-//! interference), fitting its parameters, and error statistics.
+//! The analytic step-time model the simulator uses (core's roofline plus per-sequence attention
+//! terms, `perllm_core::cost::Calibrated`), fitting its parameters, and error statistics.
 //!
-//! `step = (overhead + max(2 x P x (prefill + decode) / F, (W + kv x k) / B)) x (1 + c x (n - 1))`
-//! with `P` the parameters a token multiplies, `W` their bytes, `k` KV bytes per token, `n` the
-//! sequences in the step; fitted: `overhead`, effective compute `F` (FLOP/s), effective memory
-//! bandwidth `B` (bytes/s) and the interference `c` per extra sequence.
+//! `step = overhead + max(2 x P x (prefill + decode) / F, (W + kv x k) / B) + d x s + p x q + kv x a`
+//! with `P` the parameters a token multiplies, `W` their bytes, `k` KV bytes per token, `d` the
+//! decoding sequences, `p` the prefilling ones and `kv` the KV tokens they read; fitted:
+//! `overhead`, effective compute `F` (FLOP/s), effective memory bandwidth `B` (bytes/s), the time
+//! `s` per decoding sequence, `q` per prefilling sequence and `a` per KV token. (Until this version the two last terms were a multiplicative batch
+//! interference `1 + c x (n - 1)`; the engine's step logs showed it over-pricing mixed steps and
+//! under-pricing large decodes: docs/fidelity.md.)
 
 use serde::Serialize;
 
@@ -17,9 +20,16 @@ pub struct Params {
     pub flops: f64,
     /// Effective memory bandwidth, bytes/s.
     pub bandwidth: f64,
-    /// Slow-down per extra sequence in a step.
-    pub contention: f64,
+    /// Time per decoding sequence, ns.
+    pub decode_seq_ns: f64,
+    /// Time per prefilling sequence, ns.
+    pub prefill_seq_ns: f64,
+    /// Time per KV-cache token the step reads, ns.
+    pub kv_token_ns: f64,
 }
+
+/// Number of fitted parameters.
+pub const N_PARAMS: usize = 6;
 
 /// What the model needs to know about the engine's model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,8 +71,11 @@ pub struct Shape {
 pub fn step_ns(p: &Params, d: &Dims, s: &Shape) -> f64 {
     let compute = 2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / p.flops;
     let memory = (d.weight_bytes + s.kv_tokens * d.kv_bytes_per_token) / p.bandwidth;
-    let n = s.prefill_seqs + s.decode_seqs;
-    (p.overhead_ns + compute.max(memory) * 1e9) * (1.0 + p.contention * (n - 1.0).max(0.0))
+    p.overhead_ns
+        + compute.max(memory) * 1e9
+        + s.decode_seqs * p.decode_seq_ns
+        + s.prefill_seqs * p.prefill_seq_ns
+        + s.kv_tokens * p.kv_token_ns
 }
 
 /// Absolute percentage errors: median and max, in percent.
@@ -92,39 +105,48 @@ pub fn ape(pred: &[f64], meas: &[f64]) -> Ape {
 }
 
 /// Parameters as an unconstrained vector (logs) and back.
-pub fn to_x(p: &Params) -> [f64; 4] {
+pub fn to_x(p: &Params) -> [f64; N_PARAMS] {
     [
         p.overhead_ns.max(1.0).ln(),
         p.flops.ln(),
         p.bandwidth.ln(),
-        (p.contention.max(1e-6)).ln(),
+        p.decode_seq_ns.max(1e-3).ln(),
+        p.prefill_seq_ns.max(1e-3).ln(),
+        p.kv_token_ns.max(1e-6).ln(),
     ]
 }
 
+/// Largest effective bandwidth a fit may give, bytes/s (1 TB/s, beyond any CPU's): when every
+/// measured step is compute- or overhead-bound the weight read and the fixed overhead cannot be
+/// told apart, and the fit would otherwise drive the bandwidth to infinity.
+pub const MAX_BANDWIDTH: f64 = 1e12;
+
 /// The inverse of [`to_x`].
-pub fn from_x(x: &[f64; 4]) -> Params {
+pub fn from_x(x: &[f64; N_PARAMS]) -> Params {
     Params {
         overhead_ns: x[0].exp(),
         flops: x[1].exp(),
-        bandwidth: x[2].exp(),
-        contention: x[3].exp(),
+        bandwidth: x[2].exp().min(MAX_BANDWIDTH),
+        decode_seq_ns: x[3].exp(),
+        prefill_seq_ns: x[4].exp(),
+        kv_token_ns: x[5].exp(),
     }
 }
 
 /// Minimise `f` by Nelder-Mead from `x0` (initial step `step` per coordinate), restarting from
 /// the best point until a restart no longer improves; at most `max_evals` evaluations.
-pub fn nelder_mead<F: FnMut(&[f64; 4]) -> f64>(
+pub fn nelder_mead<const N: usize, F: FnMut(&[f64; N]) -> f64>(
     mut f: F,
-    x0: [f64; 4],
+    x0: [f64; N],
     step: f64,
     max_evals: usize,
-) -> ([f64; 4], f64) {
+) -> ([f64; N], f64) {
     let mut best = (x0, f(&x0));
     let mut evals = 1;
     loop {
         let start = best;
-        let mut simplex: Vec<([f64; 4], f64)> = vec![best];
-        for i in 0..4 {
+        let mut simplex: Vec<([f64; N], f64)> = vec![best];
+        for i in 0..N {
             let mut x = best.0;
             x[i] += step;
             simplex.push((x, f(&x)));
@@ -132,20 +154,20 @@ pub fn nelder_mead<F: FnMut(&[f64; 4]) -> f64>(
         }
         while evals < max_evals {
             simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-            let (lo, hi) = (simplex[0].1, simplex[4].1);
+            let (lo, hi) = (simplex[0].1, simplex[N].1);
             if (hi - lo).abs() <= 1e-10 * (lo.abs() + 1e-12) {
                 break;
             }
-            let mut c = [0.0; 4];
-            for (x, _) in &simplex[..4] {
-                for k in 0..4 {
-                    c[k] += x[k] / 4.0;
+            let mut c = [0.0; N];
+            for (x, _) in &simplex[..N] {
+                for k in 0..N {
+                    c[k] += x[k] / N as f64;
                 }
             }
-            let worst = simplex[4].0;
-            let at = |t: f64| -> [f64; 4] {
-                let mut y = [0.0; 4];
-                for k in 0..4 {
+            let worst = simplex[N].0;
+            let at = |t: f64| -> [f64; N] {
+                let mut y = [0.0; N];
+                for k in 0..N {
                     y[k] = c[k] + t * (worst[k] - c[k]);
                 }
                 y
@@ -157,15 +179,15 @@ pub fn nelder_mead<F: FnMut(&[f64; 4]) -> f64>(
                 let xe = at(-2.0);
                 let fe = f(&xe);
                 evals += 1;
-                simplex[4] = if fe < fr { (xe, fe) } else { (xr, fr) };
-            } else if fr < simplex[3].1 {
-                simplex[4] = (xr, fr);
+                simplex[N] = if fe < fr { (xe, fe) } else { (xr, fr) };
+            } else if fr < simplex[N - 1].1 {
+                simplex[N] = (xr, fr);
             } else {
-                let xc = if fr < simplex[4].1 { at(-0.5) } else { at(0.5) };
+                let xc = if fr < simplex[N].1 { at(-0.5) } else { at(0.5) };
                 let fc = f(&xc);
                 evals += 1;
-                if fc < fr.min(simplex[4].1) {
-                    simplex[4] = (xc, fc);
+                if fc < fr.min(simplex[N].1) {
+                    simplex[N] = (xc, fc);
                 } else {
                     let b = simplex[0].0;
                     for s in simplex.iter_mut().skip(1) {
@@ -188,7 +210,7 @@ pub fn nelder_mead<F: FnMut(&[f64; 4]) -> f64>(
 
 /// Fit [`Params`] to measured step times (least squares on log ratios).
 pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
-    let loss = |x: &[f64; 4]| -> f64 {
+    let loss = |x: &[f64; N_PARAMS]| -> f64 {
         let p = from_x(x);
         shapes
             .iter()
@@ -215,13 +237,15 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
     if b0 == 0.0 {
         b0 = 1e10;
     }
-    let mut best: Option<([f64; 4], f64)> = None;
+    let mut best: Option<([f64; N_PARAMS], f64)> = None;
     for (o, c) in [(0.05, 0.01), (0.3, 0.001), (0.01, 0.05)] {
         let x0 = to_x(&Params {
             overhead_ns: min_t * o,
             flops: f0,
             bandwidth: b0,
-            contention: c,
+            decode_seq_ns: min_t * c,
+            prefill_seq_ns: min_t * c,
+            kv_token_ns: min_t * c * 1e-2,
         });
         let r = nelder_mead(loss, x0, 0.5, 4000);
         if best.is_none_or(|b| r.1 < b.1) {

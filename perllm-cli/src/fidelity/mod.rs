@@ -11,7 +11,7 @@ pub mod validate;
 
 use crate::error::{CliError, Result};
 use clap::Args;
-use perllm_engine::{Batching, Dtype, EngineConfig};
+use perllm_engine::{Batching, DEFAULT_CHUNK_TOKENS, Dtype, EngineConfig};
 
 /// The engine's configuration on the command line: a preset, then any field overridden.
 #[derive(Debug, Args, Clone)]
@@ -50,9 +50,75 @@ pub struct EngineArgs {
     /// Longest sequence (prompt + output).
     #[arg(long)]
     pub max_seq_len: Option<u32>,
-    /// How prompts join the batch: mixed, prefill_first or chunked:<tokens per step>.
-    #[arg(long)]
-    pub batching: Option<Batching>,
+    /// How prompts join the batch: mixed, prefill_first or chunked (the scenario language's
+    /// `batching`).
+    #[arg(long, value_name = "KIND", value_parser = parse_batching_kind)]
+    pub batching: Option<BatchingKind>,
+    /// Tokens per step with `--batching chunked` (the scenario language's `chunk_tokens`;
+    /// default 512, at least max_batch).
+    #[arg(long, value_name = "N")]
+    pub chunk_tokens: Option<u32>,
+}
+
+/// `--batching`: the scenario language's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchingKind {
+    /// `mixed`.
+    Mixed,
+    /// `prefill_first`.
+    PrefillFirst,
+    /// `chunked`.
+    Chunked,
+}
+
+/// Parse `--batching`, pointing the old spelling `chunked:N` (and the aliases the engine once
+/// took) to the one spelling the scenario language and every command share.
+pub fn parse_batching_kind(s: &str) -> std::result::Result<BatchingKind, String> {
+    match s {
+        "mixed" => Ok(BatchingKind::Mixed),
+        "prefill_first" => Ok(BatchingKind::PrefillFirst),
+        "chunked" => Ok(BatchingKind::Chunked),
+        "orca" => Err("`orca` is no longer accepted: write `mixed`".into()),
+        "prefill-first" => {
+            Err("write `prefill_first` (with an underscore, as in scenarios)".into())
+        }
+        o => match o.strip_prefix("chunked:") {
+            Some(n) => Err(format!(
+                "`chunked:{n}` is the old spelling: write `--batching chunked --chunk-tokens {n}` (a scenario's `batching = chunked` and `chunk_tokens = {n}`)"
+            )),
+            None => Err(format!(
+                "`{o}` is not a batching choice: use mixed, prefill_first or chunked (with --chunk-tokens N)"
+            )),
+        },
+    }
+}
+
+/// The engine's batching from `--batching` and `--chunk-tokens` over `base` (the preset's or a
+/// calibration's); the same rules as a scenario's server (docs/batching.md).
+pub fn batching_of(
+    kind: Option<BatchingKind>,
+    chunk_tokens: Option<u32>,
+    base: Batching,
+) -> Result<Batching> {
+    let kind = kind.unwrap_or(match base {
+        Batching::Mixed => BatchingKind::Mixed,
+        Batching::PrefillFirst => BatchingKind::PrefillFirst,
+        Batching::Chunked { .. } => BatchingKind::Chunked,
+    });
+    match (kind, chunk_tokens) {
+        (BatchingKind::Chunked, n) => {
+            let chunk_tokens = n.unwrap_or(match base {
+                Batching::Chunked { chunk_tokens } => chunk_tokens,
+                _ => DEFAULT_CHUNK_TOKENS,
+            });
+            Ok(Batching::Chunked { chunk_tokens })
+        }
+        (_, Some(_)) => Err(CliError::input(
+            "--chunk-tokens applies to `--batching chunked` only (as `chunk_tokens` on a server)",
+        )),
+        (BatchingKind::Mixed, None) => Ok(Batching::Mixed),
+        (BatchingKind::PrefillFirst, None) => Ok(Batching::PrefillFirst),
+    }
 }
 
 impl EngineArgs {
@@ -80,9 +146,9 @@ impl EngineArgs {
             dtype,
             threads,
             max_batch,
-            max_seq_len,
-            batching
+            max_seq_len
         );
+        c.batching = batching_of(self.batching, self.chunk_tokens, c.batching)?;
         Ok(c)
     }
 }

@@ -3,6 +3,7 @@
 
 use super::fit::{Dims, Params};
 use crate::error::{CliError, Result};
+use perllm_core::cost::Calibrated;
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError};
 use perllm_core::workload::WorkloadError;
 use perllm_core::{Observer, Outcome, Request, Roofline, World};
@@ -38,7 +39,8 @@ fn precision(d: Dtype) -> &'static str {
     }
 }
 
-/// The calibrated `hardware` (with its batch interference) and `model` blocks for a scenario.
+/// The calibrated `hardware` and `model` blocks for a scenario, and the cost-model config the
+/// per-step terms go to.
 pub fn hardware_blocks(p: &Params, cfg: &EngineConfig, hw_name: &str, model_name: &str) -> String {
     let d = Dims::of(cfg);
     format!(
@@ -51,24 +53,48 @@ hardware {hw_name} {{
   power {{ idle = 10 W, busy = 30 W }}
   compute_efficiency = 100%
   bandwidth_efficiency = 100%
-  contention = {:.4}%
+  contention = 0
 }}
 
 // The engine's model: parameters a token multiplies (the embedding lookup excluded).
 model {model_name} {{ params = {}, precision = {}, kv_per_token = {} B }}
 
-// `contention`: the slow-down per extra sequence in a step (batch interference). For the
-// simulated steps to match the engine's: `sim {{ step_noise = 0 }}`.
-// Run with: --cost-model roofline --cost-config '{{\"step_overhead_ns\": {:.0}}}'
+// The engine's time per step, per decoding sequence and per KV token read are the roofline's
+// config (`contention = 0`: they replace the batch interference). For the simulated steps to
+// match the engine's: `sim {{ step_noise = 0 }}`. Run with:
+// --cost-model roofline --cost-config '{}'
 ",
         p.flops / 1e9,
         p.bandwidth / 1e9,
-        p.contention * 100.0,
         d.params as u64,
         precision(cfg.dtype),
         cfg.kv_bytes_per_token(),
-        p.overhead_ns
+        cost_config(p)
     )
+}
+
+/// The built-in `roofline` cost model's config for the calibrated per-step terms (JSON).
+pub fn cost_config(p: &Params) -> String {
+    format!(
+        "{{\"step_overhead_ns\": {:.0}, \"decode_seq_ns\": {:.1}, \"prefill_seq_ns\": {:.1}, \"kv_token_ns\": {:.3}}}",
+        p.overhead_ns.round().max(0.0),
+        p.decode_seq_ns,
+        p.prefill_seq_ns,
+        p.kv_token_ns
+    )
+}
+
+/// The cost model the simulator runs for the calibrated parameters (what `--cost-model roofline
+/// --cost-config` with [`cost_config`] builds).
+pub fn cost_model(p: &Params) -> Calibrated {
+    Calibrated {
+        roofline: Roofline {
+            step_overhead_ns: p.overhead_ns.round().max(0.0) as u64,
+        },
+        decode_seq_ns: p.decode_seq_ns,
+        prefill_seq_ns: p.prefill_seq_ns,
+        kv_token_ns: p.kv_token_ns,
+    }
 }
 
 /// The server's `batching` line for the engine's batching choice.
@@ -76,8 +102,8 @@ fn batching(cfg: &EngineConfig) -> String {
     match cfg.batching {
         perllm_engine::Batching::Mixed => "batching = mixed".into(),
         perllm_engine::Batching::PrefillFirst => "batching = prefill_first".into(),
-        perllm_engine::Batching::Chunked { token_budget } => {
-            format!("batching = chunked\n  chunk_tokens = {token_budget}")
+        perllm_engine::Batching::Chunked { chunk_tokens } => {
+            format!("batching = chunked\n  chunk_tokens = {chunk_tokens}")
         }
     }
 }
@@ -157,7 +183,7 @@ impl Observer for Collect {
 }
 
 /// Build the validation world for `p` and `cfg`.
-pub fn world(p: &Params, cfg: &EngineConfig, duration_s: f64) -> Result<(World, Roofline)> {
+pub fn world(p: &Params, cfg: &EngineConfig, duration_s: f64) -> Result<(World, Calibrated)> {
     let text = scenario_text(p, cfg, duration_s);
     let loaded = perllm_dsl::load_str("fidelity.perllm", &text, perllm_dsl::SourceKind::Perllm)
         .map_err(|f| {
@@ -170,10 +196,7 @@ pub fn world(p: &Params, cfg: &EngineConfig, duration_s: f64) -> Result<(World, 
         .scenario
         .build()
         .map_err(|e| CliError::run(format!("internal: the fidelity scenario is invalid: {e:?}")))?;
-    let cost = Roofline {
-        step_overhead_ns: p.overhead_ns.round().max(0.0) as u64,
-    };
-    Ok((world, cost))
+    Ok((world, cost_model(p)))
 }
 
 /// Simulate `jobs` (sorted by arrival) on the calibrated model.

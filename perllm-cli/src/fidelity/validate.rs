@@ -10,7 +10,7 @@ use crate::error::{CliError, Result};
 use crate::output::Outputs;
 use crate::term::Term;
 use clap::Args;
-use perllm_engine::{Batching, Engine, EngineConfig, Machine, Rapl, Request};
+use perllm_engine::{Engine, EngineConfig, Machine, Rapl, Request};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,9 +22,14 @@ pub struct ValidateArgs {
     /// The calibration to validate (`perllm calibrate --out`); its engine is the one served.
     #[arg(long, value_name = "FILE.json")]
     pub calibration: PathBuf,
-    /// Serve with another batching choice than the calibrated engine's.
-    #[arg(long)]
-    pub batching: Option<Batching>,
+    /// Serve with another batching choice than the calibrated engine's: mixed, prefill_first
+    /// or chunked (the scenario language's `batching`).
+    #[arg(long, value_name = "KIND", value_parser = super::parse_batching_kind)]
+    pub batching: Option<super::BatchingKind>,
+    /// Tokens per step with `--batching chunked` (`chunk_tokens`; default: the calibrated
+    /// engine's, else 512).
+    #[arg(long, value_name = "N")]
+    pub chunk_tokens: Option<u32>,
     /// Loads, as fractions of the measured saturation throughput.
     #[arg(
         long,
@@ -162,8 +167,28 @@ pub fn workload(n: usize, rate: f64, a: &ValidateArgs, cfg: &EngineConfig, seed:
         .collect()
 }
 
+/// One step of the real engine, as the driver saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct StepLog {
+    /// When the driver called `step`, ns from the start of the run.
+    pub start_ns: u64,
+    /// When `step` returned, ns.
+    pub end_ns: u64,
+    /// The forward pass and sampling alone (the engine's own timing), ns.
+    pub forward_ns: u64,
+    /// Time since the previous step returned, ns: submitting arrivals and planning the batch;
+    /// idle waits for an arrival are not counted (`idle` is set instead).
+    pub gap_ns: u64,
+    /// The engine was idle before this step (waiting for an arrival).
+    pub after_idle: bool,
+    /// The step's shape.
+    pub shape: perllm_engine::StepShape,
+}
+
 /// What the real engine did with a workload.
 pub struct RealRun {
+    /// Every step, in order.
+    pub steps: Vec<StepLog>,
     /// Per request, in job order.
     pub logged: Vec<Logged>,
     /// Stepping time, ns.
@@ -179,6 +204,8 @@ pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
     let mut first = vec![0u64; n];
     let mut done = vec![0u64; n];
     let (mut busy, mut seq_ns) = (0u64, 0u64);
+    let mut steps: Vec<StepLog> = Vec::new();
+    let (mut last_end, mut idle) = (0u64, true);
     let mut next = 0;
     let start = Instant::now();
     let now = || start.elapsed().as_nanos() as u64;
@@ -204,6 +231,7 @@ pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
             }
             let wait = jobs[next].arrival_ns.saturating_sub(now());
             std::thread::sleep(Duration::from_nanos(wait));
+            idle = true;
             continue;
         }
         let t0 = now();
@@ -212,6 +240,15 @@ pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
         };
         let t1 = now();
         busy += t1 - t0;
+        steps.push(StepLog {
+            start_ns: t0,
+            end_ns: t1,
+            forward_ns: rep.elapsed.as_nanos() as u64,
+            gap_ns: if idle { 0 } else { t0.saturating_sub(last_end) },
+            after_idle: idle,
+            shape: rep.shape,
+        });
+        (last_end, idle) = (t1, false);
         let seqs = rep.shape.prefill_seqs as u64 + rep.shape.decode_seqs as u64;
         seq_ns += seqs * (t1 - t0);
         for ev in rep.events {
@@ -234,6 +271,7 @@ pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
         })
         .collect();
     Ok(RealRun {
+        steps,
         logged,
         busy_ns: busy,
         seq_ns,
@@ -320,23 +358,13 @@ fn compare(
 pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
     let cal = Calibration::read(&a.calibration)?;
     let mut cfg = cal.engine.clone();
-    if let Some(b) = a.batching {
-        cfg.batching = b;
-    }
+    cfg.batching = super::batching_of(a.batching, a.chunk_tokens, cfg.batching)?;
     if a.requests < 2 {
         return Err(CliError::input("--requests must be at least 2"));
     }
     if let Some(f) = a.loads.iter().find(|f| !(**f > 0.0 && f.is_finite())) {
         return Err(CliError::input(format!(
             "--loads: {f} is not a positive fraction"
-        )));
-    }
-    if let Batching::Chunked { token_budget } = cfg.batching
-        && token_budget < cfg.max_batch
-    {
-        return Err(CliError::input(format!(
-            "--batching chunked:{token_budget}: the simulator needs a budget of at least max_batch = {} tokens per step",
-            cfg.max_batch
         )));
     }
     let machine = Machine::detect();
@@ -358,7 +386,8 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
             .unwrap_or_else(|| "unknown".into())
     ));
     let jobs = workload(k, 0.0, &a, &cfg, a.seed);
-    let (sat, _) = compare(
+    let mut steps = Vec::new();
+    let (sat, sat_real) = compare(
         &mut engine,
         &cal,
         &cfg,
@@ -368,6 +397,7 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
         mb,
         rapl.as_ref(),
     )?;
+    steps.push(("steps-saturation.csv".to_string(), sat_real.steps));
     let capacity = sat.engine.throughput_rps;
     let mut runs = vec![sat];
     let mut logs = Vec::new();
@@ -391,6 +421,7 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
             rapl.as_ref(),
         )?;
         logs.push((format!("requests-{:.0}.csv", f * 100.0), real.logged));
+        steps.push((format!("steps-{:.0}.csv", f * 100.0), real.steps));
         runs.push(c);
     }
     let summary = Summary {
@@ -407,6 +438,10 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
         for (name, l) in &logs {
             out.open(&dir.join(name))?.write_text(&write_log(&cfg, l))?;
         }
+        for (name, st) in &steps {
+            out.open(&dir.join(name))?
+                .write_text(&write_steps(&cal.params(), &cfg, st))?;
+        }
         out.refuse_inputs(&crate::inputs::one(&a.calibration, "the calibration"))?;
         out.report_created(&term);
         out.commit()?;
@@ -418,6 +453,43 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
     } else {
         crate::term::print_stdout(&render(&summary))
     }
+}
+
+/// The engine's step log as CSV: each step's timing, the driver's gap before it, its shape and
+/// the calibrated model's price of that shape (what the simulator charges for it).
+pub fn write_steps(p: &super::fit::Params, cfg: &EngineConfig, steps: &[StepLog]) -> String {
+    let d = super::fit::Dims::of(cfg);
+    let mut o = String::from(
+        "# perllm-steps 1\nstep,start_s,end_s,gap_ms,after_idle,forward_ms,prefill_tokens,prefill_seqs,decode_seqs,kv_tokens,model_ms\n",
+    );
+    for (i, st) in steps.iter().enumerate() {
+        let sh = &st.shape;
+        let model = super::fit::step_ns(
+            p,
+            &d,
+            &super::fit::Shape {
+                prefill_tokens: sh.prefill_tokens as f64,
+                prefill_seqs: sh.prefill_seqs as f64,
+                decode_seqs: sh.decode_seqs as f64,
+                kv_tokens: sh.kv_tokens as f64,
+            },
+        );
+        let _ = writeln!(
+            o,
+            "{i},{:.6},{:.6},{:.3},{},{:.3},{},{},{},{},{:.3}",
+            st.start_ns as f64 * 1e-9,
+            st.end_ns as f64 * 1e-9,
+            st.gap_ns as f64 * 1e-6,
+            st.after_idle as u8,
+            st.forward_ns as f64 * 1e-6,
+            sh.prefill_tokens,
+            sh.prefill_seqs,
+            sh.decode_seqs,
+            sh.kv_tokens,
+            model * 1e-6
+        );
+    }
+    o
 }
 
 fn err(s: f64, e: f64) -> String {

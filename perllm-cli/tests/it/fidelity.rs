@@ -73,7 +73,7 @@ fn profile_calibrate_validate_on_the_tiny_engine() {
     has(stdout, "held-out error");
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
-    assert_eq!(c["version"], 1);
+    assert_eq!(c["version"], 2);
     assert!(c["held_out"]["n"].as_u64().unwrap() >= 10);
     // The fitted model explains the grid: a loose bound for a loaded, shared machine.
     assert!(c["fit"]["median_pct"].as_f64().unwrap() < 35.0, "{c}");
@@ -211,4 +211,49 @@ fn bad_engine_configs_name_the_field() {
     assert_eq!(out.code, 2);
     out.stderr_has("`max_batch`");
     assert!(!p.exists());
+}
+
+#[test]
+fn batching_is_spelled_as_in_scenarios() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("p.csv");
+    let run = |extra: &[&str]| {
+        let mut a = vec!["profile", "--preset", "tiny", "--out", s(&p)];
+        a.extend_from_slice(extra);
+        perllm(&a)
+    };
+    // The old spelling points to the new one.
+    let out = run(&["--batching", "chunked:32"]);
+    assert_eq!(out.code, 2);
+    out.stderr_has(
+        "`chunked:32` is the old spelling: write `--batching chunked --chunk-tokens 32` (a scenario's `batching = chunked` and `chunk_tokens = 32`)",
+    );
+    // The scenario language's rules: a budget only with chunked, at least max_batch.
+    let out = run(&["--batching", "mixed", "--chunk-tokens", "32"]);
+    assert_eq!(out.code, 2);
+    out.stderr_has("--chunk-tokens applies to `--batching chunked` only");
+    let out = run(&["--batching", "chunked", "--chunk-tokens", "4"]);
+    assert_eq!(out.code, 2);
+    out.stderr_has("`chunk_tokens`: 4 is less than max_batch = 8");
+    assert!(!p.exists());
+    // The new spelling runs, and the profile records the engine's batching.
+    run(&[
+        "--batching",
+        "chunked",
+        "--chunk-tokens",
+        "16",
+        "--batch",
+        "1",
+        "--context",
+        "8",
+        "--prefill",
+        "0,8",
+        "--repeats",
+        "1",
+    ])
+    .ok();
+    has(
+        &std::fs::read_to_string(&p).unwrap(),
+        r#""batching":{"kind":"chunked","chunk_tokens":16}"#,
+    );
 }

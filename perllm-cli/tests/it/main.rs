@@ -24,6 +24,7 @@ mod isolation;
 mod light_load;
 mod messages;
 #[cfg(unix)]
+#[cfg(feature = "engine")]
 mod netem;
 mod outputs;
 mod plot;

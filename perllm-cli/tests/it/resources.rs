@@ -68,6 +68,33 @@ fn a_scenario_above_the_memory_limit_is_refused_before_it_runs() {
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
 
+/// Issue 21 case 7: a 1,000,000-server family in a small file. Its estimate (about 9.1 GiB) is
+/// checked from the family's range before the family is expanded: `check` and `run` exit 2 at
+/// once within 500 MB of address space (expanding it first peaked at 1.7 GB and took a minute
+/// in a debug build; before the limit, `run` took 3.5 GB and did not finish in a minute).
+#[test]
+fn a_million_server_family_is_refused_before_it_is_expanded() {
+    let dir = tmp();
+    let f = dir.path().join("big1m.perllm");
+    std::fs::write(&f, family(1_000_000)).unwrap();
+    for cmd in [&["check", s(&f)][..], &["run", s(&f), "-p", "cloud-only"]] {
+        let out = perllm_limited(cmd, 500_000);
+        out.fails(
+            2,
+            &[
+                "sim.max_memory: a run of this scenario needs about 9.",
+                "(1000001 servers x ",
+                "above the memory limit of 2.00 GiB",
+                "`--memory-limit 10GiB`",
+                "1000000 servers",
+            ],
+        );
+    }
+    // The limit checked early is the command's: `--memory-limit` is named in the message.
+    let out = perllm_limited(&["run", s(&f), "--memory-limit", "1GiB"], 500_000);
+    out.fails(2, &["above the memory limit of 1.00 GiB"]);
+}
+
 /// `sim.max_memory` in the file, `--set sim.max_memory` and `--memory-limit` are one limit:
 /// `check` applies the file's value, the flag overrides it for one command, both flags at
 /// once are refused, JSON scenarios take the same key, and the limit is not part of the

@@ -4,7 +4,9 @@ use crate::request::{Energy, Request};
 use crate::spec::{Hardware, ModelSpec, Nanos};
 use crate::world::{Server, World};
 
+mod calibrated;
 mod estimate;
+pub use calibrated::Calibrated;
 pub use estimate::default_estimate;
 
 /// The shape of one engine step for one model: what the cost model prices.

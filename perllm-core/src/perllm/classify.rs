@@ -5,6 +5,7 @@
 use super::Mode;
 use super::bandit::with_prior;
 use super::constraints::RequestQty;
+use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
@@ -148,6 +149,12 @@ impl Core {
                         }
                     }
                     Mode::Oracle => (1.0, 1.0),
+                };
+                // The improved variant filters and orders by the optimistic latency ratio.
+                let lr = if improved {
+                    optimistic_latency_ratio(lr, self.arms.residuals[c as usize])
+                } else {
+                    lr
                 };
                 let d = waited_s + e.total_ns() as f64 / 1e9 * lr;
                 if fastest.is_none_or(|f| d < f.0) {

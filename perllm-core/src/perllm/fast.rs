@@ -17,6 +17,7 @@ use super::Mode;
 use super::bandit::with_prior;
 use super::classify::{Classified, EstLookup, kv_bytes};
 use super::constraints::RequestQty;
+use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
@@ -27,7 +28,8 @@ use std::collections::HashMap;
 struct Cell {
     /// Ascending; the first is the representative.
     servers: Vec<ServerId>,
-    /// The arm's (latency ratio, energy ratio) as the feasibility step uses them.
+    /// The arm's (latency ratio, energy ratio) as the feasibility step uses them (the improved
+    /// variant: the optimistic latency ratio).
     lr: f64,
     er: f64,
 }
@@ -108,7 +110,10 @@ impl Core {
                             self.arms.arms[c as usize][col].view(p, self.arms.clock[c as usize]);
                         if improved {
                             (
-                                with_prior(v.latency_ratio, v.n),
+                                optimistic_latency_ratio(
+                                    with_prior(v.latency_ratio, v.n),
+                                    self.arms.residuals[c as usize],
+                                ),
                                 with_prior(v.energy_ratio, v.n),
                             )
                         } else {

@@ -28,6 +28,29 @@
 
 use super::bandit::{ArmView, PRIOR_OBS, with_prior};
 
+/// The class's root-mean-square prediction error of the corrected latency ratio, starting from
+/// [`PRIOR_OBS`] pseudo-errors of 1 (100%); `residuals` as in [`PairInput::residuals`].
+pub(crate) fn latency_sigma(residuals: (f64, f64, f64)) -> f64 {
+    rms_error(residuals.0, residuals.2)
+}
+
+/// Root-mean-square error from a sum of squared errors over `n` outcomes, with [`PRIOR_OBS`]
+/// pseudo-errors of 1.
+fn rms_error(sum_sq: f64, n: f64) -> f64 {
+    ((PRIOR_OBS + sum_sq) / (PRIOR_OBS + n)).sqrt()
+}
+
+/// The latency ratio the deadline filter uses: the learned one `lr`, less one prediction error
+/// ([`latency_sigma`]) where the server has proved slower than the cost model predicts, and
+/// never more optimistic than the model itself: `max(min(lr, 1), lr - sigma_l)`. So a server is
+/// left out for a request where the model predicts its deadline lost, or where it has proved so
+/// much slower than predicted that even one error better still misses; a close call the learned
+/// mean alone would refuse is tried (the slot's admission check then uses the model's own
+/// prediction with the queue the slot adds).
+pub(crate) fn optimistic_latency_ratio(lr: f64, residuals: (f64, f64, f64)) -> f64 {
+    lr.min(1.0).max(lr - latency_sigma(residuals))
+}
+
 /// One (group, server) pair's inputs to the index.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PairInput {
@@ -68,8 +91,10 @@ pub(crate) fn bounds(
     let viol = x.arm.violations * n / (n + PRIOR_OBS);
     let slack = (x.a - x.b * lr).clamp(-1.0, 1.0);
     let mean = -x.energy * er + constraint_weight * slack.min(x.rho) - violation_penalty * viol;
-    let sigma = |sum_sq: f64| ((PRIOR_OBS + sum_sq) / (PRIOR_OBS + x.residuals.2)).sqrt();
-    let (sigma_l, sigma_e) = (sigma(x.residuals.0), sigma(x.residuals.1));
+    let (sigma_l, sigma_e) = (
+        latency_sigma(x.residuals),
+        rms_error(x.residuals.1, x.residuals.2),
+    );
     let spread = x.energy * er * sigma_e + constraint_weight * x.b * lr * sigma_l;
     let b = exploration * ((x.class_n.max(0.0) + 1.0).ln() / (PRIOR_OBS + n)).sqrt() * spread;
     Bounds {

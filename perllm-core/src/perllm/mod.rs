@@ -27,6 +27,7 @@
 //! Feedback (`observe`) updates the arm of the completed request: normalised weighted energy,
 //! realised deadline slack, realised/predicted latency and energy, and the violation window.
 
+mod admit;
 mod bandit;
 mod classify;
 pub(crate) mod constraints;

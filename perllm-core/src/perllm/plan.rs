@@ -144,7 +144,7 @@ impl Ledger {
     }
 
     /// The user row violated the most (relative to its right-hand side), if any.
-    fn worst_user_row(&self, b: &Budgets) -> Option<usize> {
+    pub fn worst_user_row(&self, b: &Budgets) -> Option<usize> {
         let mut worst = None;
         let mut wv = 0.0;
         for (k, (r, &lhs)) in b.user.iter().zip(&self.user).enumerate() {
@@ -595,6 +595,15 @@ pub(crate) fn greedy_fill(
         // scan usually stops within the first few servers, so only `ks[..sorted]` is in order,
         // extended when the scan reaches its end (the order being total, this is the order a
         // full sort gives).
+        // A group no server can take one more of now places nothing (the scan below would
+        // find nothing): skip it without ordering its servers.
+        if !grp
+            .servers
+            .iter()
+            .any(|&s| ledger.fits(b, grp.kv, grp.bits, s))
+        {
+            continue;
+        }
         let by_score =
             |a: &usize, c: &usize| grp.score[*c].total_cmp(&grp.score[*a]).then(a.cmp(c));
         let mut ks: Vec<usize> = (0..grp.servers.len()).collect();

@@ -85,6 +85,8 @@ impl Core {
                 ("eliminated", im.eliminated as f64),
                 ("deadline_filtered", im.deadline_filtered as f64),
                 ("first_tries", im.first_tries as f64),
+                ("predicted_miss", im.predicted_miss as f64),
+                ("overload_deferred", im.overload_deferred as f64),
             ] {
                 st.values.insert(k.to_string(), v);
             }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use super::state::{Core, InFlight, Note, Record};
 
+use super::admit::Overload;
 use super::classify::{Classified, kv_bytes};
 
 impl Core {
@@ -376,6 +377,14 @@ impl Core {
             }
         }
 
+        // 7. Admission (the improved variant; docs/perllm-policy.md, "The improved variant").
+        let overload = if improved && self.mode == Mode::Learn && p.infeasible == Infeasible::Reject
+        {
+            self.admit(view, pending, &mut decided, &budgets, &mut ledger)
+        } else {
+            Overload::default()
+        };
+
         // Write decisions, record in-flight requests and regret records.
         // Infeasible request -> does any server host its model with KV memory enough for it?
         let infeasible_set: HashMap<usize, bool> =
@@ -389,6 +398,10 @@ impl Core {
                 Some((s, via, g)) => (Decision::Assign(s), via, g),
                 // No server could ever take it: deferring (even for best effort) would only
                 // repeat this decision.
+                None if overload.refused(i) => (Decision::Reject, "predicted_miss", None),
+                None if overload.deferred(i) => {
+                    (Decision::Defer, "overload_deferred", member_group[i])
+                }
                 None if infeasible_set.get(&i) == Some(&false) => {
                     (Decision::Reject, "no_server", None)
                 }

@@ -101,6 +101,9 @@ pub(crate) struct Core {
     pub(super) n_pools: usize,
     /// The improved variant's per-slot counters.
     pub(super) improved: ImprovedCounters,
+    /// Per server: mean predicted work (prefill + decode ns) of the requests the improved
+    /// variant admitted there, and their count (`admit`).
+    pub(super) mean_work: Vec<(f64, u64)>,
     /// Per server: its kind (the pool it would be in), for the fast path's estimate cells.
     pub(super) est_pool: Vec<u32>,
     /// Use the fast path where it applies (tests turn it off to compare).
@@ -117,6 +120,12 @@ pub(super) struct ImprovedCounters {
     pub(super) deadline_filtered: u64,
     /// Placements on an arm (class, pool) that had no observation yet.
     pub(super) first_tries: u64,
+    /// Placements rejected because the cost model, with the slot's queue, predicts the deadline
+    /// missed on the chosen server (`admit`).
+    pub(super) predicted_miss: u64,
+    /// Placements deferred because the server would queue them and they cost more than its mean
+    /// admitted request (`admit`).
+    pub(super) overload_deferred: u64,
 }
 
 /// What makes servers interchangeable for the improved variant: same tier, hardware (kind and
@@ -202,6 +211,7 @@ impl Core {
             pool,
             n_pools,
             improved: ImprovedCounters::default(),
+            mean_work: vec![(0.0, 0); world.servers.len()],
             est_pool,
             fast_path: true,
         })

@@ -253,6 +253,14 @@ impl Lowerer {
             .iter()
             .filter_map(|it| self.link(it, &mut names))
             .collect();
+        if !self.memory_fits(
+            &get("server"),
+            models.len(),
+            get("slo").len(),
+            get("sim").first().copied(),
+        ) {
+            return None;
+        }
         let mut servers = Vec::new();
         let mut server_items = Vec::new();
         for it in get("server") {

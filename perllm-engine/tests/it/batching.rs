@@ -68,7 +68,7 @@ fn prefill_first_pauses_the_decodes() {
 #[test]
 fn chunked_fills_a_token_budget() {
     let s = steps(
-        Batching::Chunked { token_budget: 16 },
+        Batching::Chunked { chunk_tokens: 16 },
         &[(10, 5), (10, 5)],
         &[(30, 2)],
         2,
@@ -92,6 +92,31 @@ fn chunked_fills_a_token_budget() {
         .filter(|sh| sh.prefill_tokens > 0 && sh.decode_seqs > 0)
         .count();
     assert!(chunks >= 2, "{s:?}");
+}
+
+#[test]
+fn chunked_admits_only_while_the_step_has_budget_left() {
+    // As the simulated engine (docs/batching.md): a budget of 8 and prompts of 10 tokens.
+    let cfg = EngineConfig {
+        batching: Batching::Chunked { chunk_tokens: 8 },
+        ..EngineConfig::tiny()
+    };
+    let mut e = Engine::new(cfg).unwrap();
+    for id in 0..3 {
+        e.submit(Request {
+            id,
+            prompt: vec![1; 10],
+            max_tokens: 3,
+        })
+        .unwrap();
+    }
+    let s0 = e.step().unwrap().unwrap().shape;
+    assert_eq!((s0.prefill_tokens, s0.prefill_seqs), (8, 1));
+    assert_eq!((e.running(), e.waiting()), (1, 2), "the budget is spent");
+    // Step 1: the first prompt's last 2 tokens leave 6 for the second.
+    let s1 = e.step().unwrap().unwrap().shape;
+    assert_eq!((s1.prefill_tokens, s1.prefill_seqs), (8, 2));
+    assert_eq!((e.running(), e.waiting()), (2, 1));
 }
 
 #[test]

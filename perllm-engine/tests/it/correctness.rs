@@ -85,7 +85,7 @@ fn a_sequence_in_a_batch_generates_what_it_generates_alone() {
     for batching in [
         Batching::Mixed,
         Batching::PrefillFirst,
-        Batching::Chunked { token_budget: 8 },
+        Batching::Chunked { chunk_tokens: 8 },
     ] {
         let cfg = EngineConfig {
             batching,
@@ -130,10 +130,10 @@ fn bad_configs_fail_naming_the_field() {
         ),
         (
             EngineConfig {
-                batching: Batching::Chunked { token_budget: 0 },
+                batching: Batching::Chunked { chunk_tokens: 7 },
                 ..EngineConfig::tiny()
             },
-            "batching",
+            "chunk_tokens",
         ),
         // A KV cache of 2^20 x 2^20 tokens: refused before anything is allocated.
         (

@@ -1,0 +1,3 @@
+//! Integration tests of the bundled plugins.
+
+mod vidur_table;
