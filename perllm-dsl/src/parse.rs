@@ -24,78 +24,87 @@ pub const MAX_NESTING: usize = 64;
 /// Largest source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256 << 20;
 
-/// The brackets of `text` outside strings and comments (`#`, and `//` unless `toml_comments`),
-/// with their byte offsets.
-fn brackets(text: &str, toml_comments: bool) -> impl Iterator<Item = (usize, u8)> + '_ {
-    let b = text.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < b.len() {
-            match b[i] {
-                b'"' => {
-                    i += 1;
-                    while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                        if b[i] == b'\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                }
-                b'#' => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if !toml_comments && b.get(i + 1) == Some(&b'/') => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                c @ (b'(' | b'[' | b'{' | b')' | b']' | b'}') => {
-                    i += 1;
-                    return Some((i - 1, c));
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        None
-    })
-}
-
 /// Check bracket depth (outside strings and comments). Returns the offset of the first bracket
 /// that goes deeper than [`MAX_NESTING`].
 pub fn too_deep(text: &str, toml_comments: bool) -> Option<usize> {
+    let b = text.as_bytes();
     let mut depth = 0usize;
-    for (i, c) in brackets(text, toml_comments) {
-        if matches!(c, b'(' | b'[' | b'{') {
-            depth += 1;
-            if depth > MAX_NESTING {
-                return Some(i);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
             }
-        } else {
-            depth = depth.saturating_sub(1);
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if !toml_comments && b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
+        i += 1;
     }
     None
 }
 
 /// The first opening bracket that is never closed (outside strings and comments), if any.
 pub fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
+    let b = text.as_bytes();
     let mut stack: Vec<(usize, u8)> = Vec::new();
-    for (i, c) in brackets(text, false) {
-        let open = match c {
-            b')' => b'(',
-            b']' => b'[',
-            b'}' => b'{',
-            _ => {
-                stack.push((i, c));
-                continue;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
             }
-        };
-        if stack.last().is_some_and(|t| t.1 == open) {
-            stack.pop();
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c @ (b'(' | b'[' | b'{') => stack.push((i, c)),
+            c @ (b')' | b']' | b'}') => {
+                let open = match c {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                if stack.last().is_some_and(|t| t.1 == open) {
+                    stack.pop();
+                }
+            }
+            _ => {}
         }
+        i += 1;
     }
     stack.first().map(|&(i, c)| (i, c as char))
 }

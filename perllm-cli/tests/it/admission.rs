@@ -1,6 +1,6 @@
 //! `admission = reject_infeasible`, the option perllm adds to every policy.
 
-use crate::{SHORT, perllm, perllm_cmd, s, tmp};
+use crate::{perllm, perllm_cmd, run_7b, s, tmp};
 use serde_json::Value;
 
 /// The paper-7b deployment overloaded (12 requests/s for 30 s): some requests are predicted to
@@ -82,16 +82,7 @@ fn a_bad_admission_value_is_named() {
         ("cloud-only", "admission=1"),
         ("perllm", "admission=yes"),
     ] {
-        let out = perllm(&[
-            "run",
-            "examples/paper-7b.perllm",
-            "--set",
-            SHORT,
-            "--policy",
-            policy,
-            "--param",
-            value,
-        ]);
+        let out = run_7b(policy, &[value]);
         assert_ne!(out.code, 0, "{policy}");
         assert!(
             out.stderr

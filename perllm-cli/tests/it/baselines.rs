@@ -1,7 +1,7 @@
 //! The practitioner's baselines (`edf`, `filter-score`, `two-choices`): decisions pinned,
 //! admission on and off, parameters validated with the parameter named.
 
-use crate::{SHORT, perllm, s, settings, tmp};
+use crate::{SHORT, perllm, run_7b, s, settings, tmp};
 use serde_json::Value;
 use std::path::Path;
 
@@ -156,16 +156,7 @@ fn parameters_are_validated_with_the_parameter_named() {
         ),
     ];
     for (policy, param, want) in cases {
-        let out = perllm(&[
-            "run",
-            "examples/paper-7b.perllm",
-            "--set",
-            SHORT,
-            "--policy",
-            policy,
-            "--param",
-            param,
-        ]);
+        let out = run_7b(policy, &[param]);
         assert_ne!(out.code, 0, "{policy} {param}");
         assert!(
             out.stderr.contains(want) && out.stderr.contains(policy),

@@ -41,17 +41,7 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-const COMPARE: [&str; 9] = [
-    "compare",
-    "examples/paper.perllm",
-    "--set",
-    SHORT,
-    "--policies",
-    "least-loaded",
-    "--seeds",
-    "1",
-    "-q",
-];
+const COMPARE: [&str; 9] = crate::SMALL_COMPARE;
 
 fn with(base: &[&str], extra: &[&str]) -> Out {
     let mut a = base.to_vec();

@@ -126,8 +126,38 @@ pub fn paper(command: &str, set: &str, extra: &[&str]) -> Out {
     perllm(&a)
 }
 
+/// `perllm run examples/paper-7b.perllm --set SHORT --policy POLICY --param P..`: a short run of
+/// the 7B deployment with one policy and its parameters.
+pub fn run_7b(policy: &str, params: &[&str]) -> Out {
+    let mut a = vec![
+        "run",
+        "examples/paper-7b.perllm",
+        "--set",
+        SHORT,
+        "--policy",
+        policy,
+    ];
+    for p in params {
+        a.extend(["--param", p]);
+    }
+    perllm(&a)
+}
+
 /// A short run of the paper scenario: 30 simulated seconds.
 pub const SHORT: &str = "scenario.duration=30s";
+
+/// The smallest study: `compare` of least-loaded on a short paper run, one seed, quiet.
+pub const SMALL_COMPARE: [&str; 9] = [
+    "compare",
+    "examples/paper.perllm",
+    "--set",
+    SHORT,
+    "--policies",
+    "least-loaded",
+    "--seeds",
+    "1",
+    "-q",
+];
 
 /// `run examples/paper.perllm --set SHORT --plugin <testkit> --policy testkit`, then `extra`:
 /// the test-kit policy (which misbehaves as its `--param mode=...` says) on a short run.

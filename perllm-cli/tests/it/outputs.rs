@@ -214,17 +214,7 @@ fn unwritable_outputs_are_named_before_the_run() {
     let taken = dir.path().join("taken.json");
     std::fs::create_dir(&taken).unwrap();
     let under_file = file.join("x.json");
-    let grid = [
-        "compare",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--policies",
-        "least-loaded",
-        "--seeds",
-        "1",
-        "-q",
-    ];
+    let grid = crate::SMALL_COMPARE;
     let with = |base: &[&str], extra: &[&str]| {
         let mut a = base.to_vec();
         a.extend(extra);

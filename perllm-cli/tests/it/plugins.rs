@@ -1,6 +1,8 @@
 //! `perllm plugins list` and running plugin policies and cost models.
 
-use crate::{SHORT, has, paper, perllm, perllm_cmd, s, settings, testkit, testkit_run, tmp};
+use crate::{
+    SHORT, has, paper, perllm, perllm_cmd, run_7b, s, settings, testkit, testkit_run, tmp,
+};
 use serde_json::Value;
 
 #[test]
@@ -282,16 +284,7 @@ fn cloud_first_decisions_are_pinned() {
         ("slack=-1", "slack must be positive"),
         ("slak=1", "unknown parameter `slak`"),
     ] {
-        let out = perllm(&[
-            "run",
-            "examples/paper-7b.perllm",
-            "--set",
-            SHORT,
-            "--policy",
-            "cloud-first",
-            "--param",
-            param,
-        ]);
+        let out = run_7b("cloud-first", &[param]);
         assert!(out.stderr.contains(want), "{param}: {}", out.stderr);
     }
 }
