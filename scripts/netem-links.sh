@@ -112,7 +112,12 @@ remove_ns() {
 teardown() {
   local ns l
   # The command first (it may be talking to the backends), then everything in the namespaces.
-  [[ -n "$cpid" ]] && kill -TERM "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
+  if [[ -n "$cpid" ]] && kill -TERM "$cpid" 2>/dev/null; then
+    local t
+    for t in $(seq 50); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$cpid" 2>/dev/null || true
+    wait "$cpid" 2>/dev/null || true
+  fi
   for ns in $(ns_list); do remove_ns "$ns"; done
   # A namespace's deletion deletes its veth end and so the pair; this catches a half-made one.
   for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 \
