@@ -407,21 +407,10 @@ pub fn bars(
         let mut chart = bar_axes(plot, title, value_desc, names, top)?;
         chart
             .draw_series(
-                Histogram::horizontal(&chart)
-                    .margin(6)
-                    .style_func(|row, _| {
-                        let r = match row {
-                            SegmentValue::Exact(r) | SegmentValue::CenterOf(r) => *r,
-                            SegmentValue::Last => 0,
-                        };
-                        color(n - 1 - r.min(n - 1)).filled()
-                    })
-                    .data(
-                        means
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &m)| (n - 1 - i, m.max(0.0))),
-                    ),
+                means
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &m)| bar_rect(n, n - 1 - i, 0.0, m.max(0.0), color(i).filled())),
             )
             .map_err(draw_err(title))?;
         for (i, &m) in means.iter().enumerate() {
@@ -476,22 +465,37 @@ pub fn stacked_bars(
             for (b, v) in base.iter_mut().zip(vals) {
                 *b += v.max(0.0);
             }
-            let row_of = |v: &SegmentValue<usize>| match v {
-                SegmentValue::Exact(r) | SegmentValue::CenterOf(r) => (*r).min(n - 1),
-                SegmentValue::Last => 0,
-            };
             chart
                 .draw_series(
-                    Histogram::horizontal(&chart)
-                        .margin(6)
-                        .style(color(li).filled())
-                        .baseline_func(move |v| lows[n - 1 - row_of(v)])
-                        .data(base.iter().enumerate().map(|(i, &hi)| (n - 1 - i, hi))),
+                    base.iter()
+                        .zip(&lows)
+                        .enumerate()
+                        .map(|(i, (&hi, &lo))| bar_rect(n, n - 1 - i, lo, hi, color(li).filled())),
                 )
                 .map_err(draw_err(title))?;
         }
         legend(leg, &entries, title)
     })
+}
+
+/// The bar of row `row` (of `n`) from `lo` to `hi`, 6 px clear of its neighbours. Bars are drawn
+/// in row order: plotters' `Histogram` gathers its bars in a `HashMap`, so the SVG it writes
+/// changes order from run to run, and the same results file must always give the same chart.
+fn bar_rect(
+    n: usize,
+    row: usize,
+    lo: f64,
+    hi: f64,
+    style: ShapeStyle,
+) -> Rectangle<(f64, SegmentValue<usize>)> {
+    let next = if row + 1 < n {
+        SegmentValue::Exact(row + 1)
+    } else {
+        SegmentValue::Last
+    };
+    let mut rect = Rectangle::new([(hi, SegmentValue::Exact(row)), (lo, next)], style);
+    rect.set_margin(6, 6, 0, 0);
+    rect
 }
 
 /// The axes of a horizontal bar chart: one row per name (first at the top), values `0..top`.

@@ -508,3 +508,27 @@ fn extreme_values_plot_without_hanging() {
         }
     }
 }
+
+/// One results file always gives the same files, byte for byte: plotters' `Histogram` gathered
+/// its bars in a `HashMap`, so the bars of `energy.svg` (and the page that embeds it) came out
+/// in a different order from run to run.
+#[test]
+fn plots_are_byte_identical_from_run_to_run() {
+    let dir = tmp();
+    for command in ["sweep", "compare"] {
+        let first = plotted(dir.path(), command, &[]);
+        let results = dir.path().join(format!("{command}.json"));
+        for k in 0..3 {
+            let again = dir.path().join(format!("{command}-again-{k}"));
+            perllm(&["plot", s(&results), "--out", s(&again), "-q"]).ok();
+            for entry in std::fs::read_dir(&first).unwrap() {
+                let name = entry.unwrap().file_name();
+                assert!(
+                    std::fs::read(first.join(&name)).unwrap()
+                        == std::fs::read(again.join(&name)).unwrap(),
+                    "{command}: {name:?} differs between two plots of one results file"
+                );
+            }
+        }
+    }
+}
