@@ -7,7 +7,11 @@ use perllm_core::Roofline;
 use perllm_core::cost::{CostModel, StepShape};
 use perllm_core::spec::{Hardware, ModelSpec, Precision};
 use std::collections::BTreeMap;
+
+#[path = "../../../perllm-cli/tests/fixtures/vidur_rows.rs"]
+mod vidur_rows;
 use std::path::{Path, PathBuf};
+use vidur_rows::vidur_rows;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -40,27 +44,6 @@ fn examples_a100() -> Hardware {
     found.swap_remove(0).1
 }
 
-/// (phase, batch, prompt tokens, context tokens, Vidur ms) rows of the fixture.
-fn vidur() -> Vec<(String, u32, u64, u64, f64)> {
-    let text =
-        std::fs::read_to_string(root().join("perllm-cli/tests/fixtures/vidur-a100-llama2-7b.csv"))
-            .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].to_string(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[3].parse().unwrap(),
-                f[4].parse().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn the_a100_preset_matches_vidurs_profiled_iterations() {
     let hw = examples_a100();
@@ -75,7 +58,7 @@ fn the_a100_preset_matches_vidurs_profiled_iterations() {
     let cost = Roofline::default();
     let mut prefill_err = f64::NAN;
     let mut by_batch: BTreeMap<u32, Vec<(u64, f64)>> = BTreeMap::new();
-    for (phase, batch, prompt, context, ms) in vidur() {
+    for (phase, batch, prompt, context, ms) in vidur_rows() {
         let shape = if phase == "prefill" {
             StepShape {
                 prefill_tokens: prompt,

@@ -8,31 +8,14 @@ use perllm_plugin_abi::{
 };
 use perllm_plugins::cost::ProfileTable;
 use std::collections::BTreeMap;
+
+#[path = "../../../perllm-cli/tests/fixtures/vidur_rows.rs"]
+mod vidur_rows;
 use std::path::PathBuf;
+use vidur_rows::vidur_rows;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// (phase, batch, prompt tokens, context tokens, Vidur ms).
-fn fixture() -> Vec<(String, u32, u64, u64, f64)> {
-    let text =
-        std::fs::read_to_string(root().join("perllm-cli/tests/fixtures/vidur-a100-llama2-7b.csv"))
-            .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].to_string(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[3].parse().unwrap(),
-                f[4].parse().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// The simulated iteration (ms) of each fixture shape under `table`:
@@ -51,7 +34,7 @@ fn errors(table: &ProfileTable) -> Vec<(String, u32, u64, f64)> {
         name: StrRef::new("llama2-7b"),
         ..Default::default()
     };
-    fixture()
+    vidur_rows()
         .into_iter()
         .map(|(phase, batch, prompt, context, ms)| {
             let shape = if phase == "prefill" {
