@@ -42,6 +42,7 @@ impl Sim<'_> {
         }
         let st = &mut self.states[s as usize];
         let flights = &mut self.flights;
+        let world = self.world;
         // Prompt tokens step 0 may still prefill (`None`: no limit).
         let mut budget = match server.batching {
             Batching::Chunked { chunk_tokens } => {
@@ -66,11 +67,12 @@ impl Sim<'_> {
         while srv.running.len() < server.max_batch as usize && budget != Some(0) {
             let Some(&f) = srv.waiting.front() else { break };
             let fl = &mut flights[f as usize];
-            if fl.kv_need > srv.kv_free {
+            let need = fl.kv_need(world);
+            if need > srv.kv_free {
                 break; // FIFO: the head waits for memory
             }
             srv.waiting.pop_front();
-            srv.kv_free -= fl.kv_need;
+            srv.kv_free -= need;
             fl.admitted = self.now;
             fl.prefilled = 0;
             srv.model_running[fl.model as usize] += 1;

@@ -129,11 +129,12 @@ pub fn run_synthetic(world: &World, policy: &mut dyn Policy) -> Result<Report, S
 
 /// A request between its assignment to a server and its delivery.
 ///
-/// `repr(C, align(64))`: the first cache line holds everything an engine step, an admission or
-/// the arrival at the server reads or writes (token counts, KV need, energy, and copies of the
-/// request's token counts and model); the request itself and the times of the other stages
-/// follow. With thousands of servers the flights in progress outgrow the caches, and a run's end
-/// reads one flight per running sequence (cachegrind: the largest single source of misses).
+/// `repr(C, align(64))`, two cache lines: the first holds everything an engine step, an
+/// admission or the arrival at the server reads or writes (token counts, energy, and copies of
+/// the request's token counts and model, from which the KV need is computed); the request itself
+/// and the times of the last stages fill the second. With thousands of servers the flights in
+/// progress outgrow the caches, and a run's end reads one flight per running sequence
+/// (cachegrind: the largest single source of misses at 10,000 servers).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 struct Flight {
@@ -147,22 +148,22 @@ struct Flight {
     output: u32,
     server: ServerId,
     model: ModelId,
-    kv_need: u64,
     inference_j: f64,
     at_server: Nanos,
     admitted: Nanos,
-    req: Request,
     first_token: Nanos,
+    req: Request,
     decode_done: Nanos,
     decided: Nanos,
 }
 
-// The fields the steps use fit the first cache line.
-const _: () = assert!(std::mem::offset_of!(Flight, admitted) + 8 <= 64);
+// The fields the steps use fill the first cache line; the whole flight two.
+const _: () = assert!(std::mem::offset_of!(Flight, first_token) + 8 <= 64);
+const _: () = assert!(std::mem::size_of::<Flight>() == 128);
 
 impl Flight {
     /// A flight of `req` to server `s`, decided at `now`.
-    fn new(req: Request, server: ServerId, decided: Nanos, kv_need: u64) -> Self {
+    fn new(req: Request, server: ServerId, decided: Nanos) -> Self {
         Flight {
             prompt: req.prompt_tokens,
             output: req.output_tokens,
@@ -170,7 +171,6 @@ impl Flight {
             req,
             server,
             decided,
-            kv_need,
             ..Flight::default()
         }
     }
@@ -178,6 +178,17 @@ impl Flight {
     fn prefill_left(&self) -> u32 {
         self.prompt - self.prefilled
     }
+
+    /// KV-cache bytes the flight holds while it runs (as [`Sim::kv_need`] of its request).
+    fn kv_need(&self, world: &World) -> u64 {
+        kv_bytes(world, self.model, self.prompt, self.output)
+    }
+}
+
+/// KV-cache bytes a request of `prompt` + `output` tokens of model `m` holds while it runs
+/// (reserved for both at admission).
+fn kv_bytes(world: &World, m: ModelId, prompt: u32, output: u32) -> u64 {
+    (prompt as u64 + output as u64).saturating_mul(world.models[m as usize].kv_bytes_per_token)
 }
 
 /// The state of one simulation; its behaviour is spread over the submodules (see above).

@@ -151,7 +151,7 @@ impl Sim<'_> {
         let fl = &mut self.flights[f as usize];
         fl.at_server = self.now;
         let s = fl.server;
-        let (out, need) = (fl.output, fl.kv_need);
+        let (out, need) = (fl.output, fl.kv_need(self.world));
         let st = &mut self.states[s as usize];
         st.uploading -= 1;
         st.queued += 1;
@@ -181,7 +181,7 @@ impl Sim<'_> {
     /// Server `s`'s run ends: account the steps, hand out tokens and energy, start the downloads
     /// of finished requests and plan the next run.
     pub(super) fn on_run_end(&mut self, s: ServerId, obs: &mut [&mut dyn Observer]) {
-        let now = self.now;
+        let (now, world) = (self.now, self.world);
         let srv = &mut self.srv[s as usize];
         let run = srv.run.take().expect("RunEnd only for an active run");
         if self.stats {
@@ -235,7 +235,7 @@ impl Sim<'_> {
             }
             if fl.prefill_left() == 0 && fl.generated >= fl.output {
                 fl.decode_done = now;
-                srv.kv_free += fl.kv_need;
+                srv.kv_free += fl.kv_need(world);
                 srv.model_running[fl.model as usize] -= 1;
                 srv.running.swap_remove(i);
                 finished.push(f);
