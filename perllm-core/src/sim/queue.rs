@@ -133,7 +133,7 @@ mod tests {
                 h.push(Reverse((t, seq)));
             }
             if next() % 3 != 0 {
-                let a = q.pop().map(|(t, e)| (t, e));
+                let a = q.pop();
                 let b = h.pop().map(|Reverse((t, s))| (t, Ev::Redraw(s as u32)));
                 assert_eq!(a, b);
                 if let Some((t, _)) = a {
