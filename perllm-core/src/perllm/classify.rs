@@ -68,14 +68,32 @@ impl EstLookup {
     }
 }
 
-/// The result of steps 2-3.
-pub(super) struct Classified {
-    pub(super) groups: Vec<Group>,
+/// What steps 2-3 find per pending request (indexed by its position in the slot).
+pub(super) struct PerRequest {
+    /// Deadline minus time waited, s.
     pub(super) member_urgency: Vec<f64>,
     /// (request, fastest server hosting its model with KV memory enough; None: no such server)
     pub(super) infeasible: Vec<(usize, Option<ServerId>)>,
     pub(super) req_class: Vec<u32>,
+    /// The group it joined (None: infeasible).
     pub(super) member_group: Vec<Option<u32>>,
+}
+
+impl PerRequest {
+    pub(super) fn new(n: usize) -> PerRequest {
+        PerRequest {
+            member_urgency: vec![0.0; n],
+            infeasible: Vec::new(),
+            req_class: vec![0; n],
+            member_group: vec![None; n],
+        }
+    }
+}
+
+/// The result of steps 2-3.
+pub(super) struct Classified {
+    pub(super) groups: Vec<Group>,
+    pub(super) requests: PerRequest,
     /// The improved variant: per group, the sums of (deadline - waited) / deadline, and per
     /// feasible server those of raw predicted time / deadline and normalised energy.
     pub(super) acc: Vec<(f64, Vec<f64>, Vec<f64>)>,
@@ -160,11 +178,7 @@ impl Core {
         let mut groups: Vec<Group> = Vec::new();
         // Feasible set -> [(class, group)]: looked up by slice, so no allocation per request.
         let mut group_of: HashMap<Vec<ServerId>, Vec<(u32, usize)>> = HashMap::new();
-        let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        // (request, fastest server hosting its model with KV memory enough; None: no such server)
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
-        let mut req_class = vec![0u32; pending.len()];
-        let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
+        let mut per = PerRequest::new(pending.len());
         let mut feas: Vec<ServerId> = Vec::new();
         let mut dlist: Vec<f64> = Vec::new();
         let mut tscore: Vec<f64> = Vec::new();
@@ -181,9 +195,9 @@ impl Core {
             pair_start.push(pairs.len());
             let r = &pd.request;
             let c = self.checked_class(world, r)?;
-            req_class[i] = c;
+            per.req_class[i] = c;
             let (deadline_s, waited_s) = deadline_and_waited(view, r);
-            member_urgency[i] = deadline_s - waited_s;
+            per.member_urgency[i] = deadline_s - waited_s;
             let kv = kv_bytes(world, r);
             feas.clear();
             dlist.clear();
@@ -232,7 +246,7 @@ impl Core {
                 }
             }
             if feas.is_empty() {
-                infeasible.push((i, fastest.map(|f| f.1)));
+                per.infeasible.push((i, fastest.map(|f| f.1)));
                 continue;
             }
             let found = group_of
@@ -265,7 +279,7 @@ impl Core {
                     g
                 }
             };
-            member_group[i] = Some(g as u32);
+            per.member_group[i] = Some(g as u32);
             let grp = &mut groups[g];
             grp.members.push(i as u32);
             grp.kv += kv;
@@ -288,10 +302,7 @@ impl Core {
         pair_start.push(pairs.len());
         Ok(Classified {
             groups,
-            member_urgency,
-            infeasible,
-            req_class,
-            member_group,
+            requests: per,
             acc,
             est: EstLookup::Pairs {
                 pairs,

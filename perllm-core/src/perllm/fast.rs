@@ -14,7 +14,7 @@
 //! take the straightforward path.
 
 use super::Mode;
-use super::classify::{Classified, EstLookup, deadline_and_waited, kv_bytes};
+use super::classify::{Classified, EstLookup, PerRequest, deadline_and_waited, kv_bytes};
 use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
@@ -166,10 +166,7 @@ impl Core {
         let mut members: Vec<Vec<u32>> = Vec::new();
         let mut kv_sum: Vec<f64> = Vec::new();
         let mut bits_sum: Vec<f64> = Vec::new();
-        let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
-        let mut req_class = vec![0u32; pending.len()];
-        let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
+        let mut per = PerRequest::new(pending.len());
         let mut acc0: Vec<f64> = Vec::new();
         // Per request: feasible cells and their values.
         let mut fcells: Vec<u32> = Vec::new();
@@ -180,7 +177,7 @@ impl Core {
         for (i, pd) in pending.iter().enumerate() {
             let r = &pd.request;
             let c = self.checked_class(world, r)?;
-            req_class[i] = c;
+            per.req_class[i] = c;
             let cs = match slot_of_class.get(&c) {
                 Some(&x) => x,
                 None => {
@@ -195,7 +192,7 @@ impl Core {
             class_slot.push(cs);
             let cells = &class_cells[cs as usize];
             let (deadline_s, waited_s) = deadline_and_waited(view, r);
-            member_urgency[i] = deadline_s - waited_s;
+            per.member_urgency[i] = deadline_s - waited_s;
             let kv = kv_bytes(world, r);
             let tokens = (r.prompt_tokens + r.output_tokens) as f64;
             fcells.clear();
@@ -236,7 +233,7 @@ impl Core {
             }
             per_request.push(ests);
             if fcells.is_empty() {
-                infeasible.push((i, fastest.map(|f| f.1)));
+                per.infeasible.push((i, fastest.map(|f| f.1)));
                 continue;
             }
             let key = (c, fcells.clone());
@@ -261,7 +258,7 @@ impl Core {
                     g
                 }
             };
-            member_group[i] = Some(g as u32);
+            per.member_group[i] = Some(g as u32);
             members[g].push(i as u32);
             kv_sum[g] += kv;
             bits_sum[g] += r.input_bytes as f64 * 8.0;
@@ -317,10 +314,7 @@ impl Core {
         }
         Ok(Classified {
             groups,
-            member_urgency,
-            infeasible,
-            req_class,
-            member_group,
+            requests: per,
             acc,
             est: EstLookup::Cells {
                 per_request,
