@@ -11,10 +11,7 @@ fn non_streaming_and_streaming_through_real_engines() {
     let csv = dir.path().join("requests.csv");
     let gw = gateway(
         world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
+        RoundRobin::boxed(),
         GatewayConfig::default(),
         Some(Box::new(std::fs::File::create(&csv).unwrap())),
     );
@@ -60,12 +57,7 @@ fn non_streaming_and_streaming_through_real_engines() {
         .json()
         .unwrap();
     assert_eq!(m["data"][0]["id"], "tiny");
-    let metrics = c
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&c, &gw.url);
     for needle in [
         "perllm_gateway_requests_total{endpoint=\"completions\",status=\"200\"} 1",
         "perllm_gateway_decisions_total{decision=\"assign\",backend=\"cloud\"} 1",
@@ -167,15 +159,7 @@ fn each_backend_gets_its_own_key_and_never_the_clients() {
         api_keys: vec!["client-key".into()],
         ..GatewayConfig::default()
     };
-    let gw = gateway(
-        world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
-        cfg,
-        None,
-    );
+    let gw = gateway(world, RoundRobin::boxed(), cfg, None);
     let c = client();
     let send = || {
         let r = c
