@@ -138,8 +138,11 @@ fn a_backend_killed_mid_run_loses_no_request() {
         metrics.contains("perllm_gateway_backend_healthy{backend=\"edge1\"} 0"),
         "{metrics}"
     );
-    assert_eq!(gw.seen.completed.lock().unwrap().len(), 12);
+    // A completion reaches the observers just after its response: count them once the
+    // scheduler has stopped.
+    let seen = gw.seen.clone();
     gw.stop().unwrap();
+    assert_eq!(seen.completed.lock().unwrap().len(), 12);
 }
 
 #[test]
