@@ -240,6 +240,30 @@ fn try_case(
     }
 }
 
+/// Tries every value of `values` on every row `(field, path of the expected error, rule, setter)`
+/// against the base scenario (see [`try_case`]); the number of cases and the failures.
+fn sweep<V: Copy, S: Fn(&mut Scenario, V)>(
+    rows: impl IntoIterator<Item = (&'static str, &'static str, fn(V) -> bool, S)>,
+    values: &[V],
+    show: impl Fn(V) -> String,
+) -> (usize, Vec<Failure>) {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let q = QuietPanics::new();
+    for (field, path, rule, set) in rows {
+        for &v in values {
+            let mut sc = base();
+            set(&mut sc, v);
+            cases += 1;
+            if let Some(f) = try_case(field, show(v), path, rule(v), sc) {
+                failures.push(f);
+            }
+        }
+    }
+    drop(q);
+    (cases, failures)
+}
+
 fn report(kind: &str, cases: usize, failures: Vec<Failure>) {
     eprintln!("{kind}: {cases} cases, {} failures", failures.len());
     if !failures.is_empty() {
