@@ -16,7 +16,7 @@ use perllm_core::policies::builtin;
 use perllm_core::simple::LeastLoaded;
 use perllm_core::spec::*;
 use perllm_core::workload::trace::{Reader, TraceSource};
-use perllm_core::workload::{RequestSource, Synthetic};
+use perllm_core::workload::{RequestSource, Synthetic, WorkloadError};
 use perllm_core::{Policy, Report, Roofline, World, run, testbed};
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -262,6 +262,18 @@ fn sweep<V: Copy, S: Fn(&mut Scenario, V)>(
     }
     drop(q);
     (cases, failures)
+}
+
+/// Draws requests from `src` up to its first error: how many came before it, and the error.
+fn first_error(src: &mut impl RequestSource) -> (u64, WorkloadError) {
+    let mut n = 0u64;
+    loop {
+        match src.next_request() {
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => return (n, e),
+            None => panic!("ended after {n} requests without an error"),
+        }
+    }
 }
 
 fn report(kind: &str, cases: usize, failures: Vec<Failure>) {
