@@ -203,6 +203,7 @@ impl Sim<'_> {
         srv.run = Some(Run {
             start: self.now,
             end_idx: k - 1,
+            plan_end: t,
         });
         srv.run_version += 1;
         let (end, v) = (t, srv.run_version);

@@ -73,9 +73,84 @@ impl Plans {
     }
 }
 
+/// The first step of `plan` that ends at or after `now` (`plan.len()` if none): the same index
+/// as `plan.partition_point(|p| p.end < now)`, found from a guess.
+///
+/// Steps of a run last about as long as each other, so the index interpolated between the run's
+/// `start` and `plan_end` (when its last step ends) is at most a step or two off, and walking
+/// from there reads one or two cache lines of a plan that has usually left the caches, where a
+/// binary search reads one per halving (perf, 10,000 servers: 4% of a run).
+pub(super) fn first_ending_at_or_after(
+    plan: &[PlannedStep],
+    start: Nanos,
+    plan_end: Nanos,
+    now: Nanos,
+) -> usize {
+    let k = plan.len();
+    let span = plan_end.saturating_sub(start).max(1) as u128;
+    let guess = (now.saturating_sub(start) as u128 * k as u128 / span) as usize;
+    let mut j = guess.min(k);
+    // Ends never decrease: everything left of the answer ends before `now`, nothing after.
+    while j > 0 && plan[j - 1].end >= now {
+        j -= 1;
+    }
+    while j < k && plan[j].end < now {
+        j += 1;
+    }
+    j
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guessed_search_finds_the_partition_point() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2_000 {
+            let k = 1 + (next() % 256) as usize;
+            let start = next() % 1_000_000;
+            // Uneven steps, some of one nanosecond, and the end of time.
+            let mut t = start;
+            let plan: Vec<PlannedStep> = (0..k)
+                .map(|_| {
+                    let d = match next() % 4 {
+                        0 => 1,
+                        1 => next() % 1_000_000,
+                        _ => 10_000 + next() % 1_000,
+                    };
+                    t = if next() % 500 == 0 {
+                        u64::MAX
+                    } else {
+                        t.saturating_add(d.max(1))
+                    };
+                    PlannedStep {
+                        end: t,
+                        share_prefix: 0.0,
+                    }
+                })
+                .collect();
+            let end = plan[k - 1].end;
+            for now in [
+                start,
+                start + 1,
+                end,
+                end.saturating_add(1),
+                start + (next() % (end - start).saturating_add(1)),
+            ] {
+                assert_eq!(
+                    first_ending_at_or_after(&plan, start, end, now),
+                    plan.partition_point(|p| p.end < now)
+                );
+            }
+        }
+    }
 
     #[test]
     fn blocks_are_reused_by_size_and_never_overlap() {

@@ -4,7 +4,7 @@
 use super::Sim;
 use super::events::Ev;
 use super::link::{Bandwidth, Direction};
-use super::plan::Plan;
+use super::plan::{Plan, first_ending_at_or_after};
 use crate::observer::Observer;
 use crate::policy::MEAN_BATCH_WINDOW_S;
 use crate::rng::{Rng, stream, stream_rng};
@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 pub(super) struct Run {
     pub(super) start: Nanos,
     pub(super) end_idx: usize,
+    /// When the last planned step ends (the run's end unless it was cut short).
+    pub(super) plan_end: Nanos,
 }
 
 /// One server's state in the simulation.
@@ -160,7 +162,7 @@ impl Sim<'_> {
             if can_join {
                 let now = self.now;
                 let plan = self.plans.steps(&srv.plan);
-                let j = plan.partition_point(|p| p.end < now);
+                let j = first_ending_at_or_after(plan, run.start, run.plan_end, now);
                 if j < run.end_idx {
                     run.end_idx = j;
                     srv.run_version += 1;
