@@ -3,7 +3,9 @@
 //! - Policy `testkit`: config `{"mode": M, "after": N, "sleep_ms": T}`. It behaves (each request
 //!   to the first server hosting its model) for `N` slots, then does `M`: `ok`, `panic`, `error`,
 //!   `bad-server` (a server id that does not exist), `unhosted` (a server without the model),
-//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`,
+//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `defer` (config `"defers": D`:
+//!   a request with an even prompt length is deferred until it has been deferred `D` times,
+//!   then placed like the others), `panic-observe`, `error-observe`,
 //!   and the faults no host can catch in-process: `abort` (`std::process::abort`), `segfault` (a
 //!   write through a null pointer), `exit` (`std::process::exit(3)`) and `hang` (never returns).
 //!   `fail-create` and `panic-create` fail at creation.
@@ -25,6 +27,7 @@ struct Config {
     mode: String,
     after: u64,
     sleep_ms: u64,
+    defers: u32,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
             mode: "ok".into(),
             after: 0,
             sleep_ms: 0,
+            defers: 0,
         }
     }
 }
@@ -72,6 +76,15 @@ impl GuestPolicy for Testkit {
             } else {
                 p.action = ACTION_REJECT;
             }
+        }
+        if self.cfg.mode == "defer" {
+            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+                if r.prompt_tokens % 2 == 0 && r.defers < self.cfg.defers {
+                    p.action = ACTION_DEFER;
+                    p.server = NO_SERVER;
+                }
+            }
+            return Ok(());
         }
         if self.cfg.mode == "sleep" {
             std::thread::sleep(std::time::Duration::from_millis(self.cfg.sleep_ms));
