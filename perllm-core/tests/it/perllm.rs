@@ -513,15 +513,21 @@ fn collapsing_link(secs: u64) -> Scenario {
     sc
 }
 
+/// The world of [`collapsing_link`], its `hot1` server and its `green` one.
+fn collapsing_world(secs: u64) -> (World, u32, u32) {
+    let world = collapsing_link(secs).build().unwrap();
+    let hot = world.server_id("hot1").unwrap();
+    let green = world.server_id("green").unwrap();
+    (world, hot, green)
+}
+
 /// The learned latency ratio, the violation window and (optionally) the sliding window or discount
 /// move the policy off a server whose link collapsed, although its cost-model estimate (from the
 /// link's mean) never changes.
 #[test]
 fn the_policy_follows_a_collapsing_link() {
     let secs = 400;
-    let world = collapsing_link(secs).build().unwrap();
-    let hot = world.server_id("hot1").unwrap();
-    let green = world.server_id("green").unwrap();
+    let (world, hot, green) = collapsing_world(secs);
     let classes = ("classes", ParamValue::Text("slo,model".into()));
     for (variant, extra) in [
         ("paper", None),
@@ -568,9 +574,7 @@ fn the_policy_follows_a_collapsing_link() {
 #[test]
 fn the_oracle_reads_the_real_bandwidth() {
     let secs = 200;
-    let world = collapsing_link(secs).build().unwrap();
-    let hot = world.server_id("hot1").unwrap();
-    let green = world.server_id("green").unwrap();
+    let (world, hot, green) = collapsing_world(secs);
     let mut p = policy("true-costs", &world, &[]);
     let (rep, log) = run_logged(&world, &mut p, false);
     let picks = |from: u64, to: u64| log.assigned(from * SECOND..to * SECOND);
