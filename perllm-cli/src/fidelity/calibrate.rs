@@ -2,7 +2,7 @@
 //! the fit and held-out errors, write the calibrated hardware.
 
 use super::fit::{self, Ape, Dims, Params, Shape};
-use super::profile::{Profile, read_profile};
+use super::profile::{Point, Profile, read_profile};
 use super::reqlog::{Log, read_log};
 use super::simulate::{Job, hardware_blocks, simulate};
 use super::{EngineArgs, median};
@@ -174,45 +174,33 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
             p.points.len()
         ));
     }
-    let mut pre: Vec<u32> = p
-        .points
-        .iter()
-        .filter(|x| x.prefill_tokens > 0)
-        .map(|x| x.prefill_tokens)
-        .collect();
-    pre.sort();
-    pre.dedup();
-    if pre.len() < 2 {
-        return refuse(
-            "compute and per-step overhead need prefills of at least two sizes: add e.g. `--prefill 0,128,512`".into(),
-        );
-    }
+    // Each group of parameters needs two distinct values of one dimension among some shapes.
     // Batch 1 decodes are one-token steps with their own price: two larger batch sizes.
-    let mut dec: Vec<u32> = p
-        .points
-        .iter()
-        .filter(|x| x.prefill_tokens == 0 && x.batch > 1)
-        .map(|x| x.batch)
-        .collect();
-    dec.sort();
-    dec.dedup();
-    if dec.len() < 2 {
-        return refuse(
-            "bandwidth and the per-sequence time need decode-only steps at two batch sizes above 1 at least (a one-sequence decode has its own price): add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
-        );
-    }
-    let mut ctx: Vec<u32> = p
-        .points
-        .iter()
-        .filter(|x| x.prefill_tokens == 0 && x.batch > 0)
-        .map(|x| x.context)
-        .collect();
-    ctx.sort();
-    ctx.dedup();
-    if ctx.len() < 2 {
-        return refuse(
-            "the per-KV-token time needs decode-only steps at two contexts at least: add e.g. `--context 64,256`".into(),
-        );
+    type Dimension = (fn(&Point) -> bool, fn(&Point) -> u32, &'static str);
+    let dimensions: [Dimension; 3] = [
+        (
+            |x| x.prefill_tokens > 0,
+            |x| x.prefill_tokens,
+            "compute and per-step overhead need prefills of at least two sizes: add e.g. `--prefill 0,128,512`",
+        ),
+        (
+            |x| x.prefill_tokens == 0 && x.batch > 1,
+            |x| x.batch,
+            "bandwidth and the per-sequence time need decode-only steps at two batch sizes above 1 at least (a one-sequence decode has its own price): add e.g. `--batch 1,4,16` with 0 in `--prefill`",
+        ),
+        (
+            |x| x.prefill_tokens == 0 && x.batch > 0,
+            |x| x.context,
+            "the per-KV-token time needs decode-only steps at two contexts at least: add e.g. `--context 64,256`",
+        ),
+    ];
+    for (shapes, value, missing) in dimensions {
+        let mut v: Vec<u32> = p.points.iter().filter(|x| shapes(x)).map(value).collect();
+        v.sort();
+        v.dedup();
+        if v.len() < 2 {
+            return refuse(missing.into());
+        }
     }
     Ok(())
 }
