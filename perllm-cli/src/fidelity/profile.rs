@@ -1,5 +1,5 @@
 //! `perllm profile`: time the real engine's forward pass over a grid of step shapes, and the
-//! profile file format (`perllm-profile 1`) that `calibrate` reads.
+//! profile file format (`perllm-profile 2`) that `calibrate` reads.
 
 use super::{EngineArgs, build_engine, quantile};
 use crate::error::{CliError, Result};
@@ -58,7 +58,7 @@ pub struct ProfileArgs {
     /// processes' load; `calibrate` and `validate` then use the same clock).
     #[arg(long, value_enum, default_value_t = super::Clock::Wall)]
     pub clock: super::Clock,
-    /// The profile file to write (CSV, `perllm-profile 1`).
+    /// The profile file to write (CSV, `perllm-profile 2`).
     #[arg(short, long, value_name = "FILE.csv")]
     pub out: PathBuf,
     /// Also write a throughput table for the `profile-table` cost model.
