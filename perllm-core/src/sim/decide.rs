@@ -156,22 +156,13 @@ impl Sim<'_> {
             emit!(self, obs, o => o.on_rejection(now, &r, RejectReason::DoesNotFit));
             return;
         }
-        let f = Flight {
-            req: r,
-            server: s,
-            decided: self.now,
-            kv_need,
-            ..Flight::default()
-        };
+        let f = Flight::new(r, s, self.now);
         let id = match self.free.pop() {
             Some(id) => {
                 self.flights[id as usize] = f;
                 id
             }
-            None => {
-                self.flights.push(f);
-                (self.flights.len() - 1) as u32
-            }
+            None => self.flights.push(f),
         };
         self.states[s as usize].uploading += 1;
         self.start_transfer(s, true, r.input_bytes as f64 * 8.0, id);
