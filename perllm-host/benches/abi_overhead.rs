@@ -119,7 +119,7 @@ impl Policy for NativeLeastLoaded {
     }
 }
 
-fn slot(world: &World, requests: u64) -> (Vec<ServerState>, Vec<Pending>) {
+fn slot(world: &World, requests: u64, first_id: u64) -> (Vec<ServerState>, Vec<Pending>) {
     let states = world
         .servers
         .iter()
@@ -137,7 +137,7 @@ fn slot(world: &World, requests: u64) -> (Vec<ServerState>, Vec<Pending>) {
     let pending = (0..requests)
         .map(|i| Pending {
             request: Request {
-                id: i,
+                id: first_id + i,
                 arrival_ns: 0,
                 model: (i % 3 == 0) as u16,
                 prompt_tokens: 100 + (i as u32 * 37) % 900,
@@ -169,7 +169,17 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(100);
-    let (states, pending) = slot(&world, requests);
+    let (states, pending) = slot(&world, requests, 0);
+    // `ABI_OVERHEAD_FRESH=1`: the calls alternate between this slot and one of the same
+    // requests under other ids, so that every call sees requests it has not seen before (as in
+    // a run, where a request is decided at its first slot unless deferred). Without it every
+    // call decides the same slot again.
+    let fresh = std::env::var("ABI_OVERHEAD_FRESH").is_ok_and(|v| v == "1");
+    let slots = if fresh {
+        vec![pending.clone(), slot(&world, requests, 1_000_000).1]
+    } else {
+        vec![pending.clone()]
+    };
     let cost = Roofline::default();
     let view = ClusterView {
         now_ns: SECOND,
@@ -198,15 +208,17 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (name, foreign, native) in &mut cases {
-        // Same decisions both ways (else the comparison is meaningless).
-        let mut a = vec![Decision::Defer; pending.len()];
-        let mut b = vec![Decision::Defer; pending.len()];
-        foreign.schedule(&view, &pending, &mut a).expect("foreign");
-        native.schedule(&view, &pending, &mut b).expect("native");
-        assert_eq!(
-            a, b,
-            "{name}: the plugin and the in-process policy decide alike"
-        );
+        for pending in &slots {
+            // Same decisions both ways (else the comparison is meaningless).
+            let mut a = vec![Decision::Defer; pending.len()];
+            let mut b = vec![Decision::Defer; pending.len()];
+            foreign.schedule(&view, pending, &mut a).expect("foreign");
+            native.schedule(&view, pending, &mut b).expect("native");
+            assert_eq!(
+                a, b,
+                "{name}: the plugin and the in-process policy decide alike"
+            );
+        }
     }
     // Instruction-count mode, for callgrind (wall-clock times on a shared machine are too noisy
     // to decide between small changes): `ABI_OVERHEAD_CALLS=<case>/<abi|in-process>:<n>` makes
@@ -233,8 +245,9 @@ fn bench(c: &mut Criterion) {
             "in-process" => native,
             v => panic!("ABI_OVERHEAD_CALLS={spec:?}: variant `{v}` is neither abi nor in-process"),
         };
-        for _ in 0..n {
-            p.schedule(black_box(&view), black_box(&pending), &mut out)
+        for k in 0..n as usize {
+            let pending = &slots[k % slots.len()];
+            p.schedule(black_box(&view), black_box(pending), &mut out)
                 .expect("schedule");
         }
         println!("made {n} calls of {case}/{variant}");

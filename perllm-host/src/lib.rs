@@ -33,6 +33,7 @@ mod loader;
 #[allow(unsafe_code)]
 mod policy;
 mod registry;
+mod views;
 
 pub use cost::ForeignCostModel;
 pub use error::HostError;

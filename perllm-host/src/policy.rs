@@ -1,12 +1,11 @@
 //! [`ForeignPolicy`]: a plugin policy behind the core [`Policy`] trait.
 
-use crate::convert::{
-    Capture, EstimateSlot, estimate_views, outcome_parts, outcome_view, request_view, server_view,
-};
+use crate::convert::{Capture, EstimateSlot, estimate_views, outcome_parts, outcome_view};
 use crate::crash::{self, Note};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
 use crate::loader::Declared;
+use crate::views::{BadPlacement, Hosts, SlotViews};
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
 use perllm_core::{Outcome, World};
 use perllm_plugin_abi as abi;
@@ -87,18 +86,14 @@ pub struct ForeignPolicy {
     budget: Duration,
     schedule_timing: CallTiming,
     observe_timing: CallTiming,
-    servers: Vec<abi::ServerView>,
-    requests: Vec<abi::RequestView>,
+    /// The server, request and placement views, kept across calls.
+    views: SlotViews,
     /// The estimates of the slot, in the ABI's layout (see [`EstimateSlot`]), one row of
     /// `servers` entries per request.
     estimates: Vec<EstimateSlot>,
-    out: Vec<abi::Placement>,
-    /// `hosts[model * servers + server]`: does the server host the model? Built for the world
-    /// of the first call, rebuilt if a later call's world hosts models differently.
-    hosts: Vec<bool>,
-    /// What `hosts` was built from: the number of models and each server's hosted models.
-    hosts_models: usize,
-    hosts_key: Vec<Vec<u16>>,
+    /// Which server hosts which model, for the check of every placement. Built with the
+    /// server views, for the world of the first call (again if a call's world is another).
+    hosts: Hosts,
     /// Per model, the indices of the servers that host it and of those that do not.
     hosted: Vec<Vec<usize>>,
     unhosted: Vec<Vec<usize>>,
@@ -169,13 +164,9 @@ impl ForeignPolicy {
             budget,
             schedule_timing: CallTiming::default(),
             observe_timing: CallTiming::default(),
-            servers: Vec::new(),
-            requests: Vec::new(),
+            views: SlotViews::default(),
             estimates: Vec::new(),
-            out: Vec::new(),
-            hosts: Vec::new(),
-            hosts_models: 0,
-            hosts_key: Vec::new(),
+            hosts: Hosts::default(),
             hosted: Vec::new(),
             unhosted: Vec::new(),
             notes,
@@ -257,29 +248,10 @@ impl ForeignPolicy {
         }
     }
 
-    /// Build (or keep) the table of which server hosts which model, `hosts[model * servers +
-    /// server]`. The world is normally fixed for a run; the table is rebuilt whenever the hosted
-    /// lists differ from those it was built from, which costs one comparison per server.
-    fn ensure_hosts(&mut self, world: &World) {
-        let same = self.hosts_models == world.models.len()
-            && self.hosts_key.len() == world.servers.len()
-            && self
-                .hosts_key
-                .iter()
-                .zip(&world.servers)
-                // Element by element: the lists are a model or two long, shorter than a
-                // `memcmp` call's own cost.
-                .all(|(k, s)| {
-                    k.len() == s.models.len() && k.iter().zip(&s.models).all(|(a, b)| a == b)
-                });
-        if same {
-            return;
-        }
-        self.hosts_models = world.models.len();
-        self.hosts_key = world.servers.iter().map(|s| s.models.clone()).collect();
-        self.hosts = (0..world.models.len())
-            .flat_map(|m| world.servers.iter().map(move |s| s.hosts(m as u16)))
-            .collect();
+    /// Rebuild the hosting tables for `world` (its first call, or another world).
+    #[cold]
+    fn rebuild_hosts(&mut self, world: &World) {
+        self.hosts = Hosts::new(world);
         let (hosted, unhosted): (Vec<_>, Vec<_>) = (0..world.models.len())
             .map(|m| {
                 world
@@ -294,39 +266,10 @@ impl ForeignPolicy {
         self.unhosted = unhosted;
     }
 
-    /// Does server `s` host `model`? (`ensure_hosts` must have run for this world.)
-    #[inline]
-    fn hosts(&self, model: u16, s: usize, ns: usize) -> bool {
-        s < ns
-            && self
-                .hosts
-                .get(model as usize * ns + s)
-                .copied()
-                .unwrap_or(false)
-    }
-
-    /// Fill the view buffers for this call. They are kept across calls (no allocation once they
-    /// are large enough); every element the plugin will read is rewritten.
-    fn build_views(&mut self, view: &ClusterView<'_>, pending: &[Pending]) {
-        let world = view.world;
-        self.servers.clear();
-        self.servers.extend(
-            world
-                .servers
-                .iter()
-                .zip(view.servers)
-                .map(|(s, st)| server_view(world, s, st)),
-        );
-        self.requests.clear();
-        self.requests.extend(
-            pending
-                .iter()
-                .map(|p| request_view(world, &p.request, p.defers)),
-        );
-        self.out.clear();
-        self.out
-            .resize(pending.len(), <abi::Placement as abi::Versioned>::DEFAULT);
-        let ns = world.servers.len();
+    /// Fill the estimates of this call (if the plugin asked for them). The buffer is kept
+    /// across calls (no allocation once it is large enough); every element is rewritten.
+    fn build_estimates(&mut self, view: &ClusterView<'_>, pending: &[Pending]) {
+        let ns = view.world.servers.len();
         if !self.wants_estimates || ns == 0 {
             self.estimates.clear();
             return;
@@ -358,35 +301,17 @@ impl ForeignPolicy {
         }
     }
 
-    /// The decision placement `p` makes for request `req`, if it is valid (`ns`: the number of
-    /// servers); [`ForeignPolicy::undecidable`] says what is wrong otherwise.
-    #[inline]
-    fn decision(
-        &self,
-        ns: usize,
-        req: &perllm_core::Request,
-        p: &abi::Placement,
-    ) -> Option<Decision> {
-        match p.action {
-            abi::ACTION_DEFER => Some(Decision::Defer),
-            abi::ACTION_REJECT => Some(Decision::Reject),
-            abi::ACTION_ASSIGN if self.hosts(req.model, p.server as usize, ns) => {
-                Some(Decision::Assign(p.server))
-            }
-            _ => None,
-        }
-    }
-
-    /// What is wrong with a placement for which [`ForeignPolicy::decision`] gave none.
+    /// What is wrong with a placement the translation refused.
     #[cold]
     fn undecidable(
         &self,
         world: &World,
         req: &perllm_core::Request,
-        p: &abi::Placement,
+        action: u32,
+        server: u32,
     ) -> HostError {
-        match p.action {
-            abi::ACTION_ASSIGN => self.bad_server(world, req, p.server),
+        match action {
+            abi::ACTION_ASSIGN => self.bad_server(world, req, server),
             a => self.invalid(format!(
                 "request {} has action {a}, not ACTION_DEFER (0), ACTION_ASSIGN (1) or ACTION_REJECT (2)",
                 req.id
@@ -415,29 +340,6 @@ impl ForeignPolicy {
             )),
         }
     }
-
-    /// Check the plugin's placements and translate them into decisions: placement `i` decides
-    /// pending request `i`. (Out of line: inlined into `schedule`, its loop ran short of
-    /// registers.)
-    #[inline(never)]
-    fn validate(
-        &self,
-        world: &World,
-        pending: &[Pending],
-        out: &mut [Decision],
-    ) -> Result<(), HostError> {
-        let ns = world.servers.len();
-        let n = pending.len().min(out.len()).min(self.out.len());
-        let (placements, pending, out) = (&self.out[..n], &pending[..n], &mut out[..n]);
-        for i in 0..n {
-            let (p, req) = (&placements[i], &pending[i].request);
-            out[i] = match self.decision(ns, req, p) {
-                Some(x) => x,
-                None => return Err(self.undecidable(world, req, p)),
-            };
-        }
-        Ok(())
-    }
 }
 
 impl Policy for ForeignPolicy {
@@ -454,15 +356,21 @@ impl Policy for ForeignPolicy {
         if let Some(cost_model) = precheck(&self.name, &self.failure, &self.health, pending, out)? {
             return Err(self.fail(cost_model));
         }
-        self.ensure_hosts(view.world);
-        self.build_views(view, pending);
+        if self
+            .views
+            .prepare(view.world, view.servers, pending, view.now_ns)
+        {
+            self.rebuild_hosts(view.world);
+        }
+        self.build_estimates(view, pending);
+        let n = pending.len();
         let slot = abi::SlotView {
             struct_size: size_of::<abi::SlotView>() as u32,
             reserved: 0,
             slot: view.slot,
             now_ns: view.now_ns,
-            servers: abi::Slice::new(&self.servers),
-            requests: abi::Slice::new(&self.requests),
+            servers: abi::Slice::new(&self.views.servers),
+            requests: abi::Slice::new(&self.views.requests[..n]),
             estimates: estimate_views(&self.estimates),
             energy_weights: {
                 let w = &view.world.scenario.objective.weights;
@@ -479,22 +387,24 @@ impl Policy for ForeignPolicy {
         let t0 = Instant::now();
         let status = {
             let _active = crash::enter(&self.notes[0], view.slot);
-            schedule(
-                self.instance,
-                &slot,
-                self.out.as_mut_ptr(),
-                self.out.len(),
-                &sink,
-            )
+            schedule(self.instance, &slot, self.views.out.as_mut_ptr(), n, &sink)
         };
         self.schedule_timing.record(t0.elapsed(), self.budget);
         if status != abi::STATUS_OK {
+            self.views.reset(n);
             let e = self.status_error("schedule", status, &mut cap);
             return Err(self.fail(e));
         }
-        match self.validate(view.world, pending, out) {
+        match self.views.translate(pending, &self.hosts, out) {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(e)),
+            Err(BadPlacement {
+                index,
+                action,
+                server,
+            }) => {
+                let e = self.undecidable(view.world, &pending[index].request, action, server);
+                Err(self.fail(e))
+            }
         }
     }
 
@@ -566,6 +476,7 @@ impl Policy for ForeignPolicy {
 /// The checks before a `schedule` call of a plugin policy named `name`: an earlier failure of
 /// its own (repeated) or `pending` and `out` of different lengths are errors; a failure of a
 /// cost model of its registry is returned for the caller to record as its own.
+#[inline]
 pub(crate) fn precheck(
     name: &str,
     failure: &Option<HostError>,
