@@ -110,7 +110,7 @@ pub(crate) fn tightness_markdown(analyses: &[crate::Analysis]) -> String {
     }
     s.push_str(
         "\nBest goodput: the highest mean goodput (over seeds) of any policy in the sweep at that load \
-         (PerLLM, its paper variant, `true-costs` or a baseline). The goal is the best within 2% of \
+         (PerLLM, its paper variant, `true-costs` or a baseline; on a tie, the first in the sweep's policy order). The goal is the best within 2% of \
          the bound at light load (here: the lightest swept load; the second lightest for context). \
          The bound allows everything a schedule that knows the arrivals in advance could do; \
          docs/perllm-policy.md (\"The goodput bound\") measures how far such an offline schedule \
