@@ -25,14 +25,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/docs/energy-region"
 # shellcheck source=lib/sweep-args.sh
 source "$root/scripts/lib/sweep-args.sh"
-sweep_args energy-region "$@"
-if [[ $quick -eq 1 ]]; then
-  seeds="${seeds:-1}"
-  duration=(--set scenario.duration=1min)
-else
-  seeds="${seeds:-1..3}"
-  duration=()
-fi
+sweep_args energy-region 1 1..3 "$@"
 
 cargo="${CARGO:-cargo}"
 if [[ -z "${PERLLM:-}" ]]; then

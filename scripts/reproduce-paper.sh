@@ -21,19 +21,15 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/docs/results"
 # shellcheck source=lib/sweep-args.sh
 source "$root/scripts/lib/sweep-args.sh"
-sweep_args reproduce-paper "$@"
+sweep_args reproduce-paper 1..2 1..10 "$@"
 
 if [[ $quick -eq 1 ]]; then
-  seeds="${seeds:-1..2}"
   # Low load, moderate load and overload (the test checks PerLLM under overload).
   rates="0.5/s,2/s,16/s"
   trace_rates="1/s,8/s"
-  duration=(--set scenario.duration=1min)
 else
-  seeds="${seeds:-1..10}"
   rates="0.25/s,0.5/s,1/s,1.5/s,2/s,3/s,4/s,6/s,8/s,10/s,12/s,16/s"
   trace_rates="0.5/s,1/s,2/s,3/s,4/s,6/s,8/s"
-  duration=()
 fi
 
 cargo="${CARGO:-cargo}"

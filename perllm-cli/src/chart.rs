@@ -337,25 +337,22 @@ fn draw_lines<X: Ranged<ValueType = f64>>(
         }
         .map_err(draw_err(title))?;
         // Whiskers: one standard deviation each side, with caps.
-        let whiskers = s
+        let spread: Vec<(f64, f64, f64)> = s
             .points
             .iter()
             .zip(&s.spread)
             .filter(|(_, sd)| **sd > 0.0)
-            .map(|(&(x, y), &sd)| {
-                PathElement::new(vec![(x, y - sd), (x, y + sd)], l.color.stroke_width(1))
-            });
+            .map(|(&(x, y), &sd)| (x, y, sd))
+            .collect();
+        let whiskers = spread.iter().map(|&(x, y, sd)| {
+            PathElement::new(vec![(x, y - sd), (x, y + sd)], l.color.stroke_width(1))
+        });
         chart.draw_series(whiskers).map_err(draw_err(title))?;
-        let caps = s
-            .points
-            .iter()
-            .zip(&s.spread)
-            .filter(|(_, sd)| **sd > 0.0)
-            .flat_map(|(&(x, y), &sd)| {
-                let c = l.color.stroke_width(1);
-                [y - sd, y + sd]
-                    .map(|v| EmptyElement::at((x, v)) + PathElement::new(vec![(-5, 0), (5, 0)], c))
-            });
+        let caps = spread.iter().flat_map(|&(x, y, sd)| {
+            let c = l.color.stroke_width(1);
+            [y - sd, y + sd]
+                .map(|v| EmptyElement::at((x, v)) + PathElement::new(vec![(-5, 0), (5, 0)], c))
+        });
         chart.draw_series(caps).map_err(draw_err(title))?;
         // Markers where they carry information (sweep points), not on dense curves.
         if s.points.len() <= MAX_MARKERS {

@@ -125,6 +125,10 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
             .collect();
         let names: Vec<String> = here.iter().map(|s| s.policy.clone()).collect();
         let load = here.first().map_or(0.0, |s| s.offered_load_rps);
+        // A column of the summary rows, and its spread (none with one seed).
+        let means = |f: fn(&SummaryRow) -> f64| here.iter().map(|s| f(s)).collect::<Vec<_>>();
+        let spreads =
+            |f: fn(&SummaryRow) -> f64| here.iter().map(|s| spread(f(s), s)).collect::<Vec<_>>();
         let title = format!("Goodput{at}");
         out.push(Chart {
             stem: "goodput".into(),
@@ -137,11 +141,8 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
                 &title,
                 "goodput (requests/s)",
                 &names,
-                &here.iter().map(|s| s.goodput_rps_mean).collect::<Vec<_>>(),
-                &here
-                    .iter()
-                    .map(|s| spread(s.goodput_rps_std, s))
-                    .collect::<Vec<_>>(),
+                &means(|s| s.goodput_rps_mean),
+                &spreads(|s| s.goodput_rps_std),
             )?,
             title,
         });
@@ -155,14 +156,8 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
                 &title,
                 "deadline attainment",
                 &names,
-                &here
-                    .iter()
-                    .map(|s| s.deadline_attainment_mean)
-                    .collect::<Vec<_>>(),
-                &here
-                    .iter()
-                    .map(|s| spread(s.deadline_attainment_std, s))
-                    .collect::<Vec<_>>(),
+                &means(|s| s.deadline_attainment_mean),
+                &spreads(|s| s.deadline_attainment_std),
             )?,
             title,
         });

@@ -47,6 +47,21 @@ fn is_json(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
+/// [`load_limited`] for a command run from a terminal: the scenario's warnings are printed on
+/// stderr.
+pub fn load_and_warn(
+    path: &Path,
+    overrides: &[(String, String)],
+    memory_limit: Option<u64>,
+    term: &crate::term::Term,
+) -> Result<Loaded> {
+    let loaded = load_limited(path, overrides, memory_limit, term.color_stderr)?;
+    if !loaded.warnings.is_empty() {
+        term.eprint_rendered(&loaded.warnings);
+    }
+    Ok(loaded)
+}
+
 /// Load a scenario file, with `overrides` (`key`, `value`) applied in order.
 /// The scenario key of the memory limit (`perllm_core::footprint`), as `--set` names it.
 pub const MEMORY_KEY: &str = "sim.max_memory";

@@ -49,22 +49,7 @@ impl Term {
 
     /// A progress bar over `len` units, hidden unless stderr is a terminal and not `--quiet`.
     pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
-        if self.quiet || !std::io::stderr().is_terminal() {
-            return ProgressBar::hidden();
-        }
-        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        let template = if self.color_stderr {
-            "{spinner:.green} {msg} [{bar:30.cyan/blue}] {pos}/{len} ({elapsed}, eta {eta})"
-        } else {
-            "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})"
-        };
-        pb.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid progress template")
-                .progress_chars("=> "),
-        );
-        pb.set_message(what.to_string());
-        pb
+        self.bar(len, what, "eta {eta}", |s| s)
     }
 
     /// A progress bar over `len` runs whose time left comes from `eta` (what is left, weighed by
@@ -75,31 +60,48 @@ impl Term {
         what: &str,
         eta: std::sync::Arc<crate::eta::Eta>,
     ) -> ProgressBar {
+        let pb = self.bar(len, what, "{left}", move |s| {
+            s.with_key(
+                "left",
+                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = match eta.left_secs() {
+                        Some(s) => write!(w, "about {} left", crate::eta::human(s)),
+                        None => write!(w, "time left: after the first run"),
+                    };
+                },
+            )
+        });
+        if !pb.is_hidden() {
+            pb.enable_steady_tick(std::time::Duration::from_millis(500));
+        }
+        pb
+    }
+
+    /// A progress bar over `len` units labelled `what`, with `time` (a template part) after the
+    /// elapsed time and `style` adding its keys; hidden unless stderr is a terminal and not
+    /// `--quiet`.
+    fn bar(
+        &self,
+        len: u64,
+        what: &str,
+        time: &str,
+        style: impl FnOnce(ProgressStyle) -> ProgressStyle,
+    ) -> ProgressBar {
         if self.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
         let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        let template = if self.color_stderr {
-            "{spinner:.green} {msg} [{bar:30.cyan/blue}] {pos}/{len} ({elapsed}, {left})"
+        let bar = if self.color_stderr {
+            "{spinner:.green} {msg} [{bar:30.cyan/blue}]"
         } else {
-            "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed}, {left})"
+            "{spinner} {msg} [{bar:30}]"
         };
+        let template = format!("{bar} {{pos}}/{{len}} ({{elapsed}}, {time})");
         pb.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid progress template")
-                .with_key(
-                    "left",
-                    move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = match eta.left_secs() {
-                            Some(s) => write!(w, "about {} left", crate::eta::human(s)),
-                            None => write!(w, "time left: after the first run"),
-                        };
-                    },
-                )
+            style(ProgressStyle::with_template(&template).expect("valid progress template"))
                 .progress_chars("=> "),
         );
         pb.set_message(what.to_string());
-        pb.enable_steady_tick(std::time::Duration::from_millis(500));
         pb
     }
 

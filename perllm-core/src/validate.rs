@@ -60,6 +60,31 @@ fn check_pue(pue: Option<f64>, p: &str, e: &mut impl FnMut(String, String)) -> f
     }
 }
 
+/// What is wrong with `v` as a positive finite quantity of at least `min` (`None`: nothing): the
+/// message names the minimum (`min_text`) and an `example` in a suitable unit.
+fn below_floor(v: f64, min: f64, unit: &str, min_text: &str, example: &str) -> Option<String> {
+    if !finite_pos(v) {
+        Some("must be a positive finite number".into())
+    } else if v < min {
+        Some(format!(
+            "{} {unit} is below the {min_text} minimum (a unit mistake? write e.g. `{example}`)",
+            fmt_num(v)
+        ))
+    } else {
+        None
+    }
+}
+
+/// The entry named `name` in `table`, or the message "unknown WHAT `name`" with a suggestion.
+fn named<T: Copy>(table: &HashMap<&str, T>, what: &str, name: &str) -> Result<T, String> {
+    table.get(name).copied().ok_or_else(|| {
+        format!(
+            "unknown {what} `{name}`{}",
+            did_you_mean(name, table.keys().copied())
+        )
+    })
+}
+
 fn finite_pos(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
@@ -201,36 +226,26 @@ impl Scenario {
 
         for h in &self.hardware {
             let p = format!("hardware[{}]", h.name);
-            if !finite_pos(h.compute_flops) {
-                e(
-                    format!("{p}.compute"),
-                    "must be a positive finite number".into(),
-                );
-            } else if h.compute_flops < limits::MIN_COMPUTE_FLOPS {
-                e(
-                    format!("{p}.compute"),
-                    format!(
-                        "{} FLOP/s is below the 1 MFLOP/s minimum (a unit mistake? write e.g. `14 TFLOPS`)",
-                        fmt_num(h.compute_flops)
-                    ),
-                );
+            if let Some(m) = below_floor(
+                h.compute_flops,
+                limits::MIN_COMPUTE_FLOPS,
+                "FLOP/s",
+                "1 MFLOP/s",
+                "14 TFLOPS",
+            ) {
+                e(format!("{p}.compute"), m);
             }
             if h.memory_bytes == 0 {
                 e(format!("{p}.memory"), "must be positive".into());
             }
-            if !finite_pos(h.memory_bandwidth_bytes_per_s) {
-                e(
-                    format!("{p}.memory_bandwidth"),
-                    "must be a positive finite number".into(),
-                );
-            } else if h.memory_bandwidth_bytes_per_s < limits::MIN_MEMORY_BANDWIDTH {
-                e(
-                    format!("{p}.memory_bandwidth"),
-                    format!(
-                        "{} B/s is below the 1 MB/s minimum (a unit mistake? write e.g. `140 GB/s`)",
-                        fmt_num(h.memory_bandwidth_bytes_per_s)
-                    ),
-                );
+            if let Some(m) = below_floor(
+                h.memory_bandwidth_bytes_per_s,
+                limits::MIN_MEMORY_BANDWIDTH,
+                "B/s",
+                "1 MB/s",
+                "140 GB/s",
+            ) {
+                e(format!("{p}.memory_bandwidth"), m);
             }
             if !(h.power_idle_w.is_finite() && h.power_idle_w >= 0.0) {
                 e(
@@ -290,19 +305,14 @@ impl Scenario {
         }
         for l in &self.links {
             let p = format!("link[{}]", l.name);
-            if !finite_pos(l.bandwidth_bps) {
-                e(
-                    format!("{p}.bandwidth"),
-                    "must be a positive finite number".into(),
-                );
-            } else if l.bandwidth_bps < limits::MIN_LINK_BPS {
-                e(
-                    format!("{p}.bandwidth"),
-                    format!(
-                        "{} bit/s is below the 1 kbit/s minimum (a unit mistake? write e.g. `100 Mbps`)",
-                        fmt_num(l.bandwidth_bps)
-                    ),
-                );
+            if let Some(m) = below_floor(
+                l.bandwidth_bps,
+                limits::MIN_LINK_BPS,
+                "bit/s",
+                "1 kbit/s",
+                "100 Mbps",
+            ) {
+                e(format!("{p}.bandwidth"), m);
             }
             if l.latency_ns > limits::MAX_TIME_PARAM_NS {
                 e(
@@ -392,28 +402,12 @@ impl Scenario {
         let mut servers = Vec::with_capacity(self.servers.len());
         for (i, s) in self.servers.iter().enumerate() {
             let p = format!("server[{}]", s.name);
-            let h = hw.get(s.hardware.as_str()).copied();
-            if h.is_none() {
-                e(
-                    format!("{p}.hardware"),
-                    format!(
-                        "unknown hardware `{}`{}",
-                        s.hardware,
-                        did_you_mean(&s.hardware, hw.keys().copied())
-                    ),
-                );
-            }
-            let l = links.get(s.link.as_str()).copied();
-            if l.is_none() {
-                e(
-                    format!("{p}.link"),
-                    format!(
-                        "unknown link `{}`{}",
-                        s.link,
-                        did_you_mean(&s.link, links.keys().copied())
-                    ),
-                );
-            }
+            let h = named(&hw, "hardware", &s.hardware)
+                .map_err(|m| e(format!("{p}.hardware"), m))
+                .ok();
+            let l = named(&links, "link", &s.link)
+                .map_err(|m| e(format!("{p}.link"), m))
+                .ok();
             if s.count == 0 {
                 e(
                     format!("{p}.hardware"),

@@ -107,6 +107,22 @@ pub struct Entry {
     pub span: Span,
 }
 
+impl Entry {
+    /// `key { ... }`: the block becomes the value, an [`ExprKind::Map`] spanning the block.
+    pub fn nested(key: Ident, block: Block, span: Span) -> Entry {
+        let value = Expr {
+            span: block.span,
+            kind: ExprKind::Map(block),
+        };
+        Entry {
+            key,
+            value,
+            is_constraint: false,
+            span,
+        }
+    }
+}
+
 /// An expression with its span.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expr {

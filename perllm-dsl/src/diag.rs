@@ -225,6 +225,19 @@ impl DiagBuilder {
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, message)
     }
+    /// A new error about something given twice: `again` labelled "VERB again here", `first`
+    /// "first VERB here".
+    pub fn twice(
+        code: &'static str,
+        message: impl Into<String>,
+        again: Span,
+        first: Span,
+        verb: &str,
+    ) -> Self {
+        Self::error(code, message)
+            .label(again, format!("{verb} again here"))
+            .label(first, format!("first {verb} here"))
+    }
     /// A new warning.
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Severity::Warning, code, message)

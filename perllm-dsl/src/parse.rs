@@ -24,87 +24,88 @@ pub const MAX_NESTING: usize = 64;
 /// Largest source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256 << 20;
 
+/// The bytes the bracket scan stops at: string quotes, comment starts and brackets.
+const SCAN_STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = b"\"#/()[]{}";
+    let mut k = 0;
+    while k < stops.len() {
+        t[stops[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
+/// The brackets of `text` outside strings and comments, in order, with their offsets. `#` starts
+/// a comment in both syntaxes; `//` only where `slash_comments` is set (the DSL, not TOML).
+fn code_brackets(text: &str, slash_comments: bool) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let line_end = move |i: usize| {
+        b[i..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |k| i + k)
+    };
+    std::iter::from_fn(move || {
+        loop {
+            i += b.get(i..)?.iter().position(|&c| SCAN_STOPS[c as usize])?;
+            let at = i;
+            match b[i] {
+                b'"' => {
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                        if b[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                }
+                b'/' if !slash_comments || b.get(i + 1) != Some(&b'/') => {}
+                b'#' | b'/' => i = line_end(i),
+                c => {
+                    i += 1;
+                    return Some((at, c));
+                }
+            }
+            i += 1;
+        }
+    })
+}
+
 /// Check bracket depth (outside strings and comments). Returns the offset of the first bracket
 /// that goes deeper than [`MAX_NESTING`].
 pub fn too_deep(text: &str, toml_comments: bool) -> Option<usize> {
-    let b = text.as_bytes();
     let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
+    for (i, c) in code_brackets(text, !toml_comments) {
+        if matches!(c, b'(' | b'[' | b'{') {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Some(i);
             }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if !toml_comments && b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some(i);
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        } else {
+            depth = depth.saturating_sub(1);
         }
-        i += 1;
     }
     None
 }
 
 /// The first opening bracket that is never closed (outside strings and comments), if any.
 pub fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
-    let b = text.as_bytes();
     let mut stack: Vec<(usize, u8)> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
+    for (i, c) in code_brackets(text, true) {
+        let open = match c {
+            b')' => b'(',
+            b']' => b'[',
+            b'}' => b'{',
+            _ => {
+                stack.push((i, c));
+                continue;
             }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            c @ (b'(' | b'[' | b'{') => stack.push((i, c)),
-            c @ (b')' | b']' | b'}') => {
-                let open = match c {
-                    b')' => b'(',
-                    b']' => b'[',
-                    _ => b'{',
-                };
-                if stack.last().is_some_and(|t| t.1 == open) {
-                    stack.pop();
-                }
-            }
-            _ => {}
+        };
+        if stack.last().is_some_and(|t| t.1 == open) {
+            stack.pop();
         }
-        i += 1;
     }
     stack.first().map(|&(i, c)| (i, c as char))
 }
@@ -393,46 +394,31 @@ impl<'a> Builder<'a> {
     fn entry(&self, p: Pair<'_, Rule>) -> Entry {
         let span = self.span(&p);
         let q = p.into_inner().next().expect("entry body");
-        match q.as_rule() {
+        let rule = q.as_rule();
+        let mut it = q.into_inner();
+        let (key, value, is_constraint) = match rule {
             Rule::constraint => {
-                let mut it = q.into_inner();
                 let kw = self.ident(it.next().expect("keyword"));
                 let value = self.expr(it.next().expect("constraint expression"));
-                Entry {
-                    key: kw,
-                    value,
-                    is_constraint: true,
-                    span,
-                }
+                (kw, value, true)
             }
             Rule::assign => {
-                let mut it = q.into_inner();
                 let key = self.key(it.next().expect("key"));
                 let _op = it.next();
-                let value = self.expr(it.next().expect("value"));
-                Entry {
-                    key,
-                    value,
-                    is_constraint: false,
-                    span,
-                }
+                (key, self.expr(it.next().expect("value")), false)
             }
             Rule::nested => {
-                let mut it = q.into_inner();
                 let key = self.key(it.next().expect("key"));
                 let b = self.block(it.next().expect("block"));
-                let bspan = b.span;
-                Entry {
-                    key,
-                    value: Expr {
-                        kind: ExprKind::Map(b),
-                        span: bspan,
-                    },
-                    is_constraint: false,
-                    span,
-                }
+                return Entry::nested(key, b, span);
             }
             r => unreachable!("entry rule {r:?}"),
+        };
+        Entry {
+            key,
+            value,
+            is_constraint,
+            span,
         }
     }
 

@@ -81,6 +81,29 @@ pub struct StepReport {
     pub shape: StepShape,
     /// Wall time of the forward pass and sampling.
     pub elapsed: Duration,
+    /// CPU time the process spent in them (every thread's): what the step costs whatever other
+    /// processes take of the machine ([`cpu_time`]).
+    pub cpu: Duration,
+}
+
+/// Wall and CPU time of one forward pass ([`Engine::probe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Wall time.
+    pub wall: Duration,
+    /// CPU time of the process (every thread's).
+    pub cpu: Duration,
+}
+
+/// CPU time used so far by this process, all threads (`CLOCK_PROCESS_CPUTIME_ID`). The engine's
+/// steps measured by it do not stretch when other processes share the cores (their use of the
+/// caches and memory bandwidth still shows).
+pub fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 struct Seq {
@@ -323,7 +346,7 @@ impl Engine {
                 want_logits: want,
             });
         }
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), cpu_time());
         let model = &self.model;
         let next: Vec<u32> = self.pool.install(|| -> candle_core::Result<Vec<u32>> {
             match model.forward(&mut segs)? {
@@ -331,7 +354,7 @@ impl Engine {
                 None => Ok(Vec::new()),
             }
         })?;
-        let elapsed = start.elapsed();
+        let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
         drop(segs);
         self.steps += 1;
         let mut events = Vec::with_capacity(next.len());
@@ -369,6 +392,7 @@ impl Engine {
             events,
             shape,
             elapsed,
+            cpu,
         }))
     }
 
@@ -381,7 +405,7 @@ impl Engine {
         decode_seqs: u32,
         context: u32,
         prefill_tokens: u32,
-    ) -> Result<Duration, EngineError> {
+    ) -> Result<Timing, EngineError> {
         let bad = |message: String| Err(EngineError::Request { id: 0, message });
         if !self.is_idle() {
             return bad("probe needs an idle engine".into());
@@ -429,7 +453,7 @@ impl Engine {
                 });
             }
         }
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), cpu_time());
         let model = &self.model;
         self.pool.install(|| -> candle_core::Result<()> {
             if let Some(l) = model.forward(&mut segs)? {
@@ -437,12 +461,15 @@ impl Engine {
             }
             Ok(())
         })?;
-        let elapsed = start.elapsed();
+        let t = Timing {
+            wall: start.elapsed(),
+            cpu: cpu_time().saturating_sub(cpu0),
+        };
         drop(segs);
         for c in &mut self.caches {
             c.len = 0;
         }
-        Ok(elapsed)
+        Ok(t)
     }
 
     /// Logits of the last token after feeding `tokens` to a fresh sequence in one pass, then

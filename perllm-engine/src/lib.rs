@@ -6,8 +6,8 @@
 //! cache (a pool of `max_batch` caches of `max_seq_len` tokens, allocated up front). One
 //! [`Engine::step`] is ONE forward pass over every sequence the batching choice puts in the step,
 //! each at its own position: every projection and MLP multiplies the packed tokens of all
-//! sequences at once; attention reads each sequence's own cache (decodes batched over caches
-//! padded to the longest, prompts with their causal mask).
+//! sequences at once; attention is computed per sequence over its own cache (Orca's selective
+//! batching: no padding to the longest context; prompts with their causal mask).
 //!
 //! ```
 //! use perllm_engine::{Engine, EngineConfig, Request};
@@ -31,5 +31,7 @@ mod model;
 pub use config::{
     Batching, ConfigError, DEFAULT_CHUNK_TOKENS, Dtype, EngineConfig, available_memory,
 };
-pub use engine::{Engine, EngineError, Request, StepReport, StepShape, TokenEvent};
+pub use engine::{
+    Engine, EngineError, Request, StepReport, StepShape, Timing, TokenEvent, cpu_time,
+};
 pub use machine::{Machine, Rapl};

@@ -136,12 +136,13 @@ impl Model {
         })
     }
 
-    /// One forward pass over every segment: decode segments (one token each) first, then the
-    /// others, packed into one `[tokens, hidden]` activation that every projection and MLP
-    /// multiplies at once. Attention reads each sequence's own cache: the decode segments in one
-    /// batched matmul over caches padded to the longest (masked), each multi-token segment with
-    /// its causal mask. Appends the new keys/values to the caches and returns the logits
-    /// `[segments that asked, vocab]` of each asking segment's last token, in segment order.
+    /// One forward pass over every segment, packed in segment order into one `[tokens, hidden]`
+    /// activation that every projection and MLP multiplies at once (one matmul per weight for
+    /// the whole batch). Attention is computed per sequence over its own cache (Orca's selective
+    /// batching): a decoding sequence's one query against its `len` cached keys, a prompt (or
+    /// chunk) with its causal mask; no sequence pays for another's longer context. Appends the
+    /// new keys/values to the caches and returns the logits `[segments that asked, vocab]` of
+    /// each asking segment's last token, in segment order.
     pub(crate) fn forward(&self, segs: &mut [Segment<'_>]) -> Result<Option<Tensor>> {
         let cfg = &self.cfg;
         let (nh, nkv, hd) = (
@@ -151,18 +152,10 @@ impl Model {
         );
         let g = nh / nkv;
         let dt = cfg.dtype.candle();
-        // Packed order: decode segments first (they share one batched attention).
-        let mut order: Vec<usize> = (0..segs.len()).collect();
-        order.sort_by_key(|&i| segs[i].tokens.len() != 1);
-        let n_dec = order
-            .iter()
-            .take_while(|&&i| segs[i].tokens.len() == 1)
-            .count();
         let mut toks = Vec::new();
         let mut pos = Vec::new();
-        let mut offs = Vec::with_capacity(order.len());
-        for &i in &order {
-            let s = &segs[i];
+        let mut offs = Vec::with_capacity(segs.len());
+        for s in segs.iter() {
             offs.push(toks.len());
             toks.extend_from_slice(s.tokens);
             pos.extend((0..s.tokens.len()).map(|j| (s.cache.len + j) as u32));
@@ -176,21 +169,31 @@ impl Model {
         let cos = self.cos.index_select(&pos_t, 0)?;
         let sin = self.sin.index_select(&pos_t, 0)?;
         let mut x = self.embed.index_select(&ids, 0)?;
-        // Decode attention's length mask, shared by all layers: [n_dec, 1, 1, lmax].
-        let lens: Vec<usize> = order[..n_dec]
+        // Causal masks of the multi-token segments, shared by all layers.
+        let masks: Vec<Option<Tensor>> = segs
             .iter()
-            .map(|&i| segs[i].cache.len + 1)
-            .collect();
-        let lmax = lens.iter().copied().max().unwrap_or(0);
-        let dec_mask = if n_dec > 0 {
-            let m: Vec<f32> = lens
-                .iter()
-                .flat_map(|&l| (0..lmax).map(move |j| if j < l { 0.0 } else { f32::NEG_INFINITY }))
-                .collect();
-            Some(Tensor::from_vec(m, (n_dec, 1, 1, lmax), &self.dev)?.to_dtype(dt)?)
-        } else {
-            None
-        };
+            .map(|s| {
+                let (n, start) = (s.tokens.len(), s.cache.len);
+                if n < 2 {
+                    return Ok(None);
+                }
+                let total = start + n;
+                let m: Vec<f32> = (0..n)
+                    .flat_map(|r| {
+                        (0..total).map(move |c| {
+                            if c <= start + r {
+                                0.0
+                            } else {
+                                f32::NEG_INFINITY
+                            }
+                        })
+                    })
+                    .collect();
+                Ok(Some(
+                    Tensor::from_vec(m, (n, total), &self.dev)?.to_dtype(dt)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
         let scale = 1.0 / (hd as f64).sqrt();
         for (l, b) in self.blocks.iter().enumerate() {
             let hn = rms_norm(&x, &b.attn_norm, EPS)?;
@@ -212,71 +215,26 @@ impl Model {
             let q = rope(&q, &cos, &sin)?.squeeze(0)?; // [nh, t, hd]
             let k = rope(&k, &cos, &sin)?.squeeze(0)?; // [nkv, t, hd]
             let v = v.squeeze(0)?;
-            // Append every segment's new keys/values to its cache.
-            for (o, &i) in order.iter().enumerate() {
-                let s = &mut segs[i];
-                let n = s.tokens.len();
-                let ks = k.narrow(1, offs[o], n)?.contiguous()?;
-                let vs = v.narrow(1, offs[o], n)?.contiguous()?;
-                s.cache.k[l].slice_set(&ks, 1, s.cache.len)?;
-                s.cache.v[l].slice_set(&vs, 1, s.cache.len)?;
-            }
-            let mut outs: Vec<Tensor> = Vec::with_capacity(order.len() - n_dec + 1);
-            if n_dec > 0 {
-                // [n_dec, nkv, g, hd] queries against [n_dec, nkv, lmax, hd] padded caches.
-                let qd = q
-                    .narrow(1, 0, n_dec)?
-                    .transpose(0, 1)?
-                    .reshape((n_dec, nkv, g, hd))?;
-                let mut ks = Vec::with_capacity(n_dec);
-                let mut vs = Vec::with_capacity(n_dec);
-                for (j, &i) in order[..n_dec].iter().enumerate() {
-                    let c = &segs[i].cache;
-                    let (kk, vv) = (c.k[l].narrow(1, 0, lens[j])?, c.v[l].narrow(1, 0, lens[j])?);
-                    let pad = lmax - lens[j];
-                    ks.push(if pad > 0 {
-                        kk.pad_with_zeros(1, 0, pad)?
-                    } else {
-                        kk
-                    });
-                    vs.push(if pad > 0 {
-                        vv.pad_with_zeros(1, 0, pad)?
-                    } else {
-                        vv
-                    });
-                }
-                let kd = Tensor::stack(&ks, 0)?; // [n_dec, nkv, lmax, hd]
-                let vd = Tensor::stack(&vs, 0)?;
-                let att = (qd.matmul(&kd.transpose(2, 3)?)? * scale)?
-                    .broadcast_add(dec_mask.as_ref().expect("decode mask"))?;
-                let att = softmax_last_dim(&att)?;
-                let o = att.matmul(&vd)?; // [n_dec, nkv, g, hd]
-                outs.push(o.reshape((n_dec, nh * hd))?);
-            }
-            for (o, &i) in order.iter().enumerate().skip(n_dec) {
-                let s = &segs[i];
+            let mut outs: Vec<Tensor> = Vec::with_capacity(segs.len());
+            for (o, s) in segs.iter_mut().enumerate() {
                 let n = s.tokens.len();
                 let start = s.cache.len;
                 let total = start + n;
+                // Append the segment's new keys/values to its cache, then attend over it.
+                let ks = k.narrow(1, offs[o], n)?.contiguous()?;
+                let vs = v.narrow(1, offs[o], n)?.contiguous()?;
+                s.cache.k[l].slice_set(&ks, 1, start)?;
+                s.cache.v[l].slice_set(&vs, 1, start)?;
                 let qs = q.narrow(1, offs[o], n)?.reshape((nkv, g * n, hd))?;
                 let kk = s.cache.k[l].narrow(1, 0, total)?;
                 let vv = s.cache.v[l].narrow(1, 0, total)?;
                 let att =
                     (qs.matmul(&kk.transpose(1, 2)?)? * scale)?.reshape((nkv, g, n, total))?;
-                let m: Vec<f32> = (0..n)
-                    .flat_map(|r| {
-                        (0..total).map(move |c| {
-                            if c <= start + r {
-                                0.0
-                            } else {
-                                f32::NEG_INFINITY
-                            }
-                        })
-                    })
-                    .collect();
-                let mask = Tensor::from_vec(m, (n, total), &self.dev)?.to_dtype(dt)?;
-                let att =
-                    softmax_last_dim(&att.broadcast_add(&mask)?)?.reshape((nkv, g * n, total))?;
+                let att = match &masks[o] {
+                    Some(mask) => att.broadcast_add(mask)?,
+                    None => att,
+                };
+                let att = softmax_last_dim(&att)?.reshape((nkv, g * n, total))?;
                 let out = att.matmul(&vv)?.reshape((nh, n, hd))?; // heads in order
                 outs.push(out.transpose(0, 1)?.reshape((n, nh * hd))?);
             }
@@ -295,13 +253,9 @@ impl Model {
             s.cache.len += s.tokens.len();
         }
         // Logits only for the segments that need a next token, in the segments' order.
-        let mut off_of = vec![0; segs.len()];
-        for (o, &i) in order.iter().enumerate() {
-            off_of[i] = offs[o];
-        }
         let rows: Vec<u32> = (0..segs.len())
             .filter(|&i| segs[i].want_logits)
-            .map(|i| (off_of[i] + segs[i].tokens.len() - 1) as u32)
+            .map(|i| (offs[i] + segs[i].tokens.len() - 1) as u32)
             .collect();
         if rows.is_empty() {
             return Ok(None);

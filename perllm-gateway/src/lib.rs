@@ -184,16 +184,9 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new(world));
         let (tx, rx) = std::sync::mpsc::channel();
         let sched_metrics = metrics.clone();
-        let make = parts.observers;
-        let (policy, cost, log, meter) = (parts.policy, parts.cost, parts.requests, parts.energy);
         let scheduler = std::thread::Builder::new()
             .name("perllm-gateway-scheduler".into())
-            .spawn(move || {
-                let observers = make(world);
-                sched::Scheduler::new(world, policy, cost, observers, log, sched_metrics, start)
-                    .with_meter(meter)
-                    .run(rx)
-            })
+            .spawn(move || sched::Scheduler::new(parts, sched_metrics, start).run(rx))
             .map_err(|e| GatewayError::Client(e.to_string()))?;
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)

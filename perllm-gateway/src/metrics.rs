@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(String, String)>;
@@ -40,102 +40,98 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// `metric`, registered in `registry` as `name` with `help` (the registry keeps a clone, which
+/// shares the values).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// All metrics at zero; every backend and SLO class of `world` is listed from the start.
     pub fn new(world: &World) -> Metrics {
         let mut registry = Registry::with_prefix("perllm_gateway");
-        let requests = Family::<Labels, Counter>::default();
-        registry.register(
-            "requests",
-            "HTTP requests received, by endpoint and response status",
-            requests.clone(),
-        );
-        let decisions = Family::<Labels, Counter>::default();
-        registry.register(
-            "decisions",
-            "Policy decisions, by decision and backend",
-            decisions.clone(),
-        );
-        let rejections = Family::<Labels, Counter>::default();
-        registry.register(
-            "rejections",
-            "Requests refused with 429, by reason and SLO class",
-            rejections.clone(),
-        );
-        let ended = Family::<Labels, Counter>::default();
-        registry.register(
-            "requests_ended",
-            "Requests that reached a backend and did not complete (failed, cancelled), by SLO class",
-            ended.clone(),
-        );
-        let in_flight = Family::<Labels, Gauge>::default();
-        registry.register(
-            "backend_in_flight",
-            "Requests sent to a backend and not finished",
-            in_flight.clone(),
-        );
-        let healthy = Family::<Labels, Gauge>::default();
-        registry.register(
-            "backend_healthy",
-            "1 when the backend answers, 0 while it is marked unhealthy",
-            healthy.clone(),
-        );
-        let ttft = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "ttft_seconds",
-            "Time to first token from arrival at the gateway, by backend and SLO class",
-            ttft.clone(),
-        );
-        let latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "latency_seconds",
-            "End-to-end latency (arrival to last byte), by backend and SLO class",
-            latency.clone(),
-        );
-        let finished = Family::<Labels, Counter>::default();
-        registry.register(
-            "slo_completed",
-            "Completed requests, by SLO class",
-            finished.clone(),
-        );
-        let met = Family::<Labels, Counter>::default();
-        registry.register(
-            "slo_met",
-            "Completed requests within their class's deadline, by SLO class",
-            met.clone(),
-        );
-        let attainment = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "slo_attainment",
-            "Deadline attainment so far (met over completed), by SLO class",
-            attainment.clone(),
-        );
+        let r = &mut registry;
+        let m = Metrics {
+            requests: registered(
+                r,
+                "requests",
+                "HTTP requests received, by endpoint and response status",
+                Family::default(),
+            ),
+            decisions: registered(
+                r,
+                "decisions",
+                "Policy decisions, by decision and backend",
+                Family::default(),
+            ),
+            rejections: registered(
+                r,
+                "rejections",
+                "Requests refused with 429, by reason and SLO class",
+                Family::default(),
+            ),
+            ended: registered(
+                r,
+                "requests_ended",
+                "Requests that reached a backend and did not complete (failed, cancelled), by SLO class",
+                Family::default(),
+            ),
+            in_flight: registered(
+                r,
+                "backend_in_flight",
+                "Requests sent to a backend and not finished",
+                Family::default(),
+            ),
+            healthy: registered(
+                r,
+                "backend_healthy",
+                "1 when the backend answers, 0 while it is marked unhealthy",
+                Family::default(),
+            ),
+            ttft: registered(
+                r,
+                "ttft_seconds",
+                "Time to first token from arrival at the gateway, by backend and SLO class",
+                Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            ),
+            latency: registered(
+                r,
+                "latency_seconds",
+                "End-to-end latency (arrival to last byte), by backend and SLO class",
+                Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            ),
+            finished: registered(
+                r,
+                "slo_completed",
+                "Completed requests, by SLO class",
+                Family::default(),
+            ),
+            met: registered(
+                r,
+                "slo_met",
+                "Completed requests within their class's deadline, by SLO class",
+                Family::default(),
+            ),
+            attainment: registered(
+                r,
+                "slo_attainment",
+                "Deadline attainment so far (met over completed), by SLO class",
+                Family::default(),
+            ),
+            registry,
+        };
         for s in &world.servers {
-            in_flight.get_or_create(&l(&[("backend", &s.name)])).set(0);
-            healthy.get_or_create(&l(&[("backend", &s.name)])).set(1);
+            m.in_flight
+                .get_or_create(&l(&[("backend", &s.name)]))
+                .set(0);
+            m.healthy.get_or_create(&l(&[("backend", &s.name)])).set(1);
         }
         for c in &world.slos {
-            finished.get_or_create(&l(&[("slo", &c.name)])).inc_by(0);
-            met.get_or_create(&l(&[("slo", &c.name)])).inc_by(0);
+            m.finished.get_or_create(&l(&[("slo", &c.name)])).inc_by(0);
+            m.met.get_or_create(&l(&[("slo", &c.name)])).inc_by(0);
         }
-        Metrics {
-            registry,
-            requests,
-            decisions,
-            rejections,
-            ended,
-            in_flight,
-            healthy,
-            ttft,
-            latency,
-            finished,
-            met,
-            attainment,
-        }
+        m
     }
 
     /// The text exposition.

@@ -185,13 +185,7 @@ async fn generate_inner(
         return error(&e);
     }
     if s.draining.load(Ordering::SeqCst) {
-        return error(&ApiError {
-            status: 503,
-            message: "the gateway is shutting down".into(),
-            kind: "server_error",
-            param: None,
-            code: "shutting_down",
-        });
+        return error(&shutting_down());
     }
     let g: GenRequest = match wire::parse(endpoint, &body, s.cfg.max_tokens_limit) {
         Ok(g) => g,
@@ -262,13 +256,7 @@ async fn generate_inner(
                 return r;
             }
             Err(_) => {
-                return error(&ApiError {
-                    status: 503,
-                    message: "the gateway is shutting down".into(),
-                    kind: "server_error",
-                    param: None,
-                    code: "shutting_down",
-                });
+                return error(&shutting_down());
             }
         };
         let mut guard = Guard {
@@ -288,15 +276,6 @@ async fn generate_inner(
         let sent = Instant::now();
         let resp = match tokio::time::timeout(s.cfg.response_timeout, rb.send()).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                guard.done = true;
-                s.send(Msg::BackendDown {
-                    id,
-                    why: format!("{e}"),
-                });
-                defers += 1;
-                continue;
-            }
             Ok(Err(e)) => {
                 guard.done = true;
                 s.send(Msg::BackendDown {
@@ -481,5 +460,16 @@ pub(crate) async fn probe_loop(s: Arc<State>) {
             });
         }
         tokio::time::sleep(s.cfg.probe_interval).await;
+    }
+}
+
+/// The answer to a request that arrives, or waits for its decision, while the gateway drains.
+fn shutting_down() -> ApiError {
+    ApiError {
+        status: 503,
+        message: "the gateway is shutting down".into(),
+        kind: "server_error",
+        param: None,
+        code: "shutting_down",
     }
 }

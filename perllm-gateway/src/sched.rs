@@ -6,6 +6,7 @@
 //! token, the measured time to first token, decode rate, round trip and throughput through
 //! [`MeasuredCost`]), returns one decision per pending request, and is told each outcome.
 
+use crate::Parts;
 use crate::energy::{EnergyMeter, share_out};
 use crate::measured::{Measured, MeasuredCost};
 use crate::metrics::Metrics;
@@ -143,16 +144,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler over `world`'s servers (every one a backend, all healthy until shown not).
-    pub fn new(
-        world: &'static World,
-        policy: Box<dyn Policy>,
-        cost: std::sync::Arc<dyn CostModel>,
-        observers: Vec<Box<dyn Observer>>,
-        log: Option<RequestLog>,
-        metrics: std::sync::Arc<Metrics>,
-        start: Instant,
-    ) -> Scheduler {
+    /// A scheduler over the servers of `parts.world` (every one a backend, all healthy until
+    /// shown not); its observers are made here, on the scheduler's thread.
+    pub fn new(parts: Parts, metrics: std::sync::Arc<Metrics>, start: Instant) -> Scheduler {
+        let world = parts.world;
         let backends = world
             .servers
             .iter()
@@ -163,10 +158,10 @@ impl Scheduler {
             .collect();
         Scheduler {
             world,
-            policy,
-            cost,
-            observers,
-            log,
+            policy: parts.policy,
+            cost: parts.cost,
+            observers: (parts.observers)(world),
+            log: parts.requests,
             metrics,
             start,
             pending: Vec::new(),
@@ -174,14 +169,8 @@ impl Scheduler {
             backends,
             slot: 0,
             last_decision_ns: 0,
-            meter: None,
+            meter: parts.energy,
         }
-    }
-
-    /// Measure the energy of the backends `meter` covers (RAPL) instead of estimating it.
-    pub fn with_meter(mut self, meter: Option<EnergyMeter>) -> Scheduler {
-        self.meter = meter;
-        self
     }
 
     /// Charge the package energy spent since the last event to the measured requests in

@@ -13,8 +13,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, ServerState};
 use perllm_core::spec::{PolicySpec, SECOND};
 use perllm_core::{Request, Roofline, World};
-use perllm_host::Registry;
 use std::hint::black_box;
+
+#[path = "common/bundled.rs"]
+mod bundled;
+use bundled::bundled_registry;
 
 /// The bundled greedy policy's algorithm, in-process.
 struct NativeGreedy {
@@ -156,12 +159,7 @@ fn bench(c: &mut Criterion) {
     let world = perllm_core::testbed::paper(10.0, 10 * SECOND)
         .build()
         .expect("valid testbed");
-    let exe_dir = std::env::current_exe()
-        .expect("exe")
-        .parent()
-        .expect("dir")
-        .to_path_buf();
-    let registry = Registry::discover_with(&[], None, Some(&exe_dir)).expect("bundled plugins");
+    let registry = bundled_registry();
     // `ABI_OVERHEAD_REQUESTS=<n>`: a slot of `n` pending requests
     // instead of 100, e.g. 1 for the fixed cost of a call (a paper-7b run decides about 1.2
     // requests per call).

@@ -14,8 +14,11 @@ use perllm_core::policy::{ClusterView, Decision, Pending, ServerState};
 use perllm_core::spec::{MILLISECOND, ParamValue, PolicySpec, SECOND};
 use perllm_core::workload::{RequestSource, Synthetic};
 use perllm_core::{Roofline, testbed};
-use perllm_host::Registry;
 use std::hint::black_box;
+
+#[path = "common/bundled.rs"]
+mod bundled;
+use bundled::bundled_registry;
 
 const POLICIES: &[(&str, &[(&str, &str)])] = &[
     ("least-loaded", &[]),
@@ -67,12 +70,7 @@ fn bench(c: &mut Criterion) {
         truth: None,
         model_load: &[],
     };
-    let exe_dir = std::env::current_exe()
-        .expect("exe")
-        .parent()
-        .expect("dir")
-        .to_path_buf();
-    let registry = Registry::discover_with(&[], None, Some(&exe_dir)).expect("bundled plugins");
+    let registry = bundled_registry();
     let mut g = c.benchmark_group("baseline_decision_per_slot");
     g.sample_size(10);
     for (name, params) in POLICIES {

@@ -33,7 +33,10 @@ pub(crate) struct BadPlacement {
 /// pointers are rewritten at every call from the call's world, so they never outlive it. The
 /// other cached fields are plain values: a world at another address, or simulated time going
 /// backwards (another run through the same instance), rebuilds every view. Request views are
-/// matched by request id and arrival time, which identify a request within a run.
+/// matched by request id and arrival time, which identify a request within a run. The views
+/// are `const` to the plugin; one that writes into them anyway misleads only itself: the host
+/// reads them back only to decide whether to rewrite them, and checks placements against the
+/// core's requests and its own hosting table.
 #[derive(Debug, Default)]
 pub(crate) struct SlotViews {
     /// The world the fixed server fields were written for (compared, never dereferenced).

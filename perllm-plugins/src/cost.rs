@@ -387,14 +387,7 @@ impl GuestCostModel for ProfileTable {
         }
         let Some(pts) = self.points(q.model_name, q.hardware_name) else {
             return match &self.fallback {
-                Some(r) => Ok(r.price(
-                    q.hardware,
-                    q.device_count,
-                    q.model,
-                    s.prefill_tokens,
-                    s.decode_seqs,
-                    s.kv_tokens,
-                )),
+                Some(r) => r.step_ns(q),
                 None => Err(format!(
                     "profile-table: no measurements for model `{}` on hardware `{}`",
                     q.model_name, q.hardware_name
@@ -448,42 +441,39 @@ mod tests {
             ..Default::default()
         }
     }
-    fn q<'a>(
-        h: &'a HardwareView,
-        m: &'a ModelView,
-        shape: StepShapeView,
-        hn: &'a str,
-        mn: &'a str,
-    ) -> StepQuery<'a> {
-        StepQuery {
-            hardware: h,
-            hardware_name: hn,
-            device_count: 1,
-            model: m,
-            model_name: mn,
-            shape,
+    fn decode(seqs: u32) -> StepShapeView {
+        StepShapeView {
+            decode_seqs: seqs,
+            ..Default::default()
         }
+    }
+    fn prefill(tokens: u64, seqs: u32) -> StepShapeView {
+        StepShapeView {
+            prefill_tokens: tokens,
+            prefill_seqs: seqs,
+            ..Default::default()
+        }
+    }
+    /// The time of one step of `shape` of [`model`] on [`hw`] under the name `hardware`.
+    fn step(c: &impl GuestCostModel, shape: StepShapeView, hardware: &str) -> Result<u64, String> {
+        c.step_ns(&StepQuery {
+            hardware: &hw(),
+            hardware_name: hardware,
+            device_count: 1,
+            model: &model(),
+            model_name: "llama",
+            shape,
+        })
     }
 
     #[test]
     fn roofline_prefill_is_compute_bound() {
         let r = Roofline::create("").unwrap();
-        let (h, m) = (hw(), model());
-        let shape = StepShapeView {
-            prefill_tokens: 400,
-            prefill_seqs: 1,
-            ..Default::default()
-        };
+        let shape = prefill(400, 1);
         // 2 * 7e9 * 400 / (1.6e12 * 0.4) = 8.75 s of compute; memory 7e9 / 69e9 = 0.101 s.
-        assert_eq!(
-            r.step_ns(&q(&h, &m, shape, "x", "m")).unwrap(),
-            200_000 + 8_750_000_000
-        );
+        assert_eq!(step(&r, shape, "x").unwrap(), 200_000 + 8_750_000_000);
         let r2 = Roofline::create(r#"{"step_overhead_ns": 0, "compute_efficiency": 0.8}"#).unwrap();
-        assert_eq!(
-            r2.step_ns(&q(&h, &m, shape, "x", "m")).unwrap(),
-            4_375_000_000
-        );
+        assert_eq!(step(&r2, shape, "x").unwrap(), 4_375_000_000);
         assert!(
             Roofline::create(r#"{"compute_efficiency": 1.5}"#)
                 .unwrap_err()
@@ -500,50 +490,14 @@ mod tests {
     #[test]
     fn profile_interpolates_and_clamps() {
         let p = ProfileTable::create(&serde_json::json!({ "csv": CSV }).to_string()).unwrap();
-        let (h, m) = (hw(), model());
-        let dec = |b: u32| {
-            p.step_ns(&q(
-                &h,
-                &m,
-                StepShapeView {
-                    decode_seqs: b,
-                    ..Default::default()
-                },
-                "xeon",
-                "llama",
-            ))
-            .unwrap()
-        };
+        let dec = |b: u32| step(&p, decode(b), "xeon").unwrap();
         assert_eq!(dec(1), 100_000_000); // 1 token at 10 tok/s
         assert_eq!(dec(2), (2.0 / (10.0 + 20.0 / 3.0) * 1e9_f64).round() as u64);
         assert_eq!(dec(4), (4.0 / 30.0 * 1e9_f64).round() as u64);
         assert_eq!(dec(16), (16.0 / 40.0 * 1e9_f64).round() as u64);
-        let pre = p
-            .step_ns(&q(
-                &h,
-                &m,
-                StepShapeView {
-                    prefill_tokens: 240,
-                    prefill_seqs: 4,
-                    ..Default::default()
-                },
-                "xeon",
-                "llama",
-            ))
-            .unwrap();
+        let pre = step(&p, prefill(240, 4), "xeon").unwrap();
         assert_eq!(pre, 2_000_000_000);
-        let e = p
-            .step_ns(&q(
-                &h,
-                &m,
-                StepShapeView {
-                    decode_seqs: 1,
-                    ..Default::default()
-                },
-                "a100",
-                "llama",
-            ))
-            .unwrap_err();
+        let e = step(&p, decode(1), "a100").unwrap_err();
         assert_eq!(
             e,
             "profile-table: no measurements for model `llama` on hardware `a100`"
@@ -552,20 +506,7 @@ mod tests {
             &serde_json::json!({ "csv": CSV, "fallback": "roofline" }).to_string(),
         )
         .unwrap();
-        assert!(
-            fb.step_ns(&q(
-                &h,
-                &m,
-                StepShapeView {
-                    decode_seqs: 1,
-                    ..Default::default()
-                },
-                "a100",
-                "llama"
-            ))
-            .unwrap()
-                > 0
-        );
+        assert!(step(&fb, decode(1), "a100").unwrap() > 0);
     }
 
     #[test]
@@ -576,19 +517,15 @@ mod tests {
             llama,xeon,4,100,200,40\n\
             llama,xeon,4,300,200,20\n";
         let p = ProfileTable::create(&serde_json::json!({ "csv": csv }).to_string()).unwrap();
-        let (h, m) = (hw(), model());
         let dec = |b: u32, ctx: u64| {
-            p.step_ns(&q(
-                &h,
-                &m,
+            step(
+                &p,
                 StepShapeView {
-                    decode_seqs: b,
                     kv_tokens: ctx * b as u64,
-                    ..Default::default()
+                    ..decode(b)
                 },
                 "xeon",
-                "llama",
-            ))
+            )
             .unwrap()
         };
         // Measured points exactly.
@@ -601,19 +538,7 @@ mod tests {
         // Batch 2 at context 200: between 7.5 (batch 1) and 30 (batch 4): 15 tok/s.
         assert_eq!(dec(2, 200), (2e9_f64 / 15.0).round() as u64);
         // Prefill reads the smallest context: 100 tokens at 100 tok/s.
-        let pre = p
-            .step_ns(&q(
-                &h,
-                &m,
-                StepShapeView {
-                    prefill_tokens: 100,
-                    prefill_seqs: 1,
-                    ..Default::default()
-                },
-                "xeon",
-                "llama",
-            ))
-            .unwrap();
+        let pre = step(&p, prefill(100, 1), "xeon").unwrap();
         assert_eq!(pre, 1_000_000_000);
         // A context on some rows only, and a duplicate (batch, context), are refused.
         let mixed = "model,hardware,batch,context,prefill_tokens_per_s,decode_tokens_per_s\nllama,xeon,1,100,100,10\nllama,xeon,2,,100,10\n";

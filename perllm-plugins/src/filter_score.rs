@@ -1,7 +1,7 @@
 //! `filter-score`: an llm-d-style router: filter the servers, score the rest, pick the best.
 
 use crate::policies::assign;
-use crate::util::{check_at_least, parse_config, predicted_ns, queue_ns};
+use crate::util::{check, check_at_least, parse_config, predicted_ns, queue_ns};
 use perllm_plugin_abi::guest_policy;
 use serde::Deserialize;
 
@@ -81,18 +81,12 @@ guest_policy! {
             {
                 check_at_least(Self::NAME, name, v, 0.0)?;
             }
-            if w.iter().all(|&x| x == 0.0) {
-                return Err(format!(
-                    "invalid config for `{}`: every weight is 0 (queue_weight, kv_weight, ttft_weight, completion_weight): nothing would be scored",
-                    Self::NAME
-                ));
-            }
-            if !(p.max_kv_utilization > 0.0 && p.max_kv_utilization <= 1.0) {
-                return Err(format!(
-                    "invalid config for `{}`: parameter `max_kv_utilization` must be in (0, 1], got {}",
-                    Self::NAME, p.max_kv_utilization
-                ));
-            }
+            check(Self::NAME, w.iter().any(|&x| x != 0.0), || {
+                "every weight is 0 (queue_weight, kv_weight, ttft_weight, completion_weight): nothing would be scored".into()
+            })?;
+            check(Self::NAME, p.max_kv_utilization > 0.0 && p.max_kv_utilization <= 1.0, || {
+                format!("parameter `max_kv_utilization` must be in (0, 1], got {}", p.max_kv_utilization)
+            })?;
             Ok(FilterScore {
                 w,
                 max_kv: p.max_kv_utilization,

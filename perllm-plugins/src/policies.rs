@@ -4,7 +4,7 @@
 //! spread as the load changes rather than sent to the server that was least loaded before it.
 //! A request whose model no eligible server hosts is rejected.
 
-use crate::util::{SplitMix64, check_positive, least_loaded, parse_config, predicted_ns};
+use crate::util::{SplitMix64, check, check_positive, least_loaded, parse_config, predicted_ns};
 use perllm_plugin_abi::{
     ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, Outcome, Placement, Slot, TIER_CLOUD,
     TIER_EDGE, guest_policy,
@@ -272,10 +272,45 @@ fn reward(o: &Outcome) -> f64 {
     1.0 / (1.0 + o.total_ns as f64 / d)
 }
 
-fn record(arms: &mut BTreeMap<(u16, u32), Arm>, o: &Outcome) {
-    let a = arms.entry((o.request.model, o.server)).or_default();
-    a.observed += 1;
-    a.reward_sum += reward(o);
+/// The (model, server) arms of the bandit baselines.
+#[derive(Debug, Default)]
+struct Arms(BTreeMap<(u16, u32), Arm>);
+
+impl Arms {
+    /// The server among `servers` whose arm for `model` has the highest `index` (untried arms
+    /// first; ties go to the earlier server).
+    fn best(
+        &self,
+        model: u16,
+        servers: impl Iterator<Item = u32>,
+        index: impl Fn(&Arm) -> f64,
+    ) -> Option<u32> {
+        let mut best: Option<(f64, u32)> = None;
+        for s in servers {
+            let a = self.0.get(&(model, s)).copied().unwrap_or_default();
+            let v = if a.pulls == 0 {
+                f64::INFINITY
+            } else {
+                index(&a)
+            };
+            if best.is_none_or(|(b, _)| v > b) {
+                best = Some((v, s));
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// Counts a pull of `model`'s arm on `server` (at decision time: outcomes arrive later).
+    fn pull(&mut self, model: u16, server: u32) {
+        self.0.entry((model, server)).or_default().pulls += 1;
+    }
+
+    /// Adds an outcome's reward to its arm.
+    fn record(&mut self, o: &Outcome) {
+        let a = self.0.entry((o.request.model, o.server)).or_default();
+        a.observed += 1;
+        a.reward_sum += reward(o);
+    }
 }
 
 /// Plain UCB1 over (model, server) arms on observed latency, with no constraints.
@@ -286,7 +321,7 @@ fn record(arms: &mut BTreeMap<(u16, u32), Arm>, o: &Outcome) {
 #[derive(Debug)]
 pub struct Ucb1 {
     exploration: f64,
-    arms: BTreeMap<(u16, u32), Arm>,
+    arms: Arms,
     total: u64,
 }
 
@@ -309,15 +344,12 @@ guest_policy! {
         params: "exploration (2.0): weight of the exploration bonus, >= 0",
         create(config, _seed) {
             let p: Ucb1Params = parse_config(Self::NAME, config)?;
-            if !(p.exploration.is_finite() && p.exploration >= 0.0) {
-                return Err(format!(
-                    "invalid config for `ucb1`: exploration must be non-negative, got {}",
-                    p.exploration
-                ));
-            }
+            check(Self::NAME, p.exploration.is_finite() && p.exploration >= 0.0, || {
+                format!("exploration must be non-negative, got {}", p.exploration)
+            })?;
             Ok(Ucb1 {
                 exploration: p.exploration,
-                arms: BTreeMap::new(),
+                arms: Arms::default(),
                 total: 0,
             })
         }
@@ -325,21 +357,11 @@ guest_policy! {
             let mut extra = vec![0u32; slot.servers().len()];
             for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
                 let ln_t = ((self.total + 1) as f64).ln();
-                let mut best: Option<(f64, u32)> = None;
-                for s in slot.candidates(r) {
-                    let a = self.arms.get(&(r.model, s.id)).copied().unwrap_or_default();
-                    let index = if a.pulls == 0 {
-                        f64::INFINITY
-                    } else {
-                        a.mean() + (self.exploration * ln_t / a.pulls as f64).sqrt()
-                    };
-                    if best.is_none_or(|(b, _)| index > b) {
-                        best = Some((index, s.id));
-                    }
-                }
-                let s = best.map(|b| b.1);
+                let s = self.arms.best(r.model, slot.candidates(r).map(|s| s.id), |a| {
+                    a.mean() + (self.exploration * ln_t / a.pulls as f64).sqrt()
+                });
                 if let Some(s) = s {
-                    self.arms.entry((r.model, s)).or_default().pulls += 1;
+                    self.arms.pull(r.model, s);
                     self.total += 1;
                 }
                 assign(p, s, &mut extra);
@@ -347,11 +369,11 @@ guest_policy! {
             Ok(())
         }
         observe(self, o) {
-            record(&mut self.arms, o);
+            self.arms.record(o);
             Ok(())
         }
         stats(self, out) {
-            out.push(("ucb1.arms".into(), self.arms.len() as f64));
+            out.push(("ucb1.arms".into(), self.arms.0.len() as f64));
             out.push(("ucb1.pulls".into(), self.total as f64));
         }
     }
@@ -364,7 +386,7 @@ guest_policy! {
 pub struct EpsilonGreedy {
     epsilon: f64,
     rng: SplitMix64,
-    arms: BTreeMap<(u16, u32), Arm>,
+    arms: Arms,
     explorations: u64,
 }
 
@@ -387,16 +409,13 @@ guest_policy! {
         params: "epsilon (0.1): probability of a uniformly random arm, in [0, 1]",
         create(config, seed) {
             let p: EpsilonParams = parse_config(Self::NAME, config)?;
-            if !(0.0..=1.0).contains(&p.epsilon) {
-                return Err(format!(
-                    "invalid config for `epsilon-greedy`: epsilon must be in [0, 1], got {}",
-                    p.epsilon
-                ));
-            }
+            check(Self::NAME, (0.0..=1.0).contains(&p.epsilon), || {
+                format!("epsilon must be in [0, 1], got {}", p.epsilon)
+            })?;
             Ok(EpsilonGreedy {
                 epsilon: p.epsilon,
                 rng: SplitMix64::new(seed),
-                arms: BTreeMap::new(),
+                arms: Arms::default(),
                 explorations: 0,
             })
         }
@@ -412,29 +431,17 @@ guest_policy! {
                     self.explorations += 1;
                     Some(cands[self.rng.below(cands.len())])
                 } else {
-                    let mut best: Option<(f64, u32)> = None;
-                    for &s in &cands {
-                        let a = self.arms.get(&(r.model, s)).copied().unwrap_or_default();
-                        let v = if a.pulls == 0 {
-                            f64::INFINITY
-                        } else {
-                            a.mean()
-                        };
-                        if best.is_none_or(|(b, _)| v > b) {
-                            best = Some((v, s));
-                        }
-                    }
-                    best.map(|b| b.1)
+                    self.arms.best(r.model, cands.iter().copied(), Arm::mean)
                 };
                 if let Some(s) = s {
-                    self.arms.entry((r.model, s)).or_default().pulls += 1;
+                    self.arms.pull(r.model, s);
                 }
                 assign(p, s, &mut extra);
             }
             Ok(())
         }
         observe(self, o) {
-            record(&mut self.arms, o);
+            self.arms.record(o);
             Ok(())
         }
         stats(self, out) {

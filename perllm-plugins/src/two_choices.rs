@@ -1,7 +1,7 @@
 //! `two-choices`: the power of two choices on predicted completion.
 
 use crate::policies::assign;
-use crate::util::{SplitMix64, parse_config, predicted_ns};
+use crate::util::{SplitMix64, check, parse_config, predicted_ns};
 use perllm_plugin_abi::guest_policy;
 use serde::Deserialize;
 
@@ -41,12 +41,9 @@ guest_policy! {
         params: "choices (2): servers drawn per request, an integer in [1, 64]",
         create(config, seed) {
             let p: TwoChoicesParams = parse_config(Self::NAME, config)?;
-            if !(1..=64).contains(&p.choices) {
-                return Err(format!(
-                    "invalid config for `{}`: parameter `choices` must be an integer in [1, 64], got {}",
-                    Self::NAME, p.choices
-                ));
-            }
+            check(Self::NAME, (1..=64).contains(&p.choices), || {
+                format!("parameter `choices` must be an integer in [1, 64], got {}", p.choices)
+            })?;
             Ok(TwoChoices {
                 choices: p.choices as usize,
                 rng: SplitMix64::new(seed),

@@ -31,26 +31,27 @@ fn culprit<T: DeserializeOwned>(config: &str) -> Option<String> {
     })
 }
 
-/// A weight or other number must be finite and at least `min`: the error names the parameter.
-pub fn check_at_least(plugin: &str, name: &str, v: f64, min: f64) -> Result<(), String> {
-    if v.is_finite() && v >= min {
+/// `Ok` where `ok` holds, else the config error "invalid config for `plugin`: why".
+pub fn check(plugin: &str, ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid config for `{plugin}`: parameter `{name}` must be a finite number >= {min}, got {v}"
-        ))
+        Err(format!("invalid config for `{plugin}`: {}", why()))
     }
+}
+
+/// A weight or other number must be finite and at least `min`: the error names the parameter.
+pub fn check_at_least(plugin: &str, name: &str, v: f64, min: f64) -> Result<(), String> {
+    check(plugin, v.is_finite() && v >= min, || {
+        format!("parameter `{name}` must be a finite number >= {min}, got {v}")
+    })
 }
 
 /// A factor such as a slack must be finite and positive: the error names the parameter.
 pub fn check_positive(plugin: &str, name: &str, v: f64) -> Result<(), String> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid config for `{plugin}`: {name} must be positive, got {v}"
-        ))
-    }
+    check(plugin, v.is_finite() && v > 0.0, || {
+        format!("{name} must be positive, got {v}")
+    })
 }
 
 /// A word parameter must be one of `allowed`: the error names the parameter and the choices.

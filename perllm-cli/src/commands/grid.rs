@@ -289,15 +289,7 @@ fn run_grid(
         return Err(CliError::input("`--jobs` must be at least 1"));
     }
     let seeds = parse_seeds(&args.seeds)?;
-    let base = crate::scenario::load_limited(
-        &args.file,
-        &fixed,
-        args.sim.memory_limit,
-        term.color_stderr,
-    )?;
-    if !base.warnings.is_empty() {
-        term.eprint_rendered(&base.warnings);
-    }
+    let base = crate::scenario::load_and_warn(&args.file, &fixed, args.sim.memory_limit, &term)?;
     let catalog = args.sim.catalog()?;
     let policies: Vec<String> = if args.policies.is_empty() {
         catalog.policy_names()

@@ -48,15 +48,8 @@ pub struct ReportDoc<'a> {
 pub fn run(args: RunArgs, term: Term) -> Result<()> {
     crate::util::check_repeated("--set", &args.set)?;
     crate::util::check_repeated("--param", &args.params)?;
-    let loaded = crate::scenario::load_limited(
-        &args.file,
-        &args.set,
-        args.sim.memory_limit,
-        term.color_stderr,
-    )?;
-    if !loaded.warnings.is_empty() {
-        term.eprint_rendered(&loaded.warnings);
-    }
+    let loaded =
+        crate::scenario::load_and_warn(&args.file, &args.set, args.sim.memory_limit, &term)?;
     let catalog = args.sim.catalog()?;
     let hash = scenario_hash(&loaded.scenario);
     let mut sc = loaded.scenario.clone();

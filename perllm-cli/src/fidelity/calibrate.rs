@@ -39,10 +39,14 @@ pub struct CalibrateArgs {
     pub hardware: Option<PathBuf>,
 }
 
-/// Version of the calibration files this perllm writes and reads (2: the per-sequence terms
+/// Version of the calibration files this perllm writes (2: the per-sequence terms
 /// `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns` replaced the batch interference
-/// `contention`).
-pub const CALIBRATION_VERSION: u32 = 2;
+/// `contention`; 3: `one_token_step_ns`, the price of a step computing one token). It reads
+/// versions 2 and 3 (a version-2 file has no one-token price: such steps are priced like any).
+pub const CALIBRATION_VERSION: u32 = 3;
+
+/// The oldest calibration version this perllm reads.
+pub const OLDEST_CALIBRATION_VERSION: u32 = 2;
 
 /// What `calibrate` writes and `validate` reads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +59,10 @@ pub struct Calibration {
     pub file: String,
     /// The engine measured.
     pub engine: EngineConfig,
+    /// The clock its step times were measured by (absent from older files: wall); `validate`
+    /// serves on the same clock.
+    #[serde(default)]
+    pub clock: super::Clock,
     /// Fixed time per step, ns (the roofline's `step_overhead_ns`).
     pub overhead_ns: f64,
     /// Effective compute, FLOP/s.
@@ -67,6 +75,10 @@ pub struct Calibration {
     pub prefill_seq_ns: f64,
     /// Time per KV-cache token a step reads, ns (the roofline's `kv_token_ns`).
     pub kv_token_ns: f64,
+    /// Time of a step computing exactly one token, KV reads excluded, ns (the roofline's
+    /// `one_token_step_ns`; 0: not separate, and absent from version 2).
+    #[serde(default)]
+    pub one_token_step_ns: f64,
     /// Error on the points fitted.
     pub fit: ApeOut,
     /// Error on the held-out points (every fifth shape of a profile, every fourth request of a
@@ -105,6 +117,7 @@ impl Calibration {
             decode_seq_ns: self.decode_seq_ns,
             prefill_seq_ns: self.prefill_seq_ns,
             kv_token_ns: self.kv_token_ns,
+            one_token_ns: self.one_token_step_ns,
         }
     }
     /// Read a calibration file.
@@ -113,13 +126,17 @@ impl Calibration {
         let version = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v.get("version").and_then(|x| x.as_u64()));
-        if let Some(v) = version
-            && v != CALIBRATION_VERSION as u64
-        {
-            return Err(CliError::input(format!(
-                "{}: calibration version {v}; this perllm reads version {CALIBRATION_VERSION}: run `perllm calibrate` again",
+        let supported = OLDEST_CALIBRATION_VERSION as u64..=CALIBRATION_VERSION as u64;
+        let refuse = |v: u64| {
+            Err(CliError::input(format!(
+                "{}: calibration version {v}; this perllm reads versions {OLDEST_CALIBRATION_VERSION} to {CALIBRATION_VERSION}: run `perllm calibrate` again",
                 path.display()
-            )));
+            )))
+        };
+        if let Some(v) = version
+            && !supported.contains(&v)
+        {
+            return refuse(v);
         }
         let c: Calibration = serde_json::from_str(&text).map_err(|e| {
             CliError::input(format!(
@@ -128,12 +145,8 @@ impl Calibration {
                 e.line()
             ))
         })?;
-        if c.version != CALIBRATION_VERSION {
-            return Err(CliError::input(format!(
-                "{}: calibration version {}; this perllm reads version {CALIBRATION_VERSION}: run `perllm calibrate` again",
-                path.display(),
-                c.version
-            )));
+        if !supported.contains(&(c.version as u64)) {
+            return refuse(c.version as u64);
         }
         Ok(c)
     }
@@ -157,7 +170,7 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
     };
     if p.points.len() < 8 {
         return refuse(format!(
-            "{} shapes for 6 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
+            "{} shapes for 7 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
             p.points.len()
         ));
     }
@@ -174,17 +187,18 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
             "compute and per-step overhead need prefills of at least two sizes: add e.g. `--prefill 0,128,512`".into(),
         );
     }
+    // Batch 1 decodes are one-token steps with their own price: two larger batch sizes.
     let mut dec: Vec<u32> = p
         .points
         .iter()
-        .filter(|x| x.prefill_tokens == 0 && x.batch > 0)
+        .filter(|x| x.prefill_tokens == 0 && x.batch > 1)
         .map(|x| x.batch)
         .collect();
     dec.sort();
     dec.dedup();
     if dec.len() < 2 {
         return refuse(
-            "bandwidth and the per-sequence time need decode-only steps at two batch sizes at least: add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
+            "bandwidth and the per-sequence time need decode-only steps at two batch sizes above 1 at least (a one-sequence decode has its own price): add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
         );
     }
     let mut ctx: Vec<u32> = p
@@ -240,7 +254,7 @@ pub fn check_log(log: &Log, origin: &str) -> Result<()> {
     };
     if log.rows.len() < 8 {
         return refuse(format!(
-            "{} completed requests for 6 parameters and held-out requests; log at least 8",
+            "{} completed requests for 7 parameters and held-out requests; log at least 8",
             log.rows.len()
         ));
     }
@@ -286,17 +300,20 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
             d.weight_bytes / ((r.e2e_ns - r.ttft_ns) as f64 * 1e-9 / (r.job.output - 1) as f64)
         })
         .collect();
+    let b0 = if b.is_empty() {
+        1e10
+    } else {
+        median(&mut b).max(1e3)
+    };
     let x0 = fit::to_x(&Params {
         overhead_ns: 1e5,
         flops: median(&mut f).max(1e6),
-        bandwidth: if b.is_empty() {
-            1e10
-        } else {
-            median(&mut b).max(1e3)
-        },
+        bandwidth: b0,
         decode_seq_ns: 1e5,
         prefill_seq_ns: 1e5,
         kv_token_ns: 100.0,
+        // A one-token step: one read of the weights.
+        one_token_ns: d.weight_bytes / b0 * 1e9,
     });
     let mut failure = None;
     let loss = |x: &[f64; fit::N_PARAMS]| -> f64 {
@@ -319,7 +336,7 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
             }
         }
     };
-    let (x, _) = fit::nelder_mead(loss, x0, 0.5, 600);
+    let (x, _) = fit::nelder_mead(loss, x0, 0.5, 700);
     if let Some(e) = failure.take() {
         return Err(e);
     }
@@ -346,7 +363,7 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         check_profile(&p, &origin)?;
         let (params, f, h) = fit_profile(&p);
         (
-            make("profile", &origin, p.engine, params, f, h),
+            make("profile", &origin, p.engine, p.clock, params, f, h),
             "step times",
         )
     } else {
@@ -360,22 +377,28 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         };
         let (params, f, h) = fit_log(&log, &cfg)?;
         (
-            make("log", &origin, cfg, params, f, h),
+            make("log", &origin, cfg, log.clock, params, f, h),
             "TTFT and end-to-end latencies",
         )
     };
     let blocks = hardware_blocks(&cal.params(), &cal.engine, "cpu", "engine");
     let mut s = format!(
-        "calibrated on {} ({} {}):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per KV token      {:.3} µs\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
+        "calibrated on {} ({} {}, {} clock):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per KV token      {:.3} µs\n  one-token step    {}\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
         cal.file,
         cal.source,
         unit,
+        cal.clock.as_str(),
         cal.overhead_ns / 1e3,
         cal.flops / 1e9,
         cal.bandwidth / 1e9,
         cal.decode_seq_ns / 1e3,
         cal.prefill_seq_ns / 1e3,
         cal.kv_token_ns / 1e3,
+        if cal.one_token_step_ns > 0.0 {
+            format!("{:.1} µs", cal.one_token_step_ns / 1e3)
+        } else {
+            "- (no one-token steps measured: priced like any step)".into()
+        },
         cal.fit.median_pct,
         cal.fit.max_pct,
         cal.fit.n,
@@ -399,18 +422,28 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
     crate::term::print_stdout(&s)
 }
 
-fn make(source: &str, file: &str, engine: EngineConfig, p: Params, f: Ape, h: Ape) -> Calibration {
+fn make(
+    source: &str,
+    file: &str,
+    engine: EngineConfig,
+    clock: super::Clock,
+    p: Params,
+    f: Ape,
+    h: Ape,
+) -> Calibration {
     Calibration {
         version: CALIBRATION_VERSION,
         source: source.into(),
         file: file.into(),
         engine,
+        clock,
         overhead_ns: p.overhead_ns,
         flops: p.flops,
         bandwidth: p.bandwidth,
         decode_seq_ns: p.decode_seq_ns,
         prefill_seq_ns: p.prefill_seq_ns,
         kv_token_ns: p.kv_token_ns,
+        one_token_step_ns: p.one_token_ns,
         fit: f.into(),
         held_out: h.into(),
     }

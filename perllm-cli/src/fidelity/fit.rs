@@ -5,9 +5,11 @@
 //! with `P` the parameters a token multiplies, `W` their bytes, `k` KV bytes per token, `d` the
 //! decoding sequences, `p` the prefilling ones and `kv` the KV tokens they read; fitted:
 //! `overhead`, effective compute `F` (FLOP/s), effective memory bandwidth `B` (bytes/s), the time
-//! `s` per decoding sequence, `q` per prefilling sequence and `a` per KV token. (Until this version the two last terms were a multiplicative batch
-//! interference `1 + c x (n - 1)`; the engine's step logs showed it over-pricing mixed steps and
-//! under-pricing large decodes: docs/fidelity.md.)
+//! `s` per decoding sequence, `q` per prefilling sequence and `a` per KV token. A step that
+//! computes exactly one token has its own price, `one + kv x a` (matrix kernels take a
+//! matrix-vector path for one row: docs/fidelity.md). (Until calibration version 2 the
+//! per-sequence terms were a multiplicative batch interference `1 + c x (n - 1)`; the engine's
+//! step logs showed it over-pricing mixed steps and under-pricing large decodes.)
 
 use serde::Serialize;
 
@@ -26,10 +28,13 @@ pub struct Params {
     pub prefill_seq_ns: f64,
     /// Time per KV-cache token the step reads, ns.
     pub kv_token_ns: f64,
+    /// Time of a step computing exactly one token, KV reads excluded, ns (0: priced like any
+    /// step, when the data has no such step).
+    pub one_token_ns: f64,
 }
 
 /// Number of fitted parameters.
-pub const N_PARAMS: usize = 6;
+pub const N_PARAMS: usize = 7;
 
 /// What the model needs to know about the engine's model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,8 +72,16 @@ pub struct Shape {
     pub kv_tokens: f64,
 }
 
+/// Does the step compute exactly one token (the one-row kernel path)?
+pub fn one_token(s: &Shape) -> bool {
+    s.prefill_tokens + s.decode_seqs == 1.0
+}
+
 /// The model's step time, ns.
 pub fn step_ns(p: &Params, d: &Dims, s: &Shape) -> f64 {
+    if p.one_token_ns > 0.0 && one_token(s) {
+        return p.one_token_ns + s.kv_tokens * p.kv_token_ns;
+    }
     let compute = 2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / p.flops;
     let memory = (d.weight_bytes + s.kv_tokens * d.kv_bytes_per_token) / p.bandwidth;
     p.overhead_ns
@@ -113,6 +126,7 @@ pub fn to_x(p: &Params) -> [f64; N_PARAMS] {
         p.decode_seq_ns.max(1e-3).ln(),
         p.prefill_seq_ns.max(1e-3).ln(),
         p.kv_token_ns.max(1e-6).ln(),
+        p.one_token_ns.max(1.0).ln(),
     ]
 }
 
@@ -130,6 +144,7 @@ pub fn from_x(x: &[f64; N_PARAMS]) -> Params {
         decode_seq_ns: x[3].exp(),
         prefill_seq_ns: x[4].exp(),
         kv_token_ns: x[5].exp(),
+        one_token_ns: x[6].exp(),
     }
 }
 
@@ -208,7 +223,8 @@ pub fn nelder_mead<const N: usize, F: FnMut(&[f64; N]) -> f64>(
     }
 }
 
-/// Fit [`Params`] to measured step times (least squares on log ratios).
+/// Fit [`Params`] to measured step times (least squares on log ratios). Without one-token steps
+/// among the shapes the one-token price is 0 (not separate).
 pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
     let loss = |x: &[f64; N_PARAMS]| -> f64 {
         let p = from_x(x);
@@ -222,8 +238,12 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
     let mut f0: f64 = 0.0;
     let mut b0: f64 = 0.0;
     let mut min_t = f64::INFINITY;
+    let mut one0 = f64::INFINITY;
     for (s, &m) in shapes.iter().zip(measured_ns) {
         min_t = min_t.min(m);
+        if one_token(s) {
+            one0 = one0.min(m);
+        }
         let secs = m * 1e-9;
         if s.prefill_tokens > 0.0 {
             f0 = f0.max(2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / secs);
@@ -246,11 +266,124 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
             decode_seq_ns: min_t * c,
             prefill_seq_ns: min_t * c,
             kv_token_ns: min_t * c * 1e-2,
+            one_token_ns: if one0.is_finite() { one0 } else { 1.0 },
         });
-        let r = nelder_mead(loss, x0, 0.5, 4000);
+        let r = nelder_mead(loss, x0, 0.5, 6000);
         if best.is_none_or(|b| r.1 < b.1) {
             best = Some(r);
         }
     }
-    from_x(&best.expect("three starts").0)
+    let mut p = from_x(&best.expect("three starts").0);
+    if !one0.is_finite() {
+        p.one_token_ns = 0.0;
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The profile grid of `perllm profile`'s published run, priced by known parameters.
+    fn synthetic(p: &Params, d: &Dims) -> (Vec<Shape>, Vec<f64>) {
+        let mut shapes = Vec::new();
+        for batch in [0u32, 1, 2, 4, 8, 12, 15] {
+            for ctx in [32u32, 96, 192] {
+                for pre in [0u32, 32, 96, 192] {
+                    if batch == 0 && (pre == 0 || ctx != 32) {
+                        continue;
+                    }
+                    shapes.push(Shape {
+                        prefill_tokens: pre as f64,
+                        prefill_seqs: (pre > 0) as u32 as f64,
+                        decode_seqs: batch as f64,
+                        kv_tokens: batch as f64 * (ctx as f64 + 1.0),
+                    });
+                }
+            }
+        }
+        let t = shapes.iter().map(|s| step_ns(p, d, s)).collect();
+        (shapes, t)
+    }
+
+    const D: Dims = Dims {
+        params: 33.4e6,
+        weight_bytes: 133.6e6,
+        kv_bytes_per_token: 16384.0,
+    };
+
+    fn close(got: f64, want: f64, tol: f64, what: &str) {
+        assert!(
+            ((got - want) / want).abs() < tol,
+            "{what}: fitted {got}, known {want}"
+        );
+    }
+
+    #[test]
+    fn calibration_recovers_known_parameters_from_synthetic_steps() {
+        // Compute-bound everywhere (the bandwidth cannot be told from the overhead: not checked).
+        let known = Params {
+            overhead_ns: 17e6,
+            flops: 106e9,
+            bandwidth: 1e12,
+            decode_seq_ns: 1.4e6,
+            prefill_seq_ns: 17.7e6,
+            kv_token_ns: 5000.0,
+            one_token_ns: 12.5e6,
+        };
+        let (shapes, t) = synthetic(&known, &D);
+        let got = fit_steps(&D, &shapes, &t);
+        close(got.overhead_ns, known.overhead_ns, 0.02, "overhead");
+        close(got.flops, known.flops, 0.02, "compute");
+        close(
+            got.decode_seq_ns,
+            known.decode_seq_ns,
+            0.05,
+            "per decoding sequence",
+        );
+        close(
+            got.prefill_seq_ns,
+            known.prefill_seq_ns,
+            0.05,
+            "per prefilling sequence",
+        );
+        close(got.kv_token_ns, known.kv_token_ns, 0.05, "per KV token");
+        close(got.one_token_ns, known.one_token_ns, 0.02, "one-token step");
+        let pred: Vec<f64> = shapes.iter().map(|s| step_ns(&got, &D, s)).collect();
+        assert!(ape(&pred, &t).max < 1.0, "{:?}", ape(&pred, &t));
+    }
+
+    #[test]
+    fn without_one_token_steps_the_one_token_price_is_off() {
+        let known = Params {
+            one_token_ns: 0.0,
+            overhead_ns: 2e6,
+            flops: 50e9,
+            bandwidth: 20e9,
+            decode_seq_ns: 3e5,
+            prefill_seq_ns: 1e6,
+            kv_token_ns: 800.0,
+        };
+        let (shapes, t): (Vec<Shape>, Vec<f64>) = {
+            let (s, t) = synthetic(&known, &D);
+            s.into_iter().zip(t).filter(|(s, _)| !one_token(s)).unzip()
+        };
+        let got = fit_steps(&D, &shapes, &t);
+        assert_eq!(got.one_token_ns, 0.0);
+        let pred: Vec<f64> = shapes.iter().map(|s| step_ns(&got, &D, s)).collect();
+        assert!(ape(&pred, &t).median < 2.0, "{:?}", ape(&pred, &t));
+        // A one-token step is then priced by the general form.
+        let one = Shape {
+            prefill_tokens: 0.0,
+            prefill_seqs: 0.0,
+            decode_seqs: 1.0,
+            kv_tokens: 33.0,
+        };
+        close(
+            step_ns(&got, &D, &one),
+            step_ns(&known, &D, &one),
+            0.05,
+            "one decode",
+        );
+    }
 }

@@ -60,6 +60,49 @@ pub struct EngineArgs {
     pub chunk_tokens: Option<u32>,
 }
 
+/// What an engine step's time is measured by (`--clock`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Clock {
+    /// Wall time: what a user of the engine waits (the published measurements).
+    #[default]
+    Wall,
+    /// The engine process's CPU time (every thread's): a step costs the same whatever other
+    /// processes take of the cores, so a shared machine's load does not stretch it (their use
+    /// of caches and memory bandwidth still shows). `validate` then runs the engine on a
+    /// virtual clock: each step advances it by its CPU time and requests join at their
+    /// arrival on that clock. For tests and loaded machines; not a user's waiting time.
+    Cpu,
+}
+
+impl Clock {
+    /// `wall` or `cpu`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Wall => "wall",
+            Clock::Cpu => "cpu",
+        }
+    }
+    /// Parse the word of a file's `# clock WORD` line; the error says what is accepted.
+    pub fn parse(word: &str) -> std::result::Result<Clock, String> {
+        match word.trim() {
+            "wall" => Ok(Clock::Wall),
+            "cpu" => Ok(Clock::Cpu),
+            w => Err(format!("`# clock {w}`: the clock is `wall` or `cpu`")),
+        }
+    }
+}
+
 /// `--batching`: the scenario language's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchingKind {

@@ -47,6 +47,10 @@ pub struct ProfileArgs {
     /// repeat so slow drifts of the machine's load spread over all shapes.
     #[arg(long, default_value_t = 5)]
     pub repeats: u32,
+    /// Time each step by wall time or by the process's CPU time (`cpu`: immune to other
+    /// processes' load; `calibrate` and `validate` then use the same clock).
+    #[arg(long, value_enum, default_value_t = super::Clock::Wall)]
+    pub clock: super::Clock,
     /// The profile file to write (CSV, `perllm-profile 1`).
     #[arg(short, long, value_name = "FILE.csv")]
     pub out: PathBuf,
@@ -87,6 +91,8 @@ pub struct Profile {
     pub engine: EngineConfig,
     /// Measured shapes.
     pub points: Vec<Point>,
+    /// The clock the step times were measured by (`# clock` line; absent: wall).
+    pub clock: super::Clock,
 }
 
 /// The grid's shapes: (batch, context, prefill); a prefill alone has context 0.
@@ -163,7 +169,11 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
                 .probe(b, c, p)
                 .map_err(|e| CliError::run(e.to_string()))?;
             if r > 0 {
-                times[i].push(d.as_nanos() as f64);
+                let t = match a.clock {
+                    super::Clock::Wall => d.wall,
+                    super::Clock::Cpu => d.cpu,
+                };
+                times[i].push(t.as_nanos().max(1) as f64);
             }
             pb.inc(1);
         }
@@ -182,7 +192,7 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
             p90_ns: quantile(t, 0.9),
         })
         .collect();
-    let text = write_profile(&cfg, &machine, &points);
+    let text = write_profile(&cfg, &machine, a.clock, &points);
     let mut out = Outputs::new();
     out.open(&a.out)?.write_text(&text)?;
     if let Some(t) = &a.table {
@@ -198,7 +208,12 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
 }
 
 /// The profile file's text.
-pub fn write_profile(cfg: &EngineConfig, machine: &Machine, points: &[Point]) -> String {
+pub fn write_profile(
+    cfg: &EngineConfig,
+    machine: &Machine,
+    clock: super::Clock,
+    points: &[Point],
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# perllm-profile {PROFILE_VERSION}");
     let _ = writeln!(
@@ -219,6 +234,7 @@ pub fn write_profile(cfg: &EngineConfig, machine: &Machine, points: &[Point]) ->
         cfg.weight_bytes(),
         cfg.kv_bytes_per_token()
     );
+    let _ = writeln!(s, "# clock {}", clock.as_str());
     s.push_str("batch,context,prefill_tokens,repeats,median_ns,p10_ns,p90_ns\n");
     for p in points {
         let _ = writeln!(
@@ -285,6 +301,7 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     let mut header: Option<Vec<String>> = None;
     let mut points = Vec::new();
     let mut version_seen = false;
+    let mut clock = super::Clock::Wall;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -310,6 +327,8 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
                     serde_json::from_str(j.trim())
                         .map_err(|e| bad(n, format!("the engine line is not valid: {e}")))?,
                 );
+            } else if let Some(w) = c.strip_prefix("clock") {
+                clock = super::Clock::parse(w).map_err(|m| bad(n, m))?;
             }
             continue;
         }
@@ -388,5 +407,9 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
             "{origin}: the profile has no rows"
         )));
     }
-    Ok(Profile { engine, points })
+    Ok(Profile {
+        engine,
+        points,
+        clock,
+    })
 }

@@ -3,7 +3,9 @@
 //! Two formats are read, told apart by their header:
 //! - perllm's request log (`perllm-requests 1`, written by `perllm validate`):
 //!   `request,arrival_s,prompt_tokens,output_tokens,first_token_s,completion_s`, times in seconds
-//!   from the start of the run; `#` lines are comments (`# engine {..}` names the engine);
+//!   from the start of the run; `#` lines are comments (`# engine {..}` names the engine,
+//!   `# clock cpu` says the times are on the engine's CPU-time clock, `perllm validate` on a
+//!   calibration profiled with `--clock cpu`; without it, wall time);
 //! - the simulator's per-request CSV (`perllm run --requests`, docs/report-schema.md): columns
 //!   found by name (`arrival_s`, `prompt_tokens`, `output_tokens`, `ttft_s`, `latency_s`,
 //!   `status`); rejected requests are skipped.
@@ -32,19 +34,24 @@ pub struct Log {
     pub engine: Option<EngineConfig>,
     /// Requests sorted by arrival.
     pub rows: Vec<Logged>,
+    /// The clock of its times.
+    pub clock: super::Clock,
 }
 
 /// Header of perllm's request log.
 pub const HEADER: &str = "request,arrival_s,prompt_tokens,output_tokens,first_token_s,completion_s";
 
 /// Write a request log.
-pub fn write_log(cfg: &EngineConfig, rows: &[Logged]) -> String {
+pub fn write_log(cfg: &EngineConfig, clock: super::Clock, rows: &[Logged]) -> String {
     let mut s = String::from("# perllm-requests 1\n");
     let _ = writeln!(
         s,
         "# engine {}",
         serde_json::to_string(cfg).expect("serialisable")
     );
+    if clock != super::Clock::Wall {
+        let _ = writeln!(s, "# clock {}", clock.as_str());
+    }
     s.push_str(HEADER);
     s.push('\n');
     for (i, r) in rows.iter().enumerate() {
@@ -71,6 +78,7 @@ pub fn read_log(path: &Path) -> Result<Log> {
 pub fn parse_log(origin: &str, text: &str) -> Result<Log> {
     let bad = |line: usize, msg: String| CliError::input(format!("{origin}:{line}: {msg}"));
     let mut engine = None;
+    let mut clock = super::Clock::Wall;
     let mut cols: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -85,6 +93,8 @@ pub fn parse_log(origin: &str, text: &str) -> Result<Log> {
                     serde_json::from_str(j.trim())
                         .map_err(|e| bad(n, format!("the engine line is not valid: {e}")))?,
                 );
+            } else if let Some(w) = c.trim().strip_prefix("clock") {
+                clock = super::Clock::parse(w).map_err(|m| bad(n, m))?;
             }
             continue;
         }
@@ -166,5 +176,9 @@ pub fn parse_log(origin: &str, text: &str) -> Result<Log> {
         )));
     }
     rows.sort_by_key(|r| r.job.arrival_ns);
-    Ok(Log { engine, rows })
+    Ok(Log {
+        engine,
+        rows,
+        clock,
+    })
 }

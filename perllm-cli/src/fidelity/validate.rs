@@ -1,6 +1,7 @@
 //! `perllm validate`: serve workloads through the real engine in real time (requests join the
-//! continuous batch at their arrival times), simulate the same workloads with the calibrated
-//! model, and compare latency quantiles, throughput and batch size.
+//! continuous batch at their arrival times; on a calibration profiled with `--clock cpu`, on the
+//! engine's CPU-time clock instead), simulate the same workloads with the calibrated model, and
+//! compare latency quantiles, throughput and batch size.
 
 use super::calibrate::Calibration;
 use super::reqlog::{Logged, write_log};
@@ -121,6 +122,8 @@ pub struct Summary {
     pub engine: EngineConfig,
     /// The calibration file.
     pub calibration: String,
+    /// The clock the engine's times are on (the calibration's).
+    pub clock: super::Clock,
     /// RAPL status: `available`, or why not.
     pub rapl: String,
     /// Runs: saturation first, then each load.
@@ -197,8 +200,11 @@ pub struct RealRun {
     pub seq_ns: u64,
 }
 
-/// Serve `jobs` in real time through `engine`.
-pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
+/// Serve `jobs` through `engine`: in real time on the wall clock, or on the engine's virtual
+/// CPU-time clock (each step advances it by the step's CPU time; an idle engine jumps to the
+/// next arrival).
+pub fn serve(engine: &mut Engine, jobs: &[Job], clock: super::Clock) -> Result<RealRun> {
+    let cpu = clock == super::Clock::Cpu;
     let n = jobs.len();
     let vocab = engine.config().vocab;
     let mut first = vec![0u64; n];
@@ -208,9 +214,16 @@ pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
     let (mut last_end, mut idle) = (0u64, true);
     let mut next = 0;
     let start = Instant::now();
-    let now = || start.elapsed().as_nanos() as u64;
+    let mut vt = 0u64;
+    let now = |vt: u64| {
+        if cpu {
+            vt
+        } else {
+            start.elapsed().as_nanos() as u64
+        }
+    };
     loop {
-        let t = now();
+        let t = now(vt);
         while next < n && jobs[next].arrival_ns <= t {
             let j = jobs[next];
             let prompt = (0..j.prompt)
@@ -229,21 +242,32 @@ pub fn serve(engine: &mut Engine, jobs: &[Job]) -> Result<RealRun> {
             if next == n {
                 break;
             }
-            let wait = jobs[next].arrival_ns.saturating_sub(now());
-            std::thread::sleep(Duration::from_nanos(wait));
+            if cpu {
+                vt = vt.max(jobs[next].arrival_ns);
+            } else {
+                let wait = jobs[next].arrival_ns.saturating_sub(now(vt));
+                std::thread::sleep(Duration::from_nanos(wait));
+            }
             idle = true;
             continue;
         }
-        let t0 = now();
+        let t0 = now(vt);
         let Some(rep) = engine.step().map_err(|e| CliError::run(e.to_string()))? else {
             continue;
         };
-        let t1 = now();
+        if cpu {
+            vt += (rep.cpu.as_nanos() as u64).max(1);
+        }
+        let t1 = now(vt);
         busy += t1 - t0;
         steps.push(StepLog {
             start_ns: t0,
             end_ns: t1,
-            forward_ns: rep.elapsed.as_nanos() as u64,
+            forward_ns: if cpu {
+                rep.cpu.as_nanos() as u64
+            } else {
+                rep.elapsed.as_nanos() as u64
+            },
             gap_ns: if idle { 0 } else { t0.saturating_sub(last_end) },
             after_idle: idle,
             shape: rep.shape,
@@ -335,7 +359,7 @@ fn compare(
     rapl: Option<&Rapl>,
 ) -> Result<(Compared, RealRun)> {
     let before = rapl.map(|r| r.read());
-    let real = serve(engine, jobs)?;
+    let real = serve(engine, jobs, cal.clock)?;
     let rapl_joules = rapl
         .zip(before)
         .map(|(r, b)| r.joules_between(&b, &r.read()));
@@ -375,7 +399,7 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
     let mut engine = build_engine(cfg.clone())?;
     // Warm up the engine (first-touch of the weights and caches).
     let warm = workload(cfg.max_batch as usize, 0.0, &a, &cfg, a.seed ^ 0xFFFF);
-    serve(&mut engine, &warm)?;
+    serve(&mut engine, &warm, cal.clock)?;
     let mb = cfg.max_batch as usize;
     let k = a.saturation_requests.unwrap_or(6 * mb).max(2 * mb + 2);
     term.info(&format!(
@@ -428,6 +452,7 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
         machine,
         engine: cfg.clone(),
         calibration: a.calibration.display().to_string(),
+        clock: cal.clock,
         rapl: rapl_status,
         runs,
     };
@@ -436,7 +461,8 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
         out.open(&dir.join("summary.json"))?
             .write_text(&(serde_json::to_string_pretty(&summary).expect("serialisable") + "\n"))?;
         for (name, l) in &logs {
-            out.open(&dir.join(name))?.write_text(&write_log(&cfg, l))?;
+            out.open(&dir.join(name))?
+                .write_text(&write_log(&cfg, cal.clock, l))?;
         }
         for (name, st) in &steps {
             out.open(&dir.join(name))?
@@ -501,7 +527,7 @@ pub fn render(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "engine: {} parameters ({} layers, hidden {}), {}, {} threads, max_batch {}, batching {}; machine: {} ({} CPUs, load {})\n",
+        "engine: {} parameters ({} layers, hidden {}), {}, {} threads, max_batch {}, batching {}, {} clock; machine: {} ({} CPUs, load {})\n",
         s.engine.params(),
         s.engine.layers,
         s.engine.hidden,
@@ -509,6 +535,7 @@ pub fn render(s: &Summary) -> String {
         s.engine.threads,
         s.engine.max_batch,
         s.engine.batching.label(),
+        s.clock.as_str(),
         s.machine.cpu_model,
         s.machine.cpus,
         s.machine

@@ -60,10 +60,7 @@ pub fn engine_serve(a: EngineServeArgs) -> Result<()> {
     })?;
     let rt = super::runtime(2)?;
     rt.block_on(async move {
-        let l = super::bind(&a.listen).await?;
-        let addr = l
-            .local_addr()
-            .map_err(|e| CliError::run(format!("cannot read the bound address: {e}")))?;
+        let (l, addr) = super::bind(&a.listen).await?;
         println!("perllm engine serve: model `{}` on http://{addr}", a.model);
         perllm_openai::serve_until(l, app, perllm_openai::termination(), a.drain)
             .await

@@ -177,10 +177,7 @@ pub fn serve(a: ServeArgs, term: crate::term::Term) -> Result<()> {
     let policy_name = sc.policy.name.clone();
     let slot = world.scenario.slot_ns;
     rt.block_on(async move {
-        let l = super::bind(&a.listen).await?;
-        let addr = l
-            .local_addr()
-            .map_err(|e| CliError::run(format!("cannot read the bound address: {e}")))?;
+        let (l, addr) = super::bind(&a.listen).await?;
         let gw = Gateway::start(
             cfg,
             Parts {

@@ -20,9 +20,14 @@ pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
         .map_err(|e| CliError::run(format!("cannot start the async runtime: {e}")))
 }
 
-/// Bind a listening socket, naming the address in the error.
-pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
+/// Bind a listening socket, naming the address in the error, and read the address it got (the
+/// port chosen for port 0).
+pub async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let l = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| CliError::input(format!("cannot listen on `{addr}`: {e}")))
+        .map_err(|e| CliError::input(format!("cannot listen on `{addr}`: {e}")))?;
+    let bound = l
+        .local_addr()
+        .map_err(|e| CliError::run(format!("cannot read the bound address: {e}")))?;
+    Ok((l, bound))
 }

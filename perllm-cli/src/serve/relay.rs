@@ -9,7 +9,7 @@
 //! costs no extra round trip, unlike a real link); closing one side closes the other after the
 //! delayed bytes are delivered.
 
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use clap::Args;
 use perllm_core::rng::{Rng, stream_rng, unit_f64};
 use std::time::Duration;
@@ -44,10 +44,7 @@ const CHUNK: usize = 64 * 1024;
 pub fn link_relay(a: RelayArgs) -> Result<()> {
     let rt = super::runtime(1)?;
     rt.block_on(async move {
-        let l = super::bind(&a.listen).await?;
-        let addr = l
-            .local_addr()
-            .map_err(|e| CliError::run(format!("cannot read the bound address: {e}")))?;
+        let (l, addr) = super::bind(&a.listen).await?;
         println!(
             "perllm link-relay: {:?} each way (jitter {:?}) from http://{addr} to {}",
             a.delay.unwrap_or_default(),

@@ -1,51 +1,33 @@
 //! Hostile study sizes and shard specs (issue 21, items 4 and 5): validated before anything runs,
 //! no panic, no allocation that grows with a number the user typed rather than with the runs.
 
-use crate::{Out, paper, perllm, perllm_cmd, root, s, tmp};
+use crate::{Out, paper, perllm, perllm_cmd, root, s, tmp, words};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-/// A compare of 1 ms of the paper scenario (no request completes; each run takes a few ms).
-fn tiny(extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "compare",
-        "examples/paper.perllm",
-        "--set",
-        "scenario.duration=1ms",
-        "--policies",
-        "least-loaded",
-        "-q",
-    ]
-    .iter()
-    .map(|x| x.to_string())
-    .collect();
-    a.extend(extra.iter().map(|x| x.to_string()));
-    a
-}
-
-fn run(args: &[String]) -> Out {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    perllm(&a)
+/// A compare of 1 ms of the paper scenario (no request completes; each run takes a few ms), with
+/// the arguments `extra` (split at white space).
+fn tiny(extra: &str) -> Out {
+    perllm_cmd(&format!(
+        "compare examples/paper.perllm --set scenario.duration=1ms --policies least-loaded -q {extra}"
+    ))
 }
 
 /// Run `perllm` with its address space limited to `limit_kb` (`ulimit -v`): a run that
 /// allocates past it aborts (exit 134) instead of exhausting the machine.
 pub(crate) fn perllm_limited(args: &[&str], limit_kb: u64) -> Out {
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -v {limit_kb} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_perllm"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("sh runs");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Out::from(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v {limit_kb} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_perllm"))
+            .args(args)
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("sh runs"),
+    )
 }
 
 /// 1 GB of address space: ample for one run at a time, far below what building every run of a
@@ -75,13 +57,13 @@ fn shard_specs_out_of_range_are_usage_errors() {
         ("1/2/3", "is not a number"),
         ("1", "is not of the form K/N"),
     ] {
-        let out = run(&tiny(&["--seeds", "1..2", &format!("--shard={spec}")]));
+        let out = tiny(&format!("--seeds 1..2 --shard={spec}"));
         assert_eq!(out.code, 2, "--shard {spec}: {}", out.stderr);
         assert!(out.stderr.contains(msg), "--shard {spec}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
     // The largest valid shard count is the grid size.
-    run(&tiny(&["--seeds", "1..2", "--shard", "2/2"])).ok();
+    tiny("--seeds 1..2 --shard 2/2").ok();
 }
 
 /// Write `v` as a part file named `name` in `dir`.
@@ -100,15 +82,7 @@ fn merge_refuses_parts_with_impossible_shard_fields() {
     let mut parts: Vec<Value> = Vec::new();
     for k in 1..=2 {
         let p = dir.path().join(format!("p{k}.json"));
-        run(&tiny(&[
-            "--seeds",
-            "1..3",
-            "--shard",
-            &format!("{k}/2"),
-            "--out",
-            s(&p),
-        ]))
-        .ok();
+        tiny(&format!("--seeds 1..3 --shard {k}/2 --out {}", s(&p))).ok();
         parts.push(serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap());
     }
     let merged = dir.path().join("merged.json");
@@ -213,17 +187,10 @@ fn a_hundred_thousand_seeds_start_at_once_and_stop_at_the_first_failure() {
     .unwrap();
     let scenario = dir.path().join("s.perllm");
     let out = perllm_limited(
-        &[
-            "compare",
-            s(&scenario),
-            "--policies",
-            "perllm",
-            "--seeds",
-            "1..100000",
-            "--jobs",
-            "1",
-            "-q",
-        ],
+        &words(&format!(
+            "compare {} --policies perllm --seeds 1..100000 --jobs 1 -q",
+            s(&scenario)
+        )),
         LIMIT_KB,
     );
     // Before: every run's world and policy were built first (7.7 GB, then an abort).
@@ -238,23 +205,10 @@ fn a_ten_thousand_value_sweep_shard_loads_only_its_points() {
         .collect();
     let set = format!("workload.arrivals.rate={}", values.join(","));
     let out = perllm_limited(
-        &[
-            "sweep",
-            "examples/paper.perllm",
-            "--set",
-            "scenario.duration=1ms",
-            "--set",
-            &set,
-            "--policies",
-            "least-loaded",
-            "--seeds",
-            "1",
-            "--shard",
-            "1/5000",
-            "-f",
-            "csv",
-            "-q",
-        ],
+        &words(&format!(
+            "sweep examples/paper.perllm --set scenario.duration=1ms --set {set} \
+             --policies least-loaded --seeds 1 --shard 1/5000 -f csv -q"
+        )),
         LIMIT_KB,
     );
     // Points 0 and 5000 (runs 0 and 5000), with their rates.
@@ -271,16 +225,9 @@ fn grids_too_large_for_one_process_name_the_shards_to_use() {
     let values: Vec<String> = (0..10_000).map(|i| format!("{}/s", i + 1)).collect();
     let set = format!("workload.arrivals.rate={}", values.join(","));
     let out = perllm_limited(
-        &[
-            "sweep",
-            "examples/paper.perllm",
-            "--set",
-            &set,
-            "--policies",
-            "least-loaded,random",
-            "--seeds",
-            "1..1000",
-        ],
+        &words(&format!(
+            "sweep examples/paper.perllm --set {set} --policies least-loaded,random --seeds 1..1000"
+        )),
         LIMIT_KB,
     );
     out.fails(2, &["would run 20000000 runs in one process, more than the 1000000 whose results one process keeps; split it with `--shard K/20`"]);
@@ -303,7 +250,7 @@ fn grids_too_large_for_one_process_name_the_shards_to_use() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.stderr_has("more than 2^64 runs");
     // More than a million seeds in one list, even split into ranges.
-    let out = run(&tiny(&["--seeds", "0..999999,1000000..1999999"]));
+    let out = tiny("--seeds 0..999999,1000000..1999999");
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.stderr_has("more than a million seeds");
 }
@@ -311,20 +258,10 @@ fn grids_too_large_for_one_process_name_the_shards_to_use() {
 #[test]
 fn jobs_beyond_what_helps_are_capped_with_a_note() {
     let out = perllm_limited(
-        &[
-            "compare",
-            "examples/paper.perllm",
-            "--set",
-            "scenario.duration=1ms",
-            "--policies",
-            "least-loaded",
-            "--seeds",
-            "1..3",
-            "--jobs",
-            "100000",
-            "-f",
-            "csv",
-        ],
+        &words(
+            "compare examples/paper.perllm --set scenario.duration=1ms --policies least-loaded \
+             --seeds 1..3 --jobs 100000 -f csv",
+        ),
         LIMIT_KB,
     );
     assert_eq!(out.stdout.lines().count(), 4, "{}", out.stderr);
@@ -342,12 +279,7 @@ fn repeated_keys_and_out_of_range_seeds_are_errors() {
         "run examples/paper.perllm --policy epsilon-greedy --param epsilon=0.1 --param epsilon=0.2",
     );
     out.fails(2, &["`--param epsilon` is given twice"]);
-    let out = run(&tiny(&[
-        "--set",
-        "scenario.seed=1",
-        "--set",
-        "scenario.seed=2",
-    ]));
+    let out = tiny("--set scenario.seed=1 --set scenario.seed=2");
     out.fails(2, &["is given twice"]);
     // seed = 2^64 was clamped to 2^64 - 1; integers above 2^53 lost digits.
     let out = perllm_cmd("run examples/paper.perllm --set scenario.seed=18446744073709551616");

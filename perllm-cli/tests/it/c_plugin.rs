@@ -45,22 +45,14 @@ fn the_c_example_builds_and_runs_through_the_cli() {
     assert_eq!(list.code, 0, "{}", list.stderr);
     has(&list.stdout, "c-deadline-first");
 
-    let run = paper(
-        "run",
-        SHORT,
-        &[
-            "--plugin",
-            s(&lib),
-            "--policy",
-            "c-deadline-first",
-            "--param",
-            "slack=0.9",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let run_c = |extra: &str| {
+        perllm_cmd(&format!(
+            "run examples/paper.perllm --set {SHORT} --plugin {} --policy c-deadline-first {extra}",
+            s(&lib)
+        ))
+    };
+    let run = run_c("--param slack=0.9 --format json");
+    let doc: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
     assert_eq!(doc["policy"]["name"], "c-deadline-first");
     assert_eq!(doc["policy"]["abi"], "1.2");
     let rep = &doc["report"];
@@ -75,18 +67,7 @@ fn the_c_example_builds_and_runs_through_the_cli() {
     assert!(v["c_deadline_first.placed"].as_f64().unwrap() >= completed as f64);
 
     // A bad parameter: the C plugin's own message, naming the plugin and `create`.
-    let bad = paper(
-        "run",
-        SHORT,
-        &[
-            "--plugin",
-            s(&lib),
-            "--policy",
-            "c-deadline-first",
-            "--param",
-            "slack=3",
-        ],
-    );
+    let bad = run_c("--param slack=3");
     assert_ne!(bad.code, 0);
     assert!(
         bad.stderr.contains("slack must be a number in (0, 1]")

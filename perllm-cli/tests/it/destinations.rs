@@ -4,7 +4,7 @@
 //! outputs never mix them; an interrupt while a commit waits replaces nothing and says so.
 //! Device nodes are made with `mknod` in a temporary directory, never the machine's /dev.
 
-use crate::{Out, SHORT, has, perllm, root, s, testkit, tmp};
+use crate::{Out, SHORT, has, perllm, perllm_cmd, root, s, testkit, tmp};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -251,23 +251,13 @@ fn an_output_that_is_an_input_is_refused() {
     let mut parts = Vec::new();
     for k in 1..=2 {
         let p = d.join(format!("p{k}.json"));
-        let shard = format!("{k}/2");
-        let args = [
-            "compare",
+        perllm_cmd(&format!(
+            "compare {} --set {SHORT} --policies least-loaded,perllm --seeds 1 --shard {k}/2 \
+             --out {} -q",
             s(&sc),
-            "--set",
-            SHORT,
-            "--policies",
-            "least-loaded,perllm",
-            "--seeds",
-            "1",
-            "--shard",
-            &shard,
-            "--out",
-            s(&p),
-            "-q",
-        ];
-        perllm(&args).ok();
+            s(&p)
+        ))
+        .ok();
         parts.push(p);
     }
     let grid = |file: &PathBuf| {
@@ -536,11 +526,7 @@ fn an_interrupt_while_the_commit_waits_replaces_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::signal(&child, "INT");
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{stderr}");

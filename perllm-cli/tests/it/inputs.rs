@@ -5,7 +5,7 @@
 //! made with `mknod` in a temporary directory, never the machine's /dev; every command runs under
 //! a deadline (a hang fails the test instead of blocking the suite).
 
-use crate::{Out, root, s, tmp};
+use crate::{Out, root, s, tmp, words};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -210,23 +210,12 @@ fn trace_shards_from_two_directories_merge() {
     let dir = tmp();
     let part = |k: u32, cwd: &Path, file: &str| {
         let p = dir.path().join(format!("p{k}.json"));
-        let shard = format!("{k}/2");
-        let args = [
-            "compare",
-            file,
-            "--set",
-            "scenario.duration=20s",
-            "--policies",
-            "least-loaded,round-robin",
-            "--seeds",
-            "1",
-            "--shard",
-            &shard,
-            "--out",
-            s(&p),
-            "-q",
-        ];
-        within(cwd, &args).ok();
+        let line = format!(
+            "compare {file} --set scenario.duration=20s --policies least-loaded,round-robin \
+             --seeds 1 --shard {k}/2 --out {} -q",
+            s(&p)
+        );
+        within(cwd, &words(&line)).ok();
         p
     };
     let p1 = part(1, &root(), "examples/azure-trace.perllm");

@@ -3,7 +3,7 @@
 //! the failed runs are listed on stderr, in the table and in the results file, and the exit code
 //! is 1.
 
-use crate::{SHORT, paper, perllm, s, testkit, tmp};
+use crate::{SHORT, kit_study, perllm, s, testkit, testkit_run, tmp};
 
 const FAULTS: [(&str, &str); 4] = [
     ("segfault", "signal 11 (SIGSEGV, segmentation fault)"),
@@ -24,31 +24,17 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
     policies.push("greedy".into());
     policies.push("testkit".into());
     let policies = policies.join(",");
-    let o = paper(
+    let o = kit_study(
         "compare",
         SHORT,
-        &[
-            "--plugin",
-            s(&kit),
-            "--policies",
-            &policies,
-            "--seeds",
-            "1,2",
-            "--call-timeout",
-            "2s",
-            "--isolate",
-            "third-party",
-            "--out",
-            s(&json),
-        ],
+        &policies,
+        &format!(
+            "--seeds 1,2 --call-timeout 2s --isolate third-party --out {}",
+            s(&json)
+        ),
     );
-    assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
     // The isolated policies are announced; the bundled greedy is not third-party.
-    assert!(
-        o.stderr.contains("run in separate worker processes") && o.stderr.contains("testkit"),
-        "{}",
-        o.stderr
-    );
+    o.fails(1, &["run in separate worker processes", "testkit"]);
     o.stderr_has("8 of 12 runs failed");
     let kit_path = kit.canonicalize().unwrap();
     for (mode, how) in FAULTS {
@@ -108,22 +94,11 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
 
 #[test]
 fn a_sweep_keeps_the_points_where_the_plugin_survives() {
-    let kit = testkit();
-    let o = paper(
+    let o = kit_study(
         "sweep",
         "scenario.duration=20s,30s",
-        &[
-            "--plugin",
-            s(&kit),
-            "--policies",
-            "testkit{mode=segfault,after=2},least-loaded",
-            "--seeds",
-            "1",
-            "--format",
-            "json",
-            "--isolate",
-            "third-party",
-        ],
+        "testkit{mode=segfault,after=2},least-loaded",
+        "--seeds 1 --format json --isolate third-party",
     );
     assert_eq!(o.code, 1, "stderr:\n{}", o.stderr);
     let doc: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
@@ -142,17 +117,11 @@ fn a_sweep_keeps_the_points_where_the_plugin_survives() {
 #[test]
 fn without_isolation_the_default_a_crash_names_the_plugin_before_the_process_dies() {
     let kit = testkit();
-    let o = paper(
+    let o = kit_study(
         "compare",
         SHORT,
-        &[
-            "--plugin",
-            s(&kit),
-            "--policies",
-            "testkit{mode=segfault,after=2}",
-            "--seeds",
-            "1",
-        ],
+        "testkit{mode=segfault,after=2}",
+        "--seeds 1",
     );
     assert_eq!(
         o.code, -1,
@@ -168,29 +137,13 @@ fn without_isolation_the_default_a_crash_names_the_plugin_before_the_process_die
 #[test]
 fn run_isolates_only_when_asked() {
     let kit = testkit();
-    let a = [
-        "run",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--plugin",
-        s(&kit),
-        "--policy",
-        "testkit",
-        "--param",
-        "mode=abort",
-        "--param",
-        "after=2",
-    ];
-    let mut iso = a.to_vec();
+    let mut iso = testkit_run(&kit, &["--param", "mode=abort", "--param", "after=2"]);
     iso.extend(["--isolate", "always"]);
-    let o = perllm(&iso);
-    assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(
-        o.stderr
-            .contains("crashed its isolated worker process in `schedule`")
-            && o.stderr.contains("SIGABRT"),
-        "{}",
-        o.stderr
+    perllm(&iso).fails(
+        1,
+        &[
+            "crashed its isolated worker process in `schedule`",
+            "SIGABRT",
+        ],
     );
 }

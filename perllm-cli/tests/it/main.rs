@@ -50,6 +50,16 @@ pub struct Out {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Out {
+    fn from(o: std::process::Output) -> Self {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(o.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(o.stderr).expect("UTF-8 stderr"),
+        }
+    }
+}
+
 impl Out {
     /// Assert success and return stdout.
     #[track_caller]
@@ -96,7 +106,12 @@ pub fn perllm(args: &[&str]) -> Out {
 /// [`perllm`] with the command line written as one string, split at white space (for arguments
 /// without spaces).
 pub fn perllm_cmd(line: &str) -> Out {
-    perllm(&line.split_whitespace().collect::<Vec<_>>())
+    perllm(&words(line))
+}
+
+/// A command line written as one string, split at white space (for arguments without spaces).
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }
 
 /// [`perllm`] with extra environment variables.
@@ -111,12 +126,7 @@ pub fn perllm_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let o = cmd.output().expect("the perllm binary runs");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(o.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(o.stderr).expect("UTF-8 stderr"),
-    }
+    Out::from(cmd.output().expect("the perllm binary runs"))
 }
 
 /// `perllm COMMAND examples/paper.perllm --set SET EXTRA..`: a command on the paper scenario.
@@ -124,6 +134,13 @@ pub fn paper(command: &str, set: &str, extra: &[&str]) -> Out {
     let mut a = vec![command, "examples/paper.perllm", "--set", set];
     a.extend_from_slice(extra);
     perllm(&a)
+}
+
+/// [`paper`] with the extra arguments written as one string, split at white space.
+pub fn paper_cmd(command: &str, set: &str, extra: &str) -> Out {
+    perllm_cmd(&format!(
+        "{command} examples/paper.perllm --set {set} {extra}"
+    ))
 }
 
 /// `perllm run examples/paper-7b.perllm --set SHORT --policy POLICY --param P..`: a short run of
@@ -174,6 +191,25 @@ pub fn testkit_run<'a>(kit: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     ];
     a.extend_from_slice(extra);
     a
+}
+
+/// `perllm COMMAND examples/paper.perllm --set SET --plugin <testkit> --policies POLICIES EXTRA..`
+pub fn kit_study(command: &str, set: &str, policies: &str, extra: &str) -> Out {
+    let kit = testkit();
+    paper_cmd(
+        command,
+        set,
+        &format!("--plugin {} --policies {policies} {extra}", s(&kit)),
+    )
+}
+
+/// Send `signal` (e.g. `TERM`) to `child` with kill(1), asserting that it was delivered.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal} {} failed", child.id());
 }
 
 /// insta settings with filters for hashes, versions and temporary paths.

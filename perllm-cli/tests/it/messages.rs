@@ -1,6 +1,6 @@
 //! Messages a newcomer meets (issue 17, item 7): each says what is wrong and what to do.
 
-use crate::{SHORT, has, paper, perllm, perllm_cmd, s, tmp};
+use crate::{SHORT, has, paper, paper_cmd, perllm, perllm_cmd, s, tmp};
 
 const TINY: &str = "scenario.duration=5s";
 
@@ -82,19 +82,13 @@ fn a_shard_past_the_grid_is_refused() {
     let part = dir.path().join("part.json");
     // 2 policies x 1 seed = 2 runs: shard 3/3 would hold none (it was a warning and an empty
     // part; a shard count above the grid size is now refused, issue 21).
-    let out = paper(
+    let out = paper_cmd(
         "compare",
         TINY,
-        &[
-            "--policies",
-            "cloud-only,random",
-            "--seeds",
-            "1",
-            "--shard",
-            "3/3",
-            "--out",
-            s(&part),
-        ],
+        &format!(
+            "--policies cloud-only,random --seeds 1 --shard 3/3 --out {}",
+            s(&part)
+        ),
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.stderr_has(
@@ -107,17 +101,10 @@ fn a_shard_past_the_grid_is_refused() {
 fn created_output_folders_are_announced() {
     let dir = tmp();
     let dest = dir.path().join("new/deeper/results.json");
-    let out = paper(
+    let out = paper_cmd(
         "compare",
         TINY,
-        &[
-            "--policies",
-            "cloud-only",
-            "--seeds",
-            "1",
-            "--out",
-            s(&dest),
-        ],
+        &format!("--policies cloud-only --seeds 1 --out {}", s(&dest)),
     );
     out.ok();
     out.stderr_has(&format!(

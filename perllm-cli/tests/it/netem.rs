@@ -16,18 +16,15 @@ fn script() -> String {
 
 /// `bash scripts/netem-links.sh ARGS` with this build's perllm.
 fn netem(args: &[&str]) -> Out {
-    let o = Command::new("bash")
-        .arg(script())
-        .args(args)
-        .current_dir(root())
-        .env("PERLLM", env!("CARGO_BIN_EXE_perllm"))
-        .output()
-        .expect("bash runs");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&o.stderr).to_string(),
-    }
+    Out::from(
+        Command::new("bash")
+            .arg(script())
+            .args(args)
+            .current_dir(root())
+            .env("PERLLM", env!("CARGO_BIN_EXE_perllm"))
+            .output()
+            .expect("bash runs"),
+    )
 }
 
 /// The serve tests' scenario over `urls` (round robin, decisions on arrival), the server

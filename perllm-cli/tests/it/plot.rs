@@ -1,6 +1,6 @@
 //! `perllm plot`: valid SVG with the expected series, and an HTML page with them inline.
 
-use crate::{SHORT, paper, perllm, run_ok, s, tmp};
+use crate::{SHORT, paper_cmd, perllm, run_ok, s, tmp};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use std::path::{Path, PathBuf};
@@ -205,20 +205,14 @@ fn chart_layout_legends_log_axis_and_bars() {
 fn plots_have_the_expected_series() {
     let dir = tmp();
     let res = dir.path().join("sweep.json");
-    paper(
+    paper_cmd(
         "sweep",
         SHORT,
-        &[
-            "--set",
-            "workload.arrivals.rate=2/s,5/s",
-            "--policies",
-            "perllm,true-costs,least-loaded",
-            "--seeds",
-            "1..2",
-            "--out",
-            s(&res),
-            "-q",
-        ],
+        &format!(
+            "--set workload.arrivals.rate=2/s,5/s --policies perllm,true-costs,least-loaded \
+             --seeds 1..2 --out {} -q",
+            s(&res)
+        ),
     )
     .ok();
     let plots = dir.path().join("plots");
@@ -269,10 +263,10 @@ fn plots_have_the_expected_series() {
 fn plot_of_a_single_run() {
     let dir = tmp();
     let run = dir.path().join("run");
-    paper(
+    paper_cmd(
         "run",
         SHORT,
-        &["--policy", "true-costs", "--out", s(&run), "-q"],
+        &format!("--policy true-costs --out {} -q", s(&run)),
     )
     .ok();
     let plots = dir.path().join("plots");

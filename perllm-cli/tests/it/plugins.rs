@@ -1,7 +1,7 @@
 //! `perllm plugins list` and running plugin policies and cost models.
 
 use crate::{
-    SHORT, has, paper, perllm, perllm_cmd, run_7b, s, settings, testkit, testkit_run, tmp,
+    SHORT, has, kit_study, perllm, perllm_cmd, run_7b, s, settings, testkit, testkit_run, tmp,
 };
 use serde_json::Value;
 
@@ -191,21 +191,11 @@ fn slow_plugin_calls_are_reported_not_killed() {
 
 #[test]
 fn compare_reports_slow_plugin_calls_once_per_policy() {
-    let kit = testkit();
-    let out = paper(
+    let out = kit_study(
         "compare",
         SHORT,
-        &[
-            "--plugin",
-            s(&kit),
-            "--policies",
-            "testkit,perllm",
-            "--seeds",
-            "1..2",
-            "--call-budget",
-            "1ns",
-            "-q",
-        ],
+        "testkit,perllm",
+        "--seeds 1..2 --call-budget 1ns -q",
     );
     out.ok();
     assert_eq!(

@@ -2,7 +2,7 @@
 //! take large memory, runs in which nothing completes, numbers and names in messages.
 
 use crate::bounds::perllm_limited;
-use crate::{paper, perllm, perllm_cmd, s, tmp};
+use crate::{paper, paper_cmd, perllm, perllm_cmd, s, tmp};
 use serde_json::Value;
 
 /// The paper scenario with the `edge[1..5]` family made `n` servers long.
@@ -145,14 +145,12 @@ fn the_memory_limit_is_one_setting_of_the_scenario() {
         // (Refused before it runs: the full duration is never simulated.)
         let mut a = vec!["run", s(&json), "-p", "cloud-only"];
         a.extend_from_slice(&extra);
-        let out = perllm(&a);
-        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
-        assert!(
-            out.stderr
-                .contains("sim.max_memory: a run of this scenario needs about")
-                && out.stderr.contains("above the memory limit of 1.00 MiB"),
-            "{extra:?}: {}",
-            out.stderr
+        perllm(&a).fails(
+            2,
+            &[
+                "sim.max_memory: a run of this scenario needs about",
+                "above the memory limit of 1.00 MiB",
+            ],
         );
     }
     // The limit decides whether a run starts, not what it computes: one scenario hash.
@@ -217,17 +215,13 @@ fn a_run_that_completes_nothing_reports_na_not_zero() {
     let json = dir.path().join("none.json");
     // 1 ms of arrivals: requests arrive, none completes within the run... or none arrives; both
     // leave no completed request.
-    let out = paper(
+    let out = paper_cmd(
         "compare",
         "scenario.duration=1ms",
-        &[
-            "--policies",
-            "least-loaded,cloud-only",
-            "--seeds",
-            "1,2",
-            "--out",
-            s(&json),
-        ],
+        &format!(
+            "--policies least-loaded,cloud-only --seeds 1,2 --out {}",
+            s(&json)
+        ),
     );
     let table = out.ok();
     assert!(

@@ -1,6 +1,6 @@
 //! `perllm run`.
 
-use crate::{SHORT, has, paper, perllm_cmd, s, settings, tmp};
+use crate::{SHORT, has, paper, paper_cmd, perllm_cmd, s, settings, tmp};
 use serde_json::Value;
 
 #[test]
@@ -182,18 +182,14 @@ fn separate_log_files() {
     let dir = tmp();
     let d = dir.path().join("d.jsonl");
     let r = dir.path().join("nested/r.csv");
-    let out = paper(
+    let out = paper_cmd(
         "run",
         SHORT,
-        &[
-            "--policy",
-            "true-costs",
-            "--decisions",
+        &format!(
+            "--policy true-costs --decisions {} --requests {} -q",
             s(&d),
-            "--requests",
-            s(&r),
-            "-q",
-        ],
+            s(&r)
+        ),
     );
     out.ok();
     assert!(std::fs::read_to_string(&d).unwrap().lines().count() > 10);

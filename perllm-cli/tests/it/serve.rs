@@ -61,41 +61,21 @@ pub fn engine(threads: &str, extra: &[&str]) -> Proc {
     start(&a)
 }
 
+#[path = "../../../perllm-gateway/tests/fixtures/loopback_cluster.rs"]
+mod loopback_cluster;
+
+/// The gateway tests' loopback cluster over `urls` (see
+/// [`loopback_cluster::loopback_cluster`]): 4 s of varied requests at 1.5 per second, slot
+/// 100 ms, policy `policy`.
 pub fn scenario(urls: &[&str], policy: &str) -> String {
-    let mut s = format!(
-        r#"scenario "serve-test" {{ seed = 3, duration = 4 s, slot = 100 ms }}
-hardware cpu {{
-  kind = cpu
-  compute = 1 TFLOPS
-  memory = 16 GiB
-  memory_bandwidth = 50 GB/s
-  power {{ idle = 10 W, busy = 50 W }}
-}}
-model tiny {{ params = 1 M, precision = fp16, kv_per_token = 1 KiB }}
-link lo {{ bandwidth = 1 Gbps, latency = 1 ms, energy = 1 nJ/bit }}
-slo fast {{ deadline = 5 s, share = 50% }}
-slo slow {{ deadline = 60 s, share = 50% }}
-workload {{
-  arrivals = poisson(rate = 1.5 /s)
+    loopback_cluster::loopback_cluster(
+        r#"scenario "serve-test" { seed = 3, duration = 4 s, slot = 100 ms }"#,
+        "  arrivals = poisson(rate = 1.5 /s)
   prompt_tokens = uniform(lo = 4, hi = 40)
-  output_tokens = uniform(lo = 2, hi = 12)
-  payload = fixed(value = 100 B)
-  models = {{ tiny: 100% }}
-}}
-policy {policy} {{ }}
-"#
-    );
-    for (i, u) in urls.iter().enumerate() {
-        let (name, tier) = if i == 0 {
-            ("cloud".to_string(), "cloud")
-        } else {
-            (format!("edge{i}"), "edge")
-        };
-        s.push_str(&format!(
-            "server {name} {{\n  tier = {tier}\n  hardware = cpu\n  models = [tiny]\n  link = lo\n  max_batch = 8\n  endpoint = \"{u}\"\n}}\n"
-        ));
-    }
-    s
+  output_tokens = uniform(lo = 2, hi = 12)",
+        urls,
+        policy,
+    )
 }
 
 #[test]
@@ -141,14 +121,7 @@ fn a_workload_through_the_gateway_over_three_engines() {
     }
     // SIGTERM: the gateway drains and exits 0, its logs complete.
     let mut gw = gw;
-    let pid = gw.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::signal(&gw.child, "TERM");
     let st = wait(&mut gw.child, Duration::from_secs(30));
     assert_eq!(st, Some(0));
     let log = std::fs::read_to_string(&decisions).unwrap();
@@ -221,14 +194,7 @@ fn sigterm_drains_the_requests_in_flight() {
     let mut first = [0u8; 256];
     let k = s.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..k]).starts_with("HTTP/1.1 200"));
-    let pid = gw.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::signal(&gw.child, "TERM");
     // The request in flight still completes, every token of it.
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();

@@ -1,31 +1,20 @@
 //! `--shard K/N` and `perllm merge`: the merged parts are byte-identical to one machine's run.
 
-use crate::{SHORT, perllm, s, tmp};
+use crate::{Out, SHORT, perllm_cmd, s, tmp};
+use std::path::Path;
 
-fn sweep(extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "sweep",
-        "examples/paper.perllm",
-        "--set",
-        SHORT,
-        "--set",
-        "workload.arrivals.rate=2/s,5/s",
-        "--policies",
-        "perllm,least-loaded",
-        "--seeds",
-        "1..2",
-        "-q",
-    ]
-    .iter()
-    .map(|x| x.to_string())
-    .collect();
-    args.extend(extra.iter().map(|x| x.to_string()));
-    args
+/// A sweep of 2 rates x 2 policies over `seeds`, with the arguments `extra`.
+fn sweep(seeds: &str, extra: &str) -> Out {
+    perllm_cmd(&format!(
+        "sweep examples/paper.perllm --set {SHORT} --set workload.arrivals.rate=2/s,5/s \
+         --policies perllm,least-loaded --seeds {seeds} -q {extra}"
+    ))
 }
 
-fn run(args: &[String]) -> crate::Out {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    perllm(&a)
+/// `perllm merge PARTS.. OUT_ARGS`.
+fn merge(parts: &[&Path], out_args: &str) -> Out {
+    let parts: Vec<&str> = parts.iter().map(|p| s(p)).collect();
+    perllm_cmd(&format!("merge {} {out_args}", parts.join(" ")))
 }
 
 #[test]
@@ -33,36 +22,25 @@ fn merged_shards_equal_the_single_machine_run() {
     let dir = tmp();
     let full = dir.path().join("full.json");
     let full_csv = dir.path().join("full.csv");
-    run(&sweep(&["--out", s(&full), "--csv", s(&full_csv)])).ok();
+    sweep(
+        "1..2",
+        &format!("--out {} --csv {}", s(&full), s(&full_csv)),
+    )
+    .ok();
     let mut parts = Vec::new();
     for k in 1..=3 {
         let p = dir.path().join(format!("part{k}.json"));
         // Different --jobs per shard: it must not matter either.
-        let jobs = k.to_string();
-        run(&sweep(&[
-            "--shard",
-            &format!("{k}/3"),
-            "--jobs",
-            &jobs,
-            "--out",
-            s(&p),
-        ]))
-        .ok();
+        sweep("1..2", &format!("--shard {k}/3 --jobs {k} --out {}", s(&p))).ok();
         parts.push(p);
     }
     let merged = dir.path().join("merged.json");
     let merged_csv = dir.path().join("merged.csv");
     // Parts in any order.
-    let out = perllm(&[
-        "merge",
-        s(&parts[2]),
-        s(&parts[0]),
-        s(&parts[1]),
-        "--out",
-        s(&merged),
-        "--csv",
-        s(&merged_csv),
-    ]);
+    let out = merge(
+        &[&parts[2], &parts[0], &parts[1]],
+        &format!("--out {} --csv {}", s(&merged), s(&merged_csv)),
+    );
     out.ok();
     out.stderr_has("merged 3 parts (8 runs)");
     let a = std::fs::read(&full).unwrap();
@@ -89,35 +67,20 @@ fn merged_shards_equal_the_single_machine_run() {
     assert_eq!(p1["shard"], serde_json::json!({"index": 1, "count": 3}));
 
     // Missing, duplicated and foreign parts are refused with exit 2.
-    let out = perllm(&["merge", s(&parts[0]), s(&parts[1]), "--out", s(&merged)]);
+    let to_merged = format!("--out {}", s(&merged));
+    let out = merge(&[&parts[0], &parts[1]], &to_merged);
     assert_eq!(out.code, 2);
     out.stderr_has("shard 3/3 is missing");
-    let out = perllm(&[
-        "merge",
-        s(&parts[0]),
-        s(&parts[1]),
-        s(&parts[1]),
-        "--out",
-        s(&merged),
-    ]);
+    let out = merge(&[&parts[0], &parts[1], &parts[1]], &to_merged);
     assert_eq!(out.code, 2);
     out.stderr_has("are both shard 2/3");
-    let out = perllm(&["merge", s(&full), "--out", s(&merged)]);
+    let out = merge(&[&full], &to_merged);
     assert_eq!(out.code, 2);
     out.stderr_has("is not a shard");
     let other = dir.path().join("other.json");
-    let mut o = sweep(&["--shard", "3/3", "--out", s(&other)]);
-    assert_eq!(o[8], "--seeds");
-    o[9] = "1..3".into(); // other seeds: another study
-    run(&o).ok();
-    let out = perllm(&[
-        "merge",
-        s(&parts[0]),
-        s(&parts[1]),
-        s(&other),
-        "--out",
-        s(&merged),
-    ]);
+    // Other seeds: another study.
+    sweep("1..3", &format!("--shard 3/3 --out {}", s(&other))).ok();
+    let out = merge(&[&parts[0], &parts[1], &other], &to_merged);
     assert_eq!(out.code, 2);
     // One subject, one verb, and the values that differ.
     out.stderr_has(&format!(

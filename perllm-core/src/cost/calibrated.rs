@@ -18,7 +18,15 @@ use crate::spec::{Hardware, ModelSpec, Nanos};
 /// batch interference (`contention`) over-priced mixed steps and under-priced large decodes.
 /// With the terms 0 it prices exactly like the roofline. `perllm calibrate` fits them; the
 /// built-in `roofline` cost model takes them as config (`decode_seq_ns`, `prefill_seq_ns`,
-/// `kv_token_ns`).
+/// `kv_token_ns`, `one_token_step_ns`).
+///
+/// `one_token_step_ns`, when above 0, prices a step that computes exactly one token (one
+/// decoding sequence and no prompt, or a one-token prompt alone) on its own:
+/// `step = one_token_step_ns + kv_tokens x kv_token_ns`. Matrix kernels take a different path
+/// for one row (a matrix-vector product) than for two or more (a GEMM that packs the weights on
+/// every call): measured on the CPU engine (docs/fidelity.md), a one-sequence decode step took
+/// 12.9 ms and a two-sequence one 28.4 ms, a cliff no model smooth in the step's tokens follows.
+/// 0 (the default) prices such steps like any other.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibrated {
     /// The roofline part (its fixed per-step overhead included).
@@ -29,6 +37,8 @@ pub struct Calibrated {
     pub prefill_seq_ns: f64,
     /// Time per KV-cache token read by the step, ns.
     pub kv_token_ns: f64,
+    /// Time of a step computing exactly one token, KV reads excluded, ns; 0: not separate.
+    pub one_token_step_ns: f64,
 }
 
 impl Calibrated {
@@ -48,6 +58,9 @@ impl CostModel for Calibrated {
     fn step_ns(&self, hw: &Hardware, count: u32, model: &ModelSpec, s: &StepShape) -> Nanos {
         if s.prefill_tokens == 0 && s.decode_seqs == 0 {
             return 0;
+        }
+        if self.one_token_step_ns > 0.0 && s.prefill_tokens + s.decode_seqs as u64 == 1 {
+            return (self.one_token_step_ns + s.kv_tokens as f64 * self.kv_token_ns + 0.5) as Nanos;
         }
         self.roofline
             .step_ns(hw, count, model, s)
@@ -86,6 +99,7 @@ mod tests {
             decode_seq_ns: 1000.0,
             prefill_seq_ns: 5000.0,
             kv_token_ns: 10.0,
+            one_token_step_ns: 0.0,
         };
         let dec = StepShape {
             decode_seqs: 4,
@@ -111,10 +125,45 @@ mod tests {
             decode_seq_ns: 0.0,
             prefill_seq_ns: 0.0,
             kv_token_ns: 0.0,
+            one_token_step_ns: 0.0,
         };
         assert_eq!(
             plain.step_ns(&hw, 1, &model, &dec),
             r.step_ns(&hw, 1, &model, &dec)
+        );
+        // A separate one-token price: one decoding sequence, or a one-token prompt alone.
+        let one = Calibrated {
+            one_token_step_ns: 7000.0,
+            ..c.clone()
+        };
+        let dec1 = StepShape {
+            decode_seqs: 1,
+            kv_tokens: 50,
+            ..StepShape::default()
+        };
+        assert_eq!(one.step_ns(&hw, 1, &model, &dec1), 7000 + 50 * 10);
+        let pre1 = StepShape {
+            prefill_tokens: 1,
+            prefill_seqs: 1,
+            ..StepShape::default()
+        };
+        assert_eq!(one.step_ns(&hw, 1, &model, &pre1), 7000);
+        // Two tokens or more: the general form, as without the term.
+        for s in [dec, pre] {
+            assert_eq!(
+                one.step_ns(&hw, 1, &model, &s),
+                c.step_ns(&hw, 1, &model, &s)
+            );
+        }
+        let dec2 = StepShape {
+            decode_seqs: 1,
+            prefill_tokens: 3,
+            prefill_seqs: 1,
+            kv_tokens: 50,
+        };
+        assert_eq!(
+            one.step_ns(&hw, 1, &model, &dec2),
+            c.step_ns(&hw, 1, &model, &dec2)
         );
     }
 }

@@ -9,13 +9,20 @@ use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
 use crate::policy::{ClusterView, Pending, PolicyError};
-use crate::request::Request;
+use crate::request::{Energy, Request};
 use crate::world::{ServerId, World};
 use std::collections::HashMap;
 
 pub(super) fn kv_bytes(world: &World, r: &Request) -> f64 {
     (r.prompt_tokens as f64 + r.output_tokens as f64)
         * world.models[r.model as usize].kv_bytes_per_token as f64
+}
+
+/// A request's deadline and the time it has waited by the view's clock, in seconds.
+pub(super) fn deadline_and_waited(view: &ClusterView<'_>, r: &Request) -> (f64, f64) {
+    let deadline_s = view.world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
+    let waited_s = view.now_ns.saturating_sub(r.arrival_ns) as f64 / 1e9;
+    (deadline_s, waited_s)
 }
 
 /// Where the raw estimates of each request's feasible pairs are kept, to be reused when the
@@ -61,14 +68,32 @@ impl EstLookup {
     }
 }
 
-/// The result of steps 2-3.
-pub(super) struct Classified {
-    pub(super) groups: Vec<Group>,
+/// What steps 2-3 find per pending request (indexed by its position in the slot).
+pub(super) struct PerRequest {
+    /// Deadline minus time waited, s.
     pub(super) member_urgency: Vec<f64>,
     /// (request, fastest server hosting its model with KV memory enough; None: no such server)
     pub(super) infeasible: Vec<(usize, Option<ServerId>)>,
     pub(super) req_class: Vec<u32>,
+    /// The group it joined (None: infeasible).
     pub(super) member_group: Vec<Option<u32>>,
+}
+
+impl PerRequest {
+    pub(super) fn new(n: usize) -> PerRequest {
+        PerRequest {
+            member_urgency: vec![0.0; n],
+            infeasible: Vec::new(),
+            req_class: vec![0; n],
+            member_group: vec![None; n],
+        }
+    }
+}
+
+/// The result of steps 2-3.
+pub(super) struct Classified {
+    pub(super) groups: Vec<Group>,
+    pub(super) requests: PerRequest,
     /// The improved variant: per group, the sums of (deadline - waited) / deadline, and per
     /// feasible server those of raw predicted time / deadline and normalised energy.
     pub(super) acc: Vec<(f64, Vec<f64>, Vec<f64>)>,
@@ -76,6 +101,70 @@ pub(super) struct Classified {
 }
 
 impl Core {
+    /// The class of `r`, its arms made ready; an error if it names an unknown model or SLO class.
+    pub(super) fn checked_class(&mut self, world: &World, r: &Request) -> Result<u32, PolicyError> {
+        if r.model as usize >= world.models.len() || r.slo as usize >= world.slos.len() {
+            return Err(self.err(format!(
+                "request {} names an unknown model or SLO class",
+                r.id
+            )));
+        }
+        let c = self.classifier.class_of(r);
+        self.arms.ensure(c, self.n_pools);
+        Ok(c)
+    }
+
+    /// The (latency, energy) ratios class `c` has learned on arm column `col` (the improved
+    /// variant: shrunk towards the prior).
+    pub(super) fn learned_ratios(&self, c: u32, col: usize) -> (f64, f64) {
+        let v = self.arms.arms[c as usize][col].view(&self.params, self.arms.clock[c as usize]);
+        if self.is_improved() {
+            (
+                with_prior(v.latency_ratio, v.n),
+                with_prior(v.energy_ratio, v.n),
+            )
+        } else {
+            (v.latency_ratio, v.energy_ratio)
+        }
+    }
+
+    /// Does a request with predicted latency `d` and energy `energy` (scaled by the learned energy
+    /// ratio `er`) satisfy every per-request constraint?
+    pub(super) fn meets_request_constraints(
+        &self,
+        d: f64,
+        deadline_s: f64,
+        energy: &Energy,
+        er: f64,
+    ) -> bool {
+        let q = RequestQty {
+            latency_s: d,
+            deadline_s,
+            e_tx: energy.transmission * er,
+            e_inf: energy.inference * er,
+            e_idle: energy.idle * er,
+        };
+        self.constraints.per_request.iter().all(|k| k.holds(&q))
+    }
+
+    /// The oracle's score of a feasible pair: minus the normalised energy `en`, plus the
+    /// constraint weight times the deadline slack of the predicted latency `d`, capped by `rho`.
+    pub(super) fn oracle_score(&self, en: f64, d: f64, deadline_s: f64, rho: f64) -> f64 {
+        let slack = ((deadline_s - d) / deadline_s).clamp(-1.0, 1.0);
+        -en + self.params.constraint_weight * slack.min(rho)
+    }
+
+    /// The bandit index of class `c` on each of `servers`.
+    pub(super) fn index_scores(&self, c: u32, servers: &[ServerId], rho: &[f64]) -> Vec<f64> {
+        servers
+            .iter()
+            .map(|&s| {
+                let col = self.pool[s as usize] as usize;
+                self.arms.index(&self.params, c, col, rho[s as usize]).0
+            })
+            .collect()
+    }
+
     /// Steps 2-3, one estimate per (request, hosting server).
     pub(super) fn classify_plain(
         &mut self,
@@ -85,17 +174,11 @@ impl Core {
         e_ref: f64,
     ) -> Result<Classified, PolicyError> {
         let world = view.world;
-        let now = view.now_ns;
-        let p = self.params.clone();
         let improved = self.is_improved();
         let mut groups: Vec<Group> = Vec::new();
         // Feasible set -> [(class, group)]: looked up by slice, so no allocation per request.
         let mut group_of: HashMap<Vec<ServerId>, Vec<(u32, usize)>> = HashMap::new();
-        let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        // (request, fastest server hosting its model with KV memory enough; None: no such server)
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
-        let mut req_class = vec![0u32; pending.len()];
-        let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
+        let mut per = PerRequest::new(pending.len());
         let mut feas: Vec<ServerId> = Vec::new();
         let mut dlist: Vec<f64> = Vec::new();
         let mut tscore: Vec<f64> = Vec::new();
@@ -111,18 +194,10 @@ impl Core {
         for (i, pd) in pending.iter().enumerate() {
             pair_start.push(pairs.len());
             let r = &pd.request;
-            if r.model as usize >= world.models.len() || r.slo as usize >= world.slos.len() {
-                return Err(self.err(format!(
-                    "request {} names an unknown model or SLO class",
-                    r.id
-                )));
-            }
-            let c = self.classifier.class_of(r);
-            self.arms.ensure(c, self.n_pools);
-            req_class[i] = c;
-            let deadline_s = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
-            let waited_s = now.saturating_sub(r.arrival_ns) as f64 / 1e9;
-            member_urgency[i] = deadline_s - waited_s;
+            let c = self.checked_class(world, r)?;
+            per.req_class[i] = c;
+            let (deadline_s, waited_s) = deadline_and_waited(view, r);
+            per.member_urgency[i] = deadline_s - waited_s;
             let kv = kv_bytes(world, r);
             feas.clear();
             dlist.clear();
@@ -136,18 +211,7 @@ impl Core {
                 }
                 let e = self.estimate(view, r, s.id)?;
                 let (lr, er) = match self.mode {
-                    Mode::Learn => {
-                        let v = self.arms.arms[c as usize][self.pool[s.id as usize] as usize]
-                            .view(&p, self.arms.clock[c as usize]);
-                        if improved {
-                            (
-                                with_prior(v.latency_ratio, v.n),
-                                with_prior(v.energy_ratio, v.n),
-                            )
-                        } else {
-                            (v.latency_ratio, v.energy_ratio)
-                        }
-                    }
+                    Mode::Learn => self.learned_ratios(c, self.pool[s.id as usize] as usize),
                     Mode::Oracle => (1.0, 1.0),
                 };
                 // The improved variant filters and orders by the optimistic latency ratio.
@@ -165,14 +229,7 @@ impl Core {
                     self.improved.deadline_filtered += 1;
                     continue;
                 }
-                let q = RequestQty {
-                    latency_s: d,
-                    deadline_s,
-                    e_tx: e.energy.transmission * er,
-                    e_inf: e.energy.inference * er,
-                    e_idle: e.energy.idle * er,
-                };
-                if self.constraints.per_request.iter().all(|k| k.holds(&q)) {
+                if self.meets_request_constraints(d, deadline_s, &e.energy, er) {
                     feas.push(s.id);
                     dlist.push(d);
                     pairs.push((s.id, e.total_ns() as f64, e.energy.weighted(&self.weights)));
@@ -184,13 +241,12 @@ impl Core {
                     if self.mode == Mode::Oracle {
                         let tokens = (r.prompt_tokens + r.output_tokens) as f64;
                         let en = e.energy.weighted(&self.weights) / (tokens * e_ref);
-                        let slack = ((deadline_s - d) / deadline_s).clamp(-1.0, 1.0);
-                        tscore.push(-en + p.constraint_weight * slack.min(rho[s.id as usize]));
+                        tscore.push(self.oracle_score(en, d, deadline_s, rho[s.id as usize]));
                     }
                 }
             }
             if feas.is_empty() {
-                infeasible.push((i, fastest.map(|f| f.1)));
+                per.infeasible.push((i, fastest.map(|f| f.1)));
                 continue;
             }
             let found = group_of
@@ -203,13 +259,7 @@ impl Core {
                     let score = match self.mode {
                         // The improved index needs the group's means: computed below.
                         Mode::Learn if improved => vec![0.0; feas.len()],
-                        Mode::Learn => feas
-                            .iter()
-                            .map(|&s| {
-                                let col = self.pool[s as usize] as usize;
-                                self.arms.index(&p, c, col, rho[s as usize]).0
-                            })
-                            .collect(),
+                        Mode::Learn => self.index_scores(c, &feas, rho),
                         Mode::Oracle => vec![0.0; feas.len()],
                     };
                     if improved {
@@ -229,7 +279,7 @@ impl Core {
                     g
                 }
             };
-            member_group[i] = Some(g as u32);
+            per.member_group[i] = Some(g as u32);
             let grp = &mut groups[g];
             grp.members.push(i as u32);
             grp.kv += kv;
@@ -252,10 +302,7 @@ impl Core {
         pair_start.push(pairs.len());
         Ok(Classified {
             groups,
-            member_urgency,
-            infeasible,
-            req_class,
-            member_group,
+            requests: per,
             acc,
             est: EstLookup::Pairs {
                 pairs,

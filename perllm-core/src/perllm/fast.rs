@@ -14,9 +14,7 @@
 //! take the straightforward path.
 
 use super::Mode;
-use super::bandit::with_prior;
-use super::classify::{Classified, EstLookup, kv_bytes};
-use super::constraints::RequestQty;
+use super::classify::{Classified, EstLookup, PerRequest, deadline_and_waited, kv_bytes};
 use super::improved::optimistic_latency_ratio;
 use super::plan::Group;
 use super::state::Core;
@@ -90,7 +88,6 @@ impl Core {
 
     /// The cells of class `c` (ordered by their first server) and each server's cell.
     fn class_cells(&self, c: u32, est_cell: &[u32], rho: &[f64]) -> (Vec<Cell>, Vec<u32>) {
-        let p = &self.params;
         let improved = self.is_improved();
         // Per estimate cell: the (lr, er, rho) bits of its class cells so far and their ids
         // (usually one: a short list, no hashing).
@@ -106,18 +103,14 @@ impl Core {
                 Mode::Learn => {
                     let col = self.pool[s] as usize;
                     *ratios[col].get_or_insert_with(|| {
-                        let v =
-                            self.arms.arms[c as usize][col].view(p, self.arms.clock[c as usize]);
+                        let (lr, er) = self.learned_ratios(c, col);
                         if improved {
                             (
-                                optimistic_latency_ratio(
-                                    with_prior(v.latency_ratio, v.n),
-                                    self.arms.residuals[c as usize],
-                                ),
-                                with_prior(v.energy_ratio, v.n),
+                                optimistic_latency_ratio(lr, self.arms.residuals[c as usize]),
+                                er,
                             )
                         } else {
-                            (v.latency_ratio, v.energy_ratio)
+                            (lr, er)
                         }
                     })
                 }
@@ -158,8 +151,6 @@ impl Core {
         e_ref: f64,
     ) -> Result<Classified, PolicyError> {
         let world = view.world;
-        let now = view.now_ns;
-        let p = self.params.clone();
         let improved = self.is_improved();
         let est_cell = self.estimate_cells(view);
         // Per class seen in this slot: its cells (built on first sight).
@@ -175,10 +166,7 @@ impl Core {
         let mut members: Vec<Vec<u32>> = Vec::new();
         let mut kv_sum: Vec<f64> = Vec::new();
         let mut bits_sum: Vec<f64> = Vec::new();
-        let mut member_urgency: Vec<f64> = vec![0.0; pending.len()];
-        let mut infeasible: Vec<(usize, Option<ServerId>)> = Vec::new();
-        let mut req_class = vec![0u32; pending.len()];
-        let mut member_group: Vec<Option<u32>> = vec![None; pending.len()];
+        let mut per = PerRequest::new(pending.len());
         let mut acc0: Vec<f64> = Vec::new();
         // Per request: feasible cells and their values.
         let mut fcells: Vec<u32> = Vec::new();
@@ -188,15 +176,8 @@ impl Core {
         let mut fe: Vec<f64> = Vec::new();
         for (i, pd) in pending.iter().enumerate() {
             let r = &pd.request;
-            if r.model as usize >= world.models.len() || r.slo as usize >= world.slos.len() {
-                return Err(self.err(format!(
-                    "request {} names an unknown model or SLO class",
-                    r.id
-                )));
-            }
-            let c = self.classifier.class_of(r);
-            self.arms.ensure(c, self.n_pools);
-            req_class[i] = c;
+            let c = self.checked_class(world, r)?;
+            per.req_class[i] = c;
             let cs = match slot_of_class.get(&c) {
                 Some(&x) => x,
                 None => {
@@ -210,9 +191,8 @@ impl Core {
             };
             class_slot.push(cs);
             let cells = &class_cells[cs as usize];
-            let deadline_s = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
-            let waited_s = now.saturating_sub(r.arrival_ns) as f64 / 1e9;
-            member_urgency[i] = deadline_s - waited_s;
+            let (deadline_s, waited_s) = deadline_and_waited(view, r);
+            per.member_urgency[i] = deadline_s - waited_s;
             let kv = kv_bytes(world, r);
             let tokens = (r.prompt_tokens + r.output_tokens) as f64;
             fcells.clear();
@@ -237,14 +217,7 @@ impl Core {
                     self.improved.deadline_filtered += cell.servers.len() as u64;
                     continue;
                 }
-                let q = RequestQty {
-                    latency_s: d,
-                    deadline_s,
-                    e_tx: e.energy.transmission * cell.er,
-                    e_inf: e.energy.inference * cell.er,
-                    e_idle: e.energy.idle * cell.er,
-                };
-                if self.constraints.per_request.iter().all(|x| x.holds(&q)) {
+                if self.meets_request_constraints(d, deadline_s, &e.energy, cell.er) {
                     let wj = e.energy.weighted(&self.weights);
                     ests[k] = (e.total_ns() as f64, wj);
                     fcells.push(k as u32);
@@ -252,9 +225,7 @@ impl Core {
                     fb.push(e.total_ns() as f64 / 1e9 / deadline_s);
                     fe.push(wj / (tokens * e_ref));
                     ft.push(if self.mode == Mode::Oracle {
-                        let en = wj / (tokens * e_ref);
-                        let slack = ((deadline_s - d) / deadline_s).clamp(-1.0, 1.0);
-                        -en + p.constraint_weight * slack.min(rho[rep as usize])
+                        self.oracle_score(wj / (tokens * e_ref), d, deadline_s, rho[rep as usize])
                     } else {
                         0.0
                     });
@@ -262,7 +233,7 @@ impl Core {
             }
             per_request.push(ests);
             if fcells.is_empty() {
-                infeasible.push((i, fastest.map(|f| f.1)));
+                per.infeasible.push((i, fastest.map(|f| f.1)));
                 continue;
             }
             let key = (c, fcells.clone());
@@ -287,7 +258,7 @@ impl Core {
                     g
                 }
             };
-            member_group[i] = Some(g as u32);
+            per.member_group[i] = Some(g as u32);
             members[g].push(i as u32);
             kv_sum[g] += kv;
             bits_sum[g] += r.input_bytes as f64 * 8.0;
@@ -321,13 +292,7 @@ impl Core {
             let at = |s: ServerId| pos[of[s as usize] as usize];
             let score = match self.mode {
                 Mode::Learn if improved => vec![0.0; servers.len()],
-                Mode::Learn => servers
-                    .iter()
-                    .map(|&s| {
-                        let col = self.pool[s as usize] as usize;
-                        self.arms.index(&p, c, col, rho[s as usize]).0
-                    })
-                    .collect(),
+                Mode::Learn => self.index_scores(c, &servers, rho),
                 Mode::Oracle => servers.iter().map(|&s| bg.t[at(s)]).collect(),
             };
             if improved {
@@ -349,10 +314,7 @@ impl Core {
         }
         Ok(Classified {
             groups,
-            member_urgency,
-            infeasible,
-            req_class,
-            member_group,
+            requests: per,
             acc,
             est: EstLookup::Cells {
                 per_request,

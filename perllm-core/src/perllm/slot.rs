@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use super::state::{Core, InFlight, Note, Record};
 
 use super::admit::Overload;
-use super::classify::{Classified, kv_bytes};
+use super::classify::{Classified, PerRequest, kv_bytes};
 
 impl Core {
     /// The energy normaliser: the largest weighted energy per token of a reference request
@@ -194,10 +194,13 @@ impl Core {
         let improved = self.is_improved();
         let Classified {
             mut groups,
-            member_urgency,
-            infeasible,
-            req_class,
-            member_group,
+            requests:
+                PerRequest {
+                    member_urgency,
+                    infeasible,
+                    req_class,
+                    member_group,
+                },
             acc,
             est,
         } = if self.fast_path_applies(view) {

@@ -57,8 +57,7 @@ impl Sim<'_> {
 
     /// KV-cache bytes `r` holds while it runs (prompt and output, reserved at admission).
     pub(super) fn kv_need(&self, r: &Request) -> u64 {
-        (r.prompt_tokens as u64 + r.output_tokens as u64)
-            .saturating_mul(self.world.models[r.model as usize].kv_bytes_per_token)
+        super::kv_bytes(self.world, r.model, r.prompt_tokens, r.output_tokens)
     }
 
     /// A request arrives: rejected if no server could ever hold it, else pending until the next

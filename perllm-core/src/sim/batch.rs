@@ -3,7 +3,7 @@
 
 use super::Sim;
 use super::events::Ev;
-use super::server::Run;
+use super::server::{PlannedStep, Run};
 use crate::cost::StepShape;
 use crate::rng::unit_f64;
 use crate::spec::{Batching, Nanos};
@@ -42,6 +42,7 @@ impl Sim<'_> {
         }
         let st = &mut self.states[s as usize];
         let flights = &mut self.flights;
+        let world = self.world;
         // Prompt tokens step 0 may still prefill (`None`: no limit).
         let mut budget = match server.batching {
             Batching::Chunked { chunk_tokens } => {
@@ -66,15 +67,16 @@ impl Sim<'_> {
         while srv.running.len() < server.max_batch as usize && budget != Some(0) {
             let Some(&f) = srv.waiting.front() else { break };
             let fl = &mut flights[f as usize];
-            if fl.kv_need > srv.kv_free {
+            let need = fl.kv_need(world);
+            if need > srv.kv_free {
                 break; // FIFO: the head waits for memory
             }
             srv.waiting.pop_front();
-            srv.kv_free -= fl.kv_need;
+            srv.kv_free -= need;
             fl.admitted = self.now;
             fl.prefilled = 0;
-            srv.model_running[fl.req.model as usize] += 1;
-            let prompt = fl.req.prompt_tokens;
+            srv.model_running[fl.model as usize] += 1;
+            let prompt = fl.prompt;
             fl.chunk = budget.map_or(prompt, |b| b.min(prompt as u64) as u32);
             if let Some(b) = budget.as_mut() {
                 *b -= fl.chunk as u64;
@@ -98,15 +100,15 @@ impl Sim<'_> {
         let mut k = MAX_RUN_STEPS;
         for &f in &srv.running {
             let fl = &flights[f as usize];
-            let m = fl.req.model;
-            let (prompt, out) = (fl.req.prompt_tokens as u64, fl.req.output_tokens);
+            let m = fl.model;
+            let (prompt, out) = (fl.prompt as u64, fl.output);
             let sh = shape_of(&mut self.shapes, m);
             if fl.chunk > 0 {
                 sh.prefill_tokens += fl.chunk as u64;
                 sh.prefill_seqs += 1;
                 // A continued prompt's attention reads the part prefilled before.
                 sh.kv_tokens += fl.prefilled as u64;
-                if fl.prefilled + fl.chunk < fl.req.prompt_tokens {
+                if fl.prefilled + fl.chunk < fl.prompt {
                     k = 1; // the prompt goes on in the next step
                     continue;
                 }
@@ -139,12 +141,10 @@ impl Sim<'_> {
             .filter(|(m, _)| *m < 64)
             .fold(0, |bits, (m, _)| bits | 1 << m);
         let sim = &self.world.scenario.sim;
-        srv.step_ends.clear();
-        srv.share_prefix.clear();
+        srv.plan.clear();
         // One allocation per server at its first run instead of a doubling series (10,000
         // servers: 7% of a run's instructions went to growing these, callgrind).
-        srv.step_ends.reserve(k);
-        srv.share_prefix.reserve(k);
+        srv.plan.reserve(k);
         let mut t = self.now;
         let mut prefix = 0.0;
         let joules_per_ns = srv.busy_w * 1e-9;
@@ -191,20 +191,22 @@ impl Sim<'_> {
             let noise = 1.0 + sim.step_noise * (2.0 * unit_f64(&mut srv.noise) - 1.0);
             let real = (est as f64 * c * noise).max(1.0) as Nanos;
             t = t.saturating_add(real);
-            srv.step_ends.push(t);
             let share = real as f64 * pt;
             if j == 0 {
                 srv.step0_per_token = share;
             }
             prefix += share;
-            srv.share_prefix.push(prefix);
+            srv.plan.push(PlannedStep {
+                end: t,
+                share_prefix: prefix,
+            });
         }
         srv.run = Some(Run {
             start: self.now,
             end_idx: k - 1,
         });
         srv.run_version += 1;
-        let (end, v) = (srv.step_ends[k - 1], srv.run_version);
+        let (end, v) = (srv.plan[k - 1].end, srv.run_version);
         self.schedule(end, Ev::RunEnd(s, v));
     }
 }

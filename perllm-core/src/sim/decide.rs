@@ -156,13 +156,7 @@ impl Sim<'_> {
             emit!(self, obs, o => o.on_rejection(now, &r, RejectReason::DoesNotFit));
             return;
         }
-        let f = Flight {
-            req: r,
-            server: s,
-            decided: self.now,
-            kv_need,
-            ..Flight::default()
-        };
+        let f = Flight::new(r, s, self.now);
         let id = match self.free.pop() {
             Some(id) => {
                 self.flights[id as usize] = f;

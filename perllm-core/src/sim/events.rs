@@ -11,7 +11,6 @@ use crate::report::Report;
 use crate::spec::Nanos;
 use crate::workload::RequestSource;
 use crate::world::ServerId;
-use std::cmp::Reverse;
 
 /// One kind of event of the simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,7 +38,7 @@ impl Sim<'_> {
     pub(super) fn schedule(&mut self, t: Nanos, ev: Ev) {
         debug_assert!(t >= self.now, "events are never scheduled in the past");
         self.seq += 1;
-        self.heap.push(Reverse((t, self.seq, ev)));
+        self.queue.push(t, self.seq, ev);
     }
 
     /// Drains the event queue: the whole simulation.
@@ -53,7 +52,7 @@ impl Sim<'_> {
         self.stats = policy.reads_load_statistics();
         let drain = self.world.drain_ns();
         self.pull(source)?;
-        while let Some(Reverse((t, _, ev))) = self.heap.pop() {
+        while let Some((t, ev)) = self.queue.pop() {
             debug_assert!(t >= self.now, "simulated time never goes back");
             // The drain limit: nothing more arrives and the rest would end too late to matter.
             let stop = self.last_arrival.saturating_add(drain);

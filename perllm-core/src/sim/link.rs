@@ -87,17 +87,21 @@ impl Direction {
 const MAX_WALK_STEPS: u64 = 1 << 16;
 
 /// The real bandwidth of one link instance over time (hidden from policies).
+///
+/// `repr(C)`: the fields read at every transfer come first, the random walk's generator (300
+/// bytes, used only by `random_walk` fluctuations) last.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Bandwidth {
     mean: f64,
-    fluct: Fluctuation,
     period: Nanos,
-    rng: Rng,
     /// Key of the random-access uniform draws, from the link's ChaCha stream.
     key: u64,
     /// Period index of `factor`.
     k: u64,
     factor: f64,
+    fluct: Fluctuation,
+    rng: Rng,
 }
 
 impl Bandwidth {

@@ -12,11 +12,12 @@
 //! a run is cut short at the next step boundary when a request that could join the batch arrives.
 //! Every random draw comes from a per-component ChaCha stream derived from the scenario seed.
 //!
-//! Where things are: `events.rs` holds the event queue and the loop that drains it; `arrival.rs`
-//! takes requests from the source; `decide.rs` drives the slots (the policy's decisions, defers,
-//! assignment); `transfer.rs` moves uploads and downloads over the processor-sharing links of
-//! `link.rs`; `server.rs` holds a server's queue and batch and ends its runs; `batch.rs` admits
-//! requests and plans and prices the next run of engine steps; `outcome.rs` records completions,
+//! Where things are: `queue.rs` holds the event queue (a radix heap) and `events.rs` the loop
+//! that drains it; `arrival.rs` takes requests from the source; `decide.rs` drives the slots (the
+//! policy's decisions, defers, assignment); `transfer.rs` moves uploads and downloads over the
+//! processor-sharing links of `link.rs`; `server.rs` holds a server's queue and batch and ends its
+//! runs; `batch.rs` admits requests and plans and prices the next run of engine steps; `outcome.rs`
+//! records completions,
 //! the requests still unfinished at the end, and the report.
 
 // `emit!` is defined before the submodules so that they can use it.
@@ -39,6 +40,7 @@ mod decide;
 mod events;
 mod link;
 mod outcome;
+mod queue;
 mod server;
 mod transfer;
 
@@ -50,10 +52,8 @@ use crate::request::Request;
 use crate::spec::Nanos;
 use crate::workload::{RequestSource, Synthetic, WorkloadError};
 use crate::world::{ModelId, ServerId, World};
-use events::Ev;
+use queue::Queue;
 use server::{DecayMemo, Srv};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// Why a run stopped before its end.
 #[derive(Debug, thiserror::Error)]
@@ -128,28 +128,67 @@ pub fn run_synthetic(world: &World, policy: &mut dyn Policy) -> Result<Report, S
 }
 
 /// A request between its assignment to a server and its delivery.
+///
+/// `repr(C, align(64))`, two cache lines: the first holds everything an engine step, an
+/// admission or the arrival at the server reads or writes (token counts, energy, and copies of
+/// the request's token counts and model, from which the KV need is computed); the request itself
+/// and the times of the last stages fill the second. With thousands of servers the flights in
+/// progress outgrow the caches, and a run's end reads one flight per running sequence
+/// (cachegrind: the largest single source of misses at 10,000 servers).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
 struct Flight {
-    req: Request,
-    server: ServerId,
-    decided: Nanos,
-    at_server: Nanos,
-    admitted: Nanos,
-    first_token: Nanos,
-    decode_done: Nanos,
-    generated: u32,
     /// Prompt tokens prefilled so far.
     prefilled: u32,
     /// Prompt tokens step 0 of the current run prefills (0: none).
     chunk: u32,
-    kv_need: u64,
+    generated: u32,
+    /// `req.prompt_tokens`, `req.output_tokens` and `req.model`, next to the counts above.
+    prompt: u32,
+    output: u32,
+    server: ServerId,
+    model: ModelId,
     inference_j: f64,
+    at_server: Nanos,
+    admitted: Nanos,
+    first_token: Nanos,
+    req: Request,
+    decode_done: Nanos,
+    decided: Nanos,
 }
 
+// The fields the steps use fill the first cache line; the whole flight two.
+const _: () = assert!(std::mem::offset_of!(Flight, first_token) + 8 <= 64);
+const _: () = assert!(std::mem::size_of::<Flight>() == 128);
+
 impl Flight {
-    fn prefill_left(&self) -> u32 {
-        self.req.prompt_tokens - self.prefilled
+    /// A flight of `req` to server `s`, decided at `now`.
+    fn new(req: Request, server: ServerId, decided: Nanos) -> Self {
+        Flight {
+            prompt: req.prompt_tokens,
+            output: req.output_tokens,
+            model: req.model,
+            req,
+            server,
+            decided,
+            ..Flight::default()
+        }
     }
+
+    fn prefill_left(&self) -> u32 {
+        self.prompt - self.prefilled
+    }
+
+    /// KV-cache bytes the flight holds while it runs (as [`Sim::kv_need`] of its request).
+    fn kv_need(&self, world: &World) -> u64 {
+        kv_bytes(world, self.model, self.prompt, self.output)
+    }
+}
+
+/// KV-cache bytes a request of `prompt` + `output` tokens of model `m` holds while it runs
+/// (reserved for both at admission).
+fn kv_bytes(world: &World, m: ModelId, prompt: u32, output: u32) -> u64 {
+    (prompt as u64 + output as u64).saturating_mul(world.models[m as usize].kv_bytes_per_token)
 }
 
 /// The state of one simulation; its behaviour is spread over the submodules (see above).
@@ -158,7 +197,7 @@ struct Sim<'a> {
     cost: &'a dyn CostModel,
     now: Nanos,
     seq: u64,
-    heap: BinaryHeap<Reverse<(Nanos, u64, Ev)>>,
+    queue: Queue,
     flights: Vec<Flight>,
     free: Vec<u32>,
     pending: Vec<Pending>,
@@ -198,7 +237,7 @@ impl<'a> Sim<'a> {
             cost,
             now: 0,
             seq: 0,
-            heap: BinaryHeap::new(),
+            queue: Queue::default(),
             flights: Vec::new(),
             free: Vec::new(),
             pending: Vec::new(),

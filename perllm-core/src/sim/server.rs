@@ -11,44 +11,61 @@ use crate::spec::Nanos;
 use crate::world::{Server, ServerId, World};
 use std::collections::VecDeque;
 
-/// The run of engine steps under way on a server (steps `0..=end_idx` of `step_ends`).
+/// The run of engine steps under way on a server (steps `0..=end_idx` of `plan`).
 pub(super) struct Run {
     pub(super) start: Nanos,
     pub(super) end_idx: usize,
 }
 
+/// One planned engine step of a run: when it ends, and the prefix sum of (step energy / step
+/// tokens) up to and including it. One vector of pairs, so that a run's end reads one place.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PlannedStep {
+    pub(super) end: Nanos,
+    pub(super) share_prefix: f64,
+}
+
 /// One server's state in the simulation.
+///
+/// `repr(C)` keeps the declaration order: the fields every event of the server reads or writes
+/// come first and share a few cache lines; the random-number generators (300 bytes each) and
+/// the load statistics come last. With 10,000 servers a server's state has left the caches by
+/// the time its next event comes, so each extra line an event touches is a miss (cachegrind).
+#[repr(C)]
 pub(super) struct Srv {
-    pub(super) up: Direction,
-    pub(super) down: Direction,
-    pub(super) bw: Bandwidth,
-    pub(super) cur_bw: f64,
-    pub(super) redraw_scheduled: bool,
-    pub(super) waiting: VecDeque<u32>,
-    pub(super) running: Vec<u32>,
     pub(super) kv_free: u64,
-    pub(super) run: Option<Run>,
     pub(super) run_version: u64,
-    pub(super) step_ends: Vec<Nanos>,
-    /// Prefix sums of (step energy / step tokens).
-    pub(super) share_prefix: Vec<f64>,
+    pub(super) run: Option<Run>,
+    pub(super) running: Vec<u32>,
+    pub(super) waiting: VecDeque<u32>,
+    pub(super) plan: Vec<PlannedStep>,
     pub(super) step0_per_token: f64,
+    pub(super) busy_ns: Nanos,
+    pub(super) steps: u64,
+    pub(super) busy_w: f64,
+    /// The server's `max_batch` and its link's one-way latency (copies of the world's, read at
+    /// every arrival and transfer).
+    pub(super) max_batch: u32,
     /// Whether the running sequences decode in step 0 of the current run (not while a
     /// prefill-first step prefills).
     pub(super) step0_decodes: bool,
-    pub(super) busy_ns: Nanos,
-    pub(super) busy_at_decision: Nanos,
-    pub(super) steps: u64,
-    pub(super) busy_w: f64,
+    pub(super) redraw_scheduled: bool,
+    pub(super) latency_ns: Nanos,
+    pub(super) up: Direction,
+    pub(super) down: Direction,
+    pub(super) cur_bw: f64,
+    /// Running sequences per model.
+    pub(super) model_running: Vec<u32>,
+    pub(super) bw: Bandwidth,
     pub(super) noise: Rng,
+    pub(super) busy_at_decision: Nanos,
     /// Exponentially weighted integrals of `running` and `running^2` over time (seconds) up to
     /// `batch_at`, for [`crate::policy::ServerState::mean_batch`].
     pub(super) batch_s: f64,
     pub(super) batch2_s: f64,
     pub(super) batch_at: Nanos,
-    /// Running sequences per model, and the exponentially weighted integrals of those counts and
-    /// of time, for [`crate::policy::ClusterView::model_load`].
-    pub(super) model_running: Vec<u32>,
+    /// The exponentially weighted integrals of `model_running` and of time, for
+    /// [`crate::policy::ClusterView::model_load`].
     pub(super) model_s: Vec<f64>,
     pub(super) time_s: f64,
 }
@@ -59,29 +76,30 @@ impl Srv {
         let spec = &world.links[s.link];
         let bw = Bandwidth::new(spec, world.redraw_ns(s.link), seed, s.id as u64);
         Srv {
+            kv_free: s.kv_capacity_bytes,
+            run_version: 0,
+            run: None,
+            running: Vec::new(),
+            waiting: VecDeque::new(),
+            plan: Vec::new(),
+            step0_per_token: 0.0,
+            busy_ns: 0,
+            steps: 0,
+            busy_w: world.server_power_w(s).1,
+            max_batch: s.max_batch,
+            step0_decodes: true,
+            redraw_scheduled: false,
+            latency_ns: spec.latency_ns,
             up: Direction::default(),
             down: Direction::default(),
             cur_bw: spec.bandwidth_bps,
+            model_running: vec![0; world.models.len()],
             bw,
-            redraw_scheduled: false,
-            waiting: VecDeque::new(),
-            running: Vec::new(),
-            kv_free: s.kv_capacity_bytes,
-            run: None,
-            run_version: 0,
-            step_ends: Vec::new(),
-            share_prefix: Vec::new(),
-            step0_per_token: 0.0,
-            step0_decodes: true,
-            busy_ns: 0,
-            busy_at_decision: 0,
-            steps: 0,
-            busy_w: world.server_power_w(s).1,
             noise: stream_rng(seed, stream::SERVER_BASE + s.id as u64),
+            busy_at_decision: 0,
             batch_s: 0.0,
             batch2_s: 0.0,
             batch_at: 0,
-            model_running: vec![0; world.models.len()],
             model_s: vec![0.0; world.models.len()],
             time_s: 0.0,
         }
@@ -133,25 +151,25 @@ impl Sim<'_> {
         let fl = &mut self.flights[f as usize];
         fl.at_server = self.now;
         let s = fl.server;
-        let (out, need) = (fl.req.output_tokens, fl.kv_need);
+        let (out, need) = (fl.output, fl.kv_need(self.world));
         let st = &mut self.states[s as usize];
         st.uploading -= 1;
         st.queued += 1;
         st.pending_output_tokens += out as u64;
         let srv = &mut self.srv[s as usize];
         srv.waiting.push_back(f);
-        let max_batch = self.world.servers[s as usize].max_batch as usize;
-        let can_join =
-            srv.running.len() < max_batch && srv.waiting.len() == 1 && need <= srv.kv_free;
+        let can_join = srv.running.len() < srv.max_batch as usize
+            && srv.waiting.len() == 1
+            && need <= srv.kv_free;
         if let Some(run) = srv.run.as_mut() {
             // Continuous batching: a request that can join the batch joins at the next step boundary.
             if can_join {
                 let now = self.now;
-                let j = srv.step_ends.partition_point(|&e| e < now);
+                let j = srv.plan.partition_point(|p| p.end < now);
                 if j < run.end_idx {
                     run.end_idx = j;
                     srv.run_version += 1;
-                    let (t, v) = (srv.step_ends[j], srv.run_version);
+                    let (t, v) = (srv.plan[j].end, srv.run_version);
                     self.schedule(t, Ev::RunEnd(s, v));
                 }
             }
@@ -163,28 +181,29 @@ impl Sim<'_> {
     /// Server `s`'s run ends: account the steps, hand out tokens and energy, start the downloads
     /// of finished requests and plan the next run.
     pub(super) fn on_run_end(&mut self, s: ServerId, obs: &mut [&mut dyn Observer]) {
-        let now = self.now;
+        let (now, world) = (self.now, self.world);
         let srv = &mut self.srv[s as usize];
         let run = srv.run.take().expect("RunEnd only for an active run");
         if self.stats {
             srv.account_batch(now, &mut self.decay);
         }
         let done_steps = run.end_idx + 1;
-        srv.busy_ns += srv.step_ends[run.end_idx] - run.start;
+        let last = srv.plan[run.end_idx];
+        srv.busy_ns += last.end - run.start;
         srv.steps += done_steps as u64;
         self.counters.steps += done_steps as u64;
         if !obs.is_empty() {
             let mut start = run.start;
-            for &end in &srv.step_ends[..done_steps] {
+            for &PlannedStep { end, .. } in &srv.plan[..done_steps] {
                 for o in obs.iter_mut() {
                     o.on_step(s, start, end);
                 }
                 start = end;
             }
         }
-        let share_all = srv.share_prefix[run.end_idx];
+        let share_all = last.share_prefix;
         let share0 = srv.step0_per_token;
-        let first_end = srv.step_ends[0];
+        let first_end = srv.plan[0].end;
         let mut produced = 0u64;
         let mut i = 0;
         let mut finished = std::mem::take(&mut self.scratch_done);
@@ -214,10 +233,10 @@ impl Sim<'_> {
                 fl.inference_j += share;
                 produced += n as u64;
             }
-            if fl.prefill_left() == 0 && fl.generated >= fl.req.output_tokens {
+            if fl.prefill_left() == 0 && fl.generated >= fl.output {
                 fl.decode_done = now;
-                srv.kv_free += fl.kv_need;
-                srv.model_running[fl.req.model as usize] -= 1;
+                srv.kv_free += fl.kv_need(world);
+                srv.model_running[fl.model as usize] -= 1;
                 srv.running.swap_remove(i);
                 finished.push(f);
             } else {

@@ -78,7 +78,7 @@ impl Sim<'_> {
         done.clear();
         let l = &mut self.srv[s as usize];
         if up { &mut l.up } else { &mut l.down }.pop_done(&mut done);
-        let latency = self.world.links[self.world.servers[s as usize].link].latency_ns;
+        let latency = l.latency_ns;
         for &f in &done {
             let t = self.now.saturating_add(latency);
             self.schedule(

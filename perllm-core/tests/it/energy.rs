@@ -13,6 +13,18 @@ fn paper() -> Scenario {
 
 /// Everything to the cloud: the placement does not depend on energy, so two scenarios that
 /// differ only in how energy is charged run the same steps at the same times.
+/// The cloud-only run of the paper testbed, the testbed with every server's idle charge set to
+/// `charge`, and its cloud-only run.
+fn idle_charged(charge: IdleCharge) -> (Report, Scenario, Report) {
+    let base = cloud_only(&paper());
+    let mut sc = paper();
+    for s in &mut sc.servers {
+        s.idle_charge = Some(charge);
+    }
+    let r = cloud_only(&sc);
+    (base, sc, r)
+}
+
 fn cloud_only(sc: &Scenario) -> Report {
     let world = sc.build().expect("valid scenario");
     run(
@@ -63,12 +75,7 @@ fn pue_multiplies_its_servers_busy_and_idle_energy_and_nothing_else() {
 
 #[test]
 fn idle_charge_if_used_switches_off_only_the_servers_that_never_ran() {
-    let base = cloud_only(&paper());
-    let mut sc = paper();
-    for s in &mut sc.servers {
-        s.idle_charge = Some(IdleCharge::IfUsed);
-    }
-    let r = cloud_only(&sc);
+    let (base, sc, r) = idle_charged(IdleCharge::IfUsed);
     for e in &r.servers[..5] {
         assert_eq!(e.steps, 0);
         assert_eq!(e.idle_j, 0.0, "an unused server is off: {e:?}");
@@ -87,12 +94,7 @@ fn idle_charge_if_used_switches_off_only_the_servers_that_never_ran() {
 
 #[test]
 fn idle_charge_never_charges_busy_power_only() {
-    let base = cloud_only(&paper());
-    let mut sc = paper();
-    for s in &mut sc.servers {
-        s.idle_charge = Some(IdleCharge::Never);
-    }
-    let r = cloud_only(&sc);
+    let (base, _, r) = idle_charged(IdleCharge::Never);
     assert_eq!(r.energy.idle_j, 0.0);
     assert!(r.servers.iter().all(|s| s.idle_j == 0.0));
     assert!(close(r.energy.inference_j, base.energy.inference_j));

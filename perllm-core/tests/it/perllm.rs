@@ -18,6 +18,20 @@ struct Log {
     rows: Vec<(Nanos, u64, Decision, Option<serde_json::Value>)>,
 }
 
+impl Log {
+    /// The servers of the assignments decided at a time in `range`, in decision order.
+    fn assigned(&self, range: impl std::ops::RangeBounds<Nanos>) -> Vec<u32> {
+        self.rows
+            .iter()
+            .filter(|r| range.contains(&r.0))
+            .filter_map(|r| match r.2 {
+                Decision::Assign(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Observer for Log {
     fn on_decision(
         &mut self,
@@ -131,17 +145,7 @@ fn the_clearly_best_server_wins_the_second_half() {
             ],
         );
         let (rep, log) = run_logged(&world, &mut p, false);
-        let assigned: Vec<_> = log
-            .rows
-            .iter()
-            .filter_map(|r| {
-                if let Decision::Assign(s) = r.2 {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let assigned = log.assigned(..);
         assert!(assigned.len() > 200, "{} assignments", assigned.len());
         let share =
             |part: &[u32]| part.iter().filter(|&&s| s == green).count() as f64 / part.len() as f64;
@@ -509,15 +513,21 @@ fn collapsing_link(secs: u64) -> Scenario {
     sc
 }
 
+/// The world of [`collapsing_link`], its `hot1` server and its `green` one.
+fn collapsing_world(secs: u64) -> (World, u32, u32) {
+    let world = collapsing_link(secs).build().unwrap();
+    let hot = world.server_id("hot1").unwrap();
+    let green = world.server_id("green").unwrap();
+    (world, hot, green)
+}
+
 /// The learned latency ratio, the violation window and (optionally) the sliding window or discount
 /// move the policy off a server whose link collapsed, although its cost-model estimate (from the
 /// link's mean) never changes.
 #[test]
 fn the_policy_follows_a_collapsing_link() {
     let secs = 400;
-    let world = collapsing_link(secs).build().unwrap();
-    let hot = world.server_id("hot1").unwrap();
-    let green = world.server_id("green").unwrap();
+    let (world, hot, green) = collapsing_world(secs);
     let classes = ("classes", ParamValue::Text("slo,model".into()));
     for (variant, extra) in [
         ("paper", None),
@@ -537,18 +547,7 @@ fn the_policy_follows_a_collapsing_link() {
         let mut p = policy("perllm", &world, &params);
         let (_, log) = run_logged(&world, &mut p, false);
         let share = |from_s: u64, to_s: u64, s: u32| {
-            let picks: Vec<u32> = log
-                .rows
-                .iter()
-                .filter(|r| r.0 >= from_s * SECOND && r.0 < to_s * SECOND)
-                .filter_map(|r| {
-                    if let Decision::Assign(s) = r.2 {
-                        Some(s)
-                    } else {
-                        None
-                    }
-                })
-                .collect();
+            let picks = log.assigned(from_s * SECOND..to_s * SECOND);
             assert!(
                 picks.len() > 50,
                 "{} assignments in [{from_s}, {to_s}) s",
@@ -575,24 +574,10 @@ fn the_policy_follows_a_collapsing_link() {
 #[test]
 fn the_oracle_reads_the_real_bandwidth() {
     let secs = 200;
-    let world = collapsing_link(secs).build().unwrap();
-    let hot = world.server_id("hot1").unwrap();
-    let green = world.server_id("green").unwrap();
+    let (world, hot, green) = collapsing_world(secs);
     let mut p = policy("true-costs", &world, &[]);
     let (rep, log) = run_logged(&world, &mut p, false);
-    let picks = |from: u64, to: u64| -> Vec<u32> {
-        log.rows
-            .iter()
-            .filter(|r| r.0 >= from * SECOND && r.0 < to * SECOND)
-            .filter_map(|r| {
-                if let Decision::Assign(s) = r.2 {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
-            .collect()
-    };
+    let picks = |from: u64, to: u64| log.assigned(from * SECOND..to * SECOND);
     let before = picks(0, secs / 2);
     let after = picks(secs / 2 + 1, secs);
     assert!(before.len() > 50 && after.len() > 50);
@@ -612,18 +597,7 @@ fn the_oracle_reads_the_real_bandwidth() {
         &[("classes", ParamValue::Text("slo,model".into()))],
     );
     let (_, llog) = run_logged(&world, &mut learner, false);
-    let learner_early: Vec<u32> = llog
-        .rows
-        .iter()
-        .filter(|r| r.0 >= (secs / 2 + 1) * SECOND && r.0 < (secs / 2 + 15) * SECOND)
-        .filter_map(|r| {
-            if let Decision::Assign(s) = r.2 {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let learner_early = llog.assigned((secs / 2 + 1) * SECOND..(secs / 2 + 15) * SECOND);
     let frac = |v: &[u32]| v.iter().filter(|&&s| s == hot).count() as f64 / v.len().max(1) as f64;
     // In the first 14 s after the collapse the oracle already avoids green; the learner, which
     // only sees the link's mean, has not had feedback yet.

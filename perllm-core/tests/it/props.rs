@@ -5,7 +5,8 @@ use perllm_core::cost::{CostModel, StepShape};
 use perllm_core::simple::{Fixed, LeastLoaded, RoundRobin};
 use perllm_core::spec::*;
 use perllm_core::workload::Synthetic;
-use perllm_core::{Policy, Roofline, run, testbed};
+use perllm_core::world::World;
+use perllm_core::{Policy, Report, Roofline, run, testbed};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -128,18 +129,9 @@ pub(super) fn scenario(c: &Case) -> Scenario {
             Fluctuation::Uniform { frac: c.frac }
         };
     }
-    sc.workload.prompt_tokens = SizeDist::LogNormal {
-        median: c.prompt_median,
-        sigma: 1.0,
-    };
-    sc.workload.output_tokens = SizeDist::LogNormal {
-        median: c.output_median,
-        sigma: 1.0,
-    };
-    sc.workload.payload_bytes = SizeDist::LogNormal {
-        median: c.payload_median,
-        sigma: 1.5,
-    };
+    sc.workload.prompt_tokens = log_normal(c.prompt_median, 1.0);
+    sc.workload.output_tokens = log_normal(c.output_median, 1.0);
+    sc.workload.payload_bytes = log_normal(c.payload_median, 1.5);
     sc.sim.step_noise = c.noise;
     sc.sim.contention = c.contention;
     // Each batching choice, per server: the edges' through the scenario-wide default, the
@@ -169,6 +161,29 @@ fn policy(c: &Case, world: &perllm_core::world::World) -> Box<dyn Policy> {
 }
 
 /// Cases per run: 48 by default, `PERLLM_PROPS_CASES=N` for longer runs.
+/// A log-normal size distribution.
+fn log_normal(median: f64, sigma: f64) -> SizeDist {
+    SizeDist::LogNormal { median, sigma }
+}
+
+/// Runs `p` on `world`'s synthetic workload under the invariant checker and asserts what every
+/// run must hold: every request ends exactly once; time never goes back, steps never overlap,
+/// phases add up, met means met.
+fn run_checked(
+    world: &World,
+    p: &mut dyn Policy,
+    cost: &Roofline,
+) -> Result<(Report, Checker), TestCaseError> {
+    let mut ch = Checker::default();
+    let mut src = Synthetic::new(world);
+    let report = run(world, p, cost, &mut src, &mut [&mut ch]).expect("run");
+    prop_assert_eq!(report.arrived, ch.arrived);
+    prop_assert_eq!(report.completed + report.rejected, report.arrived);
+    prop_assert!(ch.ends.values().all(|n| *n == 1));
+    prop_assert!(ch.violations.is_empty(), "{:?}", ch.violations);
+    Ok((report, ch))
+}
+
 fn cases(var: &str) -> u32 {
     std::env::var(var)
         .ok()
@@ -184,17 +199,7 @@ proptest! {
         let sc = scenario(&c);
         let world = sc.build().expect("generated scenarios are valid");
         let cost = Roofline::default();
-        let mut ch = Checker::default();
-        let mut src = Synthetic::new(&world);
-        let mut p = policy(&c, &world);
-        let report = run(&world, &mut *p, &cost, &mut src, &mut [&mut ch]).expect("run");
-
-        // Every request ends exactly once.
-        prop_assert_eq!(report.arrived, ch.arrived);
-        prop_assert_eq!(report.completed + report.rejected, report.arrived);
-        prop_assert!(ch.ends.values().all(|n| *n == 1));
-        // Time never goes back; steps never overlap; phases add up; met means met.
-        prop_assert!(ch.violations.is_empty(), "{:?}", ch.violations);
+        let (report, ch) = run_checked(&world, &mut *policy(&c, &world), &cost)?;
 
         // Energy: at least the idle floor, and the sum of its parts.
         let e = &report.energy;
@@ -372,18 +377,9 @@ fn extreme_scenario(x: &Extreme) -> Scenario {
     sc.sim.batching = batching((x.seed % 3) as u8);
     sc.sim.chunk_tokens = x.batch[0].max(x.batch[1]) + (x.seed >> 8) as u32 % 4096;
     sc.workload.output_bytes_per_token = x.out_bytes;
-    sc.workload.payload_bytes = SizeDist::LogNormal {
-        median: x.payload,
-        sigma: 2.0,
-    };
-    sc.workload.prompt_tokens = SizeDist::LogNormal {
-        median: x.prompt,
-        sigma: 1.0,
-    };
-    sc.workload.output_tokens = SizeDist::LogNormal {
-        median: x.output,
-        sigma: 1.0,
-    };
+    sc.workload.payload_bytes = log_normal(x.payload, 2.0);
+    sc.workload.prompt_tokens = log_normal(x.prompt, 1.0);
+    sc.workload.output_tokens = log_normal(x.output, 1.0);
     sc
 }
 
@@ -399,9 +395,6 @@ proptest! {
     fn extreme_but_valid_scenarios_end(x in extreme()) {
         let sc = extreme_scenario(&x);
         let world = sc.build().map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-        let cost = Roofline::default();
-        let mut ch = Checker::default();
-        let mut src = Synthetic::new(&world);
         let mut p: Box<dyn Policy> = match x.policy {
             0 => Box::new(LeastLoaded::default()),
             1 => perllm_core::policies::builtin(&world.scenario.policy, &world)
@@ -409,11 +402,7 @@ proptest! {
                 .expect("perllm accepts the world"),
             _ => Box::new(RoundRobin::default()),
         };
-        let report = run(&world, &mut *p, &cost, &mut src, &mut [&mut ch]).expect("run");
-        prop_assert_eq!(report.arrived, ch.arrived);
-        prop_assert_eq!(report.completed + report.rejected, report.arrived);
-        prop_assert!(ch.ends.values().all(|n| *n == 1));
-        prop_assert!(ch.violations.is_empty(), "{:?}", ch.violations);
+        let (report, _) = run_checked(&world, &mut *p, &Roofline::default())?;
         let e = &report.energy;
         for v in [e.total_j, e.inference_j, e.idle_j, e.transmission_j, report.horizon_s, report.latency_s.max] {
             prop_assert!(v.is_finite() && v >= 0.0, "{:?}", report);

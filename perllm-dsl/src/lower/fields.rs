@@ -109,15 +109,13 @@ impl Lowerer {
                 continue;
             }
             if let Some(prev) = map.get(en.key.name.as_str()) {
-                let prev_span = prev.key.span;
-                self.err(
-                    DiagBuilder::error(
-                        codes::DUPLICATE,
-                        format!("`{}` is given twice in {what}", en.key.name),
-                    )
-                    .label(en.key.span, "given again here")
-                    .label(prev_span, "first given here"),
-                );
+                self.err(DiagBuilder::twice(
+                    codes::DUPLICATE,
+                    format!("`{}` is given twice in {what}", en.key.name),
+                    en.key.span,
+                    prev.key.span,
+                    "given",
+                ));
                 continue;
             }
             map.entries.push((en.key.name.as_str(), en));
@@ -246,15 +244,13 @@ impl Lowerer {
         id: &Ident,
     ) -> bool {
         if let Some(prev) = table.get(&id.name) {
-            let prev = prev.span;
-            self.err(
-                DiagBuilder::error(
-                    codes::DUPLICATE,
-                    format!("{what} `{}` is defined twice", id.name),
-                )
-                .label(id.span, "defined again here")
-                .label(prev, "first defined here"),
-            );
+            self.err(DiagBuilder::twice(
+                codes::DUPLICATE,
+                format!("{what} `{}` is defined twice", id.name),
+                id.span,
+                prev.span,
+                "defined",
+            ));
             return false;
         }
         table.insert(id.name.clone(), Decl { span: id.span });

@@ -149,14 +149,14 @@ impl Lowerer {
                     return None;
                 }
                 if let Some(prev) = names.families.get(&id.name) {
-                    let prev = prev.span;
                     self.err(
-                        DiagBuilder::error(
+                        DiagBuilder::twice(
                             codes::FAMILY_OVERLAP,
                             format!("family `{}` is declared twice", id.name),
+                            n.span,
+                            prev.span,
+                            "declared",
                         )
-                        .label(n.span, "declared again here")
-                        .label(prev, "first declared here")
                         .help("give the two families different names, or merge their ranges"),
                     );
                     return None;

@@ -111,15 +111,13 @@ impl Lowerer {
                         continue;
                     }
                     if let Some(prev) = seen.get(&en.key.name) {
-                        let prev = *prev;
-                        self.err(
-                            DiagBuilder::error(
-                                codes::DUPLICATE,
-                                format!("model `{}` is listed twice", en.key.name),
-                            )
-                            .label(en.key.span, "again here")
-                            .label(prev, "first here"),
-                        );
+                        self.err(DiagBuilder::twice(
+                            codes::DUPLICATE,
+                            format!("model `{}` is listed twice", en.key.name),
+                            en.key.span,
+                            *prev,
+                            "listed",
+                        ));
                         ok = false;
                         continue;
                     }

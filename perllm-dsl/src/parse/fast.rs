@@ -282,19 +282,7 @@ impl P<'_> {
             }
             // nested = { key ~ block }
             if let Some((b, e)) = self.block(p) {
-                let bspan = b.span;
-                return Some((
-                    Entry {
-                        key,
-                        value: Expr {
-                            kind: ExprKind::Map(b),
-                            span: bspan,
-                        },
-                        is_constraint: false,
-                        span: self.span(i, e),
-                    },
-                    e,
-                ));
+                return Some((Entry::nested(key, b, self.span(i, e)), e));
             }
         }
         // constraint = { constraint_kw ~ expr }, constraint_kw = @{ "constraint" ~ !ident_char }
@@ -532,24 +520,7 @@ impl P<'_> {
         let mut p = self.skip(i + 1);
         if let Some((a, e)) = self.arg(p)? {
             args.push(a);
-            p = e;
-            loop {
-                let q = self.skip(p);
-                if self.at(q) != b',' {
-                    break;
-                }
-                match self.arg(self.skip(q + 1))? {
-                    Some((a, e)) => {
-                        args.push(a);
-                        p = e;
-                    }
-                    None => break,
-                }
-            }
-            p = self.skip(p);
-            if self.at(p) == b',' {
-                p = self.skip(p + 1);
-            }
+            (p, _) = self.rest_of_list(&mut args, e, Self::arg)?;
         }
         if self.at(p) != b')' {
             // pest would try `path` next, then fail on the `(`: let it report.
@@ -584,49 +555,23 @@ impl P<'_> {
         }))
     }
 
-    /// `list = { "[" ~ (expr ~ ("," ~ expr)* ~ ","?)? ~ "]" }`.
-    fn list(&self, i: usize) -> Option<(ExprKind, usize)> {
-        let mut elems = Vec::new();
-        let mut p = self.skip(i + 1);
-        if let Some((x, e)) = self.expr(p)? {
-            elems.push(x);
-            p = e;
-            loop {
-                let q = self.skip(p);
-                if self.at(q) != b',' {
-                    break;
-                }
-                match self.expr(self.skip(q + 1))? {
-                    Some((x, e)) => {
-                        elems.push(x);
-                        p = e;
-                    }
-                    None => break,
-                }
-            }
-            p = self.skip(p);
-            if self.at(p) == b',' {
-                p = self.skip(p + 1);
-            }
-        }
-        (self.at(p) == b']').then_some((ExprKind::List(elems), p + 1))
-    }
-
-    /// `tuple = { "(" ~ expr ~ ("," ~ expr)* ~ ","? ~ ")" }`; one element without a comma is a
-    /// parenthesised expression (the inner expression, its span widened).
-    fn tuple(&self, i: usize) -> Option<(Expr, usize)> {
-        let (first, mut p) = self.expr(self.skip(i + 1))??;
-        let mut elems = vec![first];
-        let mut commas = 0;
+    /// The rest of a comma-separated list whose first item ended at `p`: `("," ~ item)* ~ ","?`.
+    /// Pushes the further items onto `items`; returns the position after the list (blanks and a
+    /// trailing comma skipped) and whether it ended in a trailing comma. `None` to give up.
+    fn rest_of_list<T>(
+        &self,
+        items: &mut Vec<T>,
+        mut p: usize,
+        item: impl Fn(&Self, usize) -> Option<Option<(T, usize)>>,
+    ) -> Option<(usize, bool)> {
         loop {
             let q = self.skip(p);
             if self.at(q) != b',' {
                 break;
             }
-            match self.expr(self.skip(q + 1))? {
+            match item(self, self.skip(q + 1))? {
                 Some((x, e)) => {
-                    elems.push(x);
-                    commas += 1;
+                    items.push(x);
                     p = e;
                 }
                 None => break,
@@ -634,14 +579,33 @@ impl P<'_> {
         }
         p = self.skip(p);
         if self.at(p) == b',' {
-            commas += 1;
-            p = self.skip(p + 1);
+            return Some((self.skip(p + 1), true));
         }
+        Some((p, false))
+    }
+
+    /// `list = { "[" ~ (expr ~ ("," ~ expr)* ~ ","?)? ~ "]" }`.
+    fn list(&self, i: usize) -> Option<(ExprKind, usize)> {
+        let mut elems = Vec::new();
+        let mut p = self.skip(i + 1);
+        if let Some((x, e)) = self.expr(p)? {
+            elems.push(x);
+            (p, _) = self.rest_of_list(&mut elems, e, Self::expr)?;
+        }
+        (self.at(p) == b']').then_some((ExprKind::List(elems), p + 1))
+    }
+
+    /// `tuple = { "(" ~ expr ~ ("," ~ expr)* ~ ","? ~ ")" }`; one element without a comma is a
+    /// parenthesised expression (the inner expression, its span widened).
+    fn tuple(&self, i: usize) -> Option<(Expr, usize)> {
+        let (first, e) = self.expr(self.skip(i + 1))??;
+        let mut elems = vec![first];
+        let (p, trailing_comma) = self.rest_of_list(&mut elems, e, Self::expr)?;
         if self.at(p) != b')' {
             return None;
         }
         let span = self.span(i, p + 1);
-        if commas == 0 && elems.len() == 1 {
+        if !trailing_comma && elems.len() == 1 {
             let mut e = elems.pop()?;
             e.span = span;
             return Some((e, p + 1));

@@ -9,6 +9,11 @@ fn codes(src: &str, kind: SourceKind) -> Vec<&'static str> {
     }
 }
 
+/// [`codes`] of `src`, loaded on a thread with a small stack.
+fn codes_on_small_stack(src: String, kind: SourceKind) -> Vec<&'static str> {
+    small_stack(move || codes(&src, kind))
+}
+
 /// Runs `f` on a thread with a small stack, so a deep recursion would crash the test.
 fn small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
@@ -28,13 +33,13 @@ fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
             open.repeat(n),
             close.repeat(n)
         );
-        let c = small_stack(move || codes(&src, SourceKind::Perllm));
+        let c = codes_on_small_stack(src, SourceKind::Perllm);
         assert_eq!(c, vec!["perllm::nesting"], "{open}");
     }
     // Unbalanced: only opening brackets.
     let src = format!("scenario {{ x = {}", "(".repeat(100_000));
     assert_eq!(
-        small_stack(move || codes(&src, SourceKind::Perllm)),
+        codes_on_small_stack(src, SourceKind::Perllm),
         vec!["perllm::nesting"]
     );
     // TOML: nested arrays and nesting inside a string that is parsed as an expression.
@@ -44,11 +49,11 @@ fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
         "]".repeat(100_000)
     );
     assert_eq!(
-        small_stack(move || codes(&src, SourceKind::Toml)),
+        codes_on_small_stack(src, SourceKind::Toml),
         vec!["perllm::nesting"]
     );
     let src = format!("[workload]\narrivals = \"{}\"\n", "(".repeat(100_000));
-    let c = small_stack(move || codes(&src, SourceKind::Toml));
+    let c = codes_on_small_stack(src, SourceKind::Toml);
     assert!(c.contains(&"perllm::nesting"), "{c:?}");
 }
 
@@ -68,7 +73,7 @@ fn long_flat_expressions_do_not_recurse() {
     // Repeated prefix minus is not allowed (one sign per operand), so it cannot recurse either.
     let src = format!("scenario {{ seed = {}1 }}", "- ".repeat(100_000));
     assert_eq!(
-        small_stack(move || codes(&src, SourceKind::Perllm)),
+        codes_on_small_stack(src, SourceKind::Perllm),
         vec!["perllm::syntax"]
     );
     // A long chain of comparisons is one error, not a deep tree.
@@ -76,7 +81,7 @@ fn long_flat_expressions_do_not_recurse() {
         "objective {{ constraint {} }}",
         vec!["latency"; 50_000].join(" <= ")
     );
-    let c = small_stack(move || codes(&src, SourceKind::Perllm));
+    let c = codes_on_small_stack(src, SourceKind::Perllm);
     assert!(c.contains(&"perllm::syntax"), "{c:?}");
 }
 

@@ -123,10 +123,22 @@ fn chunked_admits_only_while_the_step_has_budget_left() {
 fn probe_times_a_synthetic_batch_and_leaves_the_engine_idle() {
     let mut e = Engine::new(EngineConfig::tiny()).unwrap();
     let d = e.probe(4, 100, 32).unwrap();
-    assert!(d.as_nanos() > 0);
+    assert!(d.wall.as_nanos() > 0);
+    // The process's CPU time: nothing else runs in it, so it cannot exceed the wall time by
+    // more than the other threads could run (the engine's threads plus this one).
+    assert!(d.cpu.as_nanos() > 0);
+    let threads = EngineConfig::tiny().threads + 1;
+    assert!(
+        d.cpu <= d.wall * threads + std::time::Duration::from_millis(1),
+        "{d:?}"
+    );
     assert!(e.is_idle());
     assert!(e.probe(8, 100, 32).is_err(), "9 sequences > max_batch");
     assert!(e.probe(1, 600, 0).is_err(), "context beyond max_seq_len");
+    // CPU time grows with the work done.
+    let t0 = perllm_engine::cpu_time();
+    e.probe(8, 100, 0).unwrap();
+    assert!(perllm_engine::cpu_time() > t0);
 }
 
 #[test]

@@ -53,10 +53,7 @@ fn a_local_backends_requests_carry_measured_energy() {
     let csv = dir.path().join("requests.csv");
     let gw = gateway_with(
         world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
+        RoundRobin::boxed(),
         GatewayConfig::default(),
         Some(Box::new(std::fs::File::create(&csv).unwrap())),
         // `cloud` runs here; `edge1` is somewhere else.

@@ -11,26 +11,15 @@ fn a_rejection_is_a_429_with_retry_after() {
     let world = world(&scenario(&[&e.url], "0 s", "perllm"));
     let gw = gateway(
         world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![1],
-        }),
+        RoundRobin::rejecting(vec![1]),
         GatewayConfig::default(),
         None,
     );
     let c = client();
     let body = r#"{"model":"tiny","prompt":"x","max_tokens":2}"#;
-    let r0 = c
-        .post(format!("{}/v1/completions", gw.url))
-        .body(body)
-        .send()
-        .unwrap();
+    let r0 = complete(&c, &gw.url, body);
     assert_eq!(r0.status(), 200);
-    let r1 = c
-        .post(format!("{}/v1/completions", gw.url))
-        .body(body)
-        .send()
-        .unwrap();
+    let r1 = complete(&c, &gw.url, body);
     assert_eq!(r1.status(), 429);
     assert_eq!(r1.headers()["retry-after"], "1");
     assert_eq!(r1.headers()["x-perllm-reject-reason"], "policy");
@@ -50,15 +39,7 @@ fn bad_input_is_a_4xx_and_never_reaches_a_backend() {
         api_keys: vec!["secret".into()],
         ..GatewayConfig::default()
     };
-    let gw = gateway(
-        world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
-        cfg,
-        None,
-    );
+    let gw = gateway(world, RoundRobin::boxed(), cfg, None);
     let c = client();
     let post = |body: &str, key: Option<&str>, slo: Option<&str>| {
         let mut rb = c
@@ -123,15 +104,7 @@ fn a_backend_killed_mid_run_loses_no_request() {
         probe_interval: Duration::from_millis(200),
         ..GatewayConfig::default()
     };
-    let gw = gateway(
-        world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
-        cfg,
-        None,
-    );
+    let gw = gateway(world, RoundRobin::boxed(), cfg, None);
     let c = client();
     let send = |i: u32| {
         c.post(format!("{}/v1/completions", gw.url))
@@ -160,33 +133,23 @@ fn a_backend_killed_mid_run_loses_no_request() {
         );
     }
     assert!(backends.iter().all(|b| b == "cloud"), "{backends:?}");
-    let metrics = c
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&c, &gw.url);
     assert!(
         metrics.contains("perllm_gateway_backend_healthy{backend=\"edge1\"} 0"),
         "{metrics}"
     );
-    assert_eq!(gw.seen.completed.lock().unwrap().len(), 12);
+    // A completion reaches the observers just after its response: count them once the
+    // scheduler has stopped.
+    let seen = gw.seen.clone();
     gw.stop().unwrap();
+    assert_eq!(seen.completed.lock().unwrap().len(), 12);
 }
 
 #[test]
 fn a_client_that_goes_away_cancels_its_backend_request() {
     let e = engine_with(None, true);
     let world = world(&scenario(&[&e.url], "0 s", "perllm"));
-    let gw = gateway(
-        world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
-        GatewayConfig::default(),
-        None,
-    );
+    let gw = gateway(world, RoundRobin::boxed(), GatewayConfig::default(), None);
     let addr = gw.url.trim_start_matches("http://").to_string();
     // A long streaming request, abandoned after its first bytes.
     let body = r#"{"model":"tiny","prompt":"long","max_tokens":500,"stream":true}"#;
@@ -204,12 +167,7 @@ fn a_client_that_goes_away_cancels_its_backend_request() {
     let c = client();
     let t = Instant::now();
     loop {
-        let m = c
-            .get(format!("{}/metrics", gw.url))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let m = metrics(&c, &gw.url);
         if m.contains("perllm_gateway_requests_ended_total{end=\"cancelled\",slo=\"fast\"} 1")
             && m.contains("perllm_gateway_backend_in_flight{backend=\"cloud\"} 0")
         {
@@ -219,11 +177,11 @@ fn a_client_that_goes_away_cancels_its_backend_request() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The engine is free again: a new request completes at once.
-    let r = c
-        .post(format!("{}/v1/completions", gw.url))
-        .body(r#"{"model":"tiny","prompt":"x","max_tokens":2}"#)
-        .send()
-        .unwrap();
+    let r = complete(
+        &c,
+        &gw.url,
+        r#"{"model":"tiny","prompt":"x","max_tokens":2}"#,
+    );
     assert_eq!(r.status(), 200);
     gw.stop().unwrap();
 }

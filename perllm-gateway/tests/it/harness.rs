@@ -68,43 +68,20 @@ pub fn engine_with(key: Option<&str>, slow: bool) -> EngineProc {
     }
 }
 
-/// A scenario with one server per URL (`cloud` first, then `edge1`, `edge2`, ...), one model
-/// `tiny`, SLO classes `fast` (5 s) and `slow` (60 s), slot `slot`, policy `policy`.
+#[path = "../fixtures/loopback_cluster.rs"]
+mod loopback_cluster;
+
+/// The loopback cluster over `urls` (see [`loopback_cluster::loopback_cluster`]): 8-token
+/// requests at 1 per second for 10 s, slot `slot`, policy `policy`.
 pub fn scenario(urls: &[&str], slot: &str, policy: &str) -> String {
-    let mut s = format!(
-        r#"scenario "gw" {{ seed = 1, duration = 10 s, slot = {slot} }}
-hardware cpu {{
-  kind = cpu
-  compute = 1 TFLOPS
-  memory = 16 GiB
-  memory_bandwidth = 50 GB/s
-  power {{ idle = 10 W, busy = 50 W }}
-}}
-model tiny {{ params = 1 M, precision = fp16, kv_per_token = 1 KiB }}
-link lo {{ bandwidth = 1 Gbps, latency = 1 ms, energy = 1 nJ/bit }}
-slo fast {{ deadline = 5 s, share = 50% }}
-slo slow {{ deadline = 60 s, share = 50% }}
-workload {{
-  arrivals = poisson(rate = 1 /s)
+    loopback_cluster::loopback_cluster(
+        &format!(r#"scenario "gw" {{ seed = 1, duration = 10 s, slot = {slot} }}"#),
+        "  arrivals = poisson(rate = 1 /s)
   prompt_tokens = fixed(value = 8)
-  output_tokens = fixed(value = 8)
-  payload = fixed(value = 100 B)
-  models = {{ tiny: 100% }}
-}}
-policy {policy} {{ }}
-"#
-    );
-    for (i, u) in urls.iter().enumerate() {
-        let (name, tier) = if i == 0 {
-            ("cloud".to_string(), "cloud")
-        } else {
-            (format!("edge{i}"), "edge")
-        };
-        s.push_str(&format!(
-            "server {name} {{ tier = {tier}\n hardware = cpu\n models = [tiny]\n link = lo\n max_batch = 8\n endpoint = \"{u}\" }}\n"
-        ));
-    }
-    s
+  output_tokens = fixed(value = 8)",
+        urls,
+        policy,
+    )
 }
 
 /// The world of a scenario text (leaked, as the gateway wants).
@@ -253,6 +230,18 @@ pub struct RoundRobin {
     pub reject: Vec<u64>,
 }
 
+impl RoundRobin {
+    /// Round robin that rejects nothing, boxed for [`gateway`].
+    pub fn boxed() -> Box<dyn Policy> {
+        Self::rejecting(vec![])
+    }
+
+    /// Round robin that rejects the requests whose ids are in `reject`, boxed for [`gateway`].
+    pub fn rejecting(reject: Vec<u64>) -> Box<dyn Policy> {
+        Box::new(RoundRobin { next: 0, reject })
+    }
+}
+
 impl Policy for RoundRobin {
     fn name(&self) -> &str {
         "round-robin"
@@ -302,5 +291,13 @@ pub fn complete(
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
+        .expect("the gateway answered")
+}
+
+/// The text of the gateway's `/metrics` at `url`.
+pub fn metrics(c: &reqwest::blocking::Client, url: &str) -> String {
+    c.get(format!("{url}/metrics"))
+        .send()
+        .and_then(|r| r.text())
         .expect("the gateway answered")
 }

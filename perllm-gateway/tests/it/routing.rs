@@ -11,10 +11,7 @@ fn non_streaming_and_streaming_through_real_engines() {
     let csv = dir.path().join("requests.csv");
     let gw = gateway(
         world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
+        RoundRobin::boxed(),
         GatewayConfig::default(),
         Some(Box::new(std::fs::File::create(&csv).unwrap())),
     );
@@ -60,21 +57,23 @@ fn non_streaming_and_streaming_through_real_engines() {
         .json()
         .unwrap();
     assert_eq!(m["data"][0]["id"], "tiny");
-    let metrics = c
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    for needle in [
+    let needles = [
         "perllm_gateway_requests_total{endpoint=\"completions\",status=\"200\"} 1",
         "perllm_gateway_decisions_total{decision=\"assign\",backend=\"cloud\"} 1",
         "perllm_gateway_slo_completed_total{slo=\"slow\"} 1",
         "perllm_gateway_slo_attainment{slo=\"fast\"} 1",
         "perllm_gateway_ttft_seconds_bucket",
         "perllm_gateway_backend_in_flight{backend=\"edge1\"} 0",
-    ] {
-        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    ];
+    // The last request is counted just after its stream ends: wait for it (bounded).
+    let t = std::time::Instant::now();
+    let mut text = metrics(&c, &gw.url);
+    while !needles.iter().all(|n| text.contains(n)) && t.elapsed() < BOUND {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        text = metrics(&c, &gw.url);
+    }
+    for needle in needles {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
     gw.stop().unwrap();
     let seen_csv = std::fs::read_to_string(&csv).unwrap();
@@ -167,15 +166,7 @@ fn each_backend_gets_its_own_key_and_never_the_clients() {
         api_keys: vec!["client-key".into()],
         ..GatewayConfig::default()
     };
-    let gw = gateway(
-        world,
-        Box::new(RoundRobin {
-            next: 0,
-            reject: vec![],
-        }),
-        cfg,
-        None,
-    );
+    let gw = gateway(world, RoundRobin::boxed(), cfg, None);
     let c = client();
     let send = || {
         let r = c

@@ -198,14 +198,14 @@ fn greedy_prefers_low_energy_servers_that_meet_the_deadline() {
 fn learning_policies_report_their_stats() {
     let world = paper(4.0, 4);
     let r = bundled();
-    let mut p = r
-        .policy(
-            &spec("ucb1", &[("exploration", ParamValue::Number(1.0))]),
-            &world,
-            7,
-        )
-        .unwrap();
-    let rep = run(&world, &mut *p, &Roofline::default()).unwrap();
+    // The policy `name` with its parameter `param` at 1, on one run.
+    let report = |name: &str, param: &str| {
+        let mut p = r
+            .policy(&spec(name, &[(param, ParamValue::Number(1.0))]), &world, 7)
+            .unwrap();
+        run(&world, &mut *p, &Roofline::default()).unwrap()
+    };
+    let rep = report("ucb1", "exploration");
     assert_eq!(
         rep.policy_stats.values["ucb1.pulls"],
         (rep.completed) as f64
@@ -214,14 +214,7 @@ fn learning_policies_report_their_stats() {
         rep.policy_stats.values[&format!("{WALLCLOCK_PREFIX}plugin.observe.calls")]
             >= rep.completed as f64
     );
-    let mut p = r
-        .policy(
-            &spec("epsilon-greedy", &[("epsilon", ParamValue::Number(1.0))]),
-            &world,
-            7,
-        )
-        .unwrap();
-    let rep = run(&world, &mut *p, &Roofline::default()).unwrap();
+    let rep = report("epsilon-greedy", "epsilon");
     assert_eq!(
         rep.policy_stats.values["epsilon_greedy.explorations"],
         rep.arrived as f64

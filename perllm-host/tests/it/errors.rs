@@ -1,7 +1,7 @@
 //! Load errors: each is a clear message naming the library path and the symbol.
 
 use super::*;
-use perllm_core::spec::PolicySpec;
+use perllm_core::spec::ParamValue;
 use perllm_host::{HostError, Symbols};
 
 fn load_with(abi_version: &str, declare: &str) -> HostError {
@@ -118,44 +118,15 @@ fn duplicate_names() {
 fn unknown_names_and_failing_create() {
     let world = paper(1.0, 1);
     let r = testkit();
-    let e = err(r.policy(
-        &PolicySpec {
-            name: "no-such-policy".into(),
-            params: Default::default(),
-        },
-        &world,
-        1,
-    ));
+    let e = err(r.policy(&spec("no-such-policy", &[]), &world, 1));
     snap("unknown_policy", &e);
     let e = err(r.cost_model("no-such-model", ""));
     snap("unknown_cost_model", &e);
-    let mut params = std::collections::BTreeMap::new();
-    params.insert(
-        "mode".to_string(),
-        perllm_core::spec::ParamValue::Text("fail-create".into()),
-    );
-    let e = err(r.policy(
-        &PolicySpec {
-            name: "testkit".into(),
-            params: params.clone(),
-        },
-        &world,
-        1,
-    ));
+    let testkit_in_mode = |mode: &str| spec("testkit", &[("mode", ParamValue::Text(mode.into()))]);
+    let e = err(r.policy(&testkit_in_mode("fail-create"), &world, 1));
     assert!(matches!(e, HostError::Call { .. }));
     snap("create_fails", &e);
-    params.insert(
-        "mode".to_string(),
-        perllm_core::spec::ParamValue::Text("panic-create".into()),
-    );
-    let e = err(r.policy(
-        &PolicySpec {
-            name: "testkit".into(),
-            params,
-        },
-        &world,
-        1,
-    ));
+    let e = err(r.policy(&testkit_in_mode("panic-create"), &world, 1));
     snap("create_panics", &e);
     let e = err(r.cost_model("testkit-cost", r#"{"mode": "fail-create"}"#));
     snap("cost_model_create_fails", &e);
@@ -165,16 +136,7 @@ fn unknown_names_and_failing_create() {
 fn builtins_come_first() {
     let world = paper(1.0, 1);
     let r = Registry::new();
-    let p = r
-        .policy(
-            &PolicySpec {
-                name: "perllm".into(),
-                params: Default::default(),
-            },
-            &world,
-            1,
-        )
-        .unwrap();
+    let p = r.policy(&spec("perllm", &[]), &world, 1).unwrap();
     assert_eq!(p.name(), "perllm");
     let names: Vec<String> = r
         .list()
@@ -190,13 +152,6 @@ fn builtins_come_first() {
         ]
     );
     // `plugin:` skips the built-ins.
-    let e = err(r.policy(
-        &PolicySpec {
-            name: "plugin:perllm".into(),
-            params: Default::default(),
-        },
-        &world,
-        1,
-    ));
+    let e = err(r.policy(&spec("plugin:perllm", &[]), &world, 1));
     snap("plugin_prefix_skips_builtins", &e);
 }

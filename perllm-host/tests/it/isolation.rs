@@ -4,7 +4,6 @@
 //! call before the process dies.
 
 use super::*;
-use perllm_core::spec::{ParamValue, PolicySpec};
 use perllm_host::{HostError, IsolateMode, Isolation};
 use std::time::Duration;
 
@@ -17,16 +16,6 @@ fn isolation(mode: IsolateMode, timeout: Duration) -> Isolation {
     }
 }
 
-fn testkit_spec(mode: &str, after: f64) -> PolicySpec {
-    spec(
-        "testkit",
-        &[
-            ("mode", ParamValue::Text(mode.into())),
-            ("after", ParamValue::Number(after)),
-        ],
-    )
-}
-
 /// Bundled plus test-kit plugins.
 fn registry(iso: Option<Isolation>) -> Registry {
     let mut r =
@@ -35,14 +24,16 @@ fn registry(iso: Option<Isolation>) -> Registry {
     r
 }
 
+/// [`registry`] with isolation `mode` and hard call timeout `timeout`.
+fn isolated(mode: IsolateMode, timeout: Duration) -> Registry {
+    registry(Some(isolation(mode, timeout)))
+}
+
 #[test]
 fn isolated_policies_decide_exactly_as_in_process() {
     let world = paper(4.0, 20);
     let inproc = registry(None);
-    let iso = registry(Some(isolation(
-        IsolateMode::Always,
-        Duration::from_secs(30),
-    )));
+    let iso = isolated(IsolateMode::Always, Duration::from_secs(30));
     // greedy asks for estimates (computed by the host, shipped to the worker); ucb1 learns from
     // `observe` (outcomes delivered with the next call); testkit reports its own statistics.
     for name in ["greedy", "ucb1", "least-loaded", "testkit"] {
@@ -67,24 +58,18 @@ fn isolated_policies_decide_exactly_as_in_process() {
 
 #[test]
 fn third_party_mode_isolates_only_libraries_other_than_the_bundled_one() {
-    let r = registry(Some(isolation(
-        IsolateMode::ThirdParty,
-        Duration::from_secs(30),
-    )));
+    let r = isolated(IsolateMode::ThirdParty, Duration::from_secs(30));
     assert!(r.is_isolated("testkit"));
     assert!(!r.is_isolated("greedy"));
     assert!(!r.is_isolated("perllm"));
-    let never = registry(Some(isolation(IsolateMode::Never, Duration::from_secs(30))));
+    let never = isolated(IsolateMode::Never, Duration::from_secs(30));
     assert!(!never.is_isolated("testkit"));
 }
 
 #[test]
 fn crash_abort_exit_and_hang_end_one_run_with_a_named_error() {
     let world = paper(4.0, 6);
-    let r = registry(Some(isolation(
-        IsolateMode::ThirdParty,
-        Duration::from_millis(1500),
-    )));
+    let r = isolated(IsolateMode::ThirdParty, Duration::from_millis(1500));
     let path = lib("perllm_plugin_testkit")
         .canonicalize()
         .unwrap()
@@ -139,10 +124,7 @@ fn crash_abort_exit_and_hang_end_one_run_with_a_named_error() {
 #[test]
 fn plugin_errors_in_the_worker_keep_their_message() {
     let world = paper(4.0, 4);
-    let r = registry(Some(isolation(
-        IsolateMode::Always,
-        Duration::from_secs(30),
-    )));
+    let r = isolated(IsolateMode::Always, Duration::from_secs(30));
     let mut p = r
         .policy(&testkit_spec("bad-server", 1.0), &world, 1)
         .unwrap();
@@ -161,10 +143,7 @@ fn plugin_errors_in_the_worker_keep_their_message() {
     );
     // An `observe` failure is reported by the next call, or by the check after the run (the
     // outcomes of the last slot reach the worker with the final `stats`).
-    let r = registry(Some(isolation(
-        IsolateMode::Always,
-        Duration::from_secs(30),
-    )));
+    let r = isolated(IsolateMode::Always, Duration::from_secs(30));
     let mut p = r
         .policy(&testkit_spec("error-observe", 0.0), &world, 1)
         .unwrap();

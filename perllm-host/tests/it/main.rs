@@ -30,6 +30,17 @@ pub fn spec(name: &str, params: &[(&str, ParamValue)]) -> PolicySpec {
     }
 }
 
+/// The test kit's policy in `mode`, misbehaving after `after` calls (see perllm-plugin-testkit).
+pub fn testkit_spec(mode: &str, after: f64) -> PolicySpec {
+    spec(
+        "testkit",
+        &[
+            ("mode", ParamValue::Text(mode.into())),
+            ("after", ParamValue::Number(after)),
+        ],
+    )
+}
+
 /// The directory of the test executable (`target/<profile>/deps`), where cargo puts the shared
 /// libraries of the plugin crates this crate dev-depends on.
 pub fn deps_dir() -> PathBuf {

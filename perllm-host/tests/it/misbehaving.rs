@@ -4,24 +4,12 @@
 
 use super::*;
 use perllm_core::cost::StepShape;
-use perllm_core::spec::{ParamValue, PolicySpec};
+use perllm_core::spec::ParamValue;
 use perllm_host::HostError;
 use std::time::Duration;
 
 fn testkit_policy(r: &Registry, world: &World, mode: &str, after: f64) -> Box<dyn Policy> {
-    let params = [
-        ("mode".to_string(), ParamValue::Text(mode.into())),
-        ("after".to_string(), ParamValue::Number(after)),
-    ];
-    r.policy(
-        &PolicySpec {
-            name: "testkit".into(),
-            params: params.into_iter().collect(),
-        },
-        world,
-        1,
-    )
-    .unwrap()
+    r.policy(&testkit_spec(mode, after), world, 1).unwrap()
 }
 
 fn snap(name: &str, msg: &str) {
@@ -112,19 +100,10 @@ fn slow_calls_are_counted_not_killed() {
     let mut r = testkit();
     r.set_call_budget(Duration::from_millis(5));
     let params = [
-        ("mode".to_string(), ParamValue::Text("sleep".into())),
-        ("sleep_ms".to_string(), ParamValue::Number(20.0)),
+        ("mode", ParamValue::Text("sleep".into())),
+        ("sleep_ms", ParamValue::Number(20.0)),
     ];
-    let mut p = r
-        .policy(
-            &PolicySpec {
-                name: "testkit".into(),
-                params: params.into_iter().collect(),
-            },
-            &world,
-            1,
-        )
-        .unwrap();
+    let mut p = r.policy(&spec("testkit", &params), &world, 1).unwrap();
     for _ in 0..3 {
         let (res, out) = schedule_once(&world, &mut *p, 2);
         res.unwrap();
@@ -165,16 +144,7 @@ fn bad_estimates_invalidate_the_run() {
                 &format!(r#"{{"mode": "{mode}", "after": 5}}"#),
             )
             .unwrap();
-        let mut p = r
-            .policy(
-                &PolicySpec {
-                    name: "greedy".into(),
-                    params: Default::default(),
-                },
-                &world,
-                1,
-            )
-            .unwrap();
+        let mut p = r.policy(&spec("greedy", &[]), &world, 1).unwrap();
         let res = run(&world, &mut *p, &*cost);
         let e = r.check().unwrap_err();
         snap(&format!("cost_{mode}"), &e.to_string());

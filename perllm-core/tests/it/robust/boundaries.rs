@@ -272,14 +272,7 @@ fn a_trace_sped_up_past_the_rate_limit_is_an_error() {
         &world,
     )
     .unwrap();
-    let mut n = 0u64;
-    let e = loop {
-        match src.next_request() {
-            Some(Ok(_)) => n += 1,
-            Some(Err(e)) => break e,
-            None => panic!("the replay ended after {n} requests"),
-        }
-    };
+    let (n, e) = first_error(&mut src);
     assert_eq!(n, 1_000_000);
     // Request 1,000,001 is the first row (line 2) of pass 101.
     assert_eq!((e.source_name.as_str(), e.row), ("robust.csv", 2), "{e}");

@@ -30,14 +30,7 @@ fn gamma_arrivals_are_bounded_at_build_and_while_generating() {
     // (The default limit is 2,000,000 per second; 20,000 keeps the test fast in debug builds.)
     assert_eq!(limits::MAX_ARRIVALS_PER_SECOND, 2_000_000);
     let mut src = Synthetic::new(&w).with_arrival_limit(20_000);
-    let mut n = 0u64;
-    let err = loop {
-        match src.next_request() {
-            Some(Ok(_)) => n += 1,
-            Some(Err(e)) => break e,
-            None => panic!("ended after {n} requests without an error"),
-        }
-    };
+    let (n, err) = first_error(&mut src);
     assert_eq!(n, 20_000);
     let m = err.to_string();
     assert!(

@@ -455,38 +455,12 @@ fn int_fields() -> Vec<IntRow> {
 
 #[test]
 fn float_fields_reject_bad_numbers_and_run_extremes() {
-    let mut failures = Vec::new();
-    let mut cases = 0;
-    let q = QuietPanics::new();
-    for (field, path, rule, set) in float_fields() {
-        for v in FLOATS {
-            let mut sc = base();
-            set(&mut sc, v);
-            cases += 1;
-            if let Some(f) = try_case(field, format!("{v:e}"), path, rule(v), sc) {
-                failures.push(f);
-            }
-        }
-    }
-    drop(q);
+    let (cases, failures) = sweep(float_fields(), &FLOATS, |v| format!("{v:e}"));
     report("float-field", cases, failures);
 }
 
 #[test]
 fn integer_fields_reject_bad_numbers_and_run_extremes() {
-    let mut failures = Vec::new();
-    let mut cases = 0;
-    let q = QuietPanics::new();
-    for (field, path, rule, set) in int_fields() {
-        for v in INTS {
-            let mut sc = base();
-            set(&mut sc, v);
-            cases += 1;
-            if let Some(f) = try_case(field, v.to_string(), path, rule(v), sc) {
-                failures.push(f);
-            }
-        }
-    }
-    drop(q);
+    let (cases, failures) = sweep(int_fields(), &INTS, |v| v.to_string());
     report("integer-field", cases, failures);
 }

@@ -16,7 +16,7 @@ use perllm_core::policies::builtin;
 use perllm_core::simple::LeastLoaded;
 use perllm_core::spec::*;
 use perllm_core::workload::trace::{Reader, TraceSource};
-use perllm_core::workload::{RequestSource, Synthetic};
+use perllm_core::workload::{RequestSource, Synthetic, WorkloadError};
 use perllm_core::{Policy, Report, Roofline, World, run, testbed};
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -237,6 +237,42 @@ fn try_case(
         Ok(Ok(_)) if !expect_valid => fail("accepted an invalid value".into()),
         Ok(Ok(Err(m))) => fail(m),
         Ok(Ok(Ok(()))) => None,
+    }
+}
+
+/// Tries every value of `values` on every row `(field, path of the expected error, rule, setter)`
+/// against the base scenario (see [`try_case`]); the number of cases and the failures.
+fn sweep<V: Copy, S: Fn(&mut Scenario, V)>(
+    rows: impl IntoIterator<Item = (&'static str, &'static str, fn(V) -> bool, S)>,
+    values: &[V],
+    show: impl Fn(V) -> String,
+) -> (usize, Vec<Failure>) {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let q = QuietPanics::new();
+    for (field, path, rule, set) in rows {
+        for &v in values {
+            let mut sc = base();
+            set(&mut sc, v);
+            cases += 1;
+            if let Some(f) = try_case(field, show(v), path, rule(v), sc) {
+                failures.push(f);
+            }
+        }
+    }
+    drop(q);
+    (cases, failures)
+}
+
+/// Draws requests from `src` up to its first error: how many came before it, and the error.
+fn first_error(src: &mut impl RequestSource) -> (u64, WorkloadError) {
+    let mut n = 0u64;
+    loop {
+        match src.next_request() {
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => return (n, e),
+            None => panic!("ended after {n} requests without an error"),
+        }
     }
 }
 

@@ -5,11 +5,26 @@ use super::*;
 type TraceFloat = (&'static str, fn(f64) -> bool, fn(&mut TraceSpec, f64));
 type TraceInt = (&'static str, fn(u64) -> bool, fn(&mut TraceSpec, u64));
 
+/// A trace option's row as a scenario row: the option set on the base trace.
+#[allow(clippy::type_complexity)]
+fn on_trace<V: Copy>(
+    (field, rule, set): (&'static str, fn(V) -> bool, fn(&mut TraceSpec, V)),
+) -> (
+    &'static str,
+    &'static str,
+    fn(V) -> bool,
+    impl Fn(&mut Scenario, V),
+) {
+    let set_on_trace = move |sc: &mut Scenario, v: V| {
+        let mut t = trace_spec();
+        set(&mut t, v);
+        sc.workload.trace = Some(t);
+    };
+    (field, "workload.trace", rule, set_on_trace)
+}
+
 #[test]
 fn trace_options_reject_bad_numbers_and_run_extremes() {
-    let mut failures = Vec::new();
-    let mut cases = 0;
-    let q = QuietPanics::new();
     let floats: Vec<TraceFloat> = vec![
         ("trace.speedup", pos, |t, v| t.speedup = v),
         ("trace.target_rate", rate, |t, v| t.target_rate = Some(v)),
@@ -17,18 +32,6 @@ fn trace_options_reject_bad_numbers_and_run_extremes() {
             t.payload = Some(SizeDist::Fixed { value: v })
         }),
     ];
-    for (field, rule, set) in floats {
-        for v in FLOATS {
-            let mut sc = base();
-            let mut t = trace_spec();
-            set(&mut t, v);
-            sc.workload.trace = Some(t);
-            cases += 1;
-            if let Some(f) = try_case(field, format!("{v:e}"), "workload.trace", rule(v), sc) {
-                failures.push(f);
-            }
-        }
-    }
     let ints: Vec<TraceInt> = vec![
         (
             "trace.repeat",
@@ -64,20 +67,12 @@ fn trace_options_reject_bad_numbers_and_run_extremes() {
             },
         ),
     ];
-    for (field, rule, set) in ints {
-        for v in INTS {
-            let mut sc = base();
-            let mut t = trace_spec();
-            set(&mut t, v);
-            sc.workload.trace = Some(t);
-            cases += 1;
-            if let Some(f) = try_case(field, v.to_string(), "workload.trace", rule(v), sc) {
-                failures.push(f);
-            }
-        }
-    }
-    drop(q);
-    report("trace-option", cases, failures);
+    let (float_cases, mut failures) = sweep(floats.into_iter().map(on_trace), &FLOATS, |v| {
+        format!("{v:e}")
+    });
+    let (int_cases, more) = sweep(ints.into_iter().map(on_trace), &INTS, |v| v.to_string());
+    failures.extend(more);
+    report("trace-option", float_cases + int_cases, failures);
 }
 
 #[test]

@@ -156,23 +156,21 @@ fn wrong_header_is_an_error_on_row_1() {
         e.message.contains("no `TIMESTAMP` column") && e.message.contains("time, a, b"),
         "{e}"
     );
-    let e = TraceSource::new(&spec(TraceFormat::Azure), "x.csv", reader(""), &world(None))
-        .err()
-        .unwrap();
+    let e = open_err(&spec(TraceFormat::Azure), "x.csv", "");
     assert!(e.message.contains("found: nothing"), "{e}");
 }
 
 #[test]
 fn empty_trace_and_empty_window_are_errors() {
-    let e = err_of(replay(
+    replay_err(
         &spec(TraceFormat::Azure),
         "TIMESTAMP,ContextTokens,GeneratedTokens\n",
-    ));
-    assert!(e.message.contains("the trace has no rows"), "{e}");
+        None,
+        "the trace has no rows",
+    );
     let mut sp = spec(TraceFormat::Azure);
     sp.window_ns = Some((100 * SECOND, 200 * SECOND));
-    let e = err_of(replay(&sp, AZURE));
-    assert!(e.message.contains("no rows in its window"), "{e}");
+    replay_err(&sp, AZURE, None, "no rows in its window");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -303,9 +301,7 @@ fn burstgpt_model_from_column() {
 fn burstgpt_has_no_slo_column() {
     let mut sp = spec(TraceFormat::Burstgpt);
     sp.slo_assign = Assign::FromColumn;
-    let e = TraceSource::new(&sp, "burst.csv", reader(BURST), &world(None))
-        .err()
-        .unwrap();
+    let e = open_err(&sp, "burst.csv", BURST);
     assert!(e.message.contains("no slo column"), "{e}");
 }
 
@@ -323,12 +319,11 @@ fn plain_csv_with_columns() {
     sp.slo_assign = Assign::FromColumn;
     sp.model_assign = Assign::FromColumn;
     sp.payload = Some(SizeDist::Fixed { value: 777.0 });
-    let e = err_of(replay(&sp, text));
-    assert_eq!(e.row, 4);
-    assert!(
-        e.message
-            .contains("payload_bytes: `1e3` is not a non-negative integer"),
-        "{e}"
+    replay_err(
+        &sp,
+        text,
+        Some(4),
+        "payload_bytes: `1e3` is not a non-negative integer",
     );
 
     let text = text.replace("1e3", "1000");
@@ -362,48 +357,48 @@ fn plain_csv_with_columns() {
 #[test]
 fn plain_csv_errors() {
     let mut sp = spec(TraceFormat::Csv);
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "arrival_s,prompt_tokens,output_tokens,colour\n0,1,1,red\n",
-    ));
-    assert_eq!(e.row, 1);
-    assert!(e.message.contains("unknown column `colour`"), "{e}");
-    let e = err_of(replay(&sp, "arrival_s,prompt_tokens\n0,1\n"));
-    assert!(e.message.contains("no `output_tokens` column"), "{e}");
-    let e = err_of(replay(
+        Some(1),
+        "unknown column `colour`",
+    );
+    replay_err(
+        &sp,
+        "arrival_s,prompt_tokens\n0,1\n",
+        None,
+        "no `output_tokens` column",
+    );
+    replay_err(
         &sp,
         "arrival_s,prompt_tokens,output_tokens\n0,1,1\n-1,1,1\n",
-    ));
-    assert!(
-        e.row == 3 && e.message.contains("not a finite non-negative time"),
-        "{e}"
+        Some(3),
+        "not a finite non-negative time",
     );
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "arrival_s,prompt_tokens,output_tokens\n0,1,1\n1e300,1,1\n",
-    ));
-    assert!(e.row == 3 && e.message.contains("overflows"), "{e}");
+        Some(3),
+        "overflows",
+    );
     sp.slo_assign = Assign::FromColumn;
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "arrival_s,prompt_tokens,output_tokens\n0,1,1\n",
-    ));
-    assert!(e.message.contains("no `slo` column"), "{e}");
-    let e = err_of(replay(
+        None,
+        "no `slo` column",
+    );
+    replay_err(
         &sp,
         "arrival_s,prompt_tokens,output_tokens,slo\n0,1,1,gold\n",
-    ));
-    assert!(
-        e.row == 2 && e.message.contains("unknown SLO class `gold`"),
-        "{e}"
+        Some(2),
+        "unknown SLO class `gold`",
     );
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "arrival_s,prompt_tokens,output_tokens,slo\n0,1,1,\n",
-    ));
-    assert!(
-        e.row == 2 && e.message.contains("slo column is empty"),
-        "{e}"
+        Some(2),
+        "slo column is empty",
     );
 }
 
@@ -426,25 +421,25 @@ fn plain_jsonl() {
         ]
     );
 
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "{\"arrival_s\": 0, \"prompt_tokens\": 1, \"output_tokens\": 1, \"slo\": \"batch\", \"colour\": 1}\n",
-    ));
-    assert!(
-        e.row == 1 && e.message.contains("unknown field `colour`"),
-        "{e}"
+        Some(1),
+        "unknown field `colour`",
     );
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "{\"arrival_s\": 0, \"prompt_tokens\": 1, \"output_tokens\": 1}\n",
-    ));
-    assert!(e.message.contains("the row has no `slo`"), "{e}");
+        None,
+        "the row has no `slo`",
+    );
     sp.slo_assign = Assign::ByShare;
-    let e = err_of(replay(
+    replay_err(
         &sp,
         "{\"arrival_s\": 0, \"prompt_tokens\": 1.5, \"output_tokens\": 1}\n",
-    ));
-    assert!(e.message.contains("invalid JSON row"), "{e}");
+        None,
+        "invalid JSON row",
+    );
 }
 
 #[test]

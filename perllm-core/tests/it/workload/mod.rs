@@ -80,6 +80,24 @@ fn err_of(r: Result<Vec<Request>, WorkloadError>) -> WorkloadError {
     }
 }
 
+/// The error opening `text` (named `name`) under `sp` with the default world: a header or
+/// spec error.
+fn open_err(sp: &TraceSpec, name: &str, text: &str) -> WorkloadError {
+    TraceSource::new(sp, name, reader(text), &world(None))
+        .err()
+        .expect("opening fails")
+}
+
+/// Replays `text` under `sp`, expecting an error at `row` (`None`: any row) whose message
+/// contains `needle`.
+fn replay_err(sp: &TraceSpec, text: &str, row: Option<u64>, needle: &str) {
+    let e = err_of(replay(sp, text));
+    assert!(
+        e.message.contains(needle) && row.is_none_or(|r| r == e.row),
+        "expected `{needle}` at row {row:?}, got: {e}"
+    );
+}
+
 fn arrivals(v: &[Request]) -> Vec<Nanos> {
     v.iter().map(|r| r.arrival_ns).collect()
 }

@@ -38,16 +38,12 @@ fn by_size_assignment() {
     bad.slo_assign = Assign::BySize {
         rules: vec![(100, "gold".into())],
     };
-    let e = TraceSource::new(&bad, "f", reader(text), &world(None))
-        .err()
-        .unwrap();
+    let e = open_err(&bad, "f", text);
     assert!(e.message.contains("unknown slo `gold`"), "{e}");
     bad.slo_assign = Assign::BySize {
         rules: vec![(100, "batch".into()), (100, "standard".into())],
     };
-    let e = TraceSource::new(&bad, "f", reader(text), &world(None))
-        .err()
-        .unwrap();
+    let e = open_err(&bad, "f", text);
     assert!(e.message.contains("increasing"), "{e}");
 }
 
@@ -199,8 +195,7 @@ fn repeat_plays_back_to_back() {
         (0..9).collect::<Vec<u64>>()
     );
     // A single reader cannot repeat.
-    let e = err_of(replay(&sp, &text));
-    assert!(e.message.contains("with_opener"), "{e}");
+    replay_err(&sp, &text, None, "with_opener");
 }
 
 #[test]
