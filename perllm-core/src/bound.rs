@@ -30,6 +30,9 @@ pub const MAX_REQUESTS: usize = 2_000_000;
 pub const MAX_LP_VARS: usize = 20_000;
 /// Most time windows of the capacity rows.
 const MAX_SEGMENTS: usize = 16;
+/// Most pair rows (two classes that cannot both be met on one server) in the LP; beyond, the
+/// remaining pairs are left out (any subset of valid rows is still a bound).
+const MAX_PAIRS: usize = 4_000;
 /// Size-bucket ratios tried in turn until the LP is small enough (coarser buckets only loosen
 /// the bound: a class carries the smallest need of its members).
 const BUCKET_RATIOS: &[f64] = &[1.1, 1.25, 1.5, 2.0, 4.0, 1e12];
@@ -68,6 +71,9 @@ pub struct Bound {
     pub lp_rows: u64,
     /// Time windows of the capacity rows.
     pub windows: u64,
+    /// Pairs of request classes that cannot both be met on one server (pair rows of the LP).
+    #[serde(default)]
+    pub conflicts: u64,
 }
 
 /// Why the bound could not be computed.
@@ -139,6 +145,13 @@ struct Need {
     comp_s: f64,
     /// Batch-slot seconds (admission to last decode step).
     slot_s: f64,
+    /// Engine seconds of its own KV reads (memory-bound, without the weights).
+    kv_s: f64,
+    /// Steps it takes part in (its output tokens).
+    steps: f64,
+    /// Upload and download time at least (link latency and transfer at the highest bandwidth).
+    up_s: f64,
+    down_s: f64,
     up_bits: f64,
     down_bits: f64,
     tx_j: f64,
@@ -284,6 +297,10 @@ fn need(world: &World, cost: &Roofline, g: &Group, r: &Request) -> Option<Need> 
         mem_s,
         comp_s,
         slot_s: engine,
+        kv_s: low * kv_tokens * kvb / g.bw,
+        steps: q as f64,
+        up_s: wait_s + g.link_latency_s + up_bits / g.link_bps_max - 5e-7,
+        down_s: g.link_latency_s + down_bits / g.link_bps_max - 5e-7,
         up_bits,
         down_bits,
         tx_j: (up_bits + down_bits) * g.j_per_bit,
@@ -298,14 +315,18 @@ fn bucket(x: u32, ratio: f64) -> i32 {
     }
 }
 
-/// What makes two requests one class: home window, model, SLO class, feasible groups, prompt and
-/// output size buckets.
-type ClassKey = (usize, u16, u16, Vec<bool>, i32, i32);
+/// What makes two requests one class: home window, arrival bucket (a quarter of its deadline),
+/// model, SLO class, feasible groups, prompt and output size buckets.
+type ClassKey = (usize, i64, u16, u16, Vec<bool>, i32, i32);
 
 /// One LP class: requests alike for the bound, each carrying the smallest need of its members.
 struct Class {
     n: f64,
     home: usize,
+    model: u16,
+    /// Earliest arrival and latest deadline of its members, seconds.
+    lo: f64,
+    hi: f64,
     /// Per group: the smallest need over members (groups where no member is feasible: None).
     needs: Vec<Option<Need>>,
 }
@@ -314,6 +335,10 @@ fn min_need(a: &mut Need, b: &Need) {
     a.mem_s = a.mem_s.min(b.mem_s);
     a.comp_s = a.comp_s.min(b.comp_s);
     a.slot_s = a.slot_s.min(b.slot_s);
+    a.kv_s = a.kv_s.min(b.kv_s);
+    a.steps = a.steps.min(b.steps);
+    a.up_s = a.up_s.min(b.up_s);
+    a.down_s = a.down_s.min(b.down_s);
     a.up_bits = a.up_bits.min(b.up_bits);
     a.down_bits = a.down_bits.min(b.down_bits);
     a.tx_j = a.tx_j.min(b.tx_j);
@@ -389,8 +414,11 @@ pub fn compute(world: &World, cost: &Roofline, requests: &[Request]) -> Result<B
         classes.clear();
         for (i, needs) in &feasible {
             let r = &requests[*i];
+            let a = r.arrival_ns as f64 / 1e9;
+            let d = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
             let key = (
                 home_of(r),
+                (a / (d / 4.0).max(1e-9)).floor() as i64,
                 r.model,
                 r.slo,
                 needs.iter().map(Option::is_some).collect::<Vec<bool>>(),
@@ -401,6 +429,8 @@ pub fn compute(world: &World, cost: &Roofline, requests: &[Request]) -> Result<B
                 Some(&c) => {
                     let cl = &mut classes[c];
                     cl.n += 1.0;
+                    cl.lo = cl.lo.min(a);
+                    cl.hi = cl.hi.max(a + d);
                     for (a, b) in cl.needs.iter_mut().zip(needs) {
                         if let (Some(a), Some(b)) = (a.as_mut(), b) {
                             min_need(a, b);
@@ -412,6 +442,9 @@ pub fn compute(world: &World, cost: &Roofline, requests: &[Request]) -> Result<B
                     classes.push(Class {
                         n: 1.0,
                         home: key.0,
+                        model: r.model,
+                        lo: a,
+                        hi: a + d,
                         needs: needs.clone(),
                     });
                 }
@@ -434,12 +467,15 @@ pub fn compute(world: &World, cost: &Roofline, requests: &[Request]) -> Result<B
     bound.classes = classes.len() as u64;
     bound.lp_vars = vars as u64;
     bound.windows = segments as u64;
+    let pairs = conflicts(world, cost, &groups, &classes);
+    bound.conflicts = pairs.len() as u64;
     let lp = Lp {
         groups: &groups,
         classes: &classes,
         segments,
         seg_len,
         span,
+        pairs: &pairs,
     };
     let (value, rows) = lp.solve(None)?;
     bound.lp_rows = rows as u64;
@@ -526,6 +562,124 @@ struct Lp<'a> {
     segments: usize,
     seg_len: f64,
     span: f64,
+    pairs: &'a [(usize, usize, usize)],
+}
+
+/// The engine seconds every step that includes `model` costs at least on a server of `g`,
+/// whatever else is in the step: the step overhead plus one read of the weights (the roofline
+/// prices a multi-model step as one estimate per model), at the low end of the step noise, less
+/// the nanosecond rounding of the estimate and of the step.
+fn fixed_step_s(world: &World, cost: &Roofline, g: &Group, model: u16) -> f64 {
+    let low = 1.0 - world.scenario.sim.step_noise.clamp(0.0, 1.0);
+    let o = cost.step_overhead_ns as f64 / 1e9;
+    let w = world.models[model as usize].weight_bytes();
+    (low * (o + w / g.bw) - 2e-9).max(0.0)
+}
+
+/// One side of a pair: its need, its model's fixed step cost, its model, and the interval its
+/// engine steps must lie in.
+type Side<'a> = (&'a Need, f64, usize, f64, f64);
+
+/// Would the two requests need more engine time than the hull of their intervals holds?
+fn too_much_work(a: Side<'_>, b: Side<'_>) -> bool {
+    let work = if a.2 == b.2 {
+        a.0.steps.max(b.0.steps) * a.1
+    } else {
+        a.0.steps * a.1 + b.0.steps * b.1
+    } + a.0.kv_s
+        + b.0.kv_s;
+    work > a.4.max(b.4) - a.3.min(b.3)
+}
+
+/// Can `a` and `b` not both meet their deadlines on `server`, by the bound's pair argument (see
+/// docs/perllm-policy.md)? Always false on a server with identical twins (their group is pooled).
+pub fn cannot_both_meet(
+    world: &World,
+    cost: &Roofline,
+    a: &Request,
+    b: &Request,
+    server: crate::world::ServerId,
+) -> bool {
+    let (groups, of_server) = groups(world);
+    let Some(&gi) = of_server.get(server as usize) else {
+        return false;
+    };
+    let g = &groups[gi];
+    if g.members != 1.0 {
+        return false;
+    }
+    let side = |r: &Request| {
+        let n = need(world, cost, g, r)?;
+        let t = r.arrival_ns as f64 / 1e9;
+        let d = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
+        Some((
+            n,
+            fixed_step_s(world, cost, g, r.model),
+            t + n.up_s,
+            t + d - n.down_s,
+        ))
+    };
+    let (Some(x), Some(y)) = (side(a), side(b)) else {
+        return false;
+    };
+    too_much_work(
+        (&x.0, x.1, a.model as usize, x.2, x.3),
+        (&y.0, y.1, b.model as usize, y.2, y.3),
+    )
+}
+
+/// Pairs of classes `(a, b, group)` of a one-server group that cannot both have a member met
+/// there: between the earlier start of their engine steps (arrival plus best-case upload) and
+/// the later end (deadline less best-case download), the server would need more engine time than
+/// there is. Steps that include a model cost at least its `fixed_step_s` each, whatever else
+/// runs, so two requests of different models need `q_a f_a + q_b f_b` (one model: `max(q_a,
+/// q_b) f`), plus their KV reads. In arrival order, at most [`MAX_PAIRS`].
+fn conflicts(
+    world: &World,
+    cost: &Roofline,
+    groups: &[Group],
+    classes: &[Class],
+) -> Vec<(usize, usize, usize)> {
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    order.sort_by(|&a, &b| classes[a].lo.total_cmp(&classes[b].lo));
+    let mut out = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
+        if g.members != 1.0 {
+            continue;
+        }
+        let fixed: Vec<f64> = (0..world.models.len())
+            .map(|m| fixed_step_s(world, cost, g, m as u16))
+            .collect();
+        // Each class's engine interval on this group, in order of start.
+        let span = |c: usize| -> Option<(f64, f64, Need)> {
+            let n = classes[c].needs[gi]?;
+            Some((classes[c].lo + n.up_s, classes[c].hi - n.down_s, n))
+        };
+        for (i, &a) in order.iter().enumerate() {
+            let Some((a_lo, a_hi, na)) = span(a) else {
+                continue;
+            };
+            for &b in &order[i + 1..] {
+                if classes[b].lo >= a_hi {
+                    break;
+                }
+                let Some((b_lo, b_hi, nb)) = span(b) else {
+                    continue;
+                };
+                let (ma, mb) = (classes[a].model as usize, classes[b].model as usize);
+                if too_much_work(
+                    (&na, fixed[ma], ma, a_lo, a_hi),
+                    (&nb, fixed[mb], mb, b_lo, b_hi),
+                ) {
+                    out.push((a, b, gi));
+                    if out.len() >= MAX_PAIRS {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Lp<'_> {
@@ -665,6 +819,17 @@ impl Lp<'_> {
                     model.add_constraint(e.leq(cap));
                     rows += 1;
                 }
+            }
+        }
+        // Pairs that cannot both be met on the group's one server: at most one of their members
+        // is (y_a / n_a + y_b / n_b <= 1: a member of each would be two met).
+        for &(a, b, g) in self.pairs {
+            if let (Some(va), Some(vb)) = (y[a][g], y[b][g]) {
+                let mut e = Expression::default();
+                e.add_mul(1.0 / self.classes[a].n, va);
+                e.add_mul(1.0 / self.classes[b].n, vb);
+                model.add_constraint(e.leq(1.0));
+                rows += 1;
             }
         }
         if let Some(m) = served_at_least {

@@ -7,6 +7,7 @@
 pub mod admission;
 mod batching;
 pub mod bound;
+pub mod clairvoyant;
 pub mod cost;
 pub mod footprint;
 pub mod names;

@@ -70,3 +70,51 @@ pub(crate) fn read(v: &Value, load_of_point: &BTreeMap<u64, f64>) -> Vec<BoundPo
     out.sort_by(|a, b| a.load.total_cmp(&b.load));
     out
 }
+
+/// How many of the lightest swept loads the tightness table shows per experiment.
+pub const LIGHT_LOADS: usize = 2;
+/// The goal: at light load, the best goodput within this fraction of the bound.
+pub const GOAL_TIGHTNESS: f64 = 0.02;
+
+/// The bound's tightness at light load (issue 15, point 2's goal): per experiment, at its
+/// [`LIGHT_LOADS`] lightest swept loads, the highest goodput any policy reached (which policy),
+/// the bound, and their gap; "n/a" where the bound was not computed.
+pub(crate) fn tightness_markdown(analyses: &[crate::Analysis]) -> String {
+    let mut s = String::from(
+        "\n## The bound against the best policy at light load (issue 15's tightness goal)\n\n\
+         | experiment | load (req/s) | best goodput (req/s), policy | bound (req/s) | best vs bound | within 2% |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for a in analyses {
+        for l in a.by_load.iter().take(LIGHT_LOADS) {
+            let (best, who) = l
+                .best_goodput
+                .as_ref()
+                .map_or(("—".to_string(), String::new()), |(p, g)| {
+                    (format!("{g:.3}"), format!(", `{p}`"))
+                });
+            s.push_str(&format!(
+                "| {} | {:.2} | {best}{who} | {} | {} | {} |\n",
+                a.name,
+                l.load,
+                l.bound_goodput.map_or("n/a".into(), |b| format!("{b:.3}")),
+                l.best_bound_gap
+                    .map_or("n/a".into(), |g| format!("{:+.1}%", g * 100.0)),
+                match l.best_bound_gap {
+                    None => "n/a",
+                    Some(g) if g >= -GOAL_TIGHTNESS => "yes",
+                    Some(_) => "no",
+                }
+            ));
+        }
+    }
+    s.push_str(
+        "\nBest goodput: the highest mean goodput (over seeds) of any policy in the sweep at that load \
+         (PerLLM, its paper variant, `true-costs` or a baseline; on a tie, the first in the sweep's policy order). The goal is the best within 2% of \
+         the bound at light load (here: the lightest swept load; the second lightest for context). \
+         The bound allows everything a schedule that knows the arrivals in advance could do; \
+         docs/perllm-policy.md (\"The goodput bound\") measures how far such an offline schedule \
+         gets and what the rest of the gap is.\n",
+    );
+    s
+}

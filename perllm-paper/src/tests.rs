@@ -132,6 +132,48 @@ fn reference_load_ratios_and_gaps() {
     assert_eq!(a.by_load[0].bound, Some(1.0));
     assert_eq!(a.by_load[2].bound, None, "n/a at 4 req/s");
     assert_eq!(a.by_load[2].perllm_bound_gap, None);
+    // The best goodput of any policy (true-costs at 2 and 4 req/s; a tie at 1 req/s keeps the
+    // first), its gap to the bound, n/a where the bound is.
+    assert_eq!(a.by_load[0].best_goodput, Some(("perllm".to_string(), 1.0)));
+    assert_eq!(
+        a.by_load[1].best_goodput,
+        Some(("true-costs".to_string(), 2.0))
+    );
+    assert_eq!(a.by_load[1].bound_goodput, Some(2.0));
+    assert_eq!(a.by_load[1].best_bound_gap, Some(0.0));
+    assert_eq!(
+        a.by_load[2].best_goodput,
+        Some(("true-costs".to_string(), 3.8))
+    );
+    assert_eq!(a.by_load[2].best_bound_gap, None);
+}
+
+#[test]
+fn the_tightness_table_compares_the_bound_with_the_best_policy_at_the_lightest_loads() {
+    let mut e = exp();
+    // At 2 req/s the best policy is 5% under the bound: not within 2%.
+    e.bounds[1].goodput_rps = Some(2.0 / 0.95);
+    let mut na = exp();
+    na.name = "u".into();
+    na.bounds[0].goodput_rps = None;
+    na.bounds[0].why_not = Some("too large".into());
+    let md = bound::tightness_markdown(&[analyse(&e, 0.9), analyse(&na, 0.9)]);
+    assert!(
+        md.contains("| t | 1.00 | 1.000, `perllm` | 1.000 | +0.0% | yes |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| t | 2.00 | 2.000, `true-costs` | 2.105 | -5.0% | no |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| u | 1.00 | 1.000, `perllm` | n/a | n/a | n/a |"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("| t | 4.00"),
+        "only the two lightest loads: {md}"
+    );
 }
 
 #[test]

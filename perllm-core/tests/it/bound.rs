@@ -1,6 +1,7 @@
 //! The goodput bound: no policy beats it, and it is tight where capacity does not bind.
 
 use perllm_core::bound::{self, Bound};
+use perllm_core::clairvoyant::Clairvoyant;
 use perllm_core::simple::LeastLoaded;
 use perllm_core::spec::*;
 use perllm_core::workload::Synthetic;
@@ -10,6 +11,16 @@ use perllm_core::{Policy, Roofline, World, run, testbed};
 pub fn bound_of(world: &World) -> Bound {
     let mut src = Synthetic::new(world);
     bound::compute_for(world, &Roofline::default(), &mut src).expect("the bound is computed")
+}
+
+/// The requests of the synthetic run of `world`, in arrival order.
+fn requests_of(world: &World) -> Vec<perllm_core::Request> {
+    let mut src = Synthetic::new(world);
+    let mut out = Vec::new();
+    while let Some(r) = perllm_core::workload::RequestSource::next_request(&mut src) {
+        out.push(r.expect("synthetic requests are valid"));
+    }
+    out
 }
 
 fn builtin(world: &World, name: &str) -> Box<dyn Policy> {
@@ -66,6 +77,74 @@ fn no_policy_beats_the_bound_on_the_paper_testbed_and_it_is_tight_at_light_load(
     }
 }
 
+/// The pair rows (two requests that cannot both be met on the one cloud server) are exercised
+/// on the paper testbed, whose cloud hosts a 7B and a 33B model, with Poisson and bursty
+/// arrivals: such pairs exist, no policy (the offline `clairvoyant` included) meets both of one,
+/// and none beats the bound. (Counting 1.5x the work in the pair test makes this test fail.)
+#[test]
+fn pairs_the_bound_excludes_are_never_both_met() {
+    let cost = Roofline::default();
+    let mut pairs = 0;
+    for (rate, cv) in [(0.25, 1.0), (1.0, 1.0), (1.0, 6.0), (4.0, 3.0)] {
+        for seed in 1..=3 {
+            let mut sc = testbed::paper(rate, 120 * SECOND);
+            sc.seed = seed;
+            sc.objective.constraints.truncate(1);
+            sc.workload.arrivals = if cv > 1.0 {
+                Arrivals::Gamma { rate, cv }
+            } else {
+                Arrivals::Poisson { rate }
+            };
+            let world = sc.build().unwrap();
+            let b = bound_of(&world);
+            pairs += b.conflicts;
+            let cloud = world.servers.len() as u32 - 1;
+            let policies: Vec<Box<dyn Policy>> = vec![
+                Box::new(LeastLoaded::default()),
+                Box::new(perllm_core::simple::Fixed(cloud)),
+                Box::new(Clairvoyant::new(&world, &requests_of(&world))),
+            ];
+            for mut p in policies {
+                let mut ch = super::sim_checker::Checker::default();
+                let r = run(
+                    &world,
+                    p.as_mut(),
+                    &cost,
+                    &mut Synthetic::new(&world),
+                    &mut [&mut ch],
+                )
+                .unwrap();
+                assert!(
+                    r.deadline_met <= b.deadline_met_max,
+                    "{}: {} > {b:?}",
+                    p.name(),
+                    r.deadline_met
+                );
+                let met: Vec<_> = ch
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.met && o.server == cloud)
+                    .collect();
+                for (i, a) in met.iter().enumerate() {
+                    for o in &met[i + 1..] {
+                        assert!(
+                            !bound::cannot_both_meet(&world, &cost, &a.request, &o.request, cloud),
+                            "{} at {rate}/s (cv {cv}, seed {seed}): requests {} and {} both met",
+                            p.name(),
+                            a.request.id,
+                            o.request.id
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        pairs > 0,
+        "no pair row was generated: the test checks nothing"
+    );
+}
+
 /// Cases of the bound property: `PERLLM_BOUND_CASES=N` for longer runs (default 24).
 fn bound_cases() -> u32 {
     std::env::var("PERLLM_BOUND_CASES")
@@ -79,16 +158,30 @@ proptest::proptest! {
 
     /// Over random scenarios (servers, links and their fluctuation, batch sizes, step noise,
     /// contention, request sizes, slot lengths, deadlines scaled from 5% to 3x, the last
-    /// server's PUE, every server's idle charge), no policy meets more deadlines or reaches a
-    /// higher goodput than the bound, nor spends less than its energy when it meets as many.
+    /// server's PUE, every server's idle charge, Poisson, bursty (gamma gaps with a coefficient
+    /// of variation up to 8) or on/off arrivals, a cloud hosting two models), no policy — the
+    /// offline `clairvoyant` among them — meets more deadlines or reaches a higher goodput than
+    /// the bound, nor spends less than its energy when it meets as many; and no two requests met
+    /// on one server are a pair the bound says cannot both be met there.
     #[test]
     fn no_policy_beats_the_bound_on_random_scenarios(
         c in super::props::case(),
         deadline_scale in 0.05f64..3.0,
         pue in 1.0f64..2.0,
         charge in 0usize..3,
+        arrivals in 0usize..3,
+        cv in 1.0f64..8.0,
     ) {
         let mut sc = super::props::scenario(&c);
+        let rate = match sc.workload.arrivals {
+            Arrivals::Poisson { rate } => rate,
+            _ => 1.0,
+        };
+        sc.workload.arrivals = match arrivals {
+            0 => Arrivals::Poisson { rate },
+            1 => Arrivals::Gamma { rate, cv },
+            _ => Arrivals::OnOff { rate: rate * cv, on_ns: 2 * SECOND, off_ns: ((cv - 1.0) * 2e9) as u64 + SECOND },
+        };
         for s in &mut sc.slos {
             s.deadline_ns = ((s.deadline_ns as f64 * deadline_scale) as u64).max(1);
         }
@@ -108,6 +201,7 @@ proptest::proptest! {
             Box::new(perllm_core::simple::Fixed(cloud)),
             builtin(&world, "perllm"),
             builtin(&world, "true-costs"),
+            Box::new(Clairvoyant::new(&world, &requests_of(&world))),
         ];
         let cost = Roofline::default();
         for mut p in policies {
@@ -123,6 +217,15 @@ proptest::proptest! {
                     "{}: request {} took {} ns, best case {} s", p.name(), o.request.id, o.total_ns, bc.latency_s);
                 work[o.server as usize].0 += bc.engine_memory_s;
                 work[o.server as usize].1 += bc.engine_compute_s;
+            }
+            let met: Vec<_> = ch.outcomes.iter().filter(|o| o.met).collect();
+            for (i, a) in met.iter().enumerate() {
+                for b in &met[i + 1..] {
+                    proptest::prop_assert!(a.server != b.server
+                        || !bound::cannot_both_meet(&world, &cost, &a.request, &b.request, a.server),
+                        "{}: requests {} and {} both met on server {}, a pair the bound excludes",
+                        p.name(), a.request.id, b.request.id, a.server);
+                }
             }
             for (sr, (m, c)) in r.servers.iter().zip(&work) {
                 proptest::prop_assert!(sr.busy_s * (1.0 + 1e-9) + 1e-9 >= m.max(*c),
