@@ -97,9 +97,12 @@ fn a_sequence_in_a_batch_generates_what_it_generates_alone() {
     }
 }
 
+/// A change that makes a config invalid, and the field its error must name.
+type BadConfig = (fn(&mut EngineConfig), &'static str);
+
 #[test]
 fn bad_configs_fail_naming_the_field() {
-    let cases: Vec<(fn(&mut EngineConfig), &str)> = vec![
+    let cases: Vec<BadConfig> = vec![
         (|c| c.hidden = 66, "hidden"),
         (|c| c.layers = 0, "layers"),
         (|c| c.kv_heads = 3, "kv_heads"),
