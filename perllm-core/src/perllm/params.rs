@@ -126,6 +126,15 @@ pub const PARAM_NAMES: &[&str] = &[
     "explain_top",
 ];
 
+/// The choice among `choices` that `value` names, else "expected EXPECTED, found `value`".
+fn word<T: Copy>(value: &ParamValue, choices: &[(&str, T)], expected: &str) -> Result<T, String> {
+    let found = match value {
+        ParamValue::Text(t) => choices.iter().find(|c| c.0 == t).map(|c| c.1),
+        _ => None,
+    };
+    found.ok_or_else(|| format!("expected {expected}, found `{value}`"))
+}
+
 impl Params {
     /// Read the parameters of `spec`, starting from the defaults. Unknown names, wrong types and
     /// out-of-range values are errors naming the parameter.
@@ -185,28 +194,20 @@ impl Params {
                         ));
                     }
                 },
-                "variant" => match value {
-                    ParamValue::Text(t) if t == "improved" => p.variant = Variant::Improved,
-                    ParamValue::Text(t) if t == "paper" => p.variant = Variant::Paper,
-                    other => {
-                        return Err(err(
-                            name,
-                            format!("expected `improved` or `paper`, found `{other}`"),
-                        ));
-                    }
-                },
-                "infeasible" => match value {
-                    ParamValue::Text(t) if t == "reject" => p.infeasible = Infeasible::Reject,
-                    ParamValue::Text(t) if t == "best_effort" || t == "best-effort" => {
-                        p.infeasible = Infeasible::BestEffort
-                    }
-                    other => {
-                        return Err(err(
-                            name,
-                            format!("expected `reject` or `best_effort`, found `{other}`"),
-                        ));
-                    }
-                },
+                "variant" => {
+                    let variants = [("improved", Variant::Improved), ("paper", Variant::Paper)];
+                    p.variant = word(value, &variants, "`improved` or `paper`")
+                        .map_err(|m| err(name, m))?;
+                }
+                "infeasible" => {
+                    let choices = [
+                        ("reject", Infeasible::Reject),
+                        ("best_effort", Infeasible::BestEffort),
+                        ("best-effort", Infeasible::BestEffort),
+                    ];
+                    p.infeasible = word(value, &choices, "`reject` or `best_effort`")
+                        .map_err(|m| err(name, m))?;
+                }
                 "classes" => {
                     let ParamValue::Text(t) = value else {
                         return Err(err(
