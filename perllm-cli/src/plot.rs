@@ -125,42 +125,43 @@ pub fn charts(res: &Results) -> Result<Vec<Chart>> {
             .collect();
         let names: Vec<String> = here.iter().map(|s| s.policy.clone()).collect();
         let load = here.first().map_or(0.0, |s| s.offered_load_rps);
-        // A column of the summary rows, and its spread (none with one seed).
-        let means = |f: fn(&SummaryRow) -> f64| here.iter().map(|s| f(s)).collect::<Vec<_>>();
-        let spreads =
-            |f: fn(&SummaryRow) -> f64| here.iter().map(|s| spread(f(s), s)).collect::<Vec<_>>();
-        let title = format!("Goodput{at}");
-        out.push(Chart {
-            stem: "goodput".into(),
-            caption: format!(
+        // A bar per policy of a column of the summary rows, with its spread (none with one seed).
+        let bar_chart = |stem: &str,
+                         title: String,
+                         caption: String,
+                         value_desc: &str,
+                         mean: fn(&SummaryRow) -> f64,
+                         sd: fn(&SummaryRow) -> f64|
+         -> Result<Chart> {
+            let means: Vec<f64> = here.iter().map(|s| mean(s)).collect();
+            let spreads: Vec<f64> = here.iter().map(|s| spread(sd(s), s)).collect();
+            Ok(Chart {
+                stem: stem.into(),
+                svg: bars(&title, value_desc, &names, &means, &spreads)?,
+                title,
+                caption,
+            })
+        };
+        out.push(bar_chart(
+            "goodput",
+            format!("Goodput{at}"),
+            format!(
                 "Requests that met their deadline per second of the arrival window ({} req/s \
                  offered); {seeds_note}.",
                 crate::util::sig3(load)
             ),
-            svg: bars(
-                &title,
-                "goodput (requests/s)",
-                &names,
-                &means(|s| s.goodput_rps_mean),
-                &spreads(|s| s.goodput_rps_std),
-            )?,
-            title,
-        });
-        let title = format!("Deadline attainment{at}");
-        out.push(Chart {
-            stem: "attainment".into(),
-            caption: format!(
-                "Share of arrived requests completed within their deadline; {seeds_note}."
-            ),
-            svg: bars(
-                &title,
-                "deadline attainment",
-                &names,
-                &means(|s| s.deadline_attainment_mean),
-                &spreads(|s| s.deadline_attainment_std),
-            )?,
-            title,
-        });
+            "goodput (requests/s)",
+            |s| s.goodput_rps_mean,
+            |s| s.goodput_rps_std,
+        )?);
+        out.push(bar_chart(
+            "attainment",
+            format!("Deadline attainment{at}"),
+            format!("Share of arrived requests completed within their deadline; {seeds_note}."),
+            "deadline attainment",
+            |s| s.deadline_attainment_mean,
+            |s| s.deadline_attainment_std,
+        )?);
     }
 
     let point = res.summary.iter().map(|s| s.point).max().unwrap_or(0);

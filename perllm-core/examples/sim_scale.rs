@@ -57,7 +57,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("run failed: {e}"));
     let wall = t.elapsed().as_secs_f64();
     println!(
-        "requests={} servers={} rate={}/s wall={:.2}s sim_req_per_s={:.0} events={} steps={} attainment={:.3} peak_rss_mib={:.1} (before run {:.1})",
+        "requests={} servers={} rate={}/s wall={:.3}s sim_req_per_s={:.0} events={} steps={} attainment={:.3} peak_rss_mib={:.1} (before run {:.1})",
         r.arrived,
         servers,
         rate,

@@ -397,20 +397,32 @@ impl Engine {
     }
 
     /// Time one forward pass of a synthetic batch (profiling): `decode_seqs` sequences decoding
-    /// one token each with `context` tokens already cached, plus one sequence prefilling
-    /// `prefill_tokens` prompt tokens from position 0. The engine must be idle; the caches are
-    /// reset afterwards. Token ids are arbitrary (timing depends on shapes, not values).
+    /// one token each with `context` tokens already cached, plus `prefill_tokens` prompt tokens
+    /// from position 0 split as evenly as possible over `prefill_seqs` sequences (1 when 0 is
+    /// given). The engine must be idle; the caches are reset afterwards. Token ids are arbitrary
+    /// (timing depends on shapes, not values).
     pub fn probe(
         &mut self,
         decode_seqs: u32,
         context: u32,
         prefill_tokens: u32,
+        prefill_seqs: u32,
     ) -> Result<Timing, EngineError> {
         let bad = |message: String| Err(EngineError::Request { id: 0, message });
         if !self.is_idle() {
             return bad("probe needs an idle engine".into());
         }
-        let seqs = decode_seqs as u64 + (prefill_tokens > 0) as u64;
+        let np = if prefill_tokens > 0 {
+            prefill_seqs.max(1)
+        } else {
+            0
+        };
+        if np > prefill_tokens {
+            return bad(format!(
+                "{np} prefilling sequences for {prefill_tokens} prompt tokens: each needs one at least"
+            ));
+        }
+        let seqs = decode_seqs as u64 + np as u64;
         if seqs == 0 {
             return bad("probe of an empty batch".into());
         }
@@ -434,6 +446,10 @@ impl Engine {
         }
         let vocab = self.cfg.vocab;
         let prompt: Vec<u32> = (0..prefill_tokens).map(|j| (j * 7919) % vocab).collect();
+        // Prompt j of np: tokens [bounds[j], bounds[j + 1]).
+        let bounds: Vec<usize> = (0..=np)
+            .map(|j| (prefill_tokens as u64 * j as u64 / np.max(1) as u64) as usize)
+            .collect();
         let dec_tokens: Vec<[u32; 1]> = (0..decode_seqs).map(|j| [(j * 31) % vocab]).collect();
         let mut segs = Vec::new();
         for (j, c) in self.caches.iter_mut().enumerate().take(seqs as usize) {
@@ -445,10 +461,11 @@ impl Engine {
                     want_logits: true,
                 });
             } else {
+                let k = j - decode_seqs as usize;
                 c.len = 0;
                 segs.push(Segment {
                     cache: c,
-                    tokens: &prompt[..],
+                    tokens: &prompt[bounds[k]..bounds[k + 1]],
                     want_logits: true,
                 });
             }

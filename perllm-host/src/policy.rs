@@ -82,6 +82,12 @@ impl CallTiming {
 /// per (request, server) pair if the plugin asked for them), calls the plugin, and validates
 /// every placement it returns. A panic poisons it: it is never called again and every later
 /// call fails. Its library is never unloaded.
+///
+/// The views are kept across calls and only what changed is rewritten. It relies on
+/// perllm-core's contract that a request id is unique within a run: a pending request with the
+/// id and arrival time of one pending at the previous call is taken to be that request (only
+/// its `defers` is updated). A new run through the same instance (simulated time going back,
+/// or another world) starts afresh.
 pub struct ForeignPolicy {
     name: String,
     path: PathBuf,

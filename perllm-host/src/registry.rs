@@ -29,7 +29,7 @@ pub const BUNDLED_PREFIX: &str = "bundled:";
 /// Names of the built-in cost models.
 const BUILTIN_COST_MODELS: &[(&str, &str)] = &[(
     "roofline",
-    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, prefill_seq_ns, kv_token_ns, one_token_step_ns",
+    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, prefill_seq_ns, kv_token_ns, one_token_step_ns, prefill_step_ns",
 )];
 
 /// What a registry entry is.
@@ -470,7 +470,8 @@ impl Registry {
                     decode_seq_ns (0): time added per decoding sequence, ns (fitted by `perllm calibrate`)\n\
                     prefill_seq_ns (0): time added per prefilling sequence, ns (fitted by `perllm calibrate`)\n\
                     kv_token_ns (0): time added per KV-cache token a step reads, ns (fitted by `perllm calibrate`)\n\
-                    one_token_step_ns (0): time of a step computing exactly one token, KV reads excluded, ns; 0 prices it like any step (fitted by `perllm calibrate`)"
+                    one_token_step_ns (0): time of a step computing exactly one token, KV reads excluded, ns; 0 prices it like any step (fitted by `perllm calibrate`)\n\
+                    prefill_step_ns (0): time added per step with prompt tokens, whatever their number, ns (fitted by `perllm calibrate`)"
                     .into(),
             });
         }
@@ -711,6 +712,8 @@ struct RooflineConfig {
     kv_token_ns: f64,
     #[serde(default)]
     one_token_step_ns: f64,
+    #[serde(default)]
+    prefill_step_ns: f64,
 }
 
 fn default_overhead() -> u64 {
@@ -718,7 +721,7 @@ fn default_overhead() -> u64 {
 }
 
 /// Core's roofline, or with `decode_seq_ns` / `prefill_seq_ns` / `kv_token_ns` /
-/// `one_token_step_ns` (what `perllm
+/// `one_token_step_ns` / `prefill_step_ns` (what `perllm
 /// calibrate` fits) the roofline plus those per-sequence terms ([`perllm_core::cost::Calibrated`]).
 fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     let t = config.trim();
@@ -732,7 +735,7 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     };
     let c: RooflineConfig = serde_json::from_str(t).map_err(|e| {
         bad(format!(
-            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns`, `prefill_seq_ns`, `kv_token_ns` and `one_token_step_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
+            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns`, `prefill_seq_ns`, `kv_token_ns`, `one_token_step_ns` and `prefill_step_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
         ))
     })?;
     for (k, v) in [
@@ -740,6 +743,7 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
         ("prefill_seq_ns", c.prefill_seq_ns),
         ("kv_token_ns", c.kv_token_ns),
         ("one_token_step_ns", c.one_token_step_ns),
+        ("prefill_step_ns", c.prefill_step_ns),
     ] {
         if !(v.is_finite() && v >= 0.0) {
             return Err(bad(format!(
@@ -754,6 +758,7 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
         && c.prefill_seq_ns == 0.0
         && c.kv_token_ns == 0.0
         && c.one_token_step_ns == 0.0
+        && c.prefill_step_ns == 0.0
     {
         return Ok(Arc::new(roofline));
     }
@@ -763,6 +768,7 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
         prefill_seq_ns: c.prefill_seq_ns,
         kv_token_ns: c.kv_token_ns,
         one_token_step_ns: c.one_token_step_ns,
+        prefill_step_ns: c.prefill_step_ns,
     }))
 }
 

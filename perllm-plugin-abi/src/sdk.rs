@@ -412,16 +412,17 @@ fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
     }
 }
 
-/// Shim: [`PolicyCreateFn`] for `T`.
-pub extern "C" fn policy_create<T: GuestPolicy>(
+/// What the create shims share: `create` called with the host's config string, panics caught;
+/// the boxed instance, or null with the error reported to `err`.
+fn create_instance<T>(
     config: StrRef,
-    seed: u64,
     err: *const ErrorSink,
+    create: impl FnOnce(&str) -> Result<T, String>,
 ) -> *mut c_void {
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the host passes a config string valid for the call.
         let cfg = unsafe { config.to_str() }.map_err(|e| format!("config is not UTF-8: {e}"))?;
-        T::create(cfg, seed)
+        create(cfg)
     }));
     match r {
         Ok(Ok(p)) => Box::into_raw(Box::new(p)).cast(),
@@ -434,6 +435,15 @@ pub extern "C" fn policy_create<T: GuestPolicy>(
             std::ptr::null_mut()
         }
     }
+}
+
+/// Shim: [`PolicyCreateFn`] for `T`.
+pub extern "C" fn policy_create<T: GuestPolicy>(
+    config: StrRef,
+    seed: u64,
+    err: *const ErrorSink,
+) -> *mut c_void {
+    create_instance(config, err, |cfg| T::create(cfg, seed))
 }
 
 /// Shim: [`DestroyFn`] for `T` (a policy or a cost model).
@@ -541,22 +551,7 @@ pub extern "C" fn cost_model_create<T: GuestCostModel>(
     config: StrRef,
     err: *const ErrorSink,
 ) -> *mut c_void {
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the host passes a config string valid for the call.
-        let cfg = unsafe { config.to_str() }.map_err(|e| format!("config is not UTF-8: {e}"))?;
-        T::create(cfg)
-    }));
-    match r {
-        Ok(Ok(p)) => Box::into_raw(Box::new(p)).cast(),
-        Ok(Err(m)) => {
-            report_error(err, &m);
-            std::ptr::null_mut()
-        }
-        Err(p) => {
-            report_error(err, &format!("panicked: {}", panic_message(&*p)));
-            std::ptr::null_mut()
-        }
-    }
+    create_instance(config, err, T::create)
 }
 
 /// Shim: [`StepNsFn`] for `T`.

@@ -3,7 +3,9 @@
 //! - Policy `testkit`: config `{"mode": M, "after": N, "sleep_ms": T}`. It behaves (each request
 //!   to the first server hosting its model) for `N` slots, then does `M`: `ok`, `panic`, `error`,
 //!   `bad-server` (a server id that does not exist), `unhosted` (a server without the model),
-//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `panic-observe`, `error-observe`,
+//!   `bad-action`, `sleep` (sleep `T` ms per call, then behave), `defer` (config `"defers": D`:
+//!   a request with an even prompt length is deferred until it has been deferred `D` times,
+//!   then placed like the others), `panic-observe`, `error-observe`,
 //!   and the faults no host can catch in-process: `abort` (`std::process::abort`), `segfault` (a
 //!   write through a null pointer), `exit` (`std::process::exit(3)`) and `hang` (never returns).
 //!   `fail-create` and `panic-create` fail at creation.
@@ -25,6 +27,7 @@ struct Config {
     mode: String,
     after: u64,
     sleep_ms: u64,
+    defers: u32,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
             mode: "ok".into(),
             after: 0,
             sleep_ms: 0,
+            defers: 0,
         }
     }
 }
@@ -72,6 +76,15 @@ impl GuestPolicy for Testkit {
             } else {
                 p.action = ACTION_REJECT;
             }
+        }
+        if self.cfg.mode == "defer" {
+            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+                if r.prompt_tokens % 2 == 0 && r.defers < self.cfg.defers {
+                    p.action = ACTION_DEFER;
+                    p.server = NO_SERVER;
+                }
+            }
+            return Ok(());
         }
         if self.cfg.mode == "sleep" {
             std::thread::sleep(std::time::Duration::from_millis(self.cfg.sleep_ms));
@@ -221,89 +234,84 @@ pub extern "C" fn testkit_declare_null() -> *const PluginList {
 
 const GOOD: PluginDecl = policy_decl::<Testkit>();
 
-/// A declaration with an unknown kind.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_bad_kind() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl { kind: 7, ..GOOD }];
-    static L: PluginList = PluginList::new(D);
-    &L
+/// `pub extern "C" fn $name() -> *const PluginList`, unmangled (the host's tests load it through
+/// their symbol-name override), returning a static list of the declarations `$decls`.
+macro_rules! declaration {
+    ($(#[$doc:meta])* $name:ident => $decls:expr) => {
+        $(#[$doc])*
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name() -> *const PluginList {
+            static D: &[PluginDecl] = $decls;
+            static L: PluginList = PluginList::new(D);
+            &L
+        }
+    };
 }
 
-/// A declaration of a policy without a vtable.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_no_vtable() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl {
+declaration! {
+    /// A declaration with an unknown kind.
+    testkit_declare_bad_kind => &[PluginDecl { kind: 7, ..GOOD }]
+}
+
+declaration! {
+    /// A declaration of a policy without a vtable.
+    testkit_declare_no_vtable => &[PluginDecl {
         policy: std::ptr::null(),
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }
 
-/// A declaration of a policy whose vtable lacks `schedule`.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_no_schedule() -> *const PluginList {
-    static VT: PolicyVTable = PolicyVTable {
-        struct_size: size_of::<PolicyVTable>() as u32,
-        reserved: 0,
-        create: Some(policy_create::<Testkit>),
-        destroy: Some(destroy::<Testkit>),
-        schedule: None,
-        observe: None,
-        stats: None,
-    };
-    static D: &[PluginDecl] = &[PluginDecl {
-        policy: &VT,
+/// The policy vtable of `testkit_declare_no_schedule`.
+static NO_SCHEDULE_VT: PolicyVTable = PolicyVTable {
+    struct_size: size_of::<PolicyVTable>() as u32,
+    reserved: 0,
+    create: Some(policy_create::<Testkit>),
+    destroy: Some(destroy::<Testkit>),
+    schedule: None,
+    observe: None,
+    stats: None,
+};
+
+declaration! {
+    /// A declaration of a policy whose vtable lacks `schedule`.
+    testkit_declare_no_schedule => &[PluginDecl {
+        policy: &NO_SCHEDULE_VT,
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }
 
-/// A declaration whose name is empty.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_empty_name() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl {
+declaration! {
+    /// A declaration whose name is empty.
+    testkit_declare_empty_name => &[PluginDecl {
         name: StrRef::EMPTY,
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }
 
 static BAD_UTF8: [u8; 3] = [b'a', 0xff, b'b'];
 
-/// A declaration whose name is not UTF-8.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_bad_utf8() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl {
+declaration! {
+    /// A declaration whose name is not UTF-8.
+    testkit_declare_bad_utf8 => &[PluginDecl {
         name: StrRef {
             ptr: BAD_UTF8.as_ptr(),
             len: 3,
         },
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }
 
-/// A declaration of two policies with one name.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_dup() -> *const PluginList {
-    static D: &[PluginDecl] = &[GOOD, GOOD];
-    static L: PluginList = PluginList::new(D);
-    &L
+declaration! {
+    /// A declaration of two policies with one name.
+    testkit_declare_dup => &[GOOD, GOOD]
 }
 
-/// A declaration of a policy named like a bundled one (`round-robin`).
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_clash() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl {
+declaration! {
+    /// A declaration of a policy named like a bundled one (`round-robin`).
+    testkit_declare_clash => &[PluginDecl {
         name: StrRef::new("round-robin"),
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }
 
 /// A list whose `struct_size` is smaller than the ABI's.
@@ -430,31 +438,27 @@ extern "C" fn raw_stats(instance: *mut std::ffi::c_void, sink: *const StatSink) 
     STATUS_OK
 }
 
-/// A policy `testkit-raw` whose `schedule` and `stats` misuse the sinks (see `raw_schedule`).
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_raw() -> *const PluginList {
-    static VT: PolicyVTable = PolicyVTable {
-        schedule: Some(raw_schedule),
-        stats: Some(raw_stats),
-        observe: None,
-        ..*policy_vtable::<Testkit>()
-    };
-    static D: &[PluginDecl] = &[PluginDecl {
+/// The policy vtable of `testkit_declare_raw`.
+static RAW_VT: PolicyVTable = PolicyVTable {
+    schedule: Some(raw_schedule),
+    stats: Some(raw_stats),
+    observe: None,
+    ..*policy_vtable::<Testkit>()
+};
+
+declaration! {
+    /// A policy `testkit-raw` whose `schedule` and `stats` misuse the sinks (see `raw_schedule`).
+    testkit_declare_raw => &[PluginDecl {
         name: StrRef::new("testkit-raw"),
-        policy: &VT,
+        policy: &RAW_VT,
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }
 
-/// A declaration whose name has a NUL byte inside (`round\0robin`), as a C string might.
-#[unsafe(no_mangle)]
-pub extern "C" fn testkit_declare_nul_name() -> *const PluginList {
-    static D: &[PluginDecl] = &[PluginDecl {
+declaration! {
+    /// A declaration whose name has a NUL byte inside (`round\0robin`), as a C string might.
+    testkit_declare_nul_name => &[PluginDecl {
         name: StrRef::new("round\0robin"),
         ..GOOD
-    }];
-    static L: PluginList = PluginList::new(D);
-    &L
+    }]
 }

@@ -2,7 +2,7 @@
 //! the fit and held-out errors, write the calibrated hardware.
 
 use super::fit::{self, Ape, Dims, Params, Shape};
-use super::profile::{Profile, read_profile};
+use super::profile::{Point, Profile, read_profile};
 use super::reqlog::{Log, read_log};
 use super::simulate::{Job, hardware_blocks, simulate};
 use super::{EngineArgs, median};
@@ -41,7 +41,8 @@ pub struct CalibrateArgs {
 
 /// Version of the calibration files this perllm writes (2: the per-sequence terms
 /// `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns` replaced the batch interference
-/// `contention`; 3: `one_token_step_ns`, the price of a step computing one token). It reads
+/// `contention`; 3: `one_token_step_ns`, the price of a step computing one token,
+/// `prefill_step_ns`, a step's prompt cost apart from its prompts' count, and `clock`). It reads
 /// versions 2 and 3 (a version-2 file has no one-token price: such steps are priced like any).
 pub const CALIBRATION_VERSION: u32 = 3;
 
@@ -73,6 +74,10 @@ pub struct Calibration {
     pub decode_seq_ns: f64,
     /// Time per prefilling sequence, ns (the roofline's `prefill_seq_ns`).
     pub prefill_seq_ns: f64,
+    /// Time per step with prompt tokens, ns (the roofline's `prefill_step_ns`; 0 when the
+    /// profile has no step with two prompts or more, and absent from version 2).
+    #[serde(default)]
+    pub prefill_step_ns: f64,
     /// Time per KV-cache token a step reads, ns (the roofline's `kv_token_ns`).
     pub kv_token_ns: f64,
     /// Time of a step computing exactly one token, KV reads excluded, ns (the roofline's
@@ -116,6 +121,7 @@ impl Calibration {
             bandwidth: self.bandwidth,
             decode_seq_ns: self.decode_seq_ns,
             prefill_seq_ns: self.prefill_seq_ns,
+            prefill_step_ns: self.prefill_step_ns,
             kv_token_ns: self.kv_token_ns,
             one_token_ns: self.one_token_step_ns,
         }
@@ -155,7 +161,7 @@ impl Calibration {
 fn shape_of(p: &super::profile::Point) -> Shape {
     Shape {
         prefill_tokens: p.prefill_tokens as f64,
-        prefill_seqs: (p.prefill_tokens > 0) as u32 as f64,
+        prefill_seqs: p.prefill_seqs as f64,
         decode_seqs: p.batch as f64,
         kv_tokens: p.batch as f64 * (p.context as f64 + 1.0),
     }
@@ -170,49 +176,37 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
     };
     if p.points.len() < 8 {
         return refuse(format!(
-            "{} shapes for 7 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
+            "{} shapes for 8 parameters and held-out points; measure at least 8 (the default grid of `perllm profile` has 63)",
             p.points.len()
         ));
     }
-    let mut pre: Vec<u32> = p
-        .points
-        .iter()
-        .filter(|x| x.prefill_tokens > 0)
-        .map(|x| x.prefill_tokens)
-        .collect();
-    pre.sort();
-    pre.dedup();
-    if pre.len() < 2 {
-        return refuse(
-            "compute and per-step overhead need prefills of at least two sizes: add e.g. `--prefill 0,128,512`".into(),
-        );
-    }
+    // Each group of parameters needs two distinct values of one dimension among some shapes.
     // Batch 1 decodes are one-token steps with their own price: two larger batch sizes.
-    let mut dec: Vec<u32> = p
-        .points
-        .iter()
-        .filter(|x| x.prefill_tokens == 0 && x.batch > 1)
-        .map(|x| x.batch)
-        .collect();
-    dec.sort();
-    dec.dedup();
-    if dec.len() < 2 {
-        return refuse(
-            "bandwidth and the per-sequence time need decode-only steps at two batch sizes above 1 at least (a one-sequence decode has its own price): add e.g. `--batch 1,4,16` with 0 in `--prefill`".into(),
-        );
-    }
-    let mut ctx: Vec<u32> = p
-        .points
-        .iter()
-        .filter(|x| x.prefill_tokens == 0 && x.batch > 0)
-        .map(|x| x.context)
-        .collect();
-    ctx.sort();
-    ctx.dedup();
-    if ctx.len() < 2 {
-        return refuse(
-            "the per-KV-token time needs decode-only steps at two contexts at least: add e.g. `--context 64,256`".into(),
-        );
+    type Dimension = (fn(&Point) -> bool, fn(&Point) -> u32, &'static str);
+    let dimensions: [Dimension; 3] = [
+        (
+            |x| x.prefill_tokens > 0,
+            |x| x.prefill_tokens,
+            "compute and per-step overhead need prefills of at least two sizes: add e.g. `--prefill 0,128,512`",
+        ),
+        (
+            |x| x.prefill_tokens == 0 && x.batch > 1,
+            |x| x.batch,
+            "bandwidth and the per-sequence time need decode-only steps at two batch sizes above 1 at least (a one-sequence decode has its own price): add e.g. `--batch 1,4,16` with 0 in `--prefill`",
+        ),
+        (
+            |x| x.prefill_tokens == 0 && x.batch > 0,
+            |x| x.context,
+            "the per-KV-token time needs decode-only steps at two contexts at least: add e.g. `--context 64,256`",
+        ),
+    ];
+    for (shapes, value, missing) in dimensions {
+        let mut v: Vec<u32> = p.points.iter().filter(|x| shapes(x)).map(value).collect();
+        v.sort();
+        v.dedup();
+        if v.len() < 2 {
+            return refuse(missing.into());
+        }
     }
     Ok(())
 }
@@ -254,7 +248,7 @@ pub fn check_log(log: &Log, origin: &str) -> Result<()> {
     };
     if log.rows.len() < 8 {
         return refuse(format!(
-            "{} completed requests for 7 parameters and held-out requests; log at least 8",
+            "{} completed requests for 8 parameters and held-out requests; log at least 8",
             log.rows.len()
         ));
     }
@@ -311,6 +305,7 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
         bandwidth: b0,
         decode_seq_ns: 1e5,
         prefill_seq_ns: 1e5,
+        prefill_step_ns: 1e5,
         kv_token_ns: 100.0,
         // A one-token step: one read of the weights.
         one_token_ns: d.weight_bytes / b0 * 1e9,
@@ -383,7 +378,7 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
     };
     let blocks = hardware_blocks(&cal.params(), &cal.engine, "cpu", "engine");
     let mut s = format!(
-        "calibrated on {} ({} {}, {} clock):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per KV token      {:.3} µs\n  one-token step    {}\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
+        "calibrated on {} ({} {}, {} clock):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per step with prompts {:.1} µs\n  per KV token      {:.3} µs\n  one-token step    {}\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
         cal.file,
         cal.source,
         unit,
@@ -393,6 +388,7 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         cal.bandwidth / 1e9,
         cal.decode_seq_ns / 1e3,
         cal.prefill_seq_ns / 1e3,
+        cal.prefill_step_ns / 1e3,
         cal.kv_token_ns / 1e3,
         if cal.one_token_step_ns > 0.0 {
             format!("{:.1} µs", cal.one_token_step_ns / 1e3)
@@ -442,6 +438,7 @@ fn make(
         bandwidth: p.bandwidth,
         decode_seq_ns: p.decode_seq_ns,
         prefill_seq_ns: p.prefill_seq_ns,
+        prefill_step_ns: p.prefill_step_ns,
         kv_token_ns: p.kv_token_ns,
         one_token_step_ns: p.one_token_ns,
         fit: f.into(),

@@ -26,6 +26,9 @@ pub struct Params {
     pub decode_seq_ns: f64,
     /// Time per prefilling sequence, ns.
     pub prefill_seq_ns: f64,
+    /// Time per step with prompt tokens, whatever their sequences, ns (0 when the data cannot
+    /// tell it from the per-prefilling-sequence time: no step with two prompts or more).
+    pub prefill_step_ns: f64,
     /// Time per KV-cache token the step reads, ns.
     pub kv_token_ns: f64,
     /// Time of a step computing exactly one token, KV reads excluded, ns (0: priced like any
@@ -34,7 +37,7 @@ pub struct Params {
 }
 
 /// Number of fitted parameters.
-pub const N_PARAMS: usize = 7;
+pub const N_PARAMS: usize = 8;
 
 /// What the model needs to know about the engine's model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,6 +91,11 @@ pub fn step_ns(p: &Params, d: &Dims, s: &Shape) -> f64 {
         + compute.max(memory) * 1e9
         + s.decode_seqs * p.decode_seq_ns
         + s.prefill_seqs * p.prefill_seq_ns
+        + if s.prefill_tokens > 0.0 {
+            p.prefill_step_ns
+        } else {
+            0.0
+        }
         + s.kv_tokens * p.kv_token_ns
 }
 
@@ -127,6 +135,7 @@ pub fn to_x(p: &Params) -> [f64; N_PARAMS] {
         p.prefill_seq_ns.max(1e-3).ln(),
         p.kv_token_ns.max(1e-6).ln(),
         p.one_token_ns.max(1.0).ln(),
+        p.prefill_step_ns.max(1e-3).ln(),
     ]
 }
 
@@ -145,6 +154,7 @@ pub fn from_x(x: &[f64; N_PARAMS]) -> Params {
         prefill_seq_ns: x[4].exp(),
         kv_token_ns: x[5].exp(),
         one_token_ns: x[6].exp(),
+        prefill_step_ns: x[7].exp(),
     }
 }
 
@@ -224,7 +234,9 @@ pub fn nelder_mead<const N: usize, F: FnMut(&[f64; N]) -> f64>(
 }
 
 /// Fit [`Params`] to measured step times (least squares on log ratios). Without one-token steps
-/// among the shapes the one-token price is 0 (not separate).
+/// among the shapes the one-token price is 0 (not separate); without steps of two prompts or
+/// more the per-step prompt time is folded into the per-prefilling-sequence time (the two are
+/// the same for such data).
 pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
     let loss = |x: &[f64; N_PARAMS]| -> f64 {
         let p = from_x(x);
@@ -239,6 +251,7 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
     let mut b0: f64 = 0.0;
     let mut min_t = f64::INFINITY;
     let mut one0 = f64::INFINITY;
+    let multi = shapes.iter().any(|s| s.prefill_seqs >= 2.0);
     for (s, &m) in shapes.iter().zip(measured_ns) {
         min_t = min_t.min(m);
         if one_token(s) {
@@ -267,6 +280,7 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
             prefill_seq_ns: min_t * c,
             kv_token_ns: min_t * c * 1e-2,
             one_token_ns: if one0.is_finite() { one0 } else { 1.0 },
+            prefill_step_ns: min_t * c,
         });
         let r = nelder_mead(loss, x0, 0.5, 6000);
         if best.is_none_or(|b| r.1 < b.1) {
@@ -277,6 +291,10 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
     if !one0.is_finite() {
         p.one_token_ns = 0.0;
     }
+    if !multi {
+        p.prefill_seq_ns += p.prefill_step_ns;
+        p.prefill_step_ns = 0.0;
+    }
     p
 }
 
@@ -285,7 +303,7 @@ mod tests {
     use super::*;
 
     /// The profile grid of `perllm profile`'s published run, priced by known parameters.
-    fn synthetic(p: &Params, d: &Dims) -> (Vec<Shape>, Vec<f64>) {
+    fn synthetic(p: &Params, d: &Dims, splits: &[u32]) -> (Vec<Shape>, Vec<f64>) {
         let mut shapes = Vec::new();
         for batch in [0u32, 1, 2, 4, 8, 12, 15] {
             for ctx in [32u32, 96, 192] {
@@ -293,12 +311,14 @@ mod tests {
                     if batch == 0 && (pre == 0 || ctx != 32) {
                         continue;
                     }
-                    shapes.push(Shape {
-                        prefill_tokens: pre as f64,
-                        prefill_seqs: (pre > 0) as u32 as f64,
-                        decode_seqs: batch as f64,
-                        kv_tokens: batch as f64 * (ctx as f64 + 1.0),
-                    });
+                    for seqs in if pre == 0 { vec![0] } else { splits.to_vec() } {
+                        shapes.push(Shape {
+                            prefill_tokens: pre as f64,
+                            prefill_seqs: seqs as f64,
+                            decode_seqs: batch as f64,
+                            kv_tokens: batch as f64 * (ctx as f64 + 1.0),
+                        });
+                    }
                 }
             }
         }
@@ -330,9 +350,16 @@ mod tests {
             prefill_seq_ns: 17.7e6,
             kv_token_ns: 5000.0,
             one_token_ns: 12.5e6,
+            prefill_step_ns: 20e6,
         };
-        let (shapes, t) = synthetic(&known, &D);
+        let (shapes, t) = synthetic(&known, &D, &[1, 2]);
         let got = fit_steps(&D, &shapes, &t);
+        close(
+            got.prefill_step_ns,
+            known.prefill_step_ns,
+            0.05,
+            "per step with prompts",
+        );
         close(got.overhead_ns, known.overhead_ns, 0.02, "overhead");
         close(got.flops, known.flops, 0.02, "compute");
         close(
@@ -363,13 +390,16 @@ mod tests {
             decode_seq_ns: 3e5,
             prefill_seq_ns: 1e6,
             kv_token_ns: 800.0,
+            prefill_step_ns: 0.0,
         };
         let (shapes, t): (Vec<Shape>, Vec<f64>) = {
-            let (s, t) = synthetic(&known, &D);
+            let (s, t) = synthetic(&known, &D, &[1]);
             s.into_iter().zip(t).filter(|(s, _)| !one_token(s)).unzip()
         };
         let got = fit_steps(&D, &shapes, &t);
         assert_eq!(got.one_token_ns, 0.0);
+        // One prompt per step at most: the per-step prompt time is not separate either.
+        assert_eq!(got.prefill_step_ns, 0.0);
         let pred: Vec<f64> = shapes.iter().map(|s| step_ns(&got, &D, s)).collect();
         assert!(ape(&pred, &t).median < 2.0, "{:?}", ape(&pred, &t));
         // A one-token step is then priced by the general form.

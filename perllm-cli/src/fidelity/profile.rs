@@ -1,5 +1,5 @@
 //! `perllm profile`: time the real engine's forward pass over a grid of step shapes, and the
-//! profile file format (`perllm-profile 1`) that `calibrate` reads.
+//! profile file format (`perllm-profile 2`) that `calibrate` reads.
 
 use super::{EngineArgs, build_engine, quantile};
 use crate::error::{CliError, Result};
@@ -10,8 +10,10 @@ use perllm_engine::{EngineConfig, Machine};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Version written on a profile's first line.
-pub const PROFILE_VERSION: u32 = 1;
+/// Version written on a profile's first line (2: the `prefill_seqs` column, the sequences a
+/// shape's prompt tokens are split over; version 1 files, one prefilling sequence per shape
+/// with prompt tokens, still load).
+pub const PROFILE_VERSION: u32 = 2;
 
 /// `perllm profile`.
 #[derive(Debug, Args)]
@@ -43,6 +45,11 @@ pub struct ProfileArgs {
         value_delimiter = ','
     )]
     pub prefill: Vec<u32>,
+    /// Sequences the prompt tokens of a shape are split over (as evenly as possible),
+    /// comma-separated: several values measure steps where several prompts join at once, which
+    /// tells a step's prompt cost from its per-prompt cost.
+    #[arg(long, value_name = "N,..", default_value = "1", value_delimiter = ',')]
+    pub prefill_seqs: Vec<u32>,
     /// Timed repeats of every shape (after one untimed warm-up); the grid is swept once per
     /// repeat so slow drifts of the machine's load spread over all shapes.
     #[arg(long, default_value_t = 5)]
@@ -51,7 +58,7 @@ pub struct ProfileArgs {
     /// processes' load; `calibrate` and `validate` then use the same clock).
     #[arg(long, value_enum, default_value_t = super::Clock::Wall)]
     pub clock: super::Clock,
-    /// The profile file to write (CSV, `perllm-profile 1`).
+    /// The profile file to write (CSV, `perllm-profile 2`).
     #[arg(short, long, value_name = "FILE.csv")]
     pub out: PathBuf,
     /// Also write a throughput table for the `profile-table` cost model.
@@ -72,8 +79,10 @@ pub struct Point {
     pub batch: u32,
     /// Tokens in each decoding sequence's cache before the step.
     pub context: u32,
-    /// Prompt tokens of one prefilling sequence (0: none).
+    /// Prompt tokens of the prefilling sequences (0: none).
     pub prefill_tokens: u32,
+    /// Sequences those tokens are split over (0 without prompt tokens).
+    pub prefill_seqs: u32,
     /// Timed repeats.
     pub repeats: u32,
     /// Median step time, ns.
@@ -95,19 +104,34 @@ pub struct Profile {
     pub clock: super::Clock,
 }
 
-/// The grid's shapes: (batch, context, prefill); a prefill alone has context 0.
-pub fn shapes(a: &ProfileArgs) -> Vec<(u32, u32, u32)> {
+/// The grid's shapes: (batch, context, prefill tokens, prefilling sequences); a prefill alone
+/// has context 0; a split needs a token per sequence at least.
+pub fn shapes(a: &ProfileArgs) -> Vec<(u32, u32, u32, u32)> {
     let mut v = Vec::new();
+    let splits = |p: u32| -> Vec<u32> {
+        if p == 0 {
+            return vec![0];
+        }
+        a.prefill_seqs
+            .iter()
+            .map(|&n| n.max(1))
+            .filter(|&n| n <= p)
+            .collect()
+    };
     for &b in &a.batch {
         if b == 0 {
             for &p in a.prefill.iter().filter(|&&p| p > 0) {
-                v.push((0, 0, p));
+                for n in splits(p) {
+                    v.push((0, 0, p, n));
+                }
             }
             continue;
         }
         for &c in &a.context {
             for &p in &a.prefill {
-                v.push((b, c, p));
+                for n in splits(p) {
+                    v.push((b, c, p, n));
+                }
             }
         }
     }
@@ -131,11 +155,11 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
             "the grid is empty: give --batch values above 0 or --prefill values above 0",
         ));
     }
-    for &(b, c, p) in &grid {
-        let seqs = b + (p > 0) as u32;
+    for &(b, c, p, n) in &grid {
+        let seqs = b + n;
         if seqs > cfg.max_batch {
             return Err(CliError::input(format!(
-                "the shape batch {b} + a prefill needs {seqs} sequences, more than --max-batch {}",
+                "the shape batch {b} + {n} prefilling sequence(s) needs {seqs} sequences, more than --max-batch {}",
                 cfg.max_batch
             )));
         }
@@ -164,9 +188,9 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
     let pb = term.progress(grid.len() as u64 * (a.repeats as u64 + 1), "profile");
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); grid.len()];
     for r in 0..=a.repeats {
-        for (i, &(b, c, p)) in grid.iter().enumerate() {
+        for (i, &(b, c, p, n)) in grid.iter().enumerate() {
             let d = engine
-                .probe(b, c, p)
+                .probe(b, c, p, n)
                 .map_err(|e| CliError::run(e.to_string()))?;
             if r > 0 {
                 let t = match a.clock {
@@ -182,15 +206,18 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
     let points: Vec<Point> = grid
         .iter()
         .zip(times.iter_mut())
-        .map(|(&(batch, context, prefill_tokens), t)| Point {
-            batch,
-            context,
-            prefill_tokens,
-            repeats: t.len() as u32,
-            median_ns: quantile(t, 0.5),
-            p10_ns: quantile(t, 0.1),
-            p90_ns: quantile(t, 0.9),
-        })
+        .map(
+            |(&(batch, context, prefill_tokens, prefill_seqs), t)| Point {
+                batch,
+                context,
+                prefill_tokens,
+                prefill_seqs,
+                repeats: t.len() as u32,
+                median_ns: quantile(t, 0.5),
+                p10_ns: quantile(t, 0.1),
+                p90_ns: quantile(t, 0.9),
+            },
+        )
         .collect();
     let text = write_profile(&cfg, &machine, a.clock, &points);
     let mut out = Outputs::new();
@@ -235,12 +262,19 @@ pub fn write_profile(
         cfg.kv_bytes_per_token()
     );
     let _ = writeln!(s, "# clock {}", clock.as_str());
-    s.push_str("batch,context,prefill_tokens,repeats,median_ns,p10_ns,p90_ns\n");
+    s.push_str("batch,context,prefill_tokens,prefill_seqs,repeats,median_ns,p10_ns,p90_ns\n");
     for p in points {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.0},{:.0},{:.0}",
-            p.batch, p.context, p.prefill_tokens, p.repeats, p.median_ns, p.p10_ns, p.p90_ns
+            "{},{},{},{},{},{:.0},{:.0},{:.0}",
+            p.batch,
+            p.context,
+            p.prefill_tokens,
+            p.prefill_seqs,
+            p.repeats,
+            p.median_ns,
+            p.p10_ns,
+            p.p90_ns
         );
     }
     s
@@ -251,7 +285,7 @@ pub fn write_profile(
 pub fn throughput_table(points: &[Point], model: &str, hardware: &str) -> Result<String> {
     let pre = points
         .iter()
-        .filter(|p| p.batch == 0 && p.prefill_tokens > 0)
+        .filter(|p| p.batch == 0 && p.prefill_tokens > 0 && p.prefill_seqs == 1)
         .max_by_key(|p| p.prefill_tokens)
         .ok_or_else(|| {
             CliError::input("--table needs a prefill measured alone: include 0 in --batch")
@@ -300,7 +334,7 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     let mut engine: Option<EngineConfig> = None;
     let mut header: Option<Vec<String>> = None;
     let mut points = Vec::new();
-    let mut version_seen = false;
+    let mut version: Option<u32> = None;
     let mut clock = super::Clock::Wall;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -315,13 +349,15 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
                     .trim()
                     .parse()
                     .map_err(|_| bad(n, format!("bad version line `{line}`")))?;
-                if v != PROFILE_VERSION {
+                if !(1..=PROFILE_VERSION).contains(&v) {
                     return Err(bad(
                         n,
-                        format!("profile version {v}; this perllm reads version {PROFILE_VERSION}"),
+                        format!(
+                            "profile version {v}; this perllm reads versions 1 to {PROFILE_VERSION}"
+                        ),
                     ));
                 }
-                version_seen = true;
+                version = Some(v);
             } else if let Some(j) = c.strip_prefix("engine") {
                 engine = Some(
                     serde_json::from_str(j.trim())
@@ -334,15 +370,11 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
         }
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let Some(h) = &header else {
-            let want = [
-                "batch",
-                "context",
-                "prefill_tokens",
-                "repeats",
-                "median_ns",
-                "p10_ns",
-                "p90_ns",
-            ];
+            let mut want = vec!["batch", "context", "prefill_tokens"];
+            if version.unwrap_or(PROFILE_VERSION) >= 2 {
+                want.push("prefill_seqs");
+            }
+            want.extend(["repeats", "median_ns", "p10_ns", "p90_ns"]);
             if cells != want {
                 return Err(bad(
                     n,
@@ -375,15 +407,32 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
                 )),
             }
         };
+        // Version 1 has no prefill_seqs column: one prefilling sequence with prompt tokens.
+        let k = (h.len() == 8) as usize;
+        let prefill_tokens = int(2)?;
+        let prefill_seqs = if k == 1 {
+            int(3)?
+        } else {
+            (prefill_tokens > 0) as u32
+        };
         let p = Point {
             batch: int(0)?,
             context: int(1)?,
-            prefill_tokens: int(2)?,
-            repeats: int(3)?,
-            median_ns: num(4)?,
-            p10_ns: num(5)?,
-            p90_ns: num(6)?,
+            prefill_tokens,
+            prefill_seqs,
+            repeats: int(3 + k)?,
+            median_ns: num(4 + k)?,
+            p10_ns: num(5 + k)?,
+            p90_ns: num(6 + k)?,
         };
+        if (prefill_tokens > 0) != (prefill_seqs > 0) || prefill_seqs > prefill_tokens {
+            return Err(bad(
+                n,
+                format!(
+                    "{prefill_seqs} prefilling sequences for {prefill_tokens} prompt tokens (each sequence needs one at least; none without prompt tokens)"
+                ),
+            ));
+        }
         if p.batch == 0 && p.prefill_tokens == 0 {
             return Err(bad(
                 n,
@@ -392,7 +441,7 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
         }
         points.push(p);
     }
-    if !version_seen {
+    if version.is_none() {
         return Err(CliError::input(format!(
             "{origin}: not a perllm profile (no `# perllm-profile {PROFILE_VERSION}` line); write one with `perllm profile`"
         )));

@@ -76,10 +76,11 @@ model {model_name} {{ params = {}, precision = {}, kv_per_token = {} B }}
 /// The built-in `roofline` cost model's config for the calibrated per-step terms (JSON).
 pub fn cost_config(p: &Params) -> String {
     format!(
-        "{{\"step_overhead_ns\": {:.0}, \"decode_seq_ns\": {:.1}, \"prefill_seq_ns\": {:.1}, \"kv_token_ns\": {:.3}, \"one_token_step_ns\": {:.1}}}",
+        "{{\"step_overhead_ns\": {:.0}, \"decode_seq_ns\": {:.1}, \"prefill_seq_ns\": {:.1}, \"prefill_step_ns\": {:.1}, \"kv_token_ns\": {:.3}, \"one_token_step_ns\": {:.1}}}",
         p.overhead_ns.round().max(0.0),
         p.decode_seq_ns,
         p.prefill_seq_ns,
+        p.prefill_step_ns,
         p.kv_token_ns,
         p.one_token_ns
     )
@@ -94,6 +95,7 @@ pub fn cost_model(p: &Params) -> Calibrated {
         },
         decode_seq_ns: p.decode_seq_ns,
         prefill_seq_ns: p.prefill_seq_ns,
+        prefill_step_ns: p.prefill_step_ns,
         kv_token_ns: p.kv_token_ns,
         one_token_step_ns: p.one_token_ns,
     }

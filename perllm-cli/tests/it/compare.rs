@@ -1,6 +1,6 @@
 //! `perllm compare`.
 
-use crate::{SHORT, has, paper, perllm_cmd, s, settings, tmp};
+use crate::{SHORT, has, paper, perllm_cmd, s, settings, strings, tmp};
 use serde_json::Value;
 
 const POLICIES: &str = "perllm,true-costs,least-loaded";
@@ -178,14 +178,8 @@ fn one_policy_with_several_parameter_sets_in_one_study() {
         ],
     );
     let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
-    let names: Vec<&str> = v["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        strings(&v["policies"], "name"),
         [
             "least-loaded",
             "ucb1",

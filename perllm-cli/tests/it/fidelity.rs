@@ -20,11 +20,13 @@ const TINY_GRID: &[&str] = &[
     "--max-seq-len",
     "256",
     "--batch",
-    "0,1,2,4,7",
+    "0,1,2,4,6",
     "--context",
     "16,64,128",
     "--prefill",
     "0,16,48,96",
+    "--prefill-seqs",
+    "1,2",
     "--repeats",
     "5",
 ];
@@ -51,15 +53,16 @@ fn small_validation_on_the_cpu_clock_meets_a_loose_bound() {
     perllm(&args).ok();
     let text = std::fs::read_to_string(&prof).unwrap();
     assert!(
-        text.starts_with("# perllm-profile 1\n# machine {"),
+        text.starts_with("# perllm-profile 2\n# machine {"),
         "{text}"
     );
     has(&text, "\n# clock cpu\n");
-    // 4 batch sizes x 3 contexts x 4 prefills + 3 prefills alone.
+    // 4 batch sizes x 3 contexts x (decode only + 3 prefills x 1 or 2 prompts) + 3 x 2 alone.
     assert_eq!(
         text.lines().filter(|l| !l.starts_with('#')).count(),
-        1 + 4 * 3 * 4 + 3
+        1 + 4 * 3 * 7 + 6
     );
+    has(&text, "\n6,128,96,2,5,");
     let tab = std::fs::read_to_string(&table).unwrap();
     has(
         &tab,
@@ -83,8 +86,9 @@ fn small_validation_on_the_cpu_clock_meets_a_loose_bound() {
     assert_eq!(c["version"], 3);
     assert_eq!(c["clock"], "cpu");
     assert!(c["held_out"]["n"].as_u64().unwrap() >= 10);
-    // The grid has one-sequence decodes: the one-token price is fitted.
+    // The grid has one-sequence decodes and steps of two prompts: both prices are fitted.
     assert!(c["one_token_step_ns"].as_f64().unwrap() > 0.0, "{c}");
+    assert!(c["prefill_step_ns"].as_f64().unwrap() > 0.0, "{c}");
     assert!(c["fit"]["median_pct"].as_f64().unwrap() < 25.0, "{c}");
     // The hardware block loads as part of a scenario (`perllm check`).
     let blocks = std::fs::read_to_string(&hw).unwrap();
@@ -103,7 +107,7 @@ fn small_validation_on_the_cpu_clock_meets_a_loose_bound() {
         "--calibration",
         s(&cal),
         "--loads",
-        "0.3,0.8",
+        "0.3,0.6",
         "--requests",
         "48",
         "--prompt-median",
@@ -120,7 +124,7 @@ fn small_validation_on_the_cpu_clock_meets_a_loose_bound() {
     assert_eq!(runs_v.len(), 3);
     assert!(runs.join("requests-30.csv").exists());
     has(
-        &std::fs::read_to_string(runs.join("requests-80.csv")).unwrap(),
+        &std::fs::read_to_string(runs.join("requests-60.csv")).unwrap(),
         "\n# clock cpu\n",
     );
     // The bound: the simulator's medians and the saturation throughput within a factor BOUND
@@ -171,7 +175,7 @@ fn small_validation_on_the_cpu_clock_meets_a_loose_bound() {
         );
     }
     // The engine's own request log calibrates too (and refuses nothing here).
-    let log = runs.join("requests-80.csv");
+    let log = runs.join("requests-60.csv");
     let out = perllm(&["calibrate", "--log", s(&log)]);
     assert!(out.ok().contains("held-out error"), "{}", out.stdout);
     has(&out.stdout, "cpu clock");

@@ -3,7 +3,7 @@
 //! the failed runs are listed on stderr, in the table and in the results file, and the exit code
 //! is 1.
 
-use crate::{SHORT, kit_study, perllm, s, testkit, testkit_run, tmp};
+use crate::{SHORT, kit_study, perllm, s, strings, testkit, testkit_run, tmp};
 
 const FAULTS: [(&str, &str); 4] = [
     ("segfault", "signal 11 (SIGSEGV, segmentation fault)"),
@@ -83,13 +83,7 @@ fn crashes_and_hangs_end_their_own_runs_and_the_study_goes_on() {
             .unwrap()
             .contains(&kit_path.display().to_string())
     }));
-    let summary: Vec<&str> = doc["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["policy"].as_str().unwrap())
-        .collect();
-    assert_eq!(summary, ["greedy", "testkit"]);
+    assert_eq!(strings(&doc["summary"], "policy"), ["greedy", "testkit"]);
 }
 
 #[test]

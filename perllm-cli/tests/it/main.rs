@@ -212,6 +212,14 @@ pub fn signal(child: &std::process::Child, signal: &str) {
     assert!(sent.success(), "kill -{signal} {} failed", child.id());
 }
 
+/// The string field `key` of every element of the JSON array `rows`.
+pub fn strings<'a>(rows: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    let rows = rows.as_array().expect("a JSON array");
+    rows.iter()
+        .map(|r| r[key].as_str().expect("a string field"))
+        .collect()
+}
+
 /// insta settings with filters for hashes, versions and temporary paths.
 pub fn settings(tmp: Option<&Path>) -> insta::Settings {
     let mut s = insta::Settings::clone_current();

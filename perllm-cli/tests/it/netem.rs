@@ -4,7 +4,7 @@
 //! as root with iproute2 on a kernel that can (`netem-links.sh check`), and is then required when
 //! `PERLLM_REQUIRE_NETEM=1` (.ci/run sets it when the check passes there).
 
-use super::serve::{Proc, engine, scenario, start, wait};
+use super::serve::{Server, engine, scenario, start, wait};
 use super::{Out, has, root};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -313,7 +313,7 @@ fn an_emulated_link_delays_the_first_token_and_caps_the_bandwidth() {
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the engine in the namespace started");
     assert_eq!(leftovers(&prefix).len(), 2, "{:?}", leftovers(&prefix));
-    let gw: Proc = start(&["serve", &sc, "--listen", "127.0.0.1:0"]);
+    let gw: Server = start(&["serve", &sc, "--listen", "127.0.0.1:0"]);
     let gw_addr = gw.url.trim_start_matches("http://").to_string();
 
     // Time to first token through the gateway, per backend (the least of three each).

@@ -3,48 +3,25 @@
 //! SIGTERM drain.
 
 use super::{regex_escape, root, settings};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-pub struct Proc {
-    pub child: Child,
-    pub url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../../perllm-gateway/tests/fixtures/serving.rs"]
+mod serving;
+pub use serving::Server;
+use serving::raw_stream;
 
 /// Start `perllm ARGS` (a server) and wait for the `http://ADDR` it prints on stdout.
-pub fn start(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perllm"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("perllm starts");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(i) = line.rfind("http://") {
-                let _ = tx.send(line[i..].trim().to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("`perllm {}` printed no address", args.join(" ")));
-    Proc { child, url }
+pub fn start(args: &[&str]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perllm"));
+    cmd.args(args).current_dir(root()).env("NO_COLOR", "1");
+    Server::start(cmd, &format!("`perllm {}`", args.join(" ")), |line| {
+        line.rfind("http://").map(|i| line[i..].trim().to_string())
+    })
 }
 
-pub fn engine(threads: &str, extra: &[&str]) -> Proc {
+pub fn engine(threads: &str, extra: &[&str]) -> Server {
     let mut a = vec![
         "engine",
         "serve",
@@ -61,14 +38,11 @@ pub fn engine(threads: &str, extra: &[&str]) -> Proc {
     start(&a)
 }
 
-#[path = "../../../perllm-gateway/tests/fixtures/loopback_cluster.rs"]
-mod loopback_cluster;
-
 /// The gateway tests' loopback cluster over `urls` (see
-/// [`loopback_cluster::loopback_cluster`]): 4 s of varied requests at 1.5 per second, slot
+/// [`serving::loopback_cluster`]): 4 s of varied requests at 1.5 per second, slot
 /// 100 ms, policy `policy`.
 pub fn scenario(urls: &[&str], policy: &str) -> String {
-    loopback_cluster::loopback_cluster(
+    serving::loopback_cluster(
         r#"scenario "serve-test" { seed = 3, duration = 4 s, slot = 100 ms }"#,
         "  arrivals = poisson(rate = 1.5 /s)
   prompt_tokens = uniform(lo = 4, hi = 40)
@@ -181,19 +155,8 @@ fn sigterm_drains_the_requests_in_flight() {
         "--drain",
         "60s",
     ]);
-    let addr = gw.url.trim_start_matches("http://").to_string();
     let body = r#"{"model":"tiny","prompt":"drain me","max_tokens":300,"stream":true}"#;
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST /v1/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut first = [0u8; 256];
-    let k = s.read(&mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..k]).starts_with("HTTP/1.1 200"));
+    let mut s = raw_stream(&gw.url, body);
     crate::signal(&gw.child, "TERM");
     // The request in flight still completes, every token of it.
     let mut rest = Vec::new();
@@ -203,5 +166,5 @@ fn sigterm_drains_the_requests_in_flight() {
     assert!(text.contains("\"completion_tokens\":300"), "{text}");
     assert_eq!(wait(&mut gw.child, Duration::from_secs(30)), Some(0));
     // And nothing is accepted any more.
-    assert!(std::net::TcpStream::connect(&addr).is_err());
+    assert!(std::net::TcpStream::connect(gw.url.trim_start_matches("http://")).is_err());
 }

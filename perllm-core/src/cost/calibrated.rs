@@ -10,7 +10,12 @@ use crate::spec::{Hardware, ModelSpec, Nanos};
 /// attention reads (the part growing with context):
 ///
 /// `step = roofline(shape) + decode_seqs x decode_seq_ns + prefill_seqs x prefill_seq_ns
-///         + kv_tokens x kv_token_ns`.
+///         + [prefill_tokens > 0] x prefill_step_ns + kv_tokens x kv_token_ns`.
+///
+/// `prefill_step_ns` is what a step with prompt tokens costs beyond the roofline whatever the
+/// number of prompts (measured on the CPU engine: four prompts of 30 tokens next to 12 decodes
+/// cost about what one prompt of 120 tokens next to 15 decodes does, so a per-prompt term
+/// fitted on steps of one prompt over-priced steps where several join at once).
 ///
 /// The terms are added to, not overlapped with, the roofline's time, and they do not scale the
 /// prefill: measured on the CPU engine (docs/fidelity.md), a decode step grows with its batch
@@ -18,7 +23,7 @@ use crate::spec::{Hardware, ModelSpec, Nanos};
 /// batch interference (`contention`) over-priced mixed steps and under-priced large decodes.
 /// With the terms 0 it prices exactly like the roofline. `perllm calibrate` fits them; the
 /// built-in `roofline` cost model takes them as config (`decode_seq_ns`, `prefill_seq_ns`,
-/// `kv_token_ns`, `one_token_step_ns`).
+/// `kv_token_ns`, `one_token_step_ns`, `prefill_step_ns`).
 ///
 /// `one_token_step_ns`, when above 0, prices a step that computes exactly one token (one
 /// decoding sequence and no prompt, or a one-token prompt alone) on its own:
@@ -35,6 +40,8 @@ pub struct Calibrated {
     pub decode_seq_ns: f64,
     /// Time per prefilling sequence (a prompt or a chunk of one), ns.
     pub prefill_seq_ns: f64,
+    /// Time per step with prompt tokens, whatever their sequences, ns.
+    pub prefill_step_ns: f64,
     /// Time per KV-cache token read by the step, ns.
     pub kv_token_ns: f64,
     /// Time of a step computing exactly one token, KV reads excluded, ns; 0: not separate.
@@ -45,6 +52,11 @@ impl Calibrated {
     fn extra(&self, s: &StepShape) -> Nanos {
         (s.decode_seqs as f64 * self.decode_seq_ns
             + s.prefill_seqs as f64 * self.prefill_seq_ns
+            + if s.prefill_tokens > 0 {
+                self.prefill_step_ns
+            } else {
+                0.0
+            }
             + s.kv_tokens as f64 * self.kv_token_ns
             + 0.5) as Nanos
     }
@@ -98,6 +110,7 @@ mod tests {
             roofline: r.clone(),
             decode_seq_ns: 1000.0,
             prefill_seq_ns: 5000.0,
+            prefill_step_ns: 0.0,
             kv_token_ns: 10.0,
             one_token_step_ns: 0.0,
         };
@@ -124,6 +137,7 @@ mod tests {
             roofline: r.clone(),
             decode_seq_ns: 0.0,
             prefill_seq_ns: 0.0,
+            prefill_step_ns: 0.0,
             kv_token_ns: 0.0,
             one_token_step_ns: 0.0,
         };
@@ -164,6 +178,24 @@ mod tests {
         assert_eq!(
             one.step_ns(&hw, 1, &model, &dec2),
             c.step_ns(&hw, 1, &model, &dec2)
+        );
+        // The per-step prompt time: once per step with prompt tokens, not per prompt.
+        let ps = Calibrated {
+            prefill_step_ns: 3000.0,
+            ..c.clone()
+        };
+        let two = StepShape {
+            prefill_tokens: 100,
+            prefill_seqs: 2,
+            ..StepShape::default()
+        };
+        assert_eq!(
+            ps.step_ns(&hw, 1, &model, &two),
+            c.step_ns(&hw, 1, &model, &two) + 3000
+        );
+        assert_eq!(
+            ps.step_ns(&hw, 1, &model, &dec),
+            c.step_ns(&hw, 1, &model, &dec)
         );
     }
 }

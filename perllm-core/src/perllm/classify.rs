@@ -19,6 +19,7 @@ pub(super) fn kv_bytes(world: &World, r: &Request) -> f64 {
 }
 
 /// A request's deadline and the time it has waited by the view's clock, in seconds.
+#[inline]
 pub(super) fn deadline_and_waited(view: &ClusterView<'_>, r: &Request) -> (f64, f64) {
     let deadline_s = view.world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
     let waited_s = view.now_ns.saturating_sub(r.arrival_ns) as f64 / 1e9;
@@ -102,6 +103,7 @@ pub(super) struct Classified {
 
 impl Core {
     /// The class of `r`, its arms made ready; an error if it names an unknown model or SLO class.
+    #[inline]
     pub(super) fn checked_class(&mut self, world: &World, r: &Request) -> Result<u32, PolicyError> {
         if r.model as usize >= world.models.len() || r.slo as usize >= world.slos.len() {
             return Err(self.err(format!(
@@ -116,6 +118,7 @@ impl Core {
 
     /// The (latency, energy) ratios class `c` has learned on arm column `col` (the improved
     /// variant: shrunk towards the prior).
+    #[inline]
     pub(super) fn learned_ratios(&self, c: u32, col: usize) -> (f64, f64) {
         let v = self.arms.arms[c as usize][col].view(&self.params, self.arms.clock[c as usize]);
         if self.is_improved() {
@@ -130,6 +133,7 @@ impl Core {
 
     /// Does a request with predicted latency `d` and energy `energy` (scaled by the learned energy
     /// ratio `er`) satisfy every per-request constraint?
+    #[inline]
     pub(super) fn meets_request_constraints(
         &self,
         d: f64,
@@ -149,12 +153,14 @@ impl Core {
 
     /// The oracle's score of a feasible pair: minus the normalised energy `en`, plus the
     /// constraint weight times the deadline slack of the predicted latency `d`, capped by `rho`.
+    #[inline]
     pub(super) fn oracle_score(&self, en: f64, d: f64, deadline_s: f64, rho: f64) -> f64 {
         let slack = ((deadline_s - d) / deadline_s).clamp(-1.0, 1.0);
         -en + self.params.constraint_weight * slack.min(rho)
     }
 
     /// The bandit index of class `c` on each of `servers`.
+    #[inline]
     pub(super) fn index_scores(&self, c: u32, servers: &[ServerId], rho: &[f64]) -> Vec<f64> {
         servers
             .iter()

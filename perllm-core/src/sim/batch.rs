@@ -3,7 +3,8 @@
 
 use super::Sim;
 use super::events::Ev;
-use super::server::{PlannedStep, Run};
+use super::plan::PlannedStep;
+use super::server::Run;
 use crate::cost::StepShape;
 use crate::rng::unit_f64;
 use crate::spec::{Batching, Nanos};
@@ -86,6 +87,7 @@ impl Sim<'_> {
             st.running += 1;
         }
         st.free_kv_bytes = srv.kv_free;
+        self.plans.release(&mut srv.plan);
         if srv.running.is_empty() {
             st.running_models = 0;
             srv.run = None;
@@ -141,10 +143,7 @@ impl Sim<'_> {
             .filter(|(m, _)| *m < 64)
             .fold(0, |bits, (m, _)| bits | 1 << m);
         let sim = &self.world.scenario.sim;
-        srv.plan.clear();
-        // One allocation per server at its first run instead of a doubling series (10,000
-        // servers: 7% of a run's instructions went to growing these, callgrind).
-        srv.plan.reserve(k);
+        let plan = self.plans.alloc(&mut srv.plan, k);
         let mut t = self.now;
         let mut prefix = 0.0;
         let joules_per_ns = srv.busy_w * 1e-9;
@@ -182,7 +181,7 @@ impl Sim<'_> {
         let decode_batch: u32 = self.shapes1.iter().map(|(_, sh)| sh.decode_seqs).sum();
         let contention = 1.0 + c * decode_batch.saturating_sub(1) as f64;
         let per_token = joules_per_ns / decode_batch.max(1) as f64;
-        for (j, &est) in self.est.iter().enumerate() {
+        for ((j, &est), step) in self.est.iter().enumerate().zip(plan.iter_mut()) {
             let (c, pt) = if j == 0 {
                 (contention0, per_token0)
             } else {
@@ -196,17 +195,18 @@ impl Sim<'_> {
                 srv.step0_per_token = share;
             }
             prefix += share;
-            srv.plan.push(PlannedStep {
+            *step = PlannedStep {
                 end: t,
                 share_prefix: prefix,
-            });
+            };
         }
         srv.run = Some(Run {
             start: self.now,
             end_idx: k - 1,
+            plan_end: t,
         });
         srv.run_version += 1;
-        let (end, v) = (srv.plan[k - 1].end, srv.run_version);
+        let (end, v) = (t, srv.run_version);
         self.schedule(end, Ev::RunEnd(s, v));
     }
 }

@@ -162,10 +162,7 @@ impl Sim<'_> {
                 self.flights[id as usize] = f;
                 id
             }
-            None => {
-                self.flights.push(f);
-                (self.flights.len() - 1) as u32
-            }
+            None => self.flights.push(f),
         };
         self.states[s as usize].uploading += 1;
         self.start_transfer(s, true, r.input_bytes as f64 * 8.0, id);

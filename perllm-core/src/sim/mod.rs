@@ -13,12 +13,12 @@
 //! Every random draw comes from a per-component ChaCha stream derived from the scenario seed.
 //!
 //! Where things are: `queue.rs` holds the event queue (a radix heap) and `events.rs` the loop
-//! that drains it; `arrival.rs` takes requests from the source; `decide.rs` drives the slots (the
-//! policy's decisions, defers, assignment); `transfer.rs` moves uploads and downloads over the
-//! processor-sharing links of `link.rs`; `server.rs` holds a server's queue and batch and ends its
-//! runs; `batch.rs` admits requests and plans and prices the next run of engine steps; `outcome.rs`
-//! records completions,
-//! the requests still unfinished at the end, and the report.
+//! that drains it; `arrival.rs` takes requests from the source; `decide.rs` drives the slots
+//! (the policy's decisions, defers, assignment); `transfer.rs` moves uploads and downloads over
+//! the processor-sharing links of `link.rs`; `server.rs` holds a server's queue and batch and
+//! ends its runs; `batch.rs` admits requests and plans and prices the next run of engine steps,
+//! whose steps `plan.rs` keeps; `outcome.rs` records completions, the requests still unfinished
+//! at the end, and the report.
 
 // `emit!` is defined before the submodules so that they can use it.
 /// Sends one event to the built-in metrics and then to every observer.
@@ -38,8 +38,10 @@ mod arrival;
 mod batch;
 mod decide;
 mod events;
+mod flights;
 mod link;
 mod outcome;
+mod plan;
 mod queue;
 mod server;
 mod transfer;
@@ -111,7 +113,8 @@ pub fn state_bytes_per_server(models: usize) -> u64 {
         + size_of::<crate::world::Server>()
         // The server's name and family, hosted models (typical sizes).
         + 64;
-    // Step ends (u64) and energy-share prefix sums (f64); a Vec's capacity may double past need.
+    // Planned steps (end u64 and energy-share prefix sum f64) in the arena of `plan.rs`: at
+    // most one free or used block of each power-of-two size per server, 2 x MAX_RUN_STEPS in all.
     let run = 2 * batch::MAX_RUN_STEPS * 8 * 2;
     // Simulator (running count, integral), view (load) and metrics (per-model columns).
     let per_model = models * (4 + 8 + 8 + 8);
@@ -198,7 +201,9 @@ struct Sim<'a> {
     now: Nanos,
     seq: u64,
     queue: Queue,
-    flights: Vec<Flight>,
+    /// Every server's planned steps.
+    plans: plan::Plans,
+    flights: flights::Flights,
     free: Vec<u32>,
     pending: Vec<Pending>,
     decide_scheduled: bool,
@@ -238,7 +243,8 @@ impl<'a> Sim<'a> {
             now: 0,
             seq: 0,
             queue: Queue::default(),
-            flights: Vec::new(),
+            plans: plan::Plans::default(),
+            flights: flights::Flights::default(),
             free: Vec::new(),
             pending: Vec::new(),
             decide_scheduled: false,

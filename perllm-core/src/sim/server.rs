@@ -4,6 +4,7 @@
 use super::Sim;
 use super::events::Ev;
 use super::link::{Bandwidth, Direction};
+use super::plan::{Plan, first_ending_at_or_after};
 use crate::observer::Observer;
 use crate::policy::MEAN_BATCH_WINDOW_S;
 use crate::rng::{Rng, stream, stream_rng};
@@ -11,18 +12,12 @@ use crate::spec::Nanos;
 use crate::world::{Server, ServerId, World};
 use std::collections::VecDeque;
 
-/// The run of engine steps under way on a server (steps `0..=end_idx` of `plan`).
+/// The run of engine steps under way on a server (steps `0..=end_idx` of its plan).
 pub(super) struct Run {
     pub(super) start: Nanos,
     pub(super) end_idx: usize,
-}
-
-/// One planned engine step of a run: when it ends, and the prefix sum of (step energy / step
-/// tokens) up to and including it. One vector of pairs, so that a run's end reads one place.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct PlannedStep {
-    pub(super) end: Nanos,
-    pub(super) share_prefix: f64,
+    /// When the last planned step ends (the run's end unless it was cut short).
+    pub(super) plan_end: Nanos,
 }
 
 /// One server's state in the simulation.
@@ -38,7 +33,8 @@ pub(super) struct Srv {
     pub(super) run: Option<Run>,
     pub(super) running: Vec<u32>,
     pub(super) waiting: VecDeque<u32>,
-    pub(super) plan: Vec<PlannedStep>,
+    /// The planned steps of the current run, in [`super::plan::Plans`].
+    pub(super) plan: Plan,
     pub(super) step0_per_token: f64,
     pub(super) busy_ns: Nanos,
     pub(super) steps: u64,
@@ -81,7 +77,7 @@ impl Srv {
             run: None,
             running: Vec::new(),
             waiting: VecDeque::new(),
-            plan: Vec::new(),
+            plan: Plan::default(),
             step0_per_token: 0.0,
             busy_ns: 0,
             steps: 0,
@@ -165,11 +161,12 @@ impl Sim<'_> {
             // Continuous batching: a request that can join the batch joins at the next step boundary.
             if can_join {
                 let now = self.now;
-                let j = srv.plan.partition_point(|p| p.end < now);
+                let plan = self.plans.steps(&srv.plan);
+                let j = first_ending_at_or_after(plan, run.start, run.plan_end, now);
                 if j < run.end_idx {
                     run.end_idx = j;
                     srv.run_version += 1;
-                    let (t, v) = (srv.plan[j].end, srv.run_version);
+                    let (t, v) = (plan[j].end, srv.run_version);
                     self.schedule(t, Ev::RunEnd(s, v));
                 }
             }
@@ -188,13 +185,15 @@ impl Sim<'_> {
             srv.account_batch(now, &mut self.decay);
         }
         let done_steps = run.end_idx + 1;
-        let last = srv.plan[run.end_idx];
+        let plan = self.plans.steps(&srv.plan);
+        let last = plan[run.end_idx];
         srv.busy_ns += last.end - run.start;
         srv.steps += done_steps as u64;
         self.counters.steps += done_steps as u64;
         if !obs.is_empty() {
             let mut start = run.start;
-            for &PlannedStep { end, .. } in &srv.plan[..done_steps] {
+            for step in &plan[..done_steps] {
+                let end = step.end;
                 for o in obs.iter_mut() {
                     o.on_step(s, start, end);
                 }
@@ -203,7 +202,7 @@ impl Sim<'_> {
         }
         let share_all = last.share_prefix;
         let share0 = srv.step0_per_token;
-        let first_end = srv.plan[0].end;
+        let first_end = plan[0].end;
         let mut produced = 0u64;
         let mut i = 0;
         let mut finished = std::mem::take(&mut self.scratch_done);

@@ -122,7 +122,7 @@ fn chunked_admits_only_while_the_step_has_budget_left() {
 #[test]
 fn probe_times_a_synthetic_batch_and_leaves_the_engine_idle() {
     let mut e = Engine::new(EngineConfig::tiny()).unwrap();
-    let d = e.probe(4, 100, 32).unwrap();
+    let d = e.probe(4, 100, 32, 1).unwrap();
     assert!(d.wall.as_nanos() > 0);
     // The process's CPU time: nothing else runs in it, so it cannot exceed the wall time by
     // more than the other threads could run (the engine's threads plus this one).
@@ -133,11 +133,16 @@ fn probe_times_a_synthetic_batch_and_leaves_the_engine_idle() {
         "{d:?}"
     );
     assert!(e.is_idle());
-    assert!(e.probe(8, 100, 32).is_err(), "9 sequences > max_batch");
-    assert!(e.probe(1, 600, 0).is_err(), "context beyond max_seq_len");
+    assert!(e.probe(8, 100, 32, 1).is_err(), "9 sequences > max_batch");
+    assert!(e.probe(1, 600, 0, 0).is_err(), "context beyond max_seq_len");
+    // Prompt tokens split over several sequences; each needs a token, all count to max_batch.
+    e.probe(2, 10, 30, 4).unwrap();
+    assert!(e.is_idle());
+    assert!(e.probe(0, 0, 3, 4).is_err(), "4 prompts of 3 tokens");
+    assert!(e.probe(5, 10, 30, 4).is_err(), "9 sequences > max_batch");
     // CPU time grows with the work done.
     let t0 = perllm_engine::cpu_time();
-    e.probe(8, 100, 0).unwrap();
+    e.probe(8, 100, 0, 0).unwrap();
     assert!(perllm_engine::cpu_time() > t0);
 }
 

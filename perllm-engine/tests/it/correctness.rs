@@ -97,55 +97,32 @@ fn a_sequence_in_a_batch_generates_what_it_generates_alone() {
     }
 }
 
+/// A change that makes a config invalid, and the field its error must name.
+type BadConfig = (fn(&mut EngineConfig), &'static str);
+
 #[test]
 fn bad_configs_fail_naming_the_field() {
-    let cases: Vec<(EngineConfig, &str)> = vec![
+    let cases: Vec<BadConfig> = vec![
+        (|c| c.hidden = 66, "hidden"),
+        (|c| c.layers = 0, "layers"),
+        (|c| c.kv_heads = 3, "kv_heads"),
+        (|c| c.heads = 64, "heads"),
         (
-            EngineConfig {
-                hidden: 66,
-                ..EngineConfig::tiny()
-            },
-            "hidden",
-        ),
-        (
-            EngineConfig {
-                layers: 0,
-                ..EngineConfig::tiny()
-            },
-            "layers",
-        ),
-        (
-            EngineConfig {
-                kv_heads: 3,
-                ..EngineConfig::tiny()
-            },
-            "kv_heads",
-        ),
-        (
-            EngineConfig {
-                heads: 64,
-                ..EngineConfig::tiny()
-            },
-            "heads",
-        ),
-        (
-            EngineConfig {
-                batching: Batching::Chunked { chunk_tokens: 7 },
-                ..EngineConfig::tiny()
-            },
+            |c| c.batching = Batching::Chunked { chunk_tokens: 7 },
             "chunk_tokens",
         ),
         // A KV cache of 2^20 x 2^20 tokens: refused before anything is allocated.
         (
-            EngineConfig {
-                max_batch: 1 << 20,
-                max_seq_len: 1 << 20,
-                ..EngineConfig::tiny()
+            |c| {
+                c.max_batch = 1 << 20;
+                c.max_seq_len = 1 << 20;
             },
             "max_batch",
         ),
     ];
-    for (cfg, field) in cases {
+    for (set, field) in cases {
+        let mut cfg = EngineConfig::tiny();
+        set(&mut cfg);
         let e = cfg.validate(Some(64 << 30)).unwrap_err();
         assert_eq!(e.field, field, "{e}");
         assert!(e.to_string().contains(&format!("`{field}`")), "{e}");
@@ -156,30 +133,19 @@ fn bad_configs_fail_naming_the_field() {
 #[test]
 fn bad_requests_are_refused() {
     let mut e = Engine::new(EngineConfig::tiny()).unwrap();
+    // An empty prompt, no output token, a token outside the vocabulary, more than max_seq_len.
     let bad = [
-        Request {
-            id: 1,
-            prompt: vec![],
-            max_tokens: 1,
-        },
-        Request {
-            id: 2,
-            prompt: vec![1],
-            max_tokens: 0,
-        },
-        Request {
-            id: 3,
-            prompt: vec![300],
-            max_tokens: 1,
-        },
-        Request {
-            id: 4,
-            prompt: vec![1; 500],
-            max_tokens: 100,
-        },
+        (1, vec![], 1),
+        (2, vec![1], 0),
+        (3, vec![300], 1),
+        (4, vec![1; 500], 100),
     ];
-    for r in bad {
-        let id = r.id;
+    for (id, prompt, max_tokens) in bad {
+        let r = Request {
+            id,
+            prompt,
+            max_tokens,
+        };
         let msg = e.submit(r).unwrap_err().to_string();
         assert!(msg.starts_with(&format!("request {id}:")), "{msg}");
     }

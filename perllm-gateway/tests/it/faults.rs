@@ -2,7 +2,6 @@
 
 use crate::harness::*;
 use perllm_gateway::GatewayConfig;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -150,20 +149,9 @@ fn a_client_that_goes_away_cancels_its_backend_request() {
     let e = engine_with(None, true);
     let world = world(&scenario(&[&e.url], "0 s", "perllm"));
     let gw = gateway(world, RoundRobin::boxed(), GatewayConfig::default(), None);
-    let addr = gw.url.trim_start_matches("http://").to_string();
     // A long streaming request, abandoned after its first bytes.
     let body = r#"{"model":"tiny","prompt":"long","max_tokens":500,"stream":true}"#;
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        s,
-        "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    drop(s);
+    drop(raw_stream(&gw.url, body));
     let c = client();
     let t = Instant::now();
     loop {

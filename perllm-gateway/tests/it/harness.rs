@@ -2,34 +2,24 @@
 
 use perllm_core::{Decision, Observer, Policy, Request, World};
 use perllm_gateway::{Gateway, GatewayConfig, Parts, RequestLog};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Every test gives up after this long.
 pub const BOUND: Duration = Duration::from_secs(60);
 
-/// A running engine process.
-pub struct EngineProc {
-    pub child: Child,
-    pub url: String,
-}
-
-impl Drop for EngineProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../fixtures/serving.rs"]
+mod serving;
+pub use serving::{Server, raw_stream};
 
 /// Start an engine child process (optionally requiring `key`) and wait for its address.
-pub fn engine(key: Option<&str>) -> EngineProc {
+pub fn engine(key: Option<&str>) -> Server {
     engine_with(key, false)
 }
 
 /// [`engine`], with a slower model when `slow`.
-pub fn engine_with(key: Option<&str>, slow: bool) -> EngineProc {
+pub fn engine_with(key: Option<&str>, slow: bool) -> Server {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -39,42 +29,24 @@ pub fn engine_with(key: Option<&str>, slow: bool) -> EngineProc {
         "--nocapture",
         "--test-threads=1",
     ])
-    .env("PERLLM_TEST_CHILD", "engine")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .env("PERLLM_TEST_CHILD", "engine");
     if let Some(k) = key {
         cmd.env("PERLLM_TEST_KEY", k);
     }
     if slow {
         cmd.env("PERLLM_TEST_SLOW", "1");
     }
-    let mut child = cmd.spawn().expect("spawn the engine child");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            // libtest prints `test child::engine_process ... ` before it, on the same line.
-            if let Some(i) = line.find("LISTEN ") {
-                let _ = tx.send(line[i + 7..].trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the engine child printed its address");
-    EngineProc {
-        child,
-        url: format!("http://{addr}"),
-    }
+    // libtest prints `test child::engine_process ... ` before it, on the same line.
+    Server::start(cmd, "the engine child", |line| {
+        let i = line.find("LISTEN ")?;
+        Some(format!("http://{}", line[i + 7..].trim()))
+    })
 }
 
-#[path = "../fixtures/loopback_cluster.rs"]
-mod loopback_cluster;
-
-/// The loopback cluster over `urls` (see [`loopback_cluster::loopback_cluster`]): 8-token
+/// The loopback cluster over `urls` (see [`serving::loopback_cluster`]): 8-token
 /// requests at 1 per second for 10 s, slot `slot`, policy `policy`.
 pub fn scenario(urls: &[&str], slot: &str, policy: &str) -> String {
-    loopback_cluster::loopback_cluster(
+    serving::loopback_cluster(
         &format!(r#"scenario "gw" {{ seed = 1, duration = 10 s, slot = {slot} }}"#),
         "  arrivals = poisson(rate = 1 /s)
   prompt_tokens = fixed(value = 8)

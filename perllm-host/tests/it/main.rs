@@ -11,6 +11,7 @@ mod layout;
 mod misbehaving;
 mod properties;
 mod third_party;
+mod views;
 
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, ServerState};
 use perllm_core::spec::{MILLISECOND, ParamValue, PolicySpec, SECOND};

@@ -1,0 +1,66 @@
+//! The host keeps a policy's views across calls and rewrites only what changed: a run in which
+//! requests are deferred (so that later calls see requests from earlier ones, with new `defers`,
+//! next to new requests) decides through the ABI exactly as the same policy in-process.
+
+use super::*;
+
+/// The testkit's `defer` mode, in-process: a request with an even prompt length is deferred
+/// until it has been deferred `defers` times; every request is placed on the first server
+/// hosting its model.
+struct DeferTwin {
+    defers: u32,
+    deferred: u64,
+}
+
+impl Policy for DeferTwin {
+    fn name(&self) -> &str {
+        "testkit"
+    }
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        for (p, d) in pending.iter().zip(out.iter_mut()) {
+            let r = &p.request;
+            *d = if r.prompt_tokens % 2 == 0 && p.defers < self.defers {
+                self.deferred += 1;
+                Decision::Defer
+            } else {
+                match view.candidates(r).next() {
+                    Some(s) => Decision::Assign(s),
+                    None => Decision::Reject,
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn deferred_requests_are_decided_as_in_process() {
+    let world = paper(6.0, 20);
+    let r = testkit();
+    for defers in [1, 3] {
+        let params = [
+            ("mode", ParamValue::Text("defer".into())),
+            ("defers", ParamValue::Number(defers as f64)),
+        ];
+        let mut foreign = r.policy(&spec("testkit", &params), &world, 1).unwrap();
+        let mut twin = DeferTwin {
+            defers,
+            deferred: 0,
+        };
+        let a = run(&world, &mut *foreign, &Roofline::default()).unwrap();
+        let b = run(&world, &mut twin, &Roofline::default()).unwrap();
+        r.check().unwrap();
+        assert!(twin.deferred > 40, "{}", twin.deferred);
+        assert!(a.completed > 50, "{}", a.completed);
+        let mut a = deterministic_json(&a);
+        a["policy_stats"] = serde_json::Value::Null;
+        let mut b = deterministic_json(&b);
+        b["policy_stats"] = serde_json::Value::Null;
+        assert_eq!(a, b, "defers {defers}");
+    }
+}
