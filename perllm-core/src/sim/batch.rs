@@ -3,15 +3,12 @@
 
 use super::Sim;
 use super::events::Ev;
-use super::plan::PlannedStep;
+use super::plan::{MAX_RUN_STEPS, PlannedStep};
 use super::server::Run;
 use crate::cost::StepShape;
 use crate::rng::unit_f64;
 use crate::spec::{Batching, Nanos};
 use crate::world::{ModelId, ServerId};
-
-/// Largest number of engine steps planned in one run (bounds the work wasted when a run is cut).
-pub(super) const MAX_RUN_STEPS: usize = 256;
 
 /// The shape of model `m` in `shapes`, added empty if absent.
 fn shape_of(shapes: &mut Vec<(ModelId, StepShape)>, m: ModelId) -> &mut StepShape {

@@ -101,7 +101,7 @@ pub fn run(
 
 /// Upper estimate of the simulation state one server needs, in bytes, with `models` models: the
 /// simulator's and the policy view's per-server state, a full run of steps planned ahead
-/// (`batch::MAX_RUN_STEPS` step ends and energy shares), per-model counters, the built-in
+/// (`plan::MAX_RUN_STEPS` step ends and energy shares), per-model counters, the built-in
 /// metrics' per-server accumulators and the world's description of the server. Requests in
 /// flight come on top (they grow with the load, not with the cluster).
 /// The per-server term of [`crate::footprint::Footprint`], the estimate `sim.max_memory`
@@ -115,7 +115,7 @@ pub fn state_bytes_per_server(models: usize) -> u64 {
         + 64;
     // Planned steps (end u64 and energy-share prefix sum f64) in the arena of `plan.rs`: at
     // most one free or used block of each power-of-two size per server, 2 x MAX_RUN_STEPS in all.
-    let run = 2 * batch::MAX_RUN_STEPS * 8 * 2;
+    let run = 2 * plan::MAX_RUN_STEPS * 8 * 2;
     // Simulator (running count, integral), view (load) and metrics (per-model columns).
     let per_model = models * (4 + 8 + 8 + 8);
     // Metrics: completed, assigned, tokens, transmission energy and a few more per-server columns.

@@ -8,8 +8,10 @@
 //! block freed by the end of a run is the next one handed out for a run of its size: the
 //! arena stays as large as the plans in use, and a new plan mostly lands on memory just used.
 
-use super::batch::MAX_RUN_STEPS;
 use crate::spec::Nanos;
+
+/// Largest number of engine steps planned in one run (bounds the work wasted when a run is cut).
+pub(super) const MAX_RUN_STEPS: usize = 256;
 
 /// One planned engine step of a run: when it ends, and the prefix sum of (step energy / step
 /// tokens) up to and including it.
