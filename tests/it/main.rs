@@ -3,6 +3,7 @@
 
 mod examples;
 mod paper;
+mod structure;
 
 /// Runs `cmd` and asserts that it succeeded; `what` names it in the failure message, with its
 /// stderr.
