@@ -244,3 +244,72 @@ pub fn simulate(p: &Params, cfg: &EngineConfig, jobs: &[Job]) -> Result<Served> 
     }
     Ok(served)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fidelity::fit::{self, Shape};
+    use perllm_core::cost::{CostModel, StepShape};
+
+    /// The fitter prices steps with its own continuous formula (`fit::step_ns`); the simulator
+    /// with the cost model and the hardware block `calibrate` writes. The two must agree on every
+    /// shape (up to rounding to whole nanoseconds), or the calibration fits one model and the
+    /// validation runs another.
+    #[test]
+    fn the_simulator_prices_steps_as_the_fit_does() {
+        let cfg = EngineConfig::tiny();
+        let d = Dims::of(&cfg);
+        for one_token_ns in [0.0, 2.5e6] {
+            let p = Params {
+                overhead_ns: 1.2e6,
+                flops: 3e10,
+                bandwidth: 8e9,
+                decode_seq_ns: 4.0e5,
+                prefill_seq_ns: 7.0e5,
+                prefill_step_ns: 9.0e5,
+                kv_token_ns: 1500.0,
+                one_token_ns,
+            };
+            let (world, cost) = world(&p, &cfg, 10.0).unwrap();
+            let (hw, model) = (world.hardware_of(0), &world.models[0]);
+            for (prefill_tokens, prefill_seqs, decode_seqs, kv_tokens) in [
+                (0, 0, 1, 0),
+                (0, 0, 1, 40),
+                (1, 1, 0, 0),
+                (0, 0, 2, 80),
+                (0, 0, 14, 2000),
+                (32, 1, 0, 0),
+                (192, 2, 0, 0),
+                (96, 1, 8, 700),
+                (3, 1, 1, 50),
+            ] {
+                let sim = cost.step_ns(
+                    hw,
+                    1,
+                    model,
+                    &StepShape {
+                        prefill_tokens,
+                        prefill_seqs,
+                        decode_seqs,
+                        kv_tokens,
+                    },
+                ) as f64;
+                let fitted = fit::step_ns(
+                    &p,
+                    &d,
+                    &Shape {
+                        prefill_tokens: prefill_tokens as f64,
+                        prefill_seqs: prefill_seqs as f64,
+                        decode_seqs: decode_seqs as f64,
+                        kv_tokens: kv_tokens as f64,
+                    },
+                );
+                assert!(
+                    (sim - fitted).abs() <= 2.0 + fitted * 1e-6,
+                    "shape ({prefill_tokens}, {prefill_seqs}, {decode_seqs}, {kv_tokens}), \
+                     one-token price {one_token_ns}: simulator {sim} ns, fit {fitted} ns"
+                );
+            }
+        }
+    }
+}
