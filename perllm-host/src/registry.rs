@@ -100,6 +100,8 @@ pub struct Registry {
     health: Arc<Health>,
     budget: Duration,
     isolation: Option<Isolation>,
+    /// Call `decide` where a plugin provides it (ABI 1.3's in-place path).
+    in_place: bool,
 }
 
 /// The failures of one run's policy (see [`Registry::policy_for_run`]).
@@ -202,7 +204,16 @@ impl Registry {
             health: Arc::new(Health::default()),
             budget: DEFAULT_CALL_BUDGET,
             isolation: None,
+            in_place: true,
         }
+    }
+
+    /// Call a plugin policy's `decide` (ABI 1.3's in-place path) when it provides one, the
+    /// default, or always its `schedule` (`false`), for policies created from now on in this
+    /// process (an isolated worker decides for itself). Decisions are the same either way;
+    /// this exists to test and measure one path against the other.
+    pub fn set_in_place(&mut self, on: bool) {
+        self.in_place = on;
     }
 
     /// Run plugin policies created from now on in worker processes, as `isolation.mode` says
@@ -651,7 +662,10 @@ impl Registry {
             )?;
             return Ok(with_admission(Box::new(p), mode));
         }
-        let p = ForeignPolicy::create(d, &config, plugin_seed, health, self.budget)?;
+        let mut p = ForeignPolicy::create(d, &config, plugin_seed, health, self.budget)?;
+        if !self.in_place {
+            p.without_in_place();
+        }
         Ok(with_admission(Box::new(p), mode))
     }
 

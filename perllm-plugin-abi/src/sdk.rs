@@ -6,6 +6,7 @@
 // signatures, so they are safe functions by design.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use crate::inplace;
 use crate::*;
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -28,12 +29,36 @@ pub trait GuestPolicy: Send + Sized + 'static {
     /// `perllm plugins info` (empty: not declared).
     const PARAMS: &'static str = "";
 
+    /// Set to true if the policy implements [`GuestPolicy::decide`] (the in-place path of ABI
+    /// 1.3) instead of [`GuestPolicy::schedule`]; [`guest_policy!`](crate::guest_policy) sets
+    /// it when given `decide`. The SDK then exports both entry points: a 1.3 host calls
+    /// `decide` with its own arrays, an older host `schedule`, which the SDK adapts.
+    const IN_PLACE: bool = false;
+
     /// Create an instance from the scenario's policy parameters (a JSON object) and a seed.
     fn create(config: &str, seed: u64) -> Result<Self, String>;
 
     /// Decide one slot. `out` holds one placement per request of `slot.requests()`, in order,
-    /// pre-filled with [`ACTION_DEFER`]; set `action` (and `server`) of each.
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String>;
+    /// pre-filled with [`ACTION_DEFER`]; set `action` (and `server`) of each. Implement this or
+    /// [`GuestPolicy::decide`].
+    fn schedule(&mut self, _slot: &Slot<'_>, _out: &mut [Placement]) -> Result<(), String> {
+        Err(format!(
+            "policy `{}` implements neither `schedule` nor `decide` (with `IN_PLACE = true`)",
+            Self::NAME
+        ))
+    }
+
+    /// Decide one slot in place (set [`GuestPolicy::IN_PLACE`]): `out` holds one decision per
+    /// request of [`Slot::pending`], in order, pre-filled with [`Decision::DEFER`]; write
+    /// [`Decision::assign`] or [`Decision::REJECT`] where the policy decides. [`Slot::requests`]
+    /// is empty here: read [`Slot::pending`] and [`Slot::deadline_ns`]. With a 1.3 host both
+    /// are the host's own memory (no copy on either side).
+    fn decide(&mut self, _slot: &Slot<'_>, _out: &mut [Decision]) -> Result<(), String> {
+        Err(format!(
+            "policy `{}` sets IN_PLACE but does not implement `decide`",
+            Self::NAME
+        ))
+    }
 
     /// Feedback after a request completed.
     fn observe(&mut self, _outcome: &Outcome) -> Result<(), String> {
@@ -112,26 +137,32 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
     }
 }
 
-/// A safe view of a [`SlotView`] for the duration of a `schedule` call. (Not `Clone`: its
-/// slices may point into copies it owns.)
+/// A safe view of a [`SlotView`] for the duration of a `schedule` or `decide` call. (Not
+/// `Clone`: its slices may point into copies it owns.)
 pub struct Slot<'a> {
-    raw: Cow<'a, SlotView>,
+    pub(crate) raw: Cow<'a, SlotView>,
     // The arrays as plain slices (no `Cow` branch on every access in a policy's inner loop): they
     // borrow the host's memory, or the copies in `_owned` when the host's strides differ from
     // this SDK's sizes (a heap buffer does not move with the `Slot`).
-    servers: &'a [ServerView],
-    requests: &'a [RequestView],
-    estimates: &'a [EstimateView],
-    _owned: Option<Box<OwnedViews>>,
+    pub(crate) servers: &'a [ServerView],
+    pub(crate) requests: &'a [RequestView],
+    pub(crate) estimates: &'a [EstimateView],
+    /// Since 1.3 (see [`Slot::pending`]).
+    pub(crate) pending: &'a [Pending],
+    pub(crate) deadlines: &'a [u64],
+    pub(crate) _owned: Option<Box<OwnedViews>>,
 }
 
 /// Copies of the host's arrays made for another minor version (never read directly: the
 /// `Slot`'s slices point into them).
 #[allow(dead_code)]
-struct OwnedViews {
-    servers: Vec<ServerView>,
-    requests: Vec<RequestView>,
-    estimates: Vec<EstimateView>,
+#[derive(Default)]
+pub(crate) struct OwnedViews {
+    pub(crate) servers: Vec<ServerView>,
+    pub(crate) requests: Vec<RequestView>,
+    pub(crate) estimates: Vec<EstimateView>,
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) deadlines: Vec<u64>,
 }
 
 /// A slice into `cow` that outlives the borrow of `cow`: `'a` if borrowed, else the life of the
@@ -179,15 +210,33 @@ impl<'a> Slot<'a> {
                 )?,
             )
         };
+        // SAFETY: the host's in-place arrays (1.3; empty from an older host), valid for 'a.
+        let (pending, deadlines) = unsafe { inplace::pending_of(&raw, &requests) }?;
         // SAFETY: owned copies move into `owned` below (their heap buffers do not move) and live
         // as long as the `Slot`; the accessors hand out borrows of `&self` only.
-        let (s, r, e) = unsafe { (detach(&servers), detach(&requests), detach(&estimates)) };
-        let owned = match (servers, requests, estimates) {
-            (Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_)) => None,
-            (servers, requests, estimates) => Some(Box::new(OwnedViews {
+        let (s, r, e, p, d) = unsafe {
+            (
+                detach(&servers),
+                detach(&requests),
+                detach(&estimates),
+                detach(&pending),
+                detach(&deadlines),
+            )
+        };
+        let owned = match (servers, requests, estimates, pending, deadlines) {
+            (
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+            ) => None,
+            (servers, requests, estimates, pending, deadlines) => Some(Box::new(OwnedViews {
                 servers: servers.into_owned(),
                 requests: requests.into_owned(),
                 estimates: estimates.into_owned(),
+                pending: pending.into_owned(),
+                deadlines: deadlines.into_owned(),
             })),
         };
         Ok(Slot {
@@ -195,6 +244,8 @@ impl<'a> Slot<'a> {
             servers: s,
             requests: r,
             estimates: e,
+            pending: p,
+            deadlines: d,
             _owned: owned,
         })
     }
@@ -215,15 +266,18 @@ impl<'a> Slot<'a> {
         if r.server_size as usize != size_of::<ServerView>()
             || r.request_size as usize != size_of::<RequestView>()
             || r.estimate_size as usize != size_of::<EstimateView>()
+            || r.pending_size as usize != size_of::<Pending>()
         {
             return None;
         }
         // SAFETY: arrays of this SDK's element sizes, valid for 'a (the caller's contract).
-        let (servers, requests, estimates) = unsafe {
+        let (servers, requests, estimates, pending, deadlines) = unsafe {
             (
                 r.servers.as_slice(),
                 r.requests.as_slice(),
                 r.estimates.as_slice(),
+                r.pending.as_slice(),
+                r.slo_deadlines.as_slice(),
             )
         };
         Some(Slot {
@@ -231,6 +285,8 @@ impl<'a> Slot<'a> {
             servers,
             requests,
             estimates,
+            pending,
+            deadlines,
             _owned: None,
         })
     }
@@ -292,7 +348,11 @@ impl<'a> Slot<'a> {
     /// Servers that host the request's model.
     #[inline]
     pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &ServerView> {
-        let model = req.model;
+        self.hosting(req.model)
+    }
+    /// Servers that host `model`.
+    #[inline]
+    pub fn hosting(&self, model: u16) -> impl Iterator<Item = &ServerView> {
         self.servers
             .iter()
             .enumerate()
@@ -390,7 +450,7 @@ pub fn report_error(err: *const ErrorSink, message: &str) {
     report(ctx, StrRef::new(message));
 }
 
-fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> u32 {
+pub(crate) fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> u32 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => STATUS_OK,
         Ok(Err(m)) => {
@@ -404,7 +464,7 @@ fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> 
     }
 }
 
-fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
+pub(crate) fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
     if p.is_null() {
         Err(format!("the host passed a null `{what}`"))
     } else {
@@ -459,6 +519,21 @@ pub extern "C" fn destroy<T: 'static>(instance: *mut c_void) {
     }));
 }
 
+/// The instance and the slot of a `schedule` or `decide` call, checked for null.
+pub(crate) fn instance_and_slot<'a, T: GuestPolicy>(
+    instance: *mut c_void,
+    slot: *const SlotView,
+) -> Result<(&'a mut T, Slot<'a>), String> {
+    check_null(instance, "instance")?;
+    check_null(slot, "slot")?;
+    // SAFETY: the host passes the instance create returned, used by one thread at a time for
+    // the call.
+    let me = unsafe { &mut *instance.cast::<T>() };
+    // SAFETY: the host passes a slot view valid for the call.
+    let slot = unsafe { Slot::from_raw(slot) }?;
+    Ok((me, slot))
+}
+
 /// Shim: [`ScheduleFn`] for `T`.
 pub extern "C" fn policy_schedule<T: GuestPolicy>(
     instance: *mut c_void,
@@ -468,12 +543,11 @@ pub extern "C" fn policy_schedule<T: GuestPolicy>(
     err: *const ErrorSink,
 ) -> u32 {
     run_status(err, || {
-        check_null(instance, "instance")?;
-        check_null(slot, "slot")?;
-        // SAFETY: the host passes the instance create returned, used by one thread at a time.
-        let me = unsafe { &mut *instance.cast::<T>() };
-        // SAFETY: the host passes a slot view valid for the call.
-        let slot = unsafe { Slot::from_raw(slot) }?;
+        let (me, slot) = instance_and_slot::<T>(instance, slot)?;
+        if T::IN_PLACE {
+            // SAFETY: the host passes `out_len` placements of its stride, valid for the call.
+            return unsafe { inplace::decide_into_placements(me, &slot, out, out_len) };
+        }
         if out_len == 0 {
             return me.schedule(&slot, &mut []);
         }
@@ -660,6 +734,11 @@ impl<T: GuestPolicy> PolicyVt<T> {
         schedule: Some(policy_schedule::<T>),
         observe: Some(policy_observe::<T>),
         stats: Some(policy_stats::<T>),
+        decide: if T::IN_PLACE {
+            Some(inplace::policy_decide::<T>)
+        } else {
+            None
+        },
     };
 }
 
@@ -843,7 +922,8 @@ macro_rules! guest_policy {
             $(wants_estimates: $we:expr,)?
             $(params: $params:expr,)?
             create($config:ident, $seed:ident) $create:block
-            schedule($s1:ident, $slot:ident, $out:ident) $schedule:block
+            $(schedule($s1:ident, $slot:ident, $out:ident) $schedule:block)?
+            $(decide($d1:ident, $dslot:ident, $dout:ident) $decide:block)?
             $(observe($s2:ident, $outcome:ident) $observe:block)?
             $(stats($s3:ident, $values:ident) $stats:block)?
         }
@@ -858,11 +938,20 @@ macro_rules! guest_policy {
             #[allow(unused_variables)]
             fn create($config: &str, $seed: u64) -> ::std::result::Result<Self, String> $create
 
-            fn schedule(
+            $(fn schedule(
                 &mut $s1,
                 $slot: &$crate::Slot<'_>,
                 $out: &mut [$crate::Placement],
-            ) -> ::std::result::Result<(), String> $schedule
+            ) -> ::std::result::Result<(), String> $schedule)?
+
+            $(
+            const IN_PLACE: bool = { let _ = stringify!($decide); true };
+            fn decide(
+                &mut $d1,
+                $dslot: &$crate::Slot<'_>,
+                $dout: &mut [$crate::Decision],
+            ) -> ::std::result::Result<(), String> $decide
+            )?
 
             $(fn observe(&mut $s2, $outcome: &$crate::Outcome) -> ::std::result::Result<(), String> $observe)?
 
