@@ -8,7 +8,7 @@
 // As in `sdk`: the `extern "C"` shim's raw pointers are governed by the ABI contract.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use crate::sdk::{check_null, instance_and_slot, run_status};
+use crate::guard::{check_null, run_status};
 use crate::*;
 use std::borrow::Cow;
 
@@ -150,6 +150,21 @@ pub(crate) unsafe fn decide_into_placements<T: GuestPolicy>(
         }
     }
     Ok(())
+}
+
+/// The instance and the slot of a `schedule` or `decide` call, checked for null.
+pub(crate) fn instance_and_slot<'a, T: GuestPolicy>(
+    instance: *mut c_void,
+    slot: *const SlotView,
+) -> Result<(&'a mut T, Slot<'a>), String> {
+    check_null(instance, "instance")?;
+    check_null(slot, "slot")?;
+    // SAFETY: the host passes the instance create returned, used by one thread at a time for
+    // the call.
+    let me = unsafe { &mut *instance.cast::<T>() };
+    // SAFETY: the host passes a slot view valid for the call.
+    let slot = unsafe { Slot::from_raw(slot) }?;
+    Ok((me, slot))
 }
 
 /// Shim: [`DecideFn`] for `T` (exported when [`GuestPolicy::IN_PLACE`] is set).

@@ -29,9 +29,11 @@
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
+mod guard;
 mod inplace;
 mod sdk;
 mod versioned;
+pub use guard::{panic_message, report_error};
 pub use inplace::*;
 pub use sdk::*;
 pub use versioned::*;

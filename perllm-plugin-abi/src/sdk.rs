@@ -6,7 +6,8 @@
 // signatures, so they are safe functions by design.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use crate::inplace;
+use crate::guard::{check_null, run_status};
+use crate::inplace::{self, instance_and_slot};
 use crate::*;
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -428,50 +429,6 @@ impl Outcome {
     }
 }
 
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic payload that is not a string)".to_string()
-    }
-}
-
-/// Report `message` through `err` (ignored if `err` is null).
-pub fn report_error(err: *const ErrorSink, message: &str) {
-    if err.is_null() {
-        return;
-    }
-    // SAFETY: a non-null `err` points to a sink the host keeps alive for the call; `ctx` and
-    // `report` are 1.0 fields, present in every 1.x sink.
-    let (ctx, report) = unsafe { ((*err).ctx, (*err).report) };
-    report(ctx, StrRef::new(message));
-}
-
-pub(crate) fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> u32 {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => STATUS_OK,
-        Ok(Err(m)) => {
-            report_error(err, &m);
-            STATUS_ERROR
-        }
-        Err(p) => {
-            report_error(err, &panic_message(&*p));
-            STATUS_PANIC
-        }
-    }
-}
-
-pub(crate) fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
-    if p.is_null() {
-        Err(format!("the host passed a null `{what}`"))
-    } else {
-        Ok(())
-    }
-}
-
 /// What the create shims share: `create` called with the host's config string, panics caught;
 /// the boxed instance, or null with the error reported to `err`.
 fn create_instance<T>(
@@ -517,21 +474,6 @@ pub extern "C" fn destroy<T: 'static>(instance: *mut c_void) {
         // destroys it once.
         drop(unsafe { Box::from_raw(instance.cast::<T>()) });
     }));
-}
-
-/// The instance and the slot of a `schedule` or `decide` call, checked for null.
-pub(crate) fn instance_and_slot<'a, T: GuestPolicy>(
-    instance: *mut c_void,
-    slot: *const SlotView,
-) -> Result<(&'a mut T, Slot<'a>), String> {
-    check_null(instance, "instance")?;
-    check_null(slot, "slot")?;
-    // SAFETY: the host passes the instance create returned, used by one thread at a time for
-    // the call.
-    let me = unsafe { &mut *instance.cast::<T>() };
-    // SAFETY: the host passes a slot view valid for the call.
-    let slot = unsafe { Slot::from_raw(slot) }?;
-    Ok((me, slot))
 }
 
 /// Shim: [`ScheduleFn`] for `T`.
