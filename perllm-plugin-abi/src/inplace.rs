@@ -153,6 +153,7 @@ pub(crate) unsafe fn decide_into_placements<T: GuestPolicy>(
 }
 
 /// The instance and the slot of a `schedule` or `decide` call, checked for null.
+#[inline]
 pub(crate) fn instance_and_slot<'a, T: GuestPolicy>(
     instance: *mut c_void,
     slot: *const SlotView,

@@ -141,7 +141,8 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
 /// A safe view of a [`SlotView`] for the duration of a `schedule` or `decide` call. (Not
 /// `Clone`: its slices may point into copies it owns.)
 pub struct Slot<'a> {
-    pub(crate) raw: Cow<'a, SlotView>,
+    /// The host's view, or the copy in `_owned` completed with defaults (an older host).
+    pub(crate) raw: &'a SlotView,
     // The arrays as plain slices (no `Cow` branch on every access in a policy's inner loop): they
     // borrow the host's memory, or the copies in `_owned` when the host's strides differ from
     // this SDK's sizes (a heap buffer does not move with the `Slot`).
@@ -159,6 +160,7 @@ pub struct Slot<'a> {
 #[allow(dead_code)]
 #[derive(Default)]
 pub(crate) struct OwnedViews {
+    pub(crate) raw: Option<SlotView>,
     pub(crate) servers: Vec<ServerView>,
     pub(crate) requests: Vec<RequestView>,
     pub(crate) estimates: Vec<EstimateView>,
@@ -187,12 +189,25 @@ impl<'a> Slot<'a> {
     /// # Safety
     /// `raw` must point to a slot view, and every pointer in it (and in its servers' `models`
     /// and `name`) must be valid for `'a`, as the ABI's rules require of the host.
+    #[inline]
     pub unsafe fn from_raw(raw: *const SlotView) -> Result<Slot<'a>, String> {
         // The common case, a host of this SDK's minor version: everything is borrowed as is.
         // SAFETY: the caller guarantees a valid view for 'a, which begins with its size.
-        if let Some(slot) = unsafe { Self::borrow_same_layout(raw) } {
-            return Ok(slot);
+        match unsafe { Self::borrow_same_layout(raw) } {
+            Some(slot) => Ok(slot),
+            // SAFETY: forwarded to the caller.
+            None => unsafe { Self::from_raw_other(raw) },
         }
+    }
+
+    /// [`Slot::from_raw`] for a host of another minor version: copies what is not of this
+    /// SDK's size.
+    ///
+    /// # Safety
+    /// As for [`Slot::from_raw`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn from_raw_other(raw: *const SlotView) -> Result<Slot<'a>, String> {
         // SAFETY: the caller guarantees a valid view for 'a.
         let raw: Cow<'a, SlotView> = unsafe { view(raw) }?;
         // SAFETY: the host's arrays with the strides it declares, valid for 'a.
@@ -224,7 +239,7 @@ impl<'a> Slot<'a> {
                 detach(&deadlines),
             )
         };
-        let owned = match (servers, requests, estimates, pending, deadlines) {
+        let mut owned = match (servers, requests, estimates, pending, deadlines) {
             (
                 Cow::Borrowed(_),
                 Cow::Borrowed(_),
@@ -233,12 +248,23 @@ impl<'a> Slot<'a> {
                 Cow::Borrowed(_),
             ) => None,
             (servers, requests, estimates, pending, deadlines) => Some(Box::new(OwnedViews {
+                raw: None,
                 servers: servers.into_owned(),
                 requests: requests.into_owned(),
                 estimates: estimates.into_owned(),
                 pending: pending.into_owned(),
                 deadlines: deadlines.into_owned(),
             })),
+        };
+        let raw: &'a SlotView = match raw {
+            Cow::Borrowed(r) => r,
+            Cow::Owned(r) => {
+                let o = owned.get_or_insert_with(Box::default);
+                let copy: &SlotView = o.raw.insert(r);
+                // SAFETY: the copy lives in the boxed `OwnedViews`, whose heap allocation does not
+                // move and lives as long as the `Slot`, which hands out borrows of `&self` only.
+                unsafe { &*(copy as *const SlotView) }
+            }
         };
         Ok(Slot {
             raw,
@@ -282,7 +308,7 @@ impl<'a> Slot<'a> {
             )
         };
         Some(Slot {
-            raw: Cow::Borrowed(r),
+            raw: r,
             servers,
             requests,
             estimates,
@@ -295,7 +321,7 @@ impl<'a> Slot<'a> {
     /// this SDK's: use the accessors).
     #[inline]
     pub fn raw(&self) -> &SlotView {
-        &self.raw
+        self.raw
     }
     /// Index of this slot.
     #[inline]
