@@ -878,6 +878,10 @@ macro_rules! export_cost_model {
 /// # assert!(FirstFit::create("{\"x\": 1}", 0).is_err());
 /// ```
 ///
+/// Give `decide(self, slot, out) { … }` instead of `schedule` for ABI 1.3's in-place path
+/// (`out: &mut [Decision]`, the requests in [`Slot::pending`]); the macro then sets
+/// [`GuestPolicy::IN_PLACE`].
+///
 /// It expands to `impl GuestPolicy for EdgeFirst { … }` with `VERSION =
 /// env!("CARGO_PKG_VERSION")`; export the type with [`export_plugins!`](crate::export_plugins)
 /// as usual.
