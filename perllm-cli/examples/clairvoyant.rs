@@ -7,6 +7,11 @@
 //! cargo run --release -p perllm-cli --example clairvoyant -- examples/paper-33b.perllm \
 //!     workload.arrivals.rate=0.25/s 1..10
 //! ```
+//!
+//! A value may be a comma-separated list (`workload.arrivals.rate=0.25/s,0.5/s`): one block per
+//! value. With `CLAIRVOYANT_JSON=FILE` it also writes every value's per-seed figures as JSON
+//! (`"schema": "perllm.offline"`), which `perllm-paper table --offline NAME=FILE` puts beside
+//! the online policies and the bound (`scripts/reproduce-paper.sh` does both).
 
 use perllm_core::clairvoyant::Clairvoyant;
 use perllm_core::workload::{Reader, source_for};
@@ -63,8 +68,52 @@ fn main() -> Result<(), String> {
                 .ok_or(usage)
         })
         .collect::<Result<_, _>>()?;
-    let loaded = perllm_dsl::load_file_with_overrides(Path::new(file), &overrides)
-        .map_err(|e| format!("{e:?}"))?;
+    // A comma-separated value: one block per value (at most one such key).
+    let listed = overrides.iter().position(|(_, v)| v.contains(','));
+    let values: Vec<String> = match listed {
+        Some(i) => overrides[i].1.split(',').map(str::to_string).collect(),
+        None => vec![String::new()],
+    };
+    let mut points = Vec::new();
+    for value in values {
+        let mut overrides = overrides.clone();
+        if let Some(i) = listed {
+            overrides[i].1 = value.clone();
+            println!("{}={value}", overrides[i].0);
+        }
+        let loaded = perllm_dsl::load_file_with_overrides(Path::new(file), &overrides)
+            .map_err(|e| format!("{e:?}"))?;
+        let seeds = one_value(&loaded, a, b)?;
+        points.push(serde_json::json!({
+            "set": overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "value": listed.map(|i| overrides[i].1.clone()),
+            "seeds": seeds,
+        }));
+    }
+    if let Ok(path) = std::env::var("CLAIRVOYANT_JSON") {
+        let doc = serde_json::json!({
+            "schema": "perllm.offline",
+            "reference": "clairvoyant",
+            "about": "an offline schedule that knows the arrival sequence in advance (perllm_core::clairvoyant): no online policy can run it",
+            "scenario": file,
+            "key": listed.map(|i| overrides[i].0.clone()),
+            "points": points,
+        });
+        let mut text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs the clairvoyant reference over seeds `a..=b` of one scenario, prints a line per seed and
+/// the means, and returns the per-seed figures.
+fn one_value(
+    loaded: &perllm_dsl::Loaded,
+    a: u64,
+    b: u64,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut out = Vec::new();
     let (mut met_sum, mut bound_sum, mut mean_sum, mut n) = (0.0, 0.0, 0.0, 0.0);
     println!(
         "seed  arrived  met  bound  goodput  bound_goodput  held  vs_bound  noise_lucky  bound_at_mean_noise"
@@ -143,6 +192,14 @@ fn main() -> Result<(), String> {
             (goodput / bd.goodput_rps - 1.0) * 100.0,
             mean_bd.deadline_met_max
         );
+        out.push(serde_json::json!({
+            "seed": seed,
+            "arrived": bd.arrived,
+            "deadline_met": r.deadline_met,
+            "goodput_rps": goodput,
+            "bound_deadline_met_max": bd.deadline_met_max,
+            "bound_goodput_rps": bd.goodput_rps,
+        }));
         mean_sum += mean_bd.deadline_met_max as f64;
         met_sum += r.deadline_met as f64;
         bound_sum += bd.deadline_met_max as f64;
@@ -157,5 +214,5 @@ fn main() -> Result<(), String> {
         (mean_sum / bound_sum - 1.0) * 100.0,
         (met_sum / mean_sum - 1.0) * 100.0
     );
-    Ok(())
+    Ok(out)
 }
