@@ -379,11 +379,14 @@ fn check_series_file(bytes: &[u8], kind: SourceKind) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
+    /// The seed scenarios of both syntaxes, mutated alike.
     #[test]
     fn mutated_scenarios_never_panic(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..6)) {
-        let seeds = seeds("perllm");
-        let src = apply(&seeds[seed.index(seeds.len())], &muts);
-        check("fuzz.perllm", &src, SourceKind::Perllm, Vec::new());
+        for (ext, kind) in [("perllm", SourceKind::Perllm), ("toml", SourceKind::Toml)] {
+            let seeds = seeds(ext);
+            let src = apply(&seeds[seed.index(seeds.len())], &muts);
+            check(&format!("fuzz.{ext}"), &src, kind, Vec::new());
+        }
     }
 
     /// The real shipped scenarios (both syntaxes), mutated, with their own directory as the base
@@ -414,13 +417,6 @@ proptest! {
         let src: String = toks.iter().map(|&t| TOKENS[t]).collect();
         check("soup.perllm", &src, SourceKind::Perllm, Vec::new());
         check("soup.toml", &src, SourceKind::Toml, Vec::new());
-    }
-
-    #[test]
-    fn mutated_toml_never_panics(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..6)) {
-        let seeds = seeds("toml");
-        let src = apply(&seeds[seed.index(seeds.len())], &muts);
-        check("fuzz.toml", &src, SourceKind::Toml, Vec::new());
     }
 
     #[test]
