@@ -120,7 +120,8 @@ fn main() -> Result<(), String> {
             "schema": "perllm.offline",
             "reference": "clairvoyant",
             "about": "an offline schedule that knows the arrival sequence in advance (perllm_core::clairvoyant): no online policy can run it",
-            "scenario": file,
+            // The file name only: the results stay the same wherever the checkout lives.
+            "scenario": Path::new(file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned()),
             "key": listed.map(|i| overrides[i].0.clone()),
             "points": points,
         });

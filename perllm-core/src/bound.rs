@@ -5,8 +5,10 @@
 //!
 //! - **the arrival sequence is known in advance** (the bound reads every request of the run);
 //! - **best cases everywhere a quantity fluctuates**: each step at the low end of the step noise
-//!   (`1 - sim.step_noise`), no contention slowdown in a request's own latency, every link at the
-//!   highest bandwidth its fluctuation can reach, alone on it, no queueing;
+//!   (`1 - sim.step_noise`), except that a request's decode steps carry at least the excess the
+//!   server's seeded noise stream forces on any windows of draws they can occupy (`bound/noise.rs`), no
+//!   contention slowdown in a request's own latency, every link at the highest bandwidth its
+//!   fluctuation can reach, alone on it, no queueing;
 //! - **capacity limits kept**: per group of identical servers and per time window, the engine
 //!   time the served requests need at least (memory-bound and compute-bound, each with the step
 //!   overhead and weights shared by the largest batch the server allows, plus the contention a
