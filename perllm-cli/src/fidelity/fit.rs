@@ -348,13 +348,15 @@ pub(super) mod tests {
         grid(p, d, &[0, 1, 2, 4, 8, 12, 15], &[0, 32, 96, 192], splits)
     }
 
-    const D: Dims = Dims {
+    /// The dimensions of the published profile's model.
+    pub(in crate::fidelity) const D: Dims = Dims {
         params: 33.4e6,
         weight_bytes: 133.6e6,
         kv_bytes_per_token: 16384.0,
     };
 
-    fn close(got: f64, want: f64, tol: f64, what: &str) {
+    /// `got` is within a relative `tol` of `want`.
+    pub(in crate::fidelity) fn close(got: f64, want: f64, tol: f64, what: &str) {
         assert!(
             ((got - want) / want).abs() < tol,
             "{what}: fitted {got}, known {want}"

@@ -224,14 +224,8 @@ pub fn fit_rows(base: &Params, shapes: &[Shape], measured_ns: &[f64]) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fidelity::fit::tests::grid;
-    use crate::fidelity::fit::{Dims, ape, step_ns};
-
-    const D: Dims = Dims {
-        params: 33.4e6,
-        weight_bytes: 133.6e6,
-        kv_bytes_per_token: 16384.0,
-    };
+    use crate::fidelity::fit::tests::{D, close, grid};
+    use crate::fidelity::fit::{ape, step_ns};
 
     /// The published profile grid (with the small prompts that chunked steps need), priced by
     /// known parameters.
@@ -265,13 +259,6 @@ mod tests {
                 (192, 170.0e6),
             ],
         }
-    }
-
-    fn close(got: f64, want: f64, tol: f64, what: &str) {
-        assert!(
-            ((got - want) / want).abs() < tol,
-            "{what}: fitted {got}, known {want}"
-        );
     }
 
     #[test]
