@@ -77,7 +77,8 @@ pub struct PluginInfo {
     pub description: String,
     /// True if a built-in of the same name hides it (select it with `plugin:NAME`).
     pub shadowed: bool,
-    /// Declared flags (`wants-estimates`, `provides-estimate`).
+    /// Declared flags (`wants-estimates`, `provides-estimate`) and `in-place` for a policy that
+    /// provides ABI 1.3's `decide`.
     pub flags: Vec<String>,
     /// The parameters it accepts, one per line (`name (default): meaning`); empty if its
     /// plugin does not declare them (ABI before 1.2).
@@ -100,6 +101,8 @@ pub struct Registry {
     health: Arc<Health>,
     budget: Duration,
     isolation: Option<Isolation>,
+    /// Call `decide` where a plugin provides it (ABI 1.3's in-place path).
+    in_place: bool,
 }
 
 /// The failures of one run's policy (see [`Registry::policy_for_run`]).
@@ -202,7 +205,16 @@ impl Registry {
             health: Arc::new(Health::default()),
             budget: DEFAULT_CALL_BUDGET,
             isolation: None,
+            in_place: true,
         }
+    }
+
+    /// Call a plugin policy's `decide` (ABI 1.3's in-place path) when it provides one, the
+    /// default, or always its `schedule` (`false`), for policies created from now on in this
+    /// process (an isolated worker decides for itself). Decisions are the same either way;
+    /// this exists to test and measure one path against the other.
+    pub fn set_in_place(&mut self, on: bool) {
+        self.in_place = on;
     }
 
     /// Run plugin policies created from now on in worker processes, as `isolation.mode` says
@@ -508,14 +520,21 @@ impl Registry {
                 source: d.lib.path.display().to_string(),
                 description: d.description.clone(),
                 shadowed,
-                flags: match (kind, d.flags & abi::FLAG_WANTS_ESTIMATES != 0) {
-                    (PluginKind::Policy, true) => vec!["wants-estimates".into()],
-                    (PluginKind::CostModel, _)
+                flags: match kind {
+                    PluginKind::Policy => [
+                        (d.flags & abi::FLAG_WANTS_ESTIMATES != 0, "wants-estimates"),
+                        (d.policy.is_some_and(|v| v.decide.is_some()), "in-place"),
+                    ]
+                    .into_iter()
+                    .filter(|x| x.0)
+                    .map(|x| x.1.to_string())
+                    .collect(),
+                    PluginKind::CostModel
                         if d.cost_model.is_some_and(|v| v.estimate.is_some()) =>
                     {
                         vec!["provides-estimate".into()]
                     }
-                    _ => Vec::new(),
+                    PluginKind::CostModel => Vec::new(),
                 },
                 params: match kind {
                     PluginKind::Policy if d.params.trim().is_empty() => with_admission_help(
@@ -652,7 +671,10 @@ impl Registry {
             )?;
             return Ok(with_admission(Box::new(p), mode));
         }
-        let p = ForeignPolicy::create(d, &config, plugin_seed, health, self.budget)?;
+        let mut p = ForeignPolicy::create(d, &config, plugin_seed, health, self.budget)?;
+        if !self.in_place {
+            p.without_in_place();
+        }
         Ok(with_admission(Box::new(p), mode))
     }
 
