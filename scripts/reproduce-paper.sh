@@ -13,7 +13,11 @@
 #   --out DIR      output directory (default docs/results)
 #   --seeds SPEC   seeds, as `perllm sweep --seeds` (default 1..10; --quick: 1..2)
 #   --jobs N       parallel runs (default: one per core)
-# Environment: PERLLM, PERLLM_PAPER (binaries to use instead of building them), PERLLM_PLUGINS
+# At the two lightest loads of each experiment it also runs the offline `clairvoyant` reference
+# (perllm-cli's `clairvoyant` example: it knows the arrivals, no online policy can run it; the
+# table shows it beside the bound, not among the policies).
+# Environment: PERLLM, PERLLM_PAPER (binaries to use instead of building them), PERLLM_CLAIRVOYANT
+# (the `clairvoyant` example binary; built with the others, else that step is skipped), PERLLM_PLUGINS
 # (an extra plugin library or directory to load; perllm finds the bundled one itself), CARGO.
 set -euo pipefail
 
@@ -36,6 +40,10 @@ cargo="${CARGO:-cargo}"
 if [[ -z "${PERLLM:-}" || -z "${PERLLM_PAPER:-}" ]]; then
   echo "reproduce-paper: building perllm, perllm-paper and the bundled plugins (release)" >&2
   (cd "$root" && "$cargo" build --release -p perllm-cli -p perllm-paper -p perllm-plugins)
+  if [[ -z "${PERLLM_CLAIRVOYANT:-}" ]]; then
+    (cd "$root" && "$cargo" build --release -p perllm-cli --example clairvoyant)
+    PERLLM_CLAIRVOYANT="$root/target/release/examples/clairvoyant"
+  fi
   PERLLM="${PERLLM:-$root/target/release/perllm}"
   PERLLM_PAPER="${PERLLM_PAPER:-$root/target/release/perllm-paper}"
 fi
@@ -66,6 +74,7 @@ policy_list="$(IFS=,; echo "${policies[*]}")"
 echo "reproduce-paper: policies: $policy_list" >&2
 
 tables=()
+offline=()
 for dep in 7b 13b 33b; do
   label="${dep^^}"
   for kind in synthetic azure; do
@@ -84,10 +93,20 @@ for dep in 7b 13b 33b; do
       --format table > "$dir/summary.txt"
     "$PERLLM" --quiet plot "$dir/sweep.json" --out "$dir/plots"
     tables+=("$name=$dir/sweep.json")
+    # The offline reference at the two lightest loads (its seeds as a FIRST..LAST range).
+    if [[ -n "${PERLLM_CLAIRVOYANT:-}" && $seeds =~ ^[0-9]+\.\.[0-9]+$ ]]; then
+      light="$(cut -d, -f1-2 <<<"$values")"
+      echo "reproduce-paper: $name: offline clairvoyant reference at $light" >&2
+      dur=()
+      [[ ${#duration[@]} -gt 0 ]] && dur=("${duration[1]}")
+      CLAIRVOYANT_JSON="$dir/clairvoyant.json" "$PERLLM_CLAIRVOYANT" "$file" "${dur[@]}" \
+        "$key=$light" "$seeds" > "$dir/clairvoyant.txt"
+      offline+=(--offline "$name=$dir/clairvoyant.json")
+    fi
   done
 done
 
-"$PERLLM_PAPER" table "${tables[@]}" --out "$out" > /dev/null
+"$PERLLM_PAPER" table "${tables[@]}" "${offline[@]}" --out "$out" > /dev/null
 {
   echo "# How these files were made"
   echo
@@ -98,5 +117,8 @@ done
   echo "- synthetic loads (workload.arrivals.rate): $rates"
   echo "- trace loads (workload.trace.target_rate): $trace_rates"
   echo "- policies: $policy_list"
+  if [[ ${#offline[@]} -gt 0 ]]; then
+    echo "- offline reference (not a policy: knows the arrivals): clairvoyant at each experiment's two lightest loads (clairvoyant.json, clairvoyant.txt)"
+  fi
 } > "$out/PROVENANCE.md"
 echo "reproduce-paper: table in $out/table.md" >&2

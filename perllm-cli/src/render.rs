@@ -133,22 +133,22 @@ pub fn report(r: &Report, hash: &str, version: &str) -> String {
         ">p99 D",
     ]);
     for c in &r.slos {
+        // A class that completed nothing has no latency.
+        let latency = |v: f64| {
+            if c.completed == 0 {
+                NA.to_string()
+            } else {
+                si(v, "s")
+            }
+        };
         t.row(vec![
             c.name.clone(),
             si(c.deadline_s, "s"),
             c.arrived.to_string(),
             c.met.to_string(),
             pct(c.attainment),
-            if c.completed == 0 {
-                NA.to_string()
-            } else {
-                si(c.latency_s.p50, "s")
-            },
-            if c.completed == 0 {
-                NA.to_string()
-            } else {
-                si(c.latency_s.p99, "s")
-            },
+            latency(c.latency_s.p50),
+            latency(c.latency_s.p99),
         ]);
     }
     s.push_str(&t.render());

@@ -273,29 +273,27 @@ mod tests {
         }
     }
 
-    /// Every request to edge server 0 at 10 requests/s: it overloads, so some requests are
-    /// predicted to miss there.
-    fn overloaded() -> crate::World {
-        crate::testbed::paper(10.0, 10 * crate::spec::SECOND)
+    /// Every request to edge server 0 at 10 requests/s, which overloads it (so some requests
+    /// are predicted to miss there): the reports of that policy alone and wrapped in `mode`.
+    fn overloaded(mode: AdmissionMode) -> (crate::Report, crate::Report) {
+        let world = crate::testbed::paper(10.0, 10 * crate::spec::SECOND)
             .build()
-            .unwrap()
+            .unwrap();
+        let plain = crate::run_synthetic(&world, &mut Fixed(0)).unwrap();
+        let mut wrapped = Admission::new(Fixed(0), mode);
+        let admitted = crate::run_synthetic(&world, &mut wrapped).unwrap();
+        (plain, admitted)
     }
 
     #[test]
     fn admission_none_changes_nothing() {
-        let world = overloaded();
-        let plain = crate::run_synthetic(&world, &mut Fixed(0)).unwrap();
-        let mut wrapped = Admission::new(Fixed(0), AdmissionMode::None);
-        let none = crate::run_synthetic(&world, &mut wrapped).unwrap();
+        let (plain, none) = overloaded(AdmissionMode::None);
         assert_eq!(plain, none);
     }
 
     #[test]
     fn admission_rejects_only_what_the_prediction_says_misses_and_keeps_placements() {
-        let world = overloaded();
-        let plain = crate::run_synthetic(&world, &mut Fixed(0)).unwrap();
-        let mut p = Admission::new(Fixed(0), AdmissionMode::RejectInfeasible);
-        let adm = crate::run_synthetic(&world, &mut p).unwrap();
+        let (plain, adm) = overloaded(AdmissionMode::RejectInfeasible);
         let rejected = adm.policy_stats.values["admission.rejected"];
         assert!(rejected > 0.0, "the overloaded server must refuse some");
         assert!(adm.policy_stats.values["admission.checked"] > rejected);

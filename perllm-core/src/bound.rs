@@ -24,6 +24,8 @@ use crate::world::World;
 use good_lp::{Expression, ProblemVariables, Solution, SolverModel, microlp, variable};
 use std::collections::HashMap;
 
+mod noise;
+
 /// Most requests the bound reads (beyond, it is not computed: memory grows with the run).
 pub const MAX_REQUESTS: usize = 2_000_000;
 /// Most LP variables the bound solves (classes x server groups), after the coarsest aggregation.
@@ -122,7 +124,11 @@ struct Group {
     /// as a factor of the fixed part: `min(1, contention + (1 - contention) / max_batch)`.
     phi: f64,
     link_bps_max: f64,
+    /// The lowest bandwidth the link can fall to, bits/s.
+    link_bps_min: f64,
     link_latency_s: f64,
+    /// The member servers' ids.
+    servers: Vec<u32>,
     j_per_bit: f64,
     /// Busy power (PUE included).
     busy_w: f64,
@@ -155,6 +161,18 @@ struct Need {
     up_bits: f64,
     down_bits: f64,
     tx_j: f64,
+}
+
+/// The lowest factor of the mean bandwidth a fluctuation can draw (the simulator's floor
+/// included).
+fn min_factor(f: &Fluctuation) -> f64 {
+    let m = match f {
+        Fluctuation::None => 1.0,
+        Fluctuation::Uniform { frac } => 1.0 - frac,
+        Fluctuation::RandomWalk { bound, .. } => 1.0 - bound,
+        Fluctuation::Series { points } => points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
+    };
+    m.max(limits::MIN_BANDWIDTH_FACTOR)
 }
 
 fn max_factor(f: &Fluctuation) -> f64 {
@@ -194,6 +212,7 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
         );
         if let Some(i) = keys.iter().position(|k| *k == key) {
             out[i].members += 1.0;
+            out[i].servers.push(s.id);
             of_server.push(i);
             continue;
         }
@@ -212,6 +231,8 @@ fn groups(world: &World) -> (Vec<Group>, Vec<usize>) {
             kv_capacity: s.kv_capacity_bytes,
             phi: (kappa + (1.0 - kappa) / b).min(1.0),
             link_bps_max: link.bandwidth_bps * max_factor(&link.fluctuation),
+            link_bps_min: link.bandwidth_bps * min_factor(&link.fluctuation),
+            servers: vec![s.id],
             link_latency_s: link.latency_ns as f64 / 1e9,
             j_per_bit: link.energy_j_per_bit,
             busy_w,
@@ -248,7 +269,9 @@ fn sum_max_linear(n: u64, c: f64, a: f64, b: f64) -> f64 {
     (first - 1.0) * c + m * a + b * (first + nf) * m / 2.0
 }
 
-fn need(world: &World, cost: &Roofline, g: &Group, r: &Request) -> Option<Need> {
+/// The best case of `r` on a server of `g`; `noise_excess` is a lower bound on the sum, over
+/// its decode steps, of their noise multipliers' excess over the low end (0 if unknown).
+fn need(world: &World, cost: &Roofline, g: &Group, r: &Request, noise_excess: f64) -> Option<Need> {
     if !g.models.contains(&r.model) {
         return None;
     }
@@ -273,8 +296,12 @@ fn need(world: &World, cost: &Roofline, g: &Group, r: &Request) -> Option<Need> 
             (w + p as f64 * kvb) / g.bw,
             kvb / g.bw,
         );
+    // Each decode step costs at least `base` alone, so the steps' multipliers above the low end
+    // add at least `base x noise_excess` (docs/perllm-policy.md, "The step noise as drawn").
+    let base = o + per_tok_flops.max((w + p as f64 * kvb) / g.bw);
     // Rounding of step times to whole nanoseconds: at most 2 ns per step.
-    let engine = (low * (prefill + decode) - 2e-9 * q as f64).max(0.0);
+    let engine =
+        (low * (prefill + decode) + base * noise_excess.max(0.0) - 2e-9 * q as f64).max(0.0);
     let slot_ns = world.scenario.slot_ns;
     let wait_s = if slot_ns > 0 {
         let k = r.arrival_ns.div_ceil(slot_ns);
@@ -357,13 +384,25 @@ pub fn compute(world: &World, cost: &Roofline, requests: &[Request]) -> Result<B
         horizon_min_s,
         ..Bound::default()
     };
+    // The step noise each group's streams force on a request's decode steps.
+    let drawn = noise::Drawn::new(world, cost, &groups, requests);
     // Best-case needs, feasibility.
     let mut feasible: Vec<(usize, Vec<Option<Need>>)> = Vec::new();
     for (i, r) in requests.iter().enumerate() {
         let deadline_s = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
         let needs: Vec<Option<Need>> = groups
             .iter()
-            .map(|g| need(world, cost, g, r).filter(|n| n.latency_s <= deadline_s))
+            .enumerate()
+            .map(|(gi, g)| {
+                need(
+                    world,
+                    cost,
+                    g,
+                    r,
+                    drawn.excess(gi, r, world.slos[r.slo as usize].deadline_ns),
+                )
+                .filter(|n| n.latency_s <= deadline_s)
+            })
             .collect();
         if needs.iter().any(Option::is_some) {
             feasible.push((i, needs));
@@ -539,11 +578,48 @@ pub fn best_case(
 ) -> Option<BestCase> {
     let (groups, of_server) = groups(world);
     let g = &groups[*of_server.get(server as usize)?];
-    need(world, cost, g, req).map(|n| BestCase {
+    need(world, cost, g, req, 0.0).map(|n| BestCase {
         latency_s: n.latency_s,
         engine_memory_s: n.mem_s,
         engine_compute_s: n.comp_s,
     })
+}
+
+/// The best cases of a run's requests with the step noise its servers' streams will draw
+/// (the bound's feasibility test; [`best_case`] assumes every step at the low end instead).
+pub struct DrawnBestCases<'a> {
+    world: &'a World,
+    cost: &'a Roofline,
+    groups: Vec<Group>,
+    of_server: Vec<usize>,
+    drawn: noise::Drawn,
+}
+
+impl<'a> DrawnBestCases<'a> {
+    /// For the run of `world` whose requests are `requests`.
+    pub fn new(world: &'a World, cost: &'a Roofline, requests: &[Request]) -> Self {
+        let (groups, of_server) = groups(world);
+        let drawn = noise::Drawn::new(world, cost, &groups, requests);
+        DrawnBestCases {
+            world,
+            cost,
+            groups,
+            of_server,
+            drawn,
+        }
+    }
+
+    /// The best case of `req` (one of the run's requests) on `server`.
+    pub fn get(&self, req: &Request, server: crate::world::ServerId) -> Option<BestCase> {
+        let gi = *self.of_server.get(server as usize)?;
+        let deadline = self.world.slos[req.slo as usize].deadline_ns;
+        let excess = self.drawn.excess(gi, req, deadline);
+        need(self.world, self.cost, &self.groups[gi], req, excess).map(|n| BestCase {
+            latency_s: n.latency_s,
+            engine_memory_s: n.mem_s,
+            engine_compute_s: n.comp_s,
+        })
+    }
 }
 
 /// Energy every run spends whatever it does: each server whose idle power is always charged
@@ -609,7 +685,7 @@ pub fn cannot_both_meet(
         return false;
     }
     let side = |r: &Request| {
-        let n = need(world, cost, g, r)?;
+        let n = need(world, cost, g, r, 0.0)?;
         let t = r.arrival_ns as f64 / 1e9;
         let d = world.slos[r.slo as usize].deadline_ns as f64 / 1e9;
         Some((

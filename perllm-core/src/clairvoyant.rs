@@ -29,6 +29,32 @@ const MIN_MARGIN: f64 = 1.03;
 /// Most planned requests of one model overlapping on a server.
 const MAX_SAME_MODEL: usize = 8;
 
+/// How the offline plan is built (the defaults are [`Clairvoyant::new`]'s). A run that knows
+/// the future may simulate several plans and keep the best: `perllm-cli`'s `clairvoyant` example
+/// does, over a few of these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanParams {
+    /// Planned run length over the best case.
+    pub margin: f64,
+    /// Least margin when the deadline leaves less.
+    pub min_margin: f64,
+    /// Most planned requests of one model overlapping on a server.
+    pub max_same_model: usize,
+    /// Plan in arrival order instead of tightest deadline first.
+    pub by_arrival: bool,
+}
+
+impl Default for PlanParams {
+    fn default() -> Self {
+        PlanParams {
+            margin: MARGIN,
+            min_margin: MIN_MARGIN,
+            max_same_model: MAX_SAME_MODEL,
+            by_arrival: false,
+        }
+    }
+}
+
 /// The clairvoyant reference over the requests of one run.
 pub struct Clairvoyant {
     /// Request id -> (server, planned start).
@@ -40,13 +66,22 @@ pub struct Clairvoyant {
 impl Clairvoyant {
     /// The reference for the run of `world` whose requests are `requests` (any order).
     pub fn new(world: &World, requests: &[Request]) -> Clairvoyant {
+        Clairvoyant::with_params(world, requests, &PlanParams::default())
+    }
+
+    /// The reference with the plan built by `pp`.
+    pub fn with_params(world: &World, requests: &[Request], pp: &PlanParams) -> Clairvoyant {
         let cost = Roofline::default();
         let slot = world.scenario.slot_ns.max(1);
         let hold_max =
             slot.saturating_mul(u64::from(world.scenario.sim.max_defers.saturating_sub(2)));
         let mut order: Vec<&Request> = requests.iter().collect();
         let deadline = |r: &Request| world.slos[r.slo as usize].deadline_ns;
-        order.sort_by_key(|r| (deadline(r), r.arrival_ns, r.id));
+        if pp.by_arrival {
+            order.sort_by_key(|r| (r.arrival_ns, deadline(r), r.id));
+        } else {
+            order.sort_by_key(|r| (deadline(r), r.arrival_ns, r.id));
+        }
         // Servers, cloud first.
         let mut servers: Vec<ServerId> = world.servers.iter().map(|s| s.id).collect();
         servers.sort_by_key(|&s| (world.servers[s as usize].tier != Tier::Cloud, s));
@@ -74,10 +109,10 @@ impl Clairvoyant {
                 for t in starts {
                     // The margin, or as much of it as the deadline leaves (at least 5%).
                     let room = due.saturating_sub(t) as f64;
-                    if best * MIN_MARGIN > room {
+                    if best * pp.min_margin > room {
                         break;
                     }
-                    let end = t.saturating_add((best * MARGIN).min(room) as Nanos);
+                    let end = t.saturating_add((best * pp.margin).min(room) as Nanos);
                     let overlapping = line.iter().filter(|&&(a, e, _)| a < end && t < e);
                     let mut same = 0;
                     let mut clash = false;
@@ -88,7 +123,7 @@ impl Clairvoyant {
                             clash = true;
                         }
                     }
-                    if !clash && same < MAX_SAME_MODEL {
+                    if !clash && same < pp.max_same_model {
                         lines[s as usize].push((t, end, r.model));
                         plan.insert(r.id, (s, t));
                         break 'servers;

@@ -7,15 +7,21 @@ use crate::world::{ServerId, World};
 use std::collections::BTreeMap;
 
 /// What a policy decides for one pending request.
+///
+/// `#[repr(u32)]` with the plugin ABI's action codes as discriminants: a `Decision` is laid out
+/// as `perllm_plugin_abi::Decision` (`action: u32`, then `server: u32` for `Assign`), so that a
+/// plugin on the ABI's in-place path (1.3) writes the simulator's decisions directly
+/// (perllm-host checks the layout at compile time and every action code after each call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "action", content = "server", rename_all = "snake_case")]
+#[repr(u32)]
 pub enum Decision {
     /// Send it to this server.
-    Assign(ServerId),
+    Assign(ServerId) = 1,
     /// Refuse it.
-    Reject,
+    Reject = 2,
     /// Keep it pending until the next slot.
-    Defer,
+    Defer = 0,
 }
 
 /// The observable state of one server at decision time.
@@ -169,7 +175,11 @@ impl ClusterView<'_> {
 }
 
 /// A request waiting for a decision.
+///
+/// `#[repr(C)]`: the layout of `perllm_plugin_abi::Pending`, which a plugin on the ABI's
+/// in-place path (1.3) reads in place (perllm-host checks every offset at compile time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[repr(C)]
 pub struct Pending {
     /// The request.
     pub request: Request,

@@ -5,24 +5,96 @@ use crate::world::{ModelId, ServerId, SloId};
 use serde::{Deserialize, Serialize};
 
 /// One LLM request as it arrives.
+///
+/// `#[repr(C)]`, its fields ordered by size: the plugin ABI's in-place path (ABI 1.3) hands a
+/// plugin the simulator's own [`crate::policy::Pending`] array, whose layout is
+/// `perllm_plugin_abi::PendingRequest`'s (perllm-host checks every offset at compile time).
+/// The serialised form keeps the order the fields had before (see `RequestFields`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RequestFields", into = "RequestFields")]
+#[repr(C)]
 pub struct Request {
     /// Unique, increasing id.
     pub id: u64,
     /// Arrival time.
     pub arrival_ns: Nanos,
-    /// Requested model.
-    pub model: ModelId,
-    /// Prompt length in tokens (at least 1).
-    pub prompt_tokens: u32,
-    /// Output length in tokens (at least 1).
-    pub output_tokens: u32,
     /// Bytes to upload (prompt text plus attached context).
     pub input_bytes: u64,
     /// Bytes to download (the generated text).
     pub output_bytes: u64,
+    /// Prompt length in tokens (at least 1).
+    pub prompt_tokens: u32,
+    /// Output length in tokens (at least 1).
+    pub output_tokens: u32,
+    /// Requested model.
+    pub model: ModelId,
     /// SLO class.
     pub slo: SloId,
+}
+
+/// [`Request`]'s serialised form: its fields in their historical order (reports, decision logs
+/// and the isolation protocol write them in this order).
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename = "Request")]
+struct RequestFields {
+    id: u64,
+    arrival_ns: Nanos,
+    model: ModelId,
+    prompt_tokens: u32,
+    output_tokens: u32,
+    input_bytes: u64,
+    output_bytes: u64,
+    slo: SloId,
+}
+
+impl From<RequestFields> for Request {
+    fn from(f: RequestFields) -> Request {
+        let RequestFields {
+            id,
+            arrival_ns,
+            model,
+            prompt_tokens,
+            output_tokens,
+            input_bytes,
+            output_bytes,
+            slo,
+        } = f;
+        Request {
+            id,
+            arrival_ns,
+            input_bytes,
+            output_bytes,
+            prompt_tokens,
+            output_tokens,
+            model,
+            slo,
+        }
+    }
+}
+
+impl From<Request> for RequestFields {
+    fn from(r: Request) -> RequestFields {
+        let Request {
+            id,
+            arrival_ns,
+            input_bytes,
+            output_bytes,
+            prompt_tokens,
+            output_tokens,
+            model,
+            slo,
+        } = r;
+        RequestFields {
+            id,
+            arrival_ns,
+            model,
+            prompt_tokens,
+            output_tokens,
+            input_bytes,
+            output_bytes,
+            slo,
+        }
+    }
 }
 
 /// Energy split into the objective's three terms, joules. (`#[repr(C)]`: part of

@@ -1,7 +1,8 @@
-//! A trivial in-core policy for tests, examples and simulator benchmarks.
+//! Trivial in-core policies for tests, examples and simulator benchmarks, and [`from_fn`], a
+//! policy from a closure.
 //!
 //! The comparison baselines (cloud-only, greedy, ucb1, ...) ship as plugins in `perllm-plugins`;
-//! this one exists so that core's own tests and benchmarks need no plugin.
+//! these exist so that core's own tests and benchmarks need no plugin.
 
 use crate::policy::{ClusterView, Decision, Pending, Policy, PolicyError};
 
@@ -118,6 +119,60 @@ impl Policy for RoundRobin {
                     break;
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// A policy that decides each pending request on its own, in slot order, with `decide(view,
+/// request)`: a [`Policy`] from a closure (as `tower::service_fn` makes a service), for tests,
+/// benchmarks and one-line policies. The closure may keep state across calls (it is `FnMut`).
+///
+/// ```
+/// use perllm_core::{Decision, simple::from_fn};
+/// // Every request to the first server hosting its model; none left waiting.
+/// let first = from_fn("first", |view, p| match view.candidates(&p.request).next() {
+///     Some(s) => Decision::Assign(s),
+///     None => Decision::Reject,
+/// });
+/// # let _ = first;
+/// ```
+pub fn from_fn<F>(name: &'static str, decide: F) -> FromFn<F>
+where
+    F: FnMut(&ClusterView<'_>, &Pending) -> Decision + Send,
+{
+    FromFn { name, decide }
+}
+
+/// The policy [`from_fn`] returns.
+#[derive(Clone)]
+pub struct FromFn<F> {
+    name: &'static str,
+    decide: F,
+}
+
+impl<F> std::fmt::Debug for FromFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FromFn").field("name", &self.name).finish()
+    }
+}
+
+impl<F> Policy for FromFn<F>
+where
+    F: FnMut(&ClusterView<'_>, &Pending) -> Decision + Send,
+{
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn schedule(
+        &mut self,
+        view: &ClusterView<'_>,
+        pending: &[Pending],
+        out: &mut [Decision],
+    ) -> Result<(), PolicyError> {
+        for (p, d) in pending.iter().zip(out.iter_mut()) {
+            *d = (self.decide)(view, p);
         }
         Ok(())
     }

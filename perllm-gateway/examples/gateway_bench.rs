@@ -63,25 +63,13 @@ async fn complete(body: axum::body::Bytes) -> Response {
 
 /// Every request to the first server hosting its model (policy `assign-all`): the gateway's own
 /// cost with a policy that costs nothing.
-struct AssignAll;
-
-impl perllm_core::Policy for AssignAll {
-    fn name(&self) -> &str {
-        "assign-all"
-    }
-    fn schedule(
-        &mut self,
-        view: &perllm_core::ClusterView<'_>,
-        pending: &[perllm_core::Pending],
-        out: &mut [perllm_core::Decision],
-    ) -> Result<(), perllm_core::PolicyError> {
-        for (p, o) in pending.iter().zip(out.iter_mut()) {
-            if let Some(s) = view.candidates(&p.request).next() {
-                *o = perllm_core::Decision::Assign(s);
-            }
+fn assign_all() -> impl perllm_core::Policy {
+    perllm_core::simple::from_fn("assign-all", |view, p| {
+        match view.candidates(&p.request).next() {
+            Some(s) => perllm_core::Decision::Assign(s),
+            None => perllm_core::Decision::Defer,
         }
-        Ok(())
-    }
+    })
 }
 
 fn q(v: &mut [f64], p: f64) -> f64 {
@@ -114,7 +102,7 @@ fn main() {
             let world: &'static perllm_core::World =
                 Box::leak(Box::new(l.scenario.build().expect("valid scenario")));
             let policy: Box<dyn perllm_core::Policy> = if world.scenario.policy.name == "assign-all" {
-                Box::new(AssignAll)
+                Box::new(assign_all())
             } else {
                 perllm_core::policies::builtin(&world.scenario.policy, world)
                 .unwrap_or_else(|| {

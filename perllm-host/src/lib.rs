@@ -16,7 +16,7 @@
 //!   which plugin and call were running when the process died.
 //!
 //! The `unsafe` code of the host is confined to the modules that call into libraries
-//! (`loader`, `convert`, `policy`, `cost`) and the process-level shims (`crash`: signal
+//! (`loader`, `convert`, `policy`, `cost`, `inplace`) and the process-level shims (`crash`: signal
 //! handlers; `isolate`: `poll`, `dup`), each block with a `// SAFETY:` comment.
 
 #[allow(unsafe_code)]
@@ -27,6 +27,8 @@ mod cost;
 mod crash;
 mod error;
 mod health;
+#[allow(unsafe_code)]
+mod inplace;
 pub mod isolate;
 #[allow(unsafe_code)]
 mod loader;

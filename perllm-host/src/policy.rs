@@ -4,6 +4,7 @@ use crate::convert::{Capture, EstimateSlot, estimate_views, outcome_parts, outco
 use crate::crash::{self, Note};
 use crate::error::HostError;
 use crate::health::{Health, Kind};
+use crate::inplace::{BadAction, call_in_place, pending_slice};
 use crate::loader::Declared;
 use crate::views::{BadPlacement, Hosts, SlotViews};
 use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError, PolicyStats};
@@ -113,8 +114,11 @@ pub struct ForeignPolicy {
     /// Per model, the indices of the servers that host it and of those that do not.
     hosted: Vec<Vec<usize>>,
     unhosted: Vec<Vec<usize>>,
-    /// What a crash says during `schedule`, `observe` and `stats` (see [`crate::crash`]).
-    notes: [Note; 3],
+    /// The deadline of every SLO class of the world, ns (`SlotView::slo_deadlines`).
+    deadlines: Vec<u64>,
+    /// What a crash says during `schedule`, `observe`, `stats` and `decide` (see
+    /// [`crate::crash`]).
+    notes: [Note; 4],
 }
 
 // SAFETY: the ABI requires a policy instance to be usable from any thread as long as calls are
@@ -152,6 +156,7 @@ impl ForeignPolicy {
             note("schedule", ", slot "),
             note("observe", ", outcome of request "),
             note("stats", ""),
+            note("decide", ", slot "),
         ];
         let mut cap = Capture::default();
         let sink = cap.sink();
@@ -186,6 +191,7 @@ impl ForeignPolicy {
             hosts: Hosts::default(),
             hosted: Vec::new(),
             unhosted: Vec::new(),
+            deadlines: Vec::new(),
             notes,
         })
     }
@@ -202,6 +208,14 @@ impl ForeignPolicy {
     pub fn set_call_budget(&mut self, budget: Duration) {
         self.budget = budget;
         self.budget_ns = budget.as_nanos().min(u64::MAX as u128) as u64;
+    }
+    /// Call `schedule` even if the plugin provides `decide` (see [`crate::Registry::set_in_place`]).
+    pub(crate) fn without_in_place(&mut self) {
+        self.vt.decide = None;
+    }
+    /// Does the plugin call `decide`, the in-place path of ABI 1.3?
+    pub fn is_in_place(&self) -> bool {
+        self.vt.decide.is_some()
     }
     /// Does the plugin want estimates (`FLAG_WANTS_ESTIMATES`)?
     pub(crate) fn wants_estimates(&self) -> bool {
@@ -282,6 +296,7 @@ impl ForeignPolicy {
             .unzip();
         self.hosted = hosted;
         self.unhosted = unhosted;
+        self.deadlines = world.slos.iter().map(|s| s.deadline_ns).collect();
     }
 
     /// Fill the estimates of this call (if the plugin asked for them). The buffer is kept
@@ -330,10 +345,7 @@ impl ForeignPolicy {
     ) -> HostError {
         match action {
             abi::ACTION_ASSIGN => self.bad_server(world, req, server),
-            a => self.invalid(format!(
-                "request {} has action {a}, not ACTION_DEFER (0), ACTION_ASSIGN (1) or ACTION_REJECT (2)",
-                req.id
-            )),
+            a => self.invalid(bad_action(req, a)),
         }
     }
 
@@ -374,10 +386,15 @@ impl Policy for ForeignPolicy {
         if let Some(cost_model) = precheck(&self.name, &self.failure, &self.health, pending, out)? {
             return Err(self.fail(cost_model));
         }
-        if self
-            .views
-            .prepare(view.world, view.servers, pending, view.now_ns)
-        {
+        let decide = self.vt.decide;
+        let changed = if decide.is_some() {
+            self.views
+                .prepare_servers(view.world, view.servers, view.now_ns)
+        } else {
+            self.views
+                .prepare(view.world, view.servers, pending, view.now_ns)
+        };
+        if changed {
             self.rebuild_hosts(view.world);
         }
         self.build_estimates(view, pending);
@@ -388,7 +405,11 @@ impl Policy for ForeignPolicy {
             slot: view.slot,
             now_ns: view.now_ns,
             servers: abi::Slice::new(&self.views.servers),
-            requests: abi::Slice::new(&self.views.requests[..n]),
+            // The in-place path has no request views: `pending` is the only list.
+            requests: match decide {
+                Some(_) => abi::Slice::empty(),
+                None => abi::Slice::new(&self.views.requests[..n]),
+            },
             estimates: estimate_views(&self.estimates),
             energy_weights: {
                 let w = &view.world.scenario.objective.weights;
@@ -398,11 +419,35 @@ impl Policy for ForeignPolicy {
             request_size: size_of::<abi::RequestView>() as u32,
             estimate_size: size_of::<abi::EstimateView>() as u32,
             placement_size: size_of::<abi::Placement>() as u32,
+            pending: pending_slice(pending),
+            slo_deadlines: abi::Slice::new(&self.deadlines),
+            pending_size: size_of::<abi::Pending>() as u32,
+            decision_size: size_of::<abi::Decision>() as u32,
         };
-        let schedule = self.vt.schedule.expect("validated at load");
         let mut cap = Capture::default();
         let sink = cap.sink();
         let t0 = monotonic_ns();
+        if let Some(decide) = decide {
+            let (instance, note) = (self.instance, &self.notes[3]);
+            let r = call_in_place(out, |p| {
+                let _active = crash::enter(note, view.slot);
+                decide(instance, &slot, p, n, &sink)
+            });
+            self.schedule_timing
+                .record_ns(monotonic_ns().saturating_sub(t0), self.budget_ns);
+            return match r {
+                Ok(abi::STATUS_OK) => Ok(()),
+                Ok(status) => {
+                    let e = self.status_error("decide", status, &mut cap);
+                    Err(self.fail(e))
+                }
+                Err(BadAction { index, action }) => {
+                    let e = self.invalid_in("decide", bad_action(&pending[index].request, action));
+                    Err(self.fail(e))
+                }
+            };
+        }
+        let schedule = self.vt.schedule.expect("validated at load");
         let status = {
             let _active = crash::enter(&self.notes[0], view.slot);
             schedule(self.instance, &slot, self.views.out.as_mut_ptr(), n, &sink)
@@ -491,6 +536,15 @@ impl Policy for ForeignPolicy {
         }
         stats
     }
+}
+
+/// What is wrong with an action code that is none of the three.
+#[cold]
+fn bad_action(req: &perllm_core::Request, action: u32) -> String {
+    format!(
+        "request {} has action {action}, not ACTION_DEFER (0), ACTION_ASSIGN (1) or ACTION_REJECT (2)",
+        req.id
+    )
 }
 
 /// The time budget's clock, ns: the monotonic clock `Instant` reads, read directly (two

@@ -29,7 +29,7 @@ pub const BUNDLED_PREFIX: &str = "bundled:";
 /// Names of the built-in cost models.
 const BUILTIN_COST_MODELS: &[(&str, &str)] = &[(
     "roofline",
-    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, prefill_seq_ns, kv_token_ns, one_token_step_ns, prefill_step_ns",
+    "core's roofline model (the default); config: step_overhead_ns, decode_seq_ns, prefill_seq_ns, kv_token_ns, one_token_step_ns, prefill_step_ns, rows_ns",
 )];
 
 /// What a registry entry is.
@@ -77,7 +77,8 @@ pub struct PluginInfo {
     pub description: String,
     /// True if a built-in of the same name hides it (select it with `plugin:NAME`).
     pub shadowed: bool,
-    /// Declared flags (`wants-estimates`, `provides-estimate`).
+    /// Declared flags (`wants-estimates`, `provides-estimate`) and `in-place` for a policy that
+    /// provides ABI 1.3's `decide`.
     pub flags: Vec<String>,
     /// The parameters it accepts, one per line (`name (default): meaning`); empty if its
     /// plugin does not declare them (ABI before 1.2).
@@ -100,6 +101,8 @@ pub struct Registry {
     health: Arc<Health>,
     budget: Duration,
     isolation: Option<Isolation>,
+    /// Call `decide` where a plugin provides it (ABI 1.3's in-place path).
+    in_place: bool,
 }
 
 /// The failures of one run's policy (see [`Registry::policy_for_run`]).
@@ -202,7 +205,16 @@ impl Registry {
             health: Arc::new(Health::default()),
             budget: DEFAULT_CALL_BUDGET,
             isolation: None,
+            in_place: true,
         }
+    }
+
+    /// Call a plugin policy's `decide` (ABI 1.3's in-place path) when it provides one, the
+    /// default, or always its `schedule` (`false`), for policies created from now on in this
+    /// process (an isolated worker decides for itself). Decisions are the same either way;
+    /// this exists to test and measure one path against the other.
+    pub fn set_in_place(&mut self, on: bool) {
+        self.in_place = on;
     }
 
     /// Run plugin policies created from now on in worker processes, as `isolation.mode` says
@@ -471,7 +483,8 @@ impl Registry {
                     prefill_seq_ns (0): time added per prefilling sequence, ns (fitted by `perllm calibrate`)\n\
                     kv_token_ns (0): time added per KV-cache token a step reads, ns (fitted by `perllm calibrate`)\n\
                     one_token_step_ns (0): time of a step computing exactly one token, KV reads excluded, ns; 0 prices it like any step (fitted by `perllm calibrate`)\n\
-                    prefill_step_ns (0): time added per step with prompt tokens, whatever their number, ns (fitted by `perllm calibrate`)"
+                    prefill_step_ns (0): time added per step with prompt tokens, whatever their number, ns (fitted by `perllm calibrate`)\n\
+                    rows_ns ([]): [[rows, ns], ...] the step's matrix work by its rows (prompt tokens + decoding sequences), linear between knots; replaces the roofline and one_token_step_ns (fitted by `perllm calibrate`)"
                     .into(),
             });
         }
@@ -507,14 +520,21 @@ impl Registry {
                 source: d.lib.path.display().to_string(),
                 description: d.description.clone(),
                 shadowed,
-                flags: match (kind, d.flags & abi::FLAG_WANTS_ESTIMATES != 0) {
-                    (PluginKind::Policy, true) => vec!["wants-estimates".into()],
-                    (PluginKind::CostModel, _)
+                flags: match kind {
+                    PluginKind::Policy => [
+                        (d.flags & abi::FLAG_WANTS_ESTIMATES != 0, "wants-estimates"),
+                        (d.policy.is_some_and(|v| v.decide.is_some()), "in-place"),
+                    ]
+                    .into_iter()
+                    .filter(|x| x.0)
+                    .map(|x| x.1.to_string())
+                    .collect(),
+                    PluginKind::CostModel
                         if d.cost_model.is_some_and(|v| v.estimate.is_some()) =>
                     {
                         vec!["provides-estimate".into()]
                     }
-                    _ => Vec::new(),
+                    PluginKind::CostModel => Vec::new(),
                 },
                 params: match kind {
                     PluginKind::Policy if d.params.trim().is_empty() => with_admission_help(
@@ -651,7 +671,10 @@ impl Registry {
             )?;
             return Ok(with_admission(Box::new(p), mode));
         }
-        let p = ForeignPolicy::create(d, &config, plugin_seed, health, self.budget)?;
+        let mut p = ForeignPolicy::create(d, &config, plugin_seed, health, self.budget)?;
+        if !self.in_place {
+            p.without_in_place();
+        }
         Ok(with_admission(Box::new(p), mode))
     }
 
@@ -702,8 +725,8 @@ impl Registry {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RooflineConfig {
-    #[serde(default = "default_overhead")]
-    step_overhead_ns: u64,
+    #[serde(default)]
+    step_overhead_ns: Option<u64>,
     #[serde(default)]
     decode_seq_ns: f64,
     #[serde(default)]
@@ -714,15 +737,14 @@ struct RooflineConfig {
     one_token_step_ns: f64,
     #[serde(default)]
     prefill_step_ns: f64,
-}
-
-fn default_overhead() -> u64 {
-    Roofline::default().step_overhead_ns
+    #[serde(default)]
+    rows_ns: Vec<(u64, f64)>,
 }
 
 /// Core's roofline, or with `decode_seq_ns` / `prefill_seq_ns` / `kv_token_ns` /
 /// `one_token_step_ns` / `prefill_step_ns` (what `perllm
-/// calibrate` fits) the roofline plus those per-sequence terms ([`perllm_core::cost::Calibrated`]).
+/// calibrate` fits) the roofline plus those per-sequence terms, or with `rows_ns` a measured
+/// step-cost table by rows in place of the roofline ([`perllm_core::cost::Calibrated`]).
 fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     let t = config.trim();
     if t.is_empty() || t == "null" {
@@ -735,7 +757,7 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
     };
     let c: RooflineConfig = serde_json::from_str(t).map_err(|e| {
         bad(format!(
-            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns`, `prefill_seq_ns`, `kv_token_ns`, `one_token_step_ns` and `prefill_step_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
+            "invalid config: {e} (the built-in accepts `step_overhead_ns`, `decode_seq_ns`, `prefill_seq_ns`, `kv_token_ns`, `one_token_step_ns`, `prefill_step_ns` and `rows_ns`; `plugin:roofline` also accepts `compute_efficiency` and `bandwidth_efficiency`)"
         ))
     })?;
     for (k, v) in [
@@ -751,14 +773,23 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
             )));
         }
     }
+    check_rows_table(&c.rows_ns).map_err(|m| bad(format!("invalid config: `rows_ns`: {m}")))?;
+    if !c.rows_ns.is_empty() && (c.step_overhead_ns.unwrap_or(0) > 0 || c.one_token_step_ns > 0.0) {
+        return Err(bad(
+            "invalid config: `rows_ns` prices the whole step's matrix work, one-row steps included: it replaces `step_overhead_ns` and `one_token_step_ns` (leave them out or set them to 0)".into(),
+        ));
+    }
     let roofline = Roofline {
-        step_overhead_ns: c.step_overhead_ns,
+        step_overhead_ns: c
+            .step_overhead_ns
+            .unwrap_or(Roofline::default().step_overhead_ns),
     };
     if c.decode_seq_ns == 0.0
         && c.prefill_seq_ns == 0.0
         && c.kv_token_ns == 0.0
         && c.one_token_step_ns == 0.0
         && c.prefill_step_ns == 0.0
+        && c.rows_ns.is_empty()
     {
         return Ok(Arc::new(roofline));
     }
@@ -769,7 +800,35 @@ fn builtin_roofline(config: &str) -> Result<Arc<dyn CostModel>, HostError> {
         kv_token_ns: c.kv_token_ns,
         one_token_step_ns: c.one_token_step_ns,
         prefill_step_ns: c.prefill_step_ns,
+        rows_ns: c.rows_ns,
     }))
+}
+
+/// A step-cost table by rows: `[rows, ns]` knots, rows at least 1 and strictly increasing, ns
+/// finite, at least 0 and not decreasing (more rows never cost less).
+fn check_rows_table(knots: &[(u64, f64)]) -> Result<(), String> {
+    for (i, &(r, v)) in knots.iter().enumerate() {
+        if r == 0 {
+            return Err(format!("knot {i}: rows must be at least 1"));
+        }
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(format!(
+                "knot {i} ({r} rows): must be a finite number of ns, at least 0, got {v}"
+            ));
+        }
+        if i > 0 {
+            let (r0, v0) = knots[i - 1];
+            if r <= r0 {
+                return Err(format!("knot {i}: rows must increase ({r} after {r0})"));
+            }
+            if v < v0 {
+                return Err(format!(
+                    "knot {i}: {r} rows cost {v} ns, less than {r0} rows ({v0} ns); the table must not decrease"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A policy's declared parameters with the `admission` option perllm adds to every policy that

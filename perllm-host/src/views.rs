@@ -66,6 +66,18 @@ impl SlotViews {
         pending: &[Pending],
         now_ns: u64,
     ) -> bool {
+        let changed = self.prepare_servers(world, states, now_ns);
+        self.prepare_requests(world, pending);
+        if self.out.len() < pending.len() {
+            self.out.resize(pending.len(), DEFER);
+        }
+        changed
+    }
+
+    /// Prepare the server views only (the in-place path, which has no request views or
+    /// placements). True if the world is not the last call's.
+    #[inline]
+    pub fn prepare_servers(&mut self, world: &World, states: &[ServerState], now_ns: u64) -> bool {
         let key = (
             world.servers.as_ptr() as usize,
             world.servers.len().min(states.len()),
@@ -91,10 +103,6 @@ impl SlotViews {
             }
         }
         self.last_now = now_ns;
-        self.prepare_requests(world, pending);
-        if self.out.len() < pending.len() {
-            self.out.resize(pending.len(), DEFER);
-        }
         changed
     }
 

@@ -71,6 +71,71 @@ pub(crate) fn read(v: &Value, load_of_point: &BTreeMap<u64, f64>) -> Vec<BoundPo
     out
 }
 
+/// The offline `clairvoyant` reference at one load: mean over its seeds (`perllm-paper table
+/// --offline`, from the `CLAIRVOYANT_JSON` file of `perllm-cli`'s `clairvoyant` example).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OfflinePoint {
+    /// The load (the swept key's value).
+    pub load: f64,
+    /// Seeds it was run for.
+    pub seeds: u64,
+    /// Mean goodput (deadline-met requests per second of the arrival window).
+    pub goodput_rps: f64,
+    /// Mean of the bound it computed for the same runs (req/s), a cross-check of the sweep's.
+    pub bound_goodput_rps: f64,
+}
+
+/// Reads an offline reference file (`"schema": "perllm.offline"`).
+pub fn read_offline(text: &str) -> Result<Vec<OfflinePoint>, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    if v.get("schema").and_then(Value::as_str) != Some("perllm.offline") {
+        return Err(
+            "not an offline reference file (its \"schema\" is not \"perllm.offline\")".into(),
+        );
+    }
+    let empty = Vec::new();
+    let mut out = Vec::new();
+    for (i, p) in v
+        .get("points")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
+        let load = p
+            .get("value")
+            .and_then(Value::as_str)
+            .and_then(|s| s.trim().trim_end_matches("/s").trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("points[{i}]: no numeric \"value\" (the load)"))?;
+        let seeds = p.get("seeds").and_then(Value::as_array).unwrap_or(&empty);
+        let mean = |k: &str| -> Result<f64, String> {
+            let xs: Option<Vec<f64>> = seeds
+                .iter()
+                .map(|s| s.get(k).and_then(Value::as_f64))
+                .collect();
+            match xs {
+                Some(xs) if !xs.is_empty() => Ok(xs.iter().sum::<f64>() / xs.len() as f64),
+                _ => Err(format!("points[{i}]: seeds without \"{k}\"")),
+            }
+        };
+        out.push(OfflinePoint {
+            load,
+            seeds: seeds.len() as u64,
+            goodput_rps: mean("goodput_rps")?,
+            bound_goodput_rps: mean("bound_goodput_rps")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The offline reference's goodput at `load`, if it was run there.
+pub(crate) fn offline_at(points: &[OfflinePoint], load: f64) -> Option<f64> {
+    points
+        .iter()
+        .find(|p| (p.load - load).abs() <= 1e-9 * load.abs().max(1.0))
+        .map(|p| p.goodput_rps)
+}
+
 /// How many of the lightest swept loads the tightness table shows per experiment.
 pub const LIGHT_LOADS: usize = 2;
 /// The goal: at light load, the best goodput within this fraction of the bound.
@@ -82,8 +147,8 @@ pub const GOAL_TIGHTNESS: f64 = 0.02;
 pub(crate) fn tightness_markdown(analyses: &[crate::Analysis]) -> String {
     let mut s = String::from(
         "\n## The bound against the best policy at light load (issue 15's tightness goal)\n\n\
-         | experiment | load (req/s) | best goodput (req/s), policy | bound (req/s) | best vs bound | within 2% |\n\
-         |---|---|---|---|---|---|\n",
+         | experiment | load (req/s) | best goodput (req/s), online policy | bound (req/s) | best vs bound | within 2% | `clairvoyant` (offline reference) (req/s) | `clairvoyant` vs bound |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for a in analyses {
         for l in a.by_load.iter().take(LIGHT_LOADS) {
@@ -94,7 +159,7 @@ pub(crate) fn tightness_markdown(analyses: &[crate::Analysis]) -> String {
                     (format!("{g:.3}"), format!(", `{p}`"))
                 });
             s.push_str(&format!(
-                "| {} | {:.2} | {best}{who} | {} | {} | {} |\n",
+                "| {} | {:.2} | {best}{who} | {} | {} | {} | {} | {} |\n",
                 a.name,
                 l.load,
                 l.bound_goodput.map_or("n/a".into(), |b| format!("{b:.3}")),
@@ -104,7 +169,11 @@ pub(crate) fn tightness_markdown(analyses: &[crate::Analysis]) -> String {
                     None => "n/a",
                     Some(g) if g >= -GOAL_TIGHTNESS => "yes",
                     Some(_) => "no",
-                }
+                },
+                l.clairvoyant_goodput
+                    .map_or("—".into(), |g| format!("{g:.3}")),
+                l.clairvoyant_bound_gap
+                    .map_or("—".into(), |g| format!("{:+.1}%", g * 100.0)),
             ));
         }
     }
@@ -113,8 +182,11 @@ pub(crate) fn tightness_markdown(analyses: &[crate::Analysis]) -> String {
          (PerLLM, its paper variant, `true-costs` or a baseline; on a tie, the first in the sweep's policy order). The goal is the best within 2% of \
          the bound at light load (here: the lightest swept load; the second lightest for context). \
          The bound allows everything a schedule that knows the arrivals in advance could do; \
-         docs/perllm-policy.md (\"The goodput bound\") measures how far such an offline schedule \
-         gets and what the rest of the gap is.\n",
+         `clairvoyant` is such a schedule: an offline reference that reads the whole arrival \
+         sequence before the run (`perllm_core::clairvoyant`), so no online policy can run it and \
+         it is not among the policies above; it shows how much of the gap is the price of not \
+         knowing the future (\"—\": not run at that load). docs/perllm-policy.md (\"The goodput \
+         bound\") discusses what the rest of the gap is.\n",
     );
     s
 }

@@ -17,7 +17,7 @@
 
 mod bound;
 pub mod paired;
-pub use bound::BoundPoint;
+pub use bound::{BoundPoint, OfflinePoint, read_offline};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -109,6 +109,9 @@ pub struct Experiment {
     pub curves: Vec<Curve>,
     /// The goodput bound at each swept load.
     pub bounds: Vec<BoundPoint>,
+    /// The offline `clairvoyant` reference (knows the arrivals; no online policy can run it) at
+    /// the loads it was run at (`perllm-paper table --offline`); empty if not given.
+    pub offline: Vec<OfflinePoint>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +319,7 @@ impl Experiment {
             scenario,
             load_key: load_key.unwrap_or_else(|| "offered load".into()),
             curves,
+            offline: Vec::new(),
         })
     }
 
@@ -450,6 +454,10 @@ pub struct LoadRow {
     pub bound_goodput: Option<f64>,
     /// The best goodput / the bound's - 1 (n/a: `None`): how tight the bound is here.
     pub best_bound_gap: Option<f64>,
+    /// The offline `clairvoyant` reference's mean goodput here (`None`: not run at this load).
+    pub clairvoyant_goodput: Option<f64>,
+    /// Its goodput / the bound's - 1.
+    pub clairvoyant_bound_gap: Option<f64>,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -564,7 +572,13 @@ pub fn analyse(exp: &Experiment, threshold: f64) -> Analysis {
                     _ => Some(x),
                 });
             let bound_goodput = bound_at(load).and_then(|b| b.goodput_rps);
+            let clairvoyant_goodput = bound::offline_at(&exp.offline, load);
             LoadRow {
+                clairvoyant_bound_gap: match (clairvoyant_goodput, bound_goodput) {
+                    (Some(g), Some(b)) => ratio(g, b).map(|x| x - 1.0),
+                    _ => None,
+                },
+                clairvoyant_goodput,
                 best_bound_gap: match (&best_goodput, bound_goodput) {
                     (Some((_, g)), Some(b)) => ratio(*g, b).map(|x| x - 1.0),
                     _ => None,

@@ -33,6 +33,10 @@ enum Command {
         /// Directory for table.md, table.csv and table.json (else only stdout).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// `NAME=FILE`: the offline `clairvoyant` reference of experiment NAME (a
+        /// `CLAIRVOYANT_JSON` file of perllm-cli's `clairvoyant` example), shown beside the bound.
+        #[arg(long, value_name = "NAME=FILE")]
+        offline: Vec<String>,
     },
 }
 
@@ -41,6 +45,7 @@ fn run(cli: Cli) -> Result<(), String> {
         inputs,
         threshold,
         out,
+        offline,
     } = cli.command;
     if !(threshold > 0.0 && threshold <= 1.0) {
         return Err(format!("--threshold must be in (0, 1], got {threshold}"));
@@ -53,6 +58,18 @@ fn run(cli: Cli) -> Result<(), String> {
         let text =
             std::fs::read_to_string(file).map_err(|e| format!("cannot read `{file}`: {e}"))?;
         exps.push(Experiment::from_results(name, &text).map_err(|e| e.to_string())?);
+    }
+    for o in &offline {
+        let (name, file) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--offline `{o}` is not NAME=FILE"))?;
+        let exp = exps
+            .iter_mut()
+            .find(|e| e.name == name)
+            .ok_or_else(|| format!("--offline `{o}`: no experiment named `{name}`"))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+        exp.offline = perllm_paper::read_offline(&text).map_err(|e| format!("`{file}`: {e}"))?;
     }
     let t = table(&exps, threshold);
     let md = t.markdown();

@@ -28,6 +28,7 @@ fn curve(policy: &str, pts: &[(f64, f64, f64, f64)]) -> Curve {
 
 fn exp() -> Experiment {
     Experiment {
+        offline: Vec::new(),
         name: "t".into(),
         scenario: "s".into(),
         load_key: "workload.arrivals.rate".into(),
@@ -157,17 +158,25 @@ fn the_tightness_table_compares_the_bound_with_the_best_policy_at_the_lightest_l
     na.name = "u".into();
     na.bounds[0].goodput_rps = None;
     na.bounds[0].why_not = Some("too large".into());
+    // The offline reference, run at 2 req/s only: 2.084 req/s, 1% under the bound.
+    e.offline = bound::read_offline(
+        r#"{"schema": "perllm.offline", "points": [{"value": "2/s", "seeds": [
+            {"seed": 1, "goodput_rps": 2.0, "bound_goodput_rps": 2.1},
+            {"seed": 2, "goodput_rps": 2.16736842105, "bound_goodput_rps": 2.1}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(e.offline[0].seeds, 2);
     let md = bound::tightness_markdown(&[analyse(&e, 0.9), analyse(&na, 0.9)]);
     assert!(
-        md.contains("| t | 1.00 | 1.000, `perllm` | 1.000 | +0.0% | yes |"),
+        md.contains("| t | 1.00 | 1.000, `perllm` | 1.000 | +0.0% | yes | — | — |"),
         "{md}"
     );
     assert!(
-        md.contains("| t | 2.00 | 2.000, `true-costs` | 2.105 | -5.0% | no |"),
+        md.contains("| t | 2.00 | 2.000, `true-costs` | 2.105 | -5.0% | no | 2.084 | -1.0% |"),
         "{md}"
     );
     assert!(
-        md.contains("| u | 1.00 | 1.000, `perllm` | n/a | n/a | n/a |"),
+        md.contains("| u | 1.00 | 1.000, `perllm` | n/a | n/a | n/a | — | — |"),
         "{md}"
     );
     assert!(
@@ -310,4 +319,26 @@ fn paired_differences_energy_and_bound_gap_per_load() {
         sum.contains("| t | 3 of 3 | -0.8 ± 0.0 vs `cloud-only` at 1.00 req/s | 2 of 2 | 0.500x"),
         "{sum}"
     );
+}
+
+#[test]
+fn offline_reference_files_are_checked() {
+    for (text, want) in [
+        ("{", "not valid JSON"),
+        (
+            r#"{"schema": "perllm.results"}"#,
+            "not an offline reference file",
+        ),
+        (
+            r#"{"schema": "perllm.offline", "points": [{"seeds": []}]}"#,
+            "points[0]: no numeric",
+        ),
+        (
+            r#"{"schema": "perllm.offline", "points": [{"value": "1/s", "seeds": [{"seed": 1}]}]}"#,
+            "points[0]: seeds without \"goodput_rps\"",
+        ),
+    ] {
+        let e = bound::read_offline(text).unwrap_err();
+        assert!(e.contains(want), "{text}: {e}");
+    }
 }

@@ -1,5 +1,5 @@
 /*
- * perllm_plugin.h: the perllm plugin ABI for C and C++ (ABI 1.2).
+ * perllm_plugin.h: the perllm plugin ABI for C and C++ (ABI 1.3).
  *
  * The contract is docs/plugin-abi.md; the Rust crate perllm-plugin-abi is the reference. A test
  * (perllm-host/tests/it/c_header.rs) compiles a C program against this header and checks every
@@ -11,7 +11,8 @@
  *    declarations, the list); in what the host hands you, read a field only if
  *    PERLLM_HAS_FIELD(p, Type, field) says the host provides it.
  *  - Arrays of views have a stride in the slot view: index them with perllm_slot_server(),
- *    perllm_slot_request(), perllm_slot_estimate() and perllm_slot_placement(), never with [i].
+ *    perllm_slot_request(), perllm_slot_estimate() and perllm_slot_placement() (1.3's in-place
+ *    path: perllm_slot_pending() and perllm_slot_decision()), never with [i].
  *  - Export exactly the two entry points with default visibility (PERLLM_EXPORT) and build with
  *    -fvisibility=hidden so that nothing else leaks.
  *  - Declarations must be static (static const with constant initialisers): the host keeps
@@ -35,7 +36,7 @@ extern "C" {
 
 /* ---- Versions and symbols ---- */
 #define PERLLM_ABI_VERSION_MAJOR 1u
-#define PERLLM_ABI_VERSION_MINOR 2u
+#define PERLLM_ABI_VERSION_MINOR 3u
 /* major << 16 | minor: what perllm_plugin_abi_version returns. */
 #define PERLLM_ABI_VERSION ((PERLLM_ABI_VERSION_MAJOR << 16) | PERLLM_ABI_VERSION_MINOR)
 #define PERLLM_ABI_VERSION_SYMBOL "perllm_plugin_abi_version"
@@ -170,7 +171,38 @@ typedef struct PerllmSlotView {
     uint32_t request_size;
     uint32_t estimate_size;
     uint32_t placement_size;
+    /* Since 1.3 (defaults from an older host: empty, 0): the in-place path. */
+    PerllmSlice pending;        /* PerllmPending, stride pending_size; requests' order */
+    PerllmSlice slo_deadlines;  /* uint64_t per SLO class, ns from arrival, by request.slo */
+    uint32_t pending_size;
+    uint32_t decision_size;
 } PerllmSlotView;
+
+/* Since 1.3: a pending request as the host keeps it, read in place (no struct_size: the
+ * stride is PerllmSlotView.pending_size). Never grows; 4 bytes of padding after slo. */
+typedef struct PerllmPendingRequest {
+    uint64_t id;
+    uint64_t arrival_ns;
+    uint64_t input_bytes;
+    uint64_t output_bytes;
+    uint32_t prompt_tokens;
+    uint32_t output_tokens;
+    uint16_t model;
+    uint16_t slo;           /* its deadline: perllm_slot_deadline(slot, slo) */
+} PerllmPendingRequest;
+
+/* Since 1.3: an element of PerllmSlotView.pending (fields are only appended after defers). */
+typedef struct PerllmPending {
+    PerllmPendingRequest request;
+    uint32_t defers;
+} PerllmPending;
+
+/* Since 1.3: entry i of decide's `out` decides pending request i, written in place into the
+ * host's own decisions (stride decision_size). Pre-filled {DEFER, NO_SERVER}. */
+typedef struct PerllmDecision {
+    uint32_t action;        /* PERLLM_ACTION_* */
+    uint32_t server;        /* read only for PERLLM_ACTION_ASSIGN */
+} PerllmDecision;
 
 /* Entry i of `out` decides request i. Pre-filled {struct_size, DEFER, NO_SERVER, 0}. */
 typedef struct PerllmPlacement {
@@ -246,6 +278,10 @@ typedef void (*PerllmDestroyFn)(void *instance);
 typedef uint32_t (*PerllmScheduleFn)(void *instance, const PerllmSlotView *slot,
                                      PerllmPlacement *out, size_t out_len,
                                      const PerllmErrorSink *err);
+/* Since 1.3: decide a slot in place, from slot->pending (slot->requests is empty). */
+typedef uint32_t (*PerllmDecideFn)(void *instance, const PerllmSlotView *slot,
+                                   PerllmDecision *out, size_t out_len,
+                                   const PerllmErrorSink *err);
 typedef uint32_t (*PerllmObserveFn)(void *instance, const PerllmOutcomeView *outcome,
                                     const PerllmErrorSink *err);
 typedef uint32_t (*PerllmStatsFn)(void *instance, const PerllmStatSink *sink);
@@ -267,6 +303,9 @@ typedef struct PerllmPolicyVTable {
     PerllmScheduleFn schedule;      /* required */
     PerllmObserveFn observe;        /* optional (NULL) */
     PerllmStatsFn stats;            /* optional (NULL) */
+    /* Since 1.3, optional (NULL): a 1.3 host calls it instead of schedule, which an older
+     * host calls and which stays required. */
+    PerllmDecideFn decide;
 } PerllmPolicyVTable;
 
 typedef struct PerllmCostModelVTable {
@@ -325,6 +364,22 @@ static inline const PerllmEstimateView *perllm_slot_estimate(const PerllmSlotVie
 static inline PerllmPlacement *perllm_slot_placement(const PerllmSlotView *s, PerllmPlacement *out,
                                                      size_t i) {
     return (PerllmPlacement *)((char *)out + i * s->placement_size);
+}
+/* Since 1.3: pending request i (NULL from an older host or out of range). */
+static inline const PerllmPending *perllm_slot_pending(const PerllmSlotView *s, size_t i) {
+    if (!PERLLM_HAS_FIELD(s, PerllmSlotView, decision_size) || i >= s->pending.len) return NULL;
+    return (const PerllmPending *)((const char *)s->pending.ptr + i * s->pending_size);
+}
+/* Since 1.3: decision i of decide's `out`. */
+static inline PerllmDecision *perllm_slot_decision(const PerllmSlotView *s, PerllmDecision *out,
+                                                   size_t i) {
+    return (PerllmDecision *)((char *)out + i * s->decision_size);
+}
+/* Since 1.3: the deadline of SLO class `slo`, ns counted from arrival (0 if unknown). */
+static inline uint64_t perllm_slot_deadline(const PerllmSlotView *s, uint16_t slo) {
+    if (!PERLLM_HAS_FIELD(s, PerllmSlotView, decision_size) || slo >= s->slo_deadlines.len)
+        return 0;
+    return ((const uint64_t *)s->slo_deadlines.ptr)[slo];
 }
 /* Does server `srv` host model `m`? */
 static inline int perllm_server_hosts(const PerllmServerView *srv, uint16_t m) {

@@ -29,8 +29,12 @@
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
+mod guard;
+mod inplace;
 mod sdk;
 mod versioned;
+pub use guard::{panic_message, report_error};
+pub use inplace::*;
 pub use sdk::*;
 pub use versioned::*;
 
@@ -41,7 +45,10 @@ pub const ABI_VERSION_MAJOR: u32 = 1;
 /// - 1.0: the first published layout.
 /// - 1.1: [`ServerView::hardware_kind`].
 /// - 1.2: [`PluginDecl::params`].
-pub const ABI_VERSION_MINOR: u32 = 2;
+/// - 1.3: the in-place path: [`PolicyVTable::decide`], which reads the host's [`Pending`]
+///   requests and writes its [`Decision`]s where they are ([`SlotView::pending`] and the
+///   fields after it).
+pub const ABI_VERSION_MINOR: u32 = 3;
 /// `major << 16 | minor`: what [`ABI_VERSION_SYMBOL`] returns.
 pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
 
@@ -90,11 +97,12 @@ pub const HW_NPU: u32 = 2;
 /// [`ServerView::hardware_kind`] from a host older than ABI 1.1, which does not say.
 pub const HW_UNKNOWN: u32 = u32::MAX;
 
-/// [`Placement::action`]: keep the request pending until the next slot (the pre-filled value).
+/// [`Placement::action`] and [`Decision::action`]: keep the request pending until the next slot
+/// (the pre-filled value).
 pub const ACTION_DEFER: u32 = 0;
-/// [`Placement::action`]: send the request to [`Placement::server`].
+/// [`Placement::action`] and [`Decision::action`]: send the request to the `server` field.
 pub const ACTION_ASSIGN: u32 = 1;
-/// [`Placement::action`]: refuse the request.
+/// [`Placement::action`] and [`Decision::action`]: refuse the request.
 pub const ACTION_REJECT: u32 = 2;
 
 /// [`Placement::server`] of a placement that names no server.
@@ -397,6 +405,100 @@ pub struct SlotView {
     pub estimate_size: u32,
     /// Stride of the `out` placements in bytes: the host's `size_of::<Placement>()`.
     pub placement_size: u32,
+    /// Since 1.3: the pending requests in the host's own layout, in the order of `requests`
+    /// (element `i` is request `i`, at byte `i * pending_size`). A 1.3 host always fills it;
+    /// when it calls [`PolicyVTable::decide`], `requests` is empty and this is the only list
+    /// of the slot's requests. Default (an older host): empty.
+    pub pending: Slice<Pending>,
+    /// Since 1.3: the deadline of every SLO class, ns, counted from arrival, indexed by
+    /// [`PendingRequest::slo`] (what [`RequestView::deadline_ns`] holds per request). Default:
+    /// empty.
+    pub slo_deadlines: Slice<u64>,
+    /// Since 1.3: stride of `pending` in bytes (at least `size_of::<Pending>()` of 1.3, 56).
+    /// Default: 0.
+    pub pending_size: u32,
+    /// Since 1.3: stride of `decide`'s `out` decisions in bytes (at least 8). Default: 0.
+    pub decision_size: u32,
+}
+
+/// A pending request as the host keeps it (ABI 1.3, the in-place path): the first part of an
+/// element of [`SlotView::pending`].
+///
+/// This is perllm-core's own `Request`, read where it lies: it carries no `struct_size` (the
+/// array's stride, [`SlotView::pending_size`], says how large an element is) and it never
+/// changes within major 1 (fields the host adds go after [`Pending::defers`]). Its 4 bytes
+/// after `slo` are padding, not a field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Unique request id.
+    pub id: u64,
+    /// Arrival time, ns.
+    pub arrival_ns: u64,
+    /// Bytes to upload.
+    pub input_bytes: u64,
+    /// Bytes to download.
+    pub output_bytes: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// Model index.
+    pub model: u16,
+    /// SLO class index: its deadline is `SlotView.slo_deadlines[slo]`.
+    pub slo: u16,
+}
+
+/// One element of [`SlotView::pending`] (ABI 1.3): a request waiting for a decision, in
+/// perllm-core's own layout (its `Pending`). No `struct_size`: the stride is
+/// [`SlotView::pending_size`]; fields are only ever appended after `defers`, with defaults, as
+/// for every other struct. Its last 4 bytes are padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The request.
+    pub request: PendingRequest,
+    /// How many times the request was deferred already.
+    pub defers: u32,
+}
+
+/// The decision about one pending request, written by [`PolicyVTable::decide`] in place into
+/// the host's own decision array (ABI 1.3): entry `i` of `out` decides element `i` of
+/// [`SlotView::pending`]. Pre-filled with `{ACTION_DEFER, NO_SERVER}`. No `struct_size`: the
+/// stride is [`SlotView::decision_size`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// [`ACTION_DEFER`] (pre-filled), [`ACTION_ASSIGN`] or [`ACTION_REJECT`].
+    pub action: u32,
+    /// The server for [`ACTION_ASSIGN`] (read only then), else [`NO_SERVER`] (pre-filled).
+    pub server: u32,
+}
+
+impl Decision {
+    /// Keep the request pending (the pre-filled value).
+    pub const DEFER: Decision = Decision {
+        action: ACTION_DEFER,
+        server: NO_SERVER,
+    };
+    /// Refuse the request.
+    pub const REJECT: Decision = Decision {
+        action: ACTION_REJECT,
+        server: NO_SERVER,
+    };
+    /// Send the request to `server`.
+    pub const fn assign(server: u32) -> Decision {
+        Decision {
+            action: ACTION_ASSIGN,
+            server,
+        }
+    }
+}
+
+impl Default for Decision {
+    fn default() -> Self {
+        Decision::DEFER
+    }
 }
 
 /// The decision about one request, written by the policy into the host's buffer: entry `i` of
@@ -548,6 +650,17 @@ pub type ScheduleFn = extern "C" fn(
     out_len: usize,
     err: *const ErrorSink,
 ) -> u32;
+/// Since 1.3, the in-place path: decide one slot from [`SlotView::pending`] (stride
+/// [`SlotView::pending_size`]; [`SlotView::requests`] is empty) into `out`, the host's own
+/// `out_len` decisions (stride [`SlotView::decision_size`]), pre-filled with
+/// [`Decision::DEFER`]. Entry `i` decides pending request `i`.
+pub type DecideFn = extern "C" fn(
+    instance: *mut c_void,
+    slot: *const SlotView,
+    out: *mut Decision,
+    out_len: usize,
+    err: *const ErrorSink,
+) -> u32;
 /// Feedback after a request completed.
 pub type ObserveFn =
     extern "C" fn(instance: *mut c_void, outcome: *const OutcomeView, err: *const ErrorSink) -> u32;
@@ -592,6 +705,9 @@ pub struct PolicyVTable {
     pub observe: Option<ObserveFn>,
     /// Statistics (optional).
     pub stats: Option<StatsFn>,
+    /// Since 1.3: decide a slot in place (optional). A 1.3 host calls it instead of
+    /// `schedule`, which stays required for older hosts. Default (an older plugin): null.
+    pub decide: Option<DecideFn>,
 }
 
 /// The entry points of a cost model. `create`, `destroy` and `step_ns` are required; without

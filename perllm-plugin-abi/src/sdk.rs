@@ -6,6 +6,8 @@
 // signatures, so they are safe functions by design.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use crate::guard::{check_null, run_status};
+use crate::inplace::{self, instance_and_slot};
 use crate::*;
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -28,12 +30,36 @@ pub trait GuestPolicy: Send + Sized + 'static {
     /// `perllm plugins info` (empty: not declared).
     const PARAMS: &'static str = "";
 
+    /// Set to true if the policy implements [`GuestPolicy::decide`] (the in-place path of ABI
+    /// 1.3) instead of [`GuestPolicy::schedule`]; [`guest_policy!`](crate::guest_policy) sets
+    /// it when given `decide`. The SDK then exports both entry points: a 1.3 host calls
+    /// `decide` with its own arrays, an older host `schedule`, which the SDK adapts.
+    const IN_PLACE: bool = false;
+
     /// Create an instance from the scenario's policy parameters (a JSON object) and a seed.
     fn create(config: &str, seed: u64) -> Result<Self, String>;
 
     /// Decide one slot. `out` holds one placement per request of `slot.requests()`, in order,
-    /// pre-filled with [`ACTION_DEFER`]; set `action` (and `server`) of each.
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String>;
+    /// pre-filled with [`ACTION_DEFER`]; set `action` (and `server`) of each. Implement this or
+    /// [`GuestPolicy::decide`].
+    fn schedule(&mut self, _slot: &Slot<'_>, _out: &mut [Placement]) -> Result<(), String> {
+        Err(format!(
+            "policy `{}` implements neither `schedule` nor `decide` (with `IN_PLACE = true`)",
+            Self::NAME
+        ))
+    }
+
+    /// Decide one slot in place (set [`GuestPolicy::IN_PLACE`]): `out` holds one decision per
+    /// request of [`Slot::pending`], in order, pre-filled with [`Decision::DEFER`]; write
+    /// [`Decision::assign`] or [`Decision::REJECT`] where the policy decides. [`Slot::requests`]
+    /// is empty here: read [`Slot::pending`] and [`Slot::deadline_ns`]. With a 1.3 host both
+    /// are the host's own memory (no copy on either side).
+    fn decide(&mut self, _slot: &Slot<'_>, _out: &mut [Decision]) -> Result<(), String> {
+        Err(format!(
+            "policy `{}` sets IN_PLACE but does not implement `decide`",
+            Self::NAME
+        ))
+    }
 
     /// Feedback after a request completed.
     fn observe(&mut self, _outcome: &Outcome) -> Result<(), String> {
@@ -112,26 +138,36 @@ pub trait GuestCostModel: Send + Sync + Sized + 'static {
     }
 }
 
-/// A safe view of a [`SlotView`] for the duration of a `schedule` call. (Not `Clone`: its
-/// slices may point into copies it owns.)
+/// A safe view of a [`SlotView`] for the duration of a `schedule` or `decide` call. (Not
+/// `Clone`: its slices may point into copies it owns.)
 pub struct Slot<'a> {
-    raw: Cow<'a, SlotView>,
+    /// The host's view, or the copy in `_owned` completed with defaults (an older host).
+    pub(crate) raw: &'a SlotView,
     // The arrays as plain slices (no `Cow` branch on every access in a policy's inner loop): they
     // borrow the host's memory, or the copies in `_owned` when the host's strides differ from
     // this SDK's sizes (a heap buffer does not move with the `Slot`).
-    servers: &'a [ServerView],
-    requests: &'a [RequestView],
-    estimates: &'a [EstimateView],
-    _owned: Option<Box<OwnedViews>>,
+    pub(crate) servers: &'a [ServerView],
+    pub(crate) requests: &'a [RequestView],
+    pub(crate) estimates: &'a [EstimateView],
+    /// Since 1.3 (see [`Slot::pending`]).
+    pub(crate) pending: &'a [Pending],
+    pub(crate) deadlines: &'a [u64],
+    pub(crate) _owned: Option<Box<OwnedViews>>,
 }
 
 /// Copies of the host's arrays made for another minor version (never read directly: the
 /// `Slot`'s slices point into them).
 #[allow(dead_code)]
-struct OwnedViews {
-    servers: Vec<ServerView>,
-    requests: Vec<RequestView>,
-    estimates: Vec<EstimateView>,
+#[derive(Default)]
+pub(crate) struct OwnedViews {
+    /// The copy of an older host's slot view (one element: a `Vec`'s buffer, like the arrays,
+    /// so that moving the box never moves or re-borrows what the `Slot` points to).
+    pub(crate) raw: Vec<SlotView>,
+    pub(crate) servers: Vec<ServerView>,
+    pub(crate) requests: Vec<RequestView>,
+    pub(crate) estimates: Vec<EstimateView>,
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) deadlines: Vec<u64>,
 }
 
 /// A slice into `cow` that outlives the borrow of `cow`: `'a` if borrowed, else the life of the
@@ -155,12 +191,25 @@ impl<'a> Slot<'a> {
     /// # Safety
     /// `raw` must point to a slot view, and every pointer in it (and in its servers' `models`
     /// and `name`) must be valid for `'a`, as the ABI's rules require of the host.
+    #[inline]
     pub unsafe fn from_raw(raw: *const SlotView) -> Result<Slot<'a>, String> {
         // The common case, a host of this SDK's minor version: everything is borrowed as is.
         // SAFETY: the caller guarantees a valid view for 'a, which begins with its size.
-        if let Some(slot) = unsafe { Self::borrow_same_layout(raw) } {
-            return Ok(slot);
+        match unsafe { Self::borrow_same_layout(raw) } {
+            Some(slot) => Ok(slot),
+            // SAFETY: forwarded to the caller.
+            None => unsafe { Self::from_raw_other(raw) },
         }
+    }
+
+    /// [`Slot::from_raw`] for a host of another minor version: copies what is not of this
+    /// SDK's size.
+    ///
+    /// # Safety
+    /// As for [`Slot::from_raw`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn from_raw_other(raw: *const SlotView) -> Result<Slot<'a>, String> {
         // SAFETY: the caller guarantees a valid view for 'a.
         let raw: Cow<'a, SlotView> = unsafe { view(raw) }?;
         // SAFETY: the host's arrays with the strides it declares, valid for 'a.
@@ -179,22 +228,53 @@ impl<'a> Slot<'a> {
                 )?,
             )
         };
+        // SAFETY: the host's in-place arrays (1.3; empty from an older host), valid for 'a.
+        let (pending, deadlines) = unsafe { inplace::pending_of(&raw, &requests) }?;
         // SAFETY: owned copies move into `owned` below (their heap buffers do not move) and live
         // as long as the `Slot`; the accessors hand out borrows of `&self` only.
-        let (s, r, e) = unsafe { (detach(&servers), detach(&requests), detach(&estimates)) };
-        let owned = match (servers, requests, estimates) {
-            (Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_)) => None,
-            (servers, requests, estimates) => Some(Box::new(OwnedViews {
+        let (s, r, e, p, d) = unsafe {
+            (
+                detach(&servers),
+                detach(&requests),
+                detach(&estimates),
+                detach(&pending),
+                detach(&deadlines),
+            )
+        };
+        let mut owned = match (servers, requests, estimates, pending, deadlines) {
+            (
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+                Cow::Borrowed(_),
+            ) => None,
+            (servers, requests, estimates, pending, deadlines) => Some(Box::new(OwnedViews {
+                raw: Vec::new(),
                 servers: servers.into_owned(),
                 requests: requests.into_owned(),
                 estimates: estimates.into_owned(),
+                pending: pending.into_owned(),
+                deadlines: deadlines.into_owned(),
             })),
+        };
+        let raw: &'a SlotView = match raw {
+            Cow::Borrowed(r) => r,
+            Cow::Owned(r) => {
+                let o = owned.get_or_insert_with(Box::default);
+                o.raw = vec![r];
+                // SAFETY: the copy lives in the heap buffer of `raw`, which is never modified
+                // again and lives as long as the `Slot`, which hands out borrows of `&self` only.
+                unsafe { &*o.raw.as_ptr() }
+            }
         };
         Ok(Slot {
             raw,
             servers: s,
             requests: r,
             estimates: e,
+            pending: p,
+            deadlines: d,
             _owned: owned,
         })
     }
@@ -215,22 +295,27 @@ impl<'a> Slot<'a> {
         if r.server_size as usize != size_of::<ServerView>()
             || r.request_size as usize != size_of::<RequestView>()
             || r.estimate_size as usize != size_of::<EstimateView>()
+            || r.pending_size as usize != size_of::<Pending>()
         {
             return None;
         }
         // SAFETY: arrays of this SDK's element sizes, valid for 'a (the caller's contract).
-        let (servers, requests, estimates) = unsafe {
+        let (servers, requests, estimates, pending, deadlines) = unsafe {
             (
                 r.servers.as_slice(),
                 r.requests.as_slice(),
                 r.estimates.as_slice(),
+                r.pending.as_slice(),
+                r.slo_deadlines.as_slice(),
             )
         };
         Some(Slot {
-            raw: Cow::Borrowed(r),
+            raw: r,
             servers,
             requests,
             estimates,
+            pending,
+            deadlines,
             _owned: None,
         })
     }
@@ -238,7 +323,7 @@ impl<'a> Slot<'a> {
     /// this SDK's: use the accessors).
     #[inline]
     pub fn raw(&self) -> &SlotView {
-        &self.raw
+        self.raw
     }
     /// Index of this slot.
     #[inline]
@@ -292,7 +377,11 @@ impl<'a> Slot<'a> {
     /// Servers that host the request's model.
     #[inline]
     pub fn candidates(&self, req: &RequestView) -> impl Iterator<Item = &ServerView> {
-        let model = req.model;
+        self.hosting(req.model)
+    }
+    /// Servers that host `model`.
+    #[inline]
+    pub fn hosting(&self, model: u16) -> impl Iterator<Item = &ServerView> {
         self.servers
             .iter()
             .enumerate()
@@ -368,50 +457,6 @@ impl Outcome {
     }
 }
 
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic payload that is not a string)".to_string()
-    }
-}
-
-/// Report `message` through `err` (ignored if `err` is null).
-pub fn report_error(err: *const ErrorSink, message: &str) {
-    if err.is_null() {
-        return;
-    }
-    // SAFETY: a non-null `err` points to a sink the host keeps alive for the call; `ctx` and
-    // `report` are 1.0 fields, present in every 1.x sink.
-    let (ctx, report) = unsafe { ((*err).ctx, (*err).report) };
-    report(ctx, StrRef::new(message));
-}
-
-fn run_status(err: *const ErrorSink, f: impl FnOnce() -> Result<(), String>) -> u32 {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => STATUS_OK,
-        Ok(Err(m)) => {
-            report_error(err, &m);
-            STATUS_ERROR
-        }
-        Err(p) => {
-            report_error(err, &panic_message(&*p));
-            STATUS_PANIC
-        }
-    }
-}
-
-fn check_null<T>(p: *const T, what: &str) -> Result<(), String> {
-    if p.is_null() {
-        Err(format!("the host passed a null `{what}`"))
-    } else {
-        Ok(())
-    }
-}
-
 /// What the create shims share: `create` called with the host's config string, panics caught;
 /// the boxed instance, or null with the error reported to `err`.
 fn create_instance<T>(
@@ -468,12 +513,11 @@ pub extern "C" fn policy_schedule<T: GuestPolicy>(
     err: *const ErrorSink,
 ) -> u32 {
     run_status(err, || {
-        check_null(instance, "instance")?;
-        check_null(slot, "slot")?;
-        // SAFETY: the host passes the instance create returned, used by one thread at a time.
-        let me = unsafe { &mut *instance.cast::<T>() };
-        // SAFETY: the host passes a slot view valid for the call.
-        let slot = unsafe { Slot::from_raw(slot) }?;
+        let (me, slot) = instance_and_slot::<T>(instance, slot)?;
+        if T::IN_PLACE {
+            // SAFETY: the host passes `out_len` placements of its stride, valid for the call.
+            return unsafe { inplace::decide_into_placements(me, &slot, out, out_len) };
+        }
         if out_len == 0 {
             return me.schedule(&slot, &mut []);
         }
@@ -660,6 +704,11 @@ impl<T: GuestPolicy> PolicyVt<T> {
         schedule: Some(policy_schedule::<T>),
         observe: Some(policy_observe::<T>),
         stats: Some(policy_stats::<T>),
+        decide: if T::IN_PLACE {
+            Some(inplace::policy_decide::<T>)
+        } else {
+            None
+        },
     };
 }
 
@@ -831,6 +880,10 @@ macro_rules! export_cost_model {
 /// # assert!(FirstFit::create("{\"x\": 1}", 0).is_err());
 /// ```
 ///
+/// Give `decide(self, slot, out) { … }` instead of `schedule` for ABI 1.3's in-place path
+/// (`out: &mut [Decision]`, the requests in [`Slot::pending`]); the macro then sets
+/// [`GuestPolicy::IN_PLACE`].
+///
 /// It expands to `impl GuestPolicy for EdgeFirst { … }` with `VERSION =
 /// env!("CARGO_PKG_VERSION")`; export the type with [`export_plugins!`](crate::export_plugins)
 /// as usual.
@@ -843,7 +896,8 @@ macro_rules! guest_policy {
             $(wants_estimates: $we:expr,)?
             $(params: $params:expr,)?
             create($config:ident, $seed:ident) $create:block
-            schedule($s1:ident, $slot:ident, $out:ident) $schedule:block
+            $(schedule($s1:ident, $slot:ident, $out:ident) $schedule:block)?
+            $(decide($d1:ident, $dslot:ident, $dout:ident) $decide:block)?
             $(observe($s2:ident, $outcome:ident) $observe:block)?
             $(stats($s3:ident, $values:ident) $stats:block)?
         }
@@ -858,11 +912,20 @@ macro_rules! guest_policy {
             #[allow(unused_variables)]
             fn create($config: &str, $seed: u64) -> ::std::result::Result<Self, String> $create
 
-            fn schedule(
+            $(fn schedule(
                 &mut $s1,
                 $slot: &$crate::Slot<'_>,
                 $out: &mut [$crate::Placement],
-            ) -> ::std::result::Result<(), String> $schedule
+            ) -> ::std::result::Result<(), String> $schedule)?
+
+            $(
+            const IN_PLACE: bool = { let _ = stringify!($decide); true };
+            fn decide(
+                &mut $d1,
+                $dslot: &$crate::Slot<'_>,
+                $dout: &mut [$crate::Decision],
+            ) -> ::std::result::Result<(), String> $decide
+            )?
 
             $(fn observe(&mut $s2, $outcome: &$crate::Outcome) -> ::std::result::Result<(), String> $observe)?
 

@@ -84,7 +84,8 @@ versioned! {
         servers: Slice::empty(), requests: Slice::empty(), estimates: Slice::empty(),
         energy_weights: [0.0; 3], server_size: size32::<ServerView>(),
         request_size: size32::<RequestView>(), estimate_size: size32::<EstimateView>(),
-        placement_size: size32::<Placement>(),
+        placement_size: size32::<Placement>(), pending: Slice::empty(),
+        slo_deadlines: Slice::empty(), pending_size: 0, decision_size: 0,
     };
     Placement = 16, Placement {
         struct_size: size32::<Placement>(), action: ACTION_DEFER, server: NO_SERVER, reserved: 0,
@@ -115,7 +116,7 @@ versioned! {
     };
     PolicyVTable = 48, PolicyVTable {
         struct_size: size32::<PolicyVTable>(), reserved: 0, create: None, destroy: None,
-        schedule: None, observe: None, stats: None,
+        schedule: None, observe: None, stats: None, decide: None,
     };
     CostModelVTable = 40, CostModelVTable {
         struct_size: size32::<CostModelVTable>(), reserved: 0, create: None, destroy: None,

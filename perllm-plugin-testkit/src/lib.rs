@@ -270,6 +270,7 @@ static NO_SCHEDULE_VT: PolicyVTable = PolicyVTable {
     schedule: None,
     observe: None,
     stats: None,
+    decide: None,
 };
 
 declaration! {
@@ -442,6 +443,7 @@ extern "C" fn raw_stats(instance: *mut std::ffi::c_void, sink: *const StatSink) 
 static RAW_VT: PolicyVTable = PolicyVTable {
     schedule: Some(raw_schedule),
     stats: Some(raw_stats),
+    decide: None,
     observe: None,
     ..*policy_vtable::<Testkit>()
 };
@@ -461,4 +463,66 @@ declaration! {
         name: StrRef::new("round\0robin"),
         ..GOOD
     }]
+}
+
+/// The in-place twin of [`Testkit`] (ABI 1.3's `decide`): config `{"mode": M, "after": N}`;
+/// each request to the first server hosting its model for `N` slots, then `M`: `ok`,
+/// `bad-action` (action 77 for the first request), `bad-server` (a server id that does not
+/// exist), `unhosted` (a server without the model, at the first slot where one exists),
+/// `error`, `panic`. Declared by
+/// `testkit_declare_in_place` only (not in the library's main list).
+#[derive(Debug)]
+pub struct TestkitInPlace {
+    cfg: Config,
+    calls: u64,
+}
+
+impl GuestPolicy for TestkitInPlace {
+    const NAME: &'static str = "testkit-in-place";
+    const VERSION: &'static str = "0.0.1";
+    const DESCRIPTION: &'static str = "misbehaves on demand through `decide` (tests only)";
+    const IN_PLACE: bool = true;
+    fn create(config: &str, _seed: u64) -> Result<Self, String> {
+        Ok(TestkitInPlace {
+            cfg: parse(config)?,
+            calls: 0,
+        })
+    }
+    fn decide(&mut self, slot: &Slot<'_>, out: &mut [Decision]) -> Result<(), String> {
+        self.calls += 1;
+        for (p, d) in slot.pending().iter().zip(out.iter_mut()) {
+            *d = match slot.hosting(p.request.model).next() {
+                Some(s) => Decision::assign(s.id),
+                None => Decision::REJECT,
+            };
+        }
+        if self.calls <= self.cfg.after || out.is_empty() {
+            return Ok(());
+        }
+        let n = slot.servers().len() as u32;
+        match self.cfg.mode.as_str() {
+            "bad-action" => out[0].action = 77,
+            "bad-server" => out[0] = Decision::assign(n + 3),
+            "unhosted" => {
+                let bad = slot.pending().iter().enumerate().find_map(|(i, p)| {
+                    (0..n as usize)
+                        .find(|&s| !slot.hosts(s, p.request.model))
+                        .map(|s| (i, s as u32))
+                });
+                // At the first slot with a request some server does not host.
+                if let Some((i, s)) = bad {
+                    out[i] = Decision::assign(s);
+                }
+            }
+            "error" => return Err(format!("testkit fails in decide (slot {})", slot.slot())),
+            "panic" => panic!("testkit panics in decide (slot {})", slot.slot()),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+declaration! {
+    /// The in-place policy `testkit-in-place` (ABI 1.3's `decide`).
+    testkit_declare_in_place => &[policy_decl::<TestkitInPlace>()]
 }

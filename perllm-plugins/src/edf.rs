@@ -2,7 +2,7 @@
 
 use crate::policies::assign;
 use crate::util::{check_one_of, due_ns, parse_config, predicted_ns};
-use perllm_plugin_abi::{ACTION_REJECT, NO_SERVER, guest_policy};
+use perllm_plugin_abi::{Decision, guest_policy};
 use serde::Deserialize;
 
 /// Earliest deadline first with admission control.
@@ -71,14 +71,14 @@ guest_policy! {
                 rejected: 0,
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let servers = slot.servers();
             let now = slot.now_ns();
             self.extra.clear();
             self.extra.resize(servers.len(), 0);
             self.order.clear();
-            for (ri, r) in slot.requests().iter().enumerate() {
-                let due = due_ns(r) as i128;
+            for (ri, r) in slot.pending().iter().enumerate() {
+                let due = due_ns(slot, r) as i128;
                 let key = if self.by_slack {
                     let best = servers
                         .iter()
@@ -90,13 +90,13 @@ guest_policy! {
                 } else {
                     due
                 };
-                self.order.push((key, r.id, ri));
+                self.order.push((key, r.request.id, ri));
             }
             self.order.sort_unstable();
-            let requests = slot.requests();
+            let requests = slot.pending();
             for &(_, _, ri) in &self.order {
                 let r = &requests[ri];
-                let room = due_ns(r).saturating_sub(now);
+                let room = due_ns(slot, r).saturating_sub(now);
                 // (predicted, server) of the earliest, and of the tightest that meets the deadline.
                 let mut fastest: Option<(u64, u32)> = None;
                 let mut tightest: Option<(u64, u32)> = None;
@@ -115,8 +115,7 @@ guest_policy! {
                 let p = &mut out[ri];
                 match pick {
                     Some((t, _)) if self.reject_infeasible && t > room => {
-                        p.action = ACTION_REJECT;
-                        p.server = NO_SERVER;
+                        *p = Decision::REJECT;
                         self.rejected += 1;
                     }
                     pick => assign(p, pick.map(|x| x.1), &mut self.extra),

@@ -95,11 +95,11 @@ guest_policy! {
                 fallbacks: 0,
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let servers = slot.servers();
             self.extra.clear();
             self.extra.resize(servers.len(), 0);
-            for (ri, p) in out.iter_mut().enumerate().take(slot.requests().len()) {
+            for (ri, p) in out.iter_mut().enumerate().take(slot.pending().len()) {
                 let ests = slot.estimates_of(ri);
                 let fill = |filtered: bool, cands: &mut Vec<Cand>| {
                     cands.clear();

@@ -6,8 +6,7 @@
 
 use crate::util::{SplitMix64, check, check_positive, least_loaded, parse_config, predicted_ns};
 use perllm_plugin_abi::{
-    ACTION_ASSIGN, ACTION_REJECT, GuestPolicy, NO_SERVER, Outcome, Placement, Slot, TIER_CLOUD,
-    TIER_EDGE, guest_policy,
+    Decision, GuestPolicy, Outcome, Slot, TIER_CLOUD, TIER_EDGE, guest_policy,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -17,25 +16,23 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 struct NoParams {}
 
-pub(crate) fn assign(p: &mut Placement, server: Option<u32>, extra: &mut [u32]) {
+pub(crate) fn assign(p: &mut Decision, server: Option<u32>, extra: &mut [u32]) {
     match server {
         Some(s) => {
-            p.action = ACTION_ASSIGN;
-            p.server = s;
+            *p = Decision::assign(s);
             extra[s as usize] += 1;
         }
-        None => {
-            p.action = ACTION_REJECT;
-            p.server = NO_SERVER;
-        }
+        None => *p = Decision::REJECT,
     }
 }
 
-fn by_load(slot: &Slot<'_>, out: &mut [Placement], tier: Option<u32>, extra: &mut Vec<u32>) {
+fn by_load(slot: &Slot<'_>, out: &mut [Decision], tier: Option<u32>, extra: &mut Vec<u32>) {
     extra.clear();
     extra.resize(slot.servers().len(), 0);
-    for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
-        let s = least_loaded(slot, r.model, extra, |s| tier.is_none_or(|t| s.tier == t));
+    for (r, p) in slot.pending().iter().zip(out.iter_mut()) {
+        let s = least_loaded(slot, r.request.model, extra, |s| {
+            tier.is_none_or(|t| s.tier == t)
+        });
         assign(p, s, extra);
     }
 }
@@ -61,7 +58,7 @@ macro_rules! by_load_policy {
                     parse_config::<NoParams>(Self::NAME, config)?;
                     Ok($ty { extra: Vec::new() })
                 }
-                schedule(self, slot, out) {
+                decide(self, slot, out) {
                     by_load(slot, out, $tier, &mut self.extra);
                     Ok(())
                 }
@@ -111,12 +108,12 @@ guest_policy! {
                 rng: SplitMix64::new(seed),
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let mut cands = Vec::new();
             let mut extra = vec![0u32; slot.servers().len()];
-            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            for (r, p) in slot.pending().iter().zip(out.iter_mut()) {
                 cands.clear();
-                cands.extend(slot.candidates(r).map(|s| s.id));
+                cands.extend(slot.hosting(r.request.model).map(|s| s.id));
                 let s = (!cands.is_empty()).then(|| cands[self.rng.below(cands.len())]);
                 assign(p, s, &mut extra);
             }
@@ -140,16 +137,16 @@ guest_policy! {
             parse_config::<NoParams>(Self::NAME, config)?;
             Ok(RoundRobin::default())
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let mut cands = Vec::new();
             let mut extra = vec![0u32; slot.servers().len()];
-            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            for (r, p) in slot.pending().iter().zip(out.iter_mut()) {
                 cands.clear();
-                cands.extend(slot.candidates(r).map(|s| s.id));
+                cands.extend(slot.hosting(r.request.model).map(|s| s.id));
                 let s = if cands.is_empty() {
                     None
                 } else {
-                    let k = self.next.entry(r.model).or_insert(0);
+                    let k = self.next.entry(r.request.model).or_insert(0);
                     let s = cands[*k % cands.len()];
                     *k = k.wrapping_add(1);
                     Some(s)
@@ -202,17 +199,17 @@ guest_policy! {
                 extra: Vec::new(),
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let servers = slot.servers();
             let w = slot.energy_weights();
             let extra = &mut self.extra;
             extra.clear();
             extra.resize(servers.len(), 0);
-            for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
+            for (ri, (r, p)) in slot.pending().iter().zip(out.iter_mut()).enumerate() {
                 // (energy, server) of the best feasible; (latency, server) of the fastest.
                 let mut best_ok: Option<(f64, u32)> = None;
                 let mut fastest: Option<(u64, u32)> = None;
-                let limit = self.slack * r.deadline_ns as f64;
+                let limit = self.slack * slot.deadline_ns(r) as f64;
                 for (si, (s, e)) in servers.iter().zip(slot.estimates_of(ri)).enumerate() {
                     if e.valid != 1 {
                         continue;
@@ -353,15 +350,15 @@ guest_policy! {
                 total: 0,
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let mut extra = vec![0u32; slot.servers().len()];
-            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            for (r, p) in slot.pending().iter().zip(out.iter_mut()) {
                 let ln_t = ((self.total + 1) as f64).ln();
-                let s = self.arms.best(r.model, slot.candidates(r).map(|s| s.id), |a| {
+                let s = self.arms.best(r.request.model, slot.hosting(r.request.model).map(|s| s.id), |a| {
                     a.mean() + (self.exploration * ln_t / a.pulls as f64).sqrt()
                 });
                 if let Some(s) = s {
-                    self.arms.pull(r.model, s);
+                    self.arms.pull(r.request.model, s);
                     self.total += 1;
                 }
                 assign(p, s, &mut extra);
@@ -419,22 +416,22 @@ guest_policy! {
                 explorations: 0,
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let mut extra = vec![0u32; slot.servers().len()];
             let mut cands = Vec::new();
-            for (r, p) in slot.requests().iter().zip(out.iter_mut()) {
+            for (r, p) in slot.pending().iter().zip(out.iter_mut()) {
                 cands.clear();
-                cands.extend(slot.candidates(r).map(|s| s.id));
+                cands.extend(slot.hosting(r.request.model).map(|s| s.id));
                 let s = if cands.is_empty() {
                     None
                 } else if self.rng.unit() < self.epsilon {
                     self.explorations += 1;
                     Some(cands[self.rng.below(cands.len())])
                 } else {
-                    self.arms.best(r.model, cands.iter().copied(), Arm::mean)
+                    self.arms.best(r.request.model, cands.iter().copied(), Arm::mean)
                 };
                 if let Some(s) = s {
-                    self.arms.pull(r.model, s);
+                    self.arms.pull(r.request.model, s);
                 }
                 assign(p, s, &mut extra);
             }
@@ -487,6 +484,7 @@ impl GuestPolicy for CloudFirst {
     const WANTS_ESTIMATES: bool = true;
     const PARAMS: &'static str =
         "slack (1.0): the cloud is kept if its predicted completion is within slack x the deadline";
+    const IN_PLACE: bool = true;
     fn create(config: &str, _seed: u64) -> Result<Self, String> {
         let p: CloudFirstParams = parse_config(Self::NAME, config)?;
         check_positive(Self::NAME, "slack", p.slack)?;
@@ -495,13 +493,13 @@ impl GuestPolicy for CloudFirst {
             extra: Vec::new(),
         })
     }
-    fn schedule(&mut self, slot: &Slot<'_>, out: &mut [Placement]) -> Result<(), String> {
+    fn decide(&mut self, slot: &Slot<'_>, out: &mut [Decision]) -> Result<(), String> {
         let servers = slot.servers();
         let extra = &mut self.extra;
         extra.clear();
         extra.resize(servers.len(), 0);
-        for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
-            let limit = self.slack * r.deadline_ns as f64;
+        for (ri, (r, p)) in slot.pending().iter().zip(out.iter_mut()).enumerate() {
+            let limit = self.slack * slot.deadline_ns(r) as f64;
             // Per tier: (predicted, server) of the fastest; and the fastest overall.
             let mut cloud: Option<(u64, u32)> = None;
             let mut edge: Option<(u64, u32)> = None;

@@ -51,13 +51,13 @@ guest_policy! {
                 cands: Vec::new(),
             })
         }
-        schedule(self, slot, out) {
+        decide(self, slot, out) {
             let servers = slot.servers();
             self.extra.clear();
             self.extra.resize(servers.len(), 0);
-            for (ri, (r, p)) in slot.requests().iter().zip(out.iter_mut()).enumerate() {
+            for (ri, (r, p)) in slot.pending().iter().zip(out.iter_mut()).enumerate() {
                 self.cands.clear();
-                self.cands.extend(slot.candidates(r).map(|s| s.id));
+                self.cands.extend(slot.hosting(r.request.model).map(|s| s.id));
                 // A partial Fisher-Yates shuffle: the first `k` are a uniform draw without
                 // replacement.
                 let k = self.choices.min(self.cands.len());

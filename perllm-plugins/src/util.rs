@@ -1,6 +1,6 @@
 //! Helpers shared by the bundled plugins.
 
-use perllm_plugin_abi::{EstimateView, RequestView, ServerView, Slot};
+use perllm_plugin_abi::{EstimateView, Pending, ServerView, Slot};
 use serde::de::DeserializeOwned;
 
 /// Parse a plugin's JSON config; an empty string or `null` gives the defaults.
@@ -210,8 +210,8 @@ pub fn predicted_ns(s: &ServerView, e: &EstimateView, extra: u32) -> Option<u64>
 
 /// The absolute time by which `r` must be delivered.
 #[inline]
-pub fn due_ns(r: &RequestView) -> u64 {
-    r.arrival_ns.saturating_add(r.deadline_ns)
+pub fn due_ns(slot: &Slot<'_>, r: &Pending) -> u64 {
+    r.request.arrival_ns.saturating_add(slot.deadline_ns(r))
 }
 
 #[cfg(test)]

@@ -37,14 +37,22 @@ pub struct CalibrateArgs {
     /// Write the calibrated `hardware`, `model` and `sim` blocks for a scenario.
     #[arg(long, value_name = "FILE.perllm")]
     pub hardware: Option<PathBuf>,
+    /// The step model fitted to a profile: `rows` (a measured table of the step's matrix work by
+    /// its rows, plus the per-sequence and per-KV-token terms) or `smooth` (the roofline plus
+    /// those terms, a one-token price and a per-step prompt time). A request log is always
+    /// fitted with `smooth`.
+    #[arg(long, value_name = "KIND", default_value = "rows", value_parser = ["rows", "smooth"])]
+    pub step_model: String,
 }
 
 /// Version of the calibration files this perllm writes (2: the per-sequence terms
 /// `decode_seq_ns`, `prefill_seq_ns` and `kv_token_ns` replaced the batch interference
 /// `contention`; 3: `one_token_step_ns`, the price of a step computing one token,
-/// `prefill_step_ns`, a step's prompt cost apart from its prompts' count, and `clock`). It reads
-/// versions 2 and 3 (a version-2 file has no one-token price: such steps are priced like any).
-pub const CALIBRATION_VERSION: u32 = 3;
+/// `prefill_step_ns`, a step's prompt cost apart from its prompts' count, and `clock`; 4:
+/// `rows_ns`, the step's matrix work by rows, which replaces the roofline when present). It reads
+/// versions 2 to 4 (a version-2 file has no one-token price: such steps are priced like any;
+/// versions 2 and 3 have no table).
+pub const CALIBRATION_VERSION: u32 = 4;
 
 /// The oldest calibration version this perllm reads.
 pub const OLDEST_CALIBRATION_VERSION: u32 = 2;
@@ -84,6 +92,12 @@ pub struct Calibration {
     /// `one_token_step_ns`; 0: not separate, and absent from version 2).
     #[serde(default)]
     pub one_token_step_ns: f64,
+    /// The step's matrix work by rows (prompt tokens + decoding sequences): `[rows, ns]` knots,
+    /// linear between them (the roofline's `rows_ns`); when present it replaces the overhead,
+    /// compute and bandwidth (kept for the `hardware` block) and the one-token price in the step
+    /// price. Empty with `--step-model smooth`, and absent before version 4.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows_ns: Vec<(u64, f64)>,
     /// Error on the points fitted.
     pub fit: ApeOut,
     /// Error on the held-out points (every fifth shape of a profile, every fourth request of a
@@ -124,6 +138,7 @@ impl Calibration {
             prefill_step_ns: self.prefill_step_ns,
             kv_token_ns: self.kv_token_ns,
             one_token_ns: self.one_token_step_ns,
+            rows_ns: self.rows_ns.clone(),
         }
     }
     /// Read a calibration file.
@@ -211,9 +226,12 @@ pub fn check_profile(p: &Profile, origin: &str) -> Result<()> {
     Ok(())
 }
 
-/// Fit a profile: (parameters, fit error, held-out error). Every fifth shape in (batch, context,
-/// prefill) order is held out (a stride that cycles through the prefill sizes of a grid).
-pub fn fit_profile(p: &Profile) -> (Params, Ape, Ape) {
+/// Fit a profile: (parameters, fit error, held-out error) of the step model asked for, and the
+/// held-out error of the other one (for comparison; `None` when the table cannot be fitted).
+/// Every fifth shape in (batch, context, prefill) order is held out (a stride that cycles
+/// through the prefill sizes of a grid). The table model keeps the smooth fit's effective compute
+/// and bandwidth for the `hardware` block.
+pub fn fit_profile(p: &Profile, rows: bool) -> (Params, Ape, Ape, Option<Ape>) {
     let d = Dims::of(&p.engine);
     let mut pts = p.points.clone();
     pts.sort_by_key(|x| (x.batch, x.context, x.prefill_tokens));
@@ -227,16 +245,31 @@ pub fn fit_profile(p: &Profile) -> (Params, Ape, Ape) {
     }
     let shapes: Vec<Shape> = train.iter().map(|x| shape_of(x)).collect();
     let meas: Vec<f64> = train.iter().map(|x| x.median_ns).collect();
-    let params = fit::fit_steps(&d, &shapes, &meas);
-    let err = |set: &[&super::profile::Point]| {
+    let smooth = fit::fit_steps(&d, &shapes, &meas);
+    let table = super::rows::fit_rows(&smooth, &shapes, &meas);
+    let err = |params: &Params, set: &[&super::profile::Point]| {
         let pred: Vec<f64> = set
             .iter()
-            .map(|x| fit::step_ns(&params, &d, &shape_of(x)))
+            .map(|x| fit::step_ns(params, &d, &shape_of(x)))
             .collect();
         let m: Vec<f64> = set.iter().map(|x| x.median_ns).collect();
         fit::ape(&pred, &m)
     };
-    (params, err(&train), err(&test))
+    match (rows, table) {
+        (true, Some(t)) => {
+            let other = err(&smooth, &test);
+            (t.clone(), err(&t, &train), err(&t, &test), Some(other))
+        }
+        (_, t) => {
+            let other = t.map(|t| err(&t, &test));
+            (
+                smooth.clone(),
+                err(&smooth, &train),
+                err(&smooth, &test),
+                other,
+            )
+        }
+    }
 }
 
 /// Refuse a log that cannot determine the parameters.
@@ -309,6 +342,7 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
         kv_token_ns: 100.0,
         // A one-token step: one read of the weights.
         one_token_ns: d.weight_bytes / b0 * 1e9,
+        rows_ns: Vec::new(),
     });
     let mut failure = None;
     let loss = |x: &[f64; fit::N_PARAMS]| -> f64 {
@@ -352,14 +386,26 @@ pub fn fit_log(log: &Log, cfg: &EngineConfig) -> Result<(Params, Ape, Ape)> {
 
 /// Run `perllm calibrate`.
 pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
-    let (cal, unit) = if let Some(path) = &a.profile {
+    let (cal, unit, other) = if let Some(path) = &a.profile {
         let origin = path.display().to_string();
         let p = read_profile(path)?;
         check_profile(&p, &origin)?;
-        let (params, f, h) = fit_profile(&p);
+        let (params, f, h, other) = fit_profile(&p, a.step_model == "rows");
         (
             make("profile", &origin, p.engine, p.clock, params, f, h),
             "step times",
+            other.map(|o| {
+                format!(
+                    "  ({} step model, for comparison: held-out median {:.1}%, max {:.1}%)\n",
+                    if a.step_model == "rows" {
+                        "smooth"
+                    } else {
+                        "rows-table"
+                    },
+                    o.median,
+                    o.max
+                )
+            }),
         )
     } else {
         let path = a.log.as_ref().expect("clap requires --profile or --log");
@@ -374,11 +420,12 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         (
             make("log", &origin, cfg, log.clock, params, f, h),
             "TTFT and end-to-end latencies",
+            None,
         )
     };
     let blocks = hardware_blocks(&cal.params(), &cal.engine, "cpu", "engine");
     let mut s = format!(
-        "calibrated on {} ({} {}, {} clock):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per step with prompts {:.1} µs\n  per KV token      {:.3} µs\n  one-token step    {}\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n\n",
+        "calibrated on {} ({} {}, {} clock):\n  step overhead     {:.1} µs\n  compute           {:.2} GFLOP/s (effective)\n  memory bandwidth  {:.2} GB/s (effective)\n  per decoding seq  {:.1} µs\n  per prefilling seq {:.1} µs\n  per step with prompts {:.1} µs\n  per KV token      {:.3} µs\n  one-token step    {}\n  fit error         median {:.1}%, max {:.1}% ({} points)\n  held-out error    median {:.1}%, max {:.1}% ({} points, not fitted)\n",
         cal.file,
         cal.source,
         unit,
@@ -392,6 +439,8 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         cal.kv_token_ns / 1e3,
         if cal.one_token_step_ns > 0.0 {
             format!("{:.1} µs", cal.one_token_step_ns / 1e3)
+        } else if !cal.rows_ns.is_empty() {
+            "- (the table's one-row price, below)".into()
         } else {
             "- (no one-token steps measured: priced like any step)".into()
         },
@@ -402,6 +451,18 @@ pub fn calibrate(a: CalibrateArgs, term: Term) -> Result<()> {
         cal.held_out.max_pct,
         cal.held_out.n
     );
+    if !cal.rows_ns.is_empty() {
+        // The table replaces the overhead, compute, bandwidth and one-token lines above in the
+        // step price; say so next to it.
+        s.push_str("  step's matrix work by rows (replaces the overhead, compute, bandwidth and one-token price in the step price):\n");
+        for (r, v) in &cal.rows_ns {
+            s.push_str(&format!("    {r:>5} rows  {:.3} ms\n", v / 1e6));
+        }
+    }
+    if let Some(o) = other {
+        s.push_str(&o);
+    }
+    s.push('\n');
     s.push_str(&blocks);
     let mut out = Outputs::new();
     if let Some(p) = &a.out {
@@ -441,6 +502,7 @@ fn make(
         prefill_step_ns: p.prefill_step_ns,
         kv_token_ns: p.kv_token_ns,
         one_token_step_ns: p.one_token_ns,
+        rows_ns: p.rows_ns,
         fit: f.into(),
         held_out: h.into(),
     }

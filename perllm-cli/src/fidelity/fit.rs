@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 /// The model's parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Params {
     /// Fixed time per step, ns.
     pub overhead_ns: f64,
@@ -34,9 +34,13 @@ pub struct Params {
     /// Time of a step computing exactly one token, KV reads excluded, ns (0: priced like any
     /// step, when the data has no such step).
     pub one_token_ns: f64,
+    /// The step's matrix work by rows (`(rows, ns)` knots, [`super::rows`]); when not empty it
+    /// replaces the overhead, the compute and memory times and the one-token price (empty: the
+    /// smooth form above).
+    pub rows_ns: Vec<(u64, f64)>,
 }
 
-/// Number of fitted parameters.
+/// Number of fitted parameters of the smooth form.
 pub const N_PARAMS: usize = 8;
 
 /// What the model needs to know about the engine's model.
@@ -82,21 +86,24 @@ pub fn one_token(s: &Shape) -> bool {
 
 /// The model's step time, ns.
 pub fn step_ns(p: &Params, d: &Dims, s: &Shape) -> f64 {
-    if p.one_token_ns > 0.0 && one_token(s) {
-        return p.one_token_ns + s.kv_tokens * p.kv_token_ns;
-    }
-    let compute = 2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / p.flops;
-    let memory = (d.weight_bytes + s.kv_tokens * d.kv_bytes_per_token) / p.bandwidth;
-    p.overhead_ns
-        + compute.max(memory) * 1e9
-        + s.decode_seqs * p.decode_seq_ns
+    let extra = s.decode_seqs * p.decode_seq_ns
         + s.prefill_seqs * p.prefill_seq_ns
         + if s.prefill_tokens > 0.0 {
             p.prefill_step_ns
         } else {
             0.0
         }
-        + s.kv_tokens * p.kv_token_ns
+        + s.kv_tokens * p.kv_token_ns;
+    if !p.rows_ns.is_empty() {
+        return perllm_core::cost::rows_table_ns(&p.rows_ns, s.prefill_tokens + s.decode_seqs)
+            + extra;
+    }
+    if p.one_token_ns > 0.0 && one_token(s) {
+        return p.one_token_ns + s.kv_tokens * p.kv_token_ns;
+    }
+    let compute = 2.0 * d.params * (s.prefill_tokens + s.decode_seqs) / p.flops;
+    let memory = (d.weight_bytes + s.kv_tokens * d.kv_bytes_per_token) / p.bandwidth;
+    p.overhead_ns + compute.max(memory) * 1e9 + extra
 }
 
 /// Absolute percentage errors: median and max, in percent.
@@ -155,6 +162,7 @@ pub fn from_x(x: &[f64; N_PARAMS]) -> Params {
         kv_token_ns: x[5].exp(),
         one_token_ns: x[6].exp(),
         prefill_step_ns: x[7].exp(),
+        rows_ns: Vec::new(),
     }
 }
 
@@ -281,6 +289,7 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
             kv_token_ns: min_t * c * 1e-2,
             one_token_ns: if one0.is_finite() { one0 } else { 1.0 },
             prefill_step_ns: min_t * c,
+            rows_ns: Vec::new(),
         });
         let r = nelder_mead(loss, x0, 0.5, 6000);
         if best.is_none_or(|b| r.1 < b.1) {
@@ -351,6 +360,7 @@ mod tests {
             kv_token_ns: 5000.0,
             one_token_ns: 12.5e6,
             prefill_step_ns: 20e6,
+            rows_ns: Vec::new(),
         };
         let (shapes, t) = synthetic(&known, &D, &[1, 2]);
         let got = fit_steps(&D, &shapes, &t);
@@ -391,6 +401,7 @@ mod tests {
             prefill_seq_ns: 1e6,
             kv_token_ns: 800.0,
             prefill_step_ns: 0.0,
+            rows_ns: Vec::new(),
         };
         let (shapes, t): (Vec<Shape>, Vec<f64>) = {
             let (s, t) = synthetic(&known, &D, &[1]);

@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod fit;
 pub mod profile;
 pub mod reqlog;
+pub mod rows;
 pub mod simulate;
 pub mod validate;
 

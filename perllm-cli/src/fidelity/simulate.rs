@@ -75,6 +75,21 @@ model {model_name} {{ params = {}, precision = {}, kv_per_token = {} B }}
 
 /// The built-in `roofline` cost model's config for the calibrated per-step terms (JSON).
 pub fn cost_config(p: &Params) -> String {
+    if !p.rows_ns.is_empty() {
+        let table: Vec<String> = p
+            .rows_ns
+            .iter()
+            .map(|(r, v)| format!("[{r}, {v:.1}]"))
+            .collect();
+        return format!(
+            "{{\"decode_seq_ns\": {:.1}, \"prefill_seq_ns\": {:.1}, \"prefill_step_ns\": {:.1}, \"kv_token_ns\": {:.3}, \"rows_ns\": [{}]}}",
+            p.decode_seq_ns,
+            p.prefill_seq_ns,
+            p.prefill_step_ns,
+            p.kv_token_ns,
+            table.join(", ")
+        );
+    }
     format!(
         "{{\"step_overhead_ns\": {:.0}, \"decode_seq_ns\": {:.1}, \"prefill_seq_ns\": {:.1}, \"prefill_step_ns\": {:.1}, \"kv_token_ns\": {:.3}, \"one_token_step_ns\": {:.1}}}",
         p.overhead_ns.round().max(0.0),
@@ -98,6 +113,7 @@ pub fn cost_model(p: &Params) -> Calibrated {
         prefill_step_ns: p.prefill_step_ns,
         kv_token_ns: p.kv_token_ns,
         one_token_step_ns: p.one_token_ns,
+        rows_ns: p.rows_ns.clone(),
     }
 }
 
@@ -259,7 +275,16 @@ mod tests {
     fn the_simulator_prices_steps_as_the_fit_does() {
         let cfg = EngineConfig::tiny();
         let d = Dims::of(&cfg);
-        for one_token_ns in [0.0, 2.5e6] {
+        let table = vec![
+            (1, 2.4e6),
+            (2, 6.0e6),
+            (8, 6.5e6),
+            (32, 9.0e6),
+            (96, 20.0e6),
+        ];
+        for (one_token_ns, rows_ns) in
+            [(0.0, Vec::new()), (2.5e6, Vec::new()), (0.0, table.clone())]
+        {
             let p = Params {
                 overhead_ns: 1.2e6,
                 flops: 3e10,
@@ -269,6 +294,7 @@ mod tests {
                 prefill_step_ns: 9.0e5,
                 kv_token_ns: 1500.0,
                 one_token_ns,
+                rows_ns,
             };
             let (world, cost) = world(&p, &cfg, 10.0).unwrap();
             let (hw, model) = (world.hardware_of(0), &world.models[0]);
@@ -282,6 +308,12 @@ mod tests {
                 (192, 2, 0, 0),
                 (96, 1, 8, 700),
                 (3, 1, 1, 50),
+                // Chunked steps: decodes and a chunk filling a 32-token budget, and a chunk alone.
+                (28, 1, 4, 400),
+                (14, 1, 0, 0),
+                (31, 1, 1, 97),
+                // Beyond the table's last knot.
+                (400, 4, 12, 1500),
             ] {
                 let sim = cost.step_ns(
                     hw,
@@ -307,7 +339,8 @@ mod tests {
                 assert!(
                     (sim - fitted).abs() <= 2.0 + fitted * 1e-6,
                     "shape ({prefill_tokens}, {prefill_seqs}, {decode_seqs}, {kv_tokens}), \
-                     one-token price {one_token_ns}: simulator {sim} ns, fit {fitted} ns"
+                     one-token price {one_token_ns}, table {:?}: simulator {sim} ns, fit {fitted} ns",
+                    p.rows_ns
                 );
             }
         }

@@ -45,6 +45,10 @@ pub struct ValidateArgs {
     /// Requests of the saturation run (all queued at once); default 6 x max_batch.
     #[arg(long)]
     pub saturation_requests: Option<usize>,
+    /// Warm-up requests, queued at once and served before the measured runs (first touch of
+    /// the weights and caches, the allocator's pools); default 4 x max_batch.
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
     /// Median prompt tokens (lognormal, sigma 0.5).
     #[arg(long, default_value_t = 128)]
     pub prompt_median: u32,
@@ -398,7 +402,13 @@ pub fn validate(a: ValidateArgs, term: Term) -> Result<()> {
     };
     let mut engine = build_engine(cfg.clone())?;
     // Warm up the engine (first-touch of the weights and caches).
-    let warm = workload(cfg.max_batch as usize, 0.0, &a, &cfg, a.seed ^ 0xFFFF);
+    let warm = workload(
+        a.warmup.unwrap_or(4 * cfg.max_batch as usize),
+        0.0,
+        &a,
+        &cfg,
+        a.seed ^ 0xFFFF,
+    );
     serve(&mut engine, &warm, cal.clock)?;
     let mb = cfg.max_batch as usize;
     let k = a.saturation_requests.unwrap_or(6 * mb).max(2 * mb + 2);

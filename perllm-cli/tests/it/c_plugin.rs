@@ -54,7 +54,7 @@ fn the_c_example_builds_and_runs_through_the_cli() {
     let run = run_c("--param slack=0.9 --format json");
     let doc: serde_json::Value = serde_json::from_str(run.ok()).unwrap();
     assert_eq!(doc["policy"]["name"], "c-deadline-first");
-    assert_eq!(doc["policy"]["abi"], "1.2");
+    assert_eq!(doc["policy"]["abi"], "1.3");
     let rep = &doc["report"];
     let completed = rep["completed"].as_u64().unwrap();
     assert!(completed > 10, "{completed}");

@@ -83,13 +83,44 @@ fn small_validation_on_the_cpu_clock_meets_a_loose_bound() {
     has(stdout, "cpu clock");
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
-    assert_eq!(c["version"], 3);
+    assert_eq!(c["version"], 4);
     assert_eq!(c["clock"], "cpu");
     assert!(c["held_out"]["n"].as_u64().unwrap() >= 10);
-    // The grid has one-sequence decodes and steps of two prompts: both prices are fitted.
-    assert!(c["one_token_step_ns"].as_f64().unwrap() > 0.0, "{c}");
-    assert!(c["prefill_step_ns"].as_f64().unwrap() > 0.0, "{c}");
+    // The step model by rows (the default): knots at the pure shapes' rows (decodes of 1, 2, 4
+    // and 6 sequences, prompts of 16, 48 and 96 tokens), never decreasing; no one-token price.
+    let knots: Vec<(u64, f64)> = serde_json::from_value(c["rows_ns"].clone()).unwrap();
+    assert_eq!(
+        knots.iter().map(|k| k.0).collect::<Vec<_>>(),
+        [1, 2, 4, 6, 16, 48, 96],
+        "{c}"
+    );
+    assert!(knots.windows(2).all(|w| w[1].1 >= w[0].1), "{c}");
+    assert_eq!(c["one_token_step_ns"].as_f64().unwrap(), 0.0, "{c}");
     assert!(c["fit"]["median_pct"].as_f64().unwrap() < 25.0, "{c}");
+    has(stdout, "rows  ");
+    has(
+        stdout,
+        "(smooth step model, for comparison: held-out median",
+    );
+    has(stdout, "\"rows_ns\": [[1, ");
+    // The smooth step model: the grid has one-sequence decodes and steps of two prompts, so
+    // both the one-token price and the per-step prompt time are fitted.
+    let smooth = t.path().join("smooth.json");
+    perllm(&[
+        "calibrate",
+        "--profile",
+        s(&prof),
+        "--step-model",
+        "smooth",
+        "--out",
+        s(&smooth),
+    ])
+    .ok();
+    let c2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&smooth).unwrap()).unwrap();
+    assert!(c2.get("rows_ns").is_none(), "{c2}");
+    assert!(c2["one_token_step_ns"].as_f64().unwrap() > 0.0, "{c2}");
+    assert!(c2["prefill_step_ns"].as_f64().unwrap() > 0.0, "{c2}");
     // The hardware block loads as part of a scenario (`perllm check`).
     let blocks = std::fs::read_to_string(&hw).unwrap();
     let scen = t.path().join("s.perllm");
@@ -204,12 +235,21 @@ fn validate_on_the_wall_clock_reports_every_metric() {
     ])
     .ok();
     has(&std::fs::read_to_string(&prof).unwrap(), "\n# clock wall\n");
-    perllm(&["calibrate", "--profile", s(&prof), "--out", s(&cal)]).ok();
+    perllm(&[
+        "calibrate",
+        "--profile",
+        s(&prof),
+        "--step-model",
+        "smooth",
+        "--out",
+        s(&cal),
+    ])
+    .ok();
     // A version-2 file (before the one-token price and the clock) still loads: it is served
     // below. Version 1 is refused, saying what to do.
     let mut c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
-    assert_eq!(c["version"], 3);
+    assert_eq!(c["version"], 4);
     let o = c.as_object_mut().unwrap();
     o.remove("one_token_step_ns");
     o.remove("clock");
@@ -222,7 +262,7 @@ fn validate_on_the_wall_clock_reports_every_metric() {
     let out = perllm(&["validate", "--calibration", s(&v1)]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.stderr_has(
-        "v1.json: calibration version 1; this perllm reads versions 2 to 3: run `perllm calibrate` again",
+        "v1.json: calibration version 1; this perllm reads versions 2 to 4: run `perllm calibrate` again",
     );
     let out = perllm(&[
         "validate",

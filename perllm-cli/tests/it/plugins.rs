@@ -277,9 +277,9 @@ fn cloud_first_decisions_are_pinned() {
 fn plugins_info_shows_flags_and_parameters() {
     let out = perllm_cmd("plugins info greedy");
     let t = out.ok();
-    has(t, "wants-estimates");
+    has(t, "wants-estimates, in-place");
     has(t, "slack (1.0):");
-    has(t, "abi          1.2");
+    has(t, "abi          1.3");
     let out = perllm_cmd("plugins info profile-table --format json");
     let v: Value = serde_json::from_str(out.ok()).unwrap();
     assert_eq!(v["kind"], "cost-model");

@@ -32,6 +32,21 @@ use crate::spec::{Hardware, ModelSpec, Nanos};
 /// every call): measured on the CPU engine (docs/fidelity.md), a one-sequence decode step took
 /// 12.9 ms and a two-sequence one 28.4 ms, a cliff no model smooth in the step's tokens follows.
 /// 0 (the default) prices such steps like any other.
+///
+/// `rows_ns`, when not empty, is a measured table of what a step's matrix work costs by its
+/// rows (the tokens it computes: `prefill_tokens + decode_seqs`), and replaces the roofline
+/// (its overhead, compute and memory times) and the one-token price:
+///
+/// `step = rows_table(prefill_tokens + decode_seqs) + decode_seqs x decode_seq_ns
+///         + prefill_seqs x prefill_seq_ns + [prefill_tokens > 0] x prefill_step_ns
+///         + kv_tokens x kv_token_ns`.
+///
+/// The table is knots `(rows, ns)` with rows strictly increasing and ns not decreasing; between
+/// two knots it is linear, below the first knot it is the first knot's value, beyond the last it
+/// goes on with the last segment's slope. Measured on the CPU engine (docs/fidelity.md), the
+/// matrix kernels' cost moves in steps with the row count (12.9 ms for one row, about 33 ms for
+/// 2-8 rows, then growing), which no form smooth in the tokens follows; the table reads it from
+/// the profile. Empty (the default): the roofline as above.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibrated {
     /// The roofline part (its fixed per-step overhead included).
@@ -46,6 +61,31 @@ pub struct Calibrated {
     pub kv_token_ns: f64,
     /// Time of a step computing exactly one token, KV reads excluded, ns; 0: not separate.
     pub one_token_step_ns: f64,
+    /// The step's matrix work by rows, `(rows, ns)` knots (see above); empty: the roofline.
+    pub rows_ns: Vec<(u64, f64)>,
+}
+
+/// The value at `rows` of a piecewise-linear table of `(rows, ns)` knots (rows increasing):
+/// linear between knots, the first knot's value below the first, the last segment's slope
+/// beyond the last (a one-knot table is constant). `perllm calibrate` fits such tables; an
+/// empty table is 0.
+pub fn rows_table_ns(knots: &[(u64, f64)], rows: f64) -> f64 {
+    let Some(&(r0, v0)) = knots.first() else {
+        return 0.0;
+    };
+    if rows <= r0 as f64 {
+        return v0;
+    }
+    let i = knots.partition_point(|k| (k.0 as f64) < rows);
+    let (a, b) = if i < knots.len() {
+        (knots[i - 1], knots[i])
+    } else if knots.len() >= 2 {
+        (knots[knots.len() - 2], knots[knots.len() - 1])
+    } else {
+        return v0;
+    };
+    let t = (rows - a.0 as f64) / (b.0 - a.0) as f64;
+    a.1 + t * (b.1 - a.1)
 }
 
 impl Calibrated {
@@ -70,6 +110,11 @@ impl CostModel for Calibrated {
     fn step_ns(&self, hw: &Hardware, count: u32, model: &ModelSpec, s: &StepShape) -> Nanos {
         if s.prefill_tokens == 0 && s.decode_seqs == 0 {
             return 0;
+        }
+        if !self.rows_ns.is_empty() {
+            let rows = (s.prefill_tokens + s.decode_seqs as u64) as f64;
+            let base = rows_table_ns(&self.rows_ns, rows);
+            return (base + 0.5) as Nanos + self.extra(s);
         }
         if self.one_token_step_ns > 0.0 && s.prefill_tokens + s.decode_seqs as u64 == 1 {
             return (self.one_token_step_ns + s.kv_tokens as f64 * self.kv_token_ns + 0.5) as Nanos;
@@ -113,6 +158,7 @@ mod tests {
             prefill_step_ns: 0.0,
             kv_token_ns: 10.0,
             one_token_step_ns: 0.0,
+            rows_ns: Vec::new(),
         };
         let dec = StepShape {
             decode_seqs: 4,
@@ -140,6 +186,7 @@ mod tests {
             prefill_step_ns: 0.0,
             kv_token_ns: 0.0,
             one_token_step_ns: 0.0,
+            rows_ns: Vec::new(),
         };
         assert_eq!(
             plain.step_ns(&hw, 1, &model, &dec),
@@ -197,5 +244,67 @@ mod tests {
             ps.step_ns(&hw, 1, &model, &dec),
             c.step_ns(&hw, 1, &model, &dec)
         );
+    }
+
+    #[test]
+    fn a_rows_table_replaces_the_roofline_and_interpolates() {
+        let knots = [(1u64, 10.0), (2, 30.0), (8, 36.0), (32, 60.0)];
+        assert_eq!(rows_table_ns(&[], 5.0), 0.0);
+        assert_eq!(rows_table_ns(&knots, 1.0), 10.0);
+        assert_eq!(rows_table_ns(&knots, 0.5), 10.0);
+        assert_eq!(rows_table_ns(&knots, 2.0), 30.0);
+        assert_eq!(rows_table_ns(&knots, 5.0), 33.0);
+        assert_eq!(rows_table_ns(&knots, 20.0), 48.0);
+        assert_eq!(rows_table_ns(&knots, 32.0), 60.0);
+        // Beyond the last knot: the last segment's slope (1 ns per row).
+        assert_eq!(rows_table_ns(&knots, 40.0), 68.0);
+        assert_eq!(rows_table_ns(&[(4, 7.0)], 40.0), 7.0);
+        let hw = crate::spec::Hardware {
+            name: "cpu".into(),
+            kind: crate::spec::HardwareKind::Cpu,
+            compute_flops: 1e11,
+            memory_bytes: 1 << 34,
+            memory_bandwidth_bytes_per_s: 1e10,
+            power_idle_w: 10.0,
+            power_busy_w: 30.0,
+            compute_efficiency: None,
+            bandwidth_efficiency: None,
+            contention: None,
+        };
+        let model = ModelSpec {
+            name: "m".into(),
+            params: 1e9,
+            precision: Precision::Fp16,
+            kv_bytes_per_token: 1 << 10,
+        };
+        let c = Calibrated {
+            roofline: Roofline::default(),
+            decode_seq_ns: 1000.0,
+            prefill_seq_ns: 5000.0,
+            prefill_step_ns: 300.0,
+            kv_token_ns: 10.0,
+            // Ignored with a table: the table's one-row knot prices one-token steps.
+            one_token_step_ns: 1e9,
+            rows_ns: vec![(1, 1e6), (2, 3e6), (8, 3.6e6), (32, 6e6)],
+        };
+        let price = |prefill_tokens, prefill_seqs, decode_seqs, kv_tokens| {
+            c.step_ns(
+                &hw,
+                1,
+                &model,
+                &StepShape {
+                    prefill_tokens,
+                    prefill_seqs,
+                    decode_seqs,
+                    kv_tokens,
+                },
+            )
+        };
+        assert_eq!(price(0, 0, 1, 50), 1_000_000 + 1000 + 500);
+        assert_eq!(price(0, 0, 4, 400), 3_200_000 + 4 * 1000 + 4000);
+        // A chunk of 28 prompt tokens next to 4 decodes: 32 rows.
+        assert_eq!(price(28, 1, 4, 400), 6_000_000 + 4000 + 5000 + 300 + 4000);
+        assert_eq!(price(40, 2, 0, 0), 6_800_000 + 10_000 + 300);
+        assert_eq!(price(0, 0, 0, 0), 0);
     }
 }

@@ -6,7 +6,7 @@ use crate::world::{Server, World};
 
 mod calibrated;
 mod estimate;
-pub use calibrated::Calibrated;
+pub use calibrated::{Calibrated, rows_table_ns};
 pub use estimate::default_estimate;
 
 /// The shape of one engine step for one model: what the cost model prices.

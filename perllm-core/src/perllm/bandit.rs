@@ -315,13 +315,12 @@ impl Arms {
 mod tests {
     use super::*;
 
-    #[test]
-    fn means_discount_and_window() {
-        let p = Params::default();
+    /// An arm that observed energy 1 (a violation) at clock 1, then energy 3 at clock 2.
+    fn observed_twice(p: &Params) -> Arm {
         let mut a = Arm::default();
         for (i, e) in [1.0, 3.0].into_iter().enumerate() {
             a.observe(
-                &p,
+                p,
                 i as u64 + 1,
                 Sample {
                     energy: e,
@@ -333,26 +332,20 @@ mod tests {
                 i == 0,
             );
         }
-        let v = a.view(&p, 2);
+        a
+    }
+
+    #[test]
+    fn means_discount_and_window() {
+        let p = Params::default();
+        let v = observed_twice(&p).view(&p, 2);
         assert_eq!((v.n, v.energy, v.violations), (2.0, 2.0, 0.5));
 
         let pw = Params {
             window: 1,
             ..Params::default()
         };
-        let mut a = Arm::default();
-        for (i, e) in [1.0, 3.0].into_iter().enumerate() {
-            a.observe(
-                &pw,
-                i as u64 + 1,
-                Sample {
-                    energy: e,
-                    ..Sample::default()
-                },
-                -e,
-                false,
-            );
-        }
+        let a = observed_twice(&pw);
         assert_eq!(a.view(&pw, 2).energy, 3.0);
         assert_eq!(a.total_n, 2);
 
@@ -360,27 +353,7 @@ mod tests {
             discount: 0.5,
             ..Params::default()
         };
-        let mut a = Arm::default();
-        a.observe(
-            &pd,
-            1,
-            Sample {
-                energy: 1.0,
-                ..Sample::default()
-            },
-            0.0,
-            false,
-        );
-        a.observe(
-            &pd,
-            2,
-            Sample {
-                energy: 3.0,
-                ..Sample::default()
-            },
-            0.0,
-            false,
-        );
+        let a = observed_twice(&pd);
         let v = a.view(&pd, 2);
         // weights 0.5 and 1: mean (0.5 + 3) / 1.5
         assert!((v.energy - 3.5 / 1.5).abs() < 1e-12 && (v.n - 1.5).abs() < 1e-12);

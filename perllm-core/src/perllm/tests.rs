@@ -24,6 +24,21 @@ fn requests(world: &World, n: u64) -> Vec<Pending> {
         .collect()
 }
 
+/// The paper testbed at 10 requests/s and a slot of its first `n` requests.
+fn paper_slot(n: u64) -> (World, Vec<Pending>) {
+    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
+    let pending = requests(&world, n);
+    (world, pending)
+}
+
+/// The world's PerLLM policy with the word-valued parameter `key` set to `value`.
+fn perllm_with(world: &World, key: &str, value: &str) -> PerLlm {
+    let mut spec = world.scenario.policy.clone();
+    spec.params
+        .insert(key.into(), crate::spec::ParamValue::Text(value.into()));
+    PerLlm::new(&spec, world).unwrap()
+}
+
 fn run_slot(
     p: &mut dyn Policy,
     world: &World,
@@ -43,8 +58,7 @@ fn run_slot(
 
 #[test]
 fn paper_slot_respects_hosting_and_the_cloud_share() {
-    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
-    let pending = requests(&world, 40);
+    let (world, pending) = paper_slot(40);
     let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
     let out = run_slot(&mut p, &world, None, &pending);
     let cloud = world.server_id("cloud").unwrap();
@@ -76,12 +90,7 @@ fn paper_slot_respects_hosting_and_the_cloud_share() {
         st.values["pools"], 2.0,
         "five identical edge servers and the cloud"
     );
-    let mut spec = world.scenario.policy.clone();
-    spec.params.insert(
-        "variant".into(),
-        crate::spec::ParamValue::Text("paper".into()),
-    );
-    let mut paper = PerLlm::new(&spec, &world).unwrap();
+    let mut paper = perllm_with(&world, "variant", "paper");
     run_slot(&mut paper, &world, None, &pending);
     let st = paper.stats();
     assert!(st.values["explored"] > 0.0);
@@ -90,8 +99,7 @@ fn paper_slot_respects_hosting_and_the_cloud_share() {
 
 #[test]
 fn oracle_needs_the_truth_and_uses_it() {
-    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
-    let pending = requests(&world, 12);
+    let (world, pending) = paper_slot(12);
     let mut o = crate::true_costs::TrueCosts::new(
         &PolicySpec {
             name: "oracle".into(),
@@ -123,8 +131,7 @@ fn oracle_needs_the_truth_and_uses_it() {
 #[test]
 fn a_failing_solver_falls_back_to_greedy_and_is_counted() {
     use plan::test_hook::{Failure, with_failure};
-    let world = crate::testbed::paper(10.0, 10 * SECOND).build().unwrap();
-    let pending = requests(&world, 40);
+    let (world, pending) = paper_slot(40);
     // Without a failure this slot needs the LP (the cloud-share row binds).
     let mut p = PerLlm::new(&world.scenario.policy, &world).unwrap();
     let _ = run_slot(&mut p, &world, None, &pending);
@@ -218,12 +225,7 @@ fn infeasible_requests_are_rejected_or_sent_best_effort() {
         0.0,
         "infeasible requests never explore"
     );
-    let mut spec = world.scenario.policy.clone();
-    spec.params.insert(
-        "infeasible".into(),
-        crate::spec::ParamValue::Text("best_effort".into()),
-    );
-    let mut p = PerLlm::new(&spec, &world).unwrap();
+    let mut p = perllm_with(&world, "infeasible", "best_effort");
     let out = run_slot(&mut p, &world, None, &pending);
     assert!(
         out.iter().all(|d| matches!(d, Decision::Assign(_))),
@@ -262,17 +264,13 @@ fn the_fast_path_decides_like_the_straightforward_one() {
     for world in &worlds {
         for variant in ["improved", "paper", "true-costs"] {
             let run = |fast: bool| {
-                let mut spec = world.scenario.policy.clone();
                 let mut p: Box<dyn Policy> = if variant == "true-costs" {
+                    let mut spec = world.scenario.policy.clone();
                     spec.name = "true-costs".into();
                     let t = crate::true_costs::TrueCosts::new(&spec, world).unwrap();
                     Box::new(if fast { t } else { t.straightforward() })
                 } else {
-                    spec.params.insert(
-                        "variant".into(),
-                        crate::spec::ParamValue::Text(variant.into()),
-                    );
-                    let q = PerLlm::new(&spec, world).unwrap();
+                    let q = perllm_with(world, "variant", variant);
                     Box::new(if fast { q } else { q.straightforward() })
                 };
                 let mut log = Log::default();
@@ -331,13 +329,8 @@ fn large_random_clusters_decide_alike_on_both_paths() {
         let mut draw = |k: u32| (unit_f64(&mut rng) * k as f64) as u32;
         let mut src = Synthetic::new(&world);
         for variant in ["improved", "paper"] {
-            let mut spec = world.scenario.policy.clone();
-            spec.params.insert(
-                "variant".into(),
-                crate::spec::ParamValue::Text(variant.into()),
-            );
-            let mut fast = PerLlm::new(&spec, &world).unwrap();
-            let mut plain = PerLlm::new(&spec, &world).unwrap().straightforward();
+            let mut fast = perllm_with(&world, "variant", variant);
+            let mut plain = perllm_with(&world, "variant", variant).straightforward();
             for slot in 0..3u64 {
                 let palette: Vec<(u32, u32, u32, u32)> = (0..4)
                     .map(|_| (draw(9), draw(3), draw(3), draw(4)))

@@ -10,7 +10,7 @@ use crate::spec::{MILLISECOND, Nanos};
 use crate::world::ServerId;
 
 /// Re-decision interval for deferred requests when the slot length is 0.
-const DEFER_RETRY_NS: Nanos = 100 * MILLISECOND;
+pub(crate) const DEFER_RETRY_NS: Nanos = 100 * MILLISECOND;
 
 impl Sim<'_> {
     /// Brings the servers' states the policy sees up to now.

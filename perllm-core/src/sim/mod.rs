@@ -55,6 +55,9 @@ use crate::request::Request;
 use crate::spec::Nanos;
 use crate::workload::{RequestSource, Synthetic, WorkloadError};
 use crate::world::{ModelId, ServerId, World};
+/// For the bound's count of the noise draws a run can reach and of how long a request can be held.
+pub(crate) use decide::DEFER_RETRY_NS;
+pub(crate) use plan::MAX_RUN_STEPS;
 use queue::Queue;
 use server::{DecayMemo, Srv};
 

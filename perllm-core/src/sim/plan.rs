@@ -18,7 +18,7 @@ use crate::spec::Nanos;
 use crate::world::{ModelId, ServerId};
 
 /// Largest number of engine steps planned in one run (bounds the work wasted when a run is cut).
-pub(super) const MAX_RUN_STEPS: usize = 256;
+pub(crate) const MAX_RUN_STEPS: usize = 256;
 
 /// One planned engine step of a run: when it ends, and the prefix sum of (step energy / step
 /// tokens) up to and including it.

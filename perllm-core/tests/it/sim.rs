@@ -3,7 +3,7 @@
 use super::sim_checker::Checker;
 use perllm_core::policy::Decision;
 use perllm_core::request::{Outcome, Request};
-use perllm_core::simple::{Fixed, LeastLoaded};
+use perllm_core::simple::{Fixed, LeastLoaded, from_fn};
 use perllm_core::spec::*;
 use perllm_core::workload::{RequestSource, Synthetic};
 use perllm_core::{Roofline, SimError, World, run, run_synthetic, testbed};
@@ -186,19 +186,9 @@ fn concurrent_transfers_share_the_bandwidth_fairly() {
     };
     // Three requests: two in the same slot, one alone much later.
     let mut src = vec![req(0, SECOND), req(1, SECOND + 1), req(2, 100 * SECOND)].into_iter();
-    let mut ch = Checker::default();
-    run(
-        &world,
-        &mut Fixed(0),
-        &Roofline::default(),
-        &mut src,
-        &mut [&mut ch],
-    )
-    .unwrap();
-    let up: Vec<i64> = ch.outcomes.iter().map(|o| o.upload_ns as i64).collect();
-    assert_eq!(up.len(), 3);
-    let mut by_id: Vec<_> = ch
-        .outcomes
+    let outcomes = fixed_outcomes(&world, &mut src);
+    assert_eq!(outcomes.len(), 3);
+    let mut by_id: Vec<_> = outcomes
         .iter()
         .map(|o| (o.request.id, o.upload_ns as i64))
         .collect();
@@ -316,23 +306,9 @@ fn inconsistent_input_is_an_error_not_a_panic() {
 
 #[test]
 fn invalid_decisions_are_errors() {
-    struct Bad;
-    impl perllm_core::Policy for Bad {
-        fn name(&self) -> &str {
-            "bad"
-        }
-        fn schedule(
-            &mut self,
-            _v: &perllm_core::ClusterView<'_>,
-            _p: &[perllm_core::Pending],
-            out: &mut [Decision],
-        ) -> Result<(), perllm_core::PolicyError> {
-            out.iter_mut().for_each(|d| *d = Decision::Assign(99));
-            Ok(())
-        }
-    }
+    let mut bad = from_fn("bad", |_, _| Decision::Assign(99));
     let world = paper(1.0, 10).build().unwrap();
-    let err = run_synthetic(&world, &mut Bad).unwrap_err();
+    let err = run_synthetic(&world, &mut bad).unwrap_err();
     assert!(
         err.to_string().contains("server index 99 does not exist"),
         "{err}"
@@ -341,22 +317,9 @@ fn invalid_decisions_are_errors() {
 
 #[test]
 fn deferring_for_ever_ends_in_rejection() {
-    struct Never;
-    impl perllm_core::Policy for Never {
-        fn name(&self) -> &str {
-            "never"
-        }
-        fn schedule(
-            &mut self,
-            _v: &perllm_core::ClusterView<'_>,
-            _p: &[perllm_core::Pending],
-            _o: &mut [Decision],
-        ) -> Result<(), perllm_core::PolicyError> {
-            Ok(())
-        }
-    }
+    let mut never = from_fn("never", |_, _| Decision::Defer);
     let world = paper(1.0, 10).build().unwrap();
-    let r = run_synthetic(&world, &mut Never).unwrap();
+    let r = run_synthetic(&world, &mut never).unwrap();
     assert!(r.arrived > 0);
     assert_eq!(
         r.rejected_by_reason.get("deferred_too_long"),

@@ -1,7 +1,10 @@
 //! Test harness: engine child processes, a scenario over them, the gateway in process.
 
+use perllm_core::simple::from_fn;
 use perllm_core::{Decision, Observer, Policy, Request, World};
 use perllm_gateway::{Gateway, GatewayConfig, Parts, RequestLog};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -195,12 +198,9 @@ pub fn gateway_with(
     }
 }
 
-/// Assigns round-robin over the servers that host the model; rejects every request whose id
-/// is in `reject`.
-pub struct RoundRobin {
-    pub next: u32,
-    pub reject: Vec<u64>,
-}
+/// Assigns round-robin over the servers, skipping those the view shows unreachable (unhealthy);
+/// rejects every request whose id is in `reject`.
+pub struct RoundRobin;
 
 impl RoundRobin {
     /// Round robin that rejects nothing, boxed for [`gateway`].
@@ -210,39 +210,50 @@ impl RoundRobin {
 
     /// Round robin that rejects the requests whose ids are in `reject`, boxed for [`gateway`].
     pub fn rejecting(reject: Vec<u64>) -> Box<dyn Policy> {
-        Box::new(RoundRobin { next: 0, reject })
-    }
-}
-
-impl Policy for RoundRobin {
-    fn name(&self) -> &str {
-        "round-robin"
-    }
-    fn schedule(
-        &mut self,
-        view: &perllm_core::ClusterView<'_>,
-        pending: &[perllm_core::Pending],
-        out: &mut [Decision],
-    ) -> Result<(), perllm_core::PolicyError> {
-        let n = view.world.servers.len() as u32;
-        for (p, o) in pending.iter().zip(out.iter_mut()) {
-            if self.reject.contains(&p.request.id) {
-                *o = Decision::Reject;
-                continue;
+        let mut next = 0u32;
+        Box::new(from_fn("round-robin", move |view, p| {
+            if reject.contains(&p.request.id) {
+                return Decision::Reject;
             }
-            // Skip a server the view shows unreachable (unhealthy).
-            let mut s = self.next % n;
+            let n = view.world.servers.len() as u32;
+            let mut s = next % n;
             for _ in 0..n {
                 if view.servers[s as usize].bandwidth_estimate_bps > 1.0 {
                     break;
                 }
                 s = (s + 1) % n;
             }
-            self.next = s + 1;
-            *o = Decision::Assign(s);
-        }
-        Ok(())
+            next = s + 1;
+            Decision::Assign(s)
+        }))
     }
+}
+
+/// A request log for [`gateway`] in `dir`: its path and the writer to pass.
+pub fn request_log(dir: &Path) -> (PathBuf, Option<Box<dyn std::io::Write + Send>>) {
+    let path = dir.join("requests.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    (path, Some(Box::new(file)))
+}
+
+/// The rows of the request log at `path`, each a map from column to cell; the header must be
+/// [`perllm_gateway::REQUEST_COLUMNS`].
+pub fn request_rows(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut rows = csv::Reader::from_path(path).unwrap();
+    let head = rows.headers().unwrap().clone();
+    assert_eq!(
+        head.iter().collect::<Vec<_>>(),
+        perllm_gateway::REQUEST_COLUMNS
+    );
+    rows.records()
+        .map(|r| {
+            let r = r.unwrap();
+            head.iter()
+                .zip(r.iter())
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
 }
 
 /// A blocking HTTP client for the tests.

@@ -296,6 +296,50 @@ fn plugin_roofline_prices_exactly_like_core() {
     );
     let e = err(r.cost_model("roofline", r#"{"bandwidth_efficiency": 0.3}"#));
     redact().bind(|| insta::assert_snapshot!("builtin_roofline_bad_config", e.to_string()));
+    // A step-cost table by rows (what `perllm calibrate` writes) replaces the roofline: 4
+    // decoding sequences are 4 rows, halfway between the knots at 2 and 6.
+    let t = r
+        .cost_model(
+            "roofline",
+            r#"{"decode_seq_ns": 100, "kv_token_ns": 2, "rows_ns": [[1, 1000], [2, 3000], [6, 5000]]}"#,
+        )
+        .unwrap();
+    let four = StepShape {
+        decode_seqs: 4,
+        kv_tokens: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        t.step_ns(&world.hardware[0], 1, &world.models[0], &four),
+        4000 + 400 + 200
+    );
+    for (config, says) in [
+        (
+            r#"{"rows_ns": [[2, 5], [1, 6]]}"#,
+            "`rows_ns`: knot 1: rows must increase (1 after 2)",
+        ),
+        (
+            r#"{"rows_ns": [[1, 5], [2, 4]]}"#,
+            "the table must not decrease",
+        ),
+        (r#"{"rows_ns": [[0, 5]]}"#, "rows must be at least 1"),
+        (
+            r#"{"rows_ns": [[1, 5]], "one_token_step_ns": 3}"#,
+            "it replaces `step_overhead_ns` and `one_token_step_ns`",
+        ),
+        (
+            r#"{"rows_ns": [[1, 5]], "step_overhead_ns": 3}"#,
+            "it replaces `step_overhead_ns` and `one_token_step_ns`",
+        ),
+    ] {
+        let e = err(r.cost_model("roofline", config)).to_string();
+        assert!(e.contains(says), "{config}: {e}");
+    }
+    r.cost_model(
+        "roofline",
+        r#"{"rows_ns": [[1, 5]], "step_overhead_ns": 0}"#,
+    )
+    .unwrap();
 }
 
 const PROFILE: &str = "model,hardware,batch,prefill_tokens_per_s,decode_tokens_per_s

@@ -2,10 +2,13 @@
 //! with the system C compiler against the header prints every struct's size and alignment, every
 //! field's offset and size, and every constant; the test compares them with the Rust types'.
 //! The Rust side also checks that the listed fields cover each struct without padding (every
-//! struct spells out its `reserved` fields), so a field added in Rust but not here fails.
+//! struct spells out its `reserved` fields; the in-place structs of 1.3, perllm-core's own
+//! types, declare their tail padding), so a field added in Rust but not here fails.
 
 use super::*;
 use perllm_plugin_abi::*;
+// The ABI's in-place types, not perllm-core's of the same names.
+use perllm_plugin_abi::{Decision, Pending};
 use std::fmt::Write as _;
 use std::process::Command;
 
@@ -19,16 +22,20 @@ struct Struct {
     c: &'static str,
     size: usize,
     align: usize,
+    /// Padding after the last field (only the in-place structs, which are perllm-core's own
+    /// types and have no `reserved` field to spell it out).
+    tail_padding: usize,
     fields: Vec<(&'static str, usize, usize)>,
 }
 
 macro_rules! structs {
-    ($($rust:ty => $c:ident { $($f:ident),* $(,)? })*) => {
+    ($($rust:ty => $c:ident { $($f:ident),* $(,)? } $(; padding $pad:literal)?)*) => {
         vec![$(Struct {
             rust: stringify!($rust),
             c: stringify!($c),
             size: size_of::<$rust>(),
             align: align_of::<$rust>(),
+            tail_padding: 0 $(+ $pad)?,
             fields: vec![$((
                 stringify!($f),
                 std::mem::offset_of!($rust, $f),
@@ -61,8 +68,14 @@ fn table() -> Vec<Struct> {
         }
         SlotView => PerllmSlotView {
             struct_size, reserved, slot, now_ns, servers, requests, estimates, energy_weights,
-            server_size, request_size, estimate_size, placement_size,
+            server_size, request_size, estimate_size, placement_size, pending, slo_deadlines,
+            pending_size, decision_size,
         }
+        PendingRequest => PerllmPendingRequest {
+            id, arrival_ns, input_bytes, output_bytes, prompt_tokens, output_tokens, model, slo,
+        } ; padding 4
+        Pending => PerllmPending { request, defers } ; padding 4
+        Decision => PerllmDecision { action, server }
         Placement => PerllmPlacement { struct_size, action, server, reserved }
         OutcomeView => PerllmOutcomeView {
             struct_size, server, met, reserved, decided_ns, ttft_ns, total_ns, request, phases,
@@ -83,7 +96,7 @@ fn table() -> Vec<Struct> {
             energy_j_per_bit, hardware, model, server, request,
         }
         PolicyVTable => PerllmPolicyVTable {
-            struct_size, reserved, create, destroy, schedule, observe, stats,
+            struct_size, reserved, create, destroy, schedule, observe, stats, decide,
         }
         CostModelVTable => PerllmCostModelVTable {
             struct_size, reserved, create, destroy, step_ns, estimate,
@@ -137,7 +150,12 @@ fn every_struct_is_covered_field_by_field_without_padding() {
             );
             end = off + size;
         }
-        assert_eq!(end, s.size, "{}: fields after the last listed one", s.rust);
+        assert_eq!(
+            end + s.tail_padding,
+            s.size,
+            "{}: fields after the last listed one",
+            s.rust
+        );
         assert!(s.size.is_multiple_of(s.align));
     }
 }

@@ -32,8 +32,12 @@ fn sizes_and_alignments() {
         CostModelVTable,
         PluginDecl,
         PluginList,
+        PendingRequest,
+        Pending,
+        Decision,
         Option<PolicyCreateFn>,
         Option<ScheduleFn>,
+        Option<DecideFn>,
     ];
     let expected = vec![
         ("StrRef", 16, 8),
@@ -44,19 +48,23 @@ fn sizes_and_alignments() {
         ("ServerView", 144, 8),
         ("RequestView", 64, 8),
         ("EstimateView", 72, 8),
-        ("SlotView", 112, 8),
+        ("SlotView", 152, 8),
         ("Placement", 16, 4),
         ("OutcomeView", 56, 8),
         ("HardwareView", 80, 8),
         ("ModelView", 56, 8),
         ("StepShapeView", 32, 8),
         ("EstimateInput", 72, 8),
-        ("PolicyVTable", 48, 8),
+        ("PolicyVTable", 56, 8),
         ("CostModelVTable", 40, 8),
         ("PluginDecl", 96, 8),
         ("PluginList", 24, 8),
+        ("PendingRequest", 48, 8),
+        ("Pending", 56, 8),
+        ("Decision", 8, 4),
         ("Option<PolicyCreateFn>", 8, 8),
         ("Option<ScheduleFn>", 8, 8),
+        ("Option<DecideFn>", 8, 8),
     ];
     assert_eq!(got, expected);
 }
@@ -107,17 +115,34 @@ fn field_offsets() {
         offset_of!(PluginDecl, policy),
         offset_of!(PluginDecl, cost_model),
         offset_of!(PluginList, plugins),
+        // 1.3: the in-place path.
+        offset_of!(SlotView, pending),
+        offset_of!(SlotView, slo_deadlines),
+        offset_of!(SlotView, pending_size),
+        offset_of!(SlotView, decision_size),
+        offset_of!(PolicyVTable, decide),
+        offset_of!(PendingRequest, arrival_ns),
+        offset_of!(PendingRequest, input_bytes),
+        offset_of!(PendingRequest, output_bytes),
+        offset_of!(PendingRequest, prompt_tokens),
+        offset_of!(PendingRequest, output_tokens),
+        offset_of!(PendingRequest, model),
+        offset_of!(PendingRequest, slo),
+        offset_of!(Pending, defers),
+        offset_of!(Decision, action),
+        offset_of!(Decision, server),
     ];
     let expected = vec![
         40, 56, 88, 120, 8, 4, 16, 8, 48, 24, 40, 56, 72, 4, 8, 4, 48, 8, 64, 32, 4, 40, 48, 56,
-        64, 8, 24, 8, 40, 32, 8, 56, 64, 72, 8,
+        64, 8, 24, 8, 40, 32, 8, 56, 64, 72, 8, // 1.2
+        112, 128, 144, 148, 48, 8, 16, 24, 32, 36, 40, 42, 48, 0, 4, // 1.3
     ];
     assert_eq!(got, expected);
 }
 
 #[test]
 fn constants_are_stable() {
-    assert_eq!(ABI_VERSION, 0x0001_0002);
+    assert_eq!(ABI_VERSION, 0x0001_0003);
     assert_eq!(HW_UNKNOWN, u32::MAX);
     assert_eq!((KIND_POLICY, KIND_COST_MODEL), (1, 2));
     assert_eq!((STATUS_OK, STATUS_ERROR, STATUS_PANIC), (0, 1, 2));

@@ -6,6 +6,7 @@ mod c_header;
 mod compat;
 mod errors;
 mod faults;
+mod inplace;
 mod isolation;
 mod layout;
 mod misbehaving;

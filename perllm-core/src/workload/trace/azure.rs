@@ -7,17 +7,14 @@ use crate::spec::Nanos;
 
 /// The columns of an Azure trace.
 pub(super) fn layout(h: &Header) -> Result<CsvLayout, WorkloadError> {
-    Ok(CsvLayout {
-        time: h.need("timestamp", "TIMESTAMP")?,
-        parse_time: parse_datetime_ns,
-        prompt: h.need("contexttokens", "ContextTokens")?,
-        output: h.need("generatedtokens", "GeneratedTokens")?,
-        slo: None,
-        model: None,
-        payload: None,
-        nfields: h.cells.len(),
-        burst: false,
-    })
+    h.layout(
+        [
+            ("timestamp", "TIMESTAMP"),
+            ("contexttokens", "ContextTokens"),
+            ("generatedtokens", "GeneratedTokens"),
+        ],
+        parse_datetime_ns,
+    )
 }
 
 /// Parse a calendar timestamp `YYYY-MM-DD HH:MM:SS[.fraction][Z|+HH:MM|-HH:MM|+HHMM]` (a `T` may

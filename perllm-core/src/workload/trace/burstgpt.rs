@@ -7,19 +7,21 @@ use super::csv::{CsvLayout, Header};
 
 /// The columns of a BurstGPT trace (`Model` only when the model is read from the column).
 pub(super) fn layout(h: &Header, want_model: bool) -> Result<CsvLayout, WorkloadError> {
+    let layout = h.layout(
+        [
+            ("timestamp", "Timestamp"),
+            ("request tokens", "Request tokens"),
+            ("response tokens", "Response tokens"),
+        ],
+        parse_seconds_ns,
+    )?;
     Ok(CsvLayout {
-        time: h.need("timestamp", "Timestamp")?,
-        parse_time: parse_seconds_ns,
-        prompt: h.need("request tokens", "Request tokens")?,
-        output: h.need("response tokens", "Response tokens")?,
-        slo: None,
         model: if want_model {
             Some(h.need("model", "Model")?)
         } else {
             None
         },
-        payload: None,
-        nfields: h.cells.len(),
         burst: true,
+        ..layout
     })
 }

@@ -56,6 +56,25 @@ impl Header<'_> {
     pub(super) fn err(&self, m: String) -> WorkloadError {
         WorkloadError::new(self.name, self.line, m)
     }
+    /// The layout of a format with these time, prompt and output columns (each `(n, shown)` as
+    /// [`Header::need`] takes it, in that order) and no optional column.
+    pub(super) fn layout(
+        &self,
+        [time, prompt, output]: [(&str, &str); 3],
+        parse_time: fn(&str) -> Result<Nanos, String>,
+    ) -> Result<CsvLayout, WorkloadError> {
+        Ok(CsvLayout {
+            time: self.need(time.0, time.1)?,
+            parse_time,
+            prompt: self.need(prompt.0, prompt.1)?,
+            output: self.need(output.0, output.1)?,
+            slo: None,
+            model: None,
+            payload: None,
+            nfields: self.cells.len(),
+            burst: false,
+        })
+    }
 }
 
 /// A header cell: without a UTF-8 byte-order mark and surrounding whitespace, in lower case.

@@ -37,16 +37,19 @@ pub(super) fn csv_layout(h: &Header, names: &Names) -> Result<CsvLayout, Workloa
     if names.want_model && model.is_none() {
         return Err(h.err("model_assign = from_column but the header has no `model` column".into()));
     }
+    let layout = h.layout(
+        [
+            ("arrival_s", "arrival_s"),
+            ("prompt_tokens", "prompt_tokens"),
+            ("output_tokens", "output_tokens"),
+        ],
+        parse_seconds_ns,
+    )?;
     Ok(CsvLayout {
-        time: h.need("arrival_s", "arrival_s")?,
-        parse_time: parse_seconds_ns,
-        prompt: h.need("prompt_tokens", "prompt_tokens")?,
-        output: h.need("output_tokens", "output_tokens")?,
         slo,
         model,
         payload: h.find("payload_bytes"),
-        nfields: header.len(),
-        burst: false,
+        ..layout
     })
 }
 
