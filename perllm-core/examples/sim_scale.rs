@@ -56,8 +56,17 @@ fn main() {
     let r = run_synthetic(&world, &mut RoundRobin::default())
         .unwrap_or_else(|e| panic!("run failed: {e}"));
     let wall = t.elapsed().as_secs_f64();
+    // A digest of the whole report (every metric, per-server totals): equal digests before and
+    // after a change of the simulator's internals mean the same results.
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let json = serde_json::to_string(&r).expect("a report serialises");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut h);
+        h.finish()
+    };
     println!(
-        "requests={} servers={} rate={}/s wall={:.3}s sim_req_per_s={:.0} events={} steps={} attainment={:.3} peak_rss_mib={:.1} (before run {:.1})",
+        "requests={} servers={} rate={}/s wall={:.3}s sim_req_per_s={:.0} events={} steps={} attainment={:.3} peak_rss_mib={:.1} (before run {:.1}) report_digest={:016x}",
         r.arrived,
         servers,
         rate,
@@ -67,6 +76,7 @@ fn main() {
         r.sim.steps,
         r.deadline_attainment,
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
-        before as f64 / 1024.0
+        before as f64 / 1024.0,
+        digest
     );
 }

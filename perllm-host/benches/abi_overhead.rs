@@ -3,8 +3,10 @@
 //! slot of 100 pending requests of the paper's testbed (`ABI_OVERHEAD_REQUESTS=<n>` for another size).
 //!
 //! - `greedy`: the bundled `greedy` plugin (host precomputes the 100 x 6 cost-model estimates,
-//!   converts the views, calls through the C ABI, validates the placements) against the same
-//!   algorithm written directly on the core `Policy` trait.
+//!   calls its `decide` through the C ABI with the simulator's own pending requests and
+//!   decisions, checks the action codes) against the same algorithm written directly on the
+//!   core `Policy` trait. `ABI_OVERHEAD_PATH=schedule` measures the copying path instead
+//!   (request views and placements, as an older host or a plugin without `decide`).
 //! - `least-loaded`: the bundled `least-loaded` plugin against the same algorithm in-process.
 //!
 //! Run: `cargo bench -p perllm-host --bench abi_overhead`.
@@ -159,7 +161,12 @@ fn bench(c: &mut Criterion) {
     let world = perllm_core::testbed::paper(10.0, 10 * SECOND)
         .build()
         .expect("valid testbed");
-    let registry = bundled_registry();
+    let mut registry = bundled_registry();
+    // `ABI_OVERHEAD_PATH=schedule`: call the bundled plugins' `schedule` (the copying path every
+    // plugin has, what an older host calls) instead of their `decide` (ABI 1.3's in-place path).
+    if std::env::var("ABI_OVERHEAD_PATH").is_ok_and(|v| v == "schedule") {
+        registry.set_in_place(false);
+    }
     // `ABI_OVERHEAD_REQUESTS=<n>`: a slot of `n` pending requests
     // instead of 100, e.g. 1 for the fixed cost of a call (a paper-7b run decides about 1.2
     // requests per call).

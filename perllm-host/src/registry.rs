@@ -77,7 +77,8 @@ pub struct PluginInfo {
     pub description: String,
     /// True if a built-in of the same name hides it (select it with `plugin:NAME`).
     pub shadowed: bool,
-    /// Declared flags (`wants-estimates`, `provides-estimate`).
+    /// Declared flags (`wants-estimates`, `provides-estimate`) and `in-place` for a policy that
+    /// provides ABI 1.3's `decide`.
     pub flags: Vec<String>,
     /// The parameters it accepts, one per line (`name (default): meaning`); empty if its
     /// plugin does not declare them (ABI before 1.2).
@@ -519,14 +520,21 @@ impl Registry {
                 source: d.lib.path.display().to_string(),
                 description: d.description.clone(),
                 shadowed,
-                flags: match (kind, d.flags & abi::FLAG_WANTS_ESTIMATES != 0) {
-                    (PluginKind::Policy, true) => vec!["wants-estimates".into()],
-                    (PluginKind::CostModel, _)
+                flags: match kind {
+                    PluginKind::Policy => [
+                        (d.flags & abi::FLAG_WANTS_ESTIMATES != 0, "wants-estimates"),
+                        (d.policy.is_some_and(|v| v.decide.is_some()), "in-place"),
+                    ]
+                    .into_iter()
+                    .filter(|x| x.0)
+                    .map(|x| x.1.to_string())
+                    .collect(),
+                    PluginKind::CostModel
                         if d.cost_model.is_some_and(|v| v.estimate.is_some()) =>
                     {
                         vec!["provides-estimate".into()]
                     }
-                    _ => Vec::new(),
+                    PluginKind::CostModel => Vec::new(),
                 },
                 params: match kind {
                     PluginKind::Policy if d.params.trim().is_empty() => with_admission_help(

@@ -160,7 +160,9 @@ pub struct Slot<'a> {
 #[allow(dead_code)]
 #[derive(Default)]
 pub(crate) struct OwnedViews {
-    pub(crate) raw: Option<SlotView>,
+    /// The copy of an older host's slot view (one element: a `Vec`'s buffer, like the arrays,
+    /// so that moving the box never moves or re-borrows what the `Slot` points to).
+    pub(crate) raw: Vec<SlotView>,
     pub(crate) servers: Vec<ServerView>,
     pub(crate) requests: Vec<RequestView>,
     pub(crate) estimates: Vec<EstimateView>,
@@ -248,7 +250,7 @@ impl<'a> Slot<'a> {
                 Cow::Borrowed(_),
             ) => None,
             (servers, requests, estimates, pending, deadlines) => Some(Box::new(OwnedViews {
-                raw: None,
+                raw: Vec::new(),
                 servers: servers.into_owned(),
                 requests: requests.into_owned(),
                 estimates: estimates.into_owned(),
@@ -260,10 +262,10 @@ impl<'a> Slot<'a> {
             Cow::Borrowed(r) => r,
             Cow::Owned(r) => {
                 let o = owned.get_or_insert_with(Box::default);
-                let copy: &SlotView = o.raw.insert(r);
-                // SAFETY: the copy lives in the boxed `OwnedViews`, whose heap allocation does not
-                // move and lives as long as the `Slot`, which hands out borrows of `&self` only.
-                unsafe { &*(copy as *const SlotView) }
+                o.raw = vec![r];
+                // SAFETY: the copy lives in the heap buffer of `raw`, which is never modified
+                // again and lives as long as the `Slot`, which hands out borrows of `&self` only.
+                unsafe { &*o.raw.as_ptr() }
             }
         };
         Ok(Slot {

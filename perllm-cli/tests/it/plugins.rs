@@ -277,7 +277,7 @@ fn cloud_first_decisions_are_pinned() {
 fn plugins_info_shows_flags_and_parameters() {
     let out = perllm_cmd("plugins info greedy");
     let t = out.ok();
-    has(t, "wants-estimates");
+    has(t, "wants-estimates, in-place");
     has(t, "slack (1.0):");
     has(t, "abi          1.3");
     let out = perllm_cmd("plugins info profile-table --format json");

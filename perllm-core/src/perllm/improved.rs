@@ -179,30 +179,21 @@ mod tests {
             b: 0.1,
             rho: 1.0,
         };
-        let good = bounds(&PairInput { ..base }, 0.5, 1.0, 1.0);
-        let bad = bounds(
-            &PairInput {
-                energy: 0.9,
-                b: 0.5,
-                ..base
-            },
-            0.5,
-            1.0,
-            1.0,
-        );
+        let bounds = |p: PairInput| bounds(&p, 0.5, 1.0, 1.0);
+        let good = bounds(base);
+        let bad = bounds(PairInput {
+            energy: 0.9,
+            b: 0.5,
+            ..base
+        });
         let (s, elim) = scores(&[good, bad]);
         assert_eq!(elim, 1);
         assert_eq!(s, vec![good.upper, bad.mean]);
         // Two close arms both stay in play with their optimistic index.
-        let close = bounds(
-            &PairInput {
-                energy: 0.07,
-                ..base
-            },
-            0.5,
-            1.0,
-            1.0,
-        );
+        let close = bounds(PairInput {
+            energy: 0.07,
+            ..base
+        });
         let (s, elim) = scores(&[good, close]);
         assert_eq!(elim, 0);
         assert_eq!(s, vec![good.upper, close.upper]);

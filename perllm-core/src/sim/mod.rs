@@ -15,10 +15,10 @@
 //! Where things are: `queue.rs` holds the event queue (a radix heap) and `events.rs` the loop
 //! that drains it; `arrival.rs` takes requests from the source; `decide.rs` drives the slots
 //! (the policy's decisions, defers, assignment); `transfer.rs` moves uploads and downloads over
-//! the processor-sharing links of `link.rs`; `server.rs` holds a server's queue and batch and
-//! ends its runs; `batch.rs` admits requests and plans and prices the next run of engine steps,
-//! whose steps `plan.rs` keeps; `outcome.rs` records completions, the requests still unfinished
-//! at the end, and the report.
+//! the processor-sharing links of `link.rs`; `server.rs` holds a server's queue and batch (of
+//! `seq.rs` entries) and ends its runs; `batch.rs` admits requests and starts the next run of
+//! engine steps, which `plan.rs` shapes, prices and keeps; `outcome.rs` records completions, the
+//! requests still unfinished at the end, and the report.
 
 // `emit!` is defined before the submodules so that they can use it.
 /// Sends one event to the built-in metrics and then to every observer.
@@ -43,6 +43,7 @@ mod link;
 mod outcome;
 mod plan;
 mod queue;
+mod seq;
 mod server;
 mod transfer;
 
@@ -135,36 +136,34 @@ pub fn run_synthetic(world: &World, policy: &mut dyn Policy) -> Result<Report, S
 
 /// A request between its assignment to a server and its delivery.
 ///
-/// `repr(C, align(64))`, two cache lines: the first holds everything an engine step, an
-/// admission or the arrival at the server reads or writes (token counts, energy, and copies of
-/// the request's token counts and model, from which the KV need is computed); the request itself
-/// and the times of the last stages fill the second. With thousands of servers the flights in
-/// progress outgrow the caches, and a run's end reads one flight per running sequence
-/// (cachegrind: the largest single source of misses at 10,000 servers).
+/// `repr(C, align(64))`, two cache lines: the first holds what the arrival at the server and the
+/// end of decoding read or write (the request's token counts and model, the stage times, the
+/// energy); the request itself and its decision time fill the second, read only at delivery.
+/// While the request is queued or runs at its server, the state the engine steps update lives
+/// with the server ([`seq::Seq`], [`seq::Waiting`]), not here: with thousands of servers the
+/// flights in progress outgrow the caches, and a run's end read one flight per running
+/// sequence (cachegrind: the largest single source of misses at 10,000 servers).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 struct Flight {
-    /// Prompt tokens prefilled so far.
-    prefilled: u32,
-    /// Prompt tokens step 0 of the current run prefills (0: none).
-    chunk: u32,
-    generated: u32,
-    /// `req.prompt_tokens`, `req.output_tokens` and `req.model`, next to the counts above.
+    server: ServerId,
+    /// `req.prompt_tokens`, `req.output_tokens`, `req.model` and `req.output_bytes`, in the
+    /// first cache line.
     prompt: u32,
     output: u32,
-    server: ServerId,
     model: ModelId,
-    inference_j: f64,
     at_server: Nanos,
     admitted: Nanos,
     first_token: Nanos,
-    req: Request,
     decode_done: Nanos,
+    inference_j: f64,
+    output_bytes: u64,
+    req: Request,
     decided: Nanos,
 }
 
-// The fields the steps use fill the first cache line; the whole flight two.
-const _: () = assert!(std::mem::offset_of!(Flight, first_token) + 8 <= 64);
+// What the server reads and writes fills the first cache line; the whole flight two.
+const _: () = assert!(std::mem::offset_of!(Flight, output_bytes) + 8 <= 64);
 const _: () = assert!(std::mem::size_of::<Flight>() == 128);
 
 impl Flight {
@@ -174,20 +173,12 @@ impl Flight {
             prompt: req.prompt_tokens,
             output: req.output_tokens,
             model: req.model,
+            output_bytes: req.output_bytes,
             req,
             server,
             decided,
             ..Flight::default()
         }
-    }
-
-    fn prefill_left(&self) -> u32 {
-        self.prompt - self.prefilled
-    }
-
-    /// KV-cache bytes the flight holds while it runs (as [`Sim::kv_need`] of its request).
-    fn kv_need(&self, world: &World) -> u64 {
-        kv_bytes(world, self.model, self.prompt, self.output)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The planned steps of the servers' runs, kept in one arena.
+//! The plan of a server's run of engine steps: the steps' shapes and prices, and the planned
+//! steps themselves, kept in one arena.
 //!
 //! A run plans up to [`MAX_RUN_STEPS`] engine steps ahead (when each ends, and the energy
 //! shares). Kept in a vector per server, every server's buffer grew to the longest run it ever
@@ -6,9 +7,15 @@
 //! memory that had long left the caches, and each run of the benchmark page-faulted all of it
 //! in again. Here the plans are blocks of a power-of-two number of steps in one vector, and a
 //! block freed by the end of a run is the next one handed out for a run of its size: the
-//! arena stays as large as the plans in use, and a new plan mostly lands on memory just used.
+//! arena stays as large as the plans in use. A run's end reads none of it: the run keeps its
+//! end, its first step's end and its energy shares ([`super::server::Run`]); the steps are read
+//! only when a request that can join arrives during the run, and by observers.
 
+use super::Sim;
+use crate::cost::StepShape;
+use crate::rng::{Rng, unit_f64};
 use crate::spec::Nanos;
+use crate::world::{ModelId, ServerId};
 
 /// Largest number of engine steps planned in one run (bounds the work wasted when a run is cut).
 pub(crate) const MAX_RUN_STEPS: usize = 256;
@@ -100,6 +107,139 @@ pub(super) fn first_ending_at_or_after(
         j += 1;
     }
     j
+}
+
+/// The shape of model `m` in `shapes`, added empty if absent.
+fn shape_of(shapes: &mut Vec<(ModelId, StepShape)>, m: ModelId) -> &mut StepShape {
+    let i = match shapes.iter().position(|x| x.0 == m) {
+        Some(i) => i,
+        None => {
+            shapes.push((m, StepShape::default()));
+            shapes.len() - 1
+        }
+    };
+    &mut shapes[i].1
+}
+
+/// The prices of a run's steps (with the estimates in `Sim::est`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pricing {
+    /// Number of steps planned.
+    pub(super) k: usize,
+    contention0: f64,
+    per_token0: f64,
+    contention: f64,
+    per_token: f64,
+}
+
+impl Pricing {
+    /// Step `j` of estimate `est`: its real duration (contention and a noise draw from `noise`)
+    /// and its energy share per token.
+    pub(super) fn step(
+        &self,
+        j: usize,
+        est: Nanos,
+        step_noise: f64,
+        noise: &mut Rng,
+    ) -> (Nanos, f64) {
+        let (c, pt) = if j == 0 {
+            (self.contention0, self.per_token0)
+        } else {
+            (self.contention, self.per_token)
+        };
+        let noise = 1.0 + step_noise * (2.0 * unit_f64(noise) - 1.0);
+        let real = (est as f64 * c * noise).max(1.0) as Nanos;
+        (real, real as f64 * pt)
+    }
+}
+
+impl Sim<'_> {
+    /// Per-model shapes of step 0 and of the decode steps after it (`shapes`, `shapes1`), the
+    /// run length and each step's cost-model estimate (`est`) for server `s`'s current batch: a
+    /// pure function of the batch, so the same when a run is replayed.
+    pub(super) fn price_run(&mut self, s: ServerId) -> Pricing {
+        let world = self.world;
+        let server = &world.servers[s as usize];
+        let hw = &world.hardware[server.hardware];
+        let srv = &self.srv[s as usize];
+        self.shapes.clear();
+        self.shapes1.clear();
+        let mut k = MAX_RUN_STEPS;
+        for fl in &srv.running {
+            let m = fl.model;
+            let (prompt, out) = (fl.prompt as u64, fl.output);
+            let sh = shape_of(&mut self.shapes, m);
+            if fl.chunk > 0 {
+                sh.prefill_tokens += fl.chunk as u64;
+                sh.prefill_seqs += 1;
+                // A continued prompt's attention reads the part prefilled before.
+                sh.kv_tokens += fl.prefilled as u64;
+                if fl.prefilled + fl.chunk < fl.prompt {
+                    k = 1; // the prompt goes on in the next step
+                    continue;
+                }
+                // Step 0 gives its first token; it decodes from step 1.
+                let sh1 = shape_of(&mut self.shapes1, m);
+                sh1.decode_seqs += 1;
+                sh1.kv_tokens += prompt + 1;
+                k = k.min(out as usize);
+            } else if fl.prefill_left() > 0 {
+                k = 1; // not reached by the budget (cannot happen with chunk_tokens >= max_batch)
+            } else {
+                let kv = prompt + fl.generated as u64;
+                let left = (out - fl.generated) as usize;
+                let sh1 = shape_of(&mut self.shapes1, m);
+                sh1.decode_seqs += 1;
+                if srv.step0_decodes {
+                    sh.decode_seqs += 1;
+                    sh.kv_tokens += kv;
+                    sh1.kv_tokens += kv + 1;
+                    k = k.min(left);
+                } else {
+                    sh1.kv_tokens += kv;
+                    k = k.min(left + 1);
+                }
+            }
+        }
+        let joules_per_ns = srv.busy_w * 1e-9;
+        // Step 0 may prefill; price it on its own.
+        let (mut est0, mut batch, mut tokens) = (0, 0u32, 0u64);
+        for (m, sh) in &self.shapes {
+            if sh.prefill_seqs + sh.decode_seqs == 0 {
+                continue;
+            }
+            est0 = self
+                .cost
+                .step_ns(hw, server.count, &world.models[*m as usize], sh)
+                .saturating_add(est0);
+            batch += sh.decode_seqs + sh.prefill_seqs;
+            tokens += sh.prefill_tokens + sh.decode_seqs as u64;
+        }
+        // Steps 1.. are decode-only with a fixed batch: price them per model in one call each.
+        self.est.clear();
+        self.est.resize(k, 0);
+        self.est[0] = est0;
+        if k > 1 {
+            for (m, sh) in &self.shapes1 {
+                self.cost.add_decode_steps_ns(
+                    hw,
+                    server.count,
+                    &world.models[*m as usize],
+                    sh,
+                    &mut self.est[1..],
+                );
+            }
+        }
+        let c = server.contention;
+        let decode_batch: u32 = self.shapes1.iter().map(|(_, sh)| sh.decode_seqs).sum();
+        Pricing {
+            k,
+            contention0: 1.0 + c * batch.saturating_sub(1) as f64,
+            per_token0: joules_per_ns / tokens.max(1) as f64,
+            contention: 1.0 + c * decode_batch.saturating_sub(1) as f64,
+            per_token: joules_per_ns / decode_batch.max(1) as f64,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::Sim;
 use super::events::Ev;
 use super::link::{Bandwidth, Direction};
 use super::plan::{Plan, first_ending_at_or_after};
+use super::seq::{Seq, Waiting};
 use crate::observer::Observer;
 use crate::policy::MEAN_BATCH_WINDOW_S;
 use crate::rng::{Rng, stream, stream_rng};
@@ -12,12 +13,19 @@ use crate::spec::Nanos;
 use crate::world::{Server, ServerId, World};
 use std::collections::VecDeque;
 
-/// The run of engine steps under way on a server (steps `0..=end_idx` of its plan).
+/// The run of engine steps under way on a server (steps `0..=end_idx` of its plan), with what
+/// its end needs from the plan, so that the end does not read the plan (see [`super::plan`]).
 pub(super) struct Run {
     pub(super) start: Nanos,
     pub(super) end_idx: usize,
-    /// When the last planned step ends (the run's end unless it was cut short).
+    /// When the last planned step ends.
     pub(super) plan_end: Nanos,
+    /// When step `end_idx` ends: the run's end (`plan_end` unless the run was cut short).
+    pub(super) end: Nanos,
+    /// When step 0 ends.
+    pub(super) first_end: Nanos,
+    /// The energy shares per token of steps `0..=end_idx`, summed (the plan's `share_prefix`).
+    pub(super) share_end: f64,
 }
 
 /// One server's state in the simulation.
@@ -26,13 +34,14 @@ pub(super) struct Run {
 /// come first and share a few cache lines; the random-number generators (300 bytes each) and
 /// the load statistics come last. With 10,000 servers a server's state has left the caches by
 /// the time its next event comes, so each extra line an event touches is a miss (cachegrind).
-#[repr(C)]
+#[repr(C, align(64))]
 pub(super) struct Srv {
     pub(super) kv_free: u64,
     pub(super) run_version: u64,
     pub(super) run: Option<Run>,
-    pub(super) running: Vec<u32>,
-    pub(super) waiting: VecDeque<u32>,
+    /// The running batch and the FIFO queue (see [`super::seq`]).
+    pub(super) running: Vec<Seq>,
+    pub(super) waiting: VecDeque<Waiting>,
     /// The planned steps of the current run, in [`super::plan::Plans`].
     pub(super) plan: Plan,
     pub(super) step0_per_token: f64,
@@ -147,13 +156,14 @@ impl Sim<'_> {
         let fl = &mut self.flights[f as usize];
         fl.at_server = self.now;
         let s = fl.server;
-        let (out, need) = (fl.output, fl.kv_need(self.world));
+        let w = Waiting::of(f, fl);
+        let (out, need) = (w.output, w.kv_need(self.world));
         let st = &mut self.states[s as usize];
         st.uploading -= 1;
         st.queued += 1;
         st.pending_output_tokens += out as u64;
         let srv = &mut self.srv[s as usize];
-        srv.waiting.push_back(f);
+        srv.waiting.push_back(w);
         let can_join = srv.running.len() < srv.max_batch as usize
             && srv.waiting.len() == 1
             && need <= srv.kv_free;
@@ -165,8 +175,9 @@ impl Sim<'_> {
                 let j = first_ending_at_or_after(plan, run.start, run.plan_end, now);
                 if j < run.end_idx {
                     run.end_idx = j;
+                    (run.end, run.share_end) = (plan[j].end, plan[j].share_prefix);
                     srv.run_version += 1;
-                    let (t, v) = (plan[j].end, srv.run_version);
+                    let (t, v) = (run.end, srv.run_version);
                     self.schedule(t, Ev::RunEnd(s, v));
                 }
             }
@@ -185,14 +196,12 @@ impl Sim<'_> {
             srv.account_batch(now, &mut self.decay);
         }
         let done_steps = run.end_idx + 1;
-        let plan = self.plans.steps(&srv.plan);
-        let last = plan[run.end_idx];
-        srv.busy_ns += last.end - run.start;
+        srv.busy_ns += run.end - run.start;
         srv.steps += done_steps as u64;
         self.counters.steps += done_steps as u64;
         if !obs.is_empty() {
             let mut start = run.start;
-            for step in &plan[..done_steps] {
+            for step in &self.plans.steps(&srv.plan)[..done_steps] {
                 let end = step.end;
                 for o in obs.iter_mut() {
                     o.on_step(s, start, end);
@@ -200,16 +209,15 @@ impl Sim<'_> {
                 start = end;
             }
         }
-        let share_all = last.share_prefix;
+        let share_all = run.share_end;
         let share0 = srv.step0_per_token;
-        let first_end = plan[0].end;
+        let first_end = run.first_end;
         let mut produced = 0u64;
         let mut i = 0;
         let mut finished = std::mem::take(&mut self.scratch_done);
         finished.clear();
         while i < srv.running.len() {
-            let f = srv.running[i];
-            let fl = &mut self.flights[f as usize];
+            let fl = &mut srv.running[i];
             if fl.chunk > 0 {
                 fl.prefilled += fl.chunk;
                 fl.inference_j += fl.chunk as f64 * share0;
@@ -219,8 +227,8 @@ impl Sim<'_> {
                     fl.generated = done_steps as u32;
                     fl.inference_j += share_all - share0;
                     produced += done_steps as u64;
-                    let r = fl.req;
-                    emit!(self, obs, o => o.on_first_token(first_end, &r, s));
+                    let f = fl.f as usize;
+                    emit!(self, obs, o => o.on_first_token(first_end, &self.flights[f].req, s));
                 }
             } else if fl.prefill_left() == 0 {
                 let (n, share) = if srv.step0_decodes {
@@ -233,11 +241,11 @@ impl Sim<'_> {
                 produced += n as u64;
             }
             if fl.prefill_left() == 0 && fl.generated >= fl.output {
-                fl.decode_done = now;
                 srv.kv_free += fl.kv_need(world);
                 srv.model_running[fl.model as usize] -= 1;
-                srv.running.swap_remove(i);
-                finished.push(f);
+                let done = srv.running.swap_remove(i);
+                done.finish(&mut self.flights[done.f as usize], now);
+                finished.push(done.f);
             } else {
                 i += 1;
             }
@@ -247,7 +255,7 @@ impl Sim<'_> {
         st.running -= finished.len() as u32;
         st.downloading += finished.len() as u32;
         for &f in &finished {
-            let bits = self.flights[f as usize].req.output_bytes as f64 * 8.0;
+            let bits = self.flights[f as usize].output_bytes as f64 * 8.0;
             self.start_transfer(s, false, bits, f);
         }
         self.scratch_done = finished;

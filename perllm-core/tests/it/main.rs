@@ -5,6 +5,7 @@ mod bound;
 mod degenerate;
 mod energy;
 mod memory_limit;
+mod mutate;
 mod perllm;
 mod props;
 mod robust;

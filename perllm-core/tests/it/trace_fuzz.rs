@@ -14,6 +14,7 @@
 
 pub mod harness;
 
+use crate::mutate::Mutation;
 use harness::{NAME, Options, Target};
 use perllm_core::workload::trace::{MAX_PAYLOAD_BYTES, Reader, TraceSource};
 use perllm_core::workload::{RequestSource, WorkloadError};
@@ -287,19 +288,6 @@ const TOKENS: &[&[u8]] = &[
     b"Z",
 ];
 
-#[derive(Clone, Debug)]
-enum Mutation {
-    ByteFlip(usize, u8),
-    Truncate(usize),
-    Delete(usize, usize),
-    Insert(usize, usize),
-    /// Replace the digit run at or after a position by one of [`NUMBERS`].
-    Number(usize, usize),
-    DuplicateLine(usize),
-    DeleteLine(usize),
-    SwapLines(usize, usize),
-}
-
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Mutation::ByteFlip(a, b)),
@@ -314,69 +302,9 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-/// Split into lines, each keeping its `\n`.
-fn split_lines(b: &[u8]) -> Vec<Vec<u8>> {
-    b.split_inclusive(|&c| c == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
+/// `src` with `muts` applied, drawing from [`TOKENS`] and [`NUMBERS`].
 fn apply(src: &[u8], muts: &[Mutation]) -> Vec<u8> {
-    let mut b = src.to_vec();
-    for m in muts {
-        let n = b.len().max(1);
-        match *m {
-            Mutation::ByteFlip(a, v) => {
-                if let Some(x) = b.get_mut(a % n) {
-                    *x = v;
-                }
-            }
-            Mutation::Truncate(a) => b.truncate(a % n),
-            Mutation::Delete(a, len) => {
-                let a = a % n;
-                let e = (a + len).min(b.len());
-                if a < e {
-                    b.drain(a..e);
-                }
-            }
-            Mutation::Insert(a, t) => {
-                let a = a % (b.len() + 1);
-                b.splice(a..a, TOKENS[t].iter().copied());
-            }
-            Mutation::Number(a, k) => {
-                let a = a % n;
-                if let Some(s) = (a..b.len()).find(|&i| b[i].is_ascii_digit()) {
-                    let e = (s..b.len())
-                        .find(|&i| !b[i].is_ascii_digit())
-                        .unwrap_or(b.len());
-                    b.splice(s..e, NUMBERS[k].bytes());
-                }
-            }
-            Mutation::DuplicateLine(a) | Mutation::DeleteLine(a) | Mutation::SwapLines(a, _) => {
-                let mut lines = split_lines(&b);
-                if lines.is_empty() {
-                    continue;
-                }
-                let i = a % lines.len();
-                match *m {
-                    Mutation::DuplicateLine(_) => {
-                        let l = lines[i].clone();
-                        lines.insert(i, l);
-                    }
-                    Mutation::DeleteLine(_) => {
-                        lines.remove(i);
-                    }
-                    Mutation::SwapLines(_, y) => {
-                        let j = y % lines.len();
-                        lines.swap(i, j);
-                    }
-                    _ => unreachable!(),
-                }
-                b = lines.concat();
-            }
-        }
-    }
-    b
+    crate::mutate::apply(src, muts, TOKENS, NUMBERS)
 }
 
 fn show(b: &[u8]) -> String {

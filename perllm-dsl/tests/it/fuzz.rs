@@ -10,6 +10,10 @@ use perllm_dsl::{LoadOptions, SourceKind, load_str_with};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
+#[path = "../../../perllm-core/tests/it/mutate.rs"]
+mod mutate;
+pub(crate) use mutate::Mutation;
+
 pub(crate) fn cases() -> u32 {
     std::env::var("PERLLM_FUZZ_CASES")
         .ok()
@@ -178,16 +182,6 @@ fn check_in(
     }
 }
 
-/// One mutation of a text.
-#[derive(Clone, Debug)]
-pub(crate) enum Mutation {
-    Delete(usize, usize),
-    Insert(usize, usize),
-    DuplicateLine(usize),
-    SwapLines(usize, usize),
-    ByteFlip(usize, u8),
-}
-
 pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1usize..40).prop_map(|(a, n)| Mutation::Delete(a, n)),
@@ -204,51 +198,7 @@ pub(crate) fn apply(src: &str, muts: &[Mutation]) -> String {
 
 /// Apply `muts` to `src`; `Insert` takes its text from `tokens`.
 fn apply_bytes(src: &[u8], muts: &[Mutation], tokens: &[&str]) -> Vec<u8> {
-    let mut b = src.to_vec();
-    for m in muts {
-        let n = b.len().max(1);
-        match *m {
-            Mutation::Delete(a, len) => {
-                let a = a % n;
-                let e = (a + len).min(b.len());
-                if a < e {
-                    b.drain(a..e);
-                }
-            }
-            Mutation::Insert(a, t) => {
-                let a = a % (b.len() + 1);
-                b.splice(a..a, tokens[t % tokens.len()].bytes());
-            }
-            Mutation::DuplicateLine(a) | Mutation::SwapLines(a, _) if b.is_empty() => {
-                let _ = a;
-            }
-            Mutation::DuplicateLine(a) => {
-                let text = String::from_utf8_lossy(&b).into_owned();
-                let mut lines: Vec<&str> = text.lines().collect();
-                if !lines.is_empty() {
-                    let i = a % lines.len();
-                    lines.insert(i, lines[i]);
-                }
-                b = lines.join("\n").into_bytes();
-            }
-            Mutation::SwapLines(x, y) => {
-                let text = String::from_utf8_lossy(&b).into_owned();
-                let mut lines: Vec<&str> = text.lines().collect();
-                if !lines.is_empty() {
-                    let (i, j) = (x % lines.len(), y % lines.len());
-                    lines.swap(i, j);
-                }
-                b = lines.join("\n").into_bytes();
-            }
-            Mutation::ByteFlip(a, v) => {
-                let a = a % n;
-                if a < b.len() {
-                    b[a] = v;
-                }
-            }
-        }
-    }
-    b
+    mutate::apply(src, muts, tokens, &[])
 }
 
 /// Insertions for mutating series files: separators, line ends, comments, quotes and numbers a

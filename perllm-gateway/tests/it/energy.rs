@@ -50,12 +50,12 @@ fn a_local_backends_requests_carry_measured_energy() {
     // The slower engine: a request stays in flight for tens of milliseconds at least.
     let (local, remote) = (engine_with(None, true), engine(None));
     let world = world(&scenario(&[&local.url, &remote.url], "0 s", "perllm"));
-    let csv = dir.path().join("requests.csv");
+    let (csv, log) = request_log(dir.path());
     let gw = gateway_with(
         world,
         RoundRobin::boxed(),
         GatewayConfig::default(),
-        Some(Box::new(std::fs::File::create(&csv).unwrap())),
+        log,
         // `cloud` runs here; `edge1` is somewhere else.
         Some(EnergyMeter::new(rapl, vec![true, false])),
     );
@@ -71,23 +71,19 @@ fn a_local_backends_requests_carry_measured_energy() {
     gw.stop().unwrap();
     stop.store(true, Ordering::SeqCst);
     let spent = ticker.join().unwrap();
-    let mut rows = csv::Reader::from_path(&csv).unwrap();
-    let head = rows.headers().unwrap().clone();
-    let col =
-        |r: &csv::StringRecord, c: &str| r[head.iter().position(|x| x == c).unwrap()].to_string();
-    let recs: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
-    assert_eq!(recs.len(), 4);
+    let rows = request_rows(&csv);
+    assert_eq!(rows.len(), 4);
     let mut measured = 0.0;
-    for r in &recs {
-        let j: f64 = col(r, "energy_inference_j").parse().unwrap();
-        match col(r, "server").as_str() {
+    for r in &rows {
+        let j: f64 = r["energy_inference_j"].parse().unwrap();
+        match r["server"].as_str() {
             "cloud" => {
-                assert_eq!(col(r, "energy_source"), "measured");
+                assert_eq!(r["energy_source"], "measured");
                 // The counter moved while it was in flight.
                 assert!(j > 0.0, "{j}");
                 measured += j;
             }
-            "edge1" => assert_eq!(col(r, "energy_source"), "estimated"),
+            "edge1" => assert_eq!(r["energy_source"], "estimated"),
             s => panic!("server {s}"),
         }
     }

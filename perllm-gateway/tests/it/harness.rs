@@ -3,6 +3,8 @@
 use perllm_core::simple::from_fn;
 use perllm_core::{Decision, Observer, Policy, Request, World};
 use perllm_gateway::{Gateway, GatewayConfig, Parts, RequestLog};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -225,6 +227,33 @@ impl RoundRobin {
             Decision::Assign(s)
         }))
     }
+}
+
+/// A request log for [`gateway`] in `dir`: its path and the writer to pass.
+pub fn request_log(dir: &Path) -> (PathBuf, Option<Box<dyn std::io::Write + Send>>) {
+    let path = dir.join("requests.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    (path, Some(Box::new(file)))
+}
+
+/// The rows of the request log at `path`, each a map from column to cell; the header must be
+/// [`perllm_gateway::REQUEST_COLUMNS`].
+pub fn request_rows(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut rows = csv::Reader::from_path(path).unwrap();
+    let head = rows.headers().unwrap().clone();
+    assert_eq!(
+        head.iter().collect::<Vec<_>>(),
+        perllm_gateway::REQUEST_COLUMNS
+    );
+    rows.records()
+        .map(|r| {
+            let r = r.unwrap();
+            head.iter()
+                .zip(r.iter())
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
 }
 
 /// A blocking HTTP client for the tests.

@@ -8,13 +8,8 @@ fn non_streaming_and_streaming_through_real_engines() {
     let (cloud, edge) = (engine(None), engine(None));
     let world = world(&scenario(&[&cloud.url, &edge.url], "0 s", "perllm"));
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("requests.csv");
-    let gw = gateway(
-        world,
-        RoundRobin::boxed(),
-        GatewayConfig::default(),
-        Some(Box::new(std::fs::File::create(&csv).unwrap())),
-    );
+    let (csv, log) = request_log(dir.path());
+    let gw = gateway(world, RoundRobin::boxed(), GatewayConfig::default(), log);
     let c = client();
     // Non-streaming completion: the engine's answer, with its backend named.
     let r = complete(
@@ -77,28 +72,15 @@ fn non_streaming_and_streaming_through_real_engines() {
     }
     gw.stop().unwrap();
     let seen_csv = std::fs::read_to_string(&csv).unwrap();
-    let mut rows = csv::Reader::from_path(&csv).unwrap();
-    let head = rows.headers().unwrap().clone();
-    assert_eq!(
-        head.iter().collect::<Vec<_>>(),
-        perllm_gateway::REQUEST_COLUMNS
-    );
-    let recs: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
-    assert_eq!(recs.len(), 2, "{seen_csv}");
-    let col = |r: &csv::StringRecord, c: &str| {
-        r[perllm_gateway::REQUEST_COLUMNS
-            .iter()
-            .position(|x| *x == c)
-            .unwrap()]
-        .to_string()
-    };
-    for r in &recs {
-        assert_eq!(col(r, "status"), "completed");
+    let rows = request_rows(&csv);
+    assert_eq!(rows.len(), 2, "{seen_csv}");
+    for r in &rows {
+        assert_eq!(r["status"], "completed");
         // What a gateway cannot see is empty, not zero; energy is the cost model's estimate.
-        assert_eq!(col(r, "upload_s"), "");
-        assert_eq!(col(r, "queue_s"), "");
-        assert_eq!(col(r, "energy_source"), "estimated");
-        assert!(col(r, "latency_s").parse::<f64>().unwrap() > 0.0);
+        assert_eq!(r["upload_s"], "");
+        assert_eq!(r["queue_s"], "");
+        assert_eq!(r["energy_source"], "estimated");
+        assert!(r["latency_s"].parse::<f64>().unwrap() > 0.0);
     }
 }
 
