@@ -1,5 +1,6 @@
 //! The goodput bound: no policy beats it, and it is tight where capacity does not bind.
 
+use super::sim_checker::checked_run;
 use perllm_core::bound::{self, Bound};
 use perllm_core::clairvoyant::Clairvoyant;
 use perllm_core::simple::LeastLoaded;
@@ -105,15 +106,7 @@ fn pairs_the_bound_excludes_are_never_both_met() {
                 Box::new(Clairvoyant::new(&world, &requests_of(&world))),
             ];
             for mut p in policies {
-                let mut ch = super::sim_checker::Checker::default();
-                let r = run(
-                    &world,
-                    p.as_mut(),
-                    &cost,
-                    &mut Synthetic::new(&world),
-                    &mut [&mut ch],
-                )
-                .unwrap();
+                let (r, ch) = checked_run(&world, p.as_mut(), &cost);
                 assert!(
                     r.deadline_met <= b.deadline_met_max,
                     "{}: {} > {b:?}",
@@ -164,15 +157,7 @@ fn the_drawn_step_noise_lifts_long_requests_at_light_load() {
             Box::new(perllm_core::simple::Fixed(cloud)) as Box<dyn Policy>,
             Box::new(LeastLoaded::default()),
         ] {
-            let mut ch = super::sim_checker::Checker::default();
-            run(
-                &world,
-                p.as_mut(),
-                &cost,
-                &mut Synthetic::new(&world),
-                &mut [&mut ch],
-            )
-            .unwrap();
+            let (_, ch) = checked_run(&world, p.as_mut(), &cost);
             for o in &ch.outcomes {
                 let bc = bound::best_case(&world, &cost, &o.request, o.server).unwrap();
                 let dc = drawn.get(&o.request, o.server).unwrap();
@@ -257,8 +242,7 @@ proptest::proptest! {
         let requests = requests_of(&world);
         let drawn = bound::DrawnBestCases::new(&world, &cost, &requests);
         for mut p in policies {
-            let mut ch = super::sim_checker::Checker::default();
-            let r = run(&world, p.as_mut(), &cost, &mut Synthetic::new(&world), &mut [&mut ch]).unwrap();
+            let (r, ch) = checked_run(&world, p.as_mut(), &cost);
             // Per request: no completion is faster than its best case on its server; per server:
             // the engine was busy at least the work the bound charges its completed requests.
             let mut work = vec![(0.0f64, 0.0f64); world.servers.len()];
@@ -343,8 +327,7 @@ proptest::proptest! {
             Box::new(perllm_core::simple::Fixed(0)) as Box<dyn Policy>,
             Box::new(LeastLoaded::default()),
         ] {
-            let mut ch = super::sim_checker::Checker::default();
-            let r = run(&world, p.as_mut(), &cost, &mut Synthetic::new(&world), &mut [&mut ch]).unwrap();
+            let (r, ch) = checked_run(&world, p.as_mut(), &cost);
             for o in &ch.outcomes {
                 let bc = bound::best_case(&world, &cost, &o.request, o.server).expect("fits");
                 let dc = drawn.get(&o.request, o.server).expect("fits");

@@ -1,6 +1,6 @@
 //! Simulator invariants as properties over random scenarios (proptest).
 
-use super::sim_checker::Checker;
+use super::sim_checker::{Checker, checked_run};
 use perllm_core::cost::{CostModel, StepShape};
 use perllm_core::simple::{Fixed, LeastLoaded, RoundRobin};
 use perllm_core::spec::*;
@@ -174,9 +174,7 @@ fn run_checked(
     p: &mut dyn Policy,
     cost: &Roofline,
 ) -> Result<(Report, Checker), TestCaseError> {
-    let mut ch = Checker::default();
-    let mut src = Synthetic::new(world);
-    let report = run(world, p, cost, &mut src, &mut [&mut ch]).expect("run");
+    let (report, ch) = checked_run(world, p, cost);
     prop_assert_eq!(report.arrived, ch.arrived);
     prop_assert_eq!(report.completed + report.rejected, report.arrived);
     prop_assert!(ch.ends.values().all(|n| *n == 1));

@@ -1,6 +1,6 @@
 //! Simulator invariants and behaviour.
 
-use super::sim_checker::Checker;
+use super::sim_checker::{Checker, checked_run};
 use perllm_core::policy::Decision;
 use perllm_core::request::{Outcome, Request};
 use perllm_core::simple::{Fixed, LeastLoaded, from_fn};
@@ -14,17 +14,7 @@ fn paper(rate: f64, secs: u64) -> Scenario {
 
 fn run_checked(sc: &Scenario) -> (perllm_core::Report, Checker) {
     let world = sc.build().expect("valid scenario");
-    let mut ch = Checker::default();
-    let mut src = Synthetic::new(&world);
-    let report = run(
-        &world,
-        &mut LeastLoaded::default(),
-        &Roofline::default(),
-        &mut src,
-        &mut [&mut ch],
-    )
-    .expect("run");
-    (report, ch)
+    checked_run(&world, &mut LeastLoaded::default(), &Roofline::default())
 }
 
 #[test]
@@ -377,15 +367,7 @@ fn skipping_the_load_statistics_changes_no_result() {
     sc.workload.max_requests = Some(1500);
     let world = sc.build().expect("valid scenario");
     let report = |p: &mut dyn Policy| {
-        let mut ch = Checker::default();
-        let r = run(
-            &world,
-            p,
-            &Roofline::default(),
-            &mut Synthetic::new(&world),
-            &mut [&mut ch],
-        )
-        .expect("run");
+        let (r, ch) = checked_run(&world, p, &Roofline::default());
         (serde_json::to_string(&r).expect("report"), ch.outcomes)
     };
     let policies = || -> [Box<dyn Policy>; 2] {

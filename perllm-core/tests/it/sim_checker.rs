@@ -4,7 +4,28 @@ use perllm_core::observer::Observer;
 use perllm_core::policy::Decision;
 use perllm_core::request::{Outcome, RejectReason, Request};
 use perllm_core::spec::Nanos;
+use perllm_core::workload::Synthetic;
+use perllm_core::{CostModel, Policy, Report, World, run};
 use std::collections::HashMap;
+
+/// A run of `policy` on `world`'s synthetic workload, watched by a [`Checker`]: the report and
+/// the checker (whose violations the caller asserts on).
+pub fn checked_run(
+    world: &World,
+    policy: &mut dyn Policy,
+    cost: &dyn CostModel,
+) -> (Report, Checker) {
+    let mut ch = Checker::default();
+    let report = run(
+        world,
+        policy,
+        cost,
+        &mut Synthetic::new(world),
+        &mut [&mut ch],
+    )
+    .expect("run");
+    (report, ch)
+}
 
 /// Checks the per-request invariants while a run goes.
 #[derive(Default)]
