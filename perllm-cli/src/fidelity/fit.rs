@@ -308,15 +308,23 @@ pub fn fit_steps(d: &Dims, shapes: &[Shape], measured_ns: &[f64]) -> Params {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// The profile grid of `perllm profile`'s published run, priced by known parameters.
-    fn synthetic(p: &Params, d: &Dims, splits: &[u32]) -> (Vec<Shape>, Vec<f64>) {
+    /// A profile grid: every decode batch with every context (32, 96 and 192 tokens) and every
+    /// prompt length, the prompt split into each of `splits` sequences (prompt-only steps at
+    /// the smallest context only), priced by known parameters.
+    pub(in crate::fidelity) fn grid(
+        p: &Params,
+        d: &Dims,
+        batches: &[u32],
+        prefills: &[u32],
+        splits: &[u32],
+    ) -> (Vec<Shape>, Vec<f64>) {
         let mut shapes = Vec::new();
-        for batch in [0u32, 1, 2, 4, 8, 12, 15] {
+        for &batch in batches {
             for ctx in [32u32, 96, 192] {
-                for pre in [0u32, 32, 96, 192] {
+                for &pre in prefills {
                     if batch == 0 && (pre == 0 || ctx != 32) {
                         continue;
                     }
@@ -333,6 +341,11 @@ mod tests {
         }
         let t = shapes.iter().map(|s| step_ns(p, d, s)).collect();
         (shapes, t)
+    }
+
+    /// The profile grid of `perllm profile`'s published run, priced by known parameters.
+    fn synthetic(p: &Params, d: &Dims, splits: &[u32]) -> (Vec<Shape>, Vec<f64>) {
+        grid(p, d, &[0, 1, 2, 4, 8, 12, 15], &[0, 32, 96, 192], splits)
     }
 
     const D: Dims = Dims {

@@ -224,6 +224,7 @@ pub fn fit_rows(base: &Params, shapes: &[Shape], measured_ns: &[f64]) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fidelity::fit::tests::grid;
     use crate::fidelity::fit::{Dims, ape, step_ns};
 
     const D: Dims = Dims {
@@ -235,26 +236,8 @@ mod tests {
     /// The published profile grid (with the small prompts that chunked steps need), priced by
     /// known parameters.
     fn synthetic(p: &Params, splits: &[u32]) -> (Vec<Shape>, Vec<f64>) {
-        let mut shapes = Vec::new();
-        for batch in [0u32, 1, 2, 4, 8, 12, 14] {
-            for ctx in [32u32, 96, 192] {
-                for pre in [0u32, 8, 16, 32, 64, 96, 192] {
-                    if batch == 0 && (pre == 0 || ctx != 32) {
-                        continue;
-                    }
-                    for seqs in if pre == 0 { vec![0] } else { splits.to_vec() } {
-                        shapes.push(Shape {
-                            prefill_tokens: pre as f64,
-                            prefill_seqs: seqs as f64,
-                            decode_seqs: batch as f64,
-                            kv_tokens: batch as f64 * (ctx as f64 + 1.0),
-                        });
-                    }
-                }
-            }
-        }
-        let t = shapes.iter().map(|s| step_ns(p, &D, s)).collect();
-        (shapes, t)
+        let prefills = [0, 8, 16, 32, 64, 96, 192];
+        grid(p, &D, &[0, 1, 2, 4, 8, 12, 14], &prefills, splits)
     }
 
     fn known(splits_multi: bool) -> Params {

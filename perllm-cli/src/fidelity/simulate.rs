@@ -4,7 +4,8 @@
 use super::fit::{Dims, Params};
 use crate::error::{CliError, Result};
 use perllm_core::cost::Calibrated;
-use perllm_core::policy::{ClusterView, Decision, Pending, Policy, PolicyError};
+use perllm_core::policy::Decision;
+use perllm_core::simple::from_fn;
 use perllm_core::workload::WorkloadError;
 use perllm_core::{Observer, Outcome, Request, Roofline, World};
 use perllm_engine::{Dtype, EngineConfig};
@@ -164,26 +165,6 @@ workload {{
     )
 }
 
-/// Every request to server 0.
-struct First;
-
-impl Policy for First {
-    fn name(&self) -> &str {
-        "first"
-    }
-    fn schedule(
-        &mut self,
-        _view: &ClusterView<'_>,
-        pending: &[Pending],
-        out: &mut [Decision],
-    ) -> std::result::Result<(), PolicyError> {
-        for o in out.iter_mut().take(pending.len()) {
-            *o = Decision::Assign(0);
-        }
-        Ok(())
-    }
-}
-
 #[derive(Default)]
 struct Collect {
     out: Vec<Option<Outcome>>,
@@ -242,7 +223,8 @@ pub fn simulate(p: &Params, cfg: &EngineConfig, jobs: &[Job]) -> Result<Served> 
         out: vec![None; jobs.len()],
         ..Collect::default()
     };
-    let mut policy = First;
+    // Every request to server 0.
+    let mut policy = from_fn("first", |_, _| Decision::Assign(0));
     {
         let mut obs: [&mut dyn Observer; 1] = [&mut col];
         perllm_core::run(&world, &mut policy, &cost, &mut source, &mut obs)

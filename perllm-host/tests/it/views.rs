@@ -3,40 +3,7 @@
 //! next to new requests) decides through the ABI exactly as the same policy in-process.
 
 use super::*;
-
-/// The testkit's `defer` mode, in-process: a request with an even prompt length is deferred
-/// until it has been deferred `defers` times; every request is placed on the first server
-/// hosting its model.
-struct DeferTwin {
-    defers: u32,
-    deferred: u64,
-}
-
-impl Policy for DeferTwin {
-    fn name(&self) -> &str {
-        "testkit"
-    }
-    fn schedule(
-        &mut self,
-        view: &ClusterView<'_>,
-        pending: &[Pending],
-        out: &mut [Decision],
-    ) -> Result<(), PolicyError> {
-        for (p, d) in pending.iter().zip(out.iter_mut()) {
-            let r = &p.request;
-            *d = if r.prompt_tokens % 2 == 0 && p.defers < self.defers {
-                self.deferred += 1;
-                Decision::Defer
-            } else {
-                match view.candidates(r).next() {
-                    Some(s) => Decision::Assign(s),
-                    None => Decision::Reject,
-                }
-            };
-        }
-        Ok(())
-    }
-}
+use perllm_core::simple::from_fn;
 
 #[test]
 fn deferred_requests_are_decided_as_in_process() {
@@ -48,14 +15,25 @@ fn deferred_requests_are_decided_as_in_process() {
             ("defers", ParamValue::Number(defers as f64)),
         ];
         let mut foreign = r.policy(&spec("testkit", &params), &world, 1).unwrap();
-        let mut twin = DeferTwin {
-            defers,
-            deferred: 0,
-        };
+        // The testkit's `defer` mode, in-process: a request with an even prompt length is
+        // deferred until it has been deferred `defers` times; every request is placed on the
+        // first server hosting its model.
+        let mut deferred = 0u64;
+        let mut twin = from_fn("testkit", |view, p| {
+            if p.request.prompt_tokens % 2 == 0 && p.defers < defers {
+                deferred += 1;
+                Decision::Defer
+            } else {
+                match view.candidates(&p.request).next() {
+                    Some(s) => Decision::Assign(s),
+                    None => Decision::Reject,
+                }
+            }
+        });
         let a = run(&world, &mut *foreign, &Roofline::default()).unwrap();
         let b = run(&world, &mut twin, &Roofline::default()).unwrap();
         r.check().unwrap();
-        assert!(twin.deferred > 40, "{}", twin.deferred);
+        assert!(deferred > 40, "{deferred}");
         assert!(a.completed > 50, "{}", a.completed);
         let mut a = deterministic_json(&a);
         a["policy_stats"] = serde_json::Value::Null;
