@@ -54,6 +54,11 @@ pub struct ProfileArgs {
     /// repeat so slow drifts of the machine's load spread over all shapes.
     #[arg(long, default_value_t = 5)]
     pub repeats: u32,
+    /// Untimed runs of a shape right before each of its timed runs (0: the timed run follows
+    /// the grid's previous, different shape). Tried in session 8 to bring the profile's decode
+    /// steps closer to the serving engine's (docs/fidelity.md): it did not, so it is off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warm_runs: u32,
     /// Time each step by wall time or by the process's CPU time (`cpu`: immune to other
     /// processes' load; `calibrate` and `validate` then use the same clock).
     #[arg(long, value_enum, default_value_t = super::Clock::Wall)]
@@ -189,6 +194,11 @@ pub fn profile(a: ProfileArgs, term: Term) -> Result<()> {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); grid.len()];
     for r in 0..=a.repeats {
         for (i, &(b, c, p, n)) in grid.iter().enumerate() {
+            for _ in 0..if r > 0 { a.warm_runs } else { 0 } {
+                engine
+                    .probe(b, c, p, n)
+                    .map_err(|e| CliError::run(e.to_string()))?;
+            }
             let d = engine
                 .probe(b, c, p, n)
                 .map_err(|e| CliError::run(e.to_string()))?;

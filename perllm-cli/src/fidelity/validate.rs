@@ -94,7 +94,8 @@ pub struct Side {
     /// Completed requests per second (from the first arrival to the last completion), or for
     /// the saturation run, between the max_batch-th and the (n - max_batch)-th completion.
     pub throughput_rps: f64,
-    /// Time-weighted mean sequences per step while busy.
+    /// Time-weighted mean sequences in the engine while it steps (admitted, not finished,
+    /// whether the step computes them or, with `prefill_first`, pauses them).
     pub mean_batch: f64,
     /// Fraction of the run the engine was stepping.
     pub busy_fraction: f64,
@@ -277,7 +278,11 @@ pub fn serve(engine: &mut Engine, jobs: &[Job], clock: super::Clock) -> Result<R
             shape: rep.shape,
         });
         (last_end, idle) = (t1, false);
-        let seqs = rep.shape.prefill_seqs as u64 + rep.shape.decode_seqs as u64;
+        // The sequences in the engine during the step (admitted, not finished before it),
+        // whether or not the step computes them: a `prefill_first` step pauses the decodes but
+        // they are in the batch, as the simulator's residence counts them.
+        let finished = rep.events.iter().filter(|e| e.finished).count() as u64;
+        let seqs = engine.running() as u64 + finished;
         seq_ns += seqs * (t1 - t0);
         for ev in rep.events {
             let i = ev.id as usize;

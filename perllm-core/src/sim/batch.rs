@@ -19,7 +19,6 @@ impl Sim<'_> {
     /// tokens in admission order (a prompt that does not fit continues in the next step, so such a
     /// run is one step long). Steps 1.. decode every running sequence.
     pub(super) fn start_run(&mut self, s: ServerId) {
-        let server = &self.world.servers[s as usize];
         let srv = &mut self.srv[s as usize];
         if self.stats {
             srv.account_batch(self.now, &mut self.decay);
@@ -27,7 +26,7 @@ impl Sim<'_> {
         let st = &mut self.states[s as usize];
         let world = self.world;
         // Prompt tokens step 0 may still prefill (`None`: no limit).
-        let mut budget = match server.batching {
+        let mut budget = match srv.batching {
             Batching::Chunked { chunk_tokens } => {
                 let decoding = srv.running.iter().filter(|q| q.prefill_left() == 0).count() as u64;
                 Some((chunk_tokens as u64).saturating_sub(decoding))
@@ -42,7 +41,7 @@ impl Sim<'_> {
                 *b -= fl.chunk as u64;
             }
         }
-        while srv.running.len() < server.max_batch as usize && budget != Some(0) {
+        while srv.running.len() < srv.max_batch as usize && budget != Some(0) {
             let Some(&w) = srv.waiting.front() else { break };
             let need = w.kv_need(world);
             if need > srv.kv_free {
@@ -51,7 +50,9 @@ impl Sim<'_> {
             srv.waiting.pop_front();
             srv.kv_free -= need;
             let mut fl = Seq::admit(w, self.now);
-            srv.model_running[fl.model as usize] += 1;
+            if self.stats {
+                srv.model_running[fl.model as usize] += 1;
+            }
             let prompt = fl.prompt;
             fl.chunk = budget.map_or(prompt, |b| b.min(prompt as u64) as u32);
             if let Some(b) = budget.as_mut() {
@@ -70,7 +71,7 @@ impl Sim<'_> {
         }
         let prefills = srv.running.iter().any(|q| q.chunk > 0);
         // Do the running sequences decode in step 0, or wait for the prefill?
-        srv.step0_decodes = !(prefills && server.batching == Batching::PrefillFirst);
+        srv.step0_decodes = !(prefills && srv.batching == Batching::PrefillFirst);
         let p = self.price_run(s);
         self.states[s as usize].running_models = self
             .shapes

@@ -159,9 +159,8 @@ impl Sim<'_> {
     /// pure function of the batch, so the same when a run is replayed.
     pub(super) fn price_run(&mut self, s: ServerId) -> Pricing {
         let world = self.world;
-        let server = &world.servers[s as usize];
-        let hw = &world.hardware[server.hardware];
         let srv = &self.srv[s as usize];
+        let hw = &world.hardware[srv.hardware as usize];
         self.shapes.clear();
         self.shapes1.clear();
         let mut k = MAX_RUN_STEPS;
@@ -210,7 +209,7 @@ impl Sim<'_> {
             }
             est0 = self
                 .cost
-                .step_ns(hw, server.count, &world.models[*m as usize], sh)
+                .step_ns(hw, srv.count, &world.models[*m as usize], sh)
                 .saturating_add(est0);
             batch += sh.decode_seqs + sh.prefill_seqs;
             tokens += sh.prefill_tokens + sh.decode_seqs as u64;
@@ -223,14 +222,14 @@ impl Sim<'_> {
             for (m, sh) in &self.shapes1 {
                 self.cost.add_decode_steps_ns(
                     hw,
-                    server.count,
+                    srv.count,
                     &world.models[*m as usize],
                     sh,
                     &mut self.est[1..],
                 );
             }
         }
-        let c = server.contention;
+        let c = srv.contention;
         let decode_batch: u32 = self.shapes1.iter().map(|(_, sh)| sh.decode_seqs).sum();
         Pricing {
             k,

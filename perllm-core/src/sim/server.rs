@@ -9,7 +9,7 @@ use super::seq::{Seq, Waiting};
 use crate::observer::Observer;
 use crate::policy::MEAN_BATCH_WINDOW_S;
 use crate::rng::{Rng, stream, stream_rng};
-use crate::spec::Nanos;
+use crate::spec::{Batching, Nanos};
 use crate::world::{Server, ServerId, World};
 use std::collections::VecDeque;
 
@@ -36,6 +36,7 @@ pub(super) struct Run {
 /// the time its next event comes, so each extra line an event touches is a miss (cachegrind).
 #[repr(C, align(64))]
 pub(super) struct Srv {
+    // Read or written by every run end, arrival at the server and admission.
     pub(super) kv_free: u64,
     pub(super) run_version: u64,
     pub(super) run: Option<Run>,
@@ -48,20 +49,27 @@ pub(super) struct Srv {
     pub(super) busy_ns: Nanos,
     pub(super) steps: u64,
     pub(super) busy_w: f64,
-    /// The server's `max_batch` and its link's one-way latency (copies of the world's, read at
-    /// every arrival and transfer).
+    /// Copies of the world's description of the server that every run's start reads
+    /// (`contention`, `batching`, `hardware`, `count`, `max_batch`), so that it does not read the
+    /// world's 136-byte `Server` too.
+    pub(super) contention: f64,
+    pub(super) batching: Batching,
+    pub(super) hardware: u32,
+    pub(super) count: u32,
     pub(super) max_batch: u32,
     /// Whether the running sequences decode in step 0 of the current run (not while a
     /// prefill-first step prefills).
     pub(super) step0_decodes: bool,
+    // Read or written by every transfer: the link.
     pub(super) redraw_scheduled: bool,
+    /// The link's one-way latency (a copy of the world's).
     pub(super) latency_ns: Nanos,
+    pub(super) cur_bw: f64,
     pub(super) up: Direction,
     pub(super) down: Direction,
-    pub(super) cur_bw: f64,
-    /// Running sequences per model.
-    pub(super) model_running: Vec<u32>,
     pub(super) bw: Bandwidth,
+    /// Running sequences per model (kept only when the policy reads the load statistics).
+    pub(super) model_running: Vec<u32>,
     pub(super) noise: Rng,
     pub(super) busy_at_decision: Nanos,
     /// Exponentially weighted integrals of `running` and `running^2` over time (seconds) up to
@@ -91,6 +99,10 @@ impl Srv {
             busy_ns: 0,
             steps: 0,
             busy_w: world.server_power_w(s).1,
+            contention: s.contention,
+            batching: s.batching,
+            hardware: u32::try_from(s.hardware).expect("fewer than 2^32 hardware types"),
+            count: s.count,
             max_batch: s.max_batch,
             step0_decodes: true,
             redraw_scheduled: false,
@@ -242,7 +254,9 @@ impl Sim<'_> {
             }
             if fl.prefill_left() == 0 && fl.generated >= fl.output {
                 srv.kv_free += fl.kv_need(world);
-                srv.model_running[fl.model as usize] -= 1;
+                if self.stats {
+                    srv.model_running[fl.model as usize] -= 1;
+                }
                 let done = srv.running.swap_remove(i);
                 done.finish(&mut self.flights[done.f as usize], now);
                 finished.push(done.f);
